@@ -1,0 +1,1 @@
+"""Adapters: boto3 / PynamoDB implementations of the domain ports."""

@@ -1,0 +1,102 @@
+"""S3 implementation of the ObjectStore port."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from quitclaim.domain.errors import DependencyFailed
+from quitclaim.domain.ports import ObjectInfo
+
+_MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+
+
+class S3ObjectStore:
+    """Objects in S3; every failure but 'not found' becomes ``DependencyFailed``."""
+
+    def __init__(self, client: Any) -> None:
+        self._s3 = client
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            resp = self._s3.head_object(**kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING:
+                return None
+            # A version that became a delete marker answers 405 on HEAD.
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (404, 405):
+                return None
+            raise DependencyFailed(f"S3 head failed: {_code(exc)}") from exc
+        return ObjectInfo(
+            bucket=bucket,
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=str(resp.get("ETag", "")).strip('"'),
+            version_id=resp.get("VersionId"),
+            content_type=resp.get("ContentType"),
+            metadata=dict(resp.get("Metadata", {})),
+        )
+
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            body = self._s3.get_object(**kwargs)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 get failed: {_code(exc)}") from exc
+
+    def copy(
+        self,
+        source: ObjectInfo,
+        dest_bucket: str,
+        dest_key: str,
+        extra_metadata: Mapping[str, str],
+    ) -> None:
+        copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
+        if source.version_id:
+            copy_source["VersionId"] = source.version_id
+        metadata = {**source.metadata, **extra_metadata}
+        kwargs: dict[str, Any] = {
+            "Bucket": dest_bucket,
+            "Key": dest_key,
+            "CopySource": copy_source,
+            "MetadataDirective": "REPLACE",
+            "Metadata": metadata,
+        }
+        if source.content_type:
+            kwargs["ContentType"] = source.content_type
+        try:
+            self._s3.copy_object(**kwargs)
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 copy failed: {_code(exc)}") from exc
+
+    def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}
+        if version_id:
+            kwargs["VersionId"] = version_id
+        try:
+            self._s3.delete_object(**kwargs)
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 delete failed: {_code(exc)}") from exc
+
+    def write(
+        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        try:
+            self._s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=dict(metadata or {}))
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 put failed: {_code(exc)}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "unknown"))

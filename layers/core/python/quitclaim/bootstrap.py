@@ -1,0 +1,89 @@
+"""Composition root: builds adapters and use-cases once per container."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from quitclaim.adapters.aws import aws_client
+from quitclaim.adapters.dynamo import (
+    DynamoAssets,
+    DynamoConsents,
+    DynamoSubjects,
+    DynamoTenants,
+    bind_models,
+)
+from quitclaim.adapters.s3_store import S3ObjectStore
+from quitclaim.config import Settings, get_settings
+from quitclaim.domain.ports import Clock, SystemClock
+from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.scan_asset import ScanAsset
+
+_clock: Clock = SystemClock()
+
+
+def set_clock(clock: Clock) -> None:
+    """Replace the clock (the local stack's controllable time)."""
+    global _clock
+    _clock = clock
+    scan_asset_service.cache_clear()
+    registry_service.cache_clear()
+
+
+def current_clock() -> Clock:
+    return _clock
+
+
+@lru_cache(maxsize=1)
+def face_engine() -> FaceEngine:
+    """The container's engine: models load on first use, once."""
+    from quitclaim.faces.dlib_engine import DlibFaceEngine
+
+    s = get_settings()
+    return DlibFaceEngine(
+        max_bytes=s.max_upload_bytes,
+        max_pixels=s.max_pixels,
+        max_frames=s.max_frames,
+        detect_max_pixels=s.detect_max_pixels,
+    )
+
+
+def _bound(settings: Settings) -> Settings:
+    bind_models(settings)
+    return settings
+
+
+@lru_cache(maxsize=1)
+def scan_asset_service() -> ScanAsset:
+    settings = _bound(get_settings())
+    return ScanAsset(
+        settings=settings,
+        engine_factory=face_engine,
+        store=S3ObjectStore(aws_client("s3", settings)),
+        tenants=DynamoTenants(),
+        subjects=DynamoSubjects(),
+        consents=DynamoConsents(),
+        assets=DynamoAssets(),
+        clock=_clock,
+    )
+
+
+@lru_cache(maxsize=1)
+def registry_service() -> Registry:
+    _bound(get_settings())
+    return Registry(
+        tenants=DynamoTenants(),
+        subjects=DynamoSubjects(),
+        consents=DynamoConsents(),
+        clock=_clock,
+        engine_factory=face_engine,
+    )
+
+
+def reset_container() -> None:
+    """Forget everything built from settings (a new 'container' locally)."""
+    from quitclaim.config import reset_settings
+
+    reset_settings()
+    scan_asset_service.cache_clear()
+    registry_service.cache_clear()

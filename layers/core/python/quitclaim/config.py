@@ -1,0 +1,120 @@
+"""Settings: the only module that reads the environment.
+
+Validated once per container (``get_settings`` is cached); a bad value or a
+region outside the EU list stops the container before it touches any data.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from quitclaim.domain.errors import ConfigurationError, RegionNotAllowed
+
+# GDPR: personal data (and biometrics above all) stays in the EU/EEA.
+EU_REGIONS: frozenset[str] = frozenset(
+    {
+        "eu-central-1",
+        "eu-central-2",
+        "eu-west-1",
+        "eu-west-2",
+        "eu-west-3",
+        "eu-south-1",
+        "eu-south-2",
+        "eu-north-1",
+    }
+)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, from environment variables (``QC_`` prefix)."""
+
+    model_config = SettingsConfigDict(env_prefix="QC_", extra="ignore", frozen=True)
+
+    region: str = Field(default="eu-central-1", validation_alias="AWS_REGION")
+    # Comma-separated in the environment, e.g. QC_ALLOWED_REGIONS=eu-central-1,eu-west-1
+    allowed_regions: Annotated[frozenset[str], NoDecode] = EU_REGIONS
+    # Local stack / tests only; unset in AWS.
+    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+
+    uploads_bucket: str = "quitclaim-uploads"
+    library_bucket: str = "quitclaim-library"
+    quarantine_bucket: str = "quitclaim-quarantine"
+
+    tenants_table: str = "quitclaim-tenants"
+    subjects_table: str = "quitclaim-subjects"
+    consents_table: str = "quitclaim-consents"
+    assets_table: str = "quitclaim-assets"
+    appearances_table: str = "quitclaim-appearances"
+
+    incoming_prefix: str = "incoming/"
+    rejected_prefix: str = "rejected/"
+
+    # Input limits: checked before any pixel is decoded.
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 60_000_000
+    max_frames: int = 200
+    # Detection runs on at most this many pixels; boxes are mapped back.
+    detect_max_pixels: int = 2_500_000
+
+    # Tenant policy defaults (a tenant record may override them).
+    default_threshold: float = 0.5
+    default_margin: float = 0.05
+    default_min_face_px: int = 40
+    default_purpose: str = "web"
+
+    @field_validator("allowed_regions", mode="before")
+    @classmethod
+    def _split_regions(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(r.strip() for r in value.split(",") if r.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _region_in_eu(self) -> Settings:
+        if not self.allowed_regions <= EU_REGIONS:
+            extra = ", ".join(sorted(self.allowed_regions - EU_REGIONS))
+            raise ValueError(f"allowed_regions may only list EU regions; not: {extra}")
+        if not 0.0 < self.default_threshold <= 0.6:
+            raise ValueError("default_threshold must be in (0, 0.6]")
+        return self
+
+
+def load_settings() -> Settings:
+    """Build and validate settings now; raise a clear ``ConfigurationError``."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        messages = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigurationError(f"invalid settings: {messages}") from None
+    except SettingsError as exc:
+        raise ConfigurationError(f"invalid settings: {exc}") from None
+    ensure_allowed_region(settings.region, settings.allowed_regions)
+    return settings
+
+
+def ensure_allowed_region(region: str, allowed: frozenset[str] = EU_REGIONS) -> None:
+    """Refuse to run outside the allowed EU regions (GDPR data residency)."""
+    if region not in allowed:
+        raise RegionNotAllowed(
+            f"Quitclaim refuses to start in region {region!r}: personal data must stay "
+            f"in the EU. Allowed regions: {', '.join(sorted(allowed))}."
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The container's settings, validated once."""
+    return load_settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings (the local stack starts a new 'container')."""
+    get_settings.cache_clear()

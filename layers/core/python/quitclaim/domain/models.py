@@ -1,0 +1,137 @@
+"""Domain values shared by the use-cases.
+
+Box convention (the only one in the code base): ``Box(left, top, right,
+bottom)`` in integer pixels of the image *after* EXIF orientation has been
+applied, origin top-left, ``right`` and ``bottom`` exclusive (as Pillow's
+``crop``). Adapters convert from their library's convention at the edge.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+# Tenant ids start every storage key and S3 prefix: keep them boring.
+TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def is_tenant_id(value: str) -> bool:
+    return bool(TENANT_ID.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+    @property
+    def width(self) -> int:
+        return self.right - self.left
+
+    @property
+    def height(self) -> int:
+        return self.bottom - self.top
+
+    def scaled(self, factor: float) -> Box:
+        """The same box in an image resized by ``factor``."""
+        return Box(
+            round(self.left * factor),
+            round(self.top * factor),
+            round(self.right * factor),
+            round(self.bottom * factor),
+        )
+
+    def as_list(self) -> list[int]:
+        return [self.left, self.top, self.right, self.bottom]
+
+
+class AssetStatus(enum.StrEnum):
+    APPROVED = "approved"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"
+
+
+class Reason(enum.StrEnum):
+    """Why an asset is not in the library. Stable codes: API, reports, metrics."""
+
+    UNKNOWN_FACE = "unknown_face"
+    NO_CONSENT = "no_consent"
+    CONSENT_EXPIRED = "consent_expired"
+    CONSENT_REVOKED = "consent_revoked"
+    CONSENT_NOT_YET_VALID = "consent_not_yet_valid"
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+class ConsentVerdict(enum.StrEnum):
+    VALID = "valid"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+    NOT_YET_VALID = "not_yet_valid"
+    OUT_OF_SCOPE = "out_of_scope"
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    """A signed portrait consent (quitclaim), as evaluated at decision time."""
+
+    tenant: str
+    subject_id: str
+    consent_id: str
+    purposes: frozenset[str]
+    valid_from: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None = None
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FaceMatch:
+    """One detected face after gallery matching.
+
+    ``subject_id`` is None for an unknown face. ``identifiable`` is False for a
+    face below the tenant's minimum size: recorded, never blocking.
+    """
+
+    box: Box
+    subject_id: str | None
+    distance: float | None
+    identifiable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FaceDecision:
+    face: FaceMatch
+    consent_id: str | None
+    verdict: ConsentVerdict | None
+    reason: Reason | None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: AssetStatus
+    reasons: tuple[Reason, ...]
+    faces: tuple[FaceDecision, ...] = field(default=())
+
+    @property
+    def approved(self) -> bool:
+        return self.status is AssetStatus.APPROVED
+
+
+@dataclass(frozen=True, slots=True)
+class TenantPolicy:
+    """Per-tenant knobs the decision depends on (defaults are conservative)."""
+
+    tenant: str
+    match_threshold: float = 0.5
+    match_margin: float = 0.05
+    min_face_px: int = 40
+    default_purpose: str = "web"
+    purposes: frozenset[str] = frozenset({"web", "social", "print", "internal"})
+
+
+EncodingLike = Sequence[float]

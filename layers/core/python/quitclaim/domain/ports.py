@@ -1,0 +1,114 @@
+"""Ports the use-cases depend on; adapters implement them.
+
+Pure typing: no boto3, no pynamodb here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from quitclaim.domain.models import Consent, TenantPolicy
+from quitclaim.domain.records import AssetRecord
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    bucket: str
+    key: str
+    size: int
+    etag: str
+    version_id: str | None = None
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class ObjectStore(Protocol):
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        """The object's metadata, or None when it does not exist."""
+        ...
+
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes: ...
+
+    def copy(
+        self,
+        source: ObjectInfo,
+        dest_bucket: str,
+        dest_key: str,
+        extra_metadata: Mapping[str, str],
+    ) -> None:
+        """Copy bytes unchanged; merge ``extra_metadata`` into the object's metadata."""
+        ...
+
+    def delete(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
+
+    def write(
+        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> None: ...
+
+
+class TenantRepository(Protocol):
+    def policy(self, tenant: str) -> TenantPolicy | None:
+        """The tenant's policy, or None when the tenant does not exist."""
+        ...
+
+    def gallery_version(self, tenant: str) -> int: ...
+
+    def save_tenant(self, policy: TenantPolicy) -> None: ...
+
+    def bump_gallery_version(self, tenant: str) -> int: ...
+
+
+class SubjectRepository(Protocol):
+    def templates(self, tenant: str) -> Iterable[tuple[str, bytes]]:
+        """Every enrolled template of the tenant as (subject_id, encoding bytes)."""
+        ...
+
+    def create(
+        self, tenant: str, subject_id: str, display_name: str, external_ref: str | None
+    ) -> None: ...
+
+    def add_template(self, tenant: str, subject_id: str, template: bytes) -> None: ...
+
+    def exists(self, tenant: str, subject_id: str) -> bool: ...
+
+    def display_names(self, tenant: str) -> dict[str, str]:
+        """subject_id → display name (for people-facing views, never for logs)."""
+        ...
+
+
+class ConsentRepository(Protocol):
+    def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
+        """Current consents of each subject, read strongly consistent."""
+        ...
+
+    def save(self, consent: Consent, *, source: str) -> None: ...
+
+    def get(self, tenant: str, subject_id: str, consent_id: str) -> Consent | None: ...
+
+    def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent: ...
+
+
+class AssetRepository(Protocol):
+    def get(self, tenant: str, asset_id: str) -> AssetRecord | None: ...
+
+    def create(self, record: AssetRecord) -> bool:
+        """Write a new decision; False when one with this id already exists."""
+        ...
+
+    def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None: ...
+
+    def add_appearances(self, record: AssetRecord) -> None: ...
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """Wall-clock time in UTC."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)

@@ -1,0 +1,75 @@
+"""The durable decision record of one asset (what an auditor reads)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from quitclaim.domain.models import AssetStatus
+
+
+def asset_id_for(tenant: str, bucket: str, key: str, version: str) -> str:
+    """Deterministic id of one uploaded object version.
+
+    Duplicate S3 events for the same version map to the same id, so the
+    conditional create of the record is what makes a redelivery a no-op.
+    """
+    digest = hashlib.sha256(f"{tenant}\x00{bucket}\x00{key}\x00{version}".encode()).hexdigest()
+    return digest[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class FaceRecord:
+    """One face as recorded: no encoding, no name, pseudonymous subject id."""
+
+    box: list[int]
+    frame: int
+    identifiable: bool
+    subject_id: str | None
+    distance: float | None
+    consent_id: str | None
+    verdict: str | None
+    reason: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box,
+            "frame": self.frame,
+            "identifiable": self.identifiable,
+            "subject_id": self.subject_id,
+            "distance": self.distance,
+            "consent_id": self.consent_id,
+            "verdict": self.verdict,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AssetRecord:
+    tenant: str
+    asset_id: str
+    source_bucket: str
+    source_key: str
+    source_version: str
+    path: str
+    purpose: str
+    status: AssetStatus
+    reasons: tuple[str, ...]
+    dest_bucket: str
+    dest_key: str
+    decided_at: datetime
+    faces: tuple[FaceRecord, ...] = ()
+    versions: dict[str, str] = field(default_factory=dict)
+    policy: dict[str, Any] = field(default_factory=dict)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    placed_at: datetime | None = None
+
+    @property
+    def subject_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({f.subject_id for f in self.faces if f.subject_id}))
+
+    @property
+    def consent_ids(self) -> tuple[str, ...]:
+        return tuple(sorted({f.consent_id for f in self.faces if f.consent_id}))

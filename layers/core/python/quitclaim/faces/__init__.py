@@ -1,0 +1,1 @@
+"""Face engine port, the dlib adapter behind it, galleries and matching."""

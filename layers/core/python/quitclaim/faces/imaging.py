@@ -1,0 +1,335 @@
+"""Safe decoding of uploads into oriented RGB frames.
+
+Every way an image can fail to decode is a way a face can go unseen, and an
+unseen face means publication without consent. So this module refuses rather
+than guesses: unknown bytes, oversized headers, truncated data, odd pixel
+modes and too many frames are rejected with a stable ``RejectedInput.code``
+(the original is held under ``rejected/`` for review).
+
+Pillow global state: ``ImageFile.LOAD_TRUNCATED_IMAGES`` is forced back to
+False on every call (``import face_recognition`` sets it True process-wide,
+which turns a cut-off JPEG into a grey hole where the face was). Nothing else
+global is changed; the decompression-bomb warning is made an error only
+inside this module's decode.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+import zlib
+from typing import Final, Literal
+
+import numpy as np
+from PIL import ExifTags, Image, ImageFile
+
+from quitclaim.domain.errors import RejectedInput
+from quitclaim.faces.ports import DecodedImage, Pixels
+
+# Magic bytes → Pillow format. Only these four are accepted; the file name and
+# the declared content type are never trusted.
+_PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
+_JPEG_MAGIC: Final = b"\xff\xd8\xff"
+
+# Modes our four formats can produce. Anything else (float, signed, LAB, ...)
+# has no agreed mapping to what a viewer sees, so it is refused.
+ALLOWED_MODES: frozenset[str] = frozenset(
+    {
+        "1",
+        "L",
+        "LA",
+        "P",
+        "PA",
+        "RGB",
+        "RGBA",
+        "CMYK",
+        "YCbCr",
+        "I;16",
+        "I;16L",
+        "I;16B",
+        "I",
+    }
+)
+_SIXTEEN_BIT_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I"})
+
+# Same table as PIL.ImageOps.exif_transpose; applied per frame ourselves so an
+# animated image is oriented once, from frame 0's tag, without extra copies.
+_ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+# A JPEG marker outside entropy-coded data: fill bytes, then a code that is
+# neither a stuffed zero nor another fill byte.
+_JPEG_MARKER: Final = re.compile(rb"\xff+([^\x00\xff])")
+# The end of entropy-coded data: a marker that is not a stuffed zero or a
+# restart marker (RST0-7 live inside scans).
+_JPEG_SCAN_END: Final = re.compile(rb"\xff+[^\x00\xff\xd0-\xd7]")
+_JPEG_STANDALONE: Final = frozenset({0x01, *range(0xD0, 0xD8)})
+_JPEG_SOS: Final = 0xDA
+_JPEG_EOI: Final = 0xD9
+
+# Exceptions Pillow and its codecs raise for bad data (UnidentifiedImageError
+# is an OSError). Anything outside this list is a bug and propagates.
+_DECODE_ERRORS: Final = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    struct.error,
+    zlib.error,
+)
+
+
+def sniff_format(data: bytes) -> str | None:
+    """The Pillow format name the magic bytes announce, or None if not allowed."""
+    if data.startswith(_JPEG_MAGIC):
+        return "JPEG"
+    if data.startswith(_PNG_MAGIC):
+        return "PNG"
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def decode_image(
+    data: bytes,
+    *,
+    max_bytes: int,
+    max_pixels: int,
+    max_frames: int,
+    max_total_pixels: int | None = None,
+) -> DecodedImage:
+    """Validate ``data`` and decode every frame to oriented RGB uint8.
+
+    ``max_pixels`` bounds one frame and is checked from the header before any
+    pixel is decoded; ``max_total_pixels`` (default: ``max_pixels``) bounds the
+    sum over all frames of an animation. Raises ``RejectedInput`` with code
+    ``empty_file``, ``too_large``, ``unsupported_format``, ``too_many_pixels``,
+    ``unsupported_mode``, ``too_many_frames``, ``truncated_image`` or
+    ``corrupt_image``.
+    """
+    # Set on every call, not once at import: a later `import face_recognition`
+    # flips it back to True for the whole process. First thing, so that even a
+    # rejected call leaves the process safe for the next decode.
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    if not data:
+        raise RejectedInput("the upload is empty", code="empty_file")
+    if len(data) > max_bytes:
+        raise RejectedInput(
+            f"the upload has {len(data)} bytes; the limit is {max_bytes}", code="too_large"
+        )
+    fmt = sniff_format(data)
+    if fmt is None:
+        raise RejectedInput(
+            "the content is not a JPEG, PNG, GIF or WebP image", code="unsupported_format"
+        )
+    _check_container_complete(data, fmt)
+
+    total_budget = max_pixels if max_total_pixels is None else max_total_pixels
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _decode(data, fmt, max_pixels, max_frames, total_budget)
+    except RejectedInput:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise RejectedInput(
+            "the image header declares more pixels than can be decoded safely",
+            code="too_many_pixels",
+        ) from None
+    except _DECODE_ERRORS as exc:
+        if _looks_truncated(exc):
+            raise RejectedInput("the image data ends early", code="truncated_image") from None
+        raise RejectedInput(
+            f"the image cannot be decoded ({type(exc).__name__})", code="corrupt_image"
+        ) from None
+
+
+def _decode(
+    data: bytes, fmt: str, max_pixels: int, max_frames: int, total_budget: int
+) -> DecodedImage:
+    with Image.open(io.BytesIO(data), formats=[fmt]) as im:
+        width, height = im.size
+        _check_pixels(width, height, max_pixels)
+        _check_mode(im.mode)
+        declared = 1 if fmt == "GIF" else int(getattr(im, "n_frames", 1))
+        # GIF frame counts are only known by walking the file (which decodes);
+        # the loop below enforces the limit for GIFs as it goes.
+        if declared > max_frames:
+            raise RejectedInput(
+                f"the image has {declared} frames; the limit is {max_frames}",
+                code="too_many_frames",
+            )
+        orientation = _orientation(im)
+        original_mode = im.mode
+
+        frames: list[Pixels] = []
+        budget = total_budget
+        index = 0
+        while True:
+            if index > 0:
+                try:
+                    im.seek(index)
+                except EOFError:
+                    if index < declared:
+                        # The header promised more frames than the data holds.
+                        raise RejectedInput(
+                            "the animation ends before its last frame", code="truncated_image"
+                        ) from None
+                    break
+            if index >= max_frames:
+                raise RejectedInput(
+                    f"the image has more than {max_frames} frames", code="too_many_frames"
+                )
+            frame_w, frame_h = im.size
+            _check_pixels(frame_w, frame_h, max_pixels)
+            budget -= frame_w * frame_h
+            if budget < 0:
+                raise RejectedInput(
+                    f"all frames together exceed {total_budget} pixels", code="too_many_pixels"
+                )
+            _check_mode(im.mode)
+            im.load()
+            frames.append(_to_rgb_array(im, orientation))
+            index += 1
+            if not getattr(im, "is_animated", False):
+                break
+
+    first = frames[0]
+    return DecodedImage(
+        frames=tuple(frames),
+        source_format=fmt,
+        width=int(first.shape[1]),
+        height=int(first.shape[0]),
+        meta={
+            "mode": original_mode,
+            "orientation": str(orientation),
+            "frames": str(len(frames)),
+        },
+    )
+
+
+def _check_pixels(width: int, height: int, max_pixels: int) -> None:
+    if width <= 0 or height <= 0:
+        raise RejectedInput("the image has no pixels", code="corrupt_image")
+    if width * height > max_pixels:
+        raise RejectedInput(
+            f"the image is {width}x{height} pixels; the limit is {max_pixels} pixels",
+            code="too_many_pixels",
+        )
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in ALLOWED_MODES:
+        raise RejectedInput(f"pixel mode {mode!r} is not supported", code="unsupported_mode")
+
+
+def _orientation(im: Image.Image) -> int:
+    # Unreadable EXIF propagates to the caller's mapping (corrupt_image): a
+    # guessed orientation could hide a sideways face from a frontal detector.
+    # (For PNG this loads frame 0, since eXIf may follow the pixel data.)
+    value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 1
+
+
+def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
+    if im.mode in _SIXTEEN_BIT_MODES:
+        # Pillow's convert() clips 16-bit values at 255 (a white image, no
+        # face); scale the full 0..65535 range down instead.
+        raw = np.asarray(im)
+        if im.mode == "I":
+            raw = np.clip(raw, 0, 65535)
+        wide = raw.astype(np.uint32)
+        grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
+        rgb_image = Image.fromarray(np.ascontiguousarray(grey), mode="L").convert("RGB")
+    else:
+        rgb_image = im.convert("RGB")
+    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    if method is not None:
+        rgb_image = rgb_image.transpose(method)
+    pixels = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8))
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise RejectedInput("the image did not decode to RGB pixels", code="corrupt_image")
+    # Frames are shared (engine, thumbnails, ...); nobody may paint on them.
+    pixels.flags.writeable = False
+    return pixels
+
+
+def _check_container_complete(data: bytes, fmt: str) -> None:
+    """Format-level end checks, independent of how lenient the decoder is."""
+    if fmt == "JPEG":
+        state = _jpeg_end_state(data)
+        if state == "malformed":
+            raise RejectedInput("the JPEG structure is damaged", code="corrupt_image")
+        complete = state == "complete"
+    elif fmt == "WEBP":
+        (riff_size,) = struct.unpack_from("<I", data, 4)
+        complete = len(data) >= 8 + riff_size
+    elif fmt == "GIF":
+        # A GIF cut between two frames decodes "fine" with fewer frames; only
+        # the missing trailer byte tells.
+        complete = data.rstrip(b"\x00").endswith(b";")
+    else:
+        # PNG: Pillow refuses incomplete IDAT data and APNG frames are counted
+        # against the header's frame count while decoding.
+        complete = True
+    if not complete:
+        raise RejectedInput("the image data ends early", code="truncated_image")
+
+
+def _jpeg_end_state(data: bytes) -> Literal["complete", "truncated", "malformed"]:
+    """Walk the primary image's segments and scans to its EOI marker.
+
+    Segment payloads are skipped by length and scans are searched for the
+    next real marker, so thumbnails inside EXIF (which carry their own EOI)
+    do not count, while data after the primary EOI (MPO images, trailers)
+    is allowed.
+    """
+    size = len(data)
+    pos = 2
+    while True:
+        match = _JPEG_MARKER.search(data, pos)
+        if match is None:
+            return "truncated"
+        code = match.group(1)[0]
+        pos = match.end()
+        if code == _JPEG_EOI:
+            return "complete"
+        if code in _JPEG_STANDALONE:
+            continue
+        if pos + 2 > size:
+            return "truncated"
+        (length,) = struct.unpack_from(">H", data, pos)
+        if length < 2:
+            return "malformed"
+        if pos + length > size:
+            return "truncated"
+        pos += length
+        if code == _JPEG_SOS:
+            scan_end = _JPEG_SCAN_END.search(data, pos)
+            if scan_end is None:
+                return "truncated"
+            pos = scan_end.start()
+
+
+def _looks_truncated(exc: BaseException) -> bool:
+    if isinstance(exc, EOFError):
+        return True
+    text = str(exc).lower()
+    return "truncated" in text or "end of file" in text or "premature" in text

@@ -1,0 +1,179 @@
+"""The ``quitclaim`` command line: the demo, the local stack, minimal registry.
+
+Registry commands talk to whatever the environment points at: AWS in an
+operator's shell, or a ``quitclaim local up`` stack (export what it prints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from quitclaim.domain.errors import QuitclaimError
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
+
+
+def _date(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.fromisoformat(value)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@click.group()
+def main() -> None:
+    """Quitclaim: a consent gate for faces in digital asset repositories."""
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("."), show_default=True)
+@click.option("--faces", type=click.Path(path_type=Path), default=None, help="fixtures/faces dir")
+def demo(out: Path, faces: Path | None) -> None:
+    """Run the demo on the embedded local stack and write demo-report.{json,html}."""
+    from quitclaim.local.demo import fixtures_dir
+    from quitclaim.local.scenario import run_demo
+
+    faces = faces or fixtures_dir(REPO_ROOT)
+    started = time.perf_counter()
+    report = run_demo(TEMPLATE, faces, out, echo=click.echo)
+    click.echo(
+        f"\nwrote {out / 'demo-report.json'} and {out / 'demo-report.html'} "
+        f"in {time.perf_counter() - started:.1f}s"
+    )
+    if report["unaccounted"]:
+        click.echo(f"UNACCOUNTED uploads: {report['unaccounted']}", err=True)
+        sys.exit(1)
+
+
+@main.group()
+def local() -> None:
+    """The embedded local stack."""
+
+
+@local.command("up")
+@click.option("--port", type=int, default=0, help="emulator port (0: a free one)")
+def local_up(port: int) -> None:
+    """Start the local stack and process events until interrupted."""
+    from quitclaim.local.stack import LocalStack
+
+    with LocalStack(template_path=TEMPLATE, port=port) as stack:
+        click.echo(f"local AWS endpoint: {stack.endpoint_url}")
+        click.echo("# export these to point the CLI at this stack:")
+        for name, value in sorted(stack.client_env().items()):
+            click.echo(f"export {name}={value}")
+        try:
+            while True:
+                if not stack.runtime.poll_once():
+                    time.sleep(0.5)
+        except KeyboardInterrupt:
+            click.echo("stopping")
+
+
+def _registry():  # type: ignore[no-untyped-def]
+    from quitclaim.bootstrap import registry_service
+
+    return registry_service()
+
+
+def _run(action):  # type: ignore[no-untyped-def]
+    try:
+        return action()
+    except QuitclaimError as exc:
+        field = getattr(exc, "field", None)
+        where = f" (field: {field})" if field else ""
+        raise click.ClickException(f"{exc.code}: {exc.message}{where}") from exc
+
+
+@main.group()
+def tenants() -> None:
+    """Tenants."""
+
+
+@tenants.command("create")
+@click.argument("tenant")
+@click.option("--threshold", type=float, default=None)
+@click.option("--default-purpose", default=None)
+def tenants_create(tenant: str, threshold: float | None, default_purpose: str | None) -> None:
+    """Create a tenant with the default (conservative) policy."""
+    from quitclaim.config import get_settings
+    from quitclaim.domain.models import TenantPolicy
+
+    s = get_settings()
+    policy = TenantPolicy(
+        tenant=tenant,
+        match_threshold=threshold if threshold is not None else s.default_threshold,
+        match_margin=s.default_margin,
+        min_face_px=s.default_min_face_px,
+        default_purpose=default_purpose or s.default_purpose,
+    )
+    _run(lambda: _registry().create_tenant(policy))
+    click.echo(json.dumps({"tenant": tenant}))
+
+
+@main.command()
+@click.option("--tenant", required=True)
+@click.option("--name", "display_name", required=True)
+@click.option("--ref", "external_ref", default=None)
+@click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def enrol(
+    tenant: str, display_name: str, external_ref: str | None, photos: tuple[Path, ...]
+) -> None:
+    """Enrol a subject from reference photos (exactly one face each)."""
+    data = [p.read_bytes() for p in photos]
+    sid = _run(
+        lambda: _registry().enrol_subject(tenant, display_name, data, external_ref=external_ref)
+    )
+    click.echo(json.dumps({"subject_id": sid}))
+
+
+@main.group()
+def consents() -> None:
+    """Portrait consents (quitclaims)."""
+
+
+@consents.command("grant")
+@click.option("--tenant", required=True)
+@click.option("--subject", "subject_id", required=True)
+@click.option("--purpose", "purposes", multiple=True, required=True)
+@click.option("--valid-from", default=None, help="ISO date/time (default: now)")
+@click.option("--expires-at", default=None, help="ISO date/time")
+def consents_grant(
+    tenant: str,
+    subject_id: str,
+    purposes: tuple[str, ...],
+    valid_from: str | None,
+    expires_at: str | None,
+) -> None:
+    """Grant a consent for purposes within a validity window."""
+    start = _date(valid_from) or datetime.now(UTC)
+    consent = _run(
+        lambda: _registry().grant_consent(
+            tenant, subject_id, purposes, start, _date(expires_at), source="cli"
+        )
+    )
+    click.echo(json.dumps({"consent_id": consent.consent_id}))
+
+
+@consents.command("revoke")
+@click.option("--tenant", required=True)
+@click.option("--subject", "subject_id", required=True)
+@click.option("--consent", "consent_id", required=True)
+def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
+    """Withdraw a consent, effective immediately."""
+    consent = _run(lambda: _registry().revoke_consent(tenant, subject_id, consent_id, source="cli"))
+    click.echo(
+        json.dumps({"consent_id": consent.consent_id, "revoked_at": str(consent.revoked_at)})
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

@@ -1,0 +1,55 @@
+"""The one Logger, Tracer and Metrics of the package, and the audit event.
+
+Audit events carry ids, boxes, distances, versions and reasons: never names,
+encodings or image bytes (Principle 4). ``audit`` refuses unknown fields so a
+careless caller cannot slip personal data in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+SERVICE = "quitclaim"
+
+logger = Logger(service=SERVICE)
+tracer = Tracer(service=SERVICE)
+metrics = Metrics(namespace="Quitclaim", service=SERVICE)
+
+_AUDIT_FIELDS = frozenset(
+    {
+        "tenant",
+        "asset_id",
+        "status",
+        "reasons",
+        "purpose",
+        "faces",
+        "versions",
+        "policy",
+        "timings_ms",
+        "subject_id",
+        "consent_id",
+        "duplicate",
+        "dest_bucket",
+        "source",
+    }
+)
+
+
+def audit(action: str, **fields: Any) -> None:
+    """Write one structured audit event (the accountable record of an AI step)."""
+    unknown = set(fields) - _AUDIT_FIELDS
+    if unknown:
+        raise ValueError(f"audit fields not allowed: {sorted(unknown)}")
+    logger.info(action, extra={"audit": {"action": action, **fields}})
+
+
+def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:
+    """Add to a metric of this invocation (flushed by the handler decorator)."""
+    metrics.add_metric(name=name, unit=unit, value=value)
+
+
+def timing(name: str, milliseconds: float) -> None:
+    metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)

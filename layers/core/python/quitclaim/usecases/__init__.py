@@ -1,0 +1,1 @@
+"""Use-cases: orchestrate ports and the pure domain. No boto3 here."""

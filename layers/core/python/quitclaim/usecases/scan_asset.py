@@ -1,0 +1,359 @@
+"""scan_asset: one uploaded object version → one recorded decision, in one place.
+
+Order matters for the principles:
+1. the decision record is written (conditionally: a redelivery finds it),
+2. then the bytes are copied to the library / quarantine / rejected,
+3. then the upload is deleted.
+A crash between any two steps leaves the image out of the library or in the
+place its recorded decision names; a redelivery completes the same steps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from quitclaim.config import Settings
+from quitclaim.domain.decision import decide_asset
+from quitclaim.domain.errors import RejectedInput
+from quitclaim.domain.models import AssetStatus, Decision, FaceMatch, TenantPolicy, is_tenant_id
+from quitclaim.domain.ports import (
+    AssetRepository,
+    Clock,
+    ConsentRepository,
+    ObjectInfo,
+    ObjectStore,
+    SubjectRepository,
+    TenantRepository,
+)
+from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
+from quitclaim.faces.gallery import Gallery, GalleryCache, encoding_from_bytes
+from quitclaim.faces.ports import FaceEngine, FaceObservation
+from quitclaim.observability import audit, count, logger, timing
+
+UNATTRIBUTED = "_unattributed"
+META_ASSET_ID = "quitclaim-asset-id"
+META_STATUS = "quitclaim-status"
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRequest:
+    """One object version named by an S3 event (key already URL-decoded)."""
+
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str
+
+    @property
+    def version(self) -> str:
+        return self.version_id or self.etag
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    asset_id: str
+    status: AssetStatus | None
+    reasons: tuple[str, ...] = ()
+    duplicate: bool = False
+    dest_bucket: str | None = None
+    dest_key: str | None = None
+
+
+@dataclass
+class _Timer:
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def measure(self, name: str, started: float) -> None:
+        self.marks[name] = round((time.perf_counter() - started) * 1000, 2)
+
+
+def split_upload_key(key: str, prefix: str) -> tuple[str, str] | None:
+    """``incoming/{tenant}/{path}`` → (tenant, path); None when not attributable."""
+    if not key.startswith(prefix):
+        return None
+    tenant, _, path = key[len(prefix) :].partition("/")
+    if not is_tenant_id(tenant) or not path or path.endswith("/"):
+        return None
+    return tenant, path
+
+
+class ScanAsset:
+    """The ingest use-case. Dependencies are ports, injected once per container."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        engine_factory: Callable[[], FaceEngine],
+        store: ObjectStore,
+        tenants: TenantRepository,
+        subjects: SubjectRepository,
+        consents: ConsentRepository,
+        assets: AssetRepository,
+        clock: Clock,
+        galleries: GalleryCache | None = None,
+    ) -> None:
+        self._settings = settings
+        self._engine_factory = engine_factory
+        self._engine: FaceEngine | None = None
+        self._store = store
+        self._tenants = tenants
+        self._subjects = subjects
+        self._consents = consents
+        self._assets = assets
+        self._clock = clock
+        self._galleries = galleries or GalleryCache()
+
+    @property
+    def engine(self) -> FaceEngine:
+        # Lazy so a container that only sees test events never loads models.
+        if self._engine is None:
+            self._engine = self._engine_factory()
+        return self._engine
+
+    def __call__(self, request: ScanRequest) -> ScanResult:
+        s = self._settings
+        parts = split_upload_key(request.key, s.incoming_prefix)
+        tenant, path = parts if parts else (UNATTRIBUTED, request.key)
+        asset_id = asset_id_for(tenant, request.bucket, request.key, request.version)
+
+        existing = self._assets.get(tenant, asset_id)
+        if existing is not None:
+            return self._complete(existing, request, duplicate=True)
+
+        info = self._store.head(request.bucket, request.key, request.version_id)
+        if info is None:
+            # Already moved by an earlier delivery that lost its record? Impossible:
+            # the record is written first. So the uploader deleted it; nothing to do.
+            logger.warning("upload vanished before scan", asset_id=asset_id, tenant=tenant)
+            count("UploadVanished")
+            return ScanResult(asset_id, None, duplicate=True)
+
+        record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+        if not self._assets.create(record):
+            # A concurrent delivery recorded first: its decision stands.
+            winner = self._assets.get(tenant, asset_id)
+            if winner is None:  # pragma: no cover - the create said it exists
+                raise RuntimeError("asset record vanished during a race")
+            return self._complete(winner, request, duplicate=True)
+        if record.subject_ids:
+            self._assets.add_appearances(record)
+        result = self._complete(record, request, duplicate=False)
+        audit(
+            "asset.decided",
+            tenant=tenant,
+            asset_id=asset_id,
+            status=record.status.value,
+            reasons=list(record.reasons),
+            purpose=record.purpose,
+            faces=[face.as_dict() for face in record.faces],
+            versions=record.versions,
+            policy=record.policy,
+            timings_ms=record.timings_ms,
+            dest_bucket=record.dest_bucket,
+        )
+        count(f"Assets{record.status.value.capitalize()}")
+        count("FacesProcessed", len(record.faces))
+        for name, ms in record.timings_ms.items():
+            timing(f"Stage_{name}", ms)
+        return result
+
+    # -- decision ---------------------------------------------------------
+
+    def _decide(
+        self,
+        request: ScanRequest,
+        info: ObjectInfo,
+        tenant: str,
+        path: str,
+        asset_id: str,
+        attributable: bool,
+    ) -> AssetRecord:
+        s = self._settings
+        now = self._clock.now()
+        timer = _Timer()
+        started = time.perf_counter()
+
+        def rejected(code: str, purpose: str = "") -> AssetRecord:
+            return AssetRecord(
+                tenant=tenant,
+                asset_id=asset_id,
+                source_bucket=request.bucket,
+                source_key=request.key,
+                source_version=request.version,
+                path=path,
+                purpose=purpose,
+                status=AssetStatus.REJECTED,
+                reasons=(code,),
+                dest_bucket=s.quarantine_bucket,
+                dest_key=f"{s.rejected_prefix}{tenant}/{path}",
+                decided_at=now,
+                timings_ms=timer.marks,
+            )
+
+        if not attributable:
+            return rejected("no_tenant_in_key")
+        policy = self._tenants.policy(tenant)
+        if policy is None:
+            return rejected("unknown_tenant")
+        purpose = (info.metadata.get("purpose") or policy.default_purpose).strip().lower()
+        if purpose not in policy.purposes:
+            return rejected("unknown_purpose", purpose)
+        if info.size > s.max_upload_bytes:
+            return rejected("too_large", purpose)
+
+        t = time.perf_counter()
+        data = self._store.read(request.bucket, request.key, info.version_id)
+        timer.measure("read", t)
+        try:
+            t = time.perf_counter()
+            image = self.engine.decode(data)
+            timer.measure("decode", t)
+        except RejectedInput as exc:
+            return rejected(exc.code, purpose)
+        del data
+
+        t = time.perf_counter()
+        observations = self.engine.analyze(image)
+        timer.measure("detect_encode", t)
+
+        t = time.perf_counter()
+        matches = self._match(tenant, policy, observations)
+        timer.measure("match", t)
+
+        t = time.perf_counter()
+        subject_ids = sorted({m.subject_id for m in matches if m.subject_id})
+        consents = self._consents.for_subjects(tenant, subject_ids) if subject_ids else {}
+        timer.measure("consents", t)
+
+        # Decision time is read after the consents: a consent that expired
+        # while we were encoding is judged expired.
+        decision = decide_asset(matches, consents, purpose, self._clock.now())
+        timer.measure("total", started)
+        return self._record(
+            request, tenant, path, asset_id, purpose, policy, decision, observations, now, timer
+        )
+
+    def _match(
+        self, tenant: str, policy: TenantPolicy, observations: list[FaceObservation]
+    ) -> list[FaceMatch]:
+        identifiable = [min(o.box.width, o.box.height) >= policy.min_face_px for o in observations]
+        probes = [o.encoding for o, ok in zip(observations, identifiable, strict=True) if ok]
+        found = iter(
+            self._gallery(tenant).match(
+                np.stack(probes) if probes else np.empty((0, 128), dtype=np.float32),
+                threshold=policy.match_threshold,
+                margin=policy.match_margin,
+            )
+        )
+        faces: list[FaceMatch] = []
+        for obs, ok in zip(observations, identifiable, strict=True):
+            if not ok:
+                faces.append(FaceMatch(obs.box, None, None, identifiable=False))
+                continue
+            hit = next(found)
+            faces.append(FaceMatch(obs.box, hit.subject_id, hit.distance))
+        return faces
+
+    def _gallery(self, tenant: str) -> Gallery:
+        version = self._tenants.gallery_version(tenant)
+        cached = self._galleries.get(tenant, version)
+        if cached is not None:
+            return cached
+        gallery = Gallery.build(
+            tenant,
+            version,
+            ((sid, encoding_from_bytes(blob)) for sid, blob in self._subjects.templates(tenant)),
+        )
+        self._galleries.put(gallery)
+        return gallery
+
+    def _record(
+        self,
+        request: ScanRequest,
+        tenant: str,
+        path: str,
+        asset_id: str,
+        purpose: str,
+        policy: TenantPolicy,
+        decision: Decision,
+        observations: list[FaceObservation],
+        now: datetime,
+        timer: _Timer,
+    ) -> AssetRecord:
+        s = self._settings
+        faces = tuple(
+            FaceRecord(
+                box=fd.face.box.as_list(),
+                frame=obs.frame,
+                identifiable=fd.face.identifiable,
+                subject_id=fd.face.subject_id,
+                distance=None if fd.face.distance is None else round(fd.face.distance, 4),
+                consent_id=fd.consent_id,
+                verdict=fd.verdict.value if fd.verdict else None,
+                reason=fd.reason.value if fd.reason else None,
+            )
+            for fd, obs in zip(decision.faces, observations, strict=True)
+        )
+        approved = decision.approved
+        return AssetRecord(
+            tenant=tenant,
+            asset_id=asset_id,
+            source_bucket=request.bucket,
+            source_key=request.key,
+            source_version=request.version,
+            path=path,
+            purpose=purpose,
+            status=decision.status,
+            reasons=tuple(r.value for r in decision.reasons),
+            dest_bucket=s.library_bucket if approved else s.quarantine_bucket,
+            dest_key=f"{tenant}/{path}",
+            decided_at=now,
+            faces=faces,
+            versions=dict(self.engine.versions),
+            policy={
+                "match_threshold": policy.match_threshold,
+                "match_margin": policy.match_margin,
+                "min_face_px": policy.min_face_px,
+            },
+            timings_ms=timer.marks,
+        )
+
+    # -- placement --------------------------------------------------------
+
+    def _complete(
+        self, record: AssetRecord, request: ScanRequest, *, duplicate: bool
+    ) -> ScanResult:
+        """Put the bytes where the record says, then remove the upload."""
+        result = ScanResult(
+            record.asset_id,
+            record.status,
+            record.reasons,
+            duplicate=duplicate,
+            dest_bucket=record.dest_bucket,
+            dest_key=record.dest_key,
+        )
+        if record.placed_at is not None:
+            return result
+        source = self._store.head(request.bucket, request.key, request.version_id)
+        if source is not None:
+            placed = self._store.head(record.dest_bucket, record.dest_key)
+            if placed is None or placed.metadata.get(META_ASSET_ID) != record.asset_id:
+                self._store.copy(
+                    source,
+                    record.dest_bucket,
+                    record.dest_key,
+                    {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
+                )
+            self._store.delete(request.bucket, request.key, source.version_id)
+        elif self._store.head(record.dest_bucket, record.dest_key) is None:
+            # Someone removed the upload after we recorded it; say so loudly.
+            logger.error("upload gone before placement", asset_id=record.asset_id)
+            count("PlacementSourceMissing")
+        self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
+        return result

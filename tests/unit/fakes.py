@@ -1,0 +1,198 @@
+"""In-memory fakes of the ports, for unit tests (no network, no models)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from quitclaim.domain.errors import DependencyFailed, RejectedInput
+from quitclaim.domain.models import Box, Consent, TenantPolicy
+from quitclaim.domain.ports import ObjectInfo
+from quitclaim.domain.records import AssetRecord
+from quitclaim.faces.ports import DecodedImage, FaceObservation
+
+
+def template_for(index: int) -> np.ndarray:
+    """A distinct, well-separated fake template per person."""
+    vec = np.zeros(128, dtype=np.float32)
+    vec[index] = 1.0
+    return vec
+
+
+def fake_image(*faces: tuple[int | None, int]) -> bytes:
+    """Bytes the fake engine understands: (person index or None, face size)."""
+    return b"FAKE" + json.dumps([list(f) for f in faces]).encode()
+
+
+class FakeEngine:
+    """Decodes ``fake_image`` bytes; anything else is corrupt."""
+
+    versions = {"engine": "fake/1"}
+
+    def decode(self, data: bytes) -> DecodedImage:
+        if not data:
+            raise RejectedInput("empty", code="empty_file")
+        if not data.startswith(b"FAKE"):
+            raise RejectedInput("not an image", code="unsupported_format")
+        pixels = np.zeros((4, 4, 3), dtype=np.uint8)
+        return DecodedImage((pixels,), "FAKE", 4, 4, meta={"spec": data[4:].decode()})
+
+    def analyze(self, image: DecodedImage) -> list[FaceObservation]:
+        out = []
+        for i, (person, size) in enumerate(json.loads(image.meta["spec"])):
+            enc = template_for(person) if person is not None else template_for(100 + i) * -1
+            out.append(FaceObservation(Box(i * 500, 0, i * 500 + size, size), enc))
+        return out
+
+
+@dataclass
+class FakeStore:
+    objects: dict[tuple[str, str], tuple[bytes, dict[str, str]]] = field(default_factory=dict)
+    fail_on: set[str] = field(default_factory=set)
+    calls: list[str] = field(default_factory=list)
+
+    def _check(self, op: str) -> None:
+        self.calls.append(op)
+        if op in self.fail_on:
+            raise DependencyFailed(f"injected {op} failure")
+
+    def head(self, bucket: str, key: str, version_id: str | None = None) -> ObjectInfo | None:
+        self._check("head")
+        if (bucket, key) not in self.objects:
+            return None
+        data, meta = self.objects[(bucket, key)]
+        return ObjectInfo(bucket, key, len(data), "etag", version_id, "image/jpeg", dict(meta))
+
+    def read(self, bucket: str, key: str, version_id: str | None = None) -> bytes:
+        self._check("read")
+        return self.objects[(bucket, key)][0]
+
+    def copy(
+        self, source: ObjectInfo, dest_bucket: str, dest_key: str, extra_metadata: Mapping[str, str]
+    ) -> None:
+        self._check("copy")
+        data, meta = self.objects[(source.bucket, source.key)]
+        self.objects[(dest_bucket, dest_key)] = (data, {**meta, **extra_metadata})
+
+    def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
+        self._check("delete")
+        self.objects.pop((bucket, key), None)
+
+    def write(
+        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+    ) -> None:
+        self._check("write")
+        self.objects[(bucket, key)] = (data, dict(metadata or {}))
+
+
+@dataclass
+class FakeTenants:
+    policies: dict[str, TenantPolicy] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+    def policy(self, tenant: str) -> TenantPolicy | None:
+        return self.policies.get(tenant)
+
+    def gallery_version(self, tenant: str) -> int:
+        return self.versions.get(tenant, 0)
+
+    def save_tenant(self, policy: TenantPolicy) -> None:
+        self.policies[policy.tenant] = policy
+
+    def bump_gallery_version(self, tenant: str) -> int:
+        self.versions[tenant] = self.versions.get(tenant, 0) + 1
+        return self.versions[tenant]
+
+
+@dataclass
+class FakeSubjects:
+    items: dict[tuple[str, str], list[bytes]] = field(default_factory=dict)
+    names: dict[tuple[str, str], str] = field(default_factory=dict)
+
+    def templates(self, tenant: str) -> Iterable[tuple[str, bytes]]:
+        for (t, sid), blobs in self.items.items():
+            if t == tenant:
+                for blob in blobs:
+                    yield sid, blob
+
+    def create(
+        self, tenant: str, subject_id: str, display_name: str, external_ref: str | None
+    ) -> None:
+        self.items[(tenant, subject_id)] = []
+        self.names[(tenant, subject_id)] = display_name
+
+    def add_template(self, tenant: str, subject_id: str, template: bytes) -> None:
+        self.items[(tenant, subject_id)].append(template)
+
+    def exists(self, tenant: str, subject_id: str) -> bool:
+        return (tenant, subject_id) in self.items
+
+    def display_names(self, tenant: str) -> dict[str, str]:
+        return {sid: n for (t, sid), n in self.names.items() if t == tenant}
+
+
+@dataclass
+class FakeConsents:
+    items: list[Consent] = field(default_factory=list)
+    fail: bool = False
+
+    def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
+        if self.fail:
+            raise DependencyFailed("DynamoDB consents query failed: ProvisionedThroughputExceeded")
+        return {
+            s: [c for c in self.items if c.tenant == tenant and c.subject_id == s]
+            for s in subject_ids
+        }
+
+    def save(self, consent: Consent, *, source: str) -> None:
+        self.items.append(consent)
+
+    def get(self, tenant: str, subject_id: str, consent_id: str) -> Consent | None:
+        return next(
+            (
+                c
+                for c in self.items
+                if (c.tenant, c.subject_id, c.consent_id) == (tenant, subject_id, consent_id)
+            ),
+            None,
+        )
+
+    def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent:
+        revoked = replace(consent, revoked_at=at, version=consent.version + 1)
+        self.items = [revoked if c is consent else c for c in self.items]
+        return revoked
+
+
+@dataclass
+class FakeAssets:
+    records: dict[tuple[str, str], AssetRecord] = field(default_factory=dict)
+    appearances: set[tuple[str, str, str]] = field(default_factory=set)
+
+    def get(self, tenant: str, asset_id: str) -> AssetRecord | None:
+        return self.records.get((tenant, asset_id))
+
+    def create(self, record: AssetRecord) -> bool:
+        key = (record.tenant, record.asset_id)
+        if key in self.records:
+            return False
+        self.records[key] = record
+        return True
+
+    def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None:
+        self.records[(tenant, asset_id)] = replace(self.records[(tenant, asset_id)], placed_at=at)
+
+    def add_appearances(self, record: AssetRecord) -> None:
+        for sid in record.subject_ids:
+            self.appearances.add((record.tenant, sid, record.asset_id))
+
+
+@dataclass
+class FixedClock:
+    at: datetime = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.at

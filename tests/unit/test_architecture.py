@@ -1,0 +1,55 @@
+"""Dependencies point one way: handlers and domain stay free of AWS and dlib."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "layers" / "core" / "python" / "quitclaim"
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def _files(root: Path) -> list[Path]:
+    files = sorted(root.rglob("*.py"))
+    assert files, f"no python files under {root}"
+    return files
+
+
+@pytest.mark.parametrize("path", _files(REPO_ROOT / "functions"), ids=str)
+def test_functions_do_not_import_boto3(path: Path) -> None:
+    assert not _imports(path) & {"boto3", "botocore", "pynamodb", "dlib"}
+
+
+@pytest.mark.parametrize("path", _files(PACKAGE / "domain"), ids=str)
+def test_domain_is_pure(path: Path) -> None:
+    assert not _imports(path) & {"boto3", "botocore", "pynamodb", "dlib", "face_recognition"}
+
+
+@pytest.mark.parametrize("path", _files(PACKAGE / "usecases"), ids=str)
+def test_usecases_use_ports_not_sdks(path: Path) -> None:
+    assert not _imports(path) & {"boto3", "botocore", "pynamodb", "dlib"}
+
+
+def test_only_config_reads_the_environment() -> None:
+    offenders = []
+    for path in _files(PACKAGE) + _files(REPO_ROOT / "functions"):
+        text = path.read_text(encoding="utf-8")
+        if path.name != "config.py" and (
+            "os.environ[" in text or "os.getenv(" in text or "os.environ.get(" in text
+        ):
+            offenders.append(str(path.relative_to(REPO_ROOT)))
+    assert offenders == []

@@ -1,0 +1,221 @@
+"""scan_asset with in-memory ports: placement, duplicates, failing closed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from quitclaim.config import Settings
+from quitclaim.domain.errors import DependencyFailed
+from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
+from quitclaim.faces.gallery import encoding_to_bytes
+from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest, split_upload_key
+from tests.unit.fakes import (
+    FakeAssets,
+    FakeConsents,
+    FakeEngine,
+    FakeStore,
+    FakeSubjects,
+    FakeTenants,
+    FixedClock,
+    fake_image,
+    template_for,
+)
+
+UP, LIB, QUA = "uploads", "library", "quarantine"
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+class World:
+    """Given: one tenant 'acme' with two enrolled people (0: consented, 1: not)."""
+
+    def __init__(self) -> None:
+        self.settings = Settings(
+            uploads_bucket=UP, library_bucket=LIB, quarantine_bucket=QUA, region="eu-central-1"
+        )
+        self.store = FakeStore()
+        self.tenants = FakeTenants({"acme": TenantPolicy("acme")}, {"acme": 1})
+        self.subjects = FakeSubjects()
+        for index, sid in enumerate(("sub_ok", "sub_no")):
+            self.subjects.create("acme", sid, f"Person {index}", None)
+            self.subjects.add_template("acme", sid, encoding_to_bytes(template_for(index)))
+        self.consents = FakeConsents(
+            [
+                Consent(
+                    "acme",
+                    "sub_ok",
+                    "con_1",
+                    frozenset({"web"}),
+                    NOW - timedelta(days=1),
+                    NOW + timedelta(days=30),
+                ),
+            ]
+        )
+        self.assets = FakeAssets()
+        self.scan = ScanAsset(
+            settings=self.settings,
+            engine_factory=FakeEngine,
+            store=self.store,
+            tenants=self.tenants,
+            subjects=self.subjects,
+            consents=self.consents,
+            assets=self.assets,
+            clock=FixedClock(NOW),
+        )
+
+    def upload(self, path: str, data: bytes, **meta: str) -> ScanRequest:
+        key = f"incoming/{path}"
+        self.store.objects[(UP, key)] = (data, dict(meta))
+        return ScanRequest(UP, key, "v1", "etag")
+
+    def where(self, key: str) -> list[str]:
+        return sorted(f"{b}/{k}" for (b, k) in self.store.objects if k.endswith(key))
+
+
+@pytest.fixture
+def world() -> World:
+    return World()
+
+
+def test_consented_face_goes_to_the_library(world: World) -> None:
+    # Given an upload showing only the consented person
+    req = world.upload("acme/a.jpg", fake_image((0, 120)))
+    # When scanned
+    result = world.scan(req)
+    # Then it is approved, in the library only, with a record and an appearance
+    assert result.status is AssetStatus.APPROVED
+    assert world.where("a.jpg") == ["library/acme/a.jpg"]
+    record = world.assets.get("acme", result.asset_id)
+    assert record is not None and record.placed_at is not None
+    assert record.faces[0].subject_id == "sub_ok" and record.faces[0].consent_id == "con_1"
+    assert ("acme", "sub_ok", result.asset_id) in world.assets.appearances
+
+
+def test_unconsented_and_unknown_faces_are_quarantined(world: World) -> None:
+    req = world.upload("acme/b.jpg", fake_image((0, 120), (1, 120), (None, 120)))
+    result = world.scan(req)
+    assert result.status is AssetStatus.QUARANTINED
+    assert result.reasons == ("no_consent", "unknown_face")
+    assert world.where("b.jpg") == ["quarantine/acme/b.jpg"]
+
+
+def test_small_faces_do_not_block(world: World) -> None:
+    req = world.upload("acme/c.jpg", fake_image((0, 120), (None, 12)))
+    assert world.scan(req).status is AssetStatus.APPROVED
+
+
+def test_bad_input_is_rejected_with_its_bytes_kept(world: World) -> None:
+    # Given a text file named .jpg
+    req = world.upload("acme/notes.jpg", b"hello, I am text")
+    # When scanned / Then it is rejected with a reason, bytes unchanged
+    result = world.scan(req)
+    assert result.status is AssetStatus.REJECTED and result.reasons == ("unsupported_format",)
+    assert world.store.objects[(QUA, "rejected/acme/notes.jpg")][0] == b"hello, I am text"
+    assert world.where("notes.jpg") == ["quarantine/rejected/acme/notes.jpg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("nobody/x.jpg", "unknown_tenant"),
+        ("x.jpg", "no_tenant_in_key"),
+        ("Bad_Tenant/x.jpg", "no_tenant_in_key"),
+    ],
+)
+def test_unattributable_uploads_are_rejected_not_lost(world: World, path: str, reason: str) -> None:
+    result = world.scan(world.upload(path, fake_image((0, 120))))
+    assert result.status is AssetStatus.REJECTED and result.reasons == (reason,)
+    assert len(world.where("x.jpg")) == 1 and world.where("x.jpg")[0].startswith("quarantine/")
+
+
+def test_unknown_purpose_is_rejected(world: World) -> None:
+    result = world.scan(world.upload("acme/p.jpg", fake_image((0, 120)), purpose="billboard"))
+    assert result.reasons == ("unknown_purpose",)
+
+
+def test_purpose_from_metadata_is_used(world: World) -> None:
+    # Given a consent for web only and an upload meant for print
+    result = world.scan(world.upload("acme/p.jpg", fake_image((0, 120)), purpose="print"))
+    # Then the web consent does not cover it
+    assert result.reasons == ("out_of_scope",)
+
+
+def test_same_event_twice_gives_one_record_in_one_place(world: World) -> None:
+    req = world.upload("acme/d.jpg", fake_image((0, 120)))
+    first = world.scan(req)
+    second = world.scan(req)
+    assert second.duplicate and second.asset_id == first.asset_id
+    assert len(world.assets.records) == 1
+    assert world.where("d.jpg") == ["library/acme/d.jpg"]
+
+
+def test_consent_store_failure_fails_closed(world: World) -> None:
+    # Given the consent table throttling
+    world.consents.fail = True
+    req = world.upload("acme/e.jpg", fake_image((0, 120)))
+    # When scanned / Then the error propagates (the message will be retried)
+    with pytest.raises(DependencyFailed):
+        world.scan(req)
+    # and nothing is published or recorded; the upload stays where it was
+    assert world.where("e.jpg") == ["uploads/incoming/acme/e.jpg"]
+    assert world.assets.records == {}
+    # When the table recovers and the message is retried / Then it completes
+    world.consents.fail = False
+    assert world.scan(req).status is AssetStatus.APPROVED
+    assert world.where("e.jpg") == ["library/acme/e.jpg"]
+
+
+def test_crash_after_record_before_copy_is_completed_by_redelivery(world: World) -> None:
+    # Given S3 failing the copy right after the decision was recorded
+    world.store.fail_on = {"copy"}
+    req = world.upload("acme/f.jpg", fake_image((1, 120)))
+    with pytest.raises(DependencyFailed):
+        world.scan(req)
+    assert world.where("f.jpg") == ["uploads/incoming/acme/f.jpg"]
+    # When redelivered after S3 recovers / Then the recorded decision is completed
+    world.store.fail_on = set()
+    result = world.scan(req)
+    assert result.duplicate and result.status is AssetStatus.QUARANTINED
+    assert world.where("f.jpg") == ["quarantine/acme/f.jpg"]
+
+
+def test_crash_after_copy_before_delete_leaves_one_place_after_retry(world: World) -> None:
+    world.store.fail_on = {"delete"}
+    req = world.upload("acme/g.jpg", fake_image((0, 120)))
+    with pytest.raises(DependencyFailed):
+        world.scan(req)
+    world.store.fail_on = set()
+    world.scan(req)
+    assert world.where("g.jpg") == ["library/acme/g.jpg"]
+
+
+def test_gallery_is_reloaded_only_when_its_version_changes(world: World) -> None:
+    calls = []
+    original = world.subjects.templates
+
+    def counting(tenant: str):  # type: ignore[no-untyped-def]
+        calls.append(tenant)
+        return original(tenant)
+
+    world.subjects.templates = counting  # type: ignore[method-assign]
+    world.scan(world.upload("acme/h1.jpg", fake_image((0, 120))))
+    world.scan(world.upload("acme/h2.jpg", fake_image((0, 120))))
+    assert calls == ["acme"]
+    world.tenants.bump_gallery_version("acme")
+    world.scan(world.upload("acme/h3.jpg", fake_image((0, 120))))
+    assert calls == ["acme", "acme"]
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("incoming/acme/a/b.jpg", ("acme", "a/b.jpg")),
+        ("incoming/acme/", None),
+        ("incoming/acme", None),
+        ("other/acme/x.jpg", None),
+        ("incoming/_x/y.jpg", None),
+    ],
+)
+def test_split_upload_key(key: str, expected: tuple[str, str] | None) -> None:
+    assert split_upload_key(key, "incoming/") == expected
