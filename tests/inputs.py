@@ -24,11 +24,22 @@ def text_named_jpg() -> bytes:
 
 
 def corrupt_jpeg() -> bytes:
-    """A JPEG whose entropy-coded data is overwritten with garbage."""
+    """The portrait with its main Huffman table destroyed (undecodable).
+
+    Garbage in the entropy-coded data alone is not enough: libjpeg decodes it
+    with only a warning. A broken table is what a damaged file looks like to
+    a decoder that must refuse it.
+    """
     data = bytearray(portrait_jpeg())
-    start = len(data) // 4
-    data[start : start + 4096] = b"\xff\x00\x13\x37" * 1024
-    return bytes(data)
+    offset = 2
+    while offset < len(data):  # walk the segments to the image's own DHT
+        marker = data[offset + 1]
+        length = struct.unpack(">H", data[offset + 2 : offset + 4])[0]
+        if marker == 0xC4:
+            data[offset + 5 : offset + 21] = b"\xff" * 16
+            return bytes(data)
+        offset += 2 + length
+    raise AssertionError("fixture has no Huffman table")
 
 
 def truncated_through_face() -> bytes:

@@ -347,8 +347,10 @@ class DynamoConsents:
                         ConsentModel.revoked_at.set(at),
                         ConsentModel.status.set("revoked"),
                         ConsentModel.version.add(1),
-                        ConsentModel.history.append(  # type: ignore[list-item]
-                            [HistoryEvent(at=at, event="revoked", source=source)]
+                        ConsentModel.history.set(
+                            ConsentModel.history.append(
+                                [HistoryEvent(at=at, event="revoked", source=source)]
+                            )
                         ),
                     ],
                     condition=ConsentModel.version == consent.version,

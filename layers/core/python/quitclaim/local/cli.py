@@ -10,15 +10,24 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
 from quitclaim.domain.errors import QuitclaimError
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
+if TYPE_CHECKING:
+    from quitclaim.usecases.registry import Registry
+
+T = TypeVar("T")
+
+from quitclaim.local.stack import default_template_path  # noqa: E402
+
+TEMPLATE = default_template_path()
+REPO_ROOT = TEMPLATE.parents[1]
 
 
 def _date(value: str | None) -> datetime | None:
@@ -77,13 +86,13 @@ def local_up(port: int) -> None:
             click.echo("stopping")
 
 
-def _registry():  # type: ignore[no-untyped-def]
+def _registry() -> Registry:
     from quitclaim.bootstrap import registry_service
 
     return registry_service()
 
 
-def _run(action):  # type: ignore[no-untyped-def]
+def _run(action: Callable[[], T]) -> T:
     try:
         return action()
     except QuitclaimError as exc:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from quitclaim.adapters.dynamo import DynamoAssets, DynamoSubjects
-from quitclaim.bootstrap import registry_service
+from quitclaim.bootstrap import registry_service, reset_container
 from quitclaim.local.demo import (
     collect_report,
     enrol_people,
@@ -42,9 +42,12 @@ def run_demo(
 ) -> dict[str, Any]:
     """Start a fresh local stack, run the demo, write both reports."""
     out.mkdir(parents=True, exist_ok=True)
-    with LocalStack(template_path=template) as stack:
+    with LocalStack(template_path=template) as stack, stack.use_client_env():
+        # Everything below talks to the emulator only, never to a real account.
+        reset_container()
         echo(f"local stack up at {stack.endpoint_url}")
         report = demo_on_stack(stack, faces, echo)
+    reset_container()
     echo("")
     echo(format_table(report))
     write_json(report, out / "demo-report.json")

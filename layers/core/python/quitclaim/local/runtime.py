@@ -1,0 +1,649 @@
+"""The local Lambda runtime: real handlers, in this process, fed like Lambda feeds them.
+
+It reads the deployed event source mappings from the emulator's Lambda API,
+receives from the mapped queues, and calls each function's handler with a
+Lambda-shaped SQS event and context, then settles the batch as Lambda does
+with ``ReportBatchItemFailures``:
+
+- a normal return: every message not listed in ``batchItemFailures`` is
+  deleted; listed ones return to the queue;
+- an exception, a timeout, an unserialisable or malformed response: the
+  whole batch returns;
+- without ``ReportBatchItemFailures`` the response is ignored.
+
+One deliberate difference: a returned message becomes visible again at
+once (visibility 0) instead of after the queue's VisibilityTimeout (360 s),
+so tests run in seconds; receive counts and the DLQ after
+``maxReceiveCount`` receives are exactly SQS's.
+
+Each function's module is imported once, by file path and under a unique
+module name (a warm container). Its environment is the deployed function
+configuration's variables (resolved by CloudFormation) plus what Lambda
+sets (region, credentials - fake ones -, function name...), with the
+emulator as ``AWS_ENDPOINT_URL``; it is applied to ``os.environ`` around
+the import and each invocation and restored afterwards, and
+``quitclaim.config.reset_settings()`` is called at both ends. Single
+threaded: one invocation at a time.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import boto3
+
+from quitclaim.bootstrap import reset_container
+from quitclaim.config import reset_settings
+from quitclaim.local import gaps
+from quitclaim.local.deploy import Deployment
+from quitclaim.local.emulator import FAKE_CREDENTIALS
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+# Called with (function logical id, event) before each event-source invocation.
+Observer = Callable[[str, dict[str, Any]], None]
+
+# Variables that could point boto3 at a real identity or another endpoint;
+# they are removed while a function runs, whatever the developer's shell has.
+_UNSAFE_VARIABLES = frozenset(
+    {
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_SECURITY_TOKEN",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+        "AWS_ROLE_SESSION_NAME",
+        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
+    }
+)
+
+
+def aws_client_env(endpoint_url: str, region: str) -> dict[str, str]:
+    """Environment that makes any AWS SDK talk to the emulator and nothing else."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint_url,
+        "AWS_REGION": region,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
+        "AWS_SESSION_TOKEN": FAKE_CREDENTIALS["aws_session_token"],
+        # No profiles, no instance metadata: nothing real to fall back on.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    """A deployed function and where its code lives in the working tree."""
+
+    logical_id: str
+    name: str
+    arn: str
+    handler: str  # "app.handler"
+    code_dir: Path | None  # None: no local directory (only an override can run it)
+    runtime: str
+    memory_mb: int
+    timeout_s: int
+    environment: dict[str, str]  # the function's full environment while it runs
+
+    @property
+    def module_file(self) -> Path | None:
+        if self.code_dir is None:
+            return None
+        parts = self.handler.rsplit(".", 1)[0].split(".")
+        as_file = self.code_dir.joinpath(*parts).with_suffix(".py")
+        return as_file if as_file.exists() else self.code_dir.joinpath(*parts, "__init__.py")
+
+
+@dataclass(frozen=True)
+class QueueMapping:
+    """An enabled-or-not SQS event source mapping, as the emulator lists it."""
+
+    uuid: str
+    function: str  # logical id
+    queue_arn: str
+    queue_url: str
+    batch_size: int
+    report_batch_item_failures: bool
+    enabled: bool
+    dead_letter_queue_url: str | None
+    max_receive_count: int | None
+
+
+@dataclass
+class RunReport:
+    """What one poll or a drain did."""
+
+    invocations: int = 0
+    messages: int = 0  # records delivered, redeliveries included
+    succeeded: int = 0  # deleted after a successful invocation
+    failures: int = 0  # returned to their queue
+    dead_lettered: int = 0  # moved to a DLQ during this run
+    errors: list[str] = field(default_factory=list)  # one line per failed invocation
+
+    def __bool__(self) -> bool:
+        """True when anything happened (``if not runtime.poll_once(): sleep``)."""
+        return bool(self.invocations or self.messages or self.dead_lettered)
+
+    def add(self, other: RunReport) -> None:
+        self.invocations += other.invocations
+        self.messages += other.messages
+        self.succeeded += other.succeeded
+        self.failures += other.failures
+        self.dead_lettered += other.dead_lettered
+        self.errors.extend(other.errors)
+
+
+# The environment the composition root's cached services were built for.
+_LAST_CONTAINER_ENVIRONMENT: dict[str, str] | None = None
+
+
+class DrainTimeout(TimeoutError):
+    """Queues were still not empty at the deadline; ``report`` holds what was done."""
+
+    def __init__(self, message: str, report: RunReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+class LambdaContext:
+    """The attributes and method of the Python runtime's context object.
+
+    As in the real runtime, ``memory_limit_in_mb`` is a string (it comes from
+    ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``).
+    """
+
+    def __init__(self, spec: FunctionSpec, request_id: str | None = None) -> None:
+        self.function_name = spec.name
+        self.function_version = "$LATEST"
+        self.invoked_function_arn = spec.arn
+        self.memory_limit_in_mb = str(spec.memory_mb)
+        self.aws_request_id = request_id or str(uuid.uuid4())
+        self.log_group_name = f"/aws/lambda/{spec.name}"
+        self.log_stream_name = spec.environment["AWS_LAMBDA_LOG_STREAM_NAME"]
+        self.identity = None
+        self.client_context = None
+        self._deadline = time.monotonic() + spec.timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class InvocationError(RuntimeError):
+    """A function could not be run at all (no local code, import failed...)."""
+
+
+class LocalRuntime:
+    """Invokes the stack's real handlers in-process from its event source mappings."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        endpoint_url: str,
+        *,
+        gap_report: gaps.GapReport | None = None,
+        enforce_timeout: bool = True,
+    ) -> None:
+        self.deployment = deployment
+        self.endpoint_url = endpoint_url
+        self.enforce_timeout = enforce_timeout
+        self._sqs = deployment.client("sqs")
+        self._overrides: dict[str, Handler] = {}
+        self.observers: list[Observer] = []
+        self._modules: dict[str, ModuleType] = {}
+        self.functions: dict[str, FunctionSpec] = {}
+        self.mappings: list[QueueMapping] = []
+        self.other_mappings: list[dict[str, Any]] = []  # non-SQS sources: not delivered yet
+        if gap_report is not None:
+            missing = gaps.missing_event_source_mappings(gap_report)
+            if missing:
+                raise InvocationError(
+                    f"the emulator did not create event source mappings {missing}"
+                )
+        self.refresh()
+
+    # ------------------------------------------------------------ discovery
+
+    def refresh(self) -> None:
+        """Re-read functions and event source mappings from the emulator."""
+        lam = self.deployment.client("lambda")
+        by_name = {
+            physical: logical
+            for logical, physical in self.deployment.resources.items()
+            if self.deployment.resource_types.get(logical) == "AWS::Lambda::Function"
+        }
+        functions: dict[str, FunctionSpec] = {}
+        for page in lam.get_paginator("list_functions").paginate():
+            for config in page["Functions"]:
+                # Other stacks may share the emulator: only this stack's functions.
+                logical_id = by_name.get(config["FunctionName"])
+                if logical_id is not None:
+                    functions[logical_id] = self._function_spec(logical_id, config)
+        self.functions = functions
+        arns = {spec.arn: spec.logical_id for spec in functions.values()}
+
+        mappings: list[QueueMapping] = []
+        others: list[dict[str, Any]] = []
+        for page in lam.get_paginator("list_event_source_mappings").paginate():
+            for esm in page["EventSourceMappings"]:
+                if esm.get("FunctionArn") not in arns:
+                    continue  # another stack's mapping
+                source = esm.get("EventSourceArn", "")
+                if source.startswith("arn:aws:sqs:"):
+                    mappings.append(self._queue_mapping(esm, arns))
+                else:
+                    others.append(esm)
+        # A mapping added after deploy would otherwise be pushed by moto too.
+        gaps.detach_emulator_pollers(self.deployment.account_id, self.deployment.region)
+        self.mappings = mappings
+        self.other_mappings = others
+        for esm in others:
+            log.warning(
+                "event source %s is not delivered by the local runtime", esm.get("EventSourceArn")
+            )
+
+    def _function_spec(self, logical_id: str, config: dict[str, Any]) -> FunctionSpec:
+        resource = self.deployment.template["Resources"].get(logical_id, {})
+        properties = resource.get("Properties") or {}
+        function_globals = (self.deployment.template.get("Globals") or {}).get("Function") or {}
+        code_uri = properties.get("CodeUri", function_globals.get("CodeUri"))
+        handler = properties.get("Handler", function_globals.get("Handler"))
+        if not isinstance(handler, str):
+            handler = config.get("Handler", "")
+        code_dir = None
+        if isinstance(code_uri, str) and not code_uri.startswith("s3://"):
+            candidate = (self.deployment.template_dir / code_uri).resolve()
+            code_dir = candidate if candidate.is_dir() or not candidate.suffix else None
+        name = config["FunctionName"]
+        region = self.deployment.region
+        environment = {
+            # Lambda traces to an X-Ray daemon that does not exist locally.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **((config.get("Environment") or {}).get("Variables") or {}),
+        }
+        environment.update(
+            {
+                **aws_client_env(self.endpoint_url, region),
+                # What the Lambda service sets (reserved: the function cannot override them).
+                "AWS_LAMBDA_FUNCTION_NAME": name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(config.get("MemorySize", 128)),
+                "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
+                "AWS_LAMBDA_LOG_STREAM_NAME": f"local/[$LATEST]{uuid.uuid4().hex}",
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{config.get('Runtime', 'python3')}",
+                "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+                "LAMBDA_TASK_ROOT": str(code_dir or ""),
+                "_HANDLER": handler,
+            }
+        )
+        return FunctionSpec(
+            logical_id=logical_id,
+            name=name,
+            arn=config["FunctionArn"],
+            handler=handler,
+            code_dir=code_dir,
+            runtime=config.get("Runtime", ""),
+            memory_mb=int(config.get("MemorySize", 128)),
+            timeout_s=int(config.get("Timeout", 3)),
+            environment=environment,
+        )
+
+    def _queue_mapping(self, esm: dict[str, Any], arns: dict[str, str]) -> QueueMapping:
+        queue_arn = esm["EventSourceArn"]
+        queue_url = self._queue_url(queue_arn)
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["RedrivePolicy"]
+        )["Attributes"]
+        dlq_url = max_receives = None
+        if "RedrivePolicy" in attributes:
+            redrive = json.loads(attributes["RedrivePolicy"])
+            dlq_url = self._queue_url(redrive["deadLetterTargetArn"])
+            max_receives = int(redrive["maxReceiveCount"])
+        return QueueMapping(
+            uuid=esm["UUID"],
+            function=arns[esm["FunctionArn"]],
+            queue_arn=queue_arn,
+            queue_url=queue_url,
+            batch_size=int(esm.get("BatchSize") or 10),
+            report_batch_item_failures="ReportBatchItemFailures"
+            in (esm.get("FunctionResponseTypes") or []),
+            enabled=esm.get("State") in ("Enabled", "Enabling", "Updating"),
+            dead_letter_queue_url=dlq_url,
+            max_receive_count=max_receives,
+        )
+
+    def _queue_url(self, queue_arn: str) -> str:
+        _, _, _, _, account, name = queue_arn.split(":", 5)
+        url: str = self._sqs.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)[
+            "QueueUrl"
+        ]
+        return url
+
+    # ------------------------------------------------------------ handlers
+
+    def override_handler(self, logical_id: str, handler: Handler | None) -> None:
+        """Run ``handler`` instead of the function's code (``None``: back to the code)."""
+        self._spec(logical_id)
+        if handler is None:
+            self._overrides.pop(logical_id, None)
+        else:
+            self._overrides[logical_id] = handler
+
+    def clear_overrides(self) -> None:
+        self._overrides.clear()
+
+    def function_env(self, logical_id: str) -> dict[str, str]:
+        """The environment ``logical_id`` runs with."""
+        return dict(self._spec(logical_id).environment)
+
+    def _spec(self, logical_id: str) -> FunctionSpec:
+        try:
+            return self.functions[logical_id]
+        except KeyError:
+            raise KeyError(
+                f"no function {logical_id!r} in the stack; have: {sorted(self.functions)}"
+            ) from None
+
+    def _handler(self, spec: FunctionSpec) -> Handler:
+        if spec.logical_id in self._overrides:
+            return self._overrides[spec.logical_id]
+        module = self._modules.get(spec.logical_id) or self._import(spec)
+        attribute = spec.handler.rsplit(".", 1)[-1]
+        handler: Handler = getattr(module, attribute)
+        return handler
+
+    def _import(self, spec: FunctionSpec) -> ModuleType:
+        path = spec.module_file
+        if path is None or not path.exists():
+            raise InvocationError(
+                f"{spec.logical_id}: no handler module for {spec.handler!r} "
+                f"under {spec.code_dir} (register an override to run it without code)"
+            )
+        module_name = f"_quitclaim_local_{spec.logical_id}__{path.stem}"
+        module_spec = importlib.util.spec_from_file_location(module_name, path)
+        if module_spec is None or module_spec.loader is None:
+            raise InvocationError(f"cannot import {path}")
+        module = importlib.util.module_from_spec(module_spec)
+        sys.modules[module_name] = module
+        try:
+            module_spec.loader.exec_module(module)
+        except BaseException:
+            # Like a failed Lambda init: the next invocation starts a new container.
+            del sys.modules[module_name]
+            raise
+        self._modules[spec.logical_id] = module
+        return module
+
+    @contextmanager
+    def _environment(self, spec: FunctionSpec) -> Iterator[None]:
+        environment = spec.environment
+        unsafe = [
+            name
+            for name in os.environ
+            if name in _UNSAFE_VARIABLES or name.startswith("AWS_ENDPOINT_URL_")
+        ]
+        touched = set(unsafe) | set(environment)
+        saved = {name: value for name, value in os.environ.items() if name in touched}
+        saved_session = boto3.DEFAULT_SESSION
+        for name in unsafe:
+            os.environ.pop(name, None)
+        os.environ.update(environment)
+        # Sibling modules of the handler import as they do in Lambda (task root on the path).
+        code_dir = str(spec.code_dir) if spec.code_dir else None
+        if code_dir:
+            sys.path.insert(0, code_dir)
+        # A fresh "container": settings and boto3's default session re-read the environment.
+        boto3.DEFAULT_SESSION = None
+        reset_settings()
+        global _LAST_CONTAINER_ENVIRONMENT
+        if environment != _LAST_CONTAINER_ENVIRONMENT:
+            # Another function or stack: services built from the old settings go too.
+            reset_container()
+            _LAST_CONTAINER_ENVIRONMENT = dict(environment)
+        try:
+            yield
+        finally:
+            if code_dir and code_dir in sys.path:
+                sys.path.remove(code_dir)
+            for name in touched:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+            boto3.DEFAULT_SESSION = saved_session
+            reset_settings()
+
+    # ------------------------------------------------------------ invocation
+
+    def invoke(self, logical_id: str, event: dict[str, Any]) -> Any:
+        """Call the function directly (as a synchronous Invoke); exceptions propagate."""
+        spec = self._spec(logical_id)
+        with self._environment(spec):
+            handler = self._handler(spec)
+            return handler(event, LambdaContext(spec))
+
+    def _run(self, spec: FunctionSpec, event: dict[str, Any]) -> tuple[Any, str | None]:
+        """One event-source invocation: ``(response, None)`` or ``(None, error)``."""
+        with self._environment(spec):
+            started = time.monotonic()
+            try:
+                handler = self._handler(spec)
+                result = handler(event, LambdaContext(spec))
+            except (Exception, SystemExit) as exc:
+                log.exception("%s failed", spec.logical_id)
+                return None, f"{spec.logical_id}: {type(exc).__name__}: {exc}"
+            elapsed = time.monotonic() - started
+        if self.enforce_timeout and elapsed > spec.timeout_s:
+            # Lambda would have killed it; whatever it returned is lost.
+            return None, f"{spec.logical_id}: Task timed out after {spec.timeout_s} seconds"
+        try:
+            # Lambda serialises the response to JSON before it reads it.
+            return json.loads(json.dumps(result)), None
+        except (TypeError, ValueError) as exc:
+            return None, f"{spec.logical_id}: Runtime.MarshalError: {exc}"
+
+    def poll_once(self) -> RunReport:
+        """Receive one batch from each enabled mapping, invoke, settle."""
+        report = RunReport()
+        for mapping in self.mappings:
+            if not mapping.enabled:
+                continue
+            dlq_before = self.queue_depth(mapping.dead_letter_queue_url)
+            messages = self._receive(mapping)
+            if messages:
+                report.add(self._deliver(mapping, messages))
+            # moto moves a message to the DLQ during the receive after its last allowed one.
+            report.dead_lettered += max(
+                0, self.queue_depth(mapping.dead_letter_queue_url) - dlq_before
+            )
+        return report
+
+    def drain(self, timeout_s: float = 30.0) -> RunReport:
+        """Poll until every mapped queue is empty (visible, in flight and delayed)."""
+        deadline = time.monotonic() + timeout_s
+        total = RunReport()
+        while True:
+            step = self.poll_once()
+            total.add(step)
+            pending: dict[str, int] = {}
+            if not step.messages:
+                pending = {
+                    m.queue_url: depth
+                    for m in self.mappings
+                    if m.enabled and (depth := self.queue_depth(m.queue_url))
+                }
+                if not pending:
+                    return total
+            if time.monotonic() > deadline:
+                raise DrainTimeout(
+                    f"queues not empty after {timeout_s}s "
+                    f"({pending or 'handlers still receiving messages'})",
+                    total,
+                )
+            if pending:
+                time.sleep(0.02)  # messages in flight elsewhere, or delayed
+
+    def _receive(self, mapping: QueueMapping) -> list[dict[str, Any]]:
+        messages: list[dict[str, Any]] = []
+        while len(messages) < mapping.batch_size:
+            # Lambda's poller uses the queue's own visibility timeout.
+            batch = self._sqs.receive_message(
+                QueueUrl=mapping.queue_url,
+                MaxNumberOfMessages=min(10, mapping.batch_size - len(messages)),
+                MessageSystemAttributeNames=["All"],
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                break
+            messages.extend(batch)
+        return messages
+
+    def _deliver(self, mapping: QueueMapping, messages: list[dict[str, Any]]) -> RunReport:
+        spec = self._spec(mapping.function)
+        event = {"Records": [self._record(mapping, m) for m in messages]}
+        ids = {m["MessageId"] for m in messages}
+        for observe in list(self.observers):
+            observe(spec.logical_id, event)
+        response, error = self._run(spec, event)
+        report = RunReport(invocations=1, messages=len(messages))
+        failed: set[str] | None
+        if error is not None:
+            failed = ids
+            report.errors.append(error)
+        elif mapping.report_batch_item_failures:
+            failed = _batch_item_failures(response, ids)
+            if failed is None:
+                report.errors.append(
+                    f"{spec.logical_id}: invalid batchItemFailures response {response!r}: "
+                    "the whole batch returns"
+                )
+                failed = ids
+        else:
+            failed = set()
+        done = [m for m in messages if m["MessageId"] not in failed]
+        back = [m for m in messages if m["MessageId"] in failed]
+        for chunk in _chunks(done):
+            self._sqs.delete_message_batch(
+                QueueUrl=mapping.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(chunk)
+                ],
+            )
+        for chunk in _chunks(back):
+            # Visible again now, not after VisibilityTimeout: see the module docstring.
+            self._sqs.change_message_visibility_batch(
+                QueueUrl=mapping.queue_url,
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                    for i, m in enumerate(chunk)
+                ],
+            )
+        report.succeeded = len(done)
+        report.failures = len(back)
+        return report
+
+    def _record(self, mapping: QueueMapping, message: dict[str, Any]) -> dict[str, Any]:
+        record: dict[str, Any] = {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": dict(message.get("Attributes", {})),
+            "messageAttributes": {
+                name: _lambda_message_attribute(value)
+                for name, value in message.get("MessageAttributes", {}).items()
+            },
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": mapping.queue_arn,
+            "awsRegion": self.deployment.region,
+        }
+        if "MD5OfMessageAttributes" in message:
+            record["md5OfMessageAttributes"] = message["MD5OfMessageAttributes"]
+        return record
+
+    def queue_depth(self, queue_url: str | None) -> int:
+        """Messages visible, in flight or delayed (0 for no queue)."""
+        if queue_url is None:
+            return 0
+        attributes = self._sqs.get_queue_attributes(
+            QueueUrl=queue_url,
+            AttributeNames=[
+                "ApproximateNumberOfMessages",
+                "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed",
+            ],
+        )["Attributes"]
+        return sum(int(v) for v in attributes.values())
+
+    def close(self) -> None:
+        """Forget the imported handler modules (the "containers")."""
+        for module in self._modules.values():
+            sys.modules.pop(module.__name__, None)
+        self._modules.clear()
+        self._overrides.clear()
+
+
+def _batch_item_failures(response: Any, ids: set[str]) -> set[str] | None:
+    """The message ids to retry, or ``None`` when Lambda would fail the whole batch.
+
+    Success: a null/empty response or a null/empty ``batchItemFailures``.
+    Whole-batch failure: anything else malformed - an item without an
+    ``itemIdentifier``, an empty or unknown one. A response that is not an
+    object (AWS documents no case for it) fails the batch: fail closed.
+    """
+    if response is None:
+        return set()
+    if not isinstance(response, dict):
+        return None
+    items = response.get("batchItemFailures")
+    if items is None:
+        return set()
+    if not isinstance(items, list):
+        return None
+    failed: set[str] = set()
+    for item in items:
+        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
+        if not isinstance(identifier, str) or identifier not in ids:
+            return None
+        failed.add(identifier)
+    return failed
+
+
+def _lambda_message_attribute(value: dict[str, Any]) -> dict[str, Any]:
+    """SQS API message attribute -> the camelCase shape of Lambda's SQS records."""
+    result: dict[str, Any] = {
+        "stringListValues": value.get("StringListValues", []),
+        "binaryListValues": [
+            base64.b64encode(v).decode() for v in value.get("BinaryListValues", [])
+        ],
+        "dataType": value["DataType"],
+    }
+    if "StringValue" in value:
+        result["stringValue"] = value["StringValue"]
+    if "BinaryValue" in value:
+        result["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
+    return result
+
+
+def _chunks(messages: list[dict[str, Any]], size: int = 10) -> Iterator[list[dict[str, Any]]]:
+    for start in range(0, len(messages), size):
+        yield messages[start : start + size]

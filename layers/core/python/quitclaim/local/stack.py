@@ -1,0 +1,203 @@
+"""``LocalStack``: emulator + deployed template + gap fills + runtime, in one object.
+
+    with LocalStack() as stack:
+        stack.client("s3").put_object(Bucket=stack.outputs["UploadsBucketName"], ...)
+        report = stack.drain()
+
+The template is checked (parameters, Rules) before the emulator starts, so a
+non-EU region fails at once, as ``sam deploy`` would.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from quitclaim.config import reset_settings
+from quitclaim.local import gaps
+from quitclaim.local.deploy import (
+    DEFAULT_REGION,
+    Deployment,
+    deploy,
+    load_template,
+    preflight,
+)
+from quitclaim.local.emulator import Emulator
+from quitclaim.local.runtime import LocalRuntime, RunReport, aws_client_env
+
+log = logging.getLogger(__name__)
+
+
+def default_template_path() -> Path:
+    """``infra/template.yaml`` of the working tree this package is installed from."""
+    # layers/core/python/quitclaim/local/stack.py -> the repository root is 5 levels up.
+    in_tree = Path(__file__).resolve().parents[5] / "infra" / "template.yaml"
+    return in_tree if in_tree.exists() else Path.cwd() / "infra" / "template.yaml"
+
+
+class LocalStack:
+    """The whole stack on 127.0.0.1.
+
+    Several may run in one process (they share the emulator): give each its
+    own ``stack_name`` and ``Stage`` parameter, since bucket names derive from
+    the Stage.
+    """
+
+    def __init__(
+        self,
+        template_path: str | Path | None = None,
+        region: str = DEFAULT_REGION,
+        stack_name: str = "quitclaim-local",
+        parameters: dict[str, Any] | None = None,
+        port: int = 0,
+    ) -> None:
+        self.template_path = Path(template_path or default_template_path()).resolve()
+        self.region = region
+        self.stack_name = stack_name
+        self.parameters = dict(parameters or {})
+        self._emulator = Emulator(port=port)
+        self._deployment: Deployment | None = None
+        self._runtime: LocalRuntime | None = None
+        self.gaps = gaps.GapReport()
+        self.timings: dict[str, float] = {}  # seconds per start-up step
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> LocalStack:
+        """Check the template, start the emulator, deploy, fill the gaps, ready the runtime."""
+        started = time.perf_counter()
+        template = load_template(self.template_path)
+        # Refuse before anything starts: CloudFormation validates first too.
+        preflight(template, self.region, self.stack_name, self.parameters)
+        self._mark("preflight", started)
+        step = time.perf_counter()
+        self._emulator.start()
+        self._mark("emulator", step)
+        try:
+            step = time.perf_counter()
+            self._deployment = deploy(
+                self._emulator,
+                self.template_path,
+                stack_name=self.stack_name,
+                region=self.region,
+                parameters=self.parameters,
+                template=template,
+            )
+            self._mark("deploy", step)
+            step = time.perf_counter()
+            self.gaps = gaps.apply(self._deployment)
+            self._runtime = LocalRuntime(
+                self._deployment, self._emulator.endpoint_url, gap_report=self.gaps
+            )
+            self._mark("gaps+runtime", step)
+        except BaseException:
+            self.stop()
+            raise
+        self._mark("total", started)
+        return self
+
+    def stop(self) -> None:
+        """Drop the runtime's modules and release the emulator (idempotent).
+
+        If other stacks in this process still use the emulator, this stack is
+        deleted from it; otherwise the emulator stops and all state is gone.
+        """
+        if self._runtime is not None:
+            self._runtime.close()
+        if self._deployment is not None and self._emulator.shared:
+            try:
+                self.client("cloudformation").delete_stack(StackName=self.stack_name)
+            except Exception:
+                log.warning("could not delete local stack %s", self.stack_name, exc_info=True)
+        self._runtime = None
+        self._deployment = None
+        self._emulator.stop()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _mark(self, name: str, since: float) -> None:
+        self.timings[name] = round(time.perf_counter() - since, 3)
+
+    # ------------------------------------------------------------ access
+
+    @property
+    def deployment(self) -> Deployment:
+        if self._deployment is None:
+            raise RuntimeError("the local stack is not started")
+        return self._deployment
+
+    @property
+    def runtime(self) -> LocalRuntime:
+        if self._runtime is None:
+            raise RuntimeError("the local stack is not started")
+        return self._runtime
+
+    @property
+    def endpoint_url(self) -> str:
+        return self._emulator.endpoint_url
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        return dict(self.deployment.outputs)
+
+    @property
+    def resources(self) -> dict[str, str]:
+        """Logical id -> physical id of every resource the emulator created."""
+        return dict(self.deployment.resources)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the stack's region (fake credentials, standard retries)."""
+        return self._emulator.client(service, self.region)
+
+    def function_env(self, logical_id: str) -> dict[str, str]:
+        """The environment a function runs with locally."""
+        return self.runtime.function_env(logical_id)
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a process or test that talks to the stack as the functions do.
+
+        Endpoint, region and fake credentials, plus the template's Globals
+        ``QC_*`` variables resolved against the stack (bucket and table names).
+        """
+        deployment = self.deployment
+        function_globals = (deployment.template.get("Globals") or {}).get("Function") or {}
+        variables = (function_globals.get("Environment") or {}).get("Variables") or {}
+        settings = {
+            name: str(deployment.resolve(value))
+            for name, value in variables.items()
+            if name.startswith("QC_")
+        }
+        return {**settings, **aws_client_env(self.endpoint_url, self.region)}
+
+    @contextmanager
+    def use_client_env(self) -> Iterator[dict[str, str]]:
+        """Point this process at the stack (``client_env`` in ``os.environ``) for a block.
+
+        For code that builds its clients from settings (the registry, the
+        demo): without it they would read the caller's environment, which
+        may hold real AWS credentials. Restored, and settings reset, on exit.
+        """
+        environment = self.client_env()
+        saved = {k: v for k, v in os.environ.items() if k in environment}
+        os.environ.update(environment)
+        reset_settings()
+        try:
+            yield environment
+        finally:
+            for name in environment:
+                os.environ.pop(name, None)
+            os.environ.update(saved)
+            reset_settings()
+
+    def drain(self, timeout_s: float = 30.0) -> RunReport:
+        """Deliver every queued message to its function (see ``LocalRuntime.drain``)."""
+        return self.runtime.drain(timeout_s=timeout_s)
