@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quitclaim.domain.consent import consent_verdict
-from quitclaim.domain.decision import decide_asset
+from quitclaim.domain.decision import decide_asset, redecide_recorded
 from quitclaim.domain.models import (
     AssetStatus,
     Box,
@@ -117,3 +117,27 @@ def test_without_consents_any_identifiable_face_blocks(
 ) -> None:
     decision = decide_asset(face_list, {}, purpose, now)
     assert decision.approved == (not any(f.identifiable for f in face_list))
+
+
+@given(
+    face_list=st.lists(faces(), max_size=6),
+    consent_list=st.lists(consents(), max_size=8),
+    purpose=purposes,
+    now=instants,
+    waived=st.sets(st.sampled_from(list(Reason))),
+)
+def test_redecision_only_waives_what_reviewers_waived(
+    face_list: list[FaceMatch],
+    consent_list: list[Consent],
+    purpose: str,
+    now: datetime,
+    waived: set[Reason],
+) -> None:
+    by_subject: dict[str, list[Consent]] = {s: [] for s in SUBJECTS}
+    for c in consent_list:
+        by_subject[c.subject_id].append(c)
+    plain = decide_asset(face_list, by_subject, purpose, now)
+    again = redecide_recorded(face_list, by_subject, purpose, now, frozenset(waived))
+    # Approved exactly when every blocking reason was explicitly waived
+    assert again.approved == (set(plain.reasons) <= waived)
+    assert set(again.reasons) == set(plain.reasons) - waived

@@ -6,6 +6,7 @@ from functools import lru_cache
 
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
+    DynamoApiKeys,
     DynamoAssets,
     DynamoConsents,
     DynamoSubjects,
@@ -16,7 +17,12 @@ from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.console import Console
+from quitclaim.usecases.keys import ApiKeys
+from quitclaim.usecases.placement import Placement
+from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.review import Review
 from quitclaim.usecases.scan_asset import ScanAsset
 
 _clock: Clock = SystemClock()
@@ -26,8 +32,7 @@ def set_clock(clock: Clock) -> None:
     """Replace the clock (the local stack's controllable time)."""
     global _clock
     _clock = clock
-    scan_asset_service.cache_clear()
-    registry_service.cache_clear()
+    reset_container(keep_settings=True)
 
 
 def current_clock() -> Clock:
@@ -69,21 +74,69 @@ def scan_asset_service() -> ScanAsset:
 
 
 @lru_cache(maxsize=1)
+def _recheck() -> Recheck:
+    settings = _bound(get_settings())
+    assets = DynamoAssets()
+    return Recheck(
+        assets=assets,
+        consents=DynamoConsents(),
+        placement=_placement(),
+        clock=_clock,
+        library_bucket=settings.library_bucket,
+        quarantine_bucket=settings.quarantine_bucket,
+    )
+
+
+@lru_cache(maxsize=1)
+def _placement() -> Placement:
+    settings = _bound(get_settings())
+    return Placement(
+        store=S3ObjectStore(aws_client("s3", settings)), assets=DynamoAssets(), clock=_clock
+    )
+
+
+@lru_cache(maxsize=1)
 def registry_service() -> Registry:
-    _bound(get_settings())
+    """Tenant-level registry (operators, the demo, webhooks)."""
+    settings = _bound(get_settings())
     return Registry(
         tenants=DynamoTenants(),
         subjects=DynamoSubjects(),
         consents=DynamoConsents(),
         clock=_clock,
         engine_factory=face_engine,
+        recheck=_recheck(),
+        documents=S3ObjectStore(aws_client("s3", settings)),
+        documents_bucket=settings.documents_bucket,
+        max_document_bytes=settings.max_document_bytes,
     )
 
 
-def reset_container() -> None:
+@lru_cache(maxsize=1)
+def console_service() -> Console:
+    """The principal-scoped facade the API and the HTTP CLI use."""
+    settings = _bound(get_settings())
+    assets = DynamoAssets()
+    return Console(
+        registry=registry_service(),
+        review=Review(
+            assets=assets,
+            subjects=DynamoSubjects(),
+            placement=_placement(),
+            recheck=_recheck(),
+            clock=_clock,
+            library_bucket=settings.library_bucket,
+        ),
+        keys=ApiKeys(DynamoApiKeys()),
+        assets=assets,
+    )
+
+
+def reset_container(*, keep_settings: bool = False) -> None:
     """Forget everything built from settings (a new 'container' locally)."""
     from quitclaim.config import reset_settings
 
-    reset_settings()
-    scan_asset_service.cache_clear()
-    registry_service.cache_clear()
+    if not keep_settings:
+        reset_settings()
+    for cached in (scan_asset_service, registry_service, console_service, _recheck, _placement):
+        cached.cache_clear()

@@ -44,8 +44,10 @@ class Settings(BaseSettings):
     uploads_bucket: str = "quitclaim-uploads"
     library_bucket: str = "quitclaim-library"
     quarantine_bucket: str = "quitclaim-quarantine"
+    documents_bucket: str = "quitclaim-documents"
 
     tenants_table: str = "quitclaim-tenants"
+    api_keys_table: str = "quitclaim-api-keys"
     subjects_table: str = "quitclaim-subjects"
     consents_table: str = "quitclaim-consents"
     assets_table: str = "quitclaim-assets"
@@ -56,6 +58,7 @@ class Settings(BaseSettings):
 
     # Input limits: checked before any pixel is decoded.
     max_upload_bytes: int = 50 * 1024 * 1024
+    max_document_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 60_000_000
     max_frames: int = 200
     # Detection runs on at most this many pixels; boxes are mapped back.

@@ -7,9 +7,11 @@ Table names come from settings; ``bind_models`` sets them once per container.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+import base64
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pynamodb.attributes import (
@@ -24,12 +26,22 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from quitclaim.config import Settings
-from quitclaim.domain.errors import DependencyFailed, NotFound
-from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
+from quitclaim.domain.errors import Conflict, DependencyFailed, NotFound, ValidationFailed
+from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.domain.records import AssetRecord, FaceRecord
+from quitclaim.domain.registry import (
+    ConsentEvent,
+    Evidence,
+    Guardian,
+    Page,
+    Role,
+    Subject,
+)
 
 SEP = "#"
 
@@ -57,7 +69,30 @@ class TenantModel(_Base):
     min_face_px = NumberAttribute()
     default_purpose = UnicodeAttribute()
     purposes = UnicodeSetAttribute()
+    scan_modes = JSONAttribute(default=dict)
+    unknown_face_policy = UnicodeAttribute(default="quarantine")
     gallery_version = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
+
+
+class ApiKeyModel(_Base):
+    """API keys, stored only as a SHA-256 of their secret part.
+
+    The key text is ``qc_{tenant}_{secret}``: the tenant prefix lets the
+    authorizer do one GetItem in the tenant's partition, never a scan.
+    """
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant = UnicodeAttribute(hash_key=True)
+    key_hash = UnicodeAttribute(range_key=True)
+    key_id = UnicodeAttribute()
+    role = UnicodeAttribute()
+    label = UnicodeAttribute(default="")
+    created_at = UTCDateTimeAttribute()
+    revoked_at = UTCDateTimeAttribute(null=True)
 
 
 class SubjectModel(_Base):
@@ -68,7 +103,11 @@ class SubjectModel(_Base):
     subject_id = UnicodeAttribute(range_key=True)
     display_name = UnicodeAttribute(null=True)
     external_ref = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    date_of_birth = UnicodeAttribute(null=True)  # ISO date
+    guardian = JSONAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
+    updated_at = UTCDateTimeAttribute(null=True)
     # Biometric templates (float32 x 128) of people who consented to matching
     # only. The table is KMS-encrypted at rest; the API never returns them.
     templates = BinarySetAttribute(null=True, legacy_encoding=False)
@@ -79,6 +118,8 @@ class HistoryEvent(MapAttribute[str, Any]):
     at = UTCDateTimeAttribute()
     event = UnicodeAttribute()
     source = UnicodeAttribute()
+    actor = UnicodeAttribute(default="system")
+    detail = JSONAttribute(default=dict)
 
 
 class ConsentModel(_Base):
@@ -97,7 +138,24 @@ class ConsentModel(_Base):
     status = UnicodeAttribute(default="granted")
     version = NumberAttribute(default=1)
     history = ListAttribute(of=HistoryEvent, default=list)
+    signer = UnicodeAttribute(null=True)
+    form_version = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(null=True)
+    document_key = UnicodeAttribute(null=True)
+    document_sha256 = UnicodeAttribute(null=True)
+    document_type = UnicodeAttribute(null=True)
     ttl = TTLAttribute(null=True)
+
+
+class AssetsByStatus(GlobalSecondaryIndex["AssetModel"]):
+    """The review queue: a tenant's assets by status, newest decisions last."""
+
+    class Meta:
+        index_name = "by_status"
+        projection = AllProjection()
+
+    tenant = UnicodeAttribute(hash_key=True)
+    status_at = UnicodeAttribute(range_key=True)  # status#decided_at
 
 
 class AssetModel(_Base):
@@ -105,6 +163,12 @@ class AssetModel(_Base):
         abstract = False
 
     pk = UnicodeAttribute(hash_key=True)  # tenant#asset_id
+    by_status = AssetsByStatus()
+    status_at = UnicodeAttribute()
+    subject_ids = UnicodeSetAttribute(null=True)
+    version = NumberAttribute(default=1)
+    review = JSONAttribute(default=dict)
+    history = JSONAttribute(default=list)
     tenant = UnicodeAttribute()
     asset_id = UnicodeAttribute()
     source_bucket = UnicodeAttribute()
@@ -139,6 +203,7 @@ class AppearanceModel(_Base):
 
 _TABLES: dict[type[Model], str] = {
     TenantModel: "tenants_table",
+    ApiKeyModel: "api_keys_table",
     SubjectModel: "subjects_table",
     ConsentModel: "consents_table",
     AssetModel: "assets_table",
@@ -172,6 +237,44 @@ def _conditional_failed(exc: PynamoDBException) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
 
 
+def encode_cursor(last_key: Mapping[str, Any] | None) -> str | None:
+    """An opaque page cursor (the last evaluated key, base64 JSON)."""
+    if not last_key:
+        return None
+    return base64.urlsafe_b64encode(json.dumps(last_key, sort_keys=True).encode()).decode()
+
+
+def decode_cursor(cursor: str | None, tenant: str) -> dict[str, Any] | None:
+    """Parse a cursor; one that points outside the tenant is refused."""
+    if not cursor:
+        return None
+    try:
+        value = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError):
+        raise ValidationFailed("cursor is not valid", field="cursor") from None
+    if not isinstance(value, dict):
+        raise ValidationFailed("cursor is not valid", field="cursor")
+    attrs = {k: v.get("S") for k, v in value.items() if isinstance(v, dict)}
+    # A cursor from another tenant's listing must not even reach DynamoDB.
+    if attrs.get("tenant") != tenant and not str(attrs.get("pk") or "").startswith(f"{tenant}#"):
+        raise ValidationFailed("cursor is not valid", field="cursor")
+    return value
+
+
+def _policy_from(item: TenantModel) -> TenantPolicy:
+    modes = dict(item.scan_modes or {}) or {"*": ScanMode.RECOGNIZE.value}
+    return TenantPolicy(
+        tenant=item.tenant,
+        match_threshold=float(item.match_threshold),
+        match_margin=float(item.match_margin),
+        min_face_px=int(item.min_face_px),
+        default_purpose=item.default_purpose,
+        purposes=frozenset(item.purposes or ()),
+        scan_modes=tuple(sorted((k, ScanMode(v)) for k, v in modes.items())),
+        unknown_face_policy=item.unknown_face_policy or "quarantine",
+    )
+
+
 class DynamoTenants:
     """TenantRepository on the tenants table."""
 
@@ -181,14 +284,7 @@ class DynamoTenants:
                 item = TenantModel.get(tenant, consistent_read=True)
             except TenantModel.DoesNotExist:
                 return None
-        return TenantPolicy(
-            tenant=item.tenant,
-            match_threshold=float(item.match_threshold),
-            match_margin=float(item.match_margin),
-            min_face_px=int(item.min_face_px),
-            default_purpose=item.default_purpose,
-            purposes=frozenset(item.purposes or ()),
-        )
+        return _policy_from(item)
 
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
@@ -198,16 +294,32 @@ class DynamoTenants:
                 return 0
 
     def save_tenant(self, policy: TenantPolicy) -> None:
+        now = datetime.now(UTC)
         with _dependency("tenant write"):
-            TenantModel(
-                policy.tenant,
-                match_threshold=policy.match_threshold,
-                match_margin=policy.match_margin,
-                min_face_px=policy.min_face_px,
-                default_purpose=policy.default_purpose,
-                purposes=set(policy.purposes),
-                gallery_version=0,
-            ).save(condition=TenantModel.tenant.does_not_exist())
+            try:
+                TenantModel(
+                    policy.tenant,
+                    gallery_version=0,
+                    created_at=now,
+                    updated_at=now,
+                    **_policy_attributes(policy),
+                ).save(condition=TenantModel.tenant.does_not_exist())
+            except PutError as exc:
+                if _conditional_failed(exc):
+                    raise Conflict(f"tenant {policy.tenant!r} already exists") from exc
+                raise
+
+    def update_policy(self, policy: TenantPolicy) -> None:
+        item = TenantModel(policy.tenant)
+        attrs = _policy_attributes(policy)
+        with _dependency("tenant update"):
+            item.update(
+                actions=[
+                    *(getattr(TenantModel, name).set(value) for name, value in attrs.items()),
+                    TenantModel.updated_at.set(datetime.now(UTC)),
+                ],
+                condition=TenantModel.tenant.exists(),
+            )
 
     def bump_gallery_version(self, tenant: str) -> int:
         item = TenantModel(tenant)
@@ -224,12 +336,72 @@ class DynamoTenants:
         return int(item.gallery_version)
 
 
+def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
+    return {
+        "match_threshold": policy.match_threshold,
+        "match_margin": policy.match_margin,
+        "min_face_px": policy.min_face_px,
+        "default_purpose": policy.default_purpose,
+        "purposes": set(policy.purposes),
+        "scan_modes": {k: v.value for k, v in policy.scan_modes},
+        "unknown_face_policy": policy.unknown_face_policy,
+    }
+
+
+class DynamoApiKeys:
+    """API keys by (tenant, hash of secret)."""
+
+    def put(self, tenant: str, key_hash: str, key_id: str, role: Role, label: str) -> None:
+        with _dependency("api key write"):
+            ApiKeyModel(
+                tenant,
+                key_hash,
+                key_id=key_id,
+                role=role.value,
+                label=label,
+                created_at=datetime.now(UTC),
+            ).save(condition=ApiKeyModel.key_hash.does_not_exist())
+
+    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str] | None:
+        """(key_id, role, label) of a live key, or None."""
+        with _dependency("api key read"):
+            try:
+                item = ApiKeyModel.get(tenant, key_hash, consistent_read=True)
+            except ApiKeyModel.DoesNotExist:
+                return None
+        if item.revoked_at is not None:
+            return None
+        return item.key_id, Role(item.role), item.label
+
+
+def _subject_from(item: SubjectModel) -> Subject:
+    guardian = item.guardian
+    return Subject(
+        tenant=item.tenant,
+        subject_id=item.subject_id,
+        display_name=item.display_name or "",
+        external_ref=item.external_ref,
+        email=item.email,
+        date_of_birth=date.fromisoformat(item.date_of_birth) if item.date_of_birth else None,
+        guardian=Guardian(**guardian) if guardian else None,
+        templates=len(item.templates or ()),
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+    )
+
+
 class DynamoSubjects:
     """SubjectRepository on the subjects table."""
 
     def templates(self, tenant: str) -> Iterable[tuple[str, bytes]]:
         with _dependency("subjects query"):
-            items = list(SubjectModel.query(tenant, consistent_read=True))
+            items = list(
+                SubjectModel.query(
+                    tenant,
+                    consistent_read=True,
+                    attributes_to_get=["subject_id", "templates"],
+                )
+            )
         for item in items:
             for template in item.templates or ():
                 yield item.subject_id, bytes(template)
@@ -237,43 +409,108 @@ class DynamoSubjects:
     def create(
         self, tenant: str, subject_id: str, display_name: str, external_ref: str | None
     ) -> None:
+        self.save(Subject(tenant, subject_id, display_name, external_ref=external_ref), new=True)
+
+    def save(self, subject: Subject, *, new: bool) -> None:
+        """Write the person's details (never touches their templates)."""
+        now = datetime.now(UTC)
+        details: dict[str, Any] = {
+            "display_name": subject.display_name,
+            "external_ref": subject.external_ref,
+            "email": subject.email,
+            "date_of_birth": subject.date_of_birth.isoformat() if subject.date_of_birth else None,
+            "guardian": (
+                {k: v for k, v in vars_of(subject.guardian).items() if v is not None}
+                if subject.guardian
+                else None
+            ),
+            "updated_at": now,
+        }
         with _dependency("subject write"):
-            SubjectModel(
-                tenant,
-                subject_id,
-                display_name=display_name,
-                external_ref=external_ref,
-                created_at=datetime.now(UTC),
-            ).save(condition=SubjectModel.subject_id.does_not_exist())
+            if new:
+                SubjectModel(subject.tenant, subject.subject_id, created_at=now, **details).save(
+                    condition=SubjectModel.subject_id.does_not_exist()
+                )
+                return
+            item = SubjectModel(subject.tenant, subject.subject_id)
+            try:
+                item.update(
+                    actions=[
+                        getattr(SubjectModel, k).set(v)
+                        if v is not None
+                        else getattr(SubjectModel, k).remove()
+                        for k, v in details.items()
+                    ],
+                    condition=SubjectModel.subject_id.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"subject {subject.subject_id} not found") from exc
+                raise
+
+    def get(self, tenant: str, subject_id: str) -> Subject | None:
+        with _dependency("subject read"):
+            try:
+                item = SubjectModel.get(tenant, subject_id, consistent_read=True)
+            except SubjectModel.DoesNotExist:
+                return None
+        return _subject_from(item)
+
+    def page(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        with _dependency("subjects query"):
+            results = SubjectModel.query(
+                tenant, limit=limit, last_evaluated_key=decode_cursor(cursor, tenant)
+            )
+            items = tuple(_subject_from(item) for item in results)
+            return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def delete(self, tenant: str, subject_id: str) -> None:
+        with _dependency("subject delete"):
+            SubjectModel(tenant, subject_id).delete()
 
     def add_template(self, tenant: str, subject_id: str, template: bytes) -> None:
         item = SubjectModel(tenant, subject_id)
         with _dependency("subject update"):
-            item.update(
-                actions=[
-                    SubjectModel.templates.add({template}),
-                    SubjectModel.enrolled_at.set(datetime.now(UTC)),
-                ],
-                condition=SubjectModel.subject_id.exists(),
-            )
+            try:
+                item.update(
+                    actions=[
+                        SubjectModel.templates.add({template}),
+                        SubjectModel.enrolled_at.set(datetime.now(UTC)),
+                    ],
+                    condition=SubjectModel.subject_id.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"subject {subject_id} not found") from exc
+                raise
+
+    def exists(self, tenant: str, subject_id: str) -> bool:
+        return self.get(tenant, subject_id) is not None
 
     def display_names(self, tenant: str) -> dict[str, str]:
         with _dependency("subjects query"):
             return {
                 item.subject_id: item.display_name or ""
                 for item in SubjectModel.query(
-                    tenant,
-                    attributes_to_get=["subject_id", "display_name"],
+                    tenant, attributes_to_get=["subject_id", "display_name"]
                 )
             }
 
-    def exists(self, tenant: str, subject_id: str) -> bool:
-        with _dependency("subject read"):
-            try:
-                SubjectModel.get(tenant, subject_id, consistent_read=True)
-            except SubjectModel.DoesNotExist:
-                return False
-        return True
+    def external_refs(self, tenant: str) -> dict[str, str]:
+        with _dependency("subjects query"):
+            return {
+                item.subject_id: item.external_ref or item.subject_id
+                for item in SubjectModel.query(
+                    tenant, attributes_to_get=["subject_id", "external_ref"]
+                )
+            }
+
+
+def vars_of(value: Any) -> dict[str, Any]:
+    """Fields of a slotted dataclass as a dict."""
+    from dataclasses import asdict
+
+    return asdict(value)
 
 
 def _consent_from(item: ConsentModel) -> Consent:
@@ -289,24 +526,65 @@ def _consent_from(item: ConsentModel) -> Consent:
     )
 
 
+def _history_from(item: ConsentModel) -> tuple[ConsentEvent, ...]:
+    return tuple(
+        ConsentEvent(
+            at=event.at,
+            event=event.event,
+            source=event.source,
+            actor=event.actor or "system",
+            detail=dict(event.detail or {}),
+        )
+        for event in item.history or ()
+    )
+
+
+def _evidence_from(item: ConsentModel) -> Evidence | None:
+    if not item.signer:
+        return None
+    return Evidence(
+        signer=item.signer,
+        form_version=item.form_version or "",
+        source=item.source or "",
+        document_key=item.document_key,
+        document_sha256=item.document_sha256,
+        document_type=item.document_type,
+    )
+
+
+def _event(e: ConsentEvent) -> HistoryEvent:
+    return HistoryEvent(at=e.at, event=e.event, source=e.source, actor=e.actor, detail=e.detail)
+
+
 class DynamoConsents:
     """ConsentRepository on the consents table (history is append-only)."""
 
     def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
-        found: dict[str, list[Consent]] = {}
+        return {
+            sid: [c for c, _, _ in self.details(tenant, sid)] for sid in sorted(set(subject_ids))
+        }
+
+    def details(
+        self, tenant: str, subject_id: str
+    ) -> list[tuple[Consent, Evidence | None, tuple[ConsentEvent, ...]]]:
+        """Every consent of a subject with its evidence and history."""
         with _dependency("consents query"):
-            for subject_id in sorted(set(subject_ids)):
-                found[subject_id] = [
-                    _consent_from(item)
-                    for item in ConsentModel.query(
-                        tenant_key(tenant, subject_id),
-                        ConsentModel.sk.startswith("consent#"),
-                        consistent_read=True,
-                    )
-                ]
-        return found
+            return [
+                (_consent_from(item), _evidence_from(item), _history_from(item))
+                for item in ConsentModel.query(
+                    tenant_key(tenant, subject_id),
+                    ConsentModel.sk.startswith("consent#"),
+                    consistent_read=True,
+                )
+            ]
 
     def get(self, tenant: str, subject_id: str, consent_id: str) -> Consent | None:
+        found = self.get_details(tenant, subject_id, consent_id)
+        return found[0] if found else None
+
+    def get_details(
+        self, tenant: str, subject_id: str, consent_id: str
+    ) -> tuple[Consent, Evidence | None, tuple[ConsentEvent, ...]] | None:
         with _dependency("consent read"):
             try:
                 item = ConsentModel.get(
@@ -314,9 +592,16 @@ class DynamoConsents:
                 )
             except ConsentModel.DoesNotExist:
                 return None
-        return _consent_from(item)
+        return _consent_from(item), _evidence_from(item), _history_from(item)
 
-    def save(self, consent: Consent, *, source: str) -> None:
+    def save(
+        self,
+        consent: Consent,
+        *,
+        source: str,
+        evidence: Evidence | None = None,
+        actor: str = "system",
+    ) -> None:
         item = ConsentModel(
             tenant_key(consent.tenant, consent.subject_id),
             f"consent#{consent.consent_id}",
@@ -329,37 +614,54 @@ class DynamoConsents:
             revoked_at=consent.revoked_at,
             status="granted",
             version=consent.version,
-            history=[HistoryEvent(at=consent.valid_from, event="granted", source=source)],
+            history=[_event(ConsentEvent(datetime.now(UTC), "granted", source, actor))],
+            source=source,
+            signer=evidence.signer if evidence else None,
+            form_version=evidence.form_version if evidence else None,
+            document_key=evidence.document_key if evidence else None,
+            document_sha256=evidence.document_sha256 if evidence else None,
+            document_type=evidence.document_type if evidence else None,
         )
         with _dependency("consent write"):
             item.save(condition=ConsentModel.pk.does_not_exist())
 
-    def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent:
+    def change(self, before: Consent, after: Consent, event: ConsentEvent) -> Consent:
+        """Apply a renewal or withdrawal if nobody changed the consent meanwhile.
+
+        The version check means a withdrawal never silently overwrites a
+        concurrent renewal (or the reverse): the loser gets ``Conflict``.
+        """
         item = ConsentModel(
-            tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}"
+            tenant_key(before.tenant, before.subject_id), f"consent#{before.consent_id}"
         )
-        with _dependency("consent revoke"):
+        actions: list[Any] = [
+            ConsentModel.valid_from.set(after.valid_from),
+            ConsentModel.status.set(event.event),
+            ConsentModel.version.set(before.version + 1),
+            ConsentModel.history.set(ConsentModel.history.append([_event(event)])),
+        ]
+        for attr, value in (
+            (ConsentModel.expires_at, after.expires_at),
+            (ConsentModel.revoked_at, after.revoked_at),
+        ):
+            actions.append(attr.set(value) if value is not None else attr.remove())
+        with _dependency("consent update"):
             try:
-                # Version check: a revocation never silently overwrites a
-                # concurrent renewal; the caller re-reads and retries.
-                item.update(
-                    actions=[
-                        ConsentModel.revoked_at.set(at),
-                        ConsentModel.status.set("revoked"),
-                        ConsentModel.version.add(1),
-                        ConsentModel.history.set(
-                            ConsentModel.history.append(
-                                [HistoryEvent(at=at, event="revoked", source=source)]
-                            )
-                        ),
-                    ],
-                    condition=ConsentModel.version == consent.version,
-                )
+                item.update(actions=actions, condition=ConsentModel.version == before.version)
             except UpdateError as exc:
                 if _conditional_failed(exc):
-                    raise NotFound("consent changed or does not exist") from exc
+                    raise Conflict("the consent changed meanwhile; read it again") from exc
                 raise
         return _consent_from(item)
+
+    def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent:
+        from dataclasses import replace
+
+        return self.change(
+            consent,
+            replace(consent, revoked_at=at),
+            ConsentEvent(at, "revoked", source, "system"),
+        )
 
 
 def _record_from(item: AssetModel) -> AssetRecord:
@@ -381,7 +683,37 @@ def _record_from(item: AssetModel) -> AssetRecord:
         policy=dict(item.policy or {}),
         timings_ms=dict(item.timings_ms or {}),
         placed_at=item.placed_at,
+        version=int(item.version or 1),
+        review=dict(item.review or {}),
+        history=tuple(item.history or ()),
     )
+
+
+def _asset_attributes(record: AssetRecord) -> dict[str, Any]:
+    return {
+        "tenant": record.tenant,
+        "asset_id": record.asset_id,
+        "source_bucket": record.source_bucket,
+        "source_key": record.source_key,
+        "source_version": record.source_version,
+        "path": record.path,
+        "purpose": record.purpose,
+        "status": record.status.value,
+        "status_at": f"{record.status.value}#{record.decided_at.isoformat()}",
+        "subject_ids": set(record.subject_ids) or None,
+        "reasons": list(record.reasons),
+        "dest_bucket": record.dest_bucket,
+        "dest_key": record.dest_key,
+        "decided_at": record.decided_at,
+        "placed_at": record.placed_at,
+        "faces": [face.as_dict() for face in record.faces],
+        "versions": record.versions,
+        "policy": record.policy,
+        "timings_ms": record.timings_ms,
+        "version": record.version,
+        "review": record.review,
+        "history": list(record.history),
+    }
 
 
 class DynamoAssets:
@@ -396,25 +728,7 @@ class DynamoAssets:
         return _record_from(item)
 
     def create(self, record: AssetRecord) -> bool:
-        item = AssetModel(
-            tenant_key(record.tenant, record.asset_id),
-            tenant=record.tenant,
-            asset_id=record.asset_id,
-            source_bucket=record.source_bucket,
-            source_key=record.source_key,
-            source_version=record.source_version,
-            path=record.path,
-            purpose=record.purpose,
-            status=record.status.value,
-            reasons=list(record.reasons),
-            dest_bucket=record.dest_bucket,
-            dest_key=record.dest_key,
-            decided_at=record.decided_at,
-            faces=[face.as_dict() for face in record.faces],
-            versions=record.versions,
-            policy=record.policy,
-            timings_ms=record.timings_ms,
-        )
+        item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
         with _dependency("asset write"):
             try:
                 item.save(condition=AssetModel.pk.does_not_exist())
@@ -424,10 +738,61 @@ class DynamoAssets:
                 raise
         return True
 
+    def replace(self, record: AssetRecord, expected_version: int) -> None:
+        """Write a new state of the asset if it is still at ``expected_version``."""
+        item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
+        with _dependency("asset write"):
+            try:
+                item.save(condition=AssetModel.version == expected_version)
+            except PutError as exc:
+                if _conditional_failed(exc):
+                    raise Conflict("the asset changed meanwhile; read it again") from exc
+                raise
+
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None:
         item = AssetModel(tenant_key(tenant, asset_id))
         with _dependency("asset update"):
             item.update(actions=[AssetModel.placed_at.set(at)], condition=AssetModel.pk.exists())
+
+    def page(
+        self,
+        tenant: str,
+        *,
+        status: str | None,
+        reason: str | None,
+        subject_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        """The tenant's assets by status and decision time (one GSI query)."""
+        range_condition: Condition | None = None
+        if status is not None:
+            low = f"{status}#{since.isoformat() if since else ''}"
+            high = f"{status}#{until.isoformat() if until else '~'}"
+            range_condition = AssetsByStatus.status_at.between(low, high)
+        filters: Condition | None = None
+        if reason is not None:
+            filters = AssetModel.reasons.contains(reason)
+        if subject_id is not None:
+            by_subject: Condition = AssetModel.subject_ids.contains(subject_id)
+            filters = by_subject if filters is None else filters & by_subject
+        if status is None and (since or until):
+            in_window: Condition = AssetModel.decided_at.between(
+                since or datetime(1970, 1, 1, tzinfo=UTC), until or datetime(9999, 1, 1, tzinfo=UTC)
+            )
+            filters = in_window if filters is None else filters & in_window
+        with _dependency("assets query"):
+            results = AssetModel.by_status.query(
+                tenant,
+                range_condition,
+                filter_condition=filters,
+                limit=limit,
+                last_evaluated_key=decode_cursor(cursor, tenant),
+            )
+            items = tuple(_record_from(item) for item in results)
+            return Page(items, encode_cursor(results.last_evaluated_key))
 
     def add_appearances(self, record: AssetRecord) -> None:
         with _dependency("appearances write"), AppearanceModel.batch_write() as batch:
@@ -443,3 +808,17 @@ class DynamoAssets:
                         decided_at=record.decided_at,
                     )
                 )
+
+    def remove_appearance(self, tenant: str, subject_id: str, asset_id: str) -> None:
+        with _dependency("appearance delete"):
+            AppearanceModel(tenant_key(tenant, subject_id), asset_id).delete()
+
+    def appearances(self, tenant: str, subject_id: str) -> list[str]:
+        """Ids of the assets a subject appears in (drives re-decisions)."""
+        with _dependency("appearances query"):
+            return [
+                item.asset_id
+                for item in AppearanceModel.query(
+                    tenant_key(tenant, subject_id), consistent_read=True
+                )
+            ]

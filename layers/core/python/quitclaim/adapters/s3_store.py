@@ -90,10 +90,18 @@ class S3ObjectStore:
             raise DependencyFailed(f"S3 delete failed: {_code(exc)}") from exc
 
     def write(
-        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> None:
+        extra = {"ContentType": content_type} if content_type else {}
         try:
-            self._s3.put_object(Bucket=bucket, Key=key, Body=data, Metadata=dict(metadata or {}))
+            self._s3.put_object(
+                Bucket=bucket, Key=key, Body=data, Metadata=dict(metadata or {}), **extra
+            )
         except ClientError as exc:
             raise DependencyFailed(f"S3 put failed: {_code(exc)}") from exc
 

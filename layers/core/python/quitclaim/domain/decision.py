@@ -21,6 +21,7 @@ def decide_asset(
     consents_by_subject: Mapping[str, Sequence[Consent]],
     purpose: str,
     now: datetime,
+    unknown_reason: Reason = Reason.UNKNOWN_FACE,
 ) -> Decision:
     """Approve only when every identifiable face has a valid, in-scope consent.
 
@@ -35,8 +36,8 @@ def decide_asset(
             face_decisions.append(FaceDecision(face, None, None, None))
             continue
         if face.subject_id is None:
-            face_decisions.append(FaceDecision(face, None, None, Reason.UNKNOWN_FACE))
-            reasons.add(Reason.UNKNOWN_FACE)
+            face_decisions.append(FaceDecision(face, None, None, unknown_reason))
+            reasons.add(unknown_reason)
             continue
         consent, verdict = best_consent(consents_by_subject.get(face.subject_id, ()), purpose, now)
         reason = reason_for(verdict)
@@ -47,3 +48,22 @@ def decide_asset(
             reasons.add(reason)
     status = AssetStatus.QUARANTINED if reasons else AssetStatus.APPROVED
     return Decision(status, tuple(sorted(reasons)), tuple(face_decisions))
+
+
+def redecide_recorded(
+    faces: Sequence[FaceMatch],
+    consents_by_subject: Mapping[str, Sequence[Consent]],
+    purpose: str,
+    now: datetime,
+    waived: frozenset[Reason] = frozenset(),
+) -> Decision:
+    """Decide again from recorded faces (no re-scan), after a consent changed.
+
+    ``waived`` are reasons two reviewers explicitly released the asset despite
+    (say an unknown bystander); any *other* reason still blocks, so a later
+    withdrawal pulls even a released asset.
+    """
+    decision = decide_asset(faces, consents_by_subject, purpose, now)
+    remaining = tuple(r for r in decision.reasons if r not in waived)
+    status = AssetStatus.QUARANTINED if remaining else AssetStatus.APPROVED
+    return Decision(status, remaining, decision.faces)

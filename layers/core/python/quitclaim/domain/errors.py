@@ -64,6 +64,20 @@ class EnrolmentRejected(ValidationFailed):
     http_status = 422
 
 
+class Unauthorized(QuitclaimError):
+    """No key, or a key that does not resolve to a tenant."""
+
+    code = "unauthorized"
+    http_status = 401
+
+
+class Forbidden(QuitclaimError):
+    """The caller is known but may not do this (role, two-reviewer rule)."""
+
+    code = "forbidden"
+    http_status = 403
+
+
 class NotFound(QuitclaimError):
     """The thing does not exist for this tenant (other tenants' ids included)."""
 

@@ -54,6 +54,7 @@ class AssetStatus(enum.StrEnum):
     APPROVED = "approved"
     QUARANTINED = "quarantined"
     REJECTED = "rejected"
+    DELETED = "deleted"  # removed by an explicit reviewer or erasure action
 
 
 class Reason(enum.StrEnum):
@@ -65,6 +66,8 @@ class Reason(enum.StrEnum):
     CONSENT_REVOKED = "consent_revoked"
     CONSENT_NOT_YET_VALID = "consent_not_yet_valid"
     OUT_OF_SCOPE = "out_of_scope"
+    # The tenant runs detection without recognition here: a person must look.
+    REVIEW_REQUIRED = "review_required"
 
 
 class ConsentVerdict(enum.StrEnum):
@@ -122,9 +125,19 @@ class Decision:
         return self.status is AssetStatus.APPROVED
 
 
+class ScanMode(enum.StrEnum):
+    RECOGNIZE = "recognize"  # detect, match against the enrolled, check consent
+    DETECT_ONLY = "detect-only"  # no biometrics at all: any identifiable face → review
+    OFF = "off"  # no face processing (e.g. product photos); input still validated
+
+
 @dataclass(frozen=True, slots=True)
 class TenantPolicy:
-    """Per-tenant knobs the decision depends on (defaults are conservative)."""
+    """Per-tenant knobs the decision depends on (defaults are conservative).
+
+    ``scan_modes`` maps a collection (the first folder of the upload path) to a
+    mode; ``"*"`` is the default for every other collection.
+    """
 
     tenant: str
     match_threshold: float = 0.5
@@ -132,6 +145,14 @@ class TenantPolicy:
     min_face_px: int = 40
     default_purpose: str = "web"
     purposes: frozenset[str] = frozenset({"web", "social", "print", "internal"})
+    scan_modes: tuple[tuple[str, ScanMode], ...] = (("*", ScanMode.RECOGNIZE),)
+    unknown_face_policy: str = "quarantine"
+
+    def scan_mode_for(self, path: str) -> ScanMode:
+        """The mode for an upload path (``collection/...``), falling back to ``*``."""
+        modes = dict(self.scan_modes)
+        collection = path.split("/", 1)[0] if "/" in path else ""
+        return modes.get(collection, modes.get("*", ScanMode.RECOGNIZE))
 
 
 EncodingLike = Sequence[float]

@@ -12,6 +12,7 @@ from typing import Protocol
 
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,12 @@ class ObjectStore(Protocol):
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
 
     def write(
-        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> None: ...
 
 
@@ -59,6 +65,8 @@ class TenantRepository(Protocol):
     def save_tenant(self, policy: TenantPolicy) -> None: ...
 
     def bump_gallery_version(self, tenant: str) -> int: ...
+
+    def update_policy(self, policy: TenantPolicy) -> None: ...
 
 
 class SubjectRepository(Protocol):
@@ -78,15 +86,42 @@ class SubjectRepository(Protocol):
         """subject_id → display name (for people-facing views, never for logs)."""
         ...
 
+    def get(self, tenant: str, subject_id: str) -> Subject | None: ...
+
+    def save(self, subject: Subject, *, new: bool) -> None: ...
+
+    def page(self, tenant: str, limit: int, cursor: str | None) -> Page: ...
+
+    def delete(self, tenant: str, subject_id: str) -> None: ...
+
 
 class ConsentRepository(Protocol):
     def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
         """Current consents of each subject, read strongly consistent."""
         ...
 
-    def save(self, consent: Consent, *, source: str) -> None: ...
+    def save(
+        self,
+        consent: Consent,
+        *,
+        source: str,
+        evidence: Evidence | None = None,
+        actor: str = "system",
+    ) -> None: ...
 
     def get(self, tenant: str, subject_id: str, consent_id: str) -> Consent | None: ...
+
+    def get_details(
+        self, tenant: str, subject_id: str, consent_id: str
+    ) -> tuple[Consent, Evidence | None, tuple[ConsentEvent, ...]] | None: ...
+
+    def details(
+        self, tenant: str, subject_id: str
+    ) -> list[tuple[Consent, Evidence | None, tuple[ConsentEvent, ...]]]: ...
+
+    def change(self, before: Consent, after: Consent, event: ConsentEvent) -> Consent:
+        """Apply a renewal or withdrawal if still at ``before.version`` (else Conflict)."""
+        ...
 
     def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent: ...
 
@@ -98,9 +133,40 @@ class AssetRepository(Protocol):
         """Write a new decision; False when one with this id already exists."""
         ...
 
+    def replace(self, record: AssetRecord, expected_version: int) -> None:
+        """Write a new state if the stored one is still ``expected_version`` (else Conflict)."""
+        ...
+
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None: ...
 
     def add_appearances(self, record: AssetRecord) -> None: ...
+
+    def remove_appearance(self, tenant: str, subject_id: str, asset_id: str) -> None: ...
+
+    def appearances(self, tenant: str, subject_id: str) -> list[str]:
+        """Ids of the assets the subject appears in."""
+        ...
+
+    def page(
+        self,
+        tenant: str,
+        *,
+        status: str | None,
+        reason: str | None,
+        subject_id: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        limit: int,
+        cursor: str | None,
+    ) -> Page: ...
+
+
+class ApiKeyRepository(Protocol):
+    def put(self, tenant: str, key_hash: str, key_id: str, role: Role, label: str) -> None: ...
+
+    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str] | None:
+        """(key_id, role, label) of a live key with this hash, or None."""
+        ...
 
 
 class Clock(Protocol):

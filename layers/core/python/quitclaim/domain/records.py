@@ -65,6 +65,12 @@ class AssetRecord:
     policy: dict[str, Any] = field(default_factory=dict)
     timings_ms: dict[str, float] = field(default_factory=dict)
     placed_at: datetime | None = None
+    # Optimistic-lock version: every re-decision or review action bumps it.
+    version: int = 1
+    # Review state, e.g. {"pending_release": {"by": key_id, "at": iso, "justification": ...}}
+    review: dict[str, Any] = field(default_factory=dict)
+    # Append-only decision history: {"at", "action", "actor", "status", "reasons", ...}
+    history: tuple[dict[str, Any], ...] = ()
 
     @property
     def subject_ids(self) -> tuple[str, ...]:

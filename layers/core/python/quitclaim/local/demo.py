@@ -113,7 +113,7 @@ def collect_report(
 ) -> dict[str, Any]:
     """Read back where every upload ended up, from the records and the buckets."""
     names = subjects.display_names(tenant)
-    refs = {sid: ref for sid, ref in _external_refs(subjects, tenant).items()}
+    refs = subjects.external_refs(tenant)
     rows: list[dict[str, Any]] = []
     unaccounted: list[str] = []
     for up in uploads:

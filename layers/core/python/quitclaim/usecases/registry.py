@@ -1,31 +1,61 @@
-"""Minimal registry use-cases: tenants, enrolment, consent grant and revoke."""
+"""The registry: tenants, subjects, enrolment and consents, per tenant.
+
+Every consent change re-decides the subject's assets (``Recheck``) before it
+returns, so a withdrawal has taken the images out of the library by the time
+the caller hears "done".
+"""
 
 from __future__ import annotations
 
+import hashlib
+import re
 import secrets
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
 
-from quitclaim.domain.errors import EnrolmentRejected, NotFound, ValidationFailed
-from quitclaim.domain.models import Consent, TenantPolicy, is_tenant_id
+from quitclaim.domain.errors import Conflict, EnrolmentRejected, NotFound, ValidationFailed
+from quitclaim.domain.models import Consent, ScanMode, TenantPolicy, is_tenant_id
 from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
+    ObjectStore,
     SubjectRepository,
     TenantRepository,
 )
+from quitclaim.domain.registry import ConsentEvent, ConsentView, Evidence, Guardian, Subject
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.observability import audit
+from quitclaim.usecases.recheck import Recheck
 
 # Below this a reference template is too unreliable to trust for matching.
 MIN_ENROL_FACE_PX = 80
+# GDPR Art. 8 default: below 16 a parent or guardian must consent.
+AGE_OF_CONSENT = 16
+PURPOSE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+DOCUMENT_TYPES = {
+    "application/pdf": b"%PDF-",
+    "image/jpeg": b"\xff\xd8\xff",
+    "image/png": b"\x89PNG\r\n\x1a\n",
+}
 
 
 def new_id(prefix: str) -> str:
     """A random, pseudonymous id (never derived from a name)."""
     return f"{prefix}_{secrets.token_hex(8)}"
+
+
+def consent_status(consent: Consent, now: datetime) -> str:
+    """valid | expired | revoked | not_yet_valid, regardless of purpose."""
+    if consent.revoked_at is not None and consent.revoked_at <= now:
+        return "revoked"
+    if now < consent.valid_from:
+        return "not_yet_valid"
+    if consent.expires_at is not None and now >= consent.expires_at:
+        return "expired"
+    return "valid"
 
 
 @dataclass
@@ -37,7 +67,12 @@ class Registry:
     consents: ConsentRepository
     clock: Clock
     engine_factory: Callable[[], FaceEngine]
+    recheck: Recheck | None = None
+    documents: ObjectStore | None = None
+    documents_bucket: str = ""
+    max_document_bytes: int = 10 * 1024 * 1024
 
+    # -- tenants ------------------------------------------------------------
     def create_tenant(self, policy: TenantPolicy) -> TenantPolicy:
         """Register a tenant with its policy (ids: lowercase letters, digits, dashes)."""
         if not is_tenant_id(policy.tenant):
@@ -45,7 +80,85 @@ class Registry:
                 "tenant id must be 1-63 lowercase letters, digits or dashes", field="tenant"
             )
         self.tenants.save_tenant(policy)
+        audit("tenant.created", tenant=policy.tenant, source="registry")
         return policy
+
+    def policy(self, tenant: str) -> TenantPolicy:
+        found = self.tenants.policy(tenant)
+        if found is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        return found
+
+    def update_policy(self, tenant: str, changes: Mapping[str, Any], *, actor: str) -> TenantPolicy:
+        """Validate and store policy changes; they apply to new uploads only."""
+        current = self.policy(tenant)
+        updated = replace(current, **_policy_changes(current, changes))
+        self.tenants.update_policy(updated)
+        audit("policy.updated", tenant=tenant, policy=sorted(changes), source=actor)
+        return updated
+
+    # -- subjects -----------------------------------------------------------
+    def create_subject(
+        self,
+        tenant: str,
+        display_name: str,
+        *,
+        external_ref: str | None = None,
+        email: str | None = None,
+        date_of_birth: date | None = None,
+        guardian: Guardian | None = None,
+    ) -> Subject:
+        self.policy(tenant)
+        subject = _checked_subject(
+            Subject(
+                tenant,
+                new_id("sub"),
+                display_name,
+                external_ref=external_ref,
+                email=email,
+                date_of_birth=date_of_birth,
+                guardian=guardian,
+            ),
+            self.clock.now().date(),
+        )
+        self.subjects.save(subject, new=True)
+        audit("subject.created", tenant=tenant, subject_id=subject.subject_id, source="registry")
+        return self.subject(tenant, subject.subject_id)
+
+    def subject(self, tenant: str, subject_id: str) -> Subject:
+        found = self.subjects.get(tenant, subject_id)
+        if found is None:
+            raise NotFound(f"subject {subject_id} not found")
+        return found
+
+    def update_subject(self, tenant: str, subject_id: str, changes: Mapping[str, Any]) -> Subject:
+        allowed = {"display_name", "external_ref", "email", "date_of_birth", "guardian"}
+        unknown = set(changes) - allowed
+        if unknown:
+            raise ValidationFailed(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
+        updated = _checked_subject(
+            replace(self.subject(tenant, subject_id), **dict(changes)), self.clock.now().date()
+        )
+        self.subjects.save(updated, new=False)
+        audit("subject.updated", tenant=tenant, subject_id=subject_id, source="registry")
+        return self.subject(tenant, subject_id)
+
+    def delete_subject(self, tenant: str, subject_id: str, *, actor: str) -> None:
+        """Remove the person and their templates; their consents are withdrawn, not erased.
+
+        The withdrawal (kept as proof) re-decides their assets, so every image
+        that depended on them leaves the library.
+        """
+        self.subject(tenant, subject_id)
+        now = self.clock.now()
+        for consent, _, _ in self.consents.details(tenant, subject_id):
+            if consent.revoked_at is None:
+                self._change(consent, replace(consent, revoked_at=now), "revoked", "erasure", actor)
+        self.subjects.delete(tenant, subject_id)
+        self.tenants.bump_gallery_version(tenant)
+        audit("subject.deleted", tenant=tenant, subject_id=subject_id, source=actor)
+        if self.recheck is not None:
+            self.recheck.recheck_subject(tenant, subject_id, actor=actor)
 
     def enrol_subject(
         self,
@@ -61,14 +174,25 @@ class Registry:
         Templates are computed only here, for a person who consented to
         matching, and stored; nothing is stored when any photo is refused.
         """
-        self._require_tenant(tenant)
-        if not display_name.strip():
-            raise ValidationFailed("display_name must not be empty", field="display_name")
+        self.policy(tenant)
+        templates = self._templates(photos)
+        if subject_id is None:
+            subject_id = self.create_subject(
+                tenant, display_name, external_ref=external_ref
+            ).subject_id
+        else:
+            self.subject(tenant, subject_id)
+        for template in templates:
+            self.subjects.add_template(tenant, subject_id, template)
+        self.tenants.bump_gallery_version(tenant)
+        audit("subject.enrolled", tenant=tenant, subject_id=subject_id, source="registry")
+        return subject_id
+
+    def _templates(self, photos: Iterable[bytes]) -> list[bytes]:
         engine = self.engine_factory()
         templates: list[bytes] = []
         for index, photo in enumerate(photos):
-            image = engine.decode(photo)
-            faces = engine.analyze(image)
+            faces = engine.analyze(engine.decode(photo))
             if len(faces) != 1:
                 raise EnrolmentRejected(
                     f"reference photo {index + 1} must show exactly one face; found {len(faces)}",
@@ -86,18 +210,9 @@ class Registry:
             templates.append(encoding_to_bytes(face.encoding))
         if not templates:
             raise ValidationFailed("at least one reference photo is required", field="photos")
-        new = subject_id is None
-        sid = subject_id or new_id("sub")
-        if new:
-            self.subjects.create(tenant, sid, display_name.strip(), external_ref)
-        elif not self.subjects.exists(tenant, sid):
-            raise NotFound(f"subject {sid} not found")
-        for template in templates:
-            self.subjects.add_template(tenant, sid, template)
-        self.tenants.bump_gallery_version(tenant)
-        audit("subject.enrolled", tenant=tenant, subject_id=sid, source="registry")
-        return sid
+        return templates
 
+    # -- consents -----------------------------------------------------------
     def grant_consent(
         self,
         tenant: str,
@@ -107,9 +222,14 @@ class Registry:
         expires_at: datetime | None,
         *,
         source: str = "registry",
+        signer: str | None = None,
+        form_version: str = "unspecified",
+        document: bytes | None = None,
+        document_type: str | None = None,
+        actor: str = "system",
     ) -> Consent:
         """Record a signed quitclaim for the given purposes and window."""
-        policy = self._require_tenant(tenant)
+        policy = self.policy(tenant)
         wanted = frozenset(p.strip().lower() for p in purposes if p.strip())
         if not wanted:
             raise ValidationFailed("at least one purpose is required", field="purposes")
@@ -119,12 +239,17 @@ class Registry:
                 f"unknown purposes {sorted(unknown)}; this tenant allows {sorted(policy.purposes)}",
                 field="purposes",
             )
-        if valid_from.tzinfo is None or (expires_at is not None and expires_at.tzinfo is None):
-            raise ValidationFailed("dates must carry a time zone", field="valid_from")
-        if expires_at is not None and expires_at <= valid_from:
-            raise ValidationFailed("expires_at must be after valid_from", field="expires_at")
-        if not self.subjects.exists(tenant, subject_id):
-            raise NotFound(f"subject {subject_id} not found")
+        _check_window(valid_from, expires_at)
+        subject = self.subject(tenant, subject_id)
+        signer = (signer or subject.display_name).strip()
+        age = subject.age_on(valid_from.date())
+        if age is not None and age < AGE_OF_CONSENT:
+            guardian = subject.guardian
+            if guardian is None or guardian.name.strip().casefold() != signer.casefold():
+                raise ValidationFailed(
+                    f"the subject is under {AGE_OF_CONSENT}: the guardian on record must sign",
+                    field="signer",
+                )
         consent = Consent(
             tenant=tenant,
             subject_id=subject_id,
@@ -133,7 +258,10 @@ class Registry:
             valid_from=valid_from,
             expires_at=expires_at,
         )
-        self.consents.save(consent, source=source)
+        evidence = Evidence(signer=signer, form_version=form_version, source=source)
+        if document is not None:
+            evidence = self._store_document(consent, document, document_type, evidence)
+        self.consents.save(consent, source=source, evidence=evidence, actor=actor)
         audit(
             "consent.granted",
             tenant=tenant,
@@ -141,29 +269,231 @@ class Registry:
             consent_id=consent.consent_id,
             source=source,
         )
+        self._recheck(tenant, subject_id, actor)
         return consent
 
+    def renew_consent(
+        self,
+        tenant: str,
+        subject_id: str,
+        consent_id: str,
+        expires_at: datetime | None,
+        *,
+        valid_from: datetime | None = None,
+        source: str = "registry",
+        actor: str = "system",
+    ) -> Consent:
+        """A new validity window for the same consent; withdrawn ones need a new grant."""
+        consent = self._consent(tenant, subject_id, consent_id)
+        if consent.revoked_at is not None:
+            raise Conflict("a withdrawn consent cannot be renewed; grant a new one", code="revoked")
+        start = valid_from or consent.valid_from
+        _check_window(start, expires_at)
+        renewed = replace(consent, valid_from=start, expires_at=expires_at)
+        result = self._change(consent, renewed, "renewed", source, actor)
+        self._recheck(tenant, subject_id, actor)
+        return result
+
     def revoke_consent(
-        self, tenant: str, subject_id: str, consent_id: str, *, source: str = "registry"
+        self,
+        tenant: str,
+        subject_id: str,
+        consent_id: str,
+        *,
+        source: str = "registry",
+        actor: str = "system",
     ) -> Consent:
         """Withdraw a consent now; the record of the withdrawal is kept."""
+        consent = self._consent(tenant, subject_id, consent_id)
+        if consent.revoked_at is not None:
+            return consent
+        revoked = self._change(
+            consent, replace(consent, revoked_at=self.clock.now()), "revoked", source, actor
+        )
+        self._recheck(tenant, subject_id, actor)
+        return revoked
+
+    def consent_views(self, tenant: str, subject_id: str) -> list[ConsentView]:
+        self.subject(tenant, subject_id)
+        now = self.clock.now()
+        return [
+            _view(c, e, h, now)
+            for c, e, h in sorted(
+                self.consents.details(tenant, subject_id), key=lambda d: d[0].valid_from
+            )
+        ]
+
+    def consent_view(self, tenant: str, subject_id: str, consent_id: str) -> ConsentView:
+        found = self.consents.get_details(tenant, subject_id, consent_id)
+        if found is None:
+            raise NotFound(f"consent {consent_id} not found")
+        return _view(*found, self.clock.now())
+
+    def consent_document(self, tenant: str, subject_id: str, consent_id: str) -> tuple[bytes, str]:
+        view = self.consent_view(tenant, subject_id, consent_id)
+        evidence = view.evidence
+        if evidence is None or not evidence.document_key or self.documents is None:
+            raise NotFound("this consent has no document")
+        data = self.documents.read(self.documents_bucket, evidence.document_key)
+        return data, evidence.document_type or "application/octet-stream"
+
+    # -- internals ------------------------------------------------------------
+    def _consent(self, tenant: str, subject_id: str, consent_id: str) -> Consent:
         consent = self.consents.get(tenant, subject_id, consent_id)
         if consent is None:
             raise NotFound(f"consent {consent_id} not found")
-        if consent.revoked_at is not None:
-            return consent
-        revoked = self.consents.revoke(consent, self.clock.now(), source=source)
+        return consent
+
+    def _change(
+        self, before: Consent, after: Consent, event: str, source: str, actor: str
+    ) -> Consent:
+        detail: dict[str, Any] = {}
+        if event == "renewed":
+            detail = {
+                "valid_from": after.valid_from.isoformat(),
+                "expires_at": after.expires_at.isoformat() if after.expires_at else None,
+            }
+        changed = self.consents.change(
+            before, after, ConsentEvent(self.clock.now(), event, source, actor, detail)
+        )
         audit(
-            "consent.revoked",
-            tenant=tenant,
-            subject_id=subject_id,
-            consent_id=consent_id,
+            f"consent.{event}",
+            tenant=before.tenant,
+            subject_id=before.subject_id,
+            consent_id=before.consent_id,
             source=source,
         )
-        return revoked
+        return changed
 
-    def _require_tenant(self, tenant: str) -> TenantPolicy:
-        policy = self.tenants.policy(tenant)
-        if policy is None:
-            raise NotFound(f"tenant {tenant!r} not found")
-        return policy
+    def _recheck(self, tenant: str, subject_id: str, actor: str) -> None:
+        if self.recheck is not None:
+            self.recheck.recheck_subject(tenant, subject_id, actor=actor)
+
+    def _store_document(
+        self, consent: Consent, data: bytes, document_type: str | None, evidence: Evidence
+    ) -> Evidence:
+        if self.documents is None:
+            raise ValidationFailed("documents are not configured", field="document")
+        kind = (document_type or "").lower()
+        magic = DOCUMENT_TYPES.get(kind)
+        if magic is None:
+            raise ValidationFailed(
+                f"document_type must be one of {sorted(DOCUMENT_TYPES)}", field="document_type"
+            )
+        if not data or len(data) > self.max_document_bytes:
+            raise ValidationFailed(
+                f"document must be 1 byte to {self.max_document_bytes} bytes", field="document"
+            )
+        if not data.startswith(magic):
+            raise ValidationFailed(f"document is not a {kind} file", field="document")
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"{consent.tenant}/{consent.subject_id}/{consent.consent_id}/{digest}"
+        self.documents.write(
+            self.documents_bucket, key, data, {"sha256": digest}, content_type=kind
+        )
+        return replace(evidence, document_key=key, document_sha256=digest, document_type=kind)
+
+
+def _view(
+    consent: Consent,
+    evidence: Evidence | None,
+    history: tuple[ConsentEvent, ...],
+    now: datetime,
+) -> ConsentView:
+    return ConsentView(
+        tenant=consent.tenant,
+        subject_id=consent.subject_id,
+        consent_id=consent.consent_id,
+        purposes=tuple(sorted(consent.purposes)),
+        valid_from=consent.valid_from,
+        expires_at=consent.expires_at,
+        revoked_at=consent.revoked_at,
+        status=consent_status(consent, now),
+        version=consent.version,
+        evidence=evidence,
+        history=history,
+    )
+
+
+def _check_window(valid_from: datetime, expires_at: datetime | None) -> None:
+    if valid_from.tzinfo is None:
+        raise ValidationFailed("valid_from must carry a time zone", field="valid_from")
+    if expires_at is not None and expires_at.tzinfo is None:
+        raise ValidationFailed("expires_at must carry a time zone", field="expires_at")
+    if expires_at is not None and expires_at <= valid_from:
+        raise ValidationFailed("expires_at must be after valid_from", field="expires_at")
+
+
+def _checked_subject(subject: Subject, today: date) -> Subject:
+    name = (subject.display_name or "").strip()
+    if not name or len(name) > 200:
+        raise ValidationFailed("display_name must be 1-200 characters", field="display_name")
+    if subject.email is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", subject.email):
+        raise ValidationFailed("email is not a valid address", field="email")
+    if subject.date_of_birth is not None and subject.date_of_birth > today:
+        raise ValidationFailed("date_of_birth is in the future", field="date_of_birth")
+    if subject.guardian is not None and not subject.guardian.name.strip():
+        raise ValidationFailed("guardian.name must not be empty", field="guardian.name")
+    return replace(subject, display_name=name)
+
+
+def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[str, Any]:
+    allowed = {
+        "match_threshold",
+        "match_margin",
+        "min_face_px",
+        "default_purpose",
+        "purposes",
+        "scan_modes",
+        "unknown_face_policy",
+    }
+    unknown = set(changes) - allowed
+    if unknown:
+        raise ValidationFailed(f"unknown policy fields {sorted(unknown)}", field=sorted(unknown)[0])
+    out: dict[str, Any] = {}
+    if "match_threshold" in changes:
+        value = float(changes["match_threshold"])
+        if not 0.2 <= value <= 0.6:
+            raise ValidationFailed("match_threshold must be in [0.2, 0.6]", field="match_threshold")
+        out["match_threshold"] = value
+    if "match_margin" in changes:
+        value = float(changes["match_margin"])
+        if not 0.0 <= value <= 0.3:
+            raise ValidationFailed("match_margin must be in [0, 0.3]", field="match_margin")
+        out["match_margin"] = value
+    if "min_face_px" in changes:
+        px = int(changes["min_face_px"])
+        if not 20 <= px <= 400:
+            raise ValidationFailed("min_face_px must be in [20, 400]", field="min_face_px")
+        out["min_face_px"] = px
+    purposes = current.purposes
+    if "purposes" in changes:
+        purposes = frozenset(str(p).strip().lower() for p in changes["purposes"])
+        if not purposes or not all(PURPOSE.match(p) for p in purposes):
+            raise ValidationFailed(
+                "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
+            )
+        out["purposes"] = purposes
+    default = str(changes.get("default_purpose", current.default_purpose)).strip().lower()
+    if default not in purposes:
+        raise ValidationFailed("default_purpose must be one of purposes", field="default_purpose")
+    out["default_purpose"] = default
+    if "scan_modes" in changes:
+        modes = dict(changes["scan_modes"])
+        valid = {m.value for m in ScanMode}
+        for collection, mode in modes.items():
+            if mode not in valid:
+                raise ValidationFailed(
+                    f"scan mode for {collection!r} must be one of {sorted(valid)}",
+                    field="scan_modes",
+                )
+        modes.setdefault("*", ScanMode.RECOGNIZE.value)
+        out["scan_modes"] = tuple(sorted((k, ScanMode(v)) for k, v in modes.items()))
+    if "unknown_face_policy" in changes:
+        policy = str(changes["unknown_face_policy"])
+        if policy not in ("quarantine", "review"):
+            raise ValidationFailed(
+                "unknown_face_policy must be quarantine or review", field="unknown_face_policy"
+            )
+        out["unknown_face_policy"] = policy
+    return out

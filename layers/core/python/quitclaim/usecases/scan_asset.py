@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -20,7 +20,15 @@ import numpy as np
 from quitclaim.config import Settings
 from quitclaim.domain.decision import decide_asset
 from quitclaim.domain.errors import RejectedInput
-from quitclaim.domain.models import AssetStatus, Decision, FaceMatch, TenantPolicy, is_tenant_id
+from quitclaim.domain.models import (
+    AssetStatus,
+    Decision,
+    FaceMatch,
+    Reason,
+    ScanMode,
+    TenantPolicy,
+    is_tenant_id,
+)
 from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
@@ -34,10 +42,9 @@ from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
 from quitclaim.faces.gallery import Gallery, GalleryCache, encoding_from_bytes
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
+from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
 
 UNATTRIBUTED = "_unattributed"
-META_ASSET_ID = "quitclaim-asset-id"
-META_STATUS = "quitclaim-status"
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +187,7 @@ class ScanAsset:
         started = time.perf_counter()
 
         def rejected(code: str, purpose: str = "") -> AssetRecord:
-            return AssetRecord(
+            record = AssetRecord(
                 tenant=tenant,
                 asset_id=asset_id,
                 source_bucket=request.bucket,
@@ -195,6 +202,7 @@ class ScanAsset:
                 decided_at=now,
                 timings_ms=timer.marks,
             )
+            return replace(record, history=(history_entry(now, "rejected", "ingest", record),))
 
         if not attributable:
             return rejected("no_tenant_in_key")
@@ -218,12 +226,21 @@ class ScanAsset:
             return rejected(exc.code, purpose)
         del data
 
-        t = time.perf_counter()
-        observations = self.engine.analyze(image)
-        timer.measure("detect_encode", t)
+        mode = policy.scan_mode_for(path)
+        observations: list[FaceObservation] = []
+        if mode is not ScanMode.OFF:
+            t = time.perf_counter()
+            observations = self.engine.analyze(image)
+            timer.measure("detect_encode", t)
 
         t = time.perf_counter()
-        matches = self._match(tenant, policy, observations)
+        if mode is ScanMode.RECOGNIZE:
+            matches = self._match(tenant, policy, observations)
+        else:
+            # Detect-only: no template is compared, so no biometric matching at all.
+            matches = [
+                FaceMatch(o.box, None, None, self._identifiable(o, policy)) for o in observations
+            ]
         timer.measure("match", t)
 
         t = time.perf_counter()
@@ -233,10 +250,16 @@ class ScanAsset:
 
         # Decision time is read after the consents: a consent that expired
         # while we were encoding is judged expired.
-        decision = decide_asset(matches, consents, purpose, self._clock.now())
+        unknown = Reason.UNKNOWN_FACE if mode is ScanMode.RECOGNIZE else Reason.REVIEW_REQUIRED
+        decision = decide_asset(matches, consents, purpose, self._clock.now(), unknown)
         timer.measure("total", started)
-        return self._record(
+        record = self._record(
             request, tenant, path, asset_id, purpose, policy, decision, observations, now, timer
+        )
+        return replace(
+            record,
+            policy={**record.policy, "scan_mode": mode.value},
+            history=(history_entry(now, "decided", "ingest", record),),
         )
 
     def _match(
@@ -259,6 +282,10 @@ class ScanAsset:
             hit = next(found)
             faces.append(FaceMatch(obs.box, hit.subject_id, hit.distance))
         return faces
+
+    @staticmethod
+    def _identifiable(observation: FaceObservation, policy: TenantPolicy) -> bool:
+        return min(observation.box.width, observation.box.height) >= policy.min_face_px
 
     def _gallery(self, tenant: str) -> Gallery:
         version = self._tenants.gallery_version(tenant)

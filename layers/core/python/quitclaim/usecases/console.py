@@ -1,0 +1,258 @@
+"""The compliance officer's console: every operation the API and CLI offer.
+
+Each method takes the calling ``Principal`` first; the tenant always comes
+from it (resolved from the API key), never from the request. Another
+tenant's ids therefore simply do not exist for the caller (``NotFound``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from typing import Any
+
+from quitclaim.domain.errors import Forbidden, ValidationFailed
+from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.ports import AssetRepository
+from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.registry import (
+    ConsentView,
+    Guardian,
+    IssuedKey,
+    Page,
+    Principal,
+    Role,
+    Subject,
+)
+from quitclaim.usecases.keys import ApiKeys
+from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.review import Review
+
+MAX_PAGE = 200
+
+
+class Console:
+    """Facade over the registry, review and policy use-cases (built in bootstrap)."""
+
+    def __init__(
+        self, *, registry: Registry, review: Review, keys: ApiKeys, assets: AssetRepository
+    ) -> None:
+        self._registry = registry
+        self._review = review
+        self._keys = keys
+        self._assets = assets
+
+    # -- keys and tenants ---------------------------------------------------
+    def resolve_key(self, secret: str) -> Principal:
+        """The principal an API key stands for; ``Unauthorized`` otherwise."""
+        return self._keys.resolve(secret)
+
+    def create_tenant(self, tenant: str, *, label: str = "admin") -> IssuedKey:
+        """Operator: create a tenant with the default policy and its first admin key."""
+        self._registry.create_tenant(TenantPolicy(tenant=tenant))
+        return self._keys.issue(tenant, Role.ADMIN, label)
+
+    def create_key(self, principal: Principal, role: Role, label: str) -> IssuedKey:
+        """Admin: issue another key (e.g. one per reviewer)."""
+        _admin(principal)
+        return self._keys.issue(principal.tenant, Role(role), label.strip()[:100])
+
+    def get_policy(self, principal: Principal) -> TenantPolicy:
+        return self._registry.policy(principal.tenant)
+
+    def update_policy(self, principal: Principal, changes: Mapping[str, Any]) -> TenantPolicy:
+        """Admin: change policy fields (audited; applies to new uploads only)."""
+        _admin(principal)
+        return self._registry.update_policy(principal.tenant, changes, actor=principal.key_id)
+
+    # -- subjects -----------------------------------------------------------
+    def create_subject(
+        self,
+        principal: Principal,
+        display_name: str,
+        *,
+        external_ref: str | None = None,
+        email: str | None = None,
+        date_of_birth: date | None = None,
+        guardian: Guardian | None = None,
+    ) -> Subject:
+        _admin(principal)
+        return self._registry.create_subject(
+            principal.tenant,
+            display_name,
+            external_ref=external_ref,
+            email=email,
+            date_of_birth=date_of_birth,
+            guardian=guardian,
+        )
+
+    def get_subject(self, principal: Principal, subject_id: str) -> Subject:
+        return self._registry.subject(principal.tenant, subject_id)
+
+    def update_subject(
+        self, principal: Principal, subject_id: str, changes: Mapping[str, Any]
+    ) -> Subject:
+        """Change display_name, external_ref, email, date_of_birth or guardian."""
+        _admin(principal)
+        return self._registry.update_subject(principal.tenant, subject_id, changes)
+
+    def list_subjects(
+        self, principal: Principal, *, limit: int = 50, cursor: str | None = None
+    ) -> Page:
+        return self._registry.subjects.page(principal.tenant, _limit(limit), cursor)
+
+    def delete_subject(self, principal: Principal, subject_id: str) -> None:
+        """Remove the subject and their templates; consents become tombstones."""
+        _admin(principal)
+        self._registry.delete_subject(principal.tenant, subject_id, actor=principal.key_id)
+
+    def enrol(self, principal: Principal, subject_id: str, photos: Sequence[bytes]) -> Subject:
+        """Add reference photos (exactly one face each, else ``EnrolmentRejected``)."""
+        _admin(principal)
+        subject = self._registry.subject(principal.tenant, subject_id)
+        self._registry.enrol_subject(
+            principal.tenant, subject.display_name, photos, subject_id=subject_id
+        )
+        return self._registry.subject(principal.tenant, subject_id)
+
+    # -- consents -----------------------------------------------------------
+    def grant_consent(
+        self,
+        principal: Principal,
+        subject_id: str,
+        *,
+        purposes: Sequence[str],
+        valid_from: datetime,
+        expires_at: datetime | None,
+        signer: str,
+        form_version: str,
+        document: bytes | None = None,
+        document_type: str | None = None,
+        source: str = "api",
+    ) -> ConsentView:
+        """Record a signed quitclaim; re-decides the subject's held assets."""
+        _admin(principal)
+        consent = self._registry.grant_consent(
+            principal.tenant,
+            subject_id,
+            purposes,
+            valid_from,
+            expires_at,
+            source=source,
+            signer=signer,
+            form_version=form_version,
+            document=document,
+            document_type=document_type,
+            actor=principal.key_id,
+        )
+        return self._registry.consent_view(principal.tenant, subject_id, consent.consent_id)
+
+    def renew_consent(
+        self,
+        principal: Principal,
+        subject_id: str,
+        consent_id: str,
+        *,
+        expires_at: datetime | None,
+        valid_from: datetime | None = None,
+        source: str = "api",
+    ) -> ConsentView:
+        _admin(principal)
+        self._registry.renew_consent(
+            principal.tenant,
+            subject_id,
+            consent_id,
+            expires_at,
+            valid_from=valid_from,
+            source=source,
+            actor=principal.key_id,
+        )
+        return self._registry.consent_view(principal.tenant, subject_id, consent_id)
+
+    def revoke_consent(
+        self, principal: Principal, subject_id: str, consent_id: str, *, source: str = "api"
+    ) -> ConsentView:
+        """Withdraw now; approved assets with the subject leave the library."""
+        _admin(principal)
+        self._registry.revoke_consent(
+            principal.tenant, subject_id, consent_id, source=source, actor=principal.key_id
+        )
+        return self._registry.consent_view(principal.tenant, subject_id, consent_id)
+
+    def list_consents(self, principal: Principal, subject_id: str) -> list[ConsentView]:
+        return self._registry.consent_views(principal.tenant, subject_id)
+
+    def get_consent(self, principal: Principal, subject_id: str, consent_id: str) -> ConsentView:
+        self._registry.subject(principal.tenant, subject_id)
+        return self._registry.consent_view(principal.tenant, subject_id, consent_id)
+
+    def consent_document(
+        self, principal: Principal, subject_id: str, consent_id: str
+    ) -> tuple[bytes, str]:
+        """The signed document's bytes and content type."""
+        self._registry.subject(principal.tenant, subject_id)
+        return self._registry.consent_document(principal.tenant, subject_id, consent_id)
+
+    # -- assets and review ----------------------------------------------------
+    def list_assets(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = "quarantined",
+        reason: str | None = None,
+        subject_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page:
+        if status is not None and status not in _STATUSES:
+            raise ValidationFailed(f"status must be one of {sorted(_STATUSES)}", field="status")
+        return self._assets.page(
+            principal.tenant,
+            status=status,
+            reason=reason,
+            subject_id=subject_id,
+            since=since,
+            until=until,
+            limit=_limit(limit),
+            cursor=cursor,
+        )
+
+    def get_asset(self, principal: Principal, asset_id: str) -> AssetRecord:
+        return self._review.asset(principal.tenant, asset_id)
+
+    def release(self, principal: Principal, asset_id: str, justification: str) -> AssetRecord:
+        """First call asks for release; a second, different reviewer confirms and publishes."""
+        return self._review.release(principal, asset_id, justification)
+
+    def keep(self, principal: Principal, asset_id: str, justification: str) -> AssetRecord:
+        return self._review.keep(principal, asset_id, justification)
+
+    def reassign(
+        self,
+        principal: Principal,
+        asset_id: str,
+        face_index: int,
+        subject_id: str | None,
+        justification: str,
+    ) -> AssetRecord:
+        """Say a face is someone else (or nobody known) and re-decide the asset."""
+        return self._review.reassign(principal, asset_id, face_index, subject_id, justification)
+
+    def delete_asset(self, principal: Principal, asset_id: str, justification: str) -> None:
+        self._review.delete(principal, asset_id, justification)
+
+
+_STATUSES = {"approved", "quarantined", "rejected", "deleted"}
+
+
+def _admin(principal: Principal) -> None:
+    if principal.role is not Role.ADMIN:
+        raise Forbidden("this needs an admin key", code="admin_only")
+
+
+def _limit(limit: int) -> int:
+    if not 1 <= int(limit) <= MAX_PAGE:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    return int(limit)

@@ -1,0 +1,84 @@
+"""Moving an asset's bytes to where its decision says, in the safe order.
+
+Publishing (into the library): the approving record is written first, then the
+bytes move, so nothing is ever in the library without a decision saying so.
+Withdrawing (out of the library): the bytes move first, then the record, so a
+crash in between leaves the image out of the library (the safe side); the next
+re-decision finds the bytes already moved and only writes the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from quitclaim.domain.models import AssetStatus
+from quitclaim.domain.ports import AssetRepository, Clock, ObjectStore
+from quitclaim.domain.records import AssetRecord
+from quitclaim.observability import count, logger
+
+META_ASSET_ID = "quitclaim-asset-id"
+META_STATUS = "quitclaim-status"
+
+
+def history_entry(
+    at: datetime, action: str, actor: str, record: AssetRecord, **extra: Any
+) -> dict[str, Any]:
+    """One append-only line of an asset's decision history (ids only, no names)."""
+    return {
+        "at": at.isoformat(),
+        "action": action,
+        "actor": actor,
+        "status": record.status.value,
+        "reasons": list(record.reasons),
+        **extra,
+    }
+
+
+class Placement:
+    """Applies a new asset state: record and bytes, never out of step unsafely."""
+
+    def __init__(self, *, store: ObjectStore, assets: AssetRepository, clock: Clock) -> None:
+        self._store = store
+        self._assets = assets
+        self._clock = clock
+
+    def transition(self, before: AssetRecord, after: AssetRecord) -> AssetRecord:
+        """Persist ``after`` (conditional on ``before.version``) and move the bytes."""
+        after = replace(after, version=before.version + 1)
+        same_place = (before.dest_bucket, before.dest_key) == (after.dest_bucket, after.dest_key)
+        if same_place:
+            self._assets.replace(after, before.version)
+        elif after.status is AssetStatus.APPROVED:
+            self._assets.replace(after, before.version)
+            self._move(before, after)
+        elif after.status is AssetStatus.DELETED:
+            self._assets.replace(after, before.version)
+            self._remove(before)
+        else:
+            self._move(before, after)
+            self._assets.replace(after, before.version)
+        return after
+
+    def _move(self, before: AssetRecord, after: AssetRecord) -> None:
+        source = self._store.head(before.dest_bucket, before.dest_key)
+        if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:
+            self._store.copy(
+                source,
+                after.dest_bucket,
+                after.dest_key,
+                {META_ASSET_ID: after.asset_id, META_STATUS: after.status.value},
+            )
+            # Delete the exact version: a library version must not linger.
+            self._store.delete(before.dest_bucket, before.dest_key, source.version_id)
+            return
+        placed = self._store.head(after.dest_bucket, after.dest_key)
+        if placed is None or placed.metadata.get(META_ASSET_ID) != after.asset_id:
+            logger.error("asset bytes not found where recorded", asset_id=after.asset_id)
+            count("PlacementSourceMissing")
+
+    def _remove(self, before: AssetRecord) -> None:
+        source = self._store.head(before.dest_bucket, before.dest_key)
+        if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:
+            self._store.delete(before.dest_bucket, before.dest_key, source.version_id)

@@ -1,0 +1,124 @@
+"""recheck_subject: re-decide every asset a subject appears in, after a consent change.
+
+Uses the appearances index (never a scan of all assets) and the faces the
+asset record already holds (no re-scan, no biometrics needed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from quitclaim.domain.decision import redecide_recorded
+from quitclaim.domain.errors import Conflict
+from quitclaim.domain.models import AssetStatus, Box, FaceMatch, Reason
+from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository
+from quitclaim.domain.records import AssetRecord
+from quitclaim.observability import audit, count
+from quitclaim.usecases.placement import Placement, history_entry
+
+# Statuses a consent change can move between; rejected and deleted stay put.
+_REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    asset_id: str
+    before: AssetStatus
+    after: AssetStatus
+    reasons: tuple[str, ...]
+
+
+def faces_of(record: AssetRecord) -> list[FaceMatch]:
+    return [
+        FaceMatch(Box(*f.box), f.subject_id, f.distance, identifiable=f.identifiable)
+        for f in record.faces
+    ]
+
+
+def waived_reasons(record: AssetRecord) -> frozenset[Reason]:
+    """Reasons two reviewers released this asset despite (see Review.release)."""
+    released = record.review.get("released") or {}
+    return frozenset(Reason(r) for r in released.get("waived", ()))
+
+
+class Recheck:
+    def __init__(
+        self,
+        *,
+        assets: AssetRepository,
+        consents: ConsentRepository,
+        placement: Placement,
+        clock: Clock,
+        library_bucket: str,
+        quarantine_bucket: str,
+    ) -> None:
+        self._library = library_bucket
+        self._quarantine = quarantine_bucket
+        self._assets = assets
+        self._consents = consents
+        self._placement = placement
+        self._clock = clock
+
+    def recheck_subject(self, tenant: str, subject_id: str, *, actor: str) -> list[Change]:
+        """Re-decide each asset of the subject; move those whose outcome changed."""
+        changes: list[Change] = []
+        for asset_id in self._assets.appearances(tenant, subject_id):
+            change = self.redecide(tenant, asset_id, actor=actor, cause=subject_id)
+            if change is not None:
+                changes.append(change)
+        count("AssetsRechecked", len(changes))
+        return changes
+
+    def redecide(self, tenant: str, asset_id: str, *, actor: str, cause: str) -> Change | None:
+        """Re-decide one asset with the consents valid *now*; retried on a lost race."""
+        for _ in range(5):
+            record = self._assets.get(tenant, asset_id)
+            if record is None or record.status not in _REDECIDABLE:
+                return None
+            after = self.decided(record)
+            if (after.status, after.reasons) == (record.status, record.reasons):
+                return None
+            try:
+                self._placement.transition(record, after)
+            except Conflict:
+                continue  # someone else changed it; decide again on the new state
+            audit(
+                "asset.redecided",
+                tenant=tenant,
+                asset_id=asset_id,
+                status=after.status.value,
+                reasons=list(after.reasons),
+                subject_id=cause,
+                source=actor,
+            )
+            return Change(asset_id, record.status, after.status, after.reasons)
+        raise Conflict(f"asset {asset_id} kept changing; re-decision abandoned for now")
+
+    def decided(
+        self, record: AssetRecord, *, action: str = "redecided", actor: str = "system"
+    ) -> AssetRecord:
+        """The record as the gate would decide it now (not persisted)."""
+        now = self._clock.now()
+        consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
+        decision = redecide_recorded(
+            faces_of(record), consents, record.purpose, now, waived_reasons(record)
+        )
+        faces = tuple(
+            replace(
+                old,
+                consent_id=fd.consent_id,
+                verdict=fd.verdict.value if fd.verdict else None,
+                reason=fd.reason.value if fd.reason else None,
+            )
+            for old, fd in zip(record.faces, decision.faces, strict=True)
+        )
+        approved = decision.status is AssetStatus.APPROVED
+        after = replace(
+            record,
+            status=decision.status,
+            reasons=tuple(r.value for r in decision.reasons),
+            faces=faces,
+            dest_bucket=self._library if approved else self._quarantine,
+            decided_at=now,
+        )
+        return replace(after, history=(*record.history, history_entry(now, action, actor, after)))
