@@ -77,9 +77,7 @@ def test_withdrawal_pulls_and_a_new_grant_restores(local_stack: Any, person: str
     assert _where(local_stack, "withdraw.jpg") == ["quarantine"]
 
 
-def test_renewal_of_an_expired_consent_releases_held_images(
-    local_stack: Any, person: str
-) -> None:
+def test_renewal_of_an_expired_consent_releases_held_images(local_stack: Any, person: str) -> None:
     registry = registry_service()
     # Given a consent that expired before the (pinned) decision time
     consent = registry.grant_consent(
