@@ -25,25 +25,22 @@ import pytest  # noqa: E402
 DEMO_NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 
-class PinnedClock:
-    def __init__(self, at: datetime) -> None:
-        self.at = at
-
-    def now(self) -> datetime:
-        return self.at
-
-
 @pytest.fixture(scope="session")
 def local_stack() -> Iterator[object]:
-    """One embedded local stack for the whole session (integration + e2e)."""
+    """One embedded local stack for the whole session (integration + e2e).
+
+    Its clock (the process's while it runs) stands at DEMO_NOW; tests that
+    tick it forward set it back afterwards.
+    """
     from quitclaim import bootstrap
     from quitclaim.local.stack import LocalStack
 
     saved = dict(os.environ)
-    with LocalStack(template_path=REPO_ROOT / "infra" / "template.yaml") as stack:
+    # No control server: its file in the working directory is for `quitclaim local up`.
+    with LocalStack(template_path=REPO_ROOT / "infra" / "template.yaml", control=False) as stack:
         os.environ.update(stack.client_env())
         bootstrap.reset_container()
-        bootstrap.set_clock(PinnedClock(DEMO_NOW))
+        stack.clock.set(DEMO_NOW)
         try:
             yield stack
         finally:

@@ -170,7 +170,7 @@ class FakeConsents:
 @dataclass
 class FakeAssets:
     records: dict[tuple[str, str], AssetRecord] = field(default_factory=dict)
-    appearances: set[tuple[str, str, str]] = field(default_factory=set)
+    rows: set[tuple[str, str, str]] = field(default_factory=set)  # appearances
 
     def get(self, tenant: str, asset_id: str) -> AssetRecord | None:
         return self.records.get((tenant, asset_id))
@@ -182,12 +182,26 @@ class FakeAssets:
         self.records[key] = record
         return True
 
+    def replace(self, record: AssetRecord, expected_version: int) -> None:
+        key = (record.tenant, record.asset_id)
+        if self.records[key].version != expected_version:
+            from quitclaim.domain.errors import Conflict
+
+            raise Conflict("changed")
+        self.records[key] = record
+
+    def appearances(self, tenant: str, subject_id: str) -> list[str]:
+        return [a for t, s, a in sorted(self.rows) if (t, s) == (tenant, subject_id)]
+
+    def remove_appearance(self, tenant: str, subject_id: str, asset_id: str) -> None:
+        self.rows.discard((tenant, subject_id, asset_id))
+
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None:
         self.records[(tenant, asset_id)] = replace(self.records[(tenant, asset_id)], placed_at=at)
 
     def add_appearances(self, record: AssetRecord) -> None:
         for sid in record.subject_ids:
-            self.appearances.add((record.tenant, sid, record.asset_id))
+            self.rows.add((record.tenant, sid, record.asset_id))
 
 
 @dataclass

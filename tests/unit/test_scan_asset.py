@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -89,7 +91,7 @@ def test_consented_face_goes_to_the_library(world: World) -> None:
     record = world.assets.get("acme", result.asset_id)
     assert record is not None and record.placed_at is not None
     assert record.faces[0].subject_id == "sub_ok" and record.faces[0].consent_id == "con_1"
-    assert ("acme", "sub_ok", result.asset_id) in world.assets.appearances
+    assert ("acme", "sub_ok", result.asset_id) in world.assets.rows
 
 
 def test_unconsented_and_unknown_faces_are_quarantined(world: World) -> None:
@@ -219,3 +221,63 @@ def test_gallery_is_reloaded_only_when_its_version_changes(world: World) -> None
 )
 def test_split_upload_key(key: str, expected: tuple[str, str] | None) -> None:
     assert split_upload_key(key, "incoming/") == expected
+
+
+class RevokingConsents(FakeConsents):
+    """Withdraws sub_ok's consent right after the scan has read it."""
+
+    def __init__(self, base: FakeConsents, after_reads: int = 1) -> None:
+        super().__init__(list(base.items))
+        self.reads = 0
+        self.after_reads = after_reads
+
+    def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
+        found = super().for_subjects(tenant, subject_ids)
+        self.reads += 1
+        if self.reads == self.after_reads:
+            self.revoke(self.items[0], NOW - timedelta(seconds=1), source="race")
+        return found
+
+
+def test_a_withdrawal_during_the_scan_keeps_the_image_out(world: World) -> None:
+    # Given a withdrawal that lands after the scan read the (valid) consent,
+    # before any appearance row exists (so no recheck can find this asset)
+    world.scan._consents = RevokingConsents(world.consents)
+    req = world.upload("acme/race.jpg", fake_image((0, 120)))
+    # When the scan completes
+    result = world.scan(req)
+    # Then it is quarantined for the withdrawal, never in the library
+    assert result.status is AssetStatus.QUARANTINED
+    assert result.reasons == ("consent_revoked",)
+    assert world.where("race.jpg") == ["quarantine/acme/race.jpg"]
+    record = world.assets.get("acme", result.asset_id)
+    assert record is not None and [h["action"] for h in record.history] == [
+        "decided",
+        "redecided",
+    ]
+
+
+def test_a_redecision_between_record_and_copy_is_followed(world: World) -> None:
+    # Given a recheck that quarantines the asset just before ingest copies it
+    # (it found no bytes to move: they were still in the upload area)
+    req = world.upload("acme/late.jpg", fake_image((0, 120)))
+    original_copy = world.store.copy
+
+    def copy_after_redecision(source, dest_bucket, dest_key, extra):  # type: ignore[no-untyped-def]
+        for key, rec in list(world.assets.records.items()):
+            if rec.status is AssetStatus.APPROVED and rec.placed_at is None:
+                world.assets.records[key] = replace(
+                    rec,
+                    status=AssetStatus.QUARANTINED,
+                    reasons=("consent_revoked",),
+                    dest_bucket=QUA,
+                    version=rec.version + 1,
+                )
+        world.store.copy = original_copy  # type: ignore[method-assign]
+        original_copy(source, dest_bucket, dest_key, extra)
+
+    world.store.copy = copy_after_redecision  # type: ignore[method-assign]
+    # When ingest completes / Then the bytes follow the newer decision
+    result = world.scan(req)
+    assert result.status is AssetStatus.QUARANTINED
+    assert world.where("late.jpg") == ["quarantine/acme/late.jpg"]

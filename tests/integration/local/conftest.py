@@ -62,10 +62,13 @@ class Recorder:
 
 
 def fresh_stack(**kwargs: Any) -> LocalStack:
-    """A started stack with a unique name and Stage."""
+    """A started stack with a unique name and Stage (no control server unless asked)."""
     tag = f"t{uuid.uuid4().hex[:8]}"
     kwargs.setdefault("stack_name", f"qc-{tag}")
     kwargs.setdefault("parameters", {"Stage": tag})
+    # A control file in the working directory would point `quitclaim local tick`
+    # at a test's stack instead of a developer's `local up`.
+    kwargs.setdefault("control", False)
     return LocalStack(**kwargs).start()
 
 

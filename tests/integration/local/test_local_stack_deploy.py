@@ -221,7 +221,19 @@ def test_two_stacks_share_the_emulator_without_seeing_each_other(stack: LocalSta
         assert [m.queue_url for m in stack.runtime.mappings] != [
             m.queue_url for m in other.runtime.mappings
         ]
-        assert set(stack.runtime.functions) == set(other.runtime.functions) == {INGEST}
+        assert (
+            set(stack.runtime.functions)
+            == set(other.runtime.functions)
+            == {
+                INGEST,
+                "RecheckFunction",
+                "ExpiryFunction",
+                "RemindersFunction",
+            }
+        )
+        assert {m.stream_arn for m in stack.runtime.stream_mappings}.isdisjoint(
+            m.stream_arn for m in other.runtime.stream_mappings
+        )
     finally:
         other.stop()
     # When the second stops, Then the first still delivers

@@ -9,30 +9,93 @@ import pytest
 
 from quitclaim.local import gaps
 from quitclaim.local.stack import LocalStack
-from tests.integration.local.conftest import depth
+from tests.integration.local.conftest import INGEST, depth, fresh_stack
 
 pytestmark = pytest.mark.integration
 
 
 def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> None:
     # Given a fresh stack, Then each documented post-deploy gap was found and filled
+    stage = stack.parameters["Stage"]
     per_stack = [
-        "detached moto's own delivery from 1 event source(s)",
+        # the ingest queue and the consents and subjects table streams
+        "detached moto's own delivery from 3 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",
         "versioning Enabled on QuarantineBucket",
         "versioning Enabled on DocumentsBucket",
+        "time to live on SubjectsTable.ttl",
         "time to live on ConsentsTable.ttl",
+        "secret LinkSigningSecret with a generated value",
+        f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
+        "schedule SweepSchedule (rate(1 hour))",
+        "schedule RemindersSchedule (cron(0 7 * * ? *))",
     ]
-    # The S3 event fill wraps moto once per process: only the first stack reports it.
-    once = "S3 event records carry versionId and sequencer"
-    assert [f for f in stack.gaps.filled if f != once] == per_stack
+    # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
+    once = {
+        "S3 event records carry versionId and sequencer",
+        "SES keeps both bodies of an e-mail",
+        "SES sender quitclaim@example.org verified",
+    }
+    assert [f for f in stack.gaps.filled if f not in once] == per_stack
     from moto.s3 import notifications
+    from moto.ses.responses import EmailResponse
 
     assert getattr(notifications._get_s3_event, "_quitclaim_completed", False)
+    assert getattr(EmailResponse.send_email, "_quitclaim_captured", False)
     # And the resource types moto skips are recorded, not silently lost
-    assert stack.gaps.skipped_resources == {"IngestQueuePolicy": "AWS::SQS::QueuePolicy"}
+    assert stack.gaps.skipped_resources == {
+        "IngestQueuePolicy": "AWS::SQS::QueuePolicy",
+        "LinkSigningSecret": "AWS::SecretsManager::Secret",
+        "ExpiryScheduleGroup": "AWS::Scheduler::ScheduleGroup",
+        "SweepSchedule": "AWS::Scheduler::Schedule",
+        "RemindersSchedule": "AWS::Scheduler::Schedule",
+    }
+
+
+def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
+    stage = stack.parameters["Stage"]
+    # The secret has a generated 64-character value without punctuation
+    secret = stack.client("secretsmanager").get_secret_value(
+        SecretId=stack.resources["LinkSigningSecret"]
+    )["SecretString"]
+    assert len(secret) == 64 and secret.isalnum()
+    # The schedule group accepts schedules (moto would answer a 500 without it)
+    scheduler = stack.client("scheduler")
+    group = scheduler.get_schedule_group(Name=f"quitclaim-{stage}-expiry")
+    assert group["Name"] == stack.function_env(INGEST)["QC_SCHEDULE_GROUP"]
+    # The template's schedules are listed like any other, with their targets
+    sweep = scheduler.get_schedule(Name=stack.resources["SweepSchedule"])
+    reminders = scheduler.get_schedule(Name=stack.resources["RemindersSchedule"])
+    assert sweep["ScheduleExpression"] == "rate(1 hour)"
+    assert sweep["Target"]["Arn"] == stack.runtime.functions["ExpiryFunction"].arn
+    assert sweep["Target"]["Input"] == '{"kind": "sweep"}'
+    assert (reminders["ScheduleExpression"], reminders["ScheduleExpressionTimezone"]) == (
+        "cron(0 7 * * ? *)",
+        "Europe/Amsterdam",
+    )
+    assert reminders["Target"]["Arn"] == stack.runtime.functions["RemindersFunction"].arn
+
+
+def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(
+    stack: LocalStack,
+) -> None:
+    # Given a second stack beside the first
+    other = fresh_stack()
+    name = other.resources["SweepSchedule"]
+    group = other.function_env(INGEST)["QC_SCHEDULE_GROUP"]
+    secret = other.resources["LinkSigningSecret"]
+    # When it stops
+    other.stop()
+    # Then its schedules, group and secret are gone; the first stack's remain
+    scheduler = stack.client("scheduler")
+    names = [s["Name"] for s in scheduler.list_schedules()["Schedules"]]
+    assert name not in names and stack.resources["SweepSchedule"] in names
+    with pytest.raises(scheduler.exceptions.ResourceNotFoundException):
+        scheduler.get_schedule_group(Name=group)
+    with pytest.raises(stack.client("secretsmanager").exceptions.ResourceNotFoundException):
+        stack.client("secretsmanager").describe_secret(SecretId=secret)
 
 
 def test_moto_does_not_consume_messages_after_the_pollers_are_detached(
@@ -64,8 +127,49 @@ def test_stream_records_say_us_east_1_and_the_fill_corrects_them(stack: LocalSta
     )["ShardIterator"]
     # When its stream record is read
     [record] = streams.get_records(ShardIterator=iterator)["Records"]
-    # Then moto names the wrong region (the gap), and the fill gives Lambda's record
+    # Then moto names the wrong region and no identity (the gap), and the fill gives Lambda's
     assert record["awsRegion"] == "us-east-1" != stack.region
+    assert "userIdentity" not in record
     fixed = gaps.lambda_stream_record(record, stack.region, arn)
     assert (fixed["awsRegion"], fixed["eventSourceARN"]) == (stack.region, arn)
     assert fixed["dynamodb"] == record["dynamodb"]
+
+
+def test_moto_never_expires_items_by_itself(stack: LocalStack) -> None:
+    # Given an item whose TTL passed long ago, in a table with TTL enabled
+    dynamodb = stack.client("dynamodb")
+    table = stack.resources["SubjectsTable"]
+    key = {"tenant": {"S": "t"}, "subject_id": {"S": "old"}}
+    dynamodb.put_item(TableName=table, Item={**key, "ttl": {"N": "1000000000"}})
+    # Then it is still there (only the local reaper deletes it, on a tick)
+    assert "Item" in dynamodb.get_item(TableName=table, Key=key)
+
+
+def test_moto_ses_refuses_unverified_senders_and_keeps_one_body(stack: LocalStack) -> None:
+    ses = stack.client("ses")
+    message = {
+        "Subject": {"Data": "s"},
+        "Body": {"Text": {"Data": "plain"}, "Html": {"Data": "<p>html</p>"}},
+    }
+    # An unverified sender is refused, as in the SES sandbox
+    with pytest.raises(ses.exceptions.MessageRejected):
+        ses.send_email(
+            Source="nobody@elsewhere.example",
+            Destination={"ToAddresses": ["a@b.example"]},
+            Message=message,
+        )
+    # The template's MailFrom was verified, and both bodies are kept
+    ses.send_email(
+        Source="quitclaim@example.org",
+        Destination={"ToAddresses": ["a@b.example"]},
+        Message=message,
+    )
+    from moto.ses.models import ses_backends
+
+    [sent] = [
+        m
+        for m in ses_backends[stack.deployment.account_id][stack.region].sent_messages
+        if m.destinations == {"ToAddresses": ["a@b.example"]}
+    ][-1:]
+    assert sent.body == "<p>html</p>"  # moto's own record: the HTML body only (the gap)
+    assert sent.quitclaim_bodies == {"text": "plain", "html": "<p>html</p>"}

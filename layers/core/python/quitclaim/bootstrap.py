@@ -13,15 +13,19 @@ from quitclaim.adapters.dynamo import (
     DynamoTenants,
     bind_models,
 )
+from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.s3_store import S3ObjectStore
+from quitclaim.adapters.schedules import SchedulerExpirySchedules
 from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.console import Console
+from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.scan_asset import ScanAsset
 
@@ -109,6 +113,60 @@ def registry_service() -> Registry:
         documents=S3ObjectStore(aws_client("s3", settings)),
         documents_bucket=settings.documents_bucket,
         max_document_bytes=settings.max_document_bytes,
+        schedules=_schedules(settings),
+    )
+
+
+def _schedules(settings: Settings) -> SchedulerExpirySchedules | None:
+    if not settings.expiry_target_arn:
+        return None  # not deployed with an expiry function (unit contexts)
+    return SchedulerExpirySchedules(
+        aws_client("scheduler", settings),
+        group=settings.schedule_group,
+        target_arn=settings.expiry_target_arn,
+        role_arn=settings.scheduler_role_arn,
+    )
+
+
+def recheck_service() -> Recheck:
+    """Re-decisions for the consents stream."""
+    return _recheck()
+
+
+@lru_cache(maxsize=1)
+def expiry_service() -> Expiry:
+    settings = _bound(get_settings())
+    return Expiry(
+        consents=DynamoConsents(),
+        tenants=DynamoTenants(),
+        assets=DynamoAssets(),
+        recheck=_recheck(),
+        clock=_clock,
+        lookback_days=settings.sweep_lookback_days,
+    )
+
+
+@lru_cache(maxsize=1)
+def _link_key() -> bytes:
+    settings = get_settings()
+    return secret_bytes(aws_client("secretsmanager", settings), settings.link_secret_arn)
+
+
+@lru_cache(maxsize=1)
+def reminders_service() -> Reminders:
+    settings = _bound(get_settings())
+    return Reminders(
+        consents=DynamoConsents(),
+        subjects=DynamoSubjects(),
+        tenants=DynamoTenants(),
+        registry=registry_service(),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        signer=LinkSigner(_link_key),
+        clock=_clock,
+        base_url=settings.public_base_url,
+        offsets=settings.reminder_days,
+        renewal_days=settings.renewal_days,
+        link_ttl_days=settings.link_ttl_days,
     )
 
 
@@ -138,5 +196,14 @@ def reset_container(*, keep_settings: bool = False) -> None:
 
     if not keep_settings:
         reset_settings()
-    for cached in (scan_asset_service, registry_service, console_service, _recheck, _placement):
+    for cached in (
+        scan_asset_service,
+        registry_service,
+        console_service,
+        expiry_service,
+        reminders_service,
+        _recheck,
+        _placement,
+        _link_key,
+    ):
         cached.cache_clear()

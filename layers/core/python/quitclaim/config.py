@@ -64,6 +64,19 @@ class Settings(BaseSettings):
     # Detection runs on at most this many pixels; boxes are mapped back.
     detect_max_pixels: int = 2_500_000
 
+    # Time: exact expiry schedules, reminders and their signed links.
+    expiry_target_arn: str = ""
+    scheduler_role_arn: str = ""
+    schedule_group: str = "default"
+    mail_from: str = "quitclaim@example.org"
+    public_base_url: str = "http://127.0.0.1:8000"
+    link_secret_arn: str = ""
+    reminder_days: tuple[int, ...] = (30, 7, 1)
+    renewal_days: int = 365
+    link_ttl_days: int = 45
+    # How far back the reconciling sweep looks (days of the expiry index).
+    sweep_lookback_days: int = 3
+
     # Tenant policy defaults (a tenant record may override them).
     default_threshold: float = 0.5
     default_margin: float = 0.05

@@ -7,6 +7,8 @@ careless caller cannot slip personal data in.
 
 from __future__ import annotations
 
+import logging
+import sys
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -36,6 +38,23 @@ _AUDIT_FIELDS = frozenset(
         "source",
     }
 )
+
+
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time (test runners swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def log_to_stderr() -> None:
+    """Send log lines to stderr (the CLI: stdout is for the command's output)."""
+    handler = logger.registered_handler
+    if isinstance(handler, logging.StreamHandler):
+        handler.setStream(_CurrentStderr())
 
 
 def audit(action: str, **fields: Any) -> None:

@@ -71,6 +71,7 @@ class TenantModel(_Base):
     purposes = UnicodeSetAttribute()
     scan_modes = JSONAttribute(default=dict)
     unknown_face_policy = UnicodeAttribute(default="quarantine")
+    language = UnicodeAttribute(default="en")
     gallery_version = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
@@ -112,6 +113,9 @@ class SubjectModel(_Base):
     # only. The table is KMS-encrypted at rest; the API never returns them.
     templates = BinarySetAttribute(null=True, legacy_encoding=False)
     enrolled_at = UTCDateTimeAttribute(null=True)
+    # End of retention: DynamoDB TTL deletes the record (and its templates);
+    # the stream's TTL REMOVE then purges what hangs off it.
+    ttl = TTLAttribute(null=True)
 
 
 class HistoryEvent(MapAttribute[str, Any]):
@@ -122,9 +126,24 @@ class HistoryEvent(MapAttribute[str, Any]):
     detail = JSONAttribute(default=dict)
 
 
+class ConsentsByExpiryDay(GlobalSecondaryIndex["ConsentModel"]):
+    """Consents by the UTC day they expire: the sweep and reminders read one day."""
+
+    class Meta:
+        index_name = "by_expiry_day"
+        projection = AllProjection()
+
+    expiry_day = UnicodeAttribute(hash_key=True)
+    expires_at = UTCDateTimeAttribute(range_key=True)
+
+
 class ConsentModel(_Base):
     class Meta(_Base.Meta):
         abstract = False
+
+    by_expiry_day = ConsentsByExpiryDay()
+    expiry_day = UnicodeAttribute(null=True)
+    reminders_sent = UnicodeSetAttribute(null=True)
 
     pk = UnicodeAttribute(hash_key=True)  # tenant#subject
     sk = UnicodeAttribute(range_key=True)  # consent#id
@@ -272,6 +291,7 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         purposes=frozenset(item.purposes or ()),
         scan_modes=tuple(sorted((k, ScanMode(v)) for k, v in modes.items())),
         unknown_face_policy=item.unknown_face_policy or "quarantine",
+        language=item.language or "en",
     )
 
 
@@ -345,6 +365,7 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "purposes": set(policy.purposes),
         "scan_modes": {k: v.value for k, v in policy.scan_modes},
         "unknown_face_policy": policy.unknown_face_policy,
+        "language": policy.language,
     }
 
 
@@ -467,6 +488,19 @@ class DynamoSubjects:
     def delete(self, tenant: str, subject_id: str) -> None:
         with _dependency("subject delete"):
             SubjectModel(tenant, subject_id).delete()
+
+    def retain_until(self, tenant: str, subject_id: str, at: datetime) -> None:
+        """Let DynamoDB TTL remove the record (templates included) after ``at``."""
+        item = SubjectModel(tenant, subject_id)
+        with _dependency("subject retention"):
+            try:
+                item.update(
+                    actions=[SubjectModel.ttl.set(at)], condition=SubjectModel.subject_id.exists()
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"subject {subject_id} not found") from exc
+                raise
 
     def add_template(self, tenant: str, subject_id: str, template: bytes) -> None:
         item = SubjectModel(tenant, subject_id)
@@ -621,6 +655,7 @@ class DynamoConsents:
             document_key=evidence.document_key if evidence else None,
             document_sha256=evidence.document_sha256 if evidence else None,
             document_type=evidence.document_type if evidence else None,
+            expiry_day=_day(consent.expires_at),
         )
         with _dependency("consent write"):
             item.save(condition=ConsentModel.pk.does_not_exist())
@@ -640,11 +675,18 @@ class DynamoConsents:
             ConsentModel.version.set(before.version + 1),
             ConsentModel.history.set(ConsentModel.history.append([_event(event)])),
         ]
+        if after.expires_at != before.expires_at:
+            # A new window earns new reminders.
+            actions.append(ConsentModel.reminders_sent.remove())
         for attr, value in (
             (ConsentModel.expires_at, after.expires_at),
             (ConsentModel.revoked_at, after.revoked_at),
         ):
             actions.append(attr.set(value) if value is not None else attr.remove())
+        day = _day(after.expires_at)
+        actions.append(
+            ConsentModel.expiry_day.set(day) if day else ConsentModel.expiry_day.remove()
+        )
         with _dependency("consent update"):
             try:
                 item.update(actions=actions, condition=ConsentModel.version == before.version)
@@ -654,6 +696,76 @@ class DynamoConsents:
                 raise
         return _consent_from(item)
 
+    def expiring_on(
+        self, day: str, *, until: datetime | None = None
+    ) -> list[tuple[Consent, str, frozenset[str]]]:
+        """Consents expiring on a UTC day (up to ``until``): (consent, status, reminders sent).
+
+        Reads one partition of the expiry index, across tenants: the sweep and
+        the reminders are operator jobs, and each result carries its tenant.
+        """
+        condition = ConsentsByExpiryDay.expires_at <= until if until is not None else None
+        with _dependency("expiry index query"):
+            return [
+                (
+                    _consent_from(item),
+                    item.status or "granted",
+                    frozenset(item.reminders_sent or ()),
+                )
+                for item in ConsentModel.by_expiry_day.query(day, condition)
+            ]
+
+    def mark_expired(self, consent: Consent, at: datetime) -> bool:
+        """Record the expiry once; False when already expired, revoked or changed."""
+        item = ConsentModel(
+            tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}"
+        )
+        event = HistoryEvent(at=at, event="expired", source="expiry", actor="system", detail={})
+        with _dependency("consent expiry"):
+            try:
+                item.update(
+                    actions=[
+                        ConsentModel.status.set("expired"),
+                        ConsentModel.version.add(1),
+                        ConsentModel.history.set(ConsentModel.history.append([event])),
+                    ],
+                    condition=(ConsentModel.version == consent.version)
+                    & ConsentModel.revoked_at.does_not_exist()
+                    & (ConsentModel.status != "expired"),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
+
+    def claim_reminder(self, consent: Consent, offsets: Sequence[str]) -> bool:
+        """Mark reminders as sent, once: False when another run claimed them first."""
+        item = ConsentModel(
+            tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}"
+        )
+        condition: Condition = ConsentModel.pk.exists()
+        for offset in offsets:
+            condition &= ~ConsentModel.reminders_sent.contains(offset)
+        with _dependency("reminder claim"):
+            try:
+                item.update(
+                    actions=[ConsentModel.reminders_sent.add(set(offsets))], condition=condition
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    return False
+                raise
+        return True
+
+    def release_reminder(self, consent: Consent, offsets: Sequence[str]) -> None:
+        """Undo a claim whose e-mail could not be sent, so the next run retries."""
+        item = ConsentModel(
+            tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}"
+        )
+        with _dependency("reminder release"):
+            item.update(actions=[ConsentModel.reminders_sent.delete(set(offsets))])
+
     def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent:
         from dataclasses import replace
 
@@ -662,6 +774,10 @@ class DynamoConsents:
             replace(consent, revoked_at=at),
             ConsentEvent(at, "revoked", source, "system"),
         )
+
+
+def _day(at: datetime | None) -> str | None:
+    return at.astimezone(UTC).date().isoformat() if at else None
 
 
 def _record_from(item: AssetModel) -> AssetRecord:

@@ -147,6 +147,7 @@ class TenantPolicy:
     purposes: frozenset[str] = frozenset({"web", "social", "print", "internal"})
     scan_modes: tuple[tuple[str, ScanMode], ...] = (("*", ScanMode.RECOGNIZE),)
     unknown_face_policy: str = "quarantine"
+    language: str = "en"  # reminder e-mails: "en" or "nl"
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

@@ -94,6 +94,10 @@ class SubjectRepository(Protocol):
 
     def delete(self, tenant: str, subject_id: str) -> None: ...
 
+    def retain_until(self, tenant: str, subject_id: str, at: datetime) -> None:
+        """Set the record's end of retention (DynamoDB TTL)."""
+        ...
+
 
 class ConsentRepository(Protocol):
     def for_subjects(self, tenant: str, subject_ids: Sequence[str]) -> dict[str, list[Consent]]:
@@ -124,6 +128,22 @@ class ConsentRepository(Protocol):
         ...
 
     def revoke(self, consent: Consent, at: datetime, *, source: str) -> Consent: ...
+
+    def expiring_on(
+        self, day: str, *, until: datetime | None = None
+    ) -> list[tuple[Consent, str, frozenset[str]]]:
+        """(consent, status, reminders sent) expiring on a UTC day, up to ``until``."""
+        ...
+
+    def mark_expired(self, consent: Consent, at: datetime) -> bool:
+        """Record the expiry once (False: already expired, revoked or changed)."""
+        ...
+
+    def claim_reminder(self, consent: Consent, offsets: Sequence[str]) -> bool:
+        """Claim reminders before sending, once (False: already claimed)."""
+        ...
+
+    def release_reminder(self, consent: Consent, offsets: Sequence[str]) -> None: ...
 
 
 class AssetRepository(Protocol):
@@ -166,6 +186,32 @@ class ApiKeyRepository(Protocol):
 
     def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str] | None:
         """(key_id, role, label) of a live key with this hash, or None."""
+        ...
+
+
+class ExpirySchedules(Protocol):
+    """One-time schedules that fire at a consent's ``expires_at``."""
+
+    def schedule(self, consent: Consent) -> None:
+        """Create or replace the consent's schedule (no-op without an expiry)."""
+        ...
+
+    def cancel(self, consent: Consent) -> None:
+        """Remove it (gone already is fine)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    to: str
+    subject: str
+    text: str
+    html: str
+
+
+class Mailer(Protocol):
+    def send(self, email: Email) -> None:
+        """Send one e-mail; ``DependencyFailed`` when the provider refuses."""
         ...
 
 

@@ -1,6 +1,7 @@
 """Build the deployable template: ``chalice package --merge-template infra/template.yaml``.
 
     python -m quitclaim.local.api_template            # -> build/api/sam.yaml + deployment.zip
+    python -m quitclaim.local.api_template --local    # + sam.local.yaml (see local_variant)
 
 Chalice generates the API half (``APIHandler`` function, ``RestAPI`` with its
 Swagger definition, the invoke permission, the role from
@@ -21,11 +22,13 @@ EU region and no AWS profile (nothing is called in AWS).
 from __future__ import annotations
 
 import argparse
+import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 
@@ -100,7 +103,52 @@ def fix_up(merged: dict[str, Any], template_dir: Path, out_dir: Path) -> dict[st
     return merged
 
 
-def _is_relative_path(value: Any) -> bool:
+def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
+    """The merged template minus API Gateway, for the local emulator (a copy).
+
+    moto cannot deploy Chalice's ``RestAPI``: its CloudFormation wants a
+    ``Name`` that SAM takes from the Swagger ``info.title``, and it ignores
+    ``Body``, so the stage deployment then fails with "The REST API doesn't
+    contain any methods". Locally ``quitclaim.local.api_server`` plays API
+    Gateway instead; everything else (the API function with its role and
+    environment) deploys as in AWS.
+    """
+    local = copy.deepcopy(merged)
+    resources = local["Resources"]
+    apis = {k for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Api"}
+    for logical_id, resource in list(resources.items()):
+        uses_api = apis & _refs(resource)
+        if logical_id in apis or (resource.get("Type") == "AWS::Lambda::Permission" and uses_api):
+            del resources[logical_id]
+    outputs = local.get("Outputs") or {}
+    for name in [n for n, out in outputs.items() if apis & _refs(out)]:
+        del outputs[name]
+    return local
+
+
+def _refs(node: Any) -> set[str]:
+    """Logical ids a template fragment refers to (Ref, GetAtt, and Sub's ${...})."""
+    found: set[str] = set()
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "Ref" and isinstance(value, str):
+                found.add(value)
+            elif key == "Fn::GetAtt":
+                found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
+            elif key == "Fn::Sub":
+                text = value[0] if isinstance(value, list) else value
+                found |= {v.split(".")[0] for v in re.findall(r"\$\{([^}!]+)\}", str(text))}
+                if isinstance(value, list):
+                    found |= _refs(value[1:])
+            else:
+                found |= _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            found |= _refs(item)
+    return found
+
+
+def _is_relative_path(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and "://" not in value and not os.path.isabs(value)
 
 
@@ -108,9 +156,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None, help="default: build/api")
     parser.add_argument("--stage", default="prod")
+    parser.add_argument(
+        "--local", action="store_true", help="also write sam.local.yaml (no API Gateway)"
+    )
     args = parser.parse_args(argv)
     path = build(args.out, stage=args.stage)
     print(path)
+    if args.local:
+        local = path.with_name("sam.local.yaml")
+        local.write_text(
+            yaml.safe_dump(local_variant(load_template(path)), sort_keys=False), encoding="utf-8"
+        )
+        print(local)
     return 0
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from quitclaim.domain.errors import QuitclaimError
+from quitclaim.local.api_cli import api as api_commands
+from quitclaim.local.control import tick_command
 
 if TYPE_CHECKING:
     from quitclaim.usecases.registry import Registry
@@ -40,6 +42,9 @@ def _date(value: str | None) -> datetime | None:
 @click.group()
 def main() -> None:
     """Quitclaim: a consent gate for faces in digital asset repositories."""
+    from quitclaim.observability import log_to_stderr
+
+    log_to_stderr()
 
 
 @main.command()
@@ -67,20 +72,33 @@ def local() -> None:
     """The embedded local stack."""
 
 
+local.add_command(tick_command)  # `quitclaim local tick`: quitclaim.local.control
+
+
 @local.command("up")
 @click.option("--port", type=int, default=0, help="emulator port (0: a free one)")
-def local_up(port: int) -> None:
-    """Start the local stack and process events until interrupted."""
+@click.option("--api-port", type=int, default=0, help="HTTP API port (0: a free one)")
+def local_up(port: int, api_port: int) -> None:
+    """Start the local stack and the HTTP API; process events until interrupted."""
+    from quitclaim.local.api_server import serve_api
     from quitclaim.local.stack import LocalStack
 
-    with LocalStack(template_path=TEMPLATE, port=port) as stack:
+    with (
+        LocalStack(template_path=TEMPLATE, port=port) as stack,
+        serve_api(stack, port=api_port) as api_url,
+    ):
         click.echo(f"local AWS endpoint: {stack.endpoint_url}")
+        click.echo(f"HTTP API: {api_url}  (OpenAPI: {api_url}/openapi.json)")
         click.echo("# export these to point the CLI at this stack:")
         for name, value in sorted(stack.client_env().items()):
             click.echo(f"export {name}={value}")
+        click.echo(f"export QUITCLAIM_URL={api_url}")
         try:
             while True:
-                if not stack.runtime.poll_once():
+                # API requests and polls both switch the environment: one at a time.
+                with stack.lock:
+                    worked = stack.runtime.poll_once()
+                if not worked:
                     time.sleep(0.5)
         except KeyboardInterrupt:
             click.echo("stopping")
@@ -181,6 +199,9 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
     click.echo(
         json.dumps({"consent_id": consent.consent_id, "revoked_at": str(consent.revoked_at)})
     )
+
+
+main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

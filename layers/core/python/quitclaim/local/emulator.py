@@ -204,3 +204,72 @@ def _quiet_request_log() -> None:
     log = logging.getLogger("werkzeug")
     if log.level == logging.NOTSET:
         log.setLevel(logging.WARNING)
+
+
+def sent_email_count(region: str, account_id: str = ACCOUNT_ID) -> int:
+    """How many e-mails the emulator's SES has captured in ``region`` so far."""
+    from moto.ses.models import ses_backends
+
+    return len(ses_backends[account_id][region].sent_messages)
+
+
+def sent_emails(region: str, account_id: str = ACCOUNT_ID, start: int = 0) -> list[dict[str, Any]]:
+    """What the emulator's SES (v1 and v2 share it) captured, from the ``start``-th on.
+
+    Read from moto's backend in this process. Each e-mail is a dict with
+    ``message_id``, ``source``, ``to``/``cc``/``bcc``, ``subject``, ``text``,
+    ``html`` (None where the e-mail had no such body) and, for templated
+    sends, ``template`` and ``template_data``.
+    """
+    from moto.ses.models import ses_backends
+
+    return [_email(m) for m in list(ses_backends[account_id][region].sent_messages)[start:]]
+
+
+def _email(message: Any) -> dict[str, Any]:
+    destinations = getattr(message, "destinations", None) or {}
+    result: dict[str, Any] = {
+        "message_id": getattr(message, "id", None),
+        "source": getattr(message, "source", None),
+        "to": [],
+        "cc": [],
+        "bcc": [],
+        "subject": getattr(message, "subject", None),
+        "text": None,
+        "html": None,
+    }
+    if isinstance(destinations, dict):
+        result["to"] = list(destinations.get("ToAddresses", []))
+        result["cc"] = list(destinations.get("CcAddresses", []))
+        result["bcc"] = list(destinations.get("BccAddresses", []))
+    else:
+        result["to"] = list(destinations)
+    raw = getattr(message, "raw_data", None)
+    if raw is not None:
+        result.update(_mime(raw))
+    elif hasattr(message, "template"):
+        result["template"] = message.template
+        result["template_data"] = message.template_data
+    else:
+        # Both bodies where gaps.capture_email_bodies kept them; else moto's one body.
+        bodies = getattr(message, "quitclaim_bodies", None)
+        if bodies is None:
+            body = getattr(message, "body", None)
+            looks_html = isinstance(body, str) and body.lstrip().startswith("<")
+            bodies = {"html": body} if looks_html else {"text": body}
+        result["text"] = bodies.get("text")
+        result["html"] = bodies.get("html")
+    return result
+
+
+def _mime(raw: str) -> dict[str, Any]:
+    import email
+    from email import policy
+
+    parsed = email.message_from_string(raw, policy=policy.default)
+    found: dict[str, Any] = {"subject": parsed.get("Subject"), "text": None, "html": None}
+    for kind in ("plain", "html"):
+        part = parsed.get_body(preferencelist=(kind,))
+        if part is not None:
+            found["text" if kind == "plain" else "html"] = part.get_content()
+    return found

@@ -6,20 +6,32 @@
 
 The template is checked (parameters, Rules) before the emulator starts, so a
 non-EU region fails at once, as ``sam deploy`` would.
+
+Time is the stack's: ``stack.clock`` (a ``LocalClock``, installed with
+``bootstrap.set_clock`` while the stack runs) stands still until moved;
+``stack.tick(to)`` moves it, firing schedules and TTL deletions on the way
+(``quitclaim.local.clock``). A control server on 127.0.0.1 lets
+``quitclaim local tick`` do that from another shell (``quitclaim.local.control``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from quitclaim import bootstrap
 from quitclaim.config import reset_settings
+from quitclaim.domain.ports import Clock
+from quitclaim.local import emulator as emulator_module
 from quitclaim.local import gaps
+from quitclaim.local.clock import COALESCE_AFTER, LocalClock, LocalScheduler, TickReport
 from quitclaim.local.deploy import (
     DEFAULT_REGION,
     Deployment,
@@ -29,6 +41,9 @@ from quitclaim.local.deploy import (
 )
 from quitclaim.local.emulator import Emulator
 from quitclaim.local.runtime import LocalRuntime, RunReport, aws_client_env
+
+if TYPE_CHECKING:
+    from quitclaim.local.control import ControlServer
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +60,12 @@ class LocalStack:
 
     Several may run in one process (they share the emulator): give each its
     own ``stack_name`` and ``Stage`` parameter, since bucket names derive from
-    the Stage.
+    the Stage. The clock is the process's (``bootstrap``), so the last stack
+    started sets the time until it stops.
+
+    ``start_time``: where the clock starts (default: the wall clock at
+    construction). ``control``: start the control server and write its URL
+    to ``<control_dir or the current directory>/.quitclaim-local/control.json``.
     """
 
     def __init__(
@@ -55,6 +75,10 @@ class LocalStack:
         stack_name: str = "quitclaim-local",
         parameters: dict[str, Any] | None = None,
         port: int = 0,
+        start_time: datetime | None = None,
+        *,
+        control: bool = True,
+        control_dir: str | Path | None = None,
     ) -> None:
         self.template_path = Path(template_path or default_template_path()).resolve()
         self.region = region
@@ -63,6 +87,15 @@ class LocalStack:
         self._emulator = Emulator(port=port)
         self._deployment: Deployment | None = None
         self._runtime: LocalRuntime | None = None
+        self._scheduler: LocalScheduler | None = None
+        self._control: ControlServer | None = None
+        self._control_enabled = control
+        self._control_dir = Path(control_dir) if control_dir is not None else None
+        self._previous_clock: Clock | None = None
+        self._emails_from = 0
+        self.clock = LocalClock(start_time)
+        # One thing at a time swaps os.environ: handler invocations, ticks, control requests.
+        self.lock = threading.RLock()
         self.gaps = gaps.GapReport()
         self.timings: dict[str, float] = {}  # seconds per start-up step
 
@@ -75,8 +108,14 @@ class LocalStack:
         # Refuse before anything starts: CloudFormation validates first too.
         preflight(template, self.region, self.stack_name, self.parameters)
         self._mark("preflight", started)
+        self._previous_clock = bootstrap.current_clock()
+        bootstrap.set_clock(self.clock)
         step = time.perf_counter()
-        self._emulator.start()
+        try:
+            self._emulator.start()
+        except BaseException:
+            self.stop()
+            raise
         self._mark("emulator", step)
         try:
             step = time.perf_counter()
@@ -91,10 +130,27 @@ class LocalStack:
             self._mark("deploy", step)
             step = time.perf_counter()
             self.gaps = gaps.apply(self._deployment)
+            self._emails_from = emulator_module.sent_email_count(self.region)
             self._runtime = LocalRuntime(
-                self._deployment, self._emulator.endpoint_url, gap_report=self.gaps
+                self._deployment,
+                self._emulator.endpoint_url,
+                gap_report=self.gaps,
+                lock=self.lock,
+            )
+            deployment = self._deployment
+            tables = gaps.ttl_tables(deployment)  # TTL settings as deployed (read once)
+            self._scheduler = LocalScheduler(
+                deployment.client,
+                self._runtime,
+                self.clock,
+                lambda now: gaps.reap_expired_items(deployment, tables, now),
             )
             self._mark("gaps+runtime", step)
+            if self._control_enabled:
+                from quitclaim.local.control import ControlServer
+
+                self._control = ControlServer(self, directory=self._control_dir)
+                self._control.start()
         except BaseException:
             self.stop()
             raise
@@ -107,16 +163,26 @@ class LocalStack:
         If other stacks in this process still use the emulator, this stack is
         deleted from it; otherwise the emulator stops and all state is gone.
         """
+        if self._control is not None:
+            self._control.stop()
+            self._control = None
         if self._runtime is not None:
             self._runtime.close()
         if self._deployment is not None and self._emulator.shared:
+            gaps.release(self._deployment, self.gaps)
             try:
                 self.client("cloudformation").delete_stack(StackName=self.stack_name)
             except Exception:
                 log.warning("could not delete local stack %s", self.stack_name, exc_info=True)
         self._runtime = None
+        self._scheduler = None
         self._deployment = None
         self._emulator.stop()
+        if self._previous_clock is not None:
+            # Only if ours is still the process's clock: a later stack may have replaced it.
+            if bootstrap.current_clock() is self.clock:
+                bootstrap.set_clock(self._previous_clock)
+            self._previous_clock = None
 
     def __enter__(self) -> LocalStack:
         return self.start()
@@ -199,5 +265,48 @@ class LocalStack:
             reset_settings()
 
     def drain(self, timeout_s: float = 30.0) -> RunReport:
-        """Deliver every queued message to its function (see ``LocalRuntime.drain``)."""
+        """Deliver every queued message and stream record (see ``LocalRuntime.drain``)."""
         return self.runtime.drain(timeout_s=timeout_s)
+
+    @property
+    def control_url(self) -> str | None:
+        """The control server's base URL (None when it is not running)."""
+        return self._control.url if self._control is not None else None
+
+    def tick(
+        self,
+        to: datetime,
+        *,
+        coalesce_after: timedelta = COALESCE_AFTER,
+        drain_timeout_s: float = 60.0,
+    ) -> TickReport:
+        """Advance the clock to ``to``, firing due schedules and TTL deletions in order.
+
+        After each firing (and each step that reaped items) queues and streams
+        are drained. A tick longer than ``coalesce_after`` (default two days)
+        fires a more-than-daily ``rate()`` schedule once per 24 hours only.
+        Raises ``ValueError`` if ``to`` is before the clock, and
+        ``clock.TickError`` (with the partial report) if a drain times out.
+        See ``quitclaim.local.clock`` for what fires when.
+        """
+        if self._scheduler is None:
+            raise RuntimeError("the local stack is not started")
+        scheduler = self._scheduler
+        with self.lock:
+            return scheduler.tick(
+                to,
+                lambda: self.runtime.drain(timeout_s=drain_timeout_s),
+                coalesce_after=coalesce_after,
+            )
+
+    def sent_emails(self) -> list[dict[str, Any]]:
+        """E-mails sent through the emulator's SES since this stack started (oldest first).
+
+        Stacks sharing the emulator share one SES: filter by recipient when
+        several send. See ``emulator.sent_emails`` for the fields.
+        """
+        if self._deployment is None:
+            raise RuntimeError("the local stack is not started")
+        return emulator_module.sent_emails(
+            self.region, self.deployment.account_id, start=self._emails_from
+        )

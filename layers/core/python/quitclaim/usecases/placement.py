@@ -59,9 +59,14 @@ class Placement:
         else:
             self._move(before, after)
             self._assets.replace(after, before.version)
+            # Why look again: an ingest may have copied the bytes into the old
+            # place after our move and before our record; it re-reads the
+            # record after copying, we re-read the place after recording, so
+            # one of us always sees the other (both stores are consistent).
+            self._move(before, after, quiet=True)
         return after
 
-    def _move(self, before: AssetRecord, after: AssetRecord) -> None:
+    def _move(self, before: AssetRecord, after: AssetRecord, *, quiet: bool = False) -> None:
         source = self._store.head(before.dest_bucket, before.dest_key)
         if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:
             self._store.copy(
@@ -72,6 +77,8 @@ class Placement:
             )
             # Delete the exact version: a library version must not linger.
             self._store.delete(before.dest_bucket, before.dest_key, source.version_id)
+            return
+        if quiet:
             return
         placed = self._store.head(after.dest_bucket, after.dest_key)
         if placed is None or placed.metadata.get(META_ASSET_ID) != after.asset_id:

@@ -15,11 +15,18 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
-from quitclaim.domain.errors import Conflict, EnrolmentRejected, NotFound, ValidationFailed
+from quitclaim.domain.errors import (
+    Conflict,
+    DependencyFailed,
+    EnrolmentRejected,
+    NotFound,
+    ValidationFailed,
+)
 from quitclaim.domain.models import Consent, ScanMode, TenantPolicy, is_tenant_id
 from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
+    ExpirySchedules,
     ObjectStore,
     SubjectRepository,
     TenantRepository,
@@ -27,7 +34,7 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.registry import ConsentEvent, ConsentView, Evidence, Guardian, Subject
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.ports import FaceEngine
-from quitclaim.observability import audit
+from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.recheck import Recheck
 
 # Below this a reference template is too unreliable to trust for matching.
@@ -71,6 +78,7 @@ class Registry:
     documents: ObjectStore | None = None
     documents_bucket: str = ""
     max_document_bytes: int = 10 * 1024 * 1024
+    schedules: ExpirySchedules | None = None
 
     # -- tenants ------------------------------------------------------------
     def create_tenant(self, policy: TenantPolicy) -> TenantPolicy:
@@ -159,6 +167,16 @@ class Registry:
         audit("subject.deleted", tenant=tenant, subject_id=subject_id, source=actor)
         if self.recheck is not None:
             self.recheck.recheck_subject(tenant, subject_id, actor=actor)
+
+    def retain_subject_until(self, tenant: str, subject_id: str, at: datetime) -> None:
+        """Keep the person's record (and templates) only until ``at``.
+
+        DynamoDB TTL deletes it afterwards; the TTL stream purges the gallery
+        and appearance rows (``Expiry.purge_subject``).
+        """
+        self.subject(tenant, subject_id)
+        self.subjects.retain_until(tenant, subject_id, at)
+        audit("subject.retention_set", tenant=tenant, subject_id=subject_id, source="registry")
 
     def enrol_subject(
         self,
@@ -262,6 +280,7 @@ class Registry:
         if document is not None:
             evidence = self._store_document(consent, document, document_type, evidence)
         self.consents.save(consent, source=source, evidence=evidence, actor=actor)
+        self._schedule(consent)
         audit(
             "consent.granted",
             tenant=tenant,
@@ -291,6 +310,7 @@ class Registry:
         _check_window(start, expires_at)
         renewed = replace(consent, valid_from=start, expires_at=expires_at)
         result = self._change(consent, renewed, "renewed", source, actor)
+        self._schedule(result)
         self._recheck(tenant, subject_id, actor)
         return result
 
@@ -310,6 +330,7 @@ class Registry:
         revoked = self._change(
             consent, replace(consent, revoked_at=self.clock.now()), "revoked", source, actor
         )
+        self._unschedule(revoked)
         self._recheck(tenant, subject_id, actor)
         return revoked
 
@@ -364,6 +385,26 @@ class Registry:
             source=source,
         )
         return changed
+
+    def _schedule(self, consent: Consent) -> None:
+        # A failed schedule is not fatal: the hourly sweep expires it anyway.
+        if self.schedules is None:
+            return
+        try:
+            self.schedules.schedule(consent)
+        except DependencyFailed:
+            logger.error("expiry schedule not created", consent_id=consent.consent_id)
+            count("ExpiryScheduleFailed")
+
+    def _unschedule(self, consent: Consent) -> None:
+        if self.schedules is None:
+            return
+        try:
+            self.schedules.cancel(consent)
+        except DependencyFailed:
+            # A leftover schedule fires, finds the consent withdrawn, does nothing.
+            logger.warning("expiry schedule not removed", consent_id=consent.consent_id)
+            count("ExpiryScheduleCancelFailed")
 
     def _recheck(self, tenant: str, subject_id: str, actor: str) -> None:
         if self.recheck is not None:
@@ -446,6 +487,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "purposes",
         "scan_modes",
         "unknown_face_policy",
+        "language",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -496,4 +538,9 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
                 "unknown_face_policy must be quarantine or review", field="unknown_face_policy"
             )
         out["unknown_face_policy"] = policy
+    if "language" in changes:
+        language = str(changes["language"])
+        if language not in ("en", "nl"):
+            raise ValidationFailed("language must be en or nl", field="language")
+        out["language"] = language
     return out

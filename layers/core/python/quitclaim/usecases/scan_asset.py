@@ -18,8 +18,8 @@ from datetime import datetime
 import numpy as np
 
 from quitclaim.config import Settings
-from quitclaim.domain.decision import decide_asset
-from quitclaim.domain.errors import RejectedInput
+from quitclaim.domain.decision import decide_asset, redecide_recorded
+from quitclaim.domain.errors import Conflict, RejectedInput
 from quitclaim.domain.models import (
     AssetStatus,
     Decision,
@@ -43,6 +43,7 @@ from quitclaim.faces.gallery import Gallery, GalleryCache, encoding_from_bytes
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
+from quitclaim.usecases.recheck import faces_of
 
 UNATTRIBUTED = "_unattributed"
 
@@ -150,6 +151,7 @@ class ScanAsset:
             return self._complete(winner, request, duplicate=True)
         if record.subject_ids:
             self._assets.add_appearances(record)
+            record = self._confirm_consents(record)
         result = self._complete(record, request, duplicate=False)
         audit(
             "asset.decided",
@@ -261,6 +263,42 @@ class ScanAsset:
             policy={**record.policy, "scan_mode": mode.value},
             history=(history_entry(now, "decided", "ingest", record),),
         )
+
+    def _confirm_consents(self, record: AssetRecord) -> AssetRecord:
+        """Re-read the consents *after* the appearance rows exist, and re-decide.
+
+        Why: a withdrawal that lands while this scan is in flight re-decides
+        only the assets it finds through the appearances index. Either that
+        recheck runs after our appearance rows were written (and sees this
+        asset), or our re-read here runs after the withdrawal was written (and
+        sees it). Both stores read strongly consistent, so one of the two
+        always catches it; the image cannot be published on a stale consent.
+        """
+        consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
+        now = self._clock.now()
+        decision = redecide_recorded(faces_of(record), consents, record.purpose, now)
+        reasons = tuple(r.value for r in decision.reasons)
+        if (decision.status, reasons) == (record.status, record.reasons):
+            return record
+        s = self._settings
+        approved = decision.approved
+        changed = replace(
+            record,
+            status=decision.status,
+            reasons=reasons,
+            dest_bucket=s.library_bucket if approved else s.quarantine_bucket,
+            version=record.version + 1,
+        )
+        changed = replace(
+            changed, history=(*record.history, history_entry(now, "redecided", "ingest", changed))
+        )
+        try:
+            self._assets.replace(changed, record.version)
+        except Conflict:
+            latest = self._assets.get(record.tenant, record.asset_id)
+            return latest if latest is not None else record
+        count("ConsentChangedDuringScan")
+        return changed
 
     def _match(
         self, tenant: str, policy: TenantPolicy, observations: list[FaceObservation]
@@ -378,9 +416,41 @@ class ScanAsset:
                     {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
                 )
             self._store.delete(request.bucket, request.key, source.version_id)
+            record = self._follow_redecision(record)
+            result = replace(
+                result,
+                status=record.status,
+                reasons=record.reasons,
+                dest_bucket=record.dest_bucket,
+                dest_key=record.dest_key,
+            )
         elif self._store.head(record.dest_bucket, record.dest_key) is None:
             # Someone removed the upload after we recorded it; say so loudly.
             logger.error("upload gone before placement", asset_id=record.asset_id)
             count("PlacementSourceMissing")
         self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
         return result
+
+    def _follow_redecision(self, placed: AssetRecord) -> AssetRecord:
+        """After copying, re-read the record: a re-decision may have moved it meanwhile.
+
+        A recheck that ran before our copy found no bytes to move; it still
+        wrote its decision, which we read here and honour.
+        """
+        latest = self._assets.get(placed.tenant, placed.asset_id)
+        if latest is None or (latest.dest_bucket, latest.dest_key) == (
+            placed.dest_bucket,
+            placed.dest_key,
+        ):
+            return placed
+        here = self._store.head(placed.dest_bucket, placed.dest_key)
+        if here is not None and here.metadata.get(META_ASSET_ID) == placed.asset_id:
+            if latest.dest_bucket:
+                self._store.copy(
+                    here,
+                    latest.dest_bucket,
+                    latest.dest_key,
+                    {META_ASSET_ID: latest.asset_id, META_STATUS: latest.status.value},
+                )
+            self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
+        return latest

@@ -1,0 +1,252 @@
+"""HTTP API (Chalice): routes only. Each view makes one console call.
+
+Auth, validation, error mapping and JSON shaping live in ``quitclaim.api``
+(``routing.Router``); the route table and the OpenAPI document in
+``quitclaim.api.openapi``. The tenant is always the API key's.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from chalice import Chalice
+
+from quitclaim import bootstrap
+from quitclaim.api.openapi import document
+from quitclaim.api.routing import Call, Reply, Router, reshape_chalice_errors
+from quitclaim.api.serialize import policy_json
+from quitclaim.config import get_settings
+from quitclaim.domain.models import AssetStatus
+from quitclaim.usecases.console import Console
+
+# Validated at cold start: a container outside the EU refuses to run at all.
+get_settings()
+
+app = Chalice(app_name="quitclaim-api")
+app.register_middleware(reshape_chalice_errors, "http")
+
+
+def _console() -> Console:
+    # Looked up per call: the local stack swaps the composition root's cache.
+    return bootstrap.console_service()
+
+
+route = Router(app, _console)
+
+
+# ---------------------------------------------------------------- meta
+
+
+@route("health")
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@route("openapi")
+def openapi() -> dict[str, Any]:
+    return document()
+
+
+# ---------------------------------------------------------------- keys and policy
+
+
+@route("createKey")
+def create_key(call: Call) -> Any:
+    return call.console.create_key(call.principal, call.body.role, call.body.label)
+
+
+@route("getPolicy")
+def get_policy(call: Call) -> Any:
+    return policy_json(call.console.get_policy(call.principal))
+
+
+@route("updatePolicy")
+def update_policy(call: Call) -> Any:
+    return policy_json(call.console.update_policy(call.principal, call.body.changes()))
+
+
+# ---------------------------------------------------------------- subjects
+
+
+@route("createSubject")
+def create_subject(call: Call) -> Any:
+    b = call.body
+    return call.console.create_subject(
+        call.principal,
+        b.display_name,
+        external_ref=b.external_ref,
+        email=b.email,
+        date_of_birth=b.date_of_birth,
+        guardian=b.guardian_value(),
+    )
+
+
+@route("listSubjects")
+def list_subjects(call: Call) -> Any:
+    q = call.query
+    return call.console.list_subjects(call.principal, limit=q.limit, cursor=q.cursor)
+
+
+@route("getSubject")
+def get_subject(call: Call, subject_id: str) -> Any:
+    return call.console.get_subject(call.principal, subject_id)
+
+
+@route("updateSubject")
+def update_subject(call: Call, subject_id: str) -> Any:
+    return call.console.update_subject(call.principal, subject_id, call.body.changes())
+
+
+@route("deleteSubject")
+def delete_subject(call: Call, subject_id: str) -> None:
+    call.console.delete_subject(call.principal, subject_id)
+
+
+@route("enrolSubject")
+def enrol_subject(call: Call, subject_id: str) -> Any:
+    photos = [call.raw] if call.raw is not None else call.body.decoded()
+    return call.console.enrol(call.principal, subject_id, photos)
+
+
+# ---------------------------------------------------------------- consents
+
+
+@route("grantConsent")
+def grant_consent(call: Call, subject_id: str) -> Any:
+    b = call.body
+    return call.console.grant_consent(
+        call.principal,
+        subject_id,
+        purposes=b.purposes,
+        valid_from=b.valid_from,
+        expires_at=b.expires_at,
+        signer=b.signer,
+        form_version=b.form_version,
+        document=b.document(),
+        document_type=b.document_type,
+    )
+
+
+@route("listConsents")
+def list_consents(call: Call, subject_id: str) -> Any:
+    consents = call.console.list_consents(call.principal, subject_id)
+    return {"items": consents}
+
+
+@route("getConsent")
+def get_consent(call: Call, subject_id: str, consent_id: str) -> Any:
+    return call.console.get_consent(call.principal, subject_id, consent_id)
+
+
+@route("renewConsent")
+def renew_consent(call: Call, subject_id: str, consent_id: str) -> Any:
+    b = call.body
+    return call.console.renew_consent(
+        call.principal, subject_id, consent_id, expires_at=b.expires_at, valid_from=b.valid_from
+    )
+
+
+@route("revokeConsent")
+def revoke_consent(call: Call, subject_id: str, consent_id: str) -> Any:
+    return call.console.revoke_consent(call.principal, subject_id, consent_id)
+
+
+@route("getConsentDocument")
+def get_consent_document(call: Call, subject_id: str, consent_id: str) -> Any:
+    data, content_type = call.console.consent_document(call.principal, subject_id, consent_id)
+    return {"content_type": content_type, "document_base64": base64.b64encode(data).decode()}
+
+
+# ---------------------------------------------------------------- assets and review
+
+
+@route("listAssets")
+def list_assets(call: Call) -> Any:
+    q = call.query
+    return call.console.list_assets(
+        call.principal,
+        status=None if q.status == "all" else q.status,
+        reason=q.reason,
+        subject_id=q.subject,
+        since=q.since,
+        until=q.until,
+        limit=q.limit,
+        cursor=q.cursor,
+    )
+
+
+@route("getAsset")
+def get_asset(call: Call, asset_id: str) -> Any:
+    return call.console.get_asset(call.principal, asset_id)
+
+
+@route("releaseAsset")
+def release_asset(call: Call, asset_id: str) -> Any:
+    record = call.console.release(call.principal, asset_id, call.body.justification)
+    # Published only once a second reviewer confirmed; until then it is a request.
+    return Reply(200 if record.status == AssetStatus.APPROVED else 202, record)
+
+
+@route("keepAsset")
+def keep_asset(call: Call, asset_id: str) -> Any:
+    return call.console.keep(call.principal, asset_id, call.body.justification)
+
+
+@route("reassignFace")
+def reassign_face(call: Call, asset_id: str) -> Any:
+    b = call.body
+    return call.console.reassign(
+        call.principal, asset_id, b.face_index, b.subject_id, b.justification
+    )
+
+
+@route("deleteAsset")
+def delete_asset(call: Call, asset_id: str) -> None:
+    call.console.delete_asset(call.principal, asset_id, call.body.justification)
+
+
+# ---------------------------------------------------------------- e-mailed links
+
+
+def _check_link(action: str, query: Any) -> dict[str, str]:
+    claims = bootstrap.reminders_service().check_link(action, query.token)
+    return {
+        "action": action,
+        "consent_id": claims.consent_id,
+        "confirm": f"POST /links/{action}?token=... to confirm",
+    }
+
+
+def _follow_link(action: str, query: Any) -> dict[str, Any]:
+    consent = bootstrap.reminders_service().follow_link(action, query.token)
+    status = "revoked" if consent.revoked_at is not None else "renewed"
+    return {
+        "action": action,
+        "consent_id": consent.consent_id,
+        "status": status,
+        "expires_at": consent.expires_at,
+    }
+
+
+@route("checkRenewLink")
+def check_renew_link(query: Any) -> Any:
+    return _check_link("renew", query)
+
+
+@route("followRenewLink")
+def follow_renew_link(query: Any) -> Any:
+    return _follow_link("renew", query)
+
+
+@route("checkWithdrawLink")
+def check_withdraw_link(query: Any) -> Any:
+    return _check_link("withdraw", query)
+
+
+@route("followWithdrawLink")
+def follow_withdraw_link(query: Any) -> Any:
+    return _follow_link("withdraw", query)
+
+
+route.check_complete()

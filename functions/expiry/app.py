@@ -1,0 +1,49 @@
+"""Expiry: exact-time schedules, the hourly sweep, and TTL purges of subjects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
+    DynamoDBRecord,
+)
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from quitclaim.bootstrap import expiry_service
+from quitclaim.config import get_settings
+from quitclaim.observability import logger, metrics, tracer
+
+get_settings()
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+def purge_record(record: DynamoDBRecord) -> None:
+    """A subject item removed by TTL: purge what hangs off it."""
+    old = record.dynamodb.old_image if record.dynamodb else {}
+    expiry_service().purge_subject(str(old["tenant"]), str(old["subject_id"]))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        return dict(
+            process_partial_response(
+                event=event, record_handler=purge_record, processor=processor, context=context
+            )
+        )
+    kind = event.get("kind")
+    if kind == "consent_expiry":
+        expired = expiry_service().expire_consent(
+            str(event["tenant"]), str(event["subject_id"]), str(event["consent_id"])
+        )
+        return {"expired": int(expired)}
+    if kind == "sweep":
+        return {"expired": expiry_service().sweep()}
+    raise ValueError(f"unknown expiry event kind: {kind!r}")

@@ -1,0 +1,22 @@
+"""Reminders: the daily schedule → renewal reminders, each sent once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from quitclaim.bootstrap import reminders_service
+from quitclaim.config import get_settings
+from quitclaim.observability import logger, metrics, tracer
+
+get_settings()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if event.get("kind") != "reminders":
+        raise ValueError(f"unknown reminders event kind: {event.get('kind')!r}")
+    return {"sent": reminders_service().send_due()}

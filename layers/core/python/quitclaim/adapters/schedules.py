@@ -1,0 +1,74 @@
+"""EventBridge Scheduler: one one-time schedule per consent, at its expiry."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from quitclaim.domain.errors import DependencyFailed
+from quitclaim.domain.models import Consent
+
+
+def schedule_name(consent: Consent) -> str:
+    """≤ 64 characters of [A-Za-z0-9-_], unique per tenant and consent."""
+    tenant = hashlib.sha256(consent.tenant.encode()).hexdigest()[:8]
+    return f"expire-{consent.consent_id}-{tenant}"
+
+
+class SchedulerExpirySchedules:
+    def __init__(self, client: Any, *, group: str, target_arn: str, role_arn: str) -> None:
+        self._scheduler = client
+        self._group = group
+        self._target = target_arn
+        self._role = role_arn
+
+    def schedule(self, consent: Consent) -> None:
+        if consent.expires_at is None:
+            self.cancel(consent)
+            return
+        at = consent.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        params: dict[str, Any] = {
+            "Name": schedule_name(consent),
+            "GroupName": self._group,
+            "ScheduleExpression": f"at({at})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Target": {
+                "Arn": self._target,
+                "RoleArn": self._role,
+                "Input": json.dumps(
+                    {
+                        "kind": "consent_expiry",
+                        "tenant": consent.tenant,
+                        "subject_id": consent.subject_id,
+                        "consent_id": consent.consent_id,
+                    }
+                ),
+                "RetryPolicy": {"MaximumRetryAttempts": 10},
+            },
+        }
+        try:
+            try:
+                self._scheduler.create_schedule(**params)
+            except ClientError as exc:
+                if _code(exc) != "ConflictException":
+                    raise
+                self._scheduler.update_schedule(**params)  # renewal: replace the time
+        except ClientError as exc:
+            raise DependencyFailed(f"scheduler failed: {_code(exc)}") from exc
+
+    def cancel(self, consent: Consent) -> None:
+        try:
+            self._scheduler.delete_schedule(Name=schedule_name(consent), GroupName=self._group)
+        except ClientError as exc:
+            if _code(exc) != "ResourceNotFoundException":
+                raise DependencyFailed(f"scheduler failed: {_code(exc)}") from exc
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", "unknown"))

@@ -1,0 +1,543 @@
+"""The route table of the HTTP API and the OpenAPI 3.1 document built from it.
+
+``OPERATIONS`` is the single source: the Chalice app registers exactly these
+routes (``quitclaim.api.routing`` refuses an operation without a view, and a
+view without an operation), and ``document()`` describes exactly these. The
+request schemas are the pydantic models that validate the requests; the
+response schemas come from the domain dataclasses the views serialise.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic.json_schema import models_json_schema
+
+from quitclaim.api import schemas as s
+from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.registry import ConsentView, IssuedKey, Role, Subject
+
+API_TITLE = "Quitclaim API"
+API_VERSION = "1.0.0"
+REF = "#/components/schemas/{model}"
+
+_ERROR_TEXT = {
+    400: "Invalid request (the body names the field)",
+    401: "Missing or unknown API key",
+    403: "Not allowed for this key (role, or the two-reviewer rule)",
+    404: "No such thing for this tenant",
+    409: "The state changed meanwhile; reload and retry",
+    413: "Too large",
+    415: "Unsupported media type",
+    422: "Understood, but refused (e.g. a photo without exactly one face)",
+    500: "Internal error (no details are given)",
+    503: "A dependency is unavailable; retry later",
+}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route: what it takes, who may call it, what it answers."""
+
+    operation_id: str
+    method: str
+    path: str
+    summary: str
+    tag: str
+    role: Role | None = Role.REVIEWER  # minimum role; None: no key needed
+    body: type[s.Body] | None = None
+    query: type[s.Query] | None = None
+    status: int = 200
+    response: str | None = None  # a components/schemas name; None: no body
+    errors: tuple[int, ...] = ()
+    # Extra request media types besides JSON (a raw photo upload).
+    raw_types: tuple[str, ...] = ()
+    description: str = ""
+
+    @property
+    def path_params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
+    def content_types(self) -> list[str]:
+        return ["application/json", *self.raw_types]
+
+
+_ADMIN = Role.ADMIN
+_ANY = Role.REVIEWER
+_WRITE_ERRORS = (400, 404, 409)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("health", "GET", "/", "Liveness check", "meta", role=None, response="Health"),
+    Operation(
+        "openapi",
+        "GET",
+        "/openapi.json",
+        "This OpenAPI document",
+        "meta",
+        role=None,
+        response="OpenAPIDocument",
+    ),
+    Operation(
+        "createKey",
+        "POST",
+        "/keys",
+        "Issue an API key (its secret is shown once)",
+        "keys",
+        role=_ADMIN,
+        body=s.CreateKey,
+        status=201,
+        response="IssuedKey",
+        errors=(400,),
+    ),
+    Operation(
+        "getPolicy",
+        "GET",
+        "/policy",
+        "Read the tenant policy",
+        "policy",
+        role=_ANY,
+        response="TenantPolicy",
+    ),
+    Operation(
+        "updatePolicy",
+        "PATCH",
+        "/policy",
+        "Change the tenant policy (audited; applies to new uploads only)",
+        "policy",
+        role=_ADMIN,
+        body=s.PolicyChanges,
+        response="TenantPolicy",
+        errors=(400, 409),
+    ),
+    Operation(
+        "createSubject",
+        "POST",
+        "/subjects",
+        "Register a person",
+        "subjects",
+        role=_ADMIN,
+        body=s.CreateSubject,
+        status=201,
+        response="Subject",
+        errors=(400,),
+    ),
+    Operation(
+        "listSubjects",
+        "GET",
+        "/subjects",
+        "List people (paged)",
+        "subjects",
+        query=s.PageQuery,
+        response="SubjectPage",
+        errors=(400,),
+    ),
+    Operation(
+        "getSubject",
+        "GET",
+        "/subjects/{subject_id}",
+        "Read a person",
+        "subjects",
+        response="Subject",
+        errors=(404,),
+    ),
+    Operation(
+        "updateSubject",
+        "PATCH",
+        "/subjects/{subject_id}",
+        "Change a person's details",
+        "subjects",
+        role=_ADMIN,
+        body=s.UpdateSubject,
+        response="Subject",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "deleteSubject",
+        "DELETE",
+        "/subjects/{subject_id}",
+        "Delete a person and their templates (consents stay as tombstones)",
+        "subjects",
+        role=_ADMIN,
+        status=204,
+        errors=(404, 409),
+    ),
+    Operation(
+        "enrolSubject",
+        "POST",
+        "/subjects/{subject_id}/photos",
+        "Enrol reference photos (exactly one face each)",
+        "subjects",
+        role=_ADMIN,
+        body=s.EnrolPhotos,
+        response="Subject",
+        errors=(400, 404, 409, 413, 415, 422),
+        raw_types=s.PHOTO_TYPES,
+        description=(
+            "JSON `{photos: [base64, ...]}`, or one raw image/jpeg or image/png body. "
+            "Answers the subject with its template count; templates are never returned."
+        ),
+    ),
+    Operation(
+        "grantConsent",
+        "POST",
+        "/subjects/{subject_id}/consents",
+        "Record a signed quitclaim",
+        "consents",
+        role=_ADMIN,
+        body=s.GrantConsent,
+        status=201,
+        response="ConsentView",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "listConsents",
+        "GET",
+        "/subjects/{subject_id}/consents",
+        "A person's consents",
+        "consents",
+        response="ConsentList",
+        errors=(404,),
+    ),
+    Operation(
+        "getConsent",
+        "GET",
+        "/subjects/{subject_id}/consents/{consent_id}",
+        "A consent with its history",
+        "consents",
+        response="ConsentView",
+        errors=(404,),
+    ),
+    Operation(
+        "renewConsent",
+        "POST",
+        "/subjects/{subject_id}/consents/{consent_id}/renew",
+        "Give a consent a new validity window",
+        "consents",
+        role=_ADMIN,
+        body=s.RenewConsent,
+        response="ConsentView",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "revokeConsent",
+        "POST",
+        "/subjects/{subject_id}/consents/{consent_id}/revoke",
+        "Withdraw a consent, effective immediately",
+        "consents",
+        role=_ADMIN,
+        body=s.RevokeConsent,
+        response="ConsentView",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "getConsentDocument",
+        "GET",
+        "/subjects/{subject_id}/consents/{consent_id}/document",
+        "The signed quitclaim document",
+        "consents",
+        response="Document",
+        errors=(404,),
+    ),
+    Operation(
+        "listAssets",
+        "GET",
+        "/assets",
+        "Assets by status (default: the quarantine queue), paged",
+        "assets",
+        query=s.AssetQuery,
+        response="AssetPage",
+        errors=(400,),
+    ),
+    Operation(
+        "getAsset",
+        "GET",
+        "/assets/{asset_id}",
+        "An asset with its faces, reasons and decision history",
+        "assets",
+        response="AssetRecord",
+        errors=(404,),
+    ),
+    Operation(
+        "releaseAsset",
+        "POST",
+        "/assets/{asset_id}/release",
+        "Ask for, or confirm, a release past the gate (two different reviewers)",
+        "assets",
+        body=s.ReviewAction,
+        response="AssetRecord",
+        errors=(400, 403, 404, 409),
+        description=(
+            "The first reviewer's call records a pending release (202). A second, "
+            "different reviewer's call publishes the asset (200). The same reviewer "
+            "confirming their own request gets 403."
+        ),
+    ),
+    Operation(
+        "keepAsset",
+        "POST",
+        "/assets/{asset_id}/keep",
+        "Keep an asset in quarantine (recorded)",
+        "assets",
+        body=s.ReviewAction,
+        response="AssetRecord",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "reassignFace",
+        "POST",
+        "/assets/{asset_id}/reassign",
+        "Say a face is someone else (or nobody enrolled) and re-decide",
+        "assets",
+        body=s.Reassign,
+        response="AssetRecord",
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "deleteAsset",
+        "DELETE",
+        "/assets/{asset_id}",
+        "Delete an asset's stored objects (recorded)",
+        "assets",
+        body=s.ReviewAction,
+        status=204,
+        errors=_WRITE_ERRORS,
+    ),
+    Operation(
+        "checkRenewLink",
+        "GET",
+        "/links/renew",
+        "Check an e-mailed renew link (changes nothing; confirm with POST)",
+        "links",
+        role=None,
+        query=s.LinkQuery,
+        response="LinkCheck",
+        errors=(400, 403),
+        description="Mail scanners fetch links; only the POST acts.",
+    ),
+    Operation(
+        "followRenewLink",
+        "POST",
+        "/links/renew",
+        "Confirm an e-mailed renew link",
+        "links",
+        role=None,
+        query=s.LinkQuery,
+        response="LinkResult",
+        errors=(400, 403, 409),
+    ),
+    Operation(
+        "checkWithdrawLink",
+        "GET",
+        "/links/withdraw",
+        "Check an e-mailed withdraw link (changes nothing; confirm with POST)",
+        "links",
+        role=None,
+        query=s.LinkQuery,
+        response="LinkCheck",
+        errors=(400, 403),
+        description="Mail scanners fetch links; only the POST acts.",
+    ),
+    Operation(
+        "followWithdrawLink",
+        "POST",
+        "/links/withdraw",
+        "Confirm an e-mailed withdraw link",
+        "links",
+        role=None,
+        query=s.LinkQuery,
+        response="LinkResult",
+        errors=(400, 403, 409),
+    ),
+)
+
+# The release answers 202 while it waits for the second reviewer.
+EXTRA_SUCCESS = {
+    "releaseAsset": {202: ("Release requested; waiting for a second reviewer", "AssetRecord")}
+}
+
+BY_ID = {op.operation_id: op for op in OPERATIONS}
+
+
+def _component_schemas() -> dict[str, Any]:
+    """Every named schema: request models, response dataclasses, the error."""
+    models: list[type[BaseModel]] = sorted(
+        {m for op in OPERATIONS for m in (op.body, op.query) if m is not None},
+        key=lambda m: m.__name__,
+    )
+    _, request = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    components: dict[str, Any] = dict(request.get("$defs", {}))
+    for cls in (Subject, ConsentView, AssetRecord, TenantPolicy, IssuedKey):
+        schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
+        components.update(schema.pop("$defs", {}))
+        components[cls.__name__] = schema
+    # On the wire scan_modes is an object (see serialize.policy_json).
+    components["TenantPolicy"]["properties"]["scan_modes"] = {
+        "type": "object",
+        "additionalProperties": {"$ref": REF.format(model="ScanMode")},
+    }
+    components.update(
+        {
+            "Error": ERROR_SCHEMA,
+            "Health": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "ok"}},
+            },
+            "OpenAPIDocument": {"type": "object", "description": "This document."},
+            "LinkCheck": {
+                "type": "object",
+                "required": ["action", "consent_id", "confirm"],
+                "properties": {
+                    "action": {"enum": ["renew", "withdraw"]},
+                    "consent_id": {"type": "string"},
+                    "confirm": {"type": "string"},
+                },
+            },
+            "LinkResult": {
+                "type": "object",
+                "required": ["action", "consent_id", "status"],
+                "properties": {
+                    "action": {"enum": ["renew", "withdraw"]},
+                    "consent_id": {"type": "string"},
+                    "status": {"type": "string"},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                },
+            },
+            "SubjectPage": _page("Subject"),
+            "AssetPage": _page("AssetRecord"),
+            "ConsentList": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {"items": {"type": "array", "items": _ref("ConsentView")}},
+            },
+            "Document": {
+                "type": "object",
+                "required": ["content_type", "document_base64"],
+                "properties": {
+                    "content_type": {"type": "string"},
+                    "document_base64": {"type": "string", "contentEncoding": "base64"},
+                    "sha256": {"type": ["string", "null"]},
+                },
+            },
+        }
+    )
+    return components
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _page(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": _ref(item)},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "Pass back as ?cursor= for the next page; null: no more.",
+            },
+        },
+    }
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = [
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", "pattern": s.ID_PATTERN.pattern},
+        }
+        for name in op.path_params
+    ]
+    if op.query is not None:
+        schema = op.query.model_json_schema(ref_template=REF)
+        required = set(schema.get("required", []))
+        for name, prop in schema["properties"].items():
+            prop = {k: v for k, v in prop.items() if k != "title"}
+            params.append(
+                {"name": name, "in": "query", "required": name in required, "schema": prop}
+            )
+    return params
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {}
+    successes = {op.status: (op.summary, op.response), **EXTRA_SUCCESS.get(op.operation_id, {})}
+    for status, (text, name) in sorted(successes.items()):
+        entry: dict[str, Any] = {"description": text}
+        if name is not None:
+            entry["content"] = {"application/json": {"schema": _ref(name)}}
+        responses[str(status)] = entry
+    codes = set(op.errors) | {500}
+    if op.role is not None:
+        codes |= {401, 403}
+    for status in sorted(codes):
+        responses[str(status)] = {
+            "description": _ERROR_TEXT.get(status, "Error"),
+            "content": {"application/json": {"schema": _ref("Error")}},
+        }
+    return responses
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "parameters": _parameters(op),
+        "responses": _responses(op),
+    }
+    if op.description:
+        entry["description"] = op.description
+    if op.role is None:
+        entry["security"] = []
+    else:
+        entry["x-quitclaim-role"] = op.role.value
+    if op.body is not None:
+        content: dict[str, Any] = {"application/json": {"schema": _ref(op.body.__name__)}}
+        for media in op.raw_types:
+            content[media] = {"schema": {"type": "string", "contentMediaType": media}}
+        # An empty body is allowed where the model has no required field.
+        required = bool(op.body.model_json_schema().get("required"))
+        entry["requestBody"] = {"required": required, "content": content}
+    return entry
+
+
+@lru_cache(maxsize=1)
+def document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (built once; treat it as read-only)."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": API_TITLE,
+            "version": API_VERSION,
+            "description": (
+                "Consent registry, enrolment and review queue of a Quitclaim tenant. "
+                "The tenant is the API key's; errors are "
+                '`{"error": code, "message": text, "field": name-or-null}`.'
+            ),
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "tags": [{"name": t} for t in dict.fromkeys(op.tag for op in OPERATIONS)],
+        "paths": paths,
+        "components": {
+            "schemas": _component_schemas(),
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "API key"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
+            },
+        },
+    }

@@ -1,0 +1,310 @@
+"""Request bodies and query strings of the HTTP API (pydantic, validated at the edge).
+
+Every model forbids unknown fields, so a typo is a 400 naming the field
+instead of a silently ignored value. Datetimes accept ISO 8601 date-times
+or plain dates; a value without an offset is taken as UTC and every value
+is converted to UTC. The response shapes (for the OpenAPI document) are
+the domain dataclasses themselves, see ``quitclaim.api.openapi``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+from quitclaim.domain.models import ScanMode
+from quitclaim.domain.registry import Guardian, Role
+
+# Ids are opaque and short; anything else cannot name a record (see ``is_id``).
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+MAX_PHOTOS = 10
+# API Gateway refuses payloads over 10 MB anyway; this keeps decoding bounded.
+MAX_DECODED_BYTES = 8 * 1024 * 1024
+
+PHOTO_TYPES = ("image/jpeg", "image/png")
+
+
+def is_id(value: str) -> bool:
+    """Whether ``value`` can be a subject, consent or asset id at all."""
+    return bool(ID_PATTERN.match(value))
+
+
+def _utc(value: Any) -> Any:
+    # A plain date means the start of that day in UTC ("valid from 2026-01-01").
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+UtcDateTime = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_to_utc)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
+]
+Justification = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
+    Field(description="Why: recorded in the audit trail (at least 3 characters)."),
+]
+
+
+def _decode_base64(value: str) -> bytes:
+    try:
+        data = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("must be standard base64") from None
+    if not data:
+        raise ValueError("must not be empty")
+    if len(data) > MAX_DECODED_BYTES:
+        raise ValueError(f"must decode to at most {MAX_DECODED_BYTES} bytes")
+    return data
+
+
+def _check_base64(value: str) -> str:
+    _decode_base64(value)
+    return value
+
+
+# Validated per item, so an error's location names it ("photos.1").
+Base64Bytes = Annotated[
+    str,
+    AfterValidator(_check_base64),
+    Field(json_schema_extra={"contentEncoding": "base64"}),
+]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("must not be null")
+    return value
+
+
+T = TypeVar("T")
+# A field that may be left out but not sent as null: None means "not sent". Its
+# runtime type is T alone (no union, so error locations stay plain field names
+# and the schema shows no null); type checkers see the None default.
+if TYPE_CHECKING:
+    Unsent = Annotated[T | None, BeforeValidator(_not_null)]
+else:
+    Unsent = Annotated[T, BeforeValidator(_not_null)]
+
+
+def _omit_null_defaults(schema: dict[str, Any]) -> None:
+    # "Not sent" fields default to None but do not accept null: say nothing of a default.
+    for prop in schema.get("properties", {}).values():
+        if prop.get("default", 0) is None and "anyOf" not in prop:
+            del prop["default"]
+
+
+class Body(BaseModel):
+    """Base of every request body: strict about unknown fields."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_omit_null_defaults)
+
+
+class Query(BaseModel):
+    """Base of every query string model (values arrive as strings)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------ keys, policy
+
+
+class CreateKey(Body):
+    role: Role
+    label: Text
+
+
+class PolicyChanges(Body):
+    """Only the fields sent change (``null`` is refused); they apply to new uploads only."""
+
+    match_threshold: Unsent[float] = Field(default=None, gt=0, le=0.6)
+    match_margin: Unsent[float] = Field(default=None, ge=0, le=0.5)
+    min_face_px: Unsent[int] = Field(default=None, ge=1, le=10_000)
+    default_purpose: Unsent[ShortText] = None
+    purposes: Unsent[list[ShortText]] = Field(default=None, min_length=1, max_length=50)
+    scan_modes: Unsent[dict[ShortText, ScanMode]] = Field(
+        default=None,
+        description='Collection (first folder of the upload path) -> mode; "*" for the rest.',
+    )
+    unknown_face_policy: Unsent[Literal["quarantine", "review"]] = None
+    language: Unsent[Literal["en", "nl"]] = Field(default=None, description="Reminder e-mails.")
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent, as plain JSON values."""
+        return self.model_dump(exclude_unset=True, mode="json")
+
+
+# ------------------------------------------------------------------ subjects
+
+
+class GuardianIn(Body):
+    name: Text
+    email: Email | None = None
+    relation: ShortText | None = None
+
+
+class _SubjectDetails(Body):
+    display_name: Unsent[Text] = None
+    external_ref: Text | None = None
+    email: Email | None = None
+    date_of_birth: date | None = None
+    guardian: GuardianIn | None = None
+
+    def guardian_value(self) -> Guardian | None:
+        g = self.guardian
+        return None if g is None else Guardian(name=g.name, email=g.email, relation=g.relation)
+
+    @field_validator("date_of_birth")
+    @classmethod
+    def _born_in_the_past(cls, value: date | None) -> date | None:
+        if value is not None and (value > datetime.now(UTC).date() or value.year < 1900):
+            raise ValueError("must be a past date after 1900")
+        return value
+
+
+class CreateSubject(_SubjectDetails):
+    display_name: Text  # required here
+
+
+class UpdateSubject(_SubjectDetails):
+    """Fields sent replace the stored ones; ``null`` clears an optional one (not the name)."""
+
+    def changes(self) -> dict[str, Any]:
+        """The fields sent, as domain values (a guardian as ``Guardian``)."""
+        sent = {name: getattr(self, name) for name in self.model_fields_set}
+        if sent.get("guardian") is not None:
+            sent["guardian"] = self.guardian_value()
+        return sent
+
+
+class EnrolPhotos(Body):
+    photos: list[Base64Bytes] = Field(min_length=1, max_length=MAX_PHOTOS)
+
+    def decoded(self) -> list[bytes]:
+        return [_decode_base64(item) for item in self.photos]
+
+
+# ------------------------------------------------------------------ consents
+
+
+class GrantConsent(Body):
+    purposes: list[ShortText] = Field(min_length=1, max_length=20)
+    valid_from: UtcDateTime
+    expires_at: UtcDateTime | None = None
+    signer: Text
+    form_version: ShortText
+    document_base64: Base64Bytes | None = None
+    document_type: Literal["application/pdf", "image/jpeg", "image/png"] | None = None
+
+    @field_validator("expires_at")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("valid_from")
+        if value is not None and start is not None and value <= start:
+            raise ValueError("must be after valid_from")
+        return value
+
+    @field_validator("document_type")
+    @classmethod
+    def _type_with_document(cls, value: str | None, info: ValidationInfo) -> str | None:
+        has_document = info.data.get("document_base64") is not None
+        if has_document and value is None:
+            raise ValueError("is required with document_base64")
+        if value is not None and not has_document and "document_base64" in info.data:
+            raise ValueError("is only allowed with document_base64")
+        return value
+
+    def document(self) -> bytes | None:
+        return None if self.document_base64 is None else _decode_base64(self.document_base64)
+
+
+class RenewConsent(Body):
+    valid_from: UtcDateTime | None = Field(default=None, description="Default: unchanged.")
+    expires_at: UtcDateTime | None = Field(description="New end of validity; null: open-ended.")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _after_start(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("valid_from")
+        if value is not None and start is not None and value <= start:
+            raise ValueError("must be after valid_from")
+        return value
+
+
+class RevokeConsent(Body):
+    """No fields: revocation is effective immediately."""
+
+
+# ------------------------------------------------------------------ assets
+
+
+class ReviewAction(Body):
+    justification: Justification
+
+
+class Reassign(Body):
+    face_index: int = Field(ge=0, le=10_000)
+    subject_id: str | None = Field(description="The face's person, or null: nobody enrolled.")
+    justification: Justification
+
+    @field_validator("subject_id")
+    @classmethod
+    def _id_shape(cls, value: str | None) -> str | None:
+        if value is not None and not is_id(value):
+            raise ValueError("is not a subject id")
+        return value
+
+
+# ------------------------------------------------------------------ query strings
+
+
+class PageQuery(Query):
+    limit: int = Field(default=50, ge=1, le=100)
+    cursor: str | None = Field(default=None, min_length=1, max_length=2048)
+
+
+class AssetQuery(PageQuery):
+    status: Literal["quarantined", "approved", "rejected", "deleted", "all"] = "quarantined"
+    reason: ShortText | None = None
+    subject: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+    since: UtcDateTime | None = None
+    until: UtcDateTime | None = None
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("since")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before since")
+        return value
+
+
+# ------------------------------------------------------------------ e-mailed links
+
+
+class LinkQuery(Query):
+    """The signed token of a renewal or withdrawal link."""
+
+    token: str = Field(min_length=16, max_length=2048)

@@ -1,0 +1,473 @@
+"""``quitclaim api ...``: the HTTP API from the command line (local stack or AWS).
+
+    export QUITCLAIM_URL=http://127.0.0.1:8000 QUITCLAIM_KEY=qc_...
+    quitclaim api subjects create --name "A. Person"
+    quitclaim api subjects list --json
+
+Every command but ``tenants create`` is one HTTP call with the key as a
+Bearer token (stdlib ``urllib``, nothing else to install). Output is a
+readable table, or the API's JSON with ``--json``. ``tenants create`` is the
+operator's bootstrap: it talks to the tables directly (there is no key yet)
+and prints the tenant's first admin key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+TIMEOUT_S = 120  # enrolment scans photos; generous, but never forever
+
+
+@dataclass(frozen=True)
+class ApiClient:
+    base_url: str
+    key: str | None
+
+    def call(self, method: str, path: str, body: Any = None, **query: Any) -> Any:
+        """One request; the decoded JSON answer (``None`` for 204). Raises ``ClickException``."""
+        params = {k: v for k, v in query.items() if v is not None}
+        url = self.base_url.rstrip("/") + path
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        if not url.startswith(("http://", "https://")):
+            raise click.UsageError(f"--base-url must be an http(s) URL, not {self.base_url!r}")
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"Accept": "application/json"}
+        if data is not None:
+            headers["Content-Type"] = "application/json"
+        if self.key:
+            headers["Authorization"] = f"Bearer {self.key}"
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:  # noqa: S310
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            raise click.ClickException(_describe_error(exc.code, exc.read())) from None
+        except urllib.error.URLError as exc:
+            raise click.ClickException(f"cannot reach {self.base_url}: {exc.reason}") from None
+        return json.loads(raw) if raw else None
+
+
+def _describe_error(status: int, raw: bytes) -> str:
+    try:
+        payload = json.loads(raw)
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and "error" in payload:
+        field = f" (field: {payload['field']})" if payload.get("field") else ""
+        return f"HTTP {status} {payload['error']}: {payload.get('message', '')}{field}"
+    return f"HTTP {status}"
+
+
+# ------------------------------------------------------------------ output
+
+
+def _table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(_cell(v) for v in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _fields(record: dict[str, Any], names: Sequence[str]) -> str:
+    width = max(len(n) for n in names)
+    return "\n".join(f"{n.ljust(width)}  {_cell(record.get(n))}" for n in names)
+
+
+def _emit(ctx: click.Context, payload: Any, render: Callable[[Any], str], *, as_json: bool) -> None:
+    if as_json or _options(ctx).get("as_json"):
+        click.echo(json.dumps(payload, indent=2))
+    else:
+        click.echo(render(payload))
+
+
+SUBJECT_COLUMNS = ("subject_id", "display_name", "external_ref", "templates", "date_of_birth")
+CONSENT_COLUMNS = ("consent_id", "status", "purposes", "valid_from", "expires_at", "revoked_at")
+ASSET_COLUMNS = ("asset_id", "status", "reasons", "path", "decided_at")
+
+
+def _asset_detail(asset: dict[str, Any]) -> str:
+    head = _fields(asset, ("asset_id", "status", "reasons", "path", "purpose", "decided_at"))
+    faces = [{"face": i, **face} for i, face in enumerate(asset.get("faces") or [])]
+    face_table = _table(faces, ("face", "box", "subject_id", "consent_id", "verdict", "reason"))
+    pending = (asset.get("review") or {}).get("pending_release")
+    note = (
+        f"\nrelease requested by {pending['by']}; a second reviewer must confirm" if pending else ""
+    )
+    return f"{head}\n\nfaces:\n{face_table}{note}"
+
+
+def _page_footer(page: dict[str, Any]) -> str:
+    cursor = page.get("next_cursor")
+    return f"\nmore: --cursor {cursor}" if cursor else ""
+
+
+# ------------------------------------------------------------------ commands
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+
+
+@click.group("api")
+@click.option("--base-url", envvar="QUITCLAIM_URL", default=None, help="API base URL")
+@click.option("--key", envvar="QUITCLAIM_KEY", default=None, help="API key")
+@click.option("--json", "as_json", is_flag=True, help="Print the API's JSON.")
+@click.pass_context
+def api(ctx: click.Context, base_url: str | None, key: str | None, as_json: bool) -> None:
+    """The HTTP API ($QUITCLAIM_URL, $QUITCLAIM_KEY)."""
+    ctx.obj = {"base_url": base_url, "key": key, "as_json": as_json}
+
+
+def _options(ctx: click.Context) -> dict[str, Any]:
+    found = ctx.find_object(dict)
+    return found if found is not None else {}
+
+
+def _client(ctx: click.Context) -> ApiClient:
+    options = _options(ctx)
+    if not options.get("base_url"):
+        raise click.UsageError("no API URL: pass --base-url or set QUITCLAIM_URL")
+    if not options.get("key"):
+        raise click.UsageError("no API key: pass --key or set QUITCLAIM_KEY")
+    return ApiClient(options["base_url"], options["key"])
+
+
+# -- tenants (operator) ---------------------------------------------------------
+
+
+@api.group()
+def tenants() -> None:
+    """Operator: tenants (direct to the tables; no key needed yet)."""
+
+
+@tenants.command("create")
+@click.argument("tenant")
+@click.option("--label", default="admin", show_default=True, help="label of the first key")
+@json_option
+@click.pass_context
+def tenants_create(ctx: click.Context, tenant: str, label: str, as_json: bool) -> None:
+    """Create TENANT with the default policy and print its first admin key (shown once)."""
+    from quitclaim.bootstrap import console_service
+    from quitclaim.domain.errors import QuitclaimError
+
+    try:
+        issued = console_service().create_tenant(tenant, label=label)
+    except QuitclaimError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    payload = {
+        "tenant": issued.tenant,
+        "key_id": issued.key_id,
+        "role": str(issued.role),
+        "label": issued.label,
+        "secret": issued.secret,
+    }
+    _emit(
+        ctx,
+        payload,
+        lambda p: (
+            f"{_fields(p, ('tenant', 'key_id', 'role', 'label'))}\n"
+            "# the secret is shown once; keep it:\n"
+            f"export QUITCLAIM_KEY={p['secret']}"
+        ),
+        as_json=as_json,
+    )
+
+
+# -- subjects --------------------------------------------------------------------
+
+
+@api.group()
+def subjects() -> None:
+    """People and their reference photos."""
+
+
+@subjects.command("create")
+@click.option("--name", "display_name", required=True)
+@click.option("--ref", "external_ref", default=None, help="your system's id for the person")
+@click.option("--email", default=None)
+@click.option("--born", "date_of_birth", default=None, help="date of birth, YYYY-MM-DD")
+@click.option("--guardian", "guardian_name", default=None, help="guardian's name (minors)")
+@click.option("--guardian-email", default=None)
+@click.option("--guardian-relation", default=None)
+@json_option
+@click.pass_context
+def subjects_create(
+    ctx: click.Context,
+    display_name: str,
+    external_ref: str | None,
+    email: str | None,
+    date_of_birth: str | None,
+    guardian_name: str | None,
+    guardian_email: str | None,
+    guardian_relation: str | None,
+    as_json: bool,
+) -> None:
+    """Register a person."""
+    body: dict[str, Any] = {"display_name": display_name}
+    optional = {"external_ref": external_ref, "email": email, "date_of_birth": date_of_birth}
+    body.update({k: v for k, v in optional.items() if v is not None})
+    if guardian_name:
+        guardian = {"name": guardian_name, "email": guardian_email, "relation": guardian_relation}
+        body["guardian"] = {k: v for k, v in guardian.items() if v is not None}
+    subject = _client(ctx).call("POST", "/subjects", body)
+    _emit(ctx, subject, lambda s: _fields(s, SUBJECT_COLUMNS), as_json=as_json)
+
+
+@subjects.command("list")
+@click.option("--limit", type=int, default=None)
+@click.option("--cursor", default=None)
+@json_option
+@click.pass_context
+def subjects_list(ctx: click.Context, limit: int | None, cursor: str | None, as_json: bool) -> None:
+    """List people (one page)."""
+    page = _client(ctx).call("GET", "/subjects", limit=limit, cursor=cursor)
+    _emit(
+        ctx,
+        page,
+        lambda p: _table(p["items"], SUBJECT_COLUMNS) + _page_footer(p),
+        as_json=as_json,
+    )
+
+
+@subjects.command("get")
+@click.argument("subject_id")
+@json_option
+@click.pass_context
+def subjects_get(ctx: click.Context, subject_id: str, as_json: bool) -> None:
+    """Show one person."""
+    subject = _client(ctx).call("GET", f"/subjects/{_segment(subject_id)}")
+    names = (*SUBJECT_COLUMNS, "email", "guardian", "created_at", "updated_at")
+    _emit(ctx, subject, lambda s: _fields(s, names), as_json=as_json)
+
+
+@subjects.command("enrol")
+@click.argument("subject_id")
+@click.argument(
+    "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@json_option
+@click.pass_context
+def subjects_enrol(
+    ctx: click.Context, subject_id: str, photos: tuple[Path, ...], as_json: bool
+) -> None:
+    """Enrol reference PHOTOS (exactly one face each) for SUBJECT_ID."""
+    encoded = [base64.b64encode(p.read_bytes()).decode() for p in photos]
+    subject = _client(ctx).call(
+        "POST", f"/subjects/{_segment(subject_id)}/photos", {"photos": encoded}
+    )
+    _emit(ctx, subject, lambda s: _fields(s, SUBJECT_COLUMNS), as_json=as_json)
+
+
+# -- consents --------------------------------------------------------------------
+
+
+@api.group()
+def consents() -> None:
+    """Portrait consents (quitclaims)."""
+
+
+@consents.command("grant")
+@click.argument("subject_id")
+@click.option("--purpose", "purposes", multiple=True, required=True, help="repeatable")
+@click.option("--valid-from", required=True, help="YYYY-MM-DD or ISO 8601 date-time")
+@click.option("--expires-at", default=None, help="YYYY-MM-DD or ISO 8601 (default: open-ended)")
+@click.option("--signer", required=True, help="who signed (the subject or their guardian)")
+@click.option("--form-version", default="v1", show_default=True)
+@click.option(
+    "--document",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="the signed form (PDF, JPEG or PNG)",
+)
+@json_option
+@click.pass_context
+def consents_grant(
+    ctx: click.Context,
+    subject_id: str,
+    purposes: tuple[str, ...],
+    valid_from: str,
+    expires_at: str | None,
+    signer: str,
+    form_version: str,
+    document: Path | None,
+    as_json: bool,
+) -> None:
+    """Record a signed quitclaim for SUBJECT_ID."""
+    body: dict[str, Any] = {
+        "purposes": list(purposes),
+        "valid_from": valid_from,
+        "expires_at": expires_at,
+        "signer": signer,
+        "form_version": form_version,
+    }
+    if document is not None:
+        body["document_base64"] = base64.b64encode(document.read_bytes()).decode()
+        body["document_type"] = mimetypes.guess_type(document.name)[0] or "application/pdf"
+    consent = _client(ctx).call("POST", f"/subjects/{_segment(subject_id)}/consents", body)
+    _emit(ctx, consent, lambda c: _fields(c, CONSENT_COLUMNS), as_json=as_json)
+
+
+@consents.command("list")
+@click.argument("subject_id")
+@json_option
+@click.pass_context
+def consents_list(ctx: click.Context, subject_id: str, as_json: bool) -> None:
+    """A person's consents."""
+    found = _client(ctx).call("GET", f"/subjects/{_segment(subject_id)}/consents")
+    _emit(ctx, found, lambda p: _table(p["items"], CONSENT_COLUMNS), as_json=as_json)
+
+
+@consents.command("revoke")
+@click.argument("subject_id")
+@click.argument("consent_id")
+@json_option
+@click.pass_context
+def consents_revoke(ctx: click.Context, subject_id: str, consent_id: str, as_json: bool) -> None:
+    """Withdraw a consent now; images depending on it leave the library."""
+    path = f"/subjects/{_segment(subject_id)}/consents/{_segment(consent_id)}/revoke"
+    consent = _client(ctx).call("POST", path, {})
+    _emit(ctx, consent, lambda c: _fields(c, CONSENT_COLUMNS), as_json=as_json)
+
+
+@consents.command("renew")
+@click.argument("subject_id")
+@click.argument("consent_id")
+@click.option("--expires-at", required=True, help='YYYY-MM-DD, ISO 8601, or "none"')
+@click.option("--valid-from", default=None)
+@json_option
+@click.pass_context
+def consents_renew(
+    ctx: click.Context,
+    subject_id: str,
+    consent_id: str,
+    expires_at: str,
+    valid_from: str | None,
+    as_json: bool,
+) -> None:
+    """Give a consent a new validity window."""
+    body: dict[str, Any] = {"expires_at": None if expires_at.lower() == "none" else expires_at}
+    if valid_from is not None:
+        body["valid_from"] = valid_from
+    path = f"/subjects/{_segment(subject_id)}/consents/{_segment(consent_id)}/renew"
+    consent = _client(ctx).call("POST", path, body)
+    _emit(ctx, consent, lambda c: _fields(c, CONSENT_COLUMNS), as_json=as_json)
+
+
+# -- assets ----------------------------------------------------------------------
+
+
+@api.group()
+def assets() -> None:
+    """Scanned images and the review queue."""
+
+
+@assets.command("list")
+@click.option(
+    "--status",
+    type=click.Choice(["quarantined", "approved", "rejected", "deleted", "all"]),
+    default=None,
+    help="default: quarantined (the review queue)",
+)
+@click.option("--reason", default=None)
+@click.option("--subject", default=None)
+@click.option("--since", default=None)
+@click.option("--until", default=None)
+@click.option("--limit", type=int, default=None)
+@click.option("--cursor", default=None)
+@json_option
+@click.pass_context
+def assets_list(
+    ctx: click.Context,
+    status: str | None,
+    reason: str | None,
+    subject: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int | None,
+    cursor: str | None,
+    as_json: bool,
+) -> None:
+    """List assets (one page)."""
+    page = _client(ctx).call(
+        "GET",
+        "/assets",
+        status=status,
+        reason=reason,
+        subject=subject,
+        since=since,
+        until=until,
+        limit=limit,
+        cursor=cursor,
+    )
+    _emit(ctx, page, lambda p: _table(p["items"], ASSET_COLUMNS) + _page_footer(p), as_json=as_json)
+
+
+@assets.command("get")
+@click.argument("asset_id")
+@json_option
+@click.pass_context
+def assets_get(ctx: click.Context, asset_id: str, as_json: bool) -> None:
+    """One asset with its faces and reasons."""
+    asset = _client(ctx).call("GET", f"/assets/{_segment(asset_id)}")
+    _emit(ctx, asset, _asset_detail, as_json=as_json)
+
+
+def _review_command(action: str, help_text: str) -> None:
+    @assets.command(action, help=help_text)
+    @click.argument("asset_id")
+    @click.option("--justification", "-j", required=True, help="recorded in the audit trail")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, asset_id: str, justification: str, as_json: bool) -> None:
+        path = f"/assets/{_segment(asset_id)}/{action}"
+        asset = _client(ctx).call("POST", path, {"justification": justification})
+        _emit(ctx, asset, _asset_detail, as_json=as_json)
+
+
+_review_command("release", "Ask for (or, as a second reviewer, confirm) a release.")
+_review_command("keep", "Keep an asset in quarantine.")
+
+
+# -- policy ----------------------------------------------------------------------
+
+
+@api.group()
+def policy() -> None:
+    """The tenant's policy."""
+
+
+@policy.command("get")
+@json_option
+@click.pass_context
+def policy_get(ctx: click.Context, as_json: bool) -> None:
+    """Show the tenant policy."""
+    current = _client(ctx).call("GET", "/policy")
+    _emit(ctx, current, lambda p: _fields(p, sorted(p)), as_json=as_json)
+
+
+def _segment(value: str) -> str:
+    """An id as one URL path segment (never a path of its own)."""
+    return urllib.parse.quote(value, safe="")

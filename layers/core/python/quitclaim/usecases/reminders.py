@@ -1,0 +1,241 @@
+"""Renewal reminders (each sent once) and the signed links inside them.
+
+The e-mail carries two links of equal weight: renew and withdraw. Withdrawing
+must be as easy as consenting (GDPR Art. 7(3)).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quitclaim.domain.errors import DependencyFailed, Forbidden
+from quitclaim.domain.models import Consent
+from quitclaim.domain.ports import (
+    Clock,
+    ConsentRepository,
+    Email,
+    Mailer,
+    SubjectRepository,
+    TenantRepository,
+)
+from quitclaim.observability import audit, count, logger
+from quitclaim.usecases.registry import AGE_OF_CONSENT, Registry
+
+ACTIONS = ("renew", "withdraw")
+
+TEMPLATES = {
+    "en": {
+        "subject": "Your portrait consent expires on {date}",
+        "body": (
+            "Hello {name},\n\nYou allowed {tenant} to publish photographs of you. "
+            "That consent expires on {date} ({days} days from now).\n\n"
+            "Renew it for another year: {renew}\n"
+            "Or withdraw it now: {withdraw}\n\n"
+            "If you do nothing, photographs of you will no longer be published after {date}."
+        ),
+    },
+    "nl": {
+        "subject": "Uw portrettoestemming verloopt op {date}",
+        "body": (
+            "Beste {name},\n\nU gaf {tenant} toestemming om foto's van u te publiceren. "
+            "Die toestemming verloopt op {date} (over {days} dagen).\n\n"
+            "Verleng haar met een jaar: {renew}\n"
+            "Of trek haar nu in: {withdraw}\n\n"
+            "Doet u niets, dan worden foto's van u na {date} niet meer gepubliceerd."
+        ),
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LinkClaims:
+    tenant: str
+    subject_id: str
+    consent_id: str
+    action: str
+    expires: int  # epoch seconds
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class LinkSigner:
+    """HMAC-SHA256 tokens: payload.signature, both base64url."""
+
+    def __init__(self, key: Callable[[], bytes]) -> None:
+        self._key = key
+
+    def sign(self, claims: LinkClaims) -> str:
+        payload = _b64(
+            json.dumps(
+                {
+                    "t": claims.tenant,
+                    "s": claims.subject_id,
+                    "c": claims.consent_id,
+                    "a": claims.action,
+                    "e": claims.expires,
+                },
+                separators=(",", ":"),
+            ).encode()
+        )
+        return f"{payload}.{self._mac(payload)}"
+
+    def verify(self, token: str, action: str, now: datetime) -> LinkClaims:
+        """The claims of an untampered, unexpired token for ``action``; else Forbidden."""
+        payload, _, signature = (token or "").partition(".")
+        if not payload or not hmac.compare_digest(signature.encode(), self._mac(payload).encode()):
+            raise Forbidden("this link is not valid", code="bad_link")
+        try:
+            data = json.loads(_unb64(payload))
+            claims = LinkClaims(data["t"], data["s"], data["c"], data["a"], int(data["e"]))
+        except (ValueError, KeyError, TypeError):
+            raise Forbidden("this link is not valid", code="bad_link") from None
+        if claims.action != action:
+            raise Forbidden("this link is not valid", code="bad_link")
+        if claims.expires < now.timestamp():
+            raise Forbidden("this link has expired", code="link_expired")
+        return claims
+
+    def _mac(self, payload: str) -> str:
+        return _b64(hmac.new(self._key(), payload.encode(), hashlib.sha256).digest())
+
+
+class Reminders:
+    def __init__(
+        self,
+        *,
+        consents: ConsentRepository,
+        subjects: SubjectRepository,
+        tenants: TenantRepository,
+        registry: Registry,
+        mailer: Mailer,
+        signer: LinkSigner,
+        clock: Clock,
+        base_url: str,
+        offsets: tuple[int, ...] = (30, 7, 1),
+        renewal_days: int = 365,
+        link_ttl_days: int = 45,
+    ) -> None:
+        self._consents = consents
+        self._subjects = subjects
+        self._tenants = tenants
+        self._registry = registry
+        self._mailer = mailer
+        self._signer = signer
+        self._clock = clock
+        self._base = base_url.rstrip("/")
+        self._offsets = tuple(sorted(set(offsets)))
+        self._renewal = timedelta(days=renewal_days)
+        self._link_ttl = timedelta(days=link_ttl_days)
+
+    def send_due(self) -> int:
+        """Send every reminder due today, each (consent, offset) at most once.
+
+        A consent expiring in ``d`` days is due the smallest offset ≥ ``d``; the
+        larger ones it skipped (a missed day) are marked with it, so a late run
+        sends one reminder, not three.
+        """
+        now = self._clock.now()
+        sent = 0
+        for ahead in range(0, max(self._offsets) + 1):
+            day = (now + timedelta(days=ahead)).date().isoformat()
+            for consent, status, already in self._consents.expiring_on(day):
+                if status in ("revoked", "expired") or consent.revoked_at is not None:
+                    continue
+                if consent.expires_at is None or consent.expires_at <= now:
+                    continue
+                days_left = (consent.expires_at.date() - now.date()).days
+                due = [o for o in self._offsets if o >= days_left]
+                if not due or str(due[0]) in already:
+                    continue
+                claim = [str(o) for o in due if str(o) not in already]
+                if not self._consents.claim_reminder(consent, claim):
+                    continue  # a concurrent run has it
+                try:
+                    sent += int(self._send(consent, days_left, now))
+                except DependencyFailed:
+                    self._consents.release_reminder(consent, claim)
+                    raise
+        count("RemindersSent", sent)
+        return sent
+
+    def _send(self, consent: Consent, days_left: int, now: datetime) -> bool:
+        subject = self._subjects.get(consent.tenant, consent.subject_id)
+        policy = self._tenants.policy(consent.tenant)
+        if subject is None or policy is None or consent.expires_at is None:
+            return False
+        minor = (subject.age_on(now.date()) or AGE_OF_CONSENT) < AGE_OF_CONSENT
+        to = subject.guardian.email if minor and subject.guardian else subject.email
+        if not to:
+            count("ReminderNoContact")
+            logger.info("no contact for reminder", tenant=consent.tenant)
+            return False
+        expires = int((now + self._link_ttl).timestamp())
+        links = {
+            action: f"{self._base}/links/{action}?token="
+            + self._signer.sign(
+                LinkClaims(consent.tenant, consent.subject_id, consent.consent_id, action, expires)
+            )
+            for action in ACTIONS
+        }
+        template = TEMPLATES.get(policy.language, TEMPLATES["en"])
+        name = subject.guardian.name if minor and subject.guardian else subject.display_name
+        fields = {
+            "name": name,
+            "tenant": consent.tenant,
+            "date": consent.expires_at.date().isoformat(),
+            "days": days_left,
+            "renew": links["renew"],
+            "withdraw": links["withdraw"],
+        }
+        text = template["body"].format(**fields)
+        body = html.escape(text).replace("\n", "<br>")
+        for action in ACTIONS:
+            escaped = html.escape(links[action])
+            body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
+        self._mailer.send(Email(to, template["subject"].format(**fields), text, body))
+        audit(
+            "consent.reminder_sent",
+            tenant=consent.tenant,
+            subject_id=consent.subject_id,
+            consent_id=consent.consent_id,
+            source="reminders",
+        )
+        return True
+
+    def check_link(self, action: str, token: str) -> LinkClaims:
+        """Verify a link without acting on it (what a GET, or a mail scanner, gets)."""
+        return self._signer.verify(token, action, self._clock.now())
+
+    def follow_link(self, action: str, token: str) -> Consent:
+        """Apply a renewal or withdrawal from an e-mailed link (public route)."""
+        now = self._clock.now()
+        claims = self._signer.verify(token, action, now)
+        consent = self._consents.get(claims.tenant, claims.subject_id, claims.consent_id)
+        if consent is None:
+            raise Forbidden("this link is not valid", code="bad_link")
+        if action == "withdraw":
+            return self._registry.revoke_consent(
+                claims.tenant, claims.subject_id, claims.consent_id, source="link", actor="subject"
+            )
+        start = max(now, consent.expires_at or now)
+        return self._registry.renew_consent(
+            claims.tenant,
+            claims.subject_id,
+            claims.consent_id,
+            start + self._renewal,
+            source="link",
+            actor="subject",
+        )
