@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit integration e2e lint format clean
+.PHONY: demo test unit integration e2e lint format clean api-template
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml (+ sam.local.yaml)
+	$(BIN)/python -m quitclaim.local.api_template --local
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache demo-report.json demo-report.html
