@@ -10,7 +10,7 @@ import pytest
 
 from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
+from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest, split_upload_key
 from tests.unit.fakes import (
@@ -281,3 +281,32 @@ def test_a_redecision_between_record_and_copy_is_followed(world: World) -> None:
     result = world.scan(req)
     assert result.status is AssetStatus.QUARANTINED
     assert world.where("late.jpg") == ["quarantine/acme/late.jpg"]
+
+
+def test_detect_only_sends_every_identifiable_face_to_review(world: World) -> None:
+    # Given a tenant that detects faces but never matches them in "events/"
+    world.tenants.policies["acme"] = TenantPolicy(
+        "acme", scan_modes=(("*", ScanMode.RECOGNIZE), ("events", ScanMode.DETECT_ONLY))
+    )
+    # When a photo of the consented person lands in events/ and elsewhere
+    held = world.scan(world.upload("acme/events/a.jpg", fake_image((0, 120), (None, 10))))
+    passed = world.scan(world.upload("acme/other/a.jpg", fake_image((0, 120))))
+    # Then in events/ no match is attempted and a person must look
+    assert held.reasons == ("review_required",)
+    record = world.assets.get("acme", held.asset_id)
+    assert record is not None and all(f.subject_id is None for f in record.faces)
+    assert record.policy["scan_mode"] == "detect-only"
+    assert passed.status is AssetStatus.APPROVED
+
+
+def test_scan_mode_off_skips_faces_but_still_validates_input(world: World) -> None:
+    world.tenants.policies["acme"] = TenantPolicy(
+        "acme", scan_modes=(("*", ScanMode.RECOGNIZE), ("products", ScanMode.OFF))
+    )
+    approved = world.scan(world.upload("acme/products/p.jpg", fake_image((None, 120))))
+    assert approved.status is AssetStatus.APPROVED
+    record = world.assets.get("acme", approved.asset_id)
+    assert record is not None and record.faces == ()
+    # A broken file is still rejected, with its bytes kept
+    broken = world.scan(world.upload("acme/products/q.jpg", b"not an image"))
+    assert broken.status is AssetStatus.REJECTED

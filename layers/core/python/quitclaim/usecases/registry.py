@@ -34,6 +34,7 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.registry import ConsentEvent, ConsentView, Evidence, Guardian, Subject
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.recheck import Recheck
 
@@ -210,7 +211,8 @@ class Registry:
         engine = self.engine_factory()
         templates: list[bytes] = []
         for index, photo in enumerate(photos):
-            faces = engine.analyze(engine.decode(photo))
+            image = engine.decode(photo)
+            faces = engine.analyze(image)
             if len(faces) != 1:
                 raise EnrolmentRejected(
                     f"reference photo {index + 1} must show exactly one face; found {len(faces)}",
@@ -224,6 +226,15 @@ class Registry:
                     f"at least {MIN_ENROL_FACE_PX}px needed",
                     field=f"photos[{index}]",
                     code="face_too_small",
+                )
+            frame = image.frames[face.frame]
+            # Boxes are in full-image pixels; a reduced-scale decode is smaller.
+            box = face.box if image.scale == 1 else face.box.scaled(1 / image.scale)
+            if sharpness(frame, box) < MIN_SHARPNESS:
+                raise EnrolmentRejected(
+                    f"reference photo {index + 1}: the face is too blurred to enrol",
+                    field=f"photos[{index}]",
+                    code="face_blurred",
                 )
             templates.append(encoding_to_bytes(face.encoding))
         if not templates:
