@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,8 @@ from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.faces.gallery import encoding_to_bytes
+from quitclaim.usecases.placement import Placement
+from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest, split_upload_key
 from tests.unit.fakes import (
     FakeAssets,
@@ -310,3 +313,42 @@ def test_scan_mode_off_skips_faces_but_still_validates_input(world: World) -> No
     # A broken file is still rejected, with its bytes kept
     broken = world.scan(world.upload("acme/products/q.jpg", b"not an image"))
     assert broken.status is AssetStatus.REJECTED
+
+
+@dataclass
+class Outbox:
+    events: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def publish(self, event_type: str, tenant: str, data: Any) -> None:
+        self.events.append((event_type, tenant, dict(data)))
+
+
+def test_each_decision_and_withdrawal_is_announced(world: World) -> None:
+    outbox = Outbox()
+    world.scan._events = outbox
+    # When an approved image's consent is withdrawn later
+    result = world.scan(world.upload("acme/ann.jpg", fake_image((0, 120))))
+    placement = Placement(store=world.store, assets=world.assets, clock=FixedClock(NOW))
+    recheck = Recheck(
+        assets=world.assets,
+        consents=world.consents,
+        placement=placement,
+        clock=FixedClock(NOW),
+        library_bucket=LIB,
+        quarantine_bucket=QUA,
+        events=outbox,
+    )
+    world.consents.revoke(world.consents.items[0], NOW - timedelta(seconds=1), source="t")
+    recheck.recheck_subject("acme", "sub_ok", actor="test")
+    # Then both steps went to the outbox, with ids and no names
+    assert [(t, tenant) for t, tenant, _ in outbox.events] == [
+        ("asset.approved", "acme"),
+        ("asset.withdrawn", "acme"),
+    ]
+    assert outbox.events[1][2] == {
+        "asset_id": result.asset_id,
+        "path": "ann.jpg",
+        "reasons": ["consent_revoked"],
+    }
+    assert world.where("ann.jpg") == ["quarantine/acme/ann.jpg"]
+    assert "Person 0" not in repr(outbox.events)

@@ -13,6 +13,7 @@ from quitclaim.adapters.dynamo import (
     DynamoTenants,
     bind_models,
 )
+from quitclaim.adapters.events import SqsEventPublisher
 from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules
@@ -57,6 +58,12 @@ def face_engine() -> FaceEngine:
     )
 
 
+def _events(settings: Settings) -> SqsEventPublisher | None:
+    if not settings.events_queue_url:
+        return None  # a stack without the outbox (unit contexts)
+    return SqsEventPublisher(aws_client("sqs", settings), settings.events_queue_url, _clock)
+
+
 def _bound(settings: Settings) -> Settings:
     bind_models(settings)
     return settings
@@ -74,6 +81,7 @@ def scan_asset_service() -> ScanAsset:
         consents=DynamoConsents(),
         assets=DynamoAssets(),
         clock=_clock,
+        events=_events(settings),
     )
 
 
@@ -88,6 +96,7 @@ def _recheck() -> Recheck:
         clock=_clock,
         library_bucket=settings.library_bucket,
         quarantine_bucket=settings.quarantine_bucket,
+        events=_events(settings),
     )
 
 
@@ -143,6 +152,7 @@ def expiry_service() -> Expiry:
         recheck=_recheck(),
         clock=_clock,
         lookback_days=settings.sweep_lookback_days,
+        events=_events(settings),
     )
 
 
@@ -167,6 +177,7 @@ def reminders_service() -> Reminders:
         offsets=settings.reminder_days,
         renewal_days=settings.renewal_days,
         link_ttl_days=settings.link_ttl_days,
+        events=_events(settings),
     )
 
 
@@ -184,6 +195,7 @@ def console_service() -> Console:
             recheck=_recheck(),
             clock=_clock,
             library_bucket=settings.library_bucket,
+            events=_events(settings),
         ),
         keys=ApiKeys(DynamoApiKeys()),
         assets=assets,

@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     mail_from: str = "quitclaim@example.org"
     public_base_url: str = "http://127.0.0.1:8000"
     link_secret_arn: str = ""
+    # The outbound-event outbox (webhooks to the DAM and CRMs consume it).
+    events_queue_url: str = ""
     reminder_days: tuple[int, ...] = (30, 7, 1)
     renewal_days: int = 365
     link_ttl_days: int = 45

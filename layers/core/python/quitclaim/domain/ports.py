@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
@@ -213,6 +213,12 @@ class Mailer(Protocol):
     def send(self, email: Email) -> None:
         """Send one e-mail; ``DependencyFailed`` when the provider refuses."""
         ...
+
+
+class EventPublisher(Protocol):
+    """The outbox: events for the tenant's webhooks (ids only, never names)."""
+
+    def publish(self, event_type: str, tenant: str, data: Mapping[str, Any]) -> None: ...
 
 
 class Clock(Protocol):

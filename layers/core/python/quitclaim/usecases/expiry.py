@@ -9,7 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 from quitclaim.domain.models import Consent
-from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, TenantRepository
+from quitclaim.domain.ports import (
+    AssetRepository,
+    Clock,
+    ConsentRepository,
+    EventPublisher,
+    TenantRepository,
+)
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.recheck import Recheck
 
@@ -24,7 +30,9 @@ class Expiry:
         recheck: Recheck,
         clock: Clock,
         lookback_days: int = 3,
+        events: EventPublisher | None = None,
     ) -> None:
+        self._events = events
         self._consents = consents
         self._tenants = tenants
         self._assets = assets
@@ -69,6 +77,18 @@ class Expiry:
                 source="expiry",
             )
             count("ConsentsExpired")
+            if self._events is not None:
+                self._events.publish(
+                    "consent.expired",
+                    consent.tenant,
+                    {
+                        "subject_id": consent.subject_id,
+                        "consent_id": consent.consent_id,
+                        "expires_at": consent.expires_at.isoformat()
+                        if consent.expires_at
+                        else None,
+                    },
+                )
         # Re-decide even if another run recorded it: that run may have crashed
         # before moving the images, and re-deciding twice changes nothing.
         self._recheck.recheck_subject(consent.tenant, consent.subject_id, actor="expiry")

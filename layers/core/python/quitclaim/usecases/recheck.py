@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from quitclaim.domain.decision import redecide_recorded
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import AssetStatus, Box, FaceMatch, Reason
-from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository
+from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, EventPublisher
 from quitclaim.domain.records import AssetRecord
 from quitclaim.observability import audit, count
 from quitclaim.usecases.placement import Placement, history_entry
@@ -51,7 +51,9 @@ class Recheck:
         clock: Clock,
         library_bucket: str,
         quarantine_bucket: str,
+        events: EventPublisher | None = None,
     ) -> None:
+        self._events = events
         self._library = library_bucket
         self._quarantine = quarantine_bucket
         self._assets = assets
@@ -91,6 +93,13 @@ class Recheck:
                 subject_id=cause,
                 source=actor,
             )
+            if self._events is not None:
+                withdrawn = record.status is AssetStatus.APPROVED
+                self._events.publish(
+                    "asset.withdrawn" if withdrawn else f"asset.{after.status.value}",
+                    tenant,
+                    {"asset_id": asset_id, "path": record.path, "reasons": list(after.reasons)},
+                )
             return Change(asset_id, record.status, after.status, after.reasons)
         raise Conflict(f"asset {asset_id} kept changing; re-decision abandoned for now")
 

@@ -21,6 +21,7 @@ from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
     Email,
+    EventPublisher,
     Mailer,
     SubjectRepository,
     TenantRepository,
@@ -127,7 +128,9 @@ class Reminders:
         offsets: tuple[int, ...] = (30, 7, 1),
         renewal_days: int = 365,
         link_ttl_days: int = 45,
+        events: EventPublisher | None = None,
     ) -> None:
+        self._events = events
         self._consents = consents
         self._subjects = subjects
         self._tenants = tenants
@@ -206,6 +209,17 @@ class Reminders:
             escaped = html.escape(links[action])
             body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
         self._mailer.send(Email(to, template["subject"].format(**fields), text, body))
+        if self._events is not None:
+            self._events.publish(
+                "consent.expiring",
+                consent.tenant,
+                {
+                    "subject_id": consent.subject_id,
+                    "consent_id": consent.consent_id,
+                    "expires_at": consent.expires_at.isoformat(),
+                    "days_left": days_left,
+                },
+            )
         audit(
             "consent.reminder_sent",
             tenant=consent.tenant,

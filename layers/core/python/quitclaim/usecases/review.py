@@ -11,7 +11,7 @@ from dataclasses import replace
 
 from quitclaim.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from quitclaim.domain.models import AssetStatus
-from quitclaim.domain.ports import AssetRepository, Clock, SubjectRepository
+from quitclaim.domain.ports import AssetRepository, Clock, EventPublisher, SubjectRepository
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Principal
 from quitclaim.observability import audit
@@ -38,7 +38,9 @@ class Review:
         recheck: Recheck,
         clock: Clock,
         library_bucket: str,
+        events: EventPublisher | None = None,
     ) -> None:
+        self._events = events
         self._assets = assets
         self._subjects = subjects
         self._placement = placement
@@ -109,6 +111,12 @@ class Review:
         )
         self._placement.transition(record, published)
         self._audit(who, asset_id, "asset.released", published)
+        if self._events is not None:
+            self._events.publish(
+                "asset.released",
+                who.tenant,
+                {"asset_id": asset_id, "path": record.path, "waived": waived},
+            )
         return published
 
     def keep(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:

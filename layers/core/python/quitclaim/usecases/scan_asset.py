@@ -33,6 +33,7 @@ from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
     ConsentRepository,
+    EventPublisher,
     ObjectInfo,
     ObjectStore,
     SubjectRepository,
@@ -105,7 +106,9 @@ class ScanAsset:
         assets: AssetRepository,
         clock: Clock,
         galleries: GalleryCache | None = None,
+        events: EventPublisher | None = None,
     ) -> None:
+        self._events = events
         self._settings = settings
         self._engine_factory = engine_factory
         self._engine: FaceEngine | None = None
@@ -166,6 +169,17 @@ class ScanAsset:
             timings_ms=record.timings_ms,
             dest_bucket=record.dest_bucket,
         )
+        if self._events is not None:
+            self._events.publish(
+                f"asset.{result.status.value if result.status else record.status.value}",
+                tenant,
+                {
+                    "asset_id": asset_id,
+                    "path": path,
+                    "reasons": list(result.reasons),
+                    "location": f"s3://{result.dest_bucket}/{result.dest_key}",
+                },
+            )
         count(f"Assets{record.status.value.capitalize()}")
         count("FacesProcessed", len(record.faces))
         for name, ms in record.timings_ms.items():

@@ -1,0 +1,54 @@
+"""The outbound-event outbox on SQS (the webhook deliverer consumes it)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from quitclaim.observability import count, logger
+
+
+class SqsEventPublisher:
+    """Durably enqueue each event; delivery, signing and retries happen downstream.
+
+    A failed enqueue never undoes the state change it announces (that change is
+    already recorded and safe); it is logged and counted for the alarm.
+    """
+
+    def __init__(self, client: Any, queue_url: str, clock: Any) -> None:
+        self._sqs = client
+        self._queue = queue_url
+        self._clock = clock
+
+    def publish(self, event_type: str, tenant: str, data: Mapping[str, Any]) -> None:
+        event = {
+            "id": f"evt_{uuid.uuid4().hex}",
+            "type": event_type,
+            "tenant": tenant,
+            "occurred_at": self._clock.now().astimezone(UTC).isoformat(),
+            "published_at": datetime.now(UTC).isoformat(),
+            "data": dict(data),
+        }
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue,
+                MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
+                MessageAttributes={
+                    "type": {"DataType": "String", "StringValue": event_type},
+                    "tenant": {"DataType": "String", "StringValue": tenant},
+                },
+            )
+        except ClientError as exc:
+            logger.error(
+                "outbound event not enqueued",
+                event_type=event_type,
+                code=exc.response.get("Error", {}).get("Code"),
+            )
+            count("OutboundEventFailed")
+            return
+        count("OutboundEvents")
