@@ -210,6 +210,54 @@ def test_a_gallery_cannot_be_changed_after_build() -> None:
         gallery.matrix[0, 0] = 1.0
 
 
+@settings(max_examples=40, deadline=None)
+@given(galleries(), st.data())
+def test_a_packed_gallery_loads_back_identical_and_matches_the_same(
+    case: tuple[Gallery, np.ndarray, list[str]], data: st.DataObject
+) -> None:
+    # Given a gallery and its packed form
+    gallery, matrix, _ids = case
+    blob = gallery.to_bytes()
+    # When it is loaded back
+    loaded = Gallery.from_bytes(blob)
+    # Then tenant, version, ids and templates are the same, and so are answers
+    assert (loaded.tenant, loaded.version) == ("acme", 7)
+    assert np.array_equal(loaded.subject_ids, gallery.subject_ids)
+    assert np.array_equal(loaded.matrix, gallery.matrix)
+    probe = matrix[data.draw(st.integers(0, len(matrix) - 1))]
+    assert loaded.match(probe, threshold=0.5, margin=0.05) == gallery.match(
+        probe, threshold=0.5, margin=0.05
+    )
+    assert loaded.to_bytes() == blob
+
+
+def test_an_empty_gallery_packs_and_loads() -> None:
+    empty = Gallery.build("acme", "v9", [])
+    loaded = Gallery.from_bytes(empty.to_bytes())
+    assert len(loaded) == 0 and loaded.version == "v9"
+
+
+def test_a_damaged_packed_gallery_is_refused() -> None:
+    blob = Gallery.build("acme", 1, [("alice", _templates(1, 1)[0])]).to_bytes()
+    nan = struct.pack("<f", float("nan"))
+    for bad in (
+        b"",
+        b"not a gallery" * 10,
+        blob[:-1],
+        blob + b"\x00",
+        blob[:-4] + nan,
+        blob.replace(b'"dim": 128', b'"dim": 64'),
+    ):
+        with pytest.raises(ValueError):
+            Gallery.from_bytes(bad)
+
+
+def test_an_id_with_a_newline_cannot_be_packed() -> None:
+    gallery = Gallery.build("acme", 1, [("a\nb", _templates(1, 1)[0])])
+    with pytest.raises(ValueError):
+        gallery.to_bytes()
+
+
 def _gallery(tenant: str, version: int) -> Gallery:
     return Gallery.build(tenant, version, [("s", _templates(version, 1)[0])])
 

@@ -26,6 +26,7 @@ from quitclaim.faces import imaging
 from quitclaim.faces.dlib_engine import DlibFaceEngine
 from quitclaim.faces.imaging import decode_image
 from quitclaim.faces.ports import DecodedImage
+from tests import inputs
 from tests.unit.faces._fixtures import ONE_FACE, REPO, UPLOADS, encode, iou, read
 
 LIMITS = {"max_bytes": 50 * 1024 * 1024, "max_pixels": 60_000_000, "max_frames": 200}
@@ -358,6 +359,73 @@ def test_a_face_only_in_frame_3_of_an_animation_is_found_there(
     assert all(f.shape == (374, 630, 3) and f.dtype == np.uint8 for f in image.frames)
     assert [f.frame for f in faces] == [3]
     assert iou(faces[0].box, upright_box) > 0.7
+
+
+# --- draft mode: decoding a JPEG straight to a reduced size -------------------------
+
+
+def _halve(width: int, height: int) -> int:
+    return 2
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_drafted_jpeg_is_half_size_with_full_size_geometry(
+    engine: DlibFaceEngine, upright: Image.Image, upright_box: Box, orientation: int
+) -> None:
+    # Given the photo, stored sideways with its EXIF tag or upright
+    stored = upright.transpose(Image.Transpose.ROTATE_90) if orientation == 6 else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", quality=95, exif=exif.tobytes())
+    # When it is decoded with a 1/2 reduction
+    image = decode_image(data, **LIMITS, reduction=_halve)
+    # Then libjpeg delivered half the pixels, upright, and the image keeps the
+    # full size and a scale mapping back to it
+    (frame,) = image.frames
+    assert frame.shape == (187, 315, 3)
+    assert (image.width, image.height) == upright.size
+    assert image.scale == 2.0
+    assert image.meta["reduction"] == "2"
+    # And its face is reported where it is in the full-size photo
+    (face,) = engine.analyze(image)
+    assert iou(face.box, upright_box) > 0.7
+
+
+def test_a_drafted_jpeg_cut_short_is_still_truncated(upright_box: Box) -> None:
+    # Given the photo cut off through the face
+    data = read(ONE_FACE)
+    cut = data[: int(len(data) * 0.6)]
+    # When it is decoded at a reduced scale / Then it is refused as truncated
+    with pytest.raises(RejectedInput) as caught:
+        decode_image(cut, **LIMITS, reduction=_halve)
+    assert caught.value.code == "truncated_image"
+
+
+def test_a_drafted_jpeg_with_a_broken_huffman_table_is_corrupt() -> None:
+    # Given the portrait with its Huffman table destroyed
+    data = inputs.corrupt_jpeg()
+    # When it is decoded at a reduced scale / Then it is refused, not guessed at
+    with pytest.raises(RejectedInput) as caught:
+        decode_image(data, **LIMITS, reduction=_halve)
+    assert caught.value.code == "corrupt_image"
+
+
+def test_the_reduction_applies_to_jpegs_only(upright: Image.Image) -> None:
+    # Given the same picture as a PNG
+    data = encode(upright, "PNG")
+    # When it is decoded with a reduction / Then it is decoded at full size
+    image = decode_image(data, **LIMITS, reduction=_halve)
+    assert image.frames[0].shape == (374, 630, 3)
+    assert image.scale == 1.0
+
+
+def test_the_engine_decodes_ordinary_photos_at_full_size(engine: DlibFaceEngine) -> None:
+    # A 12 MP photo's 120 px floor would be 60 px at half size: too small to
+    # encode from, so the engine decodes it whole
+    assert engine.draft_reduction(4000, 3000) == 1
+    image = engine.decode(read(ONE_FACE))
+    assert image.scale == 1.0
+    assert image.frames[0].shape == (374, 630, 3)
 
 
 @pytest.mark.skipif(

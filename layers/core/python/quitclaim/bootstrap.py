@@ -55,6 +55,9 @@ def face_engine() -> FaceEngine:
         max_pixels=s.max_pixels,
         max_frames=s.max_frames,
         detect_max_pixels=s.detect_max_pixels,
+        # The engine's own default trades small faces on large photos for
+        # speed; the gate's default does not (see Settings.relative_face_floor).
+        min_face_fraction=s.relative_face_floor,
     )
 
 

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     max_frames: int = 200
     # Detection runs on at most this many pixels; boxes are mapped back.
     detect_max_pixels: int = 2_500_000
+    # Opt-in speed-up (about 6x on 12 MP): on large photos, promise only faces of
+    # at least this fraction of the shorter side (1/25 = 120 px at 4000x3000).
+    # Off by default: a face between 40 px and that floor could go undetected
+    # and be published, which a tenant must choose knowingly.
+    relative_face_floor: float | None = None
 
     # Time: exact expiry schedules, reminders and their signed links.
     expiry_target_arn: str = ""

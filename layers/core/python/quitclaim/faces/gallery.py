@@ -7,6 +7,8 @@ never reloaded. Templates are biometric data: nothing here logs them.
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -24,6 +26,12 @@ ENCODING_BYTES: Final = ENCODING_DIM * _WIRE_DTYPE.itemsize
 
 GalleryVersion = int | str
 """Whatever the tenant record counts gallery changes with (a number today)."""
+
+# The packed form (``Gallery.to_bytes``): magic, a little-endian uint32 length
+# and a JSON header, the distinct subject ids (UTF-8, newline-separated), one
+# uint32 template count per id, then the float32 matrix, rows grouped by id.
+_PACKED_MAGIC: Final = b"QCGALLERY\x01"
+_COUNT_DTYPE: Final = np.dtype("<u4")
 
 # Elements of one (probes x templates) distance block: bounds the scratch
 # memory of a match against a million templates to ~64 MiB of float32.
@@ -128,6 +136,74 @@ class Gallery:
             rows.append(_as_encoding(encoding))
         matrix = np.stack(rows) if rows else np.zeros((0, ENCODING_DIM), dtype=np.float32)
         return cls(tenant, version, np.asarray(ids, dtype=np.str_), matrix)
+
+    def to_bytes(self) -> bytes:
+        """The whole gallery as one blob, loaded again by ``from_bytes``.
+
+        Rebuilding a million templates from their per-template bytes costs
+        seconds of Python per row; this form loads with a few array copies.
+        """
+        ids = [str(i) for i in self._group_ids]
+        if any("\n" in i for i in ids):
+            raise ValueError("a subject id holds a newline; it cannot be packed")
+        id_blob = "\n".join(ids).encode("utf-8")
+        stops = np.r_[self._group_starts[1:], len(self)]
+        counts = (stops - self._group_starts).astype(_COUNT_DTYPE)
+        header = json.dumps(
+            {
+                "tenant": self.tenant,
+                "version": self.version,
+                "rows": len(self),
+                "subjects": self.subject_count,
+                "dim": ENCODING_DIM,
+                "id_bytes": len(id_blob),
+            }
+        ).encode("utf-8")
+        return b"".join(
+            (
+                _PACKED_MAGIC,
+                struct.pack("<I", len(header)),
+                header,
+                id_blob,
+                counts.tobytes(),
+                self.matrix.astype(_WIRE_DTYPE, copy=False).tobytes(),
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Gallery:
+        """Inverse of ``to_bytes``; ``ValueError`` on anything malformed."""
+        view = memoryview(data)
+        start = len(_PACKED_MAGIC)
+        if bytes(view[:start]) != _PACKED_MAGIC or len(view) < start + 4:
+            raise ValueError("not a packed gallery")
+        (header_len,) = struct.unpack_from("<I", view, start)
+        pos = start + 4
+        try:
+            header = json.loads(bytes(view[pos : pos + header_len]))
+            rows, subjects = int(header["rows"]), int(header["subjects"])
+            id_bytes, dim = int(header["id_bytes"]), int(header["dim"])
+            tenant, version = str(header["tenant"]), header["version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError("the packed gallery's header is damaged") from exc
+        if dim != ENCODING_DIM or min(rows, subjects, id_bytes) < 0:
+            raise ValueError("the packed gallery's header is inconsistent")
+        pos += header_len
+        counts_at = pos + id_bytes
+        matrix_at = counts_at + subjects * _COUNT_DTYPE.itemsize
+        if len(view) != matrix_at + rows * ENCODING_BYTES:
+            raise ValueError("the packed gallery has the wrong length")
+        ids = bytes(view[pos:counts_at]).decode("utf-8").split("\n") if subjects else []
+        counts = np.frombuffer(view, dtype=_COUNT_DTYPE, count=subjects, offset=counts_at)
+        if len(ids) != subjects or int(counts.sum()) != rows:
+            raise ValueError("the packed gallery's ids and rows disagree")
+        matrix = np.frombuffer(view, dtype=_WIRE_DTYPE, count=rows * ENCODING_DIM, offset=matrix_at)
+        return cls(
+            tenant,
+            version,
+            np.repeat(np.asarray(ids, dtype=np.str_), counts),
+            matrix.reshape(rows, ENCODING_DIM).astype(np.float32),
+        )
 
     def __len__(self) -> int:
         return int(self.matrix.shape[0])

