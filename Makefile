@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins boto3 1.35 and older botocore; it gets its own venv so the
+# project's environment keeps the versions the tests run against.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(VENV)/checkov/bin/checkov
+CONFIG_ENV ?= default
 
-.PHONY: demo test unit integration e2e lint format clean api-template
+.PHONY: demo test unit integration e2e lint format clean api-template layers package deploy
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +23,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## the main job: real photos through the real handlers on the local stack
 	$(BIN)/quitclaim demo --out .
 
-test: $(STAMP)  ## unit, integration (local AWS over HTTP) and end-to-end tests
+$(CHECKOV): $(STAMP)
+	test -x $(VENV)/checkov/bin/python || $(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
+	touch $(CHECKOV)
+
+test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e, and the offline infra checks
 	$(BIN)/python -m pytest tests -q -ra
 
-unit: $(STAMP)
+unit: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest tests/unit -q
 
 integration: $(STAMP)
@@ -41,6 +51,20 @@ format: $(STAMP)
 
 api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml (+ sam.local.yaml)
 	$(BIN)/python -m quitclaim.local.api_template --local
+
+layers: $(STAMP)  ## Lambda layers for arm64 + python3.13 (build/layers/{core,face}); fails over 250 MB
+	$(BIN)/python infra/build_layers.py
+
+package: layers api-template  ## the deployable template build/api/sam.yaml (then: sam deploy)
+	@echo "deployable template: build/api/sam.yaml  ->  sam deploy [--config-env eu-west-1]"
+
+deploy: package  ## sam deploy (samconfig.toml; CONFIG_ENV=eu-west-1 for Ireland), or print it
+	@if command -v sam >/dev/null 2>&1; then \
+		sam deploy --config-env $(CONFIG_ENV); \
+	else \
+		echo "sam CLI not found; install it (pip install aws-sam-cli) and run:"; \
+		echo "  sam deploy --config-env $(CONFIG_ENV)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache demo-report.json demo-report.html

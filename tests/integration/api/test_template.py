@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -79,12 +80,21 @@ def test_role_is_scoped_to_the_stacks_tables_and_buckets(
     role = template["Resources"]["ApiHandlerRole"]["Properties"]
     statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
     for statement in statements:
-        if statement["Sid"] in {"Logs", "Tracing"}:
+        if statement["Sid"] == "SendTraces":  # X-Ray has no resource-level permissions
             continue
         resources = statement["Resource"]
+        resources = resources if isinstance(resources, list) else [resources]
         # No wildcard resources for data: every ARN names a table or bucket of the stack
         assert all(isinstance(r, dict) for r in resources), statement
         assert not any("*" in a for a in statement["Action"]), statement
+    # The policy is policies/functions/api.json, read by Chalice (not a copy)
+    assert role["Policies"][0]["PolicyDocument"] == json.loads(
+        (REPO_ROOT / "policies" / "functions" / "api.json").read_text()
+    )
+    # And the function has the name its role, log group and alarms use
+    api = template["Resources"]["APIHandler"]
+    assert api["Properties"]["FunctionName"] == {"Fn::Sub": "quitclaim-${Stage}-api"}
+    assert api["DependsOn"] == "ApiLogGroup"
 
 
 def test_local_variant_deploys_into_the_emulator(

@@ -18,6 +18,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     # Given a fresh stack, Then each documented post-deploy gap was found and filled
     stage = stack.parameters["Stage"]
     per_stack = [
+        "key policy of DataKey as JSON text",
         # the ingest queue and the consents and subjects table streams
         "detached moto's own delivery from 3 event source(s)",
         "notification configuration of UploadsBucket",
@@ -25,6 +26,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "versioning Enabled on LibraryBucket",
         "versioning Enabled on QuarantineBucket",
         "versioning Enabled on DocumentsBucket",
+        "versioning Enabled on AuditBucket",
+        "versioning Enabled on AccessLogsBucket",
         "time to live on SubjectsTable.ttl",
         "time to live on ConsentsTable.ttl",
         "secret LinkSigningSecret with a generated value",
@@ -45,12 +48,41 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     assert getattr(notifications._get_s3_event, "_quitclaim_completed", False)
     assert getattr(EmailResponse.send_email, "_quitclaim_captured", False)
     # And the resource types moto skips are recorded, not silently lost
+    # (gap 5: policies, the trail, alarms and the alarm e-mail subscription have
+    # no local effect; 9-11 create the secret, the schedule group and schedules)
+    alarms = {
+        f"{name}Alarm"
+        for name in [
+            "IngestDeadLetter",
+            "RecheckDeadLetter",
+            "PurgeDeadLetter",
+            "AsyncDeadLetter",
+            "IngestQueueAge",
+            "RecheckIteratorAge",
+            "PurgeIteratorAge",
+            "IngestErrors",
+            "IngestThrottles",
+            "RecheckErrors",
+            "RecheckThrottles",
+            "ExpiryErrors",
+            "ExpiryThrottles",
+            "RemindersErrors",
+            "RemindersThrottles",
+            "ApiErrors",
+            "ApiThrottles",
+        ]
+    }
+    buckets = ["Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs"]
     assert stack.gaps.skipped_resources == {
+        **{f"{b}BucketPolicy": "AWS::S3::BucketPolicy" for b in buckets},
+        "AuditTrail": "AWS::CloudTrail::Trail",
         "IngestQueuePolicy": "AWS::SQS::QueuePolicy",
         "LinkSigningSecret": "AWS::SecretsManager::Secret",
         "ExpiryScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "SweepSchedule": "AWS::Scheduler::Schedule",
         "RemindersSchedule": "AWS::Scheduler::Schedule",
+        "AlarmEmailSubscription": "AWS::SNS::Subscription",
+        **{name: "AWS::CloudWatch::Alarm" for name in alarms},
     }
 
 

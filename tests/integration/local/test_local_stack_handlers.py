@@ -43,6 +43,8 @@ def tree_stack(tmp_path: Path) -> Iterator[LocalStack]:
     """A stack deployed from a copy of the template next to a fake ingest function."""
     (tmp_path / "infra").mkdir()
     shutil.copy(default_template_path(), tmp_path / "infra" / "template.yaml")
+    # The template's AWS::Include snippets (IAM documents) come along, as sam package would.
+    shutil.copytree(default_template_path().parents[1] / "policies", tmp_path / "policies")
     code = tmp_path / "functions" / "ingest"
     code.mkdir(parents=True)
     (code / "app.py").write_text(textwrap.dedent(APP))

@@ -1,10 +1,13 @@
 """Deploy ``infra/template.yaml`` into the emulator, the way ``sam deploy`` would.
 
 Steps: load the YAML (CloudFormation short tags included), check parameters
-and ``Rules`` as CloudFormation does before it creates anything, replace local
-``CodeUri``/``ContentUri`` paths by a placeholder zip in an artifacts bucket
-(``sam package``), translate with aws-sam-translator offline, and create the
-stack through the emulator's CloudFormation API.
+and ``Rules`` as CloudFormation does before it creates anything, inline the
+``AWS::Include`` snippets (``sam package`` uploads them and CloudFormation
+inlines them before the Serverless transform; neither moto nor
+aws-sam-translator does), replace local ``CodeUri``/``ContentUri`` paths by a
+placeholder zip in an artifacts bucket (``sam package``), translate with
+aws-sam-translator offline, and create the stack through the emulator's
+CloudFormation API.
 """
 
 from __future__ import annotations
@@ -346,6 +349,40 @@ def preflight(
     return parameters
 
 
+# ---------------------------------------------------------------- includes
+
+_INCLUDE = "AWS::Include"
+
+
+def inline_includes(template: Any, base_dir: str | Path) -> Any:
+    """A copy of ``template`` with every ``Fn::Transform: AWS::Include`` replaced by its snippet.
+
+    What CloudFormation does with the snippet ``sam package`` uploaded, before
+    the Serverless transform runs (the innermost transforms go first). Only
+    local ``Location`` paths (relative to ``base_dir``, the template's
+    directory) can be read here; an ``s3://`` one raises ``DeployError``.
+    """
+    base = Path(base_dir)
+    if isinstance(template, list):
+        return [inline_includes(item, base) for item in template]
+    if not isinstance(template, dict):
+        return template
+    transform = template.get("Fn::Transform")
+    if len(template) == 1 and isinstance(transform, dict) and transform.get("Name") == _INCLUDE:
+        location = (transform.get("Parameters") or {}).get("Location")
+        if not isinstance(location, str) or "://" in location:
+            raise DeployError(f"AWS::Include of {location!r}: only local snippet paths inline here")
+        path = (base / location).resolve()
+        try:
+            with path.open(encoding="utf-8") as handle:
+                snippet = yaml.load(handle, Loader=_TemplateLoader)  # noqa: S506 - SafeLoader subclass
+        except OSError as exc:
+            raise DeployError(f"AWS::Include of {location}: {exc}") from None
+        # A snippet may include others, relative to itself.
+        return inline_includes(snippet, path.parent)
+    return {key: inline_includes(value, base) for key, value in template.items()}
+
+
 # ---------------------------------------------------------------- packaging
 
 
@@ -509,6 +546,9 @@ class Deployment:
         elif kind == "AWS::IAM::Role":
             role = self.client("iam").get_role(RoleName=physical)["Role"]
             values = {"Arn": role["Arn"], "RoleId": role["RoleId"]}
+        elif kind == "AWS::KMS::Key":
+            key = self.client("kms").describe_key(KeyId=physical)["KeyMetadata"]
+            values = {"Arn": key["Arn"], "KeyId": key["KeyId"]}
         elif kind == "AWS::SNS::Topic":
             values = {"TopicArn": physical, "TopicName": physical.rsplit(":", 1)[1]}
         else:
@@ -532,6 +572,7 @@ def deploy(
     template_path = Path(template_path).resolve()
     if template is None:
         template = load_template(template_path)
+    template = inline_includes(template, template_path.parent)
     values = preflight(template, region, stack_name, parameters)
 
     def client(service: str) -> Any:

@@ -29,12 +29,15 @@ Filled here, after the stack is created (``apply``):
    Filled by ``apply_time_to_live``, so a TTL reaper can read the attribute
    name from ``describe_time_to_live`` as it would in AWS.
 5. **Resource types moto does not know** are skipped with only a warning
-   (now: ``AWS::SQS::QueuePolicy``, ``AWS::SecretsManager::Secret``,
-   ``AWS::Scheduler::ScheduleGroup``, ``AWS::Scheduler::Schedule``; later
-   ``AWS::S3::BucketPolicy``). Recorded in ``GapReport.skipped_resources``
-   (logical id -> type); 9-12 below create the ones that matter. Policies
-   have no local effect since moto does not enforce IAM or resource-policy
-   conditions (prove those statically).
+   (now: ``AWS::S3::BucketPolicy``, ``AWS::SQS::QueuePolicy``,
+   ``AWS::SecretsManager::Secret``, ``AWS::Scheduler::ScheduleGroup``,
+   ``AWS::Scheduler::Schedule``, ``AWS::CloudTrail::Trail``,
+   ``AWS::CloudWatch::Alarm``, ``AWS::SNS::Subscription``). Recorded in
+   ``GapReport.skipped_resources`` (logical id -> type); 9-12 below create
+   the ones that matter. Policies have no local effect since moto does not
+   enforce IAM or resource-policy conditions (``tests/unit/infra`` proves
+   them statically, with a policy evaluator); the trail, the alarms and their
+   e-mail subscription watch AWS and have nothing to do locally.
 6. **DynamoDB stream records** from moto say ``awsRegion: us-east-1`` in
    every region and carry no ``eventSourceARN``. ``lambda_stream_record``
    fixes both; ``runtime.lambda_dynamodb_record`` uses it for every stream
@@ -83,12 +86,22 @@ Filled here, after the stack is created (``apply``):
    moto's SendEmail handlers (v1 and v2, in-process) to keep text and HTML,
    which ``emulator.sent_emails`` returns. moto does not check recipients
    (the sandbox would).
+15. **AWS::KMS::Key** ``KeyPolicy`` given as a JSON object (CloudFormation's
+   usual form) is stored unserialised, so every KMS call that checks the key
+   policy (``DescribeKey``, hence ``GetAtt Key.Arn`` here) answers a 500.
+   Filled by ``serialise_key_policies`` (first of all): the stored policy is
+   put back as JSON text with ``PutKeyPolicy``. moto checks key policies for
+   explicit denies only; it does not evaluate them (prove them statically).
 
-Filled before deployment, in ``deploy.preflight`` (it must run before
-anything is created, so it lives with the deploy):
+Filled before deployment, in ``deploy`` (it must run before anything is
+created, so it lives with the deploy):
 
 7. **Rules** are ignored by moto (the template deploys to us-east-1) and
    **parameter constraints** are not checked (Stage "BAD!!" deploys).
+16. **AWS::Include** (``Fn::Transform``) is processed neither by moto's
+   CloudFormation nor by aws-sam-translator. ``deploy.inline_includes``
+   inlines each local snippet (``policies/*.json``) where CloudFormation
+   would, before the Serverless transform.
 
 Checked, no gap:
 
@@ -117,10 +130,15 @@ Known, not filled (do not rely on them locally):
 
 - S3 event records have no ``userIdentity``, ``requestParameters`` or
   ``responseElements`` (nothing here reads them).
-- Bucket ``BucketKeyEnabled``, ``PublicAccessBlockConfiguration`` and table
-  ``PointInTimeRecoverySpecification`` are dropped; functions report
-  ``TracingConfig`` PassThrough, ``Architectures`` x86_64 and no ``Layers``.
-  The in-process runtime uses none of them.
+- Bucket ``BucketKeyEnabled``, ``PublicAccessBlockConfiguration``,
+  ``OwnershipControls``, ``LifecycleConfiguration``,
+  ``LoggingConfiguration`` and ``ObjectLockConfiguration``, table
+  ``PointInTimeRecoverySpecification`` and ``SSESpecification``, and function
+  ``DeadLetterConfig`` are dropped; functions report ``TracingConfig``
+  PassThrough, ``Architectures`` x86_64 and no ``Layers``. The in-process
+  runtime uses none of them; ``tests/unit/infra`` checks them in the
+  template. moto applies a bucket's default SSE-KMS (the key ARN) to puts and
+  copies without checking the key, so no fill is needed for encryption.
 - ``ListEventSourceMappings(FunctionName=...)`` matches the function name
   only (AWS also takes the ARN); the runtime lists all and filters itself.
 - Outputs and ``Ref`` of a queue are ``https://sqs.<region>.amazonaws.com/..``
@@ -163,6 +181,8 @@ def apply(deployment: Deployment) -> GapReport:
     that putting them sends must not be consumed by moto's push.
     """
     report = GapReport()
+    # First: until the key policies are JSON text, even GetAtt Key.Arn fails.
+    report.filled.extend(serialise_key_policies(deployment))
     detached = detach_emulator_pollers(deployment.account_id, deployment.region)
     if detached:
         report.filled.append(f"detached moto's own delivery from {detached} event source(s)")
@@ -183,6 +203,25 @@ def apply(deployment: Deployment) -> GapReport:
     for logical_id, kind in report.skipped_resources.items():
         log.info("emulator skipped %s (%s)", logical_id, kind)
     return report
+
+
+def serialise_key_policies(deployment: Deployment) -> list[str]:
+    """Put each stack key's policy back as JSON text (gap 15)."""
+    from moto.kms.models import kms_backends
+
+    backend = kms_backends[deployment.account_id][deployment.region]
+    done: list[str] = []
+    for logical_id, kind in deployment.resource_types.items():
+        if kind != "AWS::KMS::Key" or logical_id not in deployment.resources:
+            continue
+        key = backend.keys.get(deployment.resources[logical_id])
+        if key is None or isinstance(key.policy, str):
+            continue  # gone, or already text (a moto that serialises it)
+        deployment.client("kms").put_key_policy(
+            KeyId=key.id, PolicyName="default", Policy=json.dumps(key.policy)
+        )
+        done.append(f"key policy of {logical_id} as JSON text")
+    return done
 
 
 def detach_emulator_pollers(account_id: str, region: str) -> int:
