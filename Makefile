@@ -9,7 +9,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(VENV)/checkov/bin/checkov
 CONFIG_ENV ?= default
 
-.PHONY: demo test unit integration e2e lint format clean api-template layers package deploy
+.PHONY: demo test unit integration e2e lint format clean api-template layers package deploy bench
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,7 +43,7 @@ e2e: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/python functions
+	$(BIN)/mypy layers/core/python functions bench
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -51,6 +51,9 @@ format: $(STAMP)
 
 api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml (+ sam.local.yaml)
 	$(BIN)/python -m quitclaim.local.api_template --local
+
+bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: bench-report.json + table (~13 min; `python -m bench --quick` ~30 s)
+	$(BIN)/python -m bench --out bench-report.json
 
 layers: $(STAMP)  ## Lambda layers for arm64 + python3.13 (build/layers/{core,face}); fails over 250 MB
 	$(BIN)/python infra/build_layers.py
@@ -67,4 +70,4 @@ deploy: package  ## sam deploy (samconfig.toml; CONFIG_ENV=eu-west-1 for Ireland
 	fi
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache demo-report.json demo-report.html
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache demo-report.json demo-report.html bench-report.json

@@ -233,6 +233,11 @@ def copy_models(package: Path) -> None:
         shutil.copy2(source / "__init__.py", package / "__init__.py")
         for model in FACE_MODELS:
             shutil.copy2(source / "models" / model, package / "models" / model)
+    # The HOG detector saved as a file loads in ~2 ms instead of ~0.35 s of
+    # building it at cold start; the engine uses it only if it is byte-identical.
+    from quitclaim.faces.dlib_engine import export_detector
+
+    export_detector(package / "models")
 
 
 def installed_models_package() -> Path | None:
