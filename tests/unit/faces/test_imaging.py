@@ -6,7 +6,6 @@ tested on the data shape that would reach the function in production.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
@@ -428,10 +427,6 @@ def test_the_engine_decodes_ordinary_photos_at_full_size(engine: DlibFaceEngine)
     assert image.frames[0].shape == (374, 630, 3)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("face_recognition") is None,
-    reason="face_recognition (the benchmark baseline) is not installed",
-)
 def test_importing_face_recognition_does_not_let_truncated_jpegs_through() -> None:
     # Given a fresh process that imports face_recognition (which sets
     # LOAD_TRUNCATED_IMAGES = True for the whole process)
