@@ -100,6 +100,10 @@ class FakeTenants:
     def gallery_version(self, tenant: str) -> int:
         return self.versions.get(tenant, 0)
 
+    def policy_and_gallery(self, tenant: str) -> tuple[TenantPolicy, int] | None:
+        policy = self.policies.get(tenant)
+        return None if policy is None else (policy, self.gallery_version(tenant))
+
     def save_tenant(self, policy: TenantPolicy) -> None:
         self.policies[policy.tenant] = policy
 

@@ -306,6 +306,14 @@ class DynamoTenants:
                 return None
         return _policy_from(item)
 
+    def policy_and_gallery(self, tenant: str) -> tuple[TenantPolicy, int] | None:
+        with _dependency("tenant read"):
+            try:
+                item = TenantModel.get(tenant, consistent_read=True)
+            except TenantModel.DoesNotExist:
+                return None
+        return _policy_from(item), int(item.gallery_version or 0)
+
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
             try:

@@ -222,9 +222,10 @@ class ScanAsset:
 
         if not attributable:
             return rejected("no_tenant_in_key")
-        policy = self._tenants.policy(tenant)
-        if policy is None:
+        found = self._tenants.policy_and_gallery(tenant)
+        if found is None:
             return rejected("unknown_tenant")
+        policy, gallery_version = found
         purpose = (info.metadata.get("purpose") or policy.default_purpose).strip().lower()
         if purpose not in policy.purposes:
             return rejected("unknown_purpose", purpose)
@@ -251,7 +252,7 @@ class ScanAsset:
 
         t = time.perf_counter()
         if mode is ScanMode.RECOGNIZE:
-            matches = self._match(tenant, policy, observations)
+            matches = self._match(tenant, gallery_version, policy, observations)
         else:
             # Detect-only: no template is compared, so no biometric matching at all.
             matches = [
@@ -315,12 +316,16 @@ class ScanAsset:
         return changed
 
     def _match(
-        self, tenant: str, policy: TenantPolicy, observations: list[FaceObservation]
+        self,
+        tenant: str,
+        gallery_version: int,
+        policy: TenantPolicy,
+        observations: list[FaceObservation],
     ) -> list[FaceMatch]:
-        identifiable = [min(o.box.width, o.box.height) >= policy.min_face_px for o in observations]
+        identifiable = [self._identifiable(o, policy) for o in observations]
         probes = [o.encoding for o, ok in zip(observations, identifiable, strict=True) if ok]
         found = iter(
-            self._gallery(tenant).match(
+            self._gallery(tenant, gallery_version).match(
                 np.stack(probes) if probes else np.empty((0, 128), dtype=np.float32),
                 threshold=policy.match_threshold,
                 margin=policy.match_margin,
@@ -339,8 +344,7 @@ class ScanAsset:
     def _identifiable(observation: FaceObservation, policy: TenantPolicy) -> bool:
         return min(observation.box.width, observation.box.height) >= policy.min_face_px
 
-    def _gallery(self, tenant: str) -> Gallery:
-        version = self._tenants.gallery_version(tenant)
+    def _gallery(self, tenant: str, version: int) -> Gallery:
         cached = self._galleries.get(tenant, version)
         if cached is not None:
             return cached
