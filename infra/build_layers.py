@@ -103,7 +103,13 @@ def split_requirements(requirements: Iterable[str]) -> tuple[list[str], list[str
             face.append(requirement)
         elif name in RUNTIME_PROVIDED or name in NOT_SHIPPED:
             continue
-        elif name in {"pynamodb", "aws-lambda-powertools", "pydantic", "pydantic-settings"}:
+        elif name in {
+            "pynamodb",
+            "aws-lambda-powertools",
+            "pydantic",
+            "pydantic-settings",
+            "standardwebhooks",
+        }:
             core.append(requirement)
         else:
             unknown.append(name)

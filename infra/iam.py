@@ -551,6 +551,13 @@ def implied_permissions(function: Mapping[str, Any]) -> set[tuple[str, str]]:
         elif service == "secretsmanager":
             implied.add((call.operation, call.resource))
             implied.add(("kms:Decrypt", "${DataKey.Arn}"))
+        elif service == "ssm":
+            # SecureString parameters of the standard tier: SSM calls KMS directly.
+            implied.add((call.operation, call.resource))
+            if operation == "GetParameter":
+                implied.add(("kms:Decrypt", "${DataKey.Arn}"))
+            elif operation == "PutParameter":
+                implied.add(("kms:Encrypt", "${DataKey.Arn}"))
         else:
             implied.add((call.operation, call.resource))
     return implied

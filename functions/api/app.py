@@ -14,7 +14,7 @@ from chalice import Chalice
 
 from quitclaim import bootstrap
 from quitclaim.api.openapi import document
-from quitclaim.api.routing import Call, Reply, Router, reshape_chalice_errors
+from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
 from quitclaim.domain.models import AssetStatus
@@ -247,6 +247,91 @@ def check_withdraw_link(query: Any) -> Any:
 @route("followWithdrawLink")
 def follow_withdraw_link(query: Any) -> Any:
     return _follow_link("withdraw", query)
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+@route("receiveWebhook")
+def receive_webhook(signed: Signed, tenant: str, source: str) -> Any:
+    return signed.console.receive_webhook(tenant, source, signed.headers, signed.body)
+
+
+@route("createWebhookSource")
+def create_webhook_source(call: Call) -> Any:
+    b = call.body
+    return call.console.create_webhook_source(
+        call.principal,
+        b.name,
+        mapping=b.mapping,
+        preset=b.preset,
+        default_validity_days=b.default_validity_days,
+    )
+
+
+@route("listWebhookSources")
+def list_webhook_sources(call: Call) -> Any:
+    return {"items": call.console.list_webhook_sources(call.principal)}
+
+
+@route("deleteWebhookSource")
+def delete_webhook_source(call: Call, source: str) -> None:
+    call.console.delete_webhook_source(call.principal, source)
+
+
+@route("rotateWebhookSource")
+def rotate_webhook_source(call: Call, source: str) -> Any:
+    return call.console.rotate_webhook_source(call.principal, source, call.body.overlap_hours)
+
+
+@route("listInboundDeliveries")
+def list_inbound_deliveries(call: Call, source: str) -> Any:
+    found = call.console.list_inbound_deliveries(call.principal, source, call.query.status)
+    return {"items": found}
+
+
+@route("retryInboundDelivery")
+def retry_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
+    return call.console.retry_inbound_delivery(call.principal, source, delivery_id)
+
+
+@route("dismissInboundDelivery")
+def dismiss_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
+    return call.console.dismiss_inbound_delivery(call.principal, source, delivery_id)
+
+
+@route("createWebhookEndpoint")
+def create_webhook_endpoint(call: Call) -> Any:
+    b = call.body
+    return call.console.create_webhook_endpoint(call.principal, b.url, b.event_types, b.description)
+
+
+@route("listWebhookEndpoints")
+def list_webhook_endpoints(call: Call) -> Any:
+    return {"items": call.console.list_webhook_endpoints(call.principal)}
+
+
+@route("deleteWebhookEndpoint")
+def delete_webhook_endpoint(call: Call, endpoint_id: str) -> None:
+    call.console.delete_webhook_endpoint(call.principal, endpoint_id)
+
+
+@route("rotateWebhookEndpoint")
+def rotate_webhook_endpoint(call: Call, endpoint_id: str) -> Any:
+    return call.console.rotate_webhook_endpoint(
+        call.principal, endpoint_id, call.body.overlap_hours
+    )
+
+
+@route("listWebhookDeliveries")
+def list_webhook_deliveries(call: Call) -> Any:
+    q = call.query
+    return {"items": call.console.list_outbound_deliveries(call.principal, q.status, q.endpoint_id)}
+
+
+@route("replayWebhookDelivery")
+def replay_webhook_delivery(call: Call, delivery_id: str) -> Any:
+    return call.console.replay_delivery(call.principal, delivery_id)
 
 
 route.check_complete()

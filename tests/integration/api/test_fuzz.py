@@ -124,10 +124,26 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
     )
     Buckets(local_stack, tenant.id).upload("fuzz.png", photo("uploads", "stranger-portrait.png"))
     assets = api.call("GET", "/assets?status=all", key=tenant.admin).json["items"]
+    source = api.call(
+        "POST",
+        "/webhook-sources",
+        key=tenant.admin,
+        json_body={"name": "fuzz", "preset": "generic-form"},
+    )
+    endpoint = api.call(
+        "POST",
+        "/webhook-endpoints",
+        key=tenant.admin,
+        json_body={"url": "http://127.0.0.1:9/hooks", "event_types": ["asset.approved"]},
+    )
     ids = {
         "subject_id": [subject_id],
         "consent_id": [consent.json["consent_id"]],
         "asset_id": [a["asset_id"] for a in assets],
+        "tenant": [tenant.id],
+        "source": [source.json["source"]["name"]],
+        "endpoint_id": [endpoint.json["endpoint"]["endpoint_id"]],
+        "delivery_id": ["msg_0000", "msg_unknown"],
     }
     return tenant, ids
 
@@ -178,4 +194,12 @@ def test_no_5xx_over_http(http_api: Api, fuzz_world: Any) -> None:
 def test_path_params_reach_only_real_routes() -> None:
     # Guard for the strategy above: every path parameter has real ids to draw from
     names = {n for op in OPERATIONS for n in re.findall(r"{(\w+)}", op.path)}
-    assert names == {"subject_id", "consent_id", "asset_id"}
+    assert names == {
+        "subject_id",
+        "consent_id",
+        "asset_id",
+        "tenant",
+        "source",
+        "endpoint_id",
+        "delivery_id",
+    }

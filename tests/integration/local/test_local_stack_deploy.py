@@ -122,7 +122,7 @@ def test_the_function_and_its_queue_mapping_are_deployed(stack: LocalStack) -> N
     assert mapping["BatchSize"] == 5
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["State"] == "Enabled"
-    [runtime_mapping] = stack.runtime.mappings
+    [runtime_mapping] = [m for m in stack.runtime.mappings if m.function == INGEST]
     assert runtime_mapping.batch_size == 5 and runtime_mapping.max_receive_count == 5
 
 
@@ -229,6 +229,8 @@ def test_two_stacks_share_the_emulator_without_seeing_each_other(stack: LocalSta
                 "RecheckFunction",
                 "ExpiryFunction",
                 "RemindersFunction",
+                "WebhooksInFunction",
+                "WebhooksOutFunction",
             }
         )
         assert {m.stream_arn for m in stack.runtime.stream_mappings}.isdisjoint(

@@ -19,8 +19,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     stage = stack.parameters["Stage"]
     per_stack = [
         "key policy of DataKey as JSON text",
-        # the ingest queue and the consents and subjects table streams
-        "detached moto's own delivery from 3 event source(s)",
+        # the ingest, inbound-webhook and outbox queues and the consents and subjects streams
+        "detached moto's own delivery from 5 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",
@@ -30,8 +30,11 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "versioning Enabled on AccessLogsBucket",
         "time to live on SubjectsTable.ttl",
         "time to live on ConsentsTable.ttl",
+        "time to live on WebhooksTable.ttl",
+        "time to live on IdempotencyTable.expiration",
         "secret LinkSigningSecret with a generated value",
         f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
+        f"schedule group WebhookScheduleGroup (quitclaim-{stage}-webhooks)",
         "schedule SweepSchedule (rate(1 hour))",
         "schedule RemindersSchedule (cron(0 7 * * ? *))",
     ]
@@ -57,6 +60,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "RecheckDeadLetter",
             "PurgeDeadLetter",
             "AsyncDeadLetter",
+            "InboundDeadLetter",
+            "EventsDeadLetter",
             "IngestQueueAge",
             "RecheckIteratorAge",
             "PurgeIteratorAge",
@@ -70,6 +75,10 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "RemindersThrottles",
             "ApiErrors",
             "ApiThrottles",
+            "WebhooksInErrors",
+            "WebhooksInThrottles",
+            "WebhooksOutErrors",
+            "WebhooksOutThrottles",
         ]
     }
     buckets = ["Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs"]
@@ -79,6 +88,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "IngestQueuePolicy": "AWS::SQS::QueuePolicy",
         "LinkSigningSecret": "AWS::SecretsManager::Secret",
         "ExpiryScheduleGroup": "AWS::Scheduler::ScheduleGroup",
+        "WebhookScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "SweepSchedule": "AWS::Scheduler::Schedule",
         "RemindersSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",

@@ -28,6 +28,7 @@ def test_every_runtime_dependency_has_a_place() -> None:
         "aws-lambda-powertools",
         "pydantic",
         "pydantic-settings",
+        "standardwebhooks",
     }
     assert {layers.requirement_name(r) for r in face} == layers.FACE_DISTRIBUTIONS
 
@@ -74,6 +75,8 @@ def test_the_functions_and_their_layers_come_from_the_template() -> None:
         "RecheckFunction": ["CoreLayer"],
         "ExpiryFunction": ["CoreLayer"],
         "RemindersFunction": ["CoreLayer"],
+        "WebhooksInFunction": ["CoreLayer"],
+        "WebhooksOutFunction": ["CoreLayer"],
         "APIHandler": ["CoreLayer", "FaceLayer"],
     }
 

@@ -149,7 +149,7 @@ def test_what_outlives_the_stack_is_retained_on_purpose_and_nothing_else() -> No
 
 def test_every_table_is_encrypted_with_the_key_and_recoverable() -> None:
     tables = resources("AWS::DynamoDB::Table")
-    assert len(tables) == 6
+    assert len(tables) == 8
     for logical_id, table in tables.items():
         p = table["Properties"]
         assert p["SSESpecification"] == {
@@ -265,6 +265,8 @@ def test_every_queue_has_a_dead_letter_or_is_one_and_is_encrypted() -> None:
         "RecheckDeadLetterQueue",
         "PurgeDeadLetterQueue",
         "AsyncDeadLetterQueue",
+        "InboundDeadLetterQueue",
+        "EventsDeadLetterQueue",
     }
     for logical_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
@@ -291,12 +293,12 @@ def test_alarms_cover_dead_letters_errors_throttles_and_age() -> None:
     for alarm in _alarms():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
         assert alarm["TreatMissingData"] == "notBreaching"
-    for queue in ("Ingest", "Recheck", "Purge", "Async"):
+    for queue in ("Ingest", "Recheck", "Purge", "Async", "Inbound", "Events"):
         value = json.dumps({"Fn::GetAtt": [f"{queue}DeadLetterQueue", "QueueName"]})
         assert value in _watched("ApproximateNumberOfMessagesVisible", "QueueName"), queue
     age = json.dumps({"Fn::GetAtt": ["IngestQueue", "QueueName"]})
     assert age in _watched("ApproximateAgeOfOldestMessage", "QueueName")
-    for name in ("ingest", "recheck", "expiry", "reminders", "api"):
+    for name in ("ingest", "recheck", "expiry", "reminders", "api", "webhooks-in", "webhooks-out"):
         value = json.dumps({"Fn::Sub": f"quitclaim-${{Stage}}-{name}"})
         assert value in _watched("Errors", "FunctionName"), name
         assert value in _watched("Throttles", "FunctionName"), name

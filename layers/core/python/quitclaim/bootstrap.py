@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from quitclaim.adapters.aws import aws_client
@@ -13,10 +14,14 @@ from quitclaim.adapters.dynamo import (
     DynamoTenants,
     bind_models,
 )
-from quitclaim.adapters.events import SqsEventPublisher
+from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
+from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.s3_store import S3ObjectStore
-from quitclaim.adapters.schedules import SchedulerExpirySchedules
+from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
+from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
+from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
+from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.ports import FaceEngine
@@ -29,6 +34,7 @@ from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 _clock: Clock = SystemClock()
 
@@ -126,6 +132,7 @@ def registry_service() -> Registry:
         documents_bucket=settings.documents_bucket,
         max_document_bytes=settings.max_document_bytes,
         schedules=_schedules(settings),
+        events=_events(settings),
     )
 
 
@@ -202,6 +209,95 @@ def console_service() -> Console:
         ),
         keys=ApiKeys(DynamoApiKeys()),
         assets=assets,
+        webhooks=webhook_admin(),
+        inbox=webhook_inbox(),
+    )
+
+
+# ---------------------------------------------------------------- webhooks
+
+
+def _queue(settings: Settings, url: str) -> SqsWorkQueue | None:
+    return SqsWorkQueue(aws_client("sqs", settings), url) if url else None
+
+
+@lru_cache(maxsize=1)
+def _webhook_secrets() -> SsmWebhookSecrets:
+    settings = get_settings()
+    return SsmWebhookSecrets(
+        aws_client("ssm", settings),
+        settings.webhook_secrets_prefix,
+        settings.webhook_secrets_key_id,
+    )
+
+
+def _sender(settings: Settings) -> UrllibSender:
+    return UrllibSender(allow_private=settings.webhook_allow_private_targets)
+
+
+@lru_cache(maxsize=1)
+def webhook_admin() -> WebhookAdmin:
+    settings = _bound(get_settings())
+    return WebhookAdmin(
+        store=DynamoWebhooks(),
+        secrets=_webhook_secrets(),
+        sender=_sender(settings),
+        clock=_clock,
+        replays=_queue(settings, settings.events_queue_url),
+        inbound_queue=_queue(settings, settings.inbound_queue_url),
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_inbox() -> WebhookInbox:
+    settings = _bound(get_settings())
+    queue = _queue(settings, settings.inbound_queue_url)
+    return WebhookInbox(
+        store=DynamoWebhooks(),
+        secrets=_webhook_secrets(),
+        signature=StandardWebhooksSignature(),
+        guard=PowertoolsOnce(
+            settings.idempotency_table,
+            aws_client("dynamodb", settings),
+            expires_after_s=settings.webhook_dedupe_days * 86400,
+        ),
+        queue=queue if queue is not None else _NoQueue(),
+        clock=_clock,
+    )
+
+
+class _NoQueue:
+    """A stack without the inbound queue refuses deliveries (fail closed, 503)."""
+
+    def send(self, item: object) -> None:
+        from quitclaim.domain.errors import DependencyFailed
+
+        raise DependencyFailed("the inbound webhook queue is not configured")
+
+
+@lru_cache(maxsize=1)
+def apply_inbound_service() -> ApplyInbound:
+    _bound(get_settings())
+    return ApplyInbound(store=DynamoWebhooks(), registry=registry_service(), clock=_clock)
+
+
+@lru_cache(maxsize=1)
+def webhook_dispatcher() -> WebhookDispatcher:
+    settings = _bound(get_settings())
+    return WebhookDispatcher(
+        store=DynamoWebhooks(),
+        secrets=_webhook_secrets(),
+        signature=StandardWebhooksSignature(),
+        sender=_sender(settings),
+        schedules=SchedulerRetrySchedules(
+            aws_client("scheduler", settings),
+            group=settings.webhook_schedule_group,
+            target_arn=settings.webhook_target_arn,
+            role_arn=settings.scheduler_role_arn,
+        ),
+        clock=_clock,
+        wall_clock=SystemClock(),
+        retry_window=timedelta(hours=settings.webhook_retry_window_hours),
     )
 
 
@@ -220,5 +316,10 @@ def reset_container(*, keep_settings: bool = False) -> None:
         _recheck,
         _placement,
         _link_key,
+        _webhook_secrets,
+        webhook_admin,
+        webhook_inbox,
+        apply_inbound_service,
+        webhook_dispatcher,
     ):
         cached.cache_clear()

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     consents_table: str = "quitclaim-consents"
     assets_table: str = "quitclaim-assets"
     appearances_table: str = "quitclaim-appearances"
+    webhooks_table: str = "quitclaim-webhooks"
+    idempotency_table: str = "quitclaim-idempotency"
 
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
@@ -78,6 +80,20 @@ class Settings(BaseSettings):
     link_secret_arn: str = ""
     # The outbound-event outbox (webhooks to the DAM and CRMs consume it).
     events_queue_url: str = ""
+    # Webhooks: verified inbound deliveries wait here for the worker.
+    inbound_queue_url: str = ""
+    # Signing secrets: SSM SecureString parameters under this path, this key.
+    webhook_secrets_prefix: str = "/quitclaim/webhooks"
+    webhook_secrets_key_id: str = ""
+    # Retries of outbound deliveries: one-time schedules on this function.
+    webhook_target_arn: str = ""
+    webhook_schedule_group: str = "default"
+    # A receiver gets at least this long to come back before the dead-letter list.
+    webhook_retry_window_hours: float = Field(default=24.0, ge=24.0, le=24 * 7)
+    # How long a webhook-id is remembered (longer than any sender's retries).
+    webhook_dedupe_days: int = Field(default=7, ge=1, le=30)
+    # Production refuses http:// and private addresses (SSRF); the local stack allows them.
+    webhook_allow_private_targets: bool = False
     reminder_days: tuple[int, ...] = (30, 7, 1)
     renewal_days: int = 365
     link_ttl_days: int = 45

@@ -36,6 +36,9 @@ _AUDIT_FIELDS = frozenset(
         "duplicate",
         "dest_bucket",
         "source",
+        "reason",
+        "endpoint_id",
+        "delivery_id",
     }
 )
 

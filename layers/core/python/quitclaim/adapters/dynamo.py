@@ -163,6 +163,7 @@ class ConsentModel(_Base):
     document_key = UnicodeAttribute(null=True)
     document_sha256 = UnicodeAttribute(null=True)
     document_type = UnicodeAttribute(null=True)
+    document_url = UnicodeAttribute(null=True)  # evidence held by the sending tool
     ttl = TTLAttribute(null=True)
 
 
@@ -220,6 +221,28 @@ class AppearanceModel(_Base):
     decided_at = UTCDateTimeAttribute()
 
 
+class WebhookModel(_Base):
+    """Webhook sources, endpoints and deliveries of a tenant (one partition each).
+
+    ``sk``: ``source#{name}``, ``endpoint#{id}``, ``in#{source}#{webhook-id}``,
+    ``out#{delivery id}``. Inbound payloads (which hold contact details) are
+    kept only until applied; signing secrets live in SSM, never here.
+    """
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()  # source | endpoint | in | out
+    status = UnicodeAttribute(null=True)
+    data = JSONAttribute(default=dict)  # the value object's other fields
+    payload = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    created_at = UTCDateTimeAttribute()
+    ttl = TTLAttribute(null=True)
+
+
 _TABLES: dict[type[Model], str] = {
     TenantModel: "tenants_table",
     ApiKeyModel: "api_keys_table",
@@ -227,6 +250,7 @@ _TABLES: dict[type[Model], str] = {
     ConsentModel: "consents_table",
     AssetModel: "assets_table",
     AppearanceModel: "appearances_table",
+    WebhookModel: "webhooks_table",
 }
 
 
@@ -529,6 +553,29 @@ class DynamoSubjects:
     def exists(self, tenant: str, subject_id: str) -> bool:
         return self.get(tenant, subject_id) is not None
 
+    def find(self, tenant: str, *, external_ref: str | None, email: str | None) -> list[str]:
+        """Ids of the tenant's subjects with this external reference, else this e-mail.
+
+        A query of the tenant's partition (contact fields only); e-mail is
+        compared case-insensitively.
+        """
+        with _dependency("subjects query"):
+            items = list(
+                SubjectModel.query(
+                    tenant,
+                    consistent_read=True,
+                    attributes_to_get=["subject_id", "external_ref", "email"],
+                )
+            )
+        if external_ref:
+            by_ref = sorted(i.subject_id for i in items if i.external_ref == external_ref)
+            if by_ref:
+                return by_ref
+        if email:
+            wanted = email.casefold()
+            return sorted(i.subject_id for i in items if (i.email or "").casefold() == wanted)
+        return []
+
     def display_names(self, tenant: str) -> dict[str, str]:
         with _dependency("subjects query"):
             return {
@@ -591,6 +638,7 @@ def _evidence_from(item: ConsentModel) -> Evidence | None:
         document_key=item.document_key,
         document_sha256=item.document_sha256,
         document_type=item.document_type,
+        document_url=item.document_url,
     )
 
 
@@ -663,10 +711,16 @@ class DynamoConsents:
             document_key=evidence.document_key if evidence else None,
             document_sha256=evidence.document_sha256 if evidence else None,
             document_type=evidence.document_type if evidence else None,
+            document_url=evidence.document_url if evidence else None,
             expiry_day=_day(consent.expires_at),
         )
         with _dependency("consent write"):
-            item.save(condition=ConsentModel.pk.does_not_exist())
+            try:
+                item.save(condition=ConsentModel.pk.does_not_exist())
+            except PutError as exc:
+                if _conditional_failed(exc):
+                    raise Conflict(f"consent {consent.consent_id} exists", code="exists") from None
+                raise
 
     def change(self, before: Consent, after: Consent, event: ConsentEvent) -> Consent:
         """Apply a renewal or withdrawal if nobody changed the consent meanwhile.

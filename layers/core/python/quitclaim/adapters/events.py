@@ -10,6 +10,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from quitclaim.domain.errors import DependencyFailed
 from quitclaim.observability import count, logger
 
 
@@ -52,3 +53,22 @@ class SqsEventPublisher:
             count("OutboundEventFailed")
             return
         count("OutboundEvents")
+
+
+class SqsWorkQueue:
+    """Small JSON work items (ids only) on an SQS queue: inbound deliveries, replays."""
+
+    def __init__(self, client: Any, queue_url: str) -> None:
+        self._sqs = client
+        self._queue = queue_url
+
+    def send(self, item: Mapping[str, Any]) -> None:
+        """Enqueue durably or raise ``DependencyFailed`` (the caller must not ack)."""
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue,
+                MessageBody=json.dumps(dict(item), separators=(",", ":"), sort_keys=True),
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise DependencyFailed(f"queue send failed: {code}") from exc

@@ -1,10 +1,10 @@
-"""EventBridge Scheduler: one one-time schedule per consent, at its expiry."""
+"""EventBridge Scheduler: one-time schedules (a consent's expiry, a webhook retry)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -72,3 +72,38 @@ class SchedulerExpirySchedules:
 
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "unknown"))
+
+
+class SchedulerRetrySchedules:
+    """One-time schedules that retry an outbound webhook delivery at a given time."""
+
+    def __init__(self, client: Any, *, group: str, target_arn: str, role_arn: str) -> None:
+        self._scheduler = client
+        self._group = group
+        self._target = target_arn
+        self._role = role_arn
+
+    def retry_at(self, tenant: str, delivery_id: str, attempt: int, at: datetime) -> None:
+        """Schedule attempt number ``attempt`` (idempotent: the name carries it)."""
+        digest = hashlib.sha256(f"{tenant}#{delivery_id}".encode()).hexdigest()[:24]
+        params: dict[str, Any] = {
+            "Name": f"webhook-{digest}-{attempt}",
+            "GroupName": self._group,
+            "ScheduleExpression": f"at({at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S')})",
+            "ScheduleExpressionTimezone": "UTC",
+            "FlexibleTimeWindow": {"Mode": "OFF"},
+            "ActionAfterCompletion": "DELETE",
+            "Target": {
+                "Arn": self._target,
+                "RoleArn": self._role,
+                "Input": json.dumps(
+                    {"kind": "webhook_retry", "tenant": tenant, "delivery_id": delivery_id}
+                ),
+                "RetryPolicy": {"MaximumRetryAttempts": 10},
+            },
+        }
+        try:
+            self._scheduler.create_schedule(**params)
+        except ClientError as exc:
+            if _code(exc) != "ConflictException":  # scheduled already: fine
+                raise DependencyFailed(f"scheduler failed: {_code(exc)}") from exc

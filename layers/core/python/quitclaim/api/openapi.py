@@ -22,6 +22,13 @@ from quitclaim.api.errors import ERROR_SCHEMA
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, IssuedKey, Role, Subject
+from quitclaim.domain.webhooks import (
+    InboundDelivery,
+    IssuedSecret,
+    OutboundDelivery,
+    WebhookEndpoint,
+    WebhookSource,
+)
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"
@@ -51,6 +58,8 @@ class Operation:
     summary: str
     tag: str
     role: Role | None = Role.REVIEWER  # minimum role; None: no key needed
+    # Authenticated by a Standard Webhooks signature instead of a key (role None).
+    signed: bool = False
     body: type[s.Body] | None = None
     query: type[s.Query] | None = None
     status: int = 200
@@ -340,6 +349,170 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+_SOURCE = "/webhook-sources/{source}"
+_ENDPOINT = "/webhook-endpoints/{endpoint_id}"
+
+WEBHOOK_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "receiveWebhook",
+        "POST",
+        "/webhooks/{tenant}/{source}",
+        "A marketing tool's consent event (Standard Webhooks signature)",
+        "webhooks",
+        role=None,
+        signed=True,
+        status=202,
+        response="WebhookReceipt",
+        errors=(400, 401, 409, 413, 422, 503),
+        description=(
+            "Signed with the source's secret: `webhook-id`, `webhook-timestamp` (5 minutes "
+            "tolerance) and `webhook-signature` headers. Answers 202 once the delivery is "
+            "stored and queued, `duplicate` for a webhook-id seen before, 422 (and parks the "
+            "delivery for review) when the payload does not fit the source's mapping."
+        ),
+    ),
+    Operation(
+        "createWebhookSource",
+        "POST",
+        "/webhook-sources",
+        "Register an inbound source (answers its signing secret once)",
+        "webhooks",
+        role=_ADMIN,
+        body=s.CreateWebhookSource,
+        status=201,
+        response="WebhookSourceCreated",
+        errors=(400, 409),
+    ),
+    Operation(
+        "listWebhookSources",
+        "GET",
+        "/webhook-sources",
+        "Inbound sources",
+        "webhooks",
+        role=_ADMIN,
+        response="WebhookSourceList",
+    ),
+    Operation(
+        "deleteWebhookSource",
+        "DELETE",
+        _SOURCE,
+        "Remove a source and its secret",
+        "webhooks",
+        role=_ADMIN,
+        status=204,
+        errors=(404,),
+    ),
+    Operation(
+        "rotateWebhookSource",
+        "POST",
+        f"{_SOURCE}/rotate",
+        "A new signing secret; the old one stays valid for the overlap",
+        "webhooks",
+        role=_ADMIN,
+        body=s.RotateSecret,
+        response="IssuedSecret",
+        errors=(400, 404),
+    ),
+    Operation(
+        "listInboundDeliveries",
+        "GET",
+        f"{_SOURCE}/deliveries",
+        "A source's deliveries (parked ones wait for review)",
+        "webhooks",
+        role=_ADMIN,
+        query=s.InboundQuery,
+        response="InboundDeliveryList",
+        errors=(400, 404),
+    ),
+    Operation(
+        "retryInboundDelivery",
+        "POST",
+        f"{_SOURCE}/deliveries/{{delivery_id}}/retry",
+        "Apply a parked delivery again",
+        "webhooks",
+        role=_ADMIN,
+        status=202,
+        response="InboundDelivery",
+        errors=(404, 409),
+    ),
+    Operation(
+        "dismissInboundDelivery",
+        "POST",
+        f"{_SOURCE}/deliveries/{{delivery_id}}/dismiss",
+        "Close a parked delivery without applying it",
+        "webhooks",
+        role=_ADMIN,
+        response="InboundDelivery",
+        errors=(404, 409),
+    ),
+    Operation(
+        "createWebhookEndpoint",
+        "POST",
+        "/webhook-endpoints",
+        "Register a receiver of events (answers its signing secret once)",
+        "webhooks",
+        role=_ADMIN,
+        body=s.CreateWebhookEndpoint,
+        status=201,
+        response="WebhookEndpointCreated",
+        errors=(400,),
+    ),
+    Operation(
+        "listWebhookEndpoints",
+        "GET",
+        "/webhook-endpoints",
+        "Receivers of events",
+        "webhooks",
+        role=_ADMIN,
+        response="WebhookEndpointList",
+    ),
+    Operation(
+        "deleteWebhookEndpoint",
+        "DELETE",
+        _ENDPOINT,
+        "Remove a receiver and its secret",
+        "webhooks",
+        role=_ADMIN,
+        status=204,
+        errors=(404,),
+    ),
+    Operation(
+        "rotateWebhookEndpoint",
+        "POST",
+        f"{_ENDPOINT}/rotate",
+        "A new signing secret; both sign every delivery during the overlap",
+        "webhooks",
+        role=_ADMIN,
+        body=s.RotateSecret,
+        response="IssuedSecret",
+        errors=(400, 404),
+    ),
+    Operation(
+        "listWebhookDeliveries",
+        "GET",
+        "/webhook-deliveries",
+        "Outbound deliveries with their status (dead: the dead-letter list)",
+        "webhooks",
+        role=_ADMIN,
+        query=s.DeliveryQuery,
+        response="OutboundDeliveryList",
+        errors=(400,),
+    ),
+    Operation(
+        "replayWebhookDelivery",
+        "POST",
+        "/webhook-deliveries/{delivery_id}/replay",
+        "Send a dead or delivered event again (same webhook-id)",
+        "webhooks",
+        role=_ADMIN,
+        status=202,
+        response="OutboundDelivery",
+        errors=(404, 409, 503),
+    ),
+)
+
+OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS
+
 # The release answers 202 while it waits for the second reviewer.
 EXTRA_SUCCESS = {
     "releaseAsset": {202: ("Release requested; waiting for a second reviewer", "AssetRecord")}
@@ -356,7 +529,18 @@ def _component_schemas() -> dict[str, Any]:
     )
     _, request = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components: dict[str, Any] = dict(request.get("$defs", {}))
-    for cls in (Subject, ConsentView, AssetRecord, TenantPolicy, IssuedKey):
+    for cls in (
+        Subject,
+        ConsentView,
+        AssetRecord,
+        TenantPolicy,
+        IssuedKey,
+        WebhookSource,
+        WebhookEndpoint,
+        InboundDelivery,
+        OutboundDelivery,
+        IssuedSecret,
+    ):
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))
         components[cls.__name__] = schema
@@ -393,6 +577,35 @@ def _component_schemas() -> dict[str, Any]:
                     "expires_at": {"type": ["string", "null"], "format": "date-time"},
                 },
             },
+            "WebhookReceipt": {
+                "type": "object",
+                "required": ["status", "delivery_id"],
+                "properties": {
+                    "status": {"enum": ["accepted", "duplicate", "ignored"]},
+                    "delivery_id": {"type": "string"},
+                },
+            },
+            "WebhookSourceCreated": {
+                "type": "object",
+                "required": ["source", "secret", "url_path"],
+                "properties": {
+                    "source": _ref("WebhookSource"),
+                    "secret": {"type": "string", "description": "Shown once: whsec_..."},
+                    "url_path": {"type": "string"},
+                },
+            },
+            "WebhookEndpointCreated": {
+                "type": "object",
+                "required": ["endpoint", "secret"],
+                "properties": {
+                    "endpoint": _ref("WebhookEndpoint"),
+                    "secret": {"type": "string", "description": "Shown once: whsec_..."},
+                },
+            },
+            "WebhookSourceList": _list("WebhookSource"),
+            "WebhookEndpointList": _list("WebhookEndpoint"),
+            "InboundDeliveryList": _list("InboundDelivery"),
+            "OutboundDeliveryList": _list("OutboundDelivery"),
             "SubjectPage": _page("Subject"),
             "AssetPage": _page("AssetRecord"),
             "ConsentList": {
@@ -416,6 +629,14 @@ def _component_schemas() -> dict[str, Any]:
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": REF.format(model=name)}
+
+
+def _list(item: str) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["items"],
+        "properties": {"items": {"type": "array", "items": _ref(item)}},
+    }
 
 
 def _page(item: str) -> dict[str, Any]:
@@ -464,6 +685,8 @@ def _responses(op: Operation) -> dict[str, Any]:
     codes = set(op.errors) | {500}
     if op.role is not None:
         codes |= {401, 403}
+    if op.signed:
+        codes |= {401}
     for status in sorted(codes):
         responses[str(status)] = {
             "description": _ERROR_TEXT.get(status, "Error"),
@@ -482,10 +705,18 @@ def _operation(op: Operation) -> dict[str, Any]:
     }
     if op.description:
         entry["description"] = op.description
-    if op.role is None:
+    if op.signed:
+        entry["security"] = []
+        entry["x-quitclaim-auth"] = "standard-webhooks-signature"
+    elif op.role is None:
         entry["security"] = []
     else:
         entry["x-quitclaim-role"] = op.role.value
+    if op.signed:
+        entry["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
     if op.body is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(op.body.__name__)}}
         for media in op.raw_types:

@@ -27,7 +27,7 @@ from quitclaim.api.auth import authenticate
 from quitclaim.api.openapi import BY_ID, OPERATIONS, Operation
 from quitclaim.api.schemas import Body, Query, is_id
 from quitclaim.api.serialize import to_json
-from quitclaim.domain.errors import NotFound, ValidationFailed
+from quitclaim.domain.errors import NotFound, Unauthorized, ValidationFailed
 from quitclaim.domain.registry import Principal
 from quitclaim.observability import logger
 
@@ -51,6 +51,15 @@ class Call:
     query: Any = None  # the operation's validated query model
     raw: bytes | None = None  # a raw (non-JSON) body, e.g. one photo
     content_type: str = "application/json"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """What a signature-authenticated view (an inbound webhook) gets."""
+
+    console: Console
+    headers: dict[str, str]
+    body: bytes
 
 
 @dataclass(frozen=True)
@@ -106,7 +115,15 @@ class Router:
                 request = self.app.current_request
                 if request is None:  # Chalice sets it before any view runs
                     raise RuntimeError("no current request")
-                if op.role is None:
+                if op.signed:
+                    # The view verifies the signature before it reads the body.
+                    if not all(is_id(value) for value in path.values()):
+                        raise Unauthorized("unknown source or invalid signature")
+                    raw = request.raw_body
+                    body = (raw.encode() if isinstance(raw, str) else raw) or b""
+                    signed = Signed(self._console(), dict(request.headers), body)
+                    reply = _as_reply(op, view(signed, **path))
+                elif op.role is None:
                     # Public routes (links in e-mails) get their query, never a principal.
                     args = [_query(op.query, request)] if op.query else []
                     reply = _as_reply(op, view(*args))

@@ -308,3 +308,38 @@ class LinkQuery(Query):
     """The signed token of a renewal or withdrawal link."""
 
     token: str = Field(min_length=16, max_length=2048)
+
+
+# ------------------------------------------------------------------ webhooks
+
+WebhookName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+
+class CreateWebhookSource(Body):
+    """An inbound source: a shipped ``preset`` or your own ``mapping`` (exactly one)."""
+
+    name: WebhookName
+    preset: ShortText | None = None
+    mapping: dict[str, Any] | None = None
+    default_validity_days: int = Field(default=365, ge=1, le=3650)
+
+
+class RotateSecret(Body):
+    overlap_hours: float = Field(
+        default=24, ge=0, le=168, description="How long the old secret stays valid."
+    )
+
+
+class CreateWebhookEndpoint(Body):
+    url: str = Field(min_length=8, max_length=2048)
+    event_types: list[ShortText] = Field(default_factory=list, max_length=20)
+    description: str = Field(default="", max_length=200)
+
+
+class InboundQuery(Query):
+    status: Literal["queued", "applied", "ignored", "parked", "dismissed"] | None = None
+
+
+class DeliveryQuery(Query):
+    status: Literal["pending", "retrying", "delivered", "dead"] | None = None
+    endpoint_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)

@@ -5,7 +5,7 @@ Pure typing: no boto3, no pynamodb here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -13,6 +13,14 @@ from typing import Any, Protocol
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
+from quitclaim.domain.webhooks import (
+    InboundDelivery,
+    InboundStatus,
+    OutboundDelivery,
+    SecretSet,
+    WebhookEndpoint,
+    WebhookSource,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +93,10 @@ class SubjectRepository(Protocol):
     def add_template(self, tenant: str, subject_id: str, template: bytes) -> None: ...
 
     def exists(self, tenant: str, subject_id: str) -> bool: ...
+
+    def find(self, tenant: str, *, external_ref: str | None, email: str | None) -> list[str]:
+        """Subject ids by external reference first, else by e-mail (case-insensitive)."""
+        ...
 
     def display_names(self, tenant: str) -> dict[str, str]:
         """subject_id → display name (for people-facing views, never for logs)."""
@@ -223,6 +235,98 @@ class EventPublisher(Protocol):
     """The outbox: events for the tenant's webhooks (ids only, never names)."""
 
     def publish(self, event_type: str, tenant: str, data: Mapping[str, Any]) -> None: ...
+
+
+class WorkQueue(Protocol):
+    """Durable work items (ids only) for a worker function."""
+
+    def send(self, item: Mapping[str, Any]) -> None:
+        """Enqueue or raise ``DependencyFailed``."""
+        ...
+
+
+class WebhookRepository(Protocol):
+    def put_source(self, source: WebhookSource, *, new: bool) -> None: ...
+
+    def source(self, tenant: str, name: str) -> WebhookSource | None: ...
+
+    def sources(self, tenant: str) -> list[WebhookSource]: ...
+
+    def delete_source(self, tenant: str, name: str) -> None: ...
+
+    def put_endpoint(self, endpoint: WebhookEndpoint, *, new: bool) -> None: ...
+
+    def endpoint(self, tenant: str, endpoint_id: str) -> WebhookEndpoint | None: ...
+
+    def endpoints(self, tenant: str) -> list[WebhookEndpoint]: ...
+
+    def delete_endpoint(self, tenant: str, endpoint_id: str) -> None: ...
+
+    def create_inbound(self, delivery: InboundDelivery, payload: str | None) -> bool: ...
+
+    def inbound(
+        self, tenant: str, source: str, delivery_id: str
+    ) -> tuple[InboundDelivery, str | None] | None: ...
+
+    def finish_inbound(
+        self, delivery: InboundDelivery, *, expected: InboundStatus, keep_payload: bool
+    ) -> None: ...
+
+    def inbound_deliveries(
+        self, tenant: str, source: str | None, status: str | None
+    ) -> list[InboundDelivery]: ...
+
+    def create_outbound(self, delivery: OutboundDelivery, payload: str) -> bool: ...
+
+    def outbound(self, tenant: str, delivery_id: str) -> tuple[OutboundDelivery, str] | None: ...
+
+    def claim_attempt(
+        self, delivery: OutboundDelivery, at: datetime
+    ) -> OutboundDelivery | None: ...
+
+    def record_outbound(self, delivery: OutboundDelivery) -> None: ...
+
+    def reset_outbound(self, delivery: OutboundDelivery) -> OutboundDelivery: ...
+
+    def outbound_deliveries(
+        self, tenant: str, status: str | None, endpoint_id: str | None
+    ) -> list[OutboundDelivery]: ...
+
+
+class WebhookSecrets(Protocol):
+    def get(
+        self, tenant: str, kind: str, name: str, *, fresh: bool = False
+    ) -> SecretSet | None: ...
+
+    def put(self, tenant: str, kind: str, name: str, value: SecretSet) -> None: ...
+
+    def delete(self, tenant: str, kind: str, name: str) -> None: ...
+
+
+class WebhookSignature(Protocol):
+    def verify(self, secrets: Sequence[str], headers: Mapping[str, str], body: bytes) -> bool: ...
+
+    def headers(
+        self, secrets: Sequence[str], message_id: str, at: datetime, body: str
+    ) -> dict[str, str]: ...
+
+
+class WebhookSender(Protocol):
+    def check_url(self, url: str) -> None: ...
+
+    def post(
+        self, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int | None, str | None]: ...
+
+
+class OnceGuard(Protocol):
+    def once(
+        self, key: Mapping[str, str], digest: str, action: Callable[[], dict[str, Any]]
+    ) -> tuple[dict[str, Any], bool]: ...
+
+
+class RetrySchedules(Protocol):
+    def retry_at(self, tenant: str, delivery_id: str, attempt: int, at: datetime) -> None: ...
 
 
 class Clock(Protocol):

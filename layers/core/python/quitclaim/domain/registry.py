@@ -76,6 +76,7 @@ class Evidence:
     document_key: str | None = None
     document_sha256: str | None = None
     document_type: str | None = None
+    document_url: str | None = None  # where the sending tool keeps the signed form
 
 
 @dataclass(frozen=True, slots=True)

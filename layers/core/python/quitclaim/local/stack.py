@@ -83,7 +83,8 @@ class LocalStack:
         self.template_path = Path(template_path or default_template_path()).resolve()
         self.region = region
         self.stack_name = stack_name
-        self.parameters = dict(parameters or {})
+        # Local receivers listen on loopback over http: let outbound webhooks reach them.
+        self.parameters = {"WebhookTargets": "any", **(parameters or {})}
         self._emulator = Emulator(port=port)
         self._deployment: Deployment | None = None
         self._runtime: LocalRuntime | None = None

@@ -8,10 +8,10 @@ tenant's ids therefore simply do not exist for the caller (``NotFound``).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from quitclaim.domain.errors import Forbidden, ValidationFailed
+from quitclaim.domain.errors import DependencyFailed, Forbidden, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import AssetRepository
 from quitclaim.domain.records import AssetRecord
@@ -24,9 +24,17 @@ from quitclaim.domain.registry import (
     Role,
     Subject,
 )
+from quitclaim.domain.webhooks import (
+    InboundDelivery,
+    IssuedSecret,
+    OutboundDelivery,
+    WebhookEndpoint,
+    WebhookSource,
+)
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.review import Review
+from quitclaim.usecases.webhooks import Receipt, WebhookAdmin, WebhookInbox
 
 MAX_PAGE = 200
 
@@ -35,12 +43,21 @@ class Console:
     """Facade over the registry, review and policy use-cases (built in bootstrap)."""
 
     def __init__(
-        self, *, registry: Registry, review: Review, keys: ApiKeys, assets: AssetRepository
+        self,
+        *,
+        registry: Registry,
+        review: Review,
+        keys: ApiKeys,
+        assets: AssetRepository,
+        webhooks: WebhookAdmin | None = None,
+        inbox: WebhookInbox | None = None,
     ) -> None:
         self._registry = registry
         self._review = review
         self._keys = keys
         self._assets = assets
+        self._webhooks = webhooks
+        self._inbox = inbox
 
     # -- keys and tenants ---------------------------------------------------
     def resolve_key(self, secret: str) -> Principal:
@@ -242,6 +259,117 @@ class Console:
 
     def delete_asset(self, principal: Principal, asset_id: str, justification: str) -> None:
         self._review.delete(principal, asset_id, justification)
+
+    # -- webhooks -------------------------------------------------------------
+    def receive_webhook(
+        self, tenant: str, source: str, headers: Mapping[str, str], body: bytes
+    ) -> Receipt:
+        """A marketing tool's signed delivery (no API key: the signature is the auth)."""
+        return self._inbox_or_fail().receive(tenant, source, headers, body)
+
+    def create_webhook_source(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        mapping: Mapping[str, Any] | None,
+        preset: str | None,
+        default_validity_days: int,
+    ) -> dict[str, Any]:
+        _admin(principal)
+        source, secret = self._admin_webhooks().register_source(
+            principal.tenant,
+            name,
+            mapping=mapping,
+            preset=preset,
+            default_validity_days=default_validity_days,
+        )
+        return {
+            "source": source,
+            "secret": secret.secret,
+            "url_path": f"/webhooks/{source.tenant}/{source.name}",
+        }
+
+    def list_webhook_sources(self, principal: Principal) -> list[WebhookSource]:
+        _admin(principal)
+        return self._admin_webhooks().sources(principal.tenant)
+
+    def delete_webhook_source(self, principal: Principal, name: str) -> None:
+        _admin(principal)
+        self._admin_webhooks().delete_source(principal.tenant, name)
+
+    def rotate_webhook_source(
+        self, principal: Principal, name: str, overlap_hours: float
+    ) -> IssuedSecret:
+        _admin(principal)
+        return self._admin_webhooks().rotate_source_secret(
+            principal.tenant, name, timedelta(hours=overlap_hours)
+        )
+
+    def list_inbound_deliveries(
+        self, principal: Principal, name: str, status: str | None
+    ) -> list[InboundDelivery]:
+        _admin(principal)
+        admin = self._admin_webhooks()
+        admin.source(principal.tenant, name)
+        return admin.inbound_deliveries(principal.tenant, name, status)
+
+    def retry_inbound_delivery(
+        self, principal: Principal, name: str, delivery_id: str
+    ) -> InboundDelivery:
+        _admin(principal)
+        return self._admin_webhooks().retry_inbound(principal.tenant, name, delivery_id)
+
+    def dismiss_inbound_delivery(
+        self, principal: Principal, name: str, delivery_id: str
+    ) -> InboundDelivery:
+        _admin(principal)
+        return self._admin_webhooks().dismiss_inbound(principal.tenant, name, delivery_id)
+
+    def create_webhook_endpoint(
+        self, principal: Principal, url: str, event_types: Sequence[str], description: str
+    ) -> dict[str, Any]:
+        _admin(principal)
+        endpoint, secret = self._admin_webhooks().register_endpoint(
+            principal.tenant, url, list(event_types), description
+        )
+        return {"endpoint": endpoint, "secret": secret.secret}
+
+    def list_webhook_endpoints(self, principal: Principal) -> list[WebhookEndpoint]:
+        _admin(principal)
+        return self._admin_webhooks().endpoints(principal.tenant)
+
+    def delete_webhook_endpoint(self, principal: Principal, endpoint_id: str) -> None:
+        _admin(principal)
+        self._admin_webhooks().delete_endpoint(principal.tenant, endpoint_id)
+
+    def rotate_webhook_endpoint(
+        self, principal: Principal, endpoint_id: str, overlap_hours: float
+    ) -> IssuedSecret:
+        _admin(principal)
+        return self._admin_webhooks().rotate_endpoint_secret(
+            principal.tenant, endpoint_id, timedelta(hours=overlap_hours)
+        )
+
+    def list_outbound_deliveries(
+        self, principal: Principal, status: str | None, endpoint_id: str | None
+    ) -> list[OutboundDelivery]:
+        _admin(principal)
+        return self._admin_webhooks().outbound_deliveries(principal.tenant, status, endpoint_id)
+
+    def replay_delivery(self, principal: Principal, delivery_id: str) -> OutboundDelivery:
+        _admin(principal)
+        return self._admin_webhooks().replay(principal.tenant, delivery_id)
+
+    def _admin_webhooks(self) -> WebhookAdmin:
+        if self._webhooks is None:
+            raise DependencyFailed("webhooks are not configured")
+        return self._webhooks
+
+    def _inbox_or_fail(self) -> WebhookInbox:
+        if self._inbox is None:
+            raise DependencyFailed("webhooks are not configured")
+        return self._inbox
 
 
 _STATUSES = {"approved", "quarantined", "rejected", "deleted"}

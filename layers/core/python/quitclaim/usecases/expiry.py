@@ -105,3 +105,5 @@ class Expiry:
         for asset_id in self._assets.appearances(tenant, subject_id):
             self._assets.remove_appearance(tenant, subject_id, asset_id)
         audit("subject.purged", tenant=tenant, subject_id=subject_id, source="ttl")
+        if self._events is not None:
+            self._events.publish("subject.erased", tenant, {"subject_id": subject_id})

@@ -26,6 +26,7 @@ from quitclaim.domain.models import Consent, ScanMode, TenantPolicy, is_tenant_i
 from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
+    EventPublisher,
     ExpirySchedules,
     ObjectStore,
     SubjectRepository,
@@ -80,6 +81,7 @@ class Registry:
     documents_bucket: str = ""
     max_document_bytes: int = 10 * 1024 * 1024
     schedules: ExpirySchedules | None = None
+    events: EventPublisher | None = None
 
     # -- tenants ------------------------------------------------------------
     def create_tenant(self, policy: TenantPolicy) -> TenantPolicy:
@@ -134,6 +136,14 @@ class Registry:
         audit("subject.created", tenant=tenant, subject_id=subject.subject_id, source="registry")
         return self.subject(tenant, subject.subject_id)
 
+    def find_subjects(
+        self, tenant: str, *, external_ref: str | None = None, email: str | None = None
+    ) -> list[str]:
+        """Subject ids with this external reference, else this e-mail (may be several)."""
+        if not external_ref and not email:
+            return []
+        return self.subjects.find(tenant, external_ref=external_ref, email=email)
+
     def subject(self, tenant: str, subject_id: str) -> Subject:
         found = self.subjects.get(tenant, subject_id)
         if found is None:
@@ -168,6 +178,8 @@ class Registry:
         audit("subject.deleted", tenant=tenant, subject_id=subject_id, source=actor)
         if self.recheck is not None:
             self.recheck.recheck_subject(tenant, subject_id, actor=actor)
+        if self.events is not None:
+            self.events.publish("subject.erased", tenant, {"subject_id": subject_id})
 
     def retain_subject_until(self, tenant: str, subject_id: str, at: datetime) -> None:
         """Keep the person's record (and templates) only until ``at``.
@@ -255,9 +267,16 @@ class Registry:
         form_version: str = "unspecified",
         document: bytes | None = None,
         document_type: str | None = None,
+        document_url: str | None = None,
+        consent_id: str | None = None,
         actor: str = "system",
     ) -> Consent:
-        """Record a signed quitclaim for the given purposes and window."""
+        """Record a signed quitclaim for the given purposes and window.
+
+        ``consent_id``: a caller that may repeat the same grant (a webhook
+        redelivered) passes a stable id; the repeat then raises ``Conflict``
+        (code ``exists``) instead of recording a second consent.
+        """
         policy = self.policy(tenant)
         wanted = frozenset(p.strip().lower() for p in purposes if p.strip())
         if not wanted:
@@ -282,12 +301,14 @@ class Registry:
         consent = Consent(
             tenant=tenant,
             subject_id=subject_id,
-            consent_id=new_id("con"),
+            consent_id=consent_id or new_id("con"),
             purposes=wanted,
             valid_from=valid_from,
             expires_at=expires_at,
         )
-        evidence = Evidence(signer=signer, form_version=form_version, source=source)
+        evidence = Evidence(
+            signer=signer, form_version=form_version, source=source, document_url=document_url
+        )
         if document is not None:
             evidence = self._store_document(consent, document, document_type, evidence)
         self.consents.save(consent, source=source, evidence=evidence, actor=actor)

@@ -1,0 +1,395 @@
+"""Inbound webhooks over real HTTP on loopback: signatures, exactly-once, mappings, parking.
+
+A marketing tool posts Standard Webhooks signed JSON to
+``/webhooks/{tenant}/{source}``; the API answers after a durable enqueue and
+the inbound worker (the deployed function, run by the local runtime) applies
+it through the registry. Every refusal is checked against the tables: a
+refused delivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from quitclaim.bootstrap import registry_service
+from tests.conftest import DEMO_NOW
+from tests.integration.api.conftest import (
+    Buckets,
+    HttpApi,
+    assert_error,
+    asset_id_of,
+    b64,
+    make_tenant,
+    photo,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class Hook:
+    """One tenant with a person held in quarantine and a generic-form source."""
+
+    tenant: Any
+    subject_id: str
+    asset_id: str
+    buckets: Buckets
+    secret: str
+    path: str
+
+
+def sample(name: str) -> dict[str, Any]:
+    from importlib import resources
+
+    folder = resources.files("quitclaim") / "webhook_mappings" / "samples"
+    loaded: dict[str, Any] = json.loads((folder / f"{name}.json").read_text("utf-8"))
+    return loaded
+
+
+def signed(
+    secret: str, body: bytes, *, msg_id: str | None = None, at: datetime | None = None
+) -> dict[str, str]:
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    at = at or datetime.now(UTC)
+    return {
+        "Content-Type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body.decode()),
+    }
+
+
+def form(ref: str = "crm-1042", **consent: Any) -> bytes:
+    payload = sample("generic-form")
+    payload["person"]["id"] = ref
+    payload["person"]["email"] = f"{ref}@example.org"
+    payload["consent"]["purposes"] = ["web"]
+    payload["consent"].update(consent)
+    return json.dumps(payload).encode()
+
+
+@pytest.fixture(scope="module")
+def hook(http_api: HttpApi, local_stack: Any) -> Hook:
+    tenant = make_tenant("hooks-in")
+    buckets = Buckets(local_stack, tenant.id)
+    created = http_api.call(
+        "POST",
+        "/subjects",
+        key=tenant.admin,
+        json_body={"display_name": "Barack O.", "external_ref": "crm-1042"},
+    )
+    sid = created.json["subject_id"]
+    enrolled = http_api.call(
+        "POST",
+        f"/subjects/{sid}/photos",
+        key=tenant.admin,
+        json_body={"photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))]},
+    )
+    assert enrolled.status == 200, enrolled.body
+    # Held: a known face without a consent
+    buckets.upload("office.jpg", photo("uploads", "obama-office.jpg"))
+    asset_id = asset_id_of(http_api, tenant.admin, "office.jpg")
+    assert buckets.places("office.jpg") == ["quarantine"]
+    source = http_api.call(
+        "POST",
+        "/webhook-sources",
+        key=tenant.admin,
+        json_body={"name": "forms", "preset": "generic-form"},
+    )
+    assert source.status == 201, source.body
+    assert source.json["url_path"] == f"/webhooks/{tenant.id}/forms"
+    secret = source.json["secret"]
+    assert secret.startswith("whsec_")
+    return Hook(tenant, sid, asset_id, buckets, secret, source.json["url_path"])
+
+
+def post(api: HttpApi, hook: Hook, body: bytes, headers: dict[str, str]) -> Any:
+    return api.call("POST", hook.path, body=body, headers=headers)
+
+
+def consents(hook: Hook) -> list[Any]:
+    return registry_service().consent_views(hook.tenant.id, hook.subject_id)
+
+
+def deliveries(api: HttpApi, hook: Hook, status: str | None = None) -> list[dict[str, Any]]:
+    query = f"?status={status}" if status else ""
+    reply = api.call("GET", f"/webhook-sources/forms/deliveries{query}", key=hook.tenant.admin)
+    assert reply.status == 200, reply.body
+    items: list[dict[str, Any]] = reply.json["items"]
+    return items
+
+
+def snapshot(api: HttpApi, hook: Hook) -> tuple[Any, ...]:
+    """Everything a delivery could change: consents, deliveries, the asset's place."""
+    return (
+        [(c.consent_id, c.status, c.version) for c in consents(hook)],
+        sorted((d["delivery_id"], d["status"]) for d in deliveries(api, hook)),
+        hook.buckets.places("office.jpg"),
+    )
+
+
+# ---------------------------------------------------------------- refusals first
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["bad_signature", "missing_header", "stale_timestamp", "altered_body", "unknown_source"],
+)
+def test_a_delivery_that_fails_verification_is_refused_and_changes_nothing(
+    http_api: HttpApi, local_stack: Any, hook: Hook, tamper: str
+) -> None:
+    # Given the state before, and a delivery tampered with one way
+    before = snapshot(http_api, hook)
+    body = form()
+    headers = signed(hook.secret, body)
+    path = hook.path
+    if tamper == "bad_signature":
+        headers = signed("whsec_" + b64(b"another source's secret, 32 bytes!"), body)
+    elif tamper == "missing_header":
+        del headers["webhook-signature"]
+    elif tamper == "stale_timestamp":
+        headers = signed(hook.secret, body, at=datetime.now(UTC) - timedelta(minutes=6))
+    elif tamper == "altered_body":
+        body = body.replace(b'"web"', b'"print"')
+    elif tamper == "unknown_source":
+        path = f"/webhooks/{hook.tenant.id}/nosuchsource"
+    # When it is posted
+    reply = http_api.call("POST", path, body=body, headers=headers)
+    local_stack.drain()
+    # Then it is refused as unauthenticated, and nothing changed
+    assert_error(reply, 401, "invalid_signature")
+    assert snapshot(http_api, hook) == before
+
+
+def test_malformed_json_is_a_400_naming_the_body_and_stores_nothing(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    before = snapshot(http_api, hook)
+    body = b'{"event": "consent.signed", "person": '
+    reply = post(http_api, hook, body, signed(hook.secret, body))
+    local_stack.drain()
+    assert_error(reply, 400, "invalid_json", "body")
+    assert snapshot(http_api, hook) == before
+
+
+def test_a_wrongly_typed_field_is_a_422_naming_it_and_the_delivery_is_parked(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a verified delivery whose valid_until is a number, not a date
+    before_consents = [c.consent_id for c in consents(hook)]
+    body = form(valid_until=20271126)
+    headers = signed(hook.secret, body)
+    # When it is posted
+    reply = post(http_api, hook, body, headers)
+    local_stack.drain()
+    # Then the tool hears which field is wrong
+    assert_error(reply, 422, "payload_unmappable", "consent.valid_until")
+    # And the delivery is kept for review, not lost; no consent was recorded
+    parked = {d["delivery_id"]: d for d in deliveries(http_api, hook, "parked")}
+    assert parked[headers["webhook-id"]]["field"] == "consent.valid_until"
+    assert [c.consent_id for c in consents(hook)] == before_consents
+
+
+def test_no_input_gets_a_5xx(http_api: HttpApi, local_stack: Any, hook: Hook) -> None:
+    odd_bodies = [b"", b"null", b"[]", b'"text"', b"\xff\xfe", b"{" * 5000, b'{"event": 1}']
+    for body in odd_bodies:
+        for headers in (signed(hook.secret, body) if body != b"\xff\xfe" else {}, {}):
+            reply = post(http_api, hook, body, dict(headers))
+            assert 400 <= reply.status < 500, (body[:20], reply.status, reply.body)
+    local_stack.drain()
+
+
+# ---------------------------------------------------------------- the happy path, once
+
+
+def test_a_signed_delivery_grants_the_consent_and_releases_the_held_image(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given the held image and a signed form submission for the person
+    assert hook.buckets.places("office.jpg") == ["quarantine"]
+    body = form(valid_until="2027-11-26")
+    headers = signed(hook.secret, body)
+    # When the tool posts it
+    reply = post(http_api, hook, body, headers)
+    # Then it is acknowledged once stored and queued
+    assert reply.status == 202, reply.body
+    assert reply.json == {"status": "accepted", "delivery_id": headers["webhook-id"]}
+    local_stack.drain()
+    # And the worker granted the consent, with the form's evidence link
+    [granted] = [c for c in consents(hook) if c.evidence and c.evidence.source == "webhook:forms"]
+    assert granted.status == "valid" and granted.purposes == ("web",)
+    assert granted.expires_at == datetime(2027, 11, 26, tzinfo=UTC)
+    assert granted.evidence.document_url == sample("generic-form")["consent"]["document_url"]
+    # And the held image is released to the library
+    assert hook.buckets.places("office.jpg") == ["library"]
+    asset = http_api.call("GET", f"/assets/{hook.asset_id}", key=hook.tenant.admin).json
+    assert asset["status"] == "approved"
+    # And the delivery is listed as applied, with ids only
+    [applied] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert applied["status"] == "applied"
+    assert applied["subject_id"] == hook.subject_id
+    assert applied["consent_ids"] == [granted.consent_id]
+
+    # When the same delivery is replayed (the tool retried after a timeout)
+    before = snapshot(http_api, hook)
+    again = post(http_api, hook, body, signed(hook.secret, body, msg_id=headers["webhook-id"]))
+    local_stack.drain()
+    # Then it is acknowledged as a duplicate and changes nothing
+    assert again.status == 202, again.body
+    assert again.json["status"] == "duplicate"
+    assert snapshot(http_api, hook) == before
+
+    # When the same webhook-id comes with another (validly signed) body
+    other = form(valid_until="2030-01-01")
+    reused = post(http_api, hook, other, signed(hook.secret, other, msg_id=headers["webhook-id"]))
+    local_stack.drain()
+    # Then it is refused, and nothing changed
+    assert_error(reused, 409, "id_reused")
+    assert snapshot(http_api, hook) == before
+
+
+def test_an_unknown_person_is_parked_then_applied_after_review(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a signed form for someone Quitclaim does not know
+    body = form(ref="crm-9999")
+    headers = signed(hook.secret, body)
+    # When it is posted, it is accepted (the tool did nothing wrong) ...
+    reply = post(http_api, hook, body, headers)
+    assert reply.status == 202, reply.body
+    local_stack.drain()
+    # ... and parked for review, not dropped
+    parked = {d["delivery_id"]: d for d in deliveries(http_api, hook, "parked")}
+    assert parked[headers["webhook-id"]]["reason"] == "unknown_subject"
+    # When the officer registers the person and retries the delivery
+    created = http_api.call(
+        "POST",
+        "/subjects",
+        key=hook.tenant.admin,
+        json_body={"display_name": "New Person", "external_ref": "crm-9999"},
+    )
+    retried = http_api.call(
+        "POST",
+        f"/webhook-sources/forms/deliveries/{headers['webhook-id']}/retry",
+        key=hook.tenant.admin,
+    )
+    assert retried.status == 202, retried.body
+    local_stack.drain()
+    # Then it is applied to that person
+    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert done["status"] == "applied"
+    assert done["subject_id"] == created.json["subject_id"]
+    views = registry_service().consent_views(hook.tenant.id, created.json["subject_id"])
+    assert [v.status for v in views] == ["valid"]
+
+
+def test_a_rotated_secret_keeps_working_for_its_overlap_only(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    old = hook.secret
+    try:
+        # Given a rotation with a one-hour overlap
+        rotated = http_api.call(
+            "POST",
+            "/webhook-sources/forms/rotate",
+            key=hook.tenant.admin,
+            json_body={"overlap_hours": 1},
+        )
+        assert rotated.status == 200, rotated.body
+        new = rotated.json["secret"]
+        assert new != old and rotated.json["previous_valid_until"]
+        # Then within the overlap both secrets verify (an unknown person: parked, no effect)
+        for secret in (old, new):
+            body = form(ref="crm-rotation")
+            assert post(http_api, hook, body, signed(secret, body)).status == 202
+        # When the overlap has passed
+        local_stack.clock.set(DEMO_NOW + timedelta(hours=2))
+        before = snapshot(http_api, hook)
+        body = form(ref="crm-rotation")
+        late = post(http_api, hook, body, signed(old, body))
+        # Then the old secret is refused and nothing changed; the new one works
+        assert_error(late, 401, "invalid_signature")
+        assert snapshot(http_api, hook) == before
+        assert post(http_api, hook, body, signed(new, body)).status == 202
+        hook.secret = new
+    finally:
+        local_stack.clock.set(DEMO_NOW)
+        local_stack.drain()
+
+
+def test_a_newsletter_unsubscribe_withdraws_and_pulls_the_image(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given the person approved in the library (the grant above) and their e-mail on record
+    registry_service().update_subject(
+        hook.tenant.id, hook.subject_id, {"email": "rose.leslie@example.org"}
+    )
+    assert hook.buckets.places("office.jpg") == ["library"]
+    source = http_api.call(
+        "POST",
+        "/webhook-sources",
+        key=hook.tenant.admin,
+        json_body={"name": "newsletter", "preset": "newsletter-unsubscribe"},
+    )
+    assert source.status == 201, source.body
+    # When the newsletter platform reports the unsubscribe (e-mail in another case)
+    body = json.dumps(sample("newsletter-unsubscribe")).encode()
+    reply = http_api.call(
+        "POST",
+        source.json["url_path"],
+        body=body,
+        headers=signed(source.json["secret"], body),
+    )
+    assert reply.status == 202, reply.body
+    local_stack.drain()
+    # Then every consent of the person is withdrawn and the image leaves the library
+    assert {c.status for c in consents(hook)} == {"revoked"}
+    assert hook.buckets.places("office.jpg") == ["quarantine"]
+
+
+def test_sources_need_an_admin_key_and_a_valid_mapping(http_api: HttpApi, hook: Hook) -> None:
+    body = {"name": "crm", "preset": "crm-contact-property"}
+    assert_error(
+        http_api.call("POST", "/webhook-sources", key=hook.tenant.reviewer, json_body=body), 403
+    )
+    broken = {"name": "broken", "mapping": {"event": {"value": "granted"}}}
+    assert_error(
+        http_api.call("POST", "/webhook-sources", key=hook.tenant.admin, json_body=broken),
+        400,
+        "mapping_invalid",
+        "mapping.subject",
+    )
+    unknown = {"name": "x", "preset": "no-such-tool"}
+    assert_error(
+        http_api.call("POST", "/webhook-sources", key=hook.tenant.admin, json_body=unknown),
+        400,
+        field="preset",
+    )
+    listed = http_api.call("GET", "/webhook-sources", key=hook.tenant.admin)
+    assert "secret" not in listed.body.decode()
+    assert {s["name"] for s in listed.json["items"]} >= {"forms"}
+
+
+def test_acceptance_is_recorded_by_powertools_idempotency_without_the_payload(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given one accepted delivery
+    body = form(ref="crm-idem")
+    headers = signed(hook.secret, body)
+    assert post(http_api, hook, body, headers).status == 202
+    local_stack.drain()
+    # Then the idempotency table holds a completed record for it, with ids only
+    table = local_stack.resources["IdempotencyTable"]
+    items = local_stack.client("dynamodb").scan(TableName=table)["Items"]
+    completed = [i for i in items if i["status"]["S"] == "COMPLETED"]
+    assert completed, items
+    stored = " ".join(json.dumps(i) for i in items)
+    assert "crm-idem" not in stored and "example.org" not in stored
+    assert {"status": "accepted"} in [json.loads(i["data"]["S"]) for i in completed]
