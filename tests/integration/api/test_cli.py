@@ -133,3 +133,35 @@ def test_without_url_or_key_is_a_usage_error() -> None:
     runner = CliRunner()
     result = runner.invoke(main, ["api", "subjects", "list"], env={"QUITCLAIM_URL": ""})
     assert result.exit_code == 2 and "QUITCLAIM_URL" in result.stderr
+
+
+def test_webhook_commands(cli: Cli, admin_key: str, local_stack: Any, tmp_path: Path) -> None:
+    # Given a source registered from a mapping file, and an endpoint
+    mapping = {
+        "event": {"value": "withdrawn"},
+        "subject": {"email": "data.email"},
+        "when": [{"path": "type", "equals": "unsubscribe"}],
+    }
+    path = tmp_path / "mapping.json"
+    path.write_text(json.dumps(mapping), encoding="utf-8")
+    added = cli("webhooks", "add-source", "mailer", "--mapping", str(path))
+    assert f"POST /webhooks/{TENANT}/mailer" in added.stdout
+    assert re.search(r"^secret whsec_\S+", added.stdout, re.MULTILINE), added.stdout
+    endpoint = cli.json(
+        "webhooks", "add-endpoint", "http://127.0.0.1:9/dam", "--event", "asset.approved"
+    )
+    assert endpoint["endpoint"]["event_types"] == ["asset.approved"]
+    # Then they are listed, without their secrets
+    sources = cli("webhooks", "sources")
+    assert "mailer" in sources.stdout and "whsec_" not in sources.stdout
+    endpoints = cli("webhooks", "endpoints")
+    assert endpoint["endpoint"]["endpoint_id"] in endpoints.stdout
+    # And a rotation prints the new secret and the end of the old one's overlap
+    rotated = cli("webhooks", "rotate", "source", "mailer", "--overlap-hours", "2")
+    assert "old one valid until 2026-11-26T14:00:00Z" in rotated.stdout
+    # And the delivery lists answer (nothing dead yet)
+    assert cli.json("webhooks", "deliveries", "--status", "dead")["items"] == []
+    assert cli.json("webhooks", "inbound", "mailer")["items"] == []
+    # And a bad request names the field
+    refused = cli("webhooks", "add-source", "bad name", "--preset", "generic-form", ok=False)
+    assert refused.exit_code != 0 and "field: name" in refused.output
