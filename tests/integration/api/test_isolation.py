@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
+from quitclaim.api.openapi import OPERATIONS
 from tests.integration.api.conftest import (
     Api,
     Buckets,
@@ -32,6 +36,9 @@ class World:
     consent: str
     asset: str
     b_asset: str
+    source: str = "a-crm"
+    endpoint: str = ""
+    delivery: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +64,24 @@ def world(local_stack: Any, chalice_api: Api) -> World:
     )
     assert consent.status == 201, consent.body
     stranger = photo("uploads", "stranger-portrait.png")
+    # And a webhook source and an endpoint of A's, with a delivery to it
+    source = api.call(
+        "POST",
+        "/webhook-sources",
+        key=a.admin,
+        json_body={"name": "a-crm", "preset": "generic-form"},
+    )
+    assert source.status == 201, source.body
+    endpoint = api.call(
+        "POST",
+        "/webhook-endpoints",
+        key=a.admin,
+        json_body={"url": "http://127.0.0.1:9/a-only", "event_types": ["asset.quarantined"]},
+    )
+    assert endpoint.status == 201, endpoint.body
     Buckets(local_stack, a.id).upload("stranger.png", stranger)
     Buckets(local_stack, b.id).upload("stranger.png", stranger)
+    [delivery] = api.call("GET", "/webhook-deliveries", key=a.admin).json["items"]
     return World(
         a,
         b,
@@ -66,6 +89,8 @@ def world(local_stack: Any, chalice_api: Api) -> World:
         consent.json["consent_id"],
         asset_id_of(api, a.admin, "stranger.png"),
         asset_id_of(api, b.admin, "stranger.png"),
+        endpoint=endpoint.json["endpoint"]["endpoint_id"],
+        delivery=delivery["delivery_id"],
     )
 
 
@@ -92,7 +117,28 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("POST", f"/assets/{x}/keep", why),
         ("POST", f"/assets/{x}/reassign", {"face_index": 0, "subject_id": None, **why}),
         ("DELETE", f"/assets/{x}", why),
+        # Webhooks: sources are named per tenant, so A's name is simply unknown to B
+        ("DELETE", f"/webhook-sources/{w.source}", None),
+        ("POST", f"/webhook-sources/{w.source}/rotate", {"overlap_hours": 0}),
+        ("GET", f"/webhook-sources/{w.source}/deliveries", None),
+        ("POST", f"/webhook-sources/{w.source}/deliveries/{w.delivery}/retry", None),
+        ("POST", f"/webhook-sources/{w.source}/deliveries/{w.delivery}/dismiss", None),
+        ("DELETE", f"/webhook-endpoints/{w.endpoint}", None),
+        ("POST", f"/webhook-endpoints/{w.endpoint}/rotate", {"overlap_hours": 0}),
+        ("POST", f"/webhook-deliveries/{w.delivery}/replay", None),
     ]
+
+
+def test_every_route_with_an_id_has_a_cross_tenant_case(world: World) -> None:
+    # A new route that takes an id must be added to the attempts above
+    covered = set()
+    for method, path, _ in _attempts(world):
+        for op in OPERATIONS:
+            pattern = "^" + re.sub(r"{\w+}", "[^/]+", op.path) + "$"
+            if op.method == method and re.match(pattern, path):
+                covered.add(op.operation_id)
+    with_ids = {op.operation_id for op in OPERATIONS if op.path_params and op.role is not None}
+    assert with_ids - covered == set()
 
 
 def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
@@ -102,7 +148,9 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             reply = api.call(method, path, key=key, json_body=body)
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
-            admin_only = method != "GET" and path.startswith("/subjects")
+            admin_only = path.startswith("/webhook") or (
+                method != "GET" and path.startswith("/subjects")
+            )
             expected = 403 if key == world.b.reviewer and admin_only else 404
             assert_error(reply, expected)
             text = reply.body.decode()
@@ -129,6 +177,40 @@ def test_as_data_is_unchanged_after_bs_attempts(api: Api, world: World) -> None:
     asset = api.call("GET", f"/assets/{world.asset}", key=world.a.admin).json
     assert asset["status"] == "quarantined" and asset["review"] == {}
     assert [h["action"] for h in asset["history"]][-1] != "release_requested"
+    # And A's webhook source, endpoint and delivery are as they were
+    sources = api.call("GET", "/webhook-sources", key=world.a.admin).json["items"]
+    assert [(x["name"], x["rotated_at"]) for x in sources] == [("a-crm", None)]
+    endpoints = api.call("GET", "/webhook-endpoints", key=world.a.admin).json["items"]
+    assert [(x["endpoint_id"], x["rotated_at"]) for x in endpoints] == [(world.endpoint, None)]
+    deliveries = api.call("GET", "/webhook-deliveries", key=world.a.admin).json["items"]
+    assert [(d["delivery_id"], d["replays"]) for d in deliveries] == [(world.delivery, 0)]
+
+
+def test_b_cannot_post_into_as_webhook_source(api: Api, world: World) -> None:
+    # Given B's own source and its secret
+    mine = api.call(
+        "POST",
+        "/webhook-sources",
+        key=world.b.admin,
+        json_body={"name": "crm", "preset": "generic-form"},
+    )
+    if mine.status == 409:  # the module runs once per transport
+        mine = api.call(
+            "POST", "/webhook-sources/crm/rotate", key=world.b.admin, json_body={"overlap_hours": 0}
+        )
+    secret = mine.json["secret"]
+    body = b'{"event": "consent.withdrawn", "person": {"id": "x"}}'
+    at = datetime.now(UTC)
+    headers = {
+        "Content-Type": "application/json",
+        "webhook-id": "msg_cross",
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign("msg_cross", at, body.decode()),
+    }
+    # When B signs a delivery with its secret and posts it to A's source URL
+    reply = api.call("POST", f"/webhooks/{world.a.id}/{world.source}", body=body, headers=headers)
+    # Then it is refused
+    assert_error(reply, 401, "invalid_signature")
 
 
 def test_lists_never_show_the_other_tenant(api: Api, world: World) -> None:
