@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     link_secret_arn: str = ""
     # The outbound-event outbox (webhooks to the DAM and CRMs consume it).
     events_queue_url: str = ""
+    # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
+    ingest_dlq_url: str = ""
+    recheck_dlq_url: str = ""
+    purge_dlq_url: str = ""
+    async_dlq_url: str = ""
     reminder_days: tuple[int, ...] = (30, 7, 1)
     renewal_days: int = 365
     link_ttl_days: int = 45

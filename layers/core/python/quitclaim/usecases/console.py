@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from quitclaim.domain.errors import Forbidden, ValidationFailed
+from quitclaim.domain.errors import ConfigurationError, Forbidden, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import AssetRepository
 from quitclaim.domain.records import AssetRecord
@@ -24,6 +24,8 @@ from quitclaim.domain.registry import (
     Role,
     Subject,
 )
+from quitclaim.faces.thumbnails import Thumbnail
+from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.review import Review
@@ -35,12 +37,19 @@ class Console:
     """Facade over the registry, review and policy use-cases (built in bootstrap)."""
 
     def __init__(
-        self, *, registry: Registry, review: Review, keys: ApiKeys, assets: AssetRepository
+        self,
+        *,
+        registry: Registry,
+        review: Review,
+        keys: ApiKeys,
+        assets: AssetRepository,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self._registry = registry
         self._review = review
         self._keys = keys
         self._assets = assets
+        self._dashboard = dashboard
 
     # -- keys and tenants ---------------------------------------------------
     def resolve_key(self, secret: str) -> Principal:
@@ -51,6 +60,10 @@ class Console:
         """Operator: create a tenant with the default policy and its first admin key."""
         self._registry.create_tenant(TenantPolicy(tenant=tenant))
         return self._keys.issue(tenant, Role.ADMIN, label)
+
+    def who_am_i(self, principal: Principal) -> Principal:
+        """The caller as the API sees them (the dashboard shows it, and hides admin forms)."""
+        return principal
 
     def create_key(self, principal: Principal, role: Role, label: str) -> IssuedKey:
         """Admin: issue another key (e.g. one per reviewer)."""
@@ -242,6 +255,24 @@ class Console:
 
     def delete_asset(self, principal: Principal, asset_id: str, justification: str) -> None:
         self._review.delete(principal, asset_id, justification)
+
+    # -- the review dashboard (read models) -----------------------------------
+    def overview(self, principal: Principal, *, months: int = 12) -> OverviewReport:
+        """Monthly volumes, consents expiring soon, dead-letter counts."""
+        return self._dashboard_service().overview(principal.tenant, months)
+
+    def people(self, principal: Principal, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Subjects with their consents and a summary status (valid, expiring, ...)."""
+        return self._dashboard_service().people(principal.tenant, _limit(limit), cursor)
+
+    def thumbnail(self, principal: Principal, asset_id: str) -> Thumbnail:
+        """A small JPEG of a quarantined or approved image (boxes are drawn by the page)."""
+        return self._dashboard_service().thumbnail(principal.tenant, asset_id)
+
+    def _dashboard_service(self) -> Dashboard:
+        if self._dashboard is None:
+            raise ConfigurationError("the dashboard read models are not configured")
+        return self._dashboard
 
 
 _STATUSES = {"approved", "quarantined", "rejected", "deleted"}
