@@ -128,6 +128,7 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         "subject_id": [subject_id],
         "consent_id": [consent.json["consent_id"]],
         "asset_id": [a["asset_id"] for a in assets],
+        "file": ["app.js", "app.css", "index.html"],
     }
     return tenant, ids
 
@@ -178,4 +179,4 @@ def test_no_5xx_over_http(http_api: Api, fuzz_world: Any) -> None:
 def test_path_params_reach_only_real_routes() -> None:
     # Guard for the strategy above: every path parameter has real ids to draw from
     names = {n for op in OPERATIONS for n in re.findall(r"{(\w+)}", op.path)}
-    assert names == {"subject_id", "consent_id", "asset_id"}
+    assert names == {"subject_id", "consent_id", "asset_id", "file"}
