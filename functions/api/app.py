@@ -13,6 +13,7 @@ from typing import Any
 from chalice import Chalice
 
 from quitclaim import bootstrap
+from quitclaim.api import static
 from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
@@ -48,12 +49,41 @@ def openapi() -> dict[str, Any]:
     return document()
 
 
+# ---------------------------------------------------------------- the review dashboard
+
+
+@route("dashboard")
+def dashboard() -> Any:
+    return static.page()
+
+
+@route("dashboardFile")
+def dashboard_file(file: str) -> Any:
+    return static.ui_file(file)
+
+
+@route("getOverview")
+def get_overview(call: Call) -> Any:
+    return call.console.overview(call.principal, months=call.query.months)
+
+
+@route("listPeople")
+def list_people(call: Call) -> Any:
+    q = call.query
+    return call.console.people(call.principal, limit=q.limit, cursor=q.cursor)
+
+
 # ---------------------------------------------------------------- keys and policy
 
 
 @route("createKey")
 def create_key(call: Call) -> Any:
     return call.console.create_key(call.principal, call.body.role, call.body.label)
+
+
+@route("whoAmI")
+def who_am_i(call: Call) -> Any:
+    return call.console.who_am_i(call.principal)
 
 
 @route("getPolicy")
@@ -179,6 +209,17 @@ def list_assets(call: Call) -> Any:
 @route("getAsset")
 def get_asset(call: Call, asset_id: str) -> Any:
     return call.console.get_asset(call.principal, asset_id)
+
+
+@route("getAssetThumbnail")
+def get_asset_thumbnail(call: Call, asset_id: str) -> Any:
+    preview = call.console.thumbnail(call.principal, asset_id)
+    return {
+        "content_type": preview.content_type,
+        "image_base64": base64.b64encode(preview.data).decode(),
+        "width": preview.width,
+        "height": preview.height,
+    }
 
 
 @route("releaseAsset")

@@ -54,7 +54,8 @@ def test_wrong_key_is_401(api: Api, headers: dict[str, str]) -> None:
 
 
 def test_public_routes_need_no_key(api: Api) -> None:
-    assert api.call("GET", "/").json == {"status": "ok"}
+    assert api.call("GET", "/health").json == {"status": "ok"}
+    assert api.call("GET", "/").status == 200  # the dashboard page (it holds no data)
     reply = api.call("GET", "/openapi.json")
     assert reply.status == 200 and reply.json["openapi"].startswith("3.1")
 

@@ -144,6 +144,7 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         "source": [source.json["source"]["name"]],
         "endpoint_id": [endpoint.json["endpoint"]["endpoint_id"]],
         "delivery_id": ["msg_0000", "msg_unknown"],
+        "file": ["app.js", "app.css", "index.html"],
     }
     return tenant, ids
 
@@ -202,4 +203,5 @@ def test_path_params_reach_only_real_routes() -> None:
         "source",
         "endpoint_id",
         "delivery_id",
+        "file",
     }

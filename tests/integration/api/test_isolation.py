@@ -113,6 +113,7 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("POST", f"/subjects/{s}/consents/{c}/revoke", {}),
         ("POST", f"/subjects/{s}/consents/{c}/renew", {"expires_at": "2030-01-01"}),
         ("GET", f"/assets/{x}", None),
+        ("GET", f"/assets/{x}/thumbnail", None),
         ("POST", f"/assets/{x}/release", why),
         ("POST", f"/assets/{x}/keep", why),
         ("POST", f"/assets/{x}/reassign", {"face_index": 0, "subject_id": None, **why}),

@@ -17,6 +17,7 @@ from quitclaim.adapters.dynamo import (
 from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
 from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.adapters.mail import SesMailer, secret_bytes
+from quitclaim.adapters.queues import SqsQueueDepths
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
@@ -26,6 +27,7 @@ from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.console import Console
+from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.placement import Placement
@@ -211,6 +213,31 @@ def console_service() -> Console:
         assets=assets,
         webhooks=webhook_admin(),
         inbox=webhook_inbox(),
+        dashboard=_dashboard(settings, assets),
+    )
+
+
+def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
+    queues = {
+        "ingest": settings.ingest_dlq_url,
+        "recheck": settings.recheck_dlq_url,
+        "purge": settings.purge_dlq_url,
+        "async": settings.async_dlq_url,
+        "inbound": settings.inbound_dlq_url,
+        "events": settings.events_dlq_url,
+    }
+    return Dashboard(
+        registry=registry_service(),
+        assets=assets,
+        activity=assets,
+        expiries=DynamoConsents(),
+        store=S3ObjectStore(aws_client("s3", settings)),
+        clock=_clock,
+        limits=ImageLimits(settings.max_upload_bytes, settings.max_pixels, settings.max_frames),
+        queues=SqsQueueDepths(aws_client("sqs", settings), queues)
+        if any(queues.values())
+        else None,
+        webhooks=DynamoWebhooks(),
     )
 
 

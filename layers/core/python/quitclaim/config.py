@@ -94,6 +94,13 @@ class Settings(BaseSettings):
     webhook_dedupe_days: int = Field(default=7, ge=1, le=30)
     # Production refuses http:// and private addresses (SSRF); the local stack allows them.
     webhook_allow_private_targets: bool = False
+    # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
+    ingest_dlq_url: str = ""
+    recheck_dlq_url: str = ""
+    purge_dlq_url: str = ""
+    async_dlq_url: str = ""
+    inbound_dlq_url: str = ""
+    events_dlq_url: str = ""
     reminder_days: tuple[int, ...] = (30, 7, 1)
     renewal_days: int = 365
     link_ttl_days: int = 45

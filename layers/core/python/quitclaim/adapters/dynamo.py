@@ -137,11 +137,27 @@ class ConsentsByExpiryDay(GlobalSecondaryIndex["ConsentModel"]):
     expires_at = UTCDateTimeAttribute(range_key=True)
 
 
+class ConsentsByTenantExpiry(GlobalSecondaryIndex["ConsentModel"]):
+    """A tenant's consents by expiry (sparse: open-ended ones are not in it).
+
+    The overview's "expiring in the next 30/60/90 days": one query in the
+    tenant's partition, never another tenant's items.
+    """
+
+    class Meta:
+        index_name = "by_tenant_expiry"
+        projection = AllProjection()
+
+    tenant = UnicodeAttribute(hash_key=True)
+    expires_at = UTCDateTimeAttribute(range_key=True)
+
+
 class ConsentModel(_Base):
     class Meta(_Base.Meta):
         abstract = False
 
     by_expiry_day = ConsentsByExpiryDay()
+    by_tenant_expiry = ConsentsByTenantExpiry()
     expiry_day = UnicodeAttribute(null=True)
     reminders_sent = UnicodeSetAttribute(null=True)
 
@@ -777,6 +793,16 @@ class DynamoConsents:
                 for item in ConsentModel.by_expiry_day.query(day, condition)
             ]
 
+    def expiring_between(self, tenant: str, start: datetime, end: datetime) -> list[Consent]:
+        """The tenant's consents with ``start <= expires_at < end`` (one index query)."""
+        condition = ConsentsByTenantExpiry.expires_at.between(start, end)
+        with _dependency("tenant expiry index query"):
+            found = [
+                _consent_from(item)
+                for item in ConsentModel.by_tenant_expiry.query(tenant, condition)
+            ]
+        return [c for c in found if c.expires_at is not None and c.expires_at < end]
+
     def mark_expired(self, consent: Consent, at: datetime) -> bool:
         """Record the expiry once; False when already expired, revoked or changed."""
         item = ConsentModel(
@@ -971,6 +997,22 @@ class DynamoAssets:
             )
             items = tuple(_record_from(item) for item in results)
             return Page(items, encode_cursor(results.last_evaluated_key))
+
+    def decided_since(
+        self, tenant: str, since: datetime, limit: int
+    ) -> tuple[list[AssetRecord], bool]:
+        """Assets decided at or after ``since``, any status: one range query per status."""
+        records: list[AssetRecord] = []
+        with _dependency("assets query"):
+            for status in AssetStatus:
+                condition = AssetsByStatus.status_at.between(
+                    f"{status.value}#{since.isoformat()}", f"{status.value}#~"
+                )
+                for item in AssetModel.by_status.query(tenant, condition):
+                    if len(records) == limit:
+                        return records, False
+                    records.append(_record_from(item))
+        return records, True
 
     def add_appearances(self, record: AssetRecord) -> None:
         with _dependency("appearances write"), AppearanceModel.batch_write() as batch:

@@ -21,7 +21,7 @@ from quitclaim.api import schemas as s
 from quitclaim.api.errors import ERROR_SCHEMA
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
-from quitclaim.domain.registry import ConsentView, IssuedKey, Role, Subject
+from quitclaim.domain.registry import ConsentView, IssuedKey, Principal, Role, Subject
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     IssuedSecret,
@@ -29,6 +29,7 @@ from quitclaim.domain.webhooks import (
     WebhookEndpoint,
     WebhookSource,
 )
+from quitclaim.usecases.dashboard import OverviewReport, Person
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"
@@ -68,6 +69,8 @@ class Operation:
     # Extra request media types besides JSON (a raw photo upload).
     raw_types: tuple[str, ...] = ()
     description: str = ""
+    # What a success answers with: JSON unless a page or file of the dashboard.
+    produces: tuple[str, ...] = ("application/json",)
 
     @property
     def path_params(self) -> list[str]:
@@ -83,7 +86,57 @@ _ANY = Role.REVIEWER
 _WRITE_ERRORS = (400, 404, 409)
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation("health", "GET", "/", "Liveness check", "meta", role=None, response="Health"),
+    Operation("health", "GET", "/health", "Liveness check", "meta", role=None, response="Health"),
+    Operation(
+        "dashboard",
+        "GET",
+        "/",
+        "The review dashboard (a web page; it signs in with an API key)",
+        "dashboard",
+        role=None,
+        produces=("text/html",),
+        description="Static: the page holds no data; everything it shows comes from the API.",
+    ),
+    Operation(
+        "dashboardFile",
+        "GET",
+        "/ui/{file}",
+        "A script, style sheet or image of the dashboard",
+        "dashboard",
+        role=None,
+        errors=(404,),
+        produces=("text/css", "text/javascript", "image/svg+xml"),
+    ),
+    Operation(
+        "getOverview",
+        "GET",
+        "/overview",
+        "Monthly volumes, consents expiring soon, dead-letter counts",
+        "dashboard",
+        query=s.OverviewQuery,
+        response="OverviewReport",
+        errors=(400,),
+        description=(
+            "Volumes per calendar month (UTC) from the decision history of the tenant's "
+            "images. `dead_letters` maps each dead-letter queue of the deployment to the "
+            "messages waiting in it (counts only; the queues are shared by every tenant; "
+            "null where a queue could not be read); more queues may be added."
+        ),
+    ),
+    Operation(
+        "listPeople",
+        "GET",
+        "/people",
+        "People with their consents and a summary status (paged)",
+        "dashboard",
+        query=s.PageQuery,
+        response="PersonPage",
+        errors=(400,),
+        description=(
+            "`consent_status`: valid, expiring (every valid consent ends within 30 days), "
+            "expired, withdrawn, not_yet_valid, or none; computed at the server's now."
+        ),
+    ),
     Operation(
         "openapi",
         "GET",
@@ -104,6 +157,15 @@ OPERATIONS: tuple[Operation, ...] = (
         status=201,
         response="IssuedKey",
         errors=(400,),
+    ),
+    Operation(
+        "whoAmI",
+        "GET",
+        "/me",
+        "The presented key: its tenant, id, role and label (never its secret)",
+        "keys",
+        role=_ANY,
+        response="Principal",
     ),
     Operation(
         "getPolicy",
@@ -272,6 +334,19 @@ OPERATIONS: tuple[Operation, ...] = (
         "assets",
         response="AssetRecord",
         errors=(404,),
+    ),
+    Operation(
+        "getAssetThumbnail",
+        "GET",
+        "/assets/{asset_id}/thumbnail",
+        "A small JPEG of a quarantined or approved image (base64)",
+        "assets",
+        response="Thumbnail",
+        errors=(404, 409, 422),
+        description=(
+            "`width` and `height` are those of the oriented original, the space the "
+            "asset's face boxes are in. A rejected upload has no preview (409)."
+        ),
     ),
     Operation(
         "releaseAsset",
@@ -540,6 +615,9 @@ def _component_schemas() -> dict[str, Any]:
         InboundDelivery,
         OutboundDelivery,
         IssuedSecret,
+        Person,
+        OverviewReport,
+        Principal,
     ):
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))
@@ -607,6 +685,17 @@ def _component_schemas() -> dict[str, Any]:
             "InboundDeliveryList": _list("InboundDelivery"),
             "OutboundDeliveryList": _list("OutboundDelivery"),
             "SubjectPage": _page("Subject"),
+            "PersonPage": _page("Person"),
+            "Thumbnail": {
+                "type": "object",
+                "required": ["content_type", "image_base64", "width", "height"],
+                "properties": {
+                    "content_type": {"const": "image/jpeg"},
+                    "image_base64": {"type": "string", "contentEncoding": "base64"},
+                    "width": {"type": "integer", "minimum": 1},
+                    "height": {"type": "integer", "minimum": 1},
+                },
+            },
             "AssetPage": _page("AssetRecord"),
             "ConsentList": {
                 "type": "object",
@@ -653,13 +742,16 @@ def _page(item: str) -> dict[str, Any]:
     }
 
 
+_PATH_PATTERNS = {"file": s.UI_FILE_PATTERN}
+
+
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = [
         {
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": s.ID_PATTERN.pattern},
+            "schema": {"type": "string", "pattern": _PATH_PATTERNS.get(name, s.ID_PATTERN).pattern},
         }
         for name in op.path_params
     ]
@@ -681,6 +773,8 @@ def _responses(op: Operation) -> dict[str, Any]:
         entry: dict[str, Any] = {"description": text}
         if name is not None:
             entry["content"] = {"application/json": {"schema": _ref(name)}}
+        elif op.produces != ("application/json",):
+            entry["content"] = {media: {"schema": {"type": "string"}} for media in op.produces}
         responses[str(status)] = entry
     codes = set(op.errors) | {500}
     if op.role is not None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
@@ -68,6 +68,15 @@ class Reply:
 
     status: int
     payload: Any = None
+
+
+@dataclass(frozen=True)
+class Content:
+    """A view's answer that is not JSON: a page or a file of the dashboard (text only)."""
+
+    body: str
+    content_type: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 View = Callable[..., Any]
@@ -124,9 +133,10 @@ class Router:
                     signed = Signed(self._console(), dict(request.headers), body)
                     reply = _as_reply(op, view(signed, **path))
                 elif op.role is None:
-                    # Public routes (links in e-mails) get their query, never a principal.
+                    # Public routes (links in e-mails, the dashboard's files) get their
+                    # query and path, never a principal; they check their own path.
                     args = [_query(op.query, request)] if op.query else []
-                    reply = _as_reply(op, view(*args))
+                    reply = _as_reply(op, view(*args, **path))
                 else:
                     console = self._console()
                     principal = authenticate(request.headers, console.resolve_key, op.role)
@@ -206,6 +216,14 @@ def _as_reply(op: Operation, result: Any) -> Reply:
 
 
 def _json_response(status: int, payload: Any) -> Response:
+    if isinstance(payload, Content):
+        headers: dict[str, str | list[str]] = {
+            **BASE_HEADERS,
+            "Cache-Control": "no-cache",
+            **payload.headers,
+        }
+        headers["Content-Type"] = payload.content_type
+        return Response(body=payload.body, status_code=status, headers=headers)
     if status == 204:
         return Response(body="", status_code=204, headers=dict(BASE_HEADERS))
     return Response(body=_dumps(to_json(payload)), status_code=status, headers=dict(JSON_HEADERS))

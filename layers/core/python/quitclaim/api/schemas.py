@@ -36,6 +36,8 @@ MAX_PHOTOS = 10
 MAX_DECODED_BYTES = 8 * 1024 * 1024
 
 PHOTO_TYPES = ("image/jpeg", "image/png")
+# Files of the dashboard under /ui/ (a fixed set; see quitclaim.api.static).
+UI_FILE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\.(?:css|js|svg)$")
 
 
 def is_id(value: str) -> bool:
@@ -299,6 +301,10 @@ class AssetQuery(PageQuery):
         if value is not None and start is not None and value < start:
             raise ValueError("must not be before since")
         return value
+
+
+class OverviewQuery(Query):
+    months: int = Field(default=12, ge=1, le=24, description="Calendar months, this one included.")
 
 
 # ------------------------------------------------------------------ e-mailed links

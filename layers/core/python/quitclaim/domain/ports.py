@@ -197,6 +197,31 @@ class AssetRepository(Protocol):
     ) -> Page: ...
 
 
+class AssetActivity(Protocol):
+    """Recent decisions of a tenant, for the overview (read-only)."""
+
+    def decided_since(
+        self, tenant: str, since: datetime, limit: int
+    ) -> tuple[list[AssetRecord], bool]:
+        """Assets whose latest decision is at or after ``since`` (every status).
+
+        At most ``limit`` records; the flag says whether that was all of them.
+        """
+        ...
+
+
+class ConsentExpiries(Protocol):
+    def expiring_between(self, tenant: str, start: datetime, end: datetime) -> list[Consent]:
+        """The tenant's consents with ``start <= expires_at < end`` (revoked ones included)."""
+        ...
+
+
+class QueueDepths(Protocol):
+    def depths(self) -> dict[str, int | None]:
+        """Messages waiting per dead-letter queue (None: could not be read)."""
+        ...
+
+
 class ApiKeyRepository(Protocol):
     def put(self, tenant: str, key_hash: str, key_id: str, role: Role, label: str) -> None: ...
 

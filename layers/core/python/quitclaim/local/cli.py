@@ -78,7 +78,14 @@ local.add_command(tick_command)  # `quitclaim local tick`: quitclaim.local.contr
 @local.command("up")
 @click.option("--port", type=int, default=0, help="emulator port (0: a free one)")
 @click.option("--api-port", type=int, default=0, help="HTTP API port (0: a free one)")
-def local_up(port: int, api_port: int) -> None:
+@click.option(
+    "--demo",
+    "with_demo",
+    is_flag=True,
+    help="load the demo (people, consents, photos) and print keys to sign in with",
+)
+@click.option("--faces", type=click.Path(path_type=Path), default=None, help="fixtures/faces dir")
+def local_up(port: int, api_port: int, with_demo: bool, faces: Path | None) -> None:
     """Start the local stack and the HTTP API; process events until interrupted."""
     from quitclaim.local.api_server import serve_api
     from quitclaim.local.stack import LocalStack
@@ -88,6 +95,17 @@ def local_up(port: int, api_port: int) -> None:
         serve_api(stack, port=api_port) as api_url,
     ):
         click.echo(f"local AWS endpoint: {stack.endpoint_url}")
+        if with_demo:
+            from quitclaim.local.demo import DEMO_TENANT, fixtures_dir
+            from quitclaim.local.scenario import load_demo
+
+            with stack.lock:  # the API serves meanwhile: one environment at a time
+                data = load_demo(stack, faces or fixtures_dir(REPO_ROOT), echo=click.echo)
+            click.echo(f"demo tenant {DEMO_TENANT!r}; sign in to the dashboard with a key:")
+            click.echo(f"  admin:      {data.keys.admin.secret}")
+            for n, reviewer in enumerate(data.keys.reviewers, 1):
+                click.echo(f"  reviewer {n}: {reviewer.secret}")
+        click.echo(f"dashboard: {api_url}/")
         click.echo(f"HTTP API: {api_url}  (OpenAPI: {api_url}/openapi.json)")
         click.echo("# export these to point the CLI at this stack:")
         for name, value in sorted(stack.client_env().items()):

@@ -13,9 +13,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from quitclaim.adapters.dynamo import DynamoAssets, DynamoSubjects
+from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubjects
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord, asset_id_for
+from quitclaim.domain.registry import IssuedKey, Role
+from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
 
 DEMO_TENANT = "demo"
@@ -80,6 +82,22 @@ def enrol_people(registry: Registry, faces: Path, tenant: str = DEMO_TENANT) -> 
                 tenant, people[consent.person], granted.consent_id, source="demo"
             )
     return people
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    """API keys of the demo tenant: one admin and two reviewers (for releases)."""
+
+    admin: IssuedKey
+    reviewers: tuple[IssuedKey, IssuedKey]
+
+
+def issue_demo_keys(tenant: str = DEMO_TENANT) -> DemoKeys:
+    """Keys to sign in to the dashboard or call the API as the demo tenant."""
+    keys = ApiKeys(DynamoApiKeys())
+    admin = keys.issue(tenant, Role.ADMIN, "demo admin")
+    first, second = (keys.issue(tenant, Role.REVIEWER, f"demo reviewer {n}") for n in (1, 2))
+    return DemoKeys(admin, (first, second))
 
 
 def upload_all(

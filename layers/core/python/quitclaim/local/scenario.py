@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quitclaim.adapters.dynamo import DynamoAssets, DynamoSubjects
 from quitclaim.bootstrap import registry_service, reset_container
 from quitclaim.local.demo import (
+    DEMO_TENANT,
+    DemoKeys,
     collect_report,
     enrol_people,
     format_table,
+    issue_demo_keys,
     upload_all,
     write_html,
     write_json,
@@ -20,21 +24,52 @@ from quitclaim.local.stack import LocalStack
 
 
 def demo_on_stack(
-    stack: LocalStack, faces: Path, echo: Callable[[str], Any] = print
+    stack: LocalStack,
+    faces: Path,
+    echo: Callable[[str], Any] = print,
+    *,
+    tenant: str = DEMO_TENANT,
 ) -> dict[str, Any]:
     """Enrol, grant, upload every fixture, drain the queues, read the outcome."""
     registry = registry_service()
-    people = enrol_people(registry, faces)
+    people = enrol_people(registry, faces, tenant)
     echo(f"enrolled {len(people)} people with their consents")
     bucket = stack.outputs["UploadsBucketName"]
     s3 = stack.client("s3")
     files = sorted(p for p in (faces / "uploads").iterdir() if p.is_file())
-    uploads = upload_all(s3, bucket, files)
+    uploads = upload_all(s3, bucket, files, tenant)
     echo(f"uploaded {len(uploads)} images; processing…")
     stack.drain()
     return collect_report(
-        uploads, uploads_bucket=bucket, s3=s3, assets=DynamoAssets(), subjects=DynamoSubjects()
+        uploads,
+        uploads_bucket=bucket,
+        s3=s3,
+        assets=DynamoAssets(),
+        subjects=DynamoSubjects(),
+        tenant=tenant,
     )
+
+
+@dataclass(frozen=True)
+class DemoData:
+    report: dict[str, Any]
+    keys: DemoKeys
+
+
+def load_demo(
+    stack: LocalStack,
+    faces: Path,
+    echo: Callable[[str], Any] = print,
+    *,
+    tenant: str = DEMO_TENANT,
+) -> DemoData:
+    """The demo's people, consents and images on a running stack, plus keys to sign in.
+
+    What ``quitclaim local up --demo`` loads, and the dashboard's browser tests too.
+    The process must already point at the stack (``serve_api`` or ``use_client_env``).
+    """
+    report = demo_on_stack(stack, faces, echo, tenant=tenant)
+    return DemoData(report, issue_demo_keys(tenant))
 
 
 def run_demo(

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from quitclaim.domain.errors import DependencyFailed, Forbidden, ValidationFailed
+from quitclaim.domain.errors import (
+    ConfigurationError,
+    DependencyFailed,
+    Forbidden,
+    ValidationFailed,
+)
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import AssetRepository
 from quitclaim.domain.records import AssetRecord
@@ -31,6 +36,8 @@ from quitclaim.domain.webhooks import (
     WebhookEndpoint,
     WebhookSource,
 )
+from quitclaim.faces.thumbnails import Thumbnail
+from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.review import Review
@@ -51,6 +58,7 @@ class Console:
         assets: AssetRepository,
         webhooks: WebhookAdmin | None = None,
         inbox: WebhookInbox | None = None,
+        dashboard: Dashboard | None = None,
     ) -> None:
         self._registry = registry
         self._review = review
@@ -58,6 +66,7 @@ class Console:
         self._assets = assets
         self._webhooks = webhooks
         self._inbox = inbox
+        self._dashboard = dashboard
 
     # -- keys and tenants ---------------------------------------------------
     def resolve_key(self, secret: str) -> Principal:
@@ -68,6 +77,10 @@ class Console:
         """Operator: create a tenant with the default policy and its first admin key."""
         self._registry.create_tenant(TenantPolicy(tenant=tenant))
         return self._keys.issue(tenant, Role.ADMIN, label)
+
+    def who_am_i(self, principal: Principal) -> Principal:
+        """The caller as the API sees them (the dashboard shows it, and hides admin forms)."""
+        return principal
 
     def create_key(self, principal: Principal, role: Role, label: str) -> IssuedKey:
         """Admin: issue another key (e.g. one per reviewer)."""
@@ -370,6 +383,24 @@ class Console:
         if self._inbox is None:
             raise DependencyFailed("webhooks are not configured")
         return self._inbox
+
+    # -- the review dashboard (read models) -----------------------------------
+    def overview(self, principal: Principal, *, months: int = 12) -> OverviewReport:
+        """Monthly volumes, consents expiring soon, dead-letter counts."""
+        return self._dashboard_service().overview(principal.tenant, months)
+
+    def people(self, principal: Principal, *, limit: int = 50, cursor: str | None = None) -> Page:
+        """Subjects with their consents and a summary status (valid, expiring, ...)."""
+        return self._dashboard_service().people(principal.tenant, _limit(limit), cursor)
+
+    def thumbnail(self, principal: Principal, asset_id: str) -> Thumbnail:
+        """A small JPEG of a quarantined or approved image (boxes are drawn by the page)."""
+        return self._dashboard_service().thumbnail(principal.tenant, asset_id)
+
+    def _dashboard_service(self) -> Dashboard:
+        if self._dashboard is None:
+            raise ConfigurationError("the dashboard read models are not configured")
+        return self._dashboard
 
 
 _STATUSES = {"approved", "quarantined", "rejected", "deleted"}
