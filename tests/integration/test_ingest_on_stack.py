@@ -168,6 +168,8 @@ class _capture_bodies:
         self.stack.runtime.observers.remove(self._observe)
 
     def _observe(self, function: str, event: dict[str, Any]) -> None:
+        if function != "IngestFunction":
+            return  # the outbox events the decisions publish go to webhooks-out
         for record in event.get("Records", []):
             body = record.get("body", "")
             if '"s3:TestEvent"' not in body:
