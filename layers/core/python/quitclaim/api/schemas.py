@@ -150,6 +150,13 @@ class PolicyChanges(Body):
     )
     unknown_face_policy: Unsent[Literal["quarantine", "review"]] = None
     language: Unsent[Literal["en", "nl"]] = Field(default=None, description="Reminder e-mails.")
+    auto_redact: Unsent[bool] = Field(
+        default=None,
+        description=(
+            "Publish a variant with the faces that lack consent pixelated, instead of only "
+            "holding the image, when those faces are its only blockers (default false)."
+        ),
+    )
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""

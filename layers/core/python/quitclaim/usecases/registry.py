@@ -520,6 +520,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "scan_modes",
         "unknown_face_policy",
         "language",
+        "auto_redact",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -575,4 +576,8 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         if language not in ("en", "nl"):
             raise ValidationFailed("language must be en or nl", field="language")
         out["language"] = language
+    if "auto_redact" in changes:
+        if not isinstance(changes["auto_redact"], bool):
+            raise ValidationFailed("auto_redact must be true or false", field="auto_redact")
+        out["auto_redact"] = changes["auto_redact"]
     return out
