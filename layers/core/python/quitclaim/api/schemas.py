@@ -284,6 +284,18 @@ class Reassign(Body):
         return value
 
 
+# ------------------------------------------------------------------ data-subject rights
+
+
+class SelfieSearchBody(Body):
+    """A photo of the person asking (one face). Processed in memory, never stored."""
+
+    photo_base64: Base64Bytes
+
+    def decoded(self) -> bytes:
+        return _decode_base64(self.photo_base64)
+
+
 # ------------------------------------------------------------------ query strings
 
 
