@@ -127,6 +127,31 @@ def test_cli_writes_the_export_to_a_file(http_api: HttpApi, tenant: Tenant, tmp_
     assert str(out) in result.stdout and sid in result.stdout
 
 
+def test_cli_erases_verifies_and_searches(
+    http_api: HttpApi, tenant: Tenant, tmp_path: Path
+) -> None:
+    sid, _ = _subject(http_api, tenant, "Cli Erase")
+    env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": tenant.admin}
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(main, ["api", *args], env=env)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    erased = cli("subjects", "erase", sid)
+    assert "verification (complete):" in erased and "documents bucket" in erased
+    assert json.loads(cli("subjects", "erasure", sid, "--json"))["verification"]["ok"] is True
+    # A selfie of nobody enrolled in this tenant: no match, and nothing kept
+    selfie = tmp_path / "selfie.jpg"
+    selfie.write_bytes(photo("resolution", "obama-240p.jpg"))
+    found = json.loads(cli("subjects", "search", str(selfie), "--json"))
+    assert (found["subject_id"], found["appearances"], found["template_stored"]) == (
+        None,
+        [],
+        False,
+    )
+
+
 # ---------------------------------------------------------------------- erasure
 
 
