@@ -247,6 +247,49 @@ def delete_asset(call: Call, asset_id: str) -> None:
     call.console.delete_asset(call.principal, asset_id, call.body.justification)
 
 
+# ---------------------------------------------------------------- data-subject rights
+
+
+@route("exportSubject")
+def export_subject(call: Call, subject_id: str) -> Any:
+    export = call.console.export_subject(call.principal, subject_id)
+    return {
+        "request_id": export.request_id,
+        "subject_id": export.subject_id,
+        "filename": export.filename,
+        "content_type": "application/zip",
+        "export_base64": base64.b64encode(export.data).decode(),
+        "sha256": export.sha256,
+        "counts": export.counts,
+    }
+
+
+@route("searchAppearances")
+def search_appearances(call: Call) -> Any:
+    photo = call.raw if call.raw is not None else call.body.decoded()
+    return call.console.search_appearances(call.principal, photo)
+
+
+@route("eraseSubject")
+def erase_subject(call: Call, subject_id: str) -> Any:
+    return call.console.erase_subject(call.principal, subject_id)
+
+
+@route("getErasure")
+def get_erasure(call: Call, subject_id: str) -> Any:
+    return call.console.erasure(call.principal, subject_id)
+
+
+@route("redactAsset")
+def redact_asset(call: Call, asset_id: str) -> Any:
+    return call.console.redact_asset(call.principal, asset_id, call.body.justification)
+
+
+@route("getRecordsOfProcessing")
+def get_records_of_processing(call: Call) -> Any:
+    return call.console.records_of_processing(call.principal)
+
+
 # ---------------------------------------------------------------- e-mailed links
 
 

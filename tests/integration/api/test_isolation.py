@@ -118,6 +118,11 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("POST", f"/assets/{x}/keep", why),
         ("POST", f"/assets/{x}/reassign", {"face_index": 0, "subject_id": None, **why}),
         ("DELETE", f"/assets/{x}", why),
+        # Data-subject rights
+        ("GET", f"/subjects/{s}/export", None),
+        ("POST", f"/subjects/{s}/erase", None),
+        ("GET", f"/subjects/{s}/erasure", None),
+        ("POST", f"/assets/{x}/redact", why),
         # Webhooks: sources are named per tenant, so A's name is simply unknown to B
         ("DELETE", f"/webhook-sources/{w.source}", None),
         ("POST", f"/webhook-sources/{w.source}/rotate", {"overlap_hours": 0}),
@@ -150,7 +155,8 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
             admin_only = path.startswith("/webhook") or (
-                method != "GET" and path.startswith("/subjects")
+                path.startswith("/subjects")
+                and (method != "GET" or "/eras" in path or "/export" in path)
             )
             expected = 403 if key == world.b.reviewer and admin_only else 404
             assert_error(reply, expected)

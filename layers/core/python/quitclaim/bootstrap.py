@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
     DynamoApiKeys,
     DynamoAssets,
     DynamoConsents,
+    DynamoRequests,
     DynamoSubjects,
     DynamoTenants,
     bind_models,
@@ -25,18 +27,24 @@ from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
+from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.placement import Placement
+from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.review import Review
+from quitclaim.usecases.rights import SubjectRights
 from quitclaim.usecases.scan_asset import ScanAsset
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
+
+if TYPE_CHECKING:
+    from quitclaim.usecases.redaction import Redaction
 
 _clock: Clock = SystemClock()
 
@@ -50,6 +58,12 @@ def set_clock(clock: Clock) -> None:
 
 def current_clock() -> Clock:
     return _clock
+
+
+@lru_cache(maxsize=1)
+def galleries() -> GalleryCache:
+    """The container's gallery cache, shared by every use-case that matches faces."""
+    return GalleryCache()
 
 
 @lru_cache(maxsize=1)
@@ -92,6 +106,44 @@ def scan_asset_service() -> ScanAsset:
         consents=DynamoConsents(),
         assets=DynamoAssets(),
         clock=_clock,
+        galleries=galleries(),
+        events=_events(settings),
+        redaction=redaction_service(),
+    )
+
+
+@lru_cache(maxsize=1)
+def redaction_service() -> Redaction:
+    """Redacted variants of held images (the API, and ingest when a tenant opts in).
+
+    Imported here, not at the top: it needs Pillow, which only the functions
+    with the face layer (ingest, API) have.
+    """
+    from functools import partial
+
+    from quitclaim.faces.imaging import decode_image
+    from quitclaim.usecases.redaction import Redaction
+
+    settings = _bound(get_settings())
+    return Redaction(
+        engine_factory=face_engine,
+        # Full resolution, one frame: the boxes are in full-image pixels.
+        decode=partial(
+            decode_image,
+            max_bytes=settings.max_upload_bytes,
+            max_pixels=settings.max_pixels,
+            max_frames=1,
+        ),
+        store=S3ObjectStore(aws_client("s3", settings)),
+        tenants=DynamoTenants(),
+        subjects=DynamoSubjects(),
+        consents=DynamoConsents(),
+        assets=DynamoAssets(),
+        placement=_placement(),
+        recheck=_recheck(),
+        clock=_clock,
+        library_bucket=settings.library_bucket,
+        galleries=galleries(),
         events=_events(settings),
     )
 
@@ -123,6 +175,7 @@ def _placement() -> Placement:
 def registry_service() -> Registry:
     """Tenant-level registry (operators, the demo, webhooks)."""
     settings = _bound(get_settings())
+    store = S3ObjectStore(aws_client("s3", settings))
     return Registry(
         tenants=DynamoTenants(),
         subjects=DynamoSubjects(),
@@ -130,11 +183,51 @@ def registry_service() -> Registry:
         clock=_clock,
         engine_factory=face_engine,
         recheck=_recheck(),
-        documents=S3ObjectStore(aws_client("s3", settings)),
+        documents=store,
         documents_bucket=settings.documents_bucket,
         max_document_bytes=settings.max_document_bytes,
         schedules=_schedules(settings),
         events=_events(settings),
+        assets=DynamoAssets(),
+        document_versions=store,
+        library_bucket=settings.library_bucket,
+    )
+
+
+@lru_cache(maxsize=1)
+def rights_service() -> SubjectRights:
+    """Access exports, selfie searches and erasures (the API)."""
+    _bound(get_settings())
+    return SubjectRights(
+        registry=registry_service(),
+        assets=DynamoAssets(),
+        tenants=DynamoTenants(),
+        requests=DynamoRequests(),
+        engine_factory=face_engine,
+        clock=_clock,
+        galleries=galleries(),
+    )
+
+
+@lru_cache(maxsize=1)
+def processing_records_service() -> RecordsOfProcessing:
+    settings = _bound(get_settings())
+    return RecordsOfProcessing(
+        tenants=DynamoTenants(),
+        assets=DynamoAssets(),
+        requests=DynamoRequests(),
+        engine_versions=lambda: face_engine().versions,
+        deployment=Deployment(
+            region=settings.region,
+            log_retention_days=settings.log_retention_days,
+            audit_retention_days=settings.audit_retention_days,
+            link_ttl_days=settings.link_ttl_days,
+            reminder_days=settings.reminder_days,
+            webhook_dedupe_days=settings.webhook_dedupe_days,
+            webhook_retry_window_hours=settings.webhook_retry_window_hours,
+        ),
+        clock=_clock,
+        webhooks=DynamoWebhooks(),
     )
 
 
@@ -214,6 +307,9 @@ def console_service() -> Console:
         webhooks=webhook_admin(),
         inbox=webhook_inbox(),
         dashboard=_dashboard(settings, assets),
+        rights=rights_service(),
+        redaction=redaction_service(),
+        processing=processing_records_service(),
     )
 
 
@@ -338,6 +434,10 @@ def reset_container(*, keep_settings: bool = False) -> None:
         scan_asset_service,
         registry_service,
         console_service,
+        redaction_service,
+        rights_service,
+        processing_records_service,
+        galleries,
         expiry_service,
         reminders_service,
         _recheck,

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     appearances_table: str = "quitclaim-appearances"
     webhooks_table: str = "quitclaim-webhooks"
     idempotency_table: str = "quitclaim-idempotency"
+    # Data-subject requests (access, selfie search, erasure): ids and counts only.
+    requests_table: str = "quitclaim-requests"
 
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
@@ -106,6 +108,10 @@ class Settings(BaseSettings):
     link_ttl_days: int = 45
     # How far back the reconciling sweep looks (days of the expiry index).
     sweep_lookback_days: int = 3
+    # Retention the stack was deployed with (template parameters), for the
+    # records of processing (GDPR Art. 30).
+    log_retention_days: int = 90
+    audit_retention_days: int = 2190
 
     # Tenant policy defaults (a tenant record may override them).
     default_threshold: float = 0.5

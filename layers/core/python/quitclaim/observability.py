@@ -39,6 +39,11 @@ _AUDIT_FIELDS = frozenset(
         "reason",
         "endpoint_id",
         "delivery_id",
+        # data-subject rights: the request, the asset a variant was made from,
+        # how many results a search or export gave (counts, never content)
+        "request_id",
+        "source_asset_id",
+        "results",
     }
 )
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from pynamodb.attributes import (
     BinarySetAttribute,
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     MapAttribute,
@@ -42,6 +43,7 @@ from quitclaim.domain.registry import (
     Role,
     Subject,
 )
+from quitclaim.domain.rights import CONSENT_EVIDENCE, DataRequest, RequestKind
 
 SEP = "#"
 
@@ -72,6 +74,7 @@ class TenantModel(_Base):
     scan_modes = JSONAttribute(default=dict)
     unknown_face_policy = UnicodeAttribute(default="quarantine")
     language = UnicodeAttribute(default="en")
+    auto_redact = BooleanAttribute(default=False)
     gallery_version = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
@@ -259,6 +262,26 @@ class WebhookModel(_Base):
     ttl = TTLAttribute(null=True)
 
 
+class RequestModel(_Base):
+    """Data-subject requests of a tenant: ``sk`` is ``{kind}#{at}#{request_id}``.
+
+    Ids, codes and counts only (an erasure's completeness report included):
+    the log outlives the person's data, as the proof that a request was honoured.
+    """
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    actor = UnicodeAttribute()
+    subject_id = UnicodeAttribute(null=True)
+    detail = JSONAttribute(default=dict)
+
+
 _TABLES: dict[type[Model], str] = {
     TenantModel: "tenants_table",
     ApiKeyModel: "api_keys_table",
@@ -267,6 +290,7 @@ _TABLES: dict[type[Model], str] = {
     AssetModel: "assets_table",
     AppearanceModel: "appearances_table",
     WebhookModel: "webhooks_table",
+    RequestModel: "requests_table",
 }
 
 
@@ -332,6 +356,7 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         scan_modes=tuple(sorted((k, ScanMode(v)) for k, v in modes.items())),
         unknown_face_policy=item.unknown_face_policy or "quarantine",
         language=item.language or "en",
+        auto_redact=bool(item.auto_redact),
     )
 
 
@@ -414,6 +439,7 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "scan_modes": {k: v.value for k, v in policy.scan_modes},
         "unknown_face_policy": policy.unknown_face_policy,
         "language": policy.language,
+        "auto_redact": policy.auto_redact,
     }
 
 
@@ -863,6 +889,62 @@ class DynamoConsents:
             ConsentEvent(at, "revoked", source, "system"),
         )
 
+    def tombstone(self, consent: Consent, at: datetime, *, actor: str) -> None:
+        """Keep ids, purposes, dates, outcome and the document hash; drop the evidence.
+
+        The history keeps its events (when, what, which source and key) without
+        their details, and ends with ``erased``.
+        """
+        key = (tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}")
+        with _dependency("consent read"):
+            try:
+                item = ConsentModel.get(*key, consistent_read=True)
+            except ConsentModel.DoesNotExist:
+                return
+        history = [
+            HistoryEvent(at=e.at, event=e.event, source=e.source, actor=e.actor, detail={})
+            for e in item.history or ()
+        ]
+        history.append(
+            HistoryEvent(at=at, event="erased", source="erasure", actor=actor, detail={})
+        )
+        actions: list[Any] = [
+            ConsentModel.status.set("erased"),
+            ConsentModel.version.set(int(item.version) + 1),
+            ConsentModel.history.set(history),
+            ConsentModel.expiry_day.remove(),
+            *(getattr(ConsentModel, name).remove() for name in CONSENT_EVIDENCE),
+        ]
+        with _dependency("consent tombstone"):
+            try:
+                ConsentModel(*key).update(
+                    actions=actions, condition=ConsentModel.version == item.version
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise Conflict("the consent changed meanwhile; erase again") from exc
+                raise
+
+    def leftovers(self, tenant: str, subject_id: str) -> dict[str, list[str]]:
+        """Per consent, the evidence attributes still held (a tombstone holds none)."""
+        found: dict[str, list[str]] = {}
+        with _dependency("consents query"):
+            items = list(
+                ConsentModel.query(
+                    tenant_key(tenant, subject_id),
+                    ConsentModel.sk.startswith("consent#"),
+                    consistent_read=True,
+                )
+            )
+        for item in items:
+            held = [name for name in CONSENT_EVIDENCE if getattr(item, name)]
+            if any(e.detail for e in item.history or ()):
+                held.append("history_detail")
+            if item.status != "erased":
+                held.append("status")
+            found[item.consent_id] = held
+        return found
+
 
 def _day(at: datetime | None) -> str | None:
     return at.astimezone(UTC).date().isoformat() if at else None
@@ -1042,3 +1124,71 @@ class DynamoAssets:
                     tenant_key(tenant, subject_id), consistent_read=True
                 )
             ]
+
+
+def _request_sk(kind: str, at: datetime, request_id: str = "") -> str:
+    return f"{kind}#{at.astimezone(UTC).isoformat()}#{request_id}"
+
+
+def _request_from(item: RequestModel) -> DataRequest:
+    return DataRequest(
+        tenant=item.tenant,
+        request_id=item.request_id,
+        kind=RequestKind(item.kind),
+        at=item.at,
+        actor=item.actor,
+        subject_id=item.subject_id,
+        detail=dict(item.detail or {}),
+    )
+
+
+class DynamoRequests:
+    """RequestLog on the requests table (one partition per tenant)."""
+
+    def record(self, request: DataRequest) -> None:
+        item = RequestModel(
+            request.tenant,
+            _request_sk(request.kind.value, request.at, request.request_id),
+            request_id=request.request_id,
+            kind=request.kind.value,
+            at=request.at,
+            actor=request.actor,
+            subject_id=request.subject_id,
+            detail=request.detail,
+        )
+        with _dependency("request log write"):
+            item.save(condition=RequestModel.sk.does_not_exist())
+
+    def between(
+        self,
+        tenant: str,
+        kind: RequestKind | None,
+        since: datetime | None,
+        until: datetime | None,
+    ) -> list[DataRequest]:
+        """The tenant's requests (of one kind) between two moments, oldest first."""
+        condition: Condition | None = None
+        if kind is not None:
+            low = _request_sk(kind.value, since) if since else f"{kind.value}#"
+            high = _request_sk(kind.value, until) if until else f"{kind.value}#~"
+            condition = RequestModel.sk.between(low, high)
+        with _dependency("request log query"):
+            found = [_request_from(i) for i in RequestModel.query(tenant, condition)]
+        return sorted(
+            (
+                r
+                for r in found
+                if (since is None or r.at >= since) and (until is None or r.at <= until)
+            ),
+            key=lambda r: r.at,
+        )
+
+    def for_subject(self, tenant: str, subject_id: str) -> list[DataRequest]:
+        with _dependency("request log query"):
+            found = [
+                _request_from(i)
+                for i in RequestModel.query(
+                    tenant, filter_condition=RequestModel.subject_id == subject_id
+                )
+            ]
+        return sorted(found, key=lambda r: r.at)

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.ports import ObjectInfo
+from quitclaim.domain.ports import ObjectInfo, ObjectVersion
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
 
@@ -104,6 +104,24 @@ class S3ObjectStore:
             )
         except ClientError as exc:
             raise DependencyFailed(f"S3 put failed: {_code(exc)}") from exc
+
+    def versions(self, bucket: str, prefix: str) -> list[ObjectVersion]:
+        """Every version and delete marker under ``prefix`` (ListObjectVersions, paged)."""
+        found: list[ObjectVersion] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        try:
+            while True:
+                page = self._s3.list_object_versions(**kwargs)
+                for entry in page.get("Versions", []):
+                    found.append(ObjectVersion(entry["Key"], str(entry["VersionId"])))
+                for entry in page.get("DeleteMarkers", []):
+                    found.append(ObjectVersion(entry["Key"], str(entry["VersionId"]), True))
+                if not page.get("IsTruncated"):
+                    return found
+                kwargs["KeyMarker"] = page.get("NextKeyMarker")
+                kwargs["VersionIdMarker"] = page.get("NextVersionIdMarker")
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 list versions failed: {_code(exc)}") from exc
 
 
 def _code(exc: ClientError) -> str:

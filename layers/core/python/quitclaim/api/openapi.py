@@ -22,6 +22,12 @@ from quitclaim.api.errors import ERROR_SCHEMA
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, IssuedKey, Principal, Role, Subject
+from quitclaim.domain.rights import (
+    ErasureReport,
+    ErasureStatus,
+    ProcessingRecords,
+    SelfieSearch,
+)
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     IssuedSecret,
@@ -586,7 +592,101 @@ WEBHOOK_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
-OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS
+_SUBJECT = "/subjects/{subject_id}"
+
+# Data-subject rights (GDPR Art. 15, 17, 30) and redaction.
+RIGHTS_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "exportSubject",
+        "GET",
+        f"{_SUBJECT}/export",
+        "Everything held about a person, as a ZIP (GDPR Art. 15)",
+        "rights",
+        role=_ADMIN,
+        response="AccessExport",
+        errors=(404,),
+        description=(
+            "`export_base64` is a ZIP: `manifest.json` (the subject without templates, "
+            "consents with history and evidence, every asset they appear in with only their "
+            "own faces, every decision and reviewer action on those assets, earlier "
+            "requests), `summary.html` (the same, readable) and `documents/` (the signed "
+            "forms). Thumbnails are not included. The request is logged and audited."
+        ),
+    ),
+    Operation(
+        "searchAppearances",
+        "POST",
+        "/appearances/search",
+        "Where does the person in this photo appear? (processed in memory, never stored)",
+        "rights",
+        role=_ADMIN,
+        body=s.SelfieSearchBody,
+        response="SelfieSearch",
+        errors=(400, 413, 415, 422),
+        raw_types=s.PHOTO_TYPES,
+        description=(
+            "JSON `{photo_base64}` or one raw image/jpeg or image/png body with exactly one "
+            "face. Its template is compared with the tenant's enrolled templates in memory "
+            "and discarded; only the search and its result count are logged."
+        ),
+    ),
+    Operation(
+        "eraseSubject",
+        "POST",
+        f"{_SUBJECT}/erase",
+        "Erase a person (GDPR Art. 17) and answer the completeness report",
+        "rights",
+        role=_ADMIN,
+        response="ErasureReport",
+        errors=(404, 409),
+        description=(
+            "Templates, contact data and every version of the signed documents are "
+            "deleted; consents become tombstones (ids, dates, outcome); every asset they "
+            "appear in is decided again with their face unknown, so it leaves the library. "
+            "Every store is then read again (`verification`). `DELETE /subjects/{id}` does "
+            "the same and answers 204. Calling again completes an interrupted erasure."
+        ),
+    ),
+    Operation(
+        "getErasure",
+        "GET",
+        f"{_SUBJECT}/erasure",
+        "A past erasure's report, with every store verified again now",
+        "rights",
+        role=_ADMIN,
+        response="ErasureStatus",
+        errors=(404,),
+    ),
+    Operation(
+        "redactAsset",
+        "POST",
+        "/assets/{asset_id}/redact",
+        "Publish a held asset's variant with the faces lacking consent pixelated",
+        "assets",
+        body=s.ReviewAction,
+        status=201,
+        response="AssetRecord",
+        errors=(400, 404, 409, 422),
+        description=(
+            "Only for an asset held for faces without consent (unknown, no consent, "
+            "expired, withdrawn, out of scope). The variant "
+            "`<tenant>/<path stem>.redacted.png` is scanned again and published only when "
+            "the engine identifies no redacted face and every other face has a valid "
+            "consent; it answers the variant's own record. The original stays held."
+        ),
+    ),
+    Operation(
+        "getRecordsOfProcessing",
+        "GET",
+        "/records-of-processing",
+        "Records of processing (GDPR Art. 30) and a DPIA starter, pre-filled",
+        "rights",
+        role=_ADMIN,
+        response="ProcessingRecords",
+    ),
+)
+
+OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
 
 # The release answers 202 while it waits for the second reviewer.
 EXTRA_SUCCESS = {
@@ -618,6 +718,10 @@ def _component_schemas() -> dict[str, Any]:
         Person,
         OverviewReport,
         Principal,
+        ErasureReport,
+        ErasureStatus,
+        SelfieSearch,
+        ProcessingRecords,
     ):
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))
@@ -701,6 +805,27 @@ def _component_schemas() -> dict[str, Any]:
                 "type": "object",
                 "required": ["items"],
                 "properties": {"items": {"type": "array", "items": _ref("ConsentView")}},
+            },
+            "AccessExport": {
+                "type": "object",
+                "required": [
+                    "request_id",
+                    "subject_id",
+                    "filename",
+                    "content_type",
+                    "export_base64",
+                    "sha256",
+                    "counts",
+                ],
+                "properties": {
+                    "request_id": {"type": "string"},
+                    "subject_id": {"type": "string"},
+                    "filename": {"type": "string"},
+                    "content_type": {"const": "application/zip"},
+                    "export_base64": {"type": "string", "contentEncoding": "base64"},
+                    "sha256": {"type": "string"},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
             },
             "Document": {
                 "type": "object",

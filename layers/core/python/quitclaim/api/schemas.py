@@ -152,6 +152,13 @@ class PolicyChanges(Body):
     )
     unknown_face_policy: Unsent[Literal["quarantine", "review"]] = None
     language: Unsent[Literal["en", "nl"]] = Field(default=None, description="Reminder e-mails.")
+    auto_redact: Unsent[bool] = Field(
+        default=None,
+        description=(
+            "Publish a variant with the faces that lack consent pixelated, instead of only "
+            "holding the image, when those faces are its only blockers (default false)."
+        ),
+    )
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""
@@ -277,6 +284,18 @@ class Reassign(Body):
         if value is not None and not is_id(value):
             raise ValueError("is not a subject id")
         return value
+
+
+# ------------------------------------------------------------------ data-subject rights
+
+
+class SelfieSearchBody(Body):
+    """A photo of the person asking (one face). Processed in memory, never stored."""
+
+    photo_base64: Base64Bytes
+
+    def decoded(self) -> bytes:
+        return _decode_base64(self.photo_base64)
 
 
 # ------------------------------------------------------------------ query strings

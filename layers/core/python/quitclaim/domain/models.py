@@ -148,6 +148,9 @@ class TenantPolicy:
     scan_modes: tuple[tuple[str, ScanMode], ...] = (("*", ScanMode.RECOGNIZE),)
     unknown_face_policy: str = "quarantine"
     language: str = "en"  # reminder e-mails: "en" or "nl"
+    # Publish a redacted variant (faces without consent pixelated) instead of
+    # holding the image only, when those faces are its only blockers. Off by default.
+    auto_redact: bool = False
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
+from quitclaim.domain.rights import DataRequest, RequestKind
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     InboundStatus,
@@ -61,6 +62,21 @@ class ObjectStore(Protocol):
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
     ) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectVersion:
+    """One stored version of an object (or a delete marker) in a versioned bucket."""
+
+    key: str
+    version_id: str
+    delete_marker: bool = False
+
+
+class ObjectVersions(Protocol):
+    """Every version under a prefix: what erasure removes and verification re-reads."""
+
+    def versions(self, bucket: str, prefix: str) -> list[ObjectVersion]: ...
 
 
 class TenantRepository(Protocol):
@@ -160,6 +176,14 @@ class ConsentRepository(Protocol):
         ...
 
     def release_reminder(self, consent: Consent, offsets: Sequence[str]) -> None: ...
+
+    def tombstone(self, consent: Consent, at: datetime, *, actor: str) -> None:
+        """Reduce the consent to ids, purposes, dates and outcome (erasure)."""
+        ...
+
+    def leftovers(self, tenant: str, subject_id: str) -> dict[str, list[str]]:
+        """consent_id -> evidence attributes still held (empty lists: tombstones only)."""
+        ...
 
 
 class AssetRepository(Protocol):
@@ -352,6 +376,18 @@ class OnceGuard(Protocol):
 
 class RetrySchedules(Protocol):
     def retry_at(self, tenant: str, delivery_id: str, attempt: int, at: datetime) -> None: ...
+
+
+class RequestLog(Protocol):
+    """Data-subject requests of a tenant (ids and counts only)."""
+
+    def record(self, request: DataRequest) -> None: ...
+
+    def between(
+        self, tenant: str, kind: RequestKind | None, since: datetime | None, until: datetime | None
+    ) -> list[DataRequest]: ...
+
+    def for_subject(self, tenant: str, subject_id: str) -> list[DataRequest]: ...
 
 
 class Clock(Protocol):

@@ -11,7 +11,7 @@ import json
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -320,6 +320,22 @@ class GalleryCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self._max_entries:
                 self._entries.popitem(last=False)
+
+    def load(
+        self,
+        tenant: str,
+        version: GalleryVersion,
+        templates: Callable[[], Iterable[tuple[str, bytes]]],
+    ) -> Gallery:
+        """The cached gallery, or one built from stored ``templates()`` and cached."""
+        cached = self.get(tenant, version)
+        if cached is not None:
+            return cached
+        gallery = Gallery.build(
+            tenant, version, ((sid, encoding_from_bytes(blob)) for sid, blob in templates())
+        )
+        self.put(gallery)
+        return gallery
 
     def clear(self) -> None:
         with self._lock:

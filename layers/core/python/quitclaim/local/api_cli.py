@@ -108,6 +108,8 @@ def _emit(ctx: click.Context, payload: Any, render: Callable[[Any], str], *, as_
 SUBJECT_COLUMNS = ("subject_id", "display_name", "external_ref", "templates", "date_of_birth")
 CONSENT_COLUMNS = ("consent_id", "status", "purposes", "valid_from", "expires_at", "revoked_at")
 ASSET_COLUMNS = ("asset_id", "status", "reasons", "path", "decided_at")
+EXPORT_COLUMNS = ("request_id", "subject_id", "filename", "sha256", "written_to")
+APPEARANCE_COLUMNS = ("asset_id", "status", "path", "location")
 
 
 def _asset_detail(asset: dict[str, Any]) -> str:
@@ -281,6 +283,88 @@ def subjects_enrol(
     _emit(ctx, subject, lambda s: _fields(s, SUBJECT_COLUMNS), as_json=as_json)
 
 
+@subjects.command("export")
+@click.argument("subject_id")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="where to write the ZIP",
+)
+@json_option
+@click.pass_context
+def subjects_export(ctx: click.Context, subject_id: str, out: Path, as_json: bool) -> None:
+    """Everything held about SUBJECT_ID (GDPR Art. 15), as a ZIP written to --out."""
+    export = _client(ctx).call("GET", f"/subjects/{_segment(subject_id)}/export")
+    data = base64.b64decode(export["export_base64"])
+    out.write_bytes(data)
+    summary = {k: v for k, v in export.items() if k != "export_base64"}
+    summary["written_to"] = str(out)
+    _emit(
+        ctx,
+        summary,
+        lambda e: _fields({**e, **e["counts"]}, (*EXPORT_COLUMNS, *sorted(e["counts"]))),
+        as_json=as_json,
+    )
+
+
+@subjects.command("search")
+@click.argument("photo", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@json_option
+@click.pass_context
+def subjects_search(ctx: click.Context, photo: Path, as_json: bool) -> None:
+    """Where does the person in PHOTO (one face) appear? The photo is not stored."""
+    body = {"photo_base64": base64.b64encode(photo.read_bytes()).decode()}
+    found = _client(ctx).call("POST", "/appearances/search", body)
+    _emit(
+        ctx,
+        found,
+        lambda f: (
+            f"{_fields(f, ('request_id', 'subject_id', 'distance', 'template_stored'))}\n\n"
+            + _table(f["appearances"], APPEARANCE_COLUMNS)
+        ),
+        as_json=as_json,
+    )
+
+
+@subjects.command("erase")
+@click.argument("subject_id")
+@json_option
+@click.pass_context
+def subjects_erase(ctx: click.Context, subject_id: str, as_json: bool) -> None:
+    """Erase SUBJECT_ID (GDPR Art. 17) and print the completeness report."""
+    report = _client(ctx).call("POST", f"/subjects/{_segment(subject_id)}/erase")
+    _emit(ctx, report, _erasure_report, as_json=as_json)
+
+
+@subjects.command("erasure")
+@click.argument("subject_id")
+@json_option
+@click.pass_context
+def subjects_erasure(ctx: click.Context, subject_id: str, as_json: bool) -> None:
+    """Verify a past erasure of SUBJECT_ID again, store by store."""
+    status = _client(ctx).call("GET", f"/subjects/{_segment(subject_id)}/erasure")
+    _emit(ctx, status, _erasure_report, as_json=as_json)
+
+
+def _erasure_report(report: dict[str, Any]) -> str:
+    report = {**report, **(report.get("report") or {})}
+    check = report["verification"]
+    lines = [
+        _fields(report, ("subject_id", "request_id", "erased_at", "actor")),
+        "",
+        "deleted:",
+        _table(report.get("deleted") or [], ("store", "action", "what", "count")),
+        "",
+        "kept:",
+        _table(report.get("kept") or [], ("store", "what", "count")),
+        "",
+        f"verification ({'complete' if check['ok'] else 'INCOMPLETE'}):",
+        _table(check["checks"], ("store", "ok", "detail")),
+    ]
+    return "\n".join(lines)
+
+
 # -- consents --------------------------------------------------------------------
 
 
@@ -449,6 +533,36 @@ def _review_command(action: str, help_text: str) -> None:
 
 _review_command("release", "Ask for (or, as a second reviewer, confirm) a release.")
 _review_command("keep", "Keep an asset in quarantine.")
+_review_command("redact", "Publish a variant with the faces lacking consent pixelated.")
+
+
+# -- records of processing ---------------------------------------------------------
+
+
+@api.command("records")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="directory for records-of-processing.json and dpia.md",
+)
+@json_option
+@click.pass_context
+def records(ctx: click.Context, out: Path, as_json: bool) -> None:
+    """Records of processing (GDPR Art. 30) and a DPIA starter, pre-filled."""
+    found = _client(ctx).call("GET", "/records-of-processing")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "records-of-processing.json").write_text(
+        json.dumps(found["record"], indent=2), encoding="utf-8"
+    )
+    (out / "dpia.md").write_text(found["dpia_markdown"], encoding="utf-8")
+    totals = found["record"]["volumes"]["total"]
+    _emit(
+        ctx,
+        {"tenant": found["tenant"], "written_to": str(out), **totals},
+        lambda t: _fields(t, list(t)),
+        as_json=as_json,
+    )
 
 
 # -- policy ----------------------------------------------------------------------

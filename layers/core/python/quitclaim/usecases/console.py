@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.domain.errors import (
     ConfigurationError,
@@ -43,6 +43,18 @@ from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.webhooks import Receipt, WebhookAdmin, WebhookInbox
 
+if TYPE_CHECKING:
+    from quitclaim.domain.rights import (
+        AccessExport,
+        ErasureReport,
+        ErasureStatus,
+        ProcessingRecords,
+        SelfieSearch,
+    )
+    from quitclaim.usecases.processing import RecordsOfProcessing
+    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.rights import SubjectRights
+
 MAX_PAGE = 200
 
 
@@ -59,7 +71,13 @@ class Console:
         webhooks: WebhookAdmin | None = None,
         inbox: WebhookInbox | None = None,
         dashboard: Dashboard | None = None,
+        rights: SubjectRights | None = None,
+        redaction: Redaction | None = None,
+        processing: RecordsOfProcessing | None = None,
     ) -> None:
+        self._rights = rights
+        self._redaction = redaction
+        self._processing = processing
         self._registry = registry
         self._review = review
         self._keys = keys
@@ -133,8 +151,7 @@ class Console:
 
     def delete_subject(self, principal: Principal, subject_id: str) -> None:
         """Remove the subject and their templates; consents become tombstones."""
-        _admin(principal)
-        self._registry.delete_subject(principal.tenant, subject_id, actor=principal.key_id)
+        self.erase_subject(principal, subject_id)
 
     def enrol(self, principal: Principal, subject_id: str, photos: Sequence[bytes]) -> Subject:
         """Add reference photos (exactly one face each, else ``EnrolmentRejected``)."""
@@ -272,6 +289,51 @@ class Console:
 
     def delete_asset(self, principal: Principal, asset_id: str, justification: str) -> None:
         self._review.delete(principal, asset_id, justification)
+
+    # -- data-subject rights --------------------------------------------------
+    def export_subject(self, principal: Principal, subject_id: str) -> AccessExport:
+        """Admin: everything held about the person, as a ZIP (GDPR Art. 15)."""
+        _admin(principal)
+        return self._rights_or_fail().export(principal.tenant, subject_id, actor=principal.key_id)
+
+    def search_appearances(self, principal: Principal, photo: bytes) -> SelfieSearch:
+        """Admin: where does the person in this photo appear? Nothing of it is stored."""
+        _admin(principal)
+        return self._rights_or_fail().search(principal.tenant, photo, actor=principal.key_id)
+
+    def erase_subject(self, principal: Principal, subject_id: str) -> ErasureReport:
+        """Admin: erase the person (GDPR Art. 17); the report says what went where."""
+        _admin(principal)
+        if self._rights is None:
+            return self._registry.delete_subject(
+                principal.tenant, subject_id, actor=principal.key_id
+            )
+        return self._rights.erase(principal.tenant, subject_id, actor=principal.key_id)
+
+    def erasure(self, principal: Principal, subject_id: str) -> ErasureStatus:
+        """Admin: a past erasure's report, with every store verified again now."""
+        _admin(principal)
+        return self._rights_or_fail().erasure(principal.tenant, subject_id)
+
+    def redact_asset(self, principal: Principal, asset_id: str, justification: str) -> AssetRecord:
+        """Publish a held asset's variant with the unconsented faces pixelated."""
+        if self._redaction is None:
+            raise DependencyFailed("redaction is not configured")
+        return self._redaction.redact(
+            principal.tenant, asset_id, actor=principal.key_id, justification=justification
+        )
+
+    def records_of_processing(self, principal: Principal) -> ProcessingRecords:
+        """Admin: the tenant's records of processing (Art. 30) and a DPIA starter."""
+        _admin(principal)
+        if self._processing is None:
+            raise DependencyFailed("records of processing are not configured")
+        return self._processing.build(principal.tenant)
+
+    def _rights_or_fail(self) -> SubjectRights:
+        if self._rights is None:
+            raise DependencyFailed("data-subject rights are not configured")
+        return self._rights
 
     # -- webhooks -------------------------------------------------------------
     def receive_webhook(

@@ -6,6 +6,7 @@ asset record already holds (no re-scan, no biometrics needed).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from quitclaim.domain.decision import redecide_recorded
@@ -13,11 +14,14 @@ from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import AssetStatus, Box, FaceMatch, Reason
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, EventPublisher
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.rights import SUBJECT_ERASED
 from quitclaim.observability import audit, count
 from quitclaim.usecases.placement import Placement, history_entry
 
 # Statuses a consent change can move between; rejected and deleted stay put.
 _REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
+# Review state that vouches for the faces as they were: void once one changes.
+_WAIVERS = ("released", "pending_release")
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,24 +88,92 @@ class Recheck:
                 self._placement.transition(record, after)
             except Conflict:
                 continue  # someone else changed it; decide again on the new state
-            audit(
-                "asset.redecided",
-                tenant=tenant,
-                asset_id=asset_id,
-                status=after.status.value,
-                reasons=list(after.reasons),
-                subject_id=cause,
-                source=actor,
-            )
-            if self._events is not None:
-                withdrawn = record.status is AssetStatus.APPROVED
-                self._events.publish(
-                    "asset.withdrawn" if withdrawn else f"asset.{after.status.value}",
-                    tenant,
-                    {"asset_id": asset_id, "path": record.path, "reasons": list(after.reasons)},
-                )
-            return Change(asset_id, record.status, after.status, after.reasons)
+            return self._announce(record, after, actor=actor, cause=cause)
         raise Conflict(f"asset {asset_id} kept changing; re-decision abandoned for now")
+
+    def forget_subject(
+        self, tenant: str, subject_id: str, asset_ids: Iterable[str], *, actor: str
+    ) -> list[Change]:
+        """Erasure: in each asset the person's faces become unknown, then it is decided again.
+
+        Their faces keep box and frame, lose subject, distance and consent; a
+        release waiver two reviewers gave is dropped (it was given for the
+        faces as they were), so every image they were in leaves the library.
+        Their appearance rows go. Assets that cannot change place (rejected,
+        deleted) only lose the attribution.
+        """
+        changes: list[Change] = []
+        for asset_id in sorted(set(asset_ids)):
+            change = self._forget_in(tenant, subject_id, asset_id, actor=actor)
+            if change is not None:
+                changes.append(change)
+            self._assets.remove_appearance(tenant, subject_id, asset_id)
+        count("AssetsRedecidedForErasure", len(changes))
+        return changes
+
+    def _forget_in(
+        self, tenant: str, subject_id: str, asset_id: str, *, actor: str
+    ) -> Change | None:
+        for _ in range(5):
+            record = self._assets.get(tenant, asset_id)
+            if record is None or subject_id not in record.subject_ids:
+                return None
+            indices = [i for i, f in enumerate(record.faces) if f.subject_id == subject_id]
+            faces = tuple(
+                replace(
+                    f, subject_id=None, distance=None, consent_id=None, verdict=None, reason=None
+                )
+                if i in indices
+                else f
+                for i, f in enumerate(record.faces)
+            )
+            review = {k: v for k, v in record.review.items() if k not in _WAIVERS}
+            unattributed = replace(record, faces=faces, review=review)
+            if record.status in _REDECIDABLE:
+                after = self.decided(unattributed, action=SUBJECT_ERASED, actor=actor)
+            else:
+                now = self._clock.now()
+                after = replace(
+                    unattributed,
+                    history=(
+                        *record.history,
+                        history_entry(now, SUBJECT_ERASED, actor, unattributed),
+                    ),
+                )
+            after = replace(
+                after, history=(*after.history[:-1], {**after.history[-1], "faces": indices})
+            )
+            try:
+                self._placement.transition(record, after)
+            except Conflict:
+                continue
+            return self._announce(record, after, actor=actor, cause=subject_id)
+        raise Conflict(f"asset {asset_id} kept changing; erasure must be run again")
+
+    def _announce(
+        self, record: AssetRecord, after: AssetRecord, *, actor: str, cause: str
+    ) -> Change:
+        """Audit a re-decision and tell the tenant's systems (ids only)."""
+        audit(
+            "asset.redecided",
+            tenant=record.tenant,
+            asset_id=record.asset_id,
+            status=after.status.value,
+            reasons=list(after.reasons),
+            subject_id=cause,
+            source=actor,
+        )
+        if self._events is not None and (after.status, after.reasons) != (
+            record.status,
+            record.reasons,
+        ):
+            withdrawn = record.status is AssetStatus.APPROVED
+            self._events.publish(
+                "asset.withdrawn" if withdrawn else f"asset.{after.status.value}",
+                record.tenant,
+                {"asset_id": record.asset_id, "path": record.path, "reasons": list(after.reasons)},
+            )
+        return Change(record.asset_id, record.status, after.status, after.reasons)
 
     def decided(
         self, record: AssetRecord, *, action: str = "redecided", actor: str = "system"

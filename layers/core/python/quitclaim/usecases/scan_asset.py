@@ -11,15 +11,16 @@ place its recorded decision names; a redelivery completes the same steps.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from quitclaim.config import Settings
 from quitclaim.domain.decision import decide_asset, redecide_recorded
-from quitclaim.domain.errors import Conflict, RejectedInput
+from quitclaim.domain.errors import Conflict, QuitclaimError, RejectedInput
 from quitclaim.domain.models import (
     AssetStatus,
     Decision,
@@ -40,11 +41,15 @@ from quitclaim.domain.ports import (
     TenantRepository,
 )
 from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
-from quitclaim.faces.gallery import Gallery, GalleryCache, encoding_from_bytes
+from quitclaim.domain.rights import redactable
+from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
 from quitclaim.usecases.recheck import faces_of
+
+if TYPE_CHECKING:
+    from quitclaim.usecases.redaction import Redaction
 
 UNATTRIBUTED = "_unattributed"
 
@@ -91,6 +96,25 @@ def split_upload_key(key: str, prefix: str) -> tuple[str, str] | None:
     return tenant, path
 
 
+def face_records(
+    decision: Decision, observations: Sequence[FaceObservation]
+) -> tuple[FaceRecord, ...]:
+    """The decided faces as recorded: boxes, frames, ids, distances; no encodings."""
+    return tuple(
+        FaceRecord(
+            box=fd.face.box.as_list(),
+            frame=obs.frame,
+            identifiable=fd.face.identifiable,
+            subject_id=fd.face.subject_id,
+            distance=None if fd.face.distance is None else round(fd.face.distance, 4),
+            consent_id=fd.consent_id,
+            verdict=fd.verdict.value if fd.verdict else None,
+            reason=fd.reason.value if fd.reason else None,
+        )
+        for fd, obs in zip(decision.faces, observations, strict=True)
+    )
+
+
 class ScanAsset:
     """The ingest use-case. Dependencies are ports, injected once per container."""
 
@@ -107,8 +131,10 @@ class ScanAsset:
         clock: Clock,
         galleries: GalleryCache | None = None,
         events: EventPublisher | None = None,
+        redaction: Redaction | None = None,
     ) -> None:
         self._events = events
+        self._redaction = redaction
         self._settings = settings
         self._engine_factory = engine_factory
         self._engine: FaceEngine | None = None
@@ -135,7 +161,9 @@ class ScanAsset:
 
         existing = self._assets.get(tenant, asset_id)
         if existing is not None:
-            return self._complete(existing, request, duplicate=True)
+            done = self._complete(existing, request, duplicate=True)
+            self._auto_redact(existing, done)
+            return done
 
         info = self._store.head(request.bucket, request.key, request.version_id)
         if info is None:
@@ -184,7 +212,34 @@ class ScanAsset:
         count("FacesProcessed", len(record.faces))
         for name, ms in record.timings_ms.items():
             timing(f"Stage_{name}", ms)
+        self._auto_redact(record, result)
         return result
+
+    def _auto_redact(self, record: AssetRecord, result: ScanResult) -> None:
+        """Tenant policy ``auto_redact``: publish a redacted variant of a held image.
+
+        Only when the faces without consent are the only blockers. The original
+        stays held whatever happens here: a failure is logged and counted, and a
+        reviewer can still redact it (``POST /assets/{id}/redact``).
+        """
+        if (
+            self._redaction is None
+            or not record.policy.get("auto_redact")
+            or result.status is not AssetStatus.QUARANTINED
+            or not redactable(replace(record, reasons=result.reasons))
+            or "redacted" in record.review
+        ):
+            return
+        try:
+            self._redaction.redact(
+                record.tenant,
+                record.asset_id,
+                actor="ingest",
+                justification="tenant policy: redact instead of holding (auto_redact)",
+            )
+        except QuitclaimError as exc:
+            logger.warning("auto-redaction not published", asset_id=record.asset_id, code=exc.code)
+            count("AutoRedactionSkipped")
 
     # -- decision ---------------------------------------------------------
 
@@ -275,7 +330,11 @@ class ScanAsset:
         )
         return replace(
             record,
-            policy={**record.policy, "scan_mode": mode.value},
+            policy={
+                **record.policy,
+                "scan_mode": mode.value,
+                **({"auto_redact": True} if policy.auto_redact else {}),
+            },
             history=(history_entry(now, "decided", "ingest", record),),
         )
 
@@ -345,16 +404,7 @@ class ScanAsset:
         return min(observation.box.width, observation.box.height) >= policy.min_face_px
 
     def _gallery(self, tenant: str, version: int) -> Gallery:
-        cached = self._galleries.get(tenant, version)
-        if cached is not None:
-            return cached
-        gallery = Gallery.build(
-            tenant,
-            version,
-            ((sid, encoding_from_bytes(blob)) for sid, blob in self._subjects.templates(tenant)),
-        )
-        self._galleries.put(gallery)
-        return gallery
+        return self._galleries.load(tenant, version, lambda: self._subjects.templates(tenant))
 
     def _record(
         self,
@@ -370,19 +420,7 @@ class ScanAsset:
         timer: _Timer,
     ) -> AssetRecord:
         s = self._settings
-        faces = tuple(
-            FaceRecord(
-                box=fd.face.box.as_list(),
-                frame=obs.frame,
-                identifiable=fd.face.identifiable,
-                subject_id=fd.face.subject_id,
-                distance=None if fd.face.distance is None else round(fd.face.distance, 4),
-                consent_id=fd.consent_id,
-                verdict=fd.verdict.value if fd.verdict else None,
-                reason=fd.reason.value if fd.reason else None,
-            )
-            for fd, obs in zip(decision.faces, observations, strict=True)
-        )
+        faces = face_records(decision, observations)
         approved = decision.approved
         return AssetRecord(
             tenant=tenant,

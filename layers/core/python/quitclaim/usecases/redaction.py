@@ -1,0 +1,329 @@
+"""Redaction: a held image published as a variant with the unconsented faces pixelated.
+
+The original stays in quarantine, untouched. The variant
+(``<tenant>/<path stem>.redacted.png`` in the library) is a new asset with
+its own decision record, made the way the gate makes every decision: the
+variant is scanned again and matched against the gallery, and it is
+published only when every face the engine can still identify there has a
+valid, in-scope consent. A face found inside a redacted region must match
+nobody, neither an enrolled person nor the face that was there before
+(compared in memory, never stored): otherwise the redaction is too weak and
+nothing is published. Its appearance rows make a later withdrawal pull the
+variant too, like any other asset.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+import numpy as np
+
+from quitclaim.domain.decision import decide_asset
+from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
+from quitclaim.domain.models import AssetStatus, Box, FaceMatch
+from quitclaim.domain.ports import (
+    AssetRepository,
+    Clock,
+    ConsentRepository,
+    EventPublisher,
+    ObjectStore,
+    SubjectRepository,
+    TenantRepository,
+)
+from quitclaim.domain.records import AssetRecord, asset_id_for
+from quitclaim.domain.rights import REDACTED, redactable
+from quitclaim.faces import redaction as pixels
+from quitclaim.faces.gallery import GalleryCache
+from quitclaim.faces.ports import DecodedImage, Encoding, FaceEngine, FaceObservation
+from quitclaim.observability import audit, count
+from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, Placement, history_entry
+from quitclaim.usecases.recheck import Recheck
+from quitclaim.usecases.review import _justified
+from quitclaim.usecases.scan_asset import face_records
+
+META_REDACTED_FROM = "quitclaim-redacted-from"
+SUFFIX = ".redacted.png"
+
+
+def variant_key(record: AssetRecord) -> str:
+    """``<tenant>/<path without extension>.redacted.png``."""
+    stem, _ = posixpath.splitext(record.path)
+    return f"{record.tenant}/{stem}{SUFFIX}"
+
+
+def _centre_in(box: Box, region: Box) -> bool:
+    x = (box.left + box.right) / 2
+    y = (box.top + box.bottom) / 2
+    return region.left <= x < region.right and region.top <= y < region.bottom
+
+
+class Redaction:
+    def __init__(
+        self,
+        *,
+        engine_factory: Callable[[], FaceEngine],
+        decode: Callable[[bytes], DecodedImage],
+        store: ObjectStore,
+        tenants: TenantRepository,
+        subjects: SubjectRepository,
+        consents: ConsentRepository,
+        assets: AssetRepository,
+        placement: Placement,
+        recheck: Recheck,
+        clock: Clock,
+        library_bucket: str,
+        galleries: GalleryCache | None = None,
+        events: EventPublisher | None = None,
+    ) -> None:
+        self._engine_factory = engine_factory
+        self._decode = decode
+        self._store = store
+        self._tenants = tenants
+        self._subjects = subjects
+        self._consents = consents
+        self._assets = assets
+        self._placement = placement
+        self._recheck = recheck
+        self._clock = clock
+        self._library = library_bucket
+        self._galleries = galleries or GalleryCache()
+        self._events = events
+
+    def redact(self, tenant: str, asset_id: str, *, actor: str, justification: str) -> AssetRecord:
+        """Publish the held asset's redacted variant; answers the variant's record.
+
+        ``Conflict`` codes: ``not_quarantined``, ``not_redactable`` (held for
+        something a redaction cannot fix), ``redacted`` (done before),
+        ``key_taken``, ``redaction_too_weak``, ``not_publishable``.
+        """
+        why = _justified(justification)
+        original = self._assets.get(tenant, asset_id)
+        if original is None:
+            raise NotFound(f"asset {asset_id} not found")
+        if original.status is not AssetStatus.QUARANTINED:
+            raise Conflict(
+                f"only quarantined assets can be redacted (this one is {original.status})",
+                code="not_quarantined",
+            )
+        if not redactable(original):
+            raise Conflict(
+                f"held for {list(original.reasons)}: only faces without consent can be redacted",
+                code="not_redactable",
+            )
+        key = variant_key(original)
+        variant_id = asset_id_for(tenant, self._library, key, original.asset_id)
+        if self._assets.get(tenant, variant_id) is not None:
+            raise Conflict("this asset has a redacted variant already", code="redacted")
+        taken = self._store.head(self._library, key)
+        if taken is not None and taken.metadata.get(META_ASSET_ID) != variant_id:
+            raise Conflict(f"another object is stored at {key}", code="key_taken")
+        source = self._store.head(original.dest_bucket, original.dest_key)
+        if source is None or source.metadata.get(META_ASSET_ID) != asset_id:
+            raise Conflict("the held image is not where its record says", code="not_placed")
+        data = self._store.read(source.bucket, source.key, source.version_id)
+
+        faces = [i for i, f in enumerate(original.faces) if f.verdict != "valid"]
+        boxes = [Box(*original.faces[i].box) for i in faces]
+        image = self._decode(data)
+        if len(image.frames) != 1:
+            raise RejectedInput("only still images can be redacted", code="too_many_frames")
+        redacted = pixels.redact(image.frames[0], boxes)
+        png = pixels.to_png(redacted)
+        regions = [pixels.padded(b, image.width, image.height) for b in boxes]
+        variant = self._decided(original, data, png, regions, key, variant_id, actor, why)
+        del data, image, redacted
+
+        if not self._assets.create(variant):
+            raise Conflict("this asset has a redacted variant already", code="redacted")
+        if variant.subject_ids:
+            self._assets.add_appearances(variant)
+        self._store.write(
+            self._library,
+            key,
+            png,
+            {
+                META_ASSET_ID: variant_id,
+                META_STATUS: variant.status.value,
+                META_REDACTED_FROM: asset_id,
+            },
+            content_type="image/png",
+        )
+        self._assets.mark_placed(tenant, variant_id, self._clock.now())
+        # A consent withdrawn while we scanned: the re-decision pulls it right back.
+        self._recheck.redecide(tenant, variant_id, actor=actor, cause=asset_id)
+        self._note_on_original(original, variant, actor, why, faces)
+        audit(
+            "asset.redacted",
+            tenant=tenant,
+            asset_id=variant_id,
+            status=variant.status.value,
+            faces=[f.as_dict() for f in variant.faces],
+            versions=variant.versions,
+            source=actor,
+            source_asset_id=asset_id,
+        )
+        count("AssetsRedacted")
+        latest = self._assets.get(tenant, variant_id) or variant
+        if self._events is not None and latest.status is AssetStatus.APPROVED:
+            self._events.publish(
+                "asset.approved",
+                tenant,
+                {
+                    "asset_id": variant_id,
+                    "path": variant.path,
+                    "reasons": [],
+                    "location": f"s3://{self._library}/{key}",
+                    "redacted_from": asset_id,
+                },
+            )
+        return latest
+
+    # ------------------------------------------------------------------ internals
+
+    @property
+    def _engine(self) -> FaceEngine:
+        return self._engine_factory()
+
+    def _decided(
+        self,
+        original: AssetRecord,
+        data: bytes,
+        png: bytes,
+        regions: Sequence[Box],
+        key: str,
+        variant_id: str,
+        actor: str,
+        why: str,
+    ) -> AssetRecord:
+        """Scan the variant as the gate would; refuse unless it is publishable."""
+        tenant = original.tenant
+        found = self._tenants.policy_and_gallery(tenant)
+        if found is None:
+            raise NotFound(f"tenant {tenant!r} not found")
+        policy, version = found
+        engine = self._engine
+        # The faces that were in the redacted regions, in memory only.
+        before = [
+            o.encoding
+            for o in engine.analyze(engine.decode(data))
+            if any(_centre_in(o.box, r) for r in regions)
+        ]
+        observations = engine.analyze(engine.decode(png))
+        gallery = self._galleries.load(tenant, version, lambda: self._subjects.templates(tenant))
+        hits = gallery.match(
+            np.stack([o.encoding for o in observations])
+            if observations
+            else np.empty((0, 128), dtype=np.float32),
+            threshold=policy.match_threshold,
+            margin=policy.match_margin,
+        )
+        matches: list[FaceMatch] = []
+        for obs, hit in zip(observations, hits, strict=True):
+            if any(_centre_in(obs.box, r) for r in regions):
+                if hit.subject_id is not None or _near(obs, before, policy.match_threshold):
+                    count("RedactionTooWeak")
+                    raise Conflict(
+                        "the engine still recognises a redacted face; nothing was published",
+                        code="redaction_too_weak",
+                    )
+                matches.append(FaceMatch(obs.box, None, None, identifiable=False))
+                continue
+            identifiable = min(obs.box.width, obs.box.height) >= policy.min_face_px
+            matches.append(
+                FaceMatch(obs.box, hit.subject_id, hit.distance, identifiable)
+                if identifiable
+                else FaceMatch(obs.box, None, None, identifiable=False)
+            )
+        subject_ids = sorted({m.subject_id for m in matches if m.subject_id})
+        consents = self._consents.for_subjects(tenant, subject_ids) if subject_ids else {}
+        now = self._clock.now()
+        decision = decide_asset(matches, consents, original.purpose, now)
+        if not decision.approved:
+            raise Conflict(
+                f"the redacted variant would still be held for "
+                f"{[r.value for r in decision.reasons]}; nothing was published",
+                code="not_publishable",
+            )
+        record = AssetRecord(
+            tenant=tenant,
+            asset_id=variant_id,
+            source_bucket=original.dest_bucket,
+            source_key=original.dest_key,
+            source_version=original.source_version,
+            path=key.removeprefix(f"{tenant}/"),
+            purpose=original.purpose,
+            status=decision.status,
+            reasons=(),
+            dest_bucket=self._library,
+            dest_key=key,
+            decided_at=now,
+            faces=face_records(decision, observations),
+            versions={**engine.versions, "redaction": pixels.METHOD},
+            policy={
+                "match_threshold": policy.match_threshold,
+                "match_margin": policy.match_margin,
+                "min_face_px": policy.min_face_px,
+                "redaction_pad": pixels.PAD,
+                "redaction_blocks": pixels.MOSAIC_BLOCKS,
+            },
+            review={"redacted_from": {"asset_id": original.asset_id, "by": actor}},
+        )
+        return replace(
+            record,
+            history=(
+                history_entry(
+                    now,
+                    REDACTED,
+                    actor,
+                    record,
+                    justification=why,
+                    source_asset_id=original.asset_id,
+                ),
+            ),
+        )
+
+    def _note_on_original(
+        self,
+        original: AssetRecord,
+        variant: AssetRecord,
+        actor: str,
+        why: str,
+        faces: list[int],
+    ) -> None:
+        """The held original names its variant (review state and history)."""
+        for _ in range(3):
+            record = self._assets.get(original.tenant, original.asset_id)
+            if record is None:
+                return
+            now = self._clock.now()
+            note = {"asset_id": variant.asset_id, "key": variant.dest_key, "by": actor}
+            after = replace(
+                record,
+                review={**record.review, "redacted": note},
+                history=(
+                    *record.history,
+                    history_entry(
+                        now,
+                        REDACTED,
+                        actor,
+                        record,
+                        justification=why,
+                        variant_asset_id=variant.asset_id,
+                        faces=faces,
+                    ),
+                ),
+            )
+            try:
+                self._placement.transition(record, after)
+                return
+            except Conflict:
+                continue
+
+
+def _near(observation: FaceObservation, originals: Sequence[Encoding], threshold: float) -> bool:
+    return any(
+        float(np.linalg.norm(observation.encoding - encoding)) <= threshold
+        for encoding in originals
+    )

@@ -1,0 +1,75 @@
+"""Records of processing: what they state about retention is what the template deploys."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.registry import Page
+from quitclaim.domain.rights import DataRequest, RequestKind
+from quitclaim.usecases.processing import (
+    BUCKET_NONCURRENT_DAYS,
+    Deployment,
+    RecordsOfProcessing,
+)
+from tests.unit.fakes import FakeTenants, FixedClock
+from tests.unit.infra import templates
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+
+def test_the_stated_bucket_retention_is_the_templates_lifecycle() -> None:
+    resources = templates.source()["Resources"]
+    for bucket, days in BUCKET_NONCURRENT_DAYS.items():
+        rules = resources[f"{bucket.title()}Bucket"]["Properties"]["LifecycleConfiguration"]
+        kept = [
+            r["NoncurrentVersionExpiration"]["NoncurrentDays"]
+            for r in rules["Rules"]
+            if "NoncurrentVersionExpiration" in r
+        ]
+        assert kept == [days], bucket
+
+
+def test_the_stacks_retention_parameters_reach_the_functions() -> None:
+    source = templates.source()
+    variables = source["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["QC_LOG_RETENTION_DAYS"] == {"Ref": "LogRetentionDays"}
+    assert variables["QC_AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
+
+
+class NoAssets:
+    def page(self, tenant: str, **_: Any) -> Page:
+        return Page(())
+
+
+class Requests:
+    def between(self, *_: Any) -> list[DataRequest]:
+        at = datetime(2026, 11, 2, tzinfo=UTC)
+        return [DataRequest("acme", "r", RequestKind.ERASURE, at, "k", "sub_x")]
+
+
+def test_the_record_states_the_tenants_thresholds_and_the_deployment() -> None:
+    policy = TenantPolicy(
+        "acme", match_threshold=0.42, auto_redact=True, purposes=frozenset({"web"})
+    )
+    records = RecordsOfProcessing(
+        tenants=FakeTenants({"acme": policy}),
+        assets=NoAssets(),  # type: ignore[arg-type]
+        requests=Requests(),  # type: ignore[arg-type]
+        engine_versions=lambda: {"engine": "quitclaim-dlib/2", "encoder": "resnet"},
+        deployment=Deployment("eu-west-1", 365, 2190, 45, (30, 7, 1), 7, 24.0),
+        clock=FixedClock(NOW),
+    )
+    built = records.build("acme")
+    record = built.record
+    assert record["transfers"] == {"third_countries": [], "region": "eu-west-1"}
+    assert record["automated_decisions"]["policy"]["match_threshold"] == 0.42
+    assert record["automated_decisions"]["policy"]["auto_redact"] is True
+    assert record["purposes"][0]["publication_purposes"] == ["web"]
+    assert record["volumes"]["total"]["erasures"] == 1
+    retention = {r["data"]: r["kept"] for r in record["retention"]}
+    assert retention["function logs (audit events)"] == "365 days"
+    assert "match distance ≤ 0.42" in built.dpia_markdown
+    assert "redact instead of holding: on" in " ".join(built.dpia_markdown.split())
+    assert "| 2026-11 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in built.dpia_markdown
