@@ -87,10 +87,16 @@ def test_the_queue_shows_the_quarantined_images_with_their_reasons(
     assert len(set(colours)) == 2
     faces = tab.page.locator("#detail-faces li").all_inner_texts()
     assert sorted(f.split(": ", 1)[1] for f in faces) == sorted([ROSE, KIT])
-    # And the actions a reviewer has are offered, redaction not (it is not built)
+    # And the actions a reviewer has are offered
     actions = tab.page.locator("#detail-actions").get_by_role("button")
     expect(actions).to_have_text(
-        ["Request release", "Keep in quarantine", "Reassign a face", "Delete"]
+        [
+            "Request release",
+            "Keep in quarantine",
+            "Reassign a face",
+            "Publish with faces pixelated",
+            "Delete",
+        ]
     )
     tab.screenshot("queue")
 
@@ -313,3 +319,25 @@ def _post(base_url: str, path: str, key: str, body: Any) -> Any:
     )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+def test_a_held_photo_is_published_with_the_child_pixelated(
+    dashboard: Tabs, demo: DemoData
+) -> None:
+    # (last in the module: it adds an approved image to the demo tenant)
+    tab = dashboard().sign_in(demo.keys.reviewers[0].secret)
+    tab.open("stage-with-child.jpg")
+    # When a reviewer publishes the stage photo with its unknown face pixelated
+    tab.act("Publish with faces pixelated", "Publish the speakers without the child")
+    # Then the copy is published and the original stays held, without the action now
+    expect(tab.said()).to_contain_text("Published the pixelated copy")
+    expect(tab.said()).to_contain_text("stage-with-child.redacted.png")
+    tab.open("stage-with-child.jpg")
+    expect(
+        tab.page.locator("#detail-actions").get_by_role(
+            "button", name="Publish with faces pixelated"
+        )
+    ).to_be_hidden()
+    tab.filter_status("Approved")
+    expect(tab.item("stage-with-child.redacted.png").locator(".status")).to_have_text("Approved")
+    tab.screenshot("redacted")

@@ -528,6 +528,8 @@
     release.textContent = pending && !mine ? t("confirmRelease") : t("requestRelease");
     release.disabled = Boolean(mine);
     $("act-keep").hidden = !quarantined;
+    // A held image can be published once, as a variant with the blocking faces pixelated.
+    $("act-redact").hidden = !quarantined || Boolean(asset.review?.redacted);
     $("act-reassign").hidden = !(quarantined || asset.status === "approved") || !asset.faces.length;
     $("act-delete").hidden = !(quarantined || asset.status === "approved");
     $("detail-actions").hidden = !(quarantined || asset.status === "approved");
@@ -638,6 +640,17 @@
       if (!answer) return null;
       await api("POST", `/assets/${state.record.asset_id}/keep`, { json: { justification: answer.justification } });
       return t("doneKept");
+    }),
+  );
+
+  $("act-redact").addEventListener("click", () =>
+    act(async () => {
+      const answer = await ask({ title: t("dlgRedactTitle"), text: t("dlgRedactText"), ok: t("redact") });
+      if (!answer) return null;
+      const variant = await api("POST", `/assets/${state.record.asset_id}/redact`, {
+        json: { justification: answer.justification },
+      });
+      return t("doneRedacted", variant.dest_key);
     }),
   );
 
