@@ -34,8 +34,9 @@ def test_the_stated_bucket_retention_is_the_templates_lifecycle() -> None:
 def test_the_stacks_retention_parameters_reach_the_functions() -> None:
     source = templates.source()
     variables = source["Globals"]["Function"]["Environment"]["Variables"]
-    assert variables["QC_LOG_RETENTION_DAYS"] == {"Ref": "LogRetentionDays"}
-    assert variables["QC_AUDIT_RETENTION_DAYS"] == {"Ref": "AuditRetentionDays"}
+    # (as text: a Number parameter's Ref would reach the function as a number)
+    assert variables["QC_LOG_RETENTION_DAYS"] == {"Fn::Sub": "${LogRetentionDays}"}
+    assert variables["QC_AUDIT_RETENTION_DAYS"] == {"Fn::Sub": "${AuditRetentionDays}"}
 
 
 class NoAssets:
