@@ -29,6 +29,7 @@ from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
@@ -424,6 +425,23 @@ def webhook_dispatcher() -> WebhookDispatcher:
     )
 
 
+@lru_cache(maxsize=1)
+def conservation_service() -> ConservationCheck:
+    """The conservation checker (an operator's and the tests' tool, not a function's)."""
+    settings = _bound(get_settings())
+    return ConservationCheck(
+        assets=DynamoAssets(),
+        consents=DynamoConsents(),
+        store=S3ObjectStore(aws_client("s3", settings)),
+        clock=_clock,
+        uploads_bucket=settings.uploads_bucket,
+        library_bucket=settings.library_bucket,
+        quarantine_bucket=settings.quarantine_bucket,
+        incoming_prefix=settings.incoming_prefix,
+        rejected_prefix=settings.rejected_prefix,
+    )
+
+
 def reset_container(*, keep_settings: bool = False) -> None:
     """Forget everything built from settings (a new 'container' locally)."""
     from quitclaim.config import reset_settings
@@ -448,5 +466,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         webhook_inbox,
         apply_inbound_service,
         webhook_dispatcher,
+        conservation_service,
     ):
         cached.cache_clear()

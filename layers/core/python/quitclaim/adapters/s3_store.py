@@ -105,6 +105,20 @@ class S3ObjectStore:
         except ClientError as exc:
             raise DependencyFailed(f"S3 put failed: {_code(exc)}") from exc
 
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        """Current object keys under ``prefix`` (ListObjectsV2, paged)."""
+        found: list[str] = []
+        kwargs: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        try:
+            while True:
+                page = self._s3.list_objects_v2(**kwargs)
+                found.extend(entry["Key"] for entry in page.get("Contents", []))
+                if not page.get("IsTruncated"):
+                    return found
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 list failed: {_code(exc)}") from exc
+
     def versions(self, bucket: str, prefix: str) -> list[ObjectVersion]:
         """Every version and delete marker under ``prefix`` (ListObjectVersions, paged)."""
         found: list[ObjectVersion] = []

@@ -163,6 +163,23 @@ def tenants_create(tenant: str, threshold: float | None, default_purpose: str | 
     click.echo(json.dumps({"tenant": tenant}))
 
 
+@main.command("check")
+@click.option("--tenant", required=True)
+def check(tenant: str) -> None:
+    """Prove the conservation law for a tenant: every upload in exactly one place.
+
+    Exits 1 and lists the violations when it does not hold (run it after the
+    queues drain). Talks to the tables and buckets the environment points at.
+    """
+    from quitclaim.api.serialize import to_json
+    from quitclaim.bootstrap import conservation_service
+
+    report = _run(lambda: conservation_service().check(tenant))
+    click.echo(json.dumps({**to_json(report), "holds": report.holds}, indent=2))
+    if not report.holds:
+        raise SystemExit(1)
+
+
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)

@@ -1,0 +1,187 @@
+"""The conservation law: after the queues drain, every upload is in exactly one place.
+
+For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
+
+- ``unprocessed``: nothing is left under the uploads' ``incoming/<tenant>/``;
+- ``misplaced``: each decision's object is where its status says (library,
+  quarantine, ``rejected/``; nowhere when deleted), and nowhere else;
+- ``orphan``: no object in the library, quarantine or ``rejected/`` without
+  the decision that put it there;
+- ``unconsented``: every image in the library was approved with a valid consent
+  for each identifiable face (or released by two reviewers) and those consents
+  still hold now (the expiry and withdrawal paths pull the rest);
+- ``no_history``: no decision lacks its recorded history (the audit record).
+
+When one path was uploaded more than once, the latest decision is the one
+whose object must exist; earlier ones are superseded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from quitclaim.domain.consent import consent_verdict
+from quitclaim.domain.models import AssetStatus, ConsentVerdict
+from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
+from quitclaim.domain.records import AssetRecord
+
+
+class ObjectKeys(Protocol):
+    def keys(self, bucket: str, prefix: str) -> list[str]:
+        """Current object keys under ``prefix``."""
+        ...
+
+
+class Store(ObjectStore, ObjectKeys, Protocol):
+    """What the check reads: objects and their listings."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    rule: str
+    detail: str
+    asset_id: str | None = None
+    location: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ConservationReport:
+    tenant: str
+    checked_at: datetime
+    decisions: int
+    library: int
+    quarantine: int
+    rejected: int
+    violations: tuple[Violation, ...] = field(default_factory=tuple)
+
+    @property
+    def holds(self) -> bool:
+        return not self.violations
+
+
+@dataclass
+class ConservationCheck:
+    assets: AssetRepository
+    consents: ConsentRepository
+    store: Store
+    clock: Clock
+    uploads_bucket: str
+    library_bucket: str
+    quarantine_bucket: str
+    incoming_prefix: str = "incoming/"
+    rejected_prefix: str = "rejected/"
+
+    def check(self, tenant: str) -> ConservationReport:
+        now = self.clock.now()
+        records = list(self._records(tenant))
+        found: list[Violation] = []
+        for key in self.store.keys(self.uploads_bucket, f"{self.incoming_prefix}{tenant}/"):
+            found.append(Violation("unprocessed", "an upload was never decided", location=key))
+        placed = {
+            "library": set(self.store.keys(self.library_bucket, f"{tenant}/")),
+            "quarantine": set(self.store.keys(self.quarantine_bucket, f"{tenant}/")),
+            "rejected": set(
+                self.store.keys(self.quarantine_bucket, f"{self.rejected_prefix}{tenant}/")
+            ),
+        }
+        latest = _latest_per_path(records)
+        expected: dict[str, set[str]] = {name: set() for name in placed}
+        for record in latest:
+            where = _place(record, self.rejected_prefix)
+            if where is not None:
+                expected[where].add(record.dest_key)
+        for record in latest:
+            where = _place(record, self.rejected_prefix)
+            for name, keys in placed.items():
+                key = record.dest_key if name == where else _key_in(name, record, self)
+                present = key in keys
+                if name == where and not present:
+                    found.append(_at(record, "misplaced", f"missing from the {name}", key))
+                elif name != where and present and key not in expected[name]:
+                    found.append(_at(record, "misplaced", f"also in the {name}", key))
+        for name, keys in placed.items():
+            claimed = {r.dest_key for r in records if _place(r, self.rejected_prefix) == name}
+            for key in sorted(keys - claimed):
+                found.append(Violation("orphan", f"in the {name} without a decision", None, key))
+        for record in records:
+            if not record.history:
+                found.append(_at(record, "no_history", "decision without history", None))
+            if record.status is AssetStatus.APPROVED:
+                found.extend(self._consented(record, now))
+        return ConservationReport(
+            tenant=tenant,
+            checked_at=now,
+            decisions=len(records),
+            library=len(placed["library"]),
+            quarantine=len(placed["quarantine"]),
+            rejected=len(placed["rejected"]),
+            violations=tuple(found),
+        )
+
+    def _consented(self, record: AssetRecord, now: datetime) -> list[Violation]:
+        if "released" in record.review:
+            return []  # published past the gate by two reviewers, recorded with its waivers
+        found = []
+        held = self.consents.for_subjects(record.tenant, list(record.subject_ids))
+        by_id = {c.consent_id: c for cs in held.values() for c in cs}
+        for index, face in enumerate(record.faces):
+            if not face.identifiable:
+                continue
+            if face.verdict != ConsentVerdict.VALID.value or face.consent_id is None:
+                found.append(_at(record, "unconsented", f"face {index} approved without a consent"))
+                continue
+            consent = by_id.get(face.consent_id)
+            if consent is None:
+                found.append(_at(record, "unconsented", f"face {index}: its consent is gone"))
+            elif consent_verdict(consent, record.purpose, now) is not ConsentVerdict.VALID:
+                found.append(_at(record, "unconsented", f"face {index}: consent no longer valid"))
+        return found
+
+    def _records(self, tenant: str) -> Iterable[AssetRecord]:
+        cursor: str | None = None
+        while True:
+            page = self.assets.page(
+                tenant,
+                status=None,
+                reason=None,
+                subject_id=None,
+                since=None,
+                until=None,
+                limit=100,
+                cursor=cursor,
+            )
+            yield from page.items
+            cursor = page.next_cursor
+            if not cursor:
+                return
+
+
+def _place(record: AssetRecord, rejected_prefix: str) -> str | None:
+    if record.status is AssetStatus.APPROVED:
+        return "library"
+    if record.status is AssetStatus.QUARANTINED:
+        return "quarantine"
+    if record.status is AssetStatus.REJECTED:
+        return "rejected" if record.dest_key.startswith(rejected_prefix) else "quarantine"
+    return None  # deleted or erased by request: nowhere
+
+
+def _key_in(place: str, record: AssetRecord, check: ConservationCheck) -> str:
+    """Where the record's image would sit in another place."""
+    if place == "rejected":
+        return f"{check.rejected_prefix}{record.tenant}/{record.path}"
+    return f"{record.tenant}/{record.path}"
+
+
+def _latest_per_path(records: list[AssetRecord]) -> list[AssetRecord]:
+    latest: dict[str, AssetRecord] = {}
+    for record in sorted(records, key=lambda r: r.decided_at):
+        latest[record.path] = record
+    return list(latest.values())
+
+
+def _at(record: AssetRecord, rule: str, detail: str, location: str | None = None) -> Violation:
+    return Violation(rule, detail, record.asset_id, location)
