@@ -29,6 +29,7 @@ from tests.integration.api.conftest import (
     make_tenant,
     photo,
 )
+from tests.integration.faults import failing_calls
 
 pytestmark = pytest.mark.integration
 
@@ -393,3 +394,48 @@ def test_acceptance_is_recorded_by_powertools_idempotency_without_the_payload(
     stored = " ".join(json.dumps(i) for i in items)
     assert "crm-idem" not in stored and "example.org" not in stored
     assert {"status": "accepted"} in [json.loads(i["data"]["S"]) for i in completed]
+
+
+def test_a_failed_enqueue_is_a_503_and_the_tools_retry_is_accepted(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given the queue refusing messages while a delivery comes in
+    body = form(ref="crm-fault")
+    headers = signed(hook.secret, body)
+    with failing_calls("sqs", "SendMessage", "ServiceUnavailable"):
+        reply = post(http_api, hook, body, headers)
+    # Then the tool hears 503 (not acknowledged: it will retry)
+    assert_error(reply, 503, "dependency_failed")
+    # When it retries the same delivery
+    again = post(http_api, hook, body, signed(hook.secret, body, msg_id=headers["webhook-id"]))
+    # Then it is accepted, not taken for a duplicate, and handled once
+    assert again.status == 202 and again.json["status"] == "accepted", again.body
+    local_stack.drain()
+    mine = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert [d["status"] for d in mine] == ["parked"]  # crm-fault is nobody: parked, not lost
+
+
+def test_a_worker_failure_is_retried_and_applied_exactly_once(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a person and a signed grant for them
+    created = http_api.call(
+        "POST",
+        "/subjects",
+        key=hook.tenant.admin,
+        json_body={"display_name": "Retry Person", "external_ref": "crm-retry"},
+    )
+    sid = created.json["subject_id"]
+    body = form(ref="crm-retry")
+    headers = signed(hook.secret, body)
+    assert post(http_api, hook, body, headers).status == 202
+    # When the consents table fails while the worker applies it
+    with failing_calls("dynamodb", "PutItem", "InternalServerError"):
+        local_stack.runtime.poll_once()
+    assert registry_service().consent_views(hook.tenant.id, sid) == []
+    # Then the returned message is retried once the table recovers, and one consent exists
+    local_stack.drain()
+    views = registry_service().consent_views(hook.tenant.id, sid)
+    assert [v.status for v in views] == ["valid"]
+    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert done["status"] == "applied" and done["consent_ids"] == [views[0].consent_id]
