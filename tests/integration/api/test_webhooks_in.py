@@ -10,6 +10,7 @@ refused delivery changes nothing.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -18,7 +19,9 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.bootstrap import registry_service
+from quitclaim.domain.errors import Conflict
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import (
     Buckets,
@@ -465,3 +468,35 @@ def test_no_name_or_email_from_a_payload_reaches_the_logs(
     assert "webhook.inbound_parked" in logged and "WebhooksParked" in logged
     for secret in ("Zebedee", "Quillfeather", "zebedee.q@example.org", hook.secret):
         assert secret not in logged
+
+
+class _Crash(BaseException):
+    """A process dying mid-acceptance: not an Exception, so nothing cleans up."""
+
+
+def test_an_acceptance_that_died_midway_is_retried_after_its_budget(local_stack: Any) -> None:
+    # Given the guard over the deployed idempotency table, with a one-second budget
+    guard = PowertoolsOnce(
+        local_stack.resources["IdempotencyTable"],
+        local_stack.client("dynamodb"),
+        expires_after_s=3600,
+        in_progress_ms=1000,
+    )
+    key = {"tenant": "hooks-crash", "source": "forms", "webhook_id": f"msg_{uuid.uuid4().hex}"}
+
+    def die() -> dict[str, Any]:
+        raise _Crash
+
+    # When the first acceptance dies after claiming the id
+    with pytest.raises(_Crash):
+        guard.once(key, "digest", die)
+    # Then a retry at once is told to wait (409), not accepted twice ...
+    with pytest.raises(Conflict) as busy:
+        guard.once(key, "digest", lambda: {"status": "accepted"})
+    assert busy.value.code == "in_progress"
+    # ... and once the budget has passed, the retry runs (the event is not lost)
+    time.sleep(1.2)
+    assert guard.once(key, "digest", lambda: {"status": "accepted"}) == (
+        {"status": "accepted"},
+        False,
+    )

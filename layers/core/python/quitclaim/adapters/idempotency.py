@@ -8,7 +8,7 @@ The stored result holds ids and a status only, never the payload.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -23,13 +23,33 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 
 from quitclaim.domain.errors import Conflict, DependencyFailed
 
+IN_PROGRESS_BUDGET_MS = 30_000
+
+
+class _Budget:
+    """What Powertools reads of a Lambda context: the time an attempt may take."""
+
+    def __init__(self, millis: int) -> None:
+        self._millis = millis
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self._millis
+
 
 class PowertoolsOnce:
     """The ``OnceGuard`` port."""
 
-    def __init__(self, table_name: str, client: Any, *, expires_after_s: int) -> None:
+    def __init__(
+        self,
+        table_name: str,
+        client: Any,
+        *,
+        expires_after_s: int,
+        in_progress_ms: int = IN_PROGRESS_BUDGET_MS,
+    ) -> None:
         self._store = DynamoDBPersistenceLayer(table_name=table_name, boto3_client=client)
         self._expires = expires_after_s
+        self._in_progress_ms = in_progress_ms
 
     def once(
         self, key: Mapping[str, str], digest: str, action: Callable[[], dict[str, Any]]
@@ -49,6 +69,11 @@ class PowertoolsOnce:
             raise_on_no_idempotency_key=True,
             response_hook=hook,
         )
+        # Without a deadline Powertools leaves a crashed acceptance INPROGRESS until the
+        # record expires (days): every retry of the sender would answer 409. Acceptance
+        # is one write and one enqueue, well inside API Gateway's 29 s; after this
+        # budget an unfinished record counts as abandoned and a retry runs again.
+        config.register_lambda_context(cast(Any, _Budget(self._in_progress_ms)))
 
         @idempotent_function(
             data_keyword_argument="delivery",
