@@ -500,3 +500,26 @@ def test_an_acceptance_that_died_midway_is_retried_after_its_budget(local_stack:
         {"status": "accepted"},
         False,
     )
+
+
+def test_a_delivery_whose_sender_gave_up_after_a_503_is_pushed_by_the_officer(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a delivery stored, but not queued (the enqueue failed), and no retry from the tool
+    body = form(ref="crm-gave-up")
+    headers = signed(hook.secret, body)
+    with failing_calls("sqs", "SendMessage", "ServiceUnavailable"):
+        assert post(http_api, hook, body, headers).status == 503
+    local_stack.drain()
+    [waiting] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert waiting["status"] == "queued"
+    # When the officer pushes it again
+    path = f"/webhook-sources/forms/deliveries/{headers['webhook-id']}/retry"
+    assert http_api.call("POST", path, key=hook.tenant.admin).status == 202
+    local_stack.drain()
+    # Then it was handled (parked: an unknown person), once; pushing a handled one is refused
+    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert (done["status"], done["reason"]) == ("parked", "unknown_subject")
+    dismissed = f"/webhook-sources/forms/deliveries/{headers['webhook-id']}/dismiss"
+    assert http_api.call("POST", dismissed, key=hook.tenant.admin).status == 200
+    assert_error(http_api.call("POST", path, key=hook.tenant.admin), 409, "not_parked")

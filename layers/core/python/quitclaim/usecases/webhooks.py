@@ -255,32 +255,41 @@ class WebhookAdmin:
         return fresh
 
     def retry_inbound(self, tenant: str, source: str, delivery_id: str) -> InboundDelivery:
-        """Apply a parked delivery again (after creating the person, fixing the mapping)."""
-        delivery = self._parked(tenant, source, delivery_id)
+        """Apply a parked delivery again (after creating the person, fixing the mapping).
+
+        A delivery still ``queued`` can be pushed again too: one whose enqueue
+        failed and whose sender never retried. The worker applies a delivery
+        once, whatever number of messages name it.
+        """
+        delivery = self._delivery(tenant, source, delivery_id, InboundStatus.QUEUED)
         if self.inbound_queue is None:
             raise DependencyFailed("the inbound queue is not configured")
         queued = replace(
             delivery, status=InboundStatus.QUEUED, reason=None, field=None, detail=None
         )
-        self.store.finish_inbound(queued, expected=InboundStatus.PARKED, keep_payload=True)
+        if delivery.status is InboundStatus.PARKED:
+            self.store.finish_inbound(queued, expected=InboundStatus.PARKED, keep_payload=True)
         self.inbound_queue.send({"tenant": tenant, "source": source, "delivery_id": delivery_id})
         audit("webhook.inbound_retried", tenant=tenant, source=source)
         return queued
 
     def dismiss_inbound(self, tenant: str, source: str, delivery_id: str) -> InboundDelivery:
         """Close a parked delivery without applying it (its payload is deleted)."""
-        delivery = self._parked(tenant, source, delivery_id)
+        delivery = self._delivery(tenant, source, delivery_id)
         dismissed = replace(delivery, status=InboundStatus.DISMISSED)
         self.store.finish_inbound(dismissed, expected=InboundStatus.PARKED, keep_payload=False)
         audit("webhook.inbound_dismissed", tenant=tenant, source=source)
         return dismissed
 
-    def _parked(self, tenant: str, source: str, delivery_id: str) -> InboundDelivery:
+    def _delivery(
+        self, tenant: str, source: str, delivery_id: str, *also: InboundStatus
+    ) -> InboundDelivery:
         found = self.store.inbound(tenant, source, delivery_id)
         if found is None:
             raise NotFound(f"delivery {delivery_id} not found")
-        if found[0].status is not InboundStatus.PARKED:
-            raise Conflict("only a parked delivery can be retried or dismissed", code="not_parked")
+        if found[0].status not in (InboundStatus.PARKED, *also):
+            allowed = " or ".join(s.value for s in (InboundStatus.PARKED, *also))
+            raise Conflict(f"only a {allowed} delivery can be handled so", code="not_parked")
         return found[0]
 
     def _rotate(self, tenant: str, kind: str, name: str, overlap: timedelta) -> IssuedSecret:
