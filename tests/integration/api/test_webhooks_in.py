@@ -523,3 +523,23 @@ def test_a_delivery_whose_sender_gave_up_after_a_503_is_pushed_by_the_officer(
     dismissed = f"/webhook-sources/forms/deliveries/{headers['webhook-id']}/dismiss"
     assert http_api.call("POST", dismissed, key=hook.tenant.admin).status == 200
     assert_error(http_api.call("POST", path, key=hook.tenant.admin), 409, "not_parked")
+
+
+def test_people_are_found_by_reference_else_by_email_and_the_index_follows_changes(
+    hook: Hook,
+) -> None:
+    registry = registry_service()
+    tenant = hook.tenant.id
+    sid = registry.create_subject(
+        tenant, "Lookup Person", external_ref="crm-lookup", email="Lookup.Person@Example.org"
+    ).subject_id
+    # By reference, and by e-mail whatever its case
+    assert registry.find_subjects(tenant, external_ref="crm-lookup") == [sid]
+    assert registry.find_subjects(tenant, email="lookup.person@example.ORG") == [sid]
+    # Never another tenant's person with the same reference
+    assert registry.find_subjects("hooks-in-other", external_ref="crm-lookup") == []
+    # When the reference and e-mail change, the old ones find nobody
+    registry.update_subject(tenant, sid, {"external_ref": "crm-lookup-2", "email": None})
+    assert registry.find_subjects(tenant, external_ref="crm-lookup") == []
+    assert registry.find_subjects(tenant, email="lookup.person@example.org") == []
+    assert registry.find_subjects(tenant, external_ref="crm-lookup-2") == [sid]

@@ -28,7 +28,7 @@ from pynamodb.attributes import (
 )
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
 from pynamodb.expressions.condition import Condition
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from quitclaim.config import Settings
@@ -99,12 +99,37 @@ class ApiKeyModel(_Base):
     revoked_at = UTCDateTimeAttribute(null=True)
 
 
+class SubjectsByExternalRef(GlobalSecondaryIndex["SubjectModel"]):
+    """``tenant#external_ref`` → subject (sparse): webhooks find the person in one query."""
+
+    class Meta:
+        index_name = "by_external_ref"
+        projection = KeysOnlyProjection()
+
+    ref_key = UnicodeAttribute(hash_key=True)
+
+
+class SubjectsByEmail(GlobalSecondaryIndex["SubjectModel"]):
+    """``tenant#e-mail`` (case-folded) → subject (sparse)."""
+
+    class Meta:
+        index_name = "by_email"
+        projection = KeysOnlyProjection()
+
+    email_key = UnicodeAttribute(hash_key=True)
+
+
 class SubjectModel(_Base):
     class Meta(_Base.Meta):
         abstract = False
 
     tenant = UnicodeAttribute(hash_key=True)
     subject_id = UnicodeAttribute(range_key=True)
+    by_external_ref = SubjectsByExternalRef()
+    by_email = SubjectsByEmail()
+    # Index keys, kept in step with external_ref and email by DynamoSubjects.save.
+    ref_key = UnicodeAttribute(null=True)
+    email_key = UnicodeAttribute(null=True)
     display_name = UnicodeAttribute(null=True)
     external_ref = UnicodeAttribute(null=True)
     email = UnicodeAttribute(null=True)
@@ -469,6 +494,14 @@ class DynamoApiKeys:
         return item.key_id, Role(item.role), item.label
 
 
+def _lookup_key(tenant: str, value: str | None, *, fold: bool = False) -> str | None:
+    """``tenant#value`` for a lookup index, None (not indexed) when there is no value."""
+    if not value or not value.strip():
+        return None
+    text = value.strip()
+    return tenant_key(tenant, text.casefold() if fold else text)
+
+
 def _subject_from(item: SubjectModel) -> Subject:
     guardian = item.guardian
     return Subject(
@@ -519,6 +552,8 @@ class DynamoSubjects:
                 if subject.guardian
                 else None
             ),
+            "ref_key": _lookup_key(subject.tenant, subject.external_ref),
+            "email_key": _lookup_key(subject.tenant, subject.email, fold=True),
             "updated_at": now,
         }
         with _dependency("subject write"):
@@ -598,24 +633,20 @@ class DynamoSubjects:
     def find(self, tenant: str, *, external_ref: str | None, email: str | None) -> list[str]:
         """Ids of the tenant's subjects with this external reference, else this e-mail.
 
-        A query of the tenant's partition (contact fields only); e-mail is
-        compared case-insensitively.
+        One query of a sparse index each (keys start with the tenant); e-mail
+        is compared case-folded. Indexes are eventually consistent: a person
+        registered a moment ago may not be found yet (the delivery is parked,
+        and a retry finds them).
         """
-        with _dependency("subjects query"):
-            items = list(
-                SubjectModel.query(
-                    tenant,
-                    consistent_read=True,
-                    attributes_to_get=["subject_id", "external_ref", "email"],
-                )
-            )
-        if external_ref:
-            by_ref = sorted(i.subject_id for i in items if i.external_ref == external_ref)
-            if by_ref:
-                return by_ref
-        if email:
-            wanted = email.casefold()
-            return sorted(i.subject_id for i in items if (i.email or "").casefold() == wanted)
+        with _dependency("subjects index query"):
+            ref_key = _lookup_key(tenant, external_ref)
+            if ref_key:
+                found = sorted({i.subject_id for i in SubjectModel.by_external_ref.query(ref_key)})
+                if found:
+                    return found
+            email_key = _lookup_key(tenant, email, fold=True)
+            if email_key:
+                return sorted({i.subject_id for i in SubjectModel.by_email.query(email_key)})
         return []
 
     def display_names(self, tenant: str) -> dict[str, str]:
