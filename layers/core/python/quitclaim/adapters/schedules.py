@@ -30,28 +30,19 @@ class SchedulerExpirySchedules:
         if consent.expires_at is None:
             self.cancel(consent)
             return
-        at = consent.expires_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        params: dict[str, Any] = {
-            "Name": schedule_name(consent),
-            "GroupName": self._group,
-            "ScheduleExpression": f"at({at})",
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "Target": {
-                "Arn": self._target,
-                "RoleArn": self._role,
-                "Input": json.dumps(
-                    {
-                        "kind": "consent_expiry",
-                        "tenant": consent.tenant,
-                        "subject_id": consent.subject_id,
-                        "consent_id": consent.consent_id,
-                    }
-                ),
-                "RetryPolicy": {"MaximumRetryAttempts": 10},
+        params = _one_time(
+            schedule_name(consent),
+            self._group,
+            consent.expires_at,
+            self._target,
+            self._role,
+            {
+                "kind": "consent_expiry",
+                "tenant": consent.tenant,
+                "subject_id": consent.subject_id,
+                "consent_id": consent.consent_id,
             },
-        }
+        )
         try:
             try:
                 self._scheduler.create_schedule(**params)
@@ -70,6 +61,26 @@ class SchedulerExpirySchedules:
                 raise DependencyFailed(f"scheduler failed: {_code(exc)}") from exc
 
 
+def _one_time(
+    name: str, group: str, at: datetime, target: str, role: str, payload: dict[str, str]
+) -> dict[str, Any]:
+    """A CreateSchedule request: invoke ``target`` once at ``at`` (UTC), then delete itself."""
+    return {
+        "Name": name,
+        "GroupName": group,
+        "ScheduleExpression": f"at({at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S')})",
+        "ScheduleExpressionTimezone": "UTC",
+        "FlexibleTimeWindow": {"Mode": "OFF"},
+        "ActionAfterCompletion": "DELETE",
+        "Target": {
+            "Arn": target,
+            "RoleArn": role,
+            "Input": json.dumps(payload),
+            "RetryPolicy": {"MaximumRetryAttempts": 10},
+        },
+    }
+
+
 def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", "unknown"))
 
@@ -86,22 +97,14 @@ class SchedulerRetrySchedules:
     def retry_at(self, tenant: str, delivery_id: str, attempt: int, at: datetime) -> None:
         """Schedule attempt number ``attempt`` (idempotent: the name carries it)."""
         digest = hashlib.sha256(f"{tenant}#{delivery_id}".encode()).hexdigest()[:24]
-        params: dict[str, Any] = {
-            "Name": f"webhook-{digest}-{attempt}",
-            "GroupName": self._group,
-            "ScheduleExpression": f"at({at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S')})",
-            "ScheduleExpressionTimezone": "UTC",
-            "FlexibleTimeWindow": {"Mode": "OFF"},
-            "ActionAfterCompletion": "DELETE",
-            "Target": {
-                "Arn": self._target,
-                "RoleArn": self._role,
-                "Input": json.dumps(
-                    {"kind": "webhook_retry", "tenant": tenant, "delivery_id": delivery_id}
-                ),
-                "RetryPolicy": {"MaximumRetryAttempts": 10},
-            },
-        }
+        params = _one_time(
+            f"webhook-{digest}-{attempt}",
+            self._group,
+            at,
+            self._target,
+            self._role,
+            {"kind": "webhook_retry", "tenant": tenant, "delivery_id": delivery_id},
+        )
         try:
             self._scheduler.create_schedule(**params)
         except ClientError as exc:

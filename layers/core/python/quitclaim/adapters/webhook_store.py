@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -165,13 +165,11 @@ class DynamoWebhooks:
 
     def claim_attempt(self, delivery: OutboundDelivery, at: datetime) -> OutboundDelivery | None:
         """Take the next attempt if nobody else did; None: someone else has it."""
-        claimed = OutboundDelivery(
-            **{
-                **_fields(delivery),
-                "attempts": delivery.attempts + 1,
-                "first_attempt_at": delivery.first_attempt_at or at,
-                "last_attempt_at": at,
-            }
+        claimed = replace(
+            delivery,
+            attempts=delivery.attempts + 1,
+            first_attempt_at=delivery.first_attempt_at or at,
+            last_attempt_at=at,
         )
         item = WebhookModel(delivery.tenant, f"out#{delivery.delivery_id}")
         with _dependency("webhook delivery update"):
@@ -204,15 +202,13 @@ class DynamoWebhooks:
 
     def reset_outbound(self, delivery: OutboundDelivery) -> OutboundDelivery:
         """Start a fresh attempt sequence (a replay) if the delivery is still as read."""
-        fresh = OutboundDelivery(
-            **{
-                **_fields(delivery),
-                "status": OutboundStatus.PENDING,
-                "attempts": 0,
-                "first_attempt_at": None,
-                "next_attempt_at": None,
-                "replays": delivery.replays + 1,
-            }
+        fresh = replace(
+            delivery,
+            status=OutboundStatus.PENDING,
+            attempts=0,
+            first_attempt_at=None,
+            next_attempt_at=None,
+            replays=delivery.replays + 1,
         )
         item = WebhookModel(delivery.tenant, f"out#{delivery.delivery_id}")
         with _dependency("webhook delivery update"):
@@ -272,10 +268,6 @@ def _create(item: WebhookModel) -> bool:
 
 def _in_key(source: str, delivery_id: str) -> str:
     return f"in#{source}#{delivery_id}"
-
-
-def _fields(value: Any) -> dict[str, Any]:
-    return {name: getattr(value, name) for name in value.__slots__}
 
 
 def _source_from(item: WebhookModel) -> WebhookSource:
@@ -368,7 +360,3 @@ def _outbound_from(item: WebhookModel) -> OutboundDelivery:
         delivered_at=_dt(data.get("delivered_at")),
         replays=int(data.get("replays") or 0),
     )
-
-
-def dumps(payload: Any) -> str:
-    return json.dumps(payload, separators=(",", ":"), sort_keys=True)

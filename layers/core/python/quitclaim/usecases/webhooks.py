@@ -483,7 +483,6 @@ class ApplyInbound:
         subject_id = matches[0]
         origin = f"webhook:{source.name}"
         now = self.clock.now()
-        policy = self.registry.policy(tenant)
         changed: list[str] = []
         if event.action is ConsentAction.GRANTED:
             start = event.valid_from or now
@@ -499,7 +498,7 @@ class ApplyInbound:
                 self.registry.grant_consent(
                     tenant,
                     subject_id,
-                    event.purposes or (policy.default_purpose,),
+                    event.purposes or (self.registry.policy(tenant).default_purpose,),
                     start,
                     until,
                     source=origin,
@@ -599,8 +598,10 @@ class WebhookDispatcher:
                 OutboundStatus.PENDING,
                 created_at=self.clock.now(),
             )
-            self.store.create_outbound(delivery, body)  # False: a redelivered event, same row
-            results.append(self.attempt(tenant, delivery_id))
+            if self.store.create_outbound(delivery, body):
+                results.append(self._attempt(delivery, body, endpoint))
+            else:  # a redelivered event: the row exists, go by its current state
+                results.append(self.attempt(tenant, delivery_id))
         return results
 
     def attempt(self, tenant: str, delivery_id: str) -> OutboundDelivery:
@@ -609,6 +610,12 @@ class WebhookDispatcher:
         if found is None:
             raise NotFound(f"delivery {delivery_id} not found")
         delivery, body = found
+        return self._attempt(delivery, body, None)
+
+    def _attempt(
+        self, delivery: OutboundDelivery, body: str, endpoint: WebhookEndpoint | None
+    ) -> OutboundDelivery:
+        tenant, delivery_id = delivery.tenant, delivery.delivery_id
         now = self.clock.now()
         if delivery.status not in (OutboundStatus.PENDING, OutboundStatus.RETRYING):
             return delivery
@@ -621,7 +628,7 @@ class WebhookDispatcher:
         claimed = self.store.claim_attempt(delivery, now)
         if claimed is None:
             return delivery  # another invocation took this attempt
-        endpoint = self.store.endpoint(tenant, delivery.endpoint_id)
+        endpoint = endpoint or self.store.endpoint(tenant, delivery.endpoint_id)
         secrets = self.secrets.get(tenant, ENDPOINTS, delivery.endpoint_id)
         if endpoint is None or secrets is None:
             dead = replace(claimed, status=OutboundStatus.DEAD, last_error="endpoint_removed")
