@@ -26,6 +26,7 @@ import pytest
 from quitclaim.adapters.dynamo import AssetModel
 from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.models import TenantPolicy
+from quitclaim.usecases.scan_asset import UNSAFE_KEYS
 from tests import hostile as h
 from tests.conftest import DEMO_NOW, FACES
 
@@ -354,6 +355,13 @@ def test_each_original_is_kept_byte_identical_in_one_place_under_its_tenant(
     # And the place is a plain key: no segment a path resolver would climb out with
     rest = record.dest_key[len(prefix) :]
     assert all(part not in ("", ".", "..") for part in rest.replace("\\", "/").split("/"))
+    # And it is the uploaded name as it was (NFD stays NFD, %2F stays %2F), unless
+    # that name was unsafe or not attributable: then the asset id names it
+    item = outcome.item
+    if "unsafe_key" in item.expect.reasons or item.tenant is None:
+        assert rest == f"{UNSAFE_KEYS}/{record.asset_id}"
+    else:
+        assert rest == item.path == record.path
     # And a refused key keeps its original name on record
     assert record.source_key == key
 
