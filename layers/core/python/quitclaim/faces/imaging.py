@@ -33,9 +33,11 @@ from quitclaim.faces.ports import DecodedImage, Pixels
 # the declared content type are never trusted.
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC: Final = b"\xff\xd8\xff"
-# ISO-BMFF brands of HEIF stills and sequences (HEIC, AVIF, ...). Not decoded:
-# the decoders (libheif with libde265 / dav1d) are not in the face layer, so
-# such an upload is refused with its own code and held for a person to convert.
+# ISO-BMFF brands of HEIF stills and sequences (HEIC, AVIF, ...). Refused with
+# their own code, the original held under rejected/ for a person to convert:
+# pillow-heif's binary wheels (linux x86_64 and aarch64 exist) are GPLv2 as a
+# whole, since they bundle x265, which this Apache-2.0 layer does not ship; and
+# HEIF/AVIF orient by irot/imir boxes, not EXIF, which nothing here checks yet.
 _HEIF_BRANDS: Final = frozenset(
     {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
 )
