@@ -124,7 +124,7 @@ def test_a_tenant_over_its_plans_rate_gets_429_with_retry_after(http_api: Api) -
     assert http_api.call("GET", "/subjects", key=other).status == 200
 
 
-# ------------------------------------------------------------------ offboarding
+# ------------------------------------------------------------------ two tenants
 
 
 @dataclass
@@ -134,16 +134,22 @@ class Tenancy:
     subject: str
 
 
-def _populate(api: Api, stack: Any, tenant: str, *, faces: bool) -> Tenancy:
-    """Data in every store: subject, consent + document + expiry schedule,
-    webhook endpoint + secret, a rejected upload, an access export (the
-    requests log); with ``faces``, a template and a published upload too."""
+@dataclass
+class World:
+    a: Tenancy
+    b: Tenancy
+    # (tenant whose gallery was asked for, tenants cached in that container then)
+    gallery_requests: list[tuple[str, set[str]]]
+
+
+def _registered(api: Api, tenant: str, face: tuple[str, ...]) -> Tenancy:
+    """An onboarded tenant with one enrolled person, a consent with its signed
+    form and an expiry (an expiry schedule), and a webhook endpoint (a secret)."""
     key = onboard(tenant)
     created = api.call("POST", "/subjects", key=key, json_body={"display_name": "Off Person"})
     sid = created.json["subject_id"]
-    if faces:
-        enrol = {"photos": [b64(photo(*OBAMA))]}
-        assert api.call("POST", f"/subjects/{sid}/photos", key=key, json_body=enrol).status == 200
+    enrol = {"photos": [b64(photo(*face))]}
+    assert api.call("POST", f"/subjects/{sid}/photos", key=key, json_body=enrol).status == 200
     consent = api.call(
         "POST",
         f"/subjects/{sid}/consents",
@@ -163,20 +169,70 @@ def _populate(api: Api, stack: Any, tenant: str, *, faces: bool) -> Tenancy:
         "POST",
         "/webhook-endpoints",
         key=key,
-        json_body={
-            "url": "http://127.0.0.1:9/gone",
-            "event_types": ["asset.approved", "asset.quarantined"],
-        },
+        json_body={"url": "http://127.0.0.1:9/gone", "event_types": ["asset.approved"]},
     )
     assert endpoint.status == 201, endpoint.body
-    buckets = Buckets(stack, tenant)
-    if faces:
-        buckets.upload("portrait.jpg", photo(*OBAMA))
-        assert buckets.places("portrait.jpg") == ["library"]
-    buckets.upload("broken.jpg", b"not an image")
-    assert buckets.places("broken.jpg") == ["rejected"]
-    assert api.call("GET", f"/subjects/{sid}/export", key=key).status == 200
     return Tenancy(tenant, key, sid)
+
+
+@pytest.fixture(scope="module")
+def world(http_api: Api, local_stack: Any) -> World:
+    from quitclaim.faces.gallery import GalleryCache
+
+    # Given obama enrolled for tenant A only (B enrols biden), each with a consent
+    a = _registered(http_api, "two-a", OBAMA)
+    b = _registered(http_api, "two-b", ("enroll", "biden", "biden-portrait.jpg"))
+    asked: list[tuple[str, set[str]]] = []
+    real_get = GalleryCache.get
+
+    def spy(self: GalleryCache, tenant: str, version: Any) -> Any:
+        asked.append((tenant, {k[0] for k in self._entries}))
+        return real_get(self, tenant, version)
+
+    # When A and then B upload the same photo of obama, in one batch of the
+    # ingest queue (one warm container for both), and a file that is no image
+    s3 = local_stack.client("s3")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GalleryCache, "get", spy)
+        for tenant, name, body in (
+            (a.id, "same.jpg", photo(*OBAMA)),
+            (b.id, "same.jpg", photo(*OBAMA)),
+            (a.id, "broken.jpg", b"not an image"),
+            (b.id, "broken.jpg", b"not an image"),
+        ):
+            s3.put_object(
+                Bucket=local_stack.outputs["UploadsBucketName"],
+                Key=f"incoming/{tenant}/{name}",
+                Body=body,
+                Metadata={"purpose": "web"},
+            )
+        local_stack.drain()
+    # And A asks for an access export (the requests log)
+    assert http_api.call("GET", f"/subjects/{a.subject}/export", key=a.key).status == 200
+    return World(a, b, asked)
+
+
+# ------------------------------------------------------------------ warm galleries
+
+
+def test_a_warm_gallery_of_tenant_a_never_matches_tenant_bs_faces(
+    http_api: Api, local_stack: Any, world: World
+) -> None:
+    a, b = world.a, world.b
+    # Then B's gallery was asked for while A's was cached in the same container
+    assert any(t == b.id and a.id in cached for t, cached in world.gallery_requests), (
+        world.gallery_requests
+    )
+    # And obama is A's match (published) and B's stranger (held, no subject)
+    assert Buckets(local_stack, a.id).places("same.jpg") == ["library"]
+    assert Buckets(local_stack, b.id).places("same.jpg") == ["quarantine"]
+    b_asset = http_api.call(
+        "GET", f"/assets/{asset_id_of(http_api, b.key, 'same.jpg')}", key=b.key
+    ).json
+    assert [f["subject_id"] for f in b_asset["faces"]] == [None]
+
+
+# ------------------------------------------------------------------ offboarding
 
 
 # The process's gallery cache comes and goes with the local runtime's containers:
@@ -190,15 +246,21 @@ def _counts(tenant: str) -> dict[str, int]:
 
 
 def test_offboarding_revokes_at_once_and_purges_everything_of_one_tenant_only(
-    http_api: Api, local_stack: Any, tmp_path: Path
+    http_api: Api, local_stack: Any, world: World, tmp_path: Path
 ) -> None:
     # Given tenants A and B with data in every store
-    a = _populate(http_api, local_stack, "off-a", faces=True)
-    b = _populate(http_api, local_stack, "off-b", faces=False)
+    a, b = world.a, world.b
     b_before = _counts(b.id)
     a_before = _counts(a.id)
     # (uploads are moved out of the uploads bucket once decided)
     assert [name for name, n in a_before.items() if n == 0] == ["s3:uploads", "s3:quarantine"]
+    # (B's upload was held, it has no access export: nothing of B's there)
+    assert [name for name, n in b_before.items() if n == 0] == [
+        "s3:uploads",
+        "s3:library",
+        "ddb:appearances",
+        "ddb:requests",
+    ]
 
     # When the operator deletes A
     marked = json.loads(cli("tenants", "delete", a.id, "--json").stdout)
@@ -240,63 +302,4 @@ def test_offboarding_revokes_at_once_and_purges_everything_of_one_tenant_only(
     # And B is exactly as it was, and its key still works
     assert _counts(b.id) == b_before
     assert http_api.call("GET", f"/subjects/{b.subject}", key=b.key).status == 200
-    assert asset_id_of(http_api, b.key, "broken.jpg")
-
-
-# ------------------------------------------------------------------ warm galleries
-
-
-def test_a_warm_gallery_of_tenant_a_never_matches_tenant_bs_faces(
-    http_api: Api, local_stack: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from quitclaim.faces.gallery import GalleryCache
-
-    # Given obama enrolled (with consent) for tenant A only; B enrols someone else
-    a_key, b_key = onboard("warm-a"), onboard("warm-b")
-    for key, face in ((a_key, OBAMA), (b_key, ("enroll", "biden", "biden-portrait.jpg"))):
-        sid = http_api.call("POST", "/subjects", key=key, json_body={"display_name": "P"}).json[
-            "subject_id"
-        ]
-        photos = {"photos": [b64(photo(*face))]}
-        assert (
-            http_api.call("POST", f"/subjects/{sid}/photos", key=key, json_body=photos).status
-            == 200
-        )
-        grant = {
-            "purposes": ["web"],
-            "valid_from": "2026-01-01",
-            "signer": "P",
-            "form_version": "1",
-        }
-        assert (
-            http_api.call("POST", f"/subjects/{sid}/consents", key=key, json_body=grant).status
-            == 201
-        )
-    asked: list[tuple[str, set[str]]] = []
-    real_get = GalleryCache.get
-
-    def spy(self: GalleryCache, tenant: str, version: Any) -> Any:
-        asked.append((tenant, {k[0] for k in self._entries}))
-        return real_get(self, tenant, version)
-
-    monkeypatch.setattr(GalleryCache, "get", spy)
-    # When A's upload of obama warms the ingest container, then B uploads the same photo
-    a_buckets, b_buckets = Buckets(local_stack, "warm-a"), Buckets(local_stack, "warm-b")
-    s3 = local_stack.client("s3")
-    for buckets in (a_buckets, b_buckets):  # one batch: one warm container for both
-        s3.put_object(
-            Bucket=buckets.uploads,
-            Key=f"incoming/{buckets.tenant}/same.jpg",
-            Body=photo(*OBAMA),
-            Metadata={"purpose": "web"},
-        )
-    local_stack.drain()
-    # Then B's gallery was asked for while A's was cached in the same container
-    assert any(t == "warm-b" and "warm-a" in cached for t, cached in asked), asked
-    # And obama is A's match and B's stranger
-    assert a_buckets.places("same.jpg") == ["library"]
-    assert b_buckets.places("same.jpg") == ["quarantine"]
-    b_asset = http_api.call(
-        "GET", f"/assets/{asset_id_of(http_api, b_key, 'same.jpg')}", key=b_key
-    ).json
-    assert [f["subject_id"] for f in b_asset["faces"]] == [None]
+    assert asset_id_of(http_api, b.key, "same.jpg")
