@@ -179,8 +179,9 @@ def _registered(api: Api, tenant: str, face: tuple[str, ...]) -> Tenancy:
 def world(http_api: Api, local_stack: Any) -> World:
     from quitclaim.faces.gallery import GalleryCache
 
-    # Given obama enrolled for tenant A only (B enrols biden), each with a consent
-    a = _registered(http_api, "two-a", OBAMA)
+    # Given obama enrolled for tenant A only (B enrols biden), each with a consent;
+    # A's id is a prefix of B's, so "A's keys" must never be read as "keys starting A"
+    a = _registered(http_api, "two", OBAMA)
     b = _registered(http_api, "two-b", ("enroll", "biden", "biden-portrait.jpg"))
     asked: list[tuple[str, set[str]]] = []
     real_get = GalleryCache.get
