@@ -44,6 +44,7 @@ from quitclaim.domain.ports import (
 )
 from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
 from quitclaim.domain.rights import redactable
+from quitclaim.domain.tenancy import TenantDeleting
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
@@ -217,7 +218,14 @@ class ScanAsset:
             count("UploadVanished")
             return ScanResult(asset_id, None, duplicate=True)
 
-        record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+        try:
+            record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+        except TenantDeleting:
+            # Offboarding: the upload stays where the tenant put it, unscanned,
+            # until the purge erases it (nothing is decided for a leaving tenant).
+            logger.info("upload kept unscanned: tenant deleting", asset_id=asset_id, tenant=tenant)
+            count("UploadsKeptForOffboarding")
+            return ScanResult(asset_id, None, reasons=(TenantDeleting.code,))
         if not self._assets.create(record):
             # A concurrent delivery recorded first: its decision stands.
             winner = self._assets.get(tenant, asset_id)
