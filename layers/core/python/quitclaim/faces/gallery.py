@@ -2,7 +2,9 @@
 
 A gallery is immutable and versioned; a warm function keeps recent ones in
 ``GalleryCache`` keyed by ``(tenant, version)`` so an unchanged gallery is
-never reloaded. Templates are biometric data: nothing here logs them.
+never reloaded. Matching is exact (brute force's answer) but reads most
+templates only through a quarter-size projection that bounds their distance.
+Templates are biometric data: nothing here logs them.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ GalleryVersion = int | str
 # The packed form (``Gallery.to_bytes``): magic, a little-endian uint32 length
 # and a JSON header, the distinct subject ids (UTF-8, newline-separated), one
 # uint32 template count per id, then the float32 matrix, rows grouped by id.
+# The prefilter's index is derived from the matrix on every load, never
+# stored: a blob cannot carry an index that disagrees with its templates, and
+# blobs written before the index existed load unchanged. Another format
+# version is refused (the caller rebuilds from the stored templates).
 _PACKED_MAGIC: Final = b"QCGALLERY\x01"
 _COUNT_DTYPE: Final = np.dtype("<u4")
 
@@ -295,9 +301,10 @@ class Gallery:
 
         matches: list[GalleryMatch] = []
         for row in range(probes.shape[0]):
-            # Every term of the float32 bound is at most (|p| + |t|)^2; each of
-            # its roundings is within one unit roundoff of that, and the dot
-            # product of n terms within n of them (a 4-fold safety on top).
+            # Every term of the float32 bound is at most (|p| + |t|)^2 (lengths
+            # from the mean); each rounding is within one unit roundoff of
+            # that, a dot product of w terms within w of them, and the stored
+            # coordinates within one each (a 4-fold safety on top).
             slack = 4.0 * (_INDEX_WIDTH + 8) * _UNIT_ROUNDOFF * (lengths[row] + self._radius) ** 2
             best, group, runner_up = self._nearest_two(
                 lower[row], float(lengths[row]) ** 2 - slack, probes[row], exact[row]
