@@ -21,7 +21,12 @@ def _label(size: int) -> str:
 
 
 def gallery_match(
-    *, sizes: Sequence[int], probes: int, load_repeats: int, log: Callable[[str], None]
+    *,
+    sizes: Sequence[int],
+    probes: int,
+    load_repeats: int,
+    faces: str,
+    log: Callable[[str], None],
 ) -> dict[str, Any]:
     cpu = cpus(1)[0]
     with tempfile.TemporaryDirectory(prefix="qc-gallery-") as folder:
@@ -38,6 +43,8 @@ def gallery_match(
                 str(probes),
                 "--load-repeats",
                 str(load_repeats),
+                "--faces",
+                faces,
             ],
             check=True,
             cwd=REPO,
@@ -76,10 +83,12 @@ def gallery_match(
         [s * 1000 for s in largest["match_s"]],
         baseline=[s * 1000 for s in largest["baseline_match_s"]],
         templates=largest["templates"],
+        templates_from=faces,
         cases=cases,
         note=(
             "one probe, one thread, one CPU; two templates per subject, synthesised from "
-            "the fixtures' real dlib encodings (bench/gallery_worker.py); half the probes "
+            "the fixtures' real dlib encodings (templates_from: fixtures; stand-in rows in "
+            "--quick; bench/gallery_worker.py); half the probes "
             "enrolled people, half strangers. Exact: a 32-float projection bounds every "
             "distance from below and only the templates it cannot rule out are measured "
             "(measured_templates_*); the baseline is the previous full float32 pass"

@@ -67,6 +67,12 @@ def fixture_encodings() -> npt.NDArray[np.float64]:
     return np.stack(kept)
 
 
+def stand_in_encodings(count: int = 86) -> npt.NDArray[np.float64]:
+    """Random rows at dlib's scale, for ``--quick`` (no model to load, figures meaningless)."""
+    rng = np.random.default_rng(0)
+    return rng.normal(0.0, 0.05, size=(count, 128)) + rng.normal(0.0, 0.1, size=128)
+
+
 def shrunk_covariance(
     rows: npt.NDArray[np.float64],
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
@@ -246,8 +252,10 @@ def main() -> None:
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--probes", type=int, default=20)
     parser.add_argument("--load-repeats", type=int, default=3)
+    parser.add_argument("--faces", choices=("fixtures", "stand-in"), default="fixtures")
     args = parser.parse_args()
-    model = template_model(fixture_encodings())
+    real = fixture_encodings() if args.faces == "fixtures" else stand_in_encodings()
+    model = template_model(real)
     results = [
         measure(model, int(size), args.probes, args.load_repeats, seed=index)
         for index, size in enumerate(args.sizes.split(","))

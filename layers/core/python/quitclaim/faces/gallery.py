@@ -352,17 +352,27 @@ class Gallery:
         """``rows`` whose float32 distance does not put them beyond reach.
 
         Differences first, so every rounding is relative to a non-negative
-        term: the float32 sum of squares is within a relative few hundred
-        unit roundoffs of the exact one (a 4-fold safety on top).
+        term: the float32 sum of squares is within a relative ``slack`` (a
+        few hundred unit roundoffs, with a 4-fold safety) of the exact one.
+        The float32 distances also give a nearer reach than the seeds did:
+        the same argument as ``_limit``, with the slack on both sides.
         """
-        reach = found[2] if found[2] is not None else found[0]
-        limit = reach * reach * (1.0 + 4.0 * (ENCODING_DIM + 3) * _UNIT_ROUNDOFF)
-        keep = np.empty(rows.shape[0], dtype=np.bool_)
+        slack = 4.0 * (ENCODING_DIM + 3) * _UNIT_ROUNDOFF
+        approx = np.empty(rows.shape[0], dtype=np.float32)
         for start in range(0, rows.shape[0], _BUILD_ROWS):
             part = rows[start : start + _BUILD_ROWS]
             diff = self.matrix[part] - probe
-            keep[start : start + part.shape[0]] = np.einsum("ij,ij->i", diff, diff) <= limit
-        return rows[keep]
+            approx[start : start + part.shape[0]] = np.einsum("ij,ij->i", diff, diff)
+        reach = found[2] if found[2] is not None else found[0]
+        limit = reach * reach * (1.0 + slack)
+        if rows.shape[0]:
+            groups = np.searchsorted(self._group_starts, rows, side="right") - 1
+            order = np.lexsort((groups, approx))
+            rivals = order[groups[order] != groups[order[0]]]
+            if rivals.size or self.subject_count == 1:
+                pivot = float(approx[rivals[0] if rivals.size else order[0]])
+                limit = min(limit, pivot * (1.0 + slack) / (1.0 - slack))
+        return rows[approx.astype(np.float64) <= limit]
 
     def _distances(
         self, rows: npt.NDArray[np.intp], probe: npt.NDArray[np.float64]
