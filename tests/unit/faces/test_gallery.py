@@ -350,6 +350,19 @@ def test_a_damaged_packed_gallery_is_refused() -> None:
             Gallery.from_bytes(bad)
 
 
+def test_templates_too_large_for_float32_squares_are_still_matched_exactly() -> None:
+    # Given templates and a probe whose squares overflow float32 (no dlib
+    # encoding is near this, but the gallery accepts any finite float32)
+    matrix = (_templates(3, 64) * 1e21).astype(np.float32)
+    ids = [f"s{i // 2:02d}" for i in range(64)]
+    gallery = Gallery.build("acme", 1, zip(ids, matrix, strict=True))
+    probe = (matrix[2] * 1.001).astype(np.float32)
+    # When it is matched, Then the answer is still brute force's
+    (match,) = gallery.match(probe, threshold=1e20, margin=0.0)
+    assert match == _reference(matrix, ids, probe, 1e20, 0.0)
+    assert match.subject_id == "s01"
+
+
 def test_a_packed_gallery_of_another_format_version_is_refused_not_misread() -> None:
     # Given a packed gallery whose format byte is not this code's
     blob = Gallery.build("acme", 1, [("alice", _templates(1, 1)[0])]).to_bytes()

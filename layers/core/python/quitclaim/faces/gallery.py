@@ -60,6 +60,9 @@ _SEED_BLOCK: Final = 256  # the seeds are the lowest bounds of the lowest blocks
 _SEEDS: Final = 16
 # float32 unit roundoff; the bound's rounding error is a few hundred of them.
 _UNIT_ROUNDOFF: Final = 2.0**-24
+# Squared lengths the float32 bound and screen hold without overflowing
+# (dlib's are about 2; anything near this is not a dlib encoding).
+_FLOAT32_SQUARES: Final = 1e30
 
 
 def encoding_to_bytes(encoding: npt.ArrayLike) -> bytes:
@@ -290,13 +293,15 @@ class Gallery:
         head = rotated[:, :_HEAD_DIM]
         tail = np.sqrt(np.einsum("ij,ij->i", rotated[:, _HEAD_DIM:], rotated[:, _HEAD_DIM:]))
         weights = np.empty((probes.shape[0], _INDEX_WIDTH), dtype=np.float32)
-        weights[:, :_HEAD_DIM] = -2.0 * head
-        weights[:, _HEAD_DIM] = -2.0 * tail
-        weights[:, _HEAD_DIM + 1] = 1.0
         # Row j: |t|^2 - 2 (head_p . head_t + tail_p tail_t) for every template
         # t; plus |p|^2 this is |head_p - head_t|^2 + (tail_p - tail_t)^2,
-        # which the triangle inequality keeps at or below |p - t|^2.
-        lower = weights @ self._index  # (k, n), one BLAS product
+        # which the triangle inequality keeps at or below |p - t|^2. Overflow
+        # is possible only past _FLOAT32_SQUARES, where the bound is not used.
+        with np.errstate(over="ignore", invalid="ignore"):
+            weights[:, :_HEAD_DIM] = -2.0 * head
+            weights[:, _HEAD_DIM] = -2.0 * tail
+            weights[:, _HEAD_DIM + 1] = 1.0
+            lower = weights @ self._index  # (k, n), one BLAS product
         lengths = np.sqrt(np.einsum("ij,ij->i", rotated, rotated))
 
         matches: list[GalleryMatch] = []
@@ -305,10 +310,16 @@ class Gallery:
             # from the mean); each rounding is within one unit roundoff of
             # that, a dot product of w terms within w of them, and the stored
             # coordinates within one each (a 4-fold safety on top).
-            slack = 4.0 * (_INDEX_WIDTH + 8) * _UNIT_ROUNDOFF * (lengths[row] + self._radius) ** 2
-            best, group, runner_up = self._nearest_two(
-                lower[row], float(lengths[row]) ** 2 - slack, probes[row], exact[row]
-            )
+            scale = float(lengths[row] + self._radius) ** 2
+            if scale < _FLOAT32_SQUARES:
+                slack = 4.0 * (_INDEX_WIDTH + 8) * _UNIT_ROUNDOFF * scale
+                best, group, runner_up = self._nearest_two(
+                    lower[row], float(lengths[row]) ** 2 - slack, probes[row], exact[row]
+                )
+            else:
+                # float32 squares could overflow: measure every template.
+                every = np.arange(len(self), dtype=np.intp)
+                best, group, runner_up = self._best_two(every, self._distances(every, exact[row]))
             ambiguous = runner_up is not None and runner_up - best <= margin
             subject = None if best > threshold or ambiguous else str(self._group_ids[group])
             matches.append(GalleryMatch(subject, best, runner_up))
@@ -451,9 +462,10 @@ def _project(
         squares = np.einsum("ij,ij->i", centred, centred)
         # In float64 the difference loses nothing a float32 bound could see.
         tail = np.maximum(squares - np.einsum("ij,ij->j", head, head), 0.0)
-        index[:_HEAD_DIM, start:stop] = head
-        index[_HEAD_DIM, start:stop] = np.sqrt(tail)
-        index[_HEAD_DIM + 1, start:stop] = squares
+        with np.errstate(over="ignore"):  # past _FLOAT32_SQUARES: never used
+            index[:_HEAD_DIM, start:stop] = head
+            index[_HEAD_DIM, start:stop] = np.sqrt(tail)
+            index[_HEAD_DIM + 1, start:stop] = squares
         radius = max(radius, float(np.sqrt(squares.max())))
     return index, radius
 
