@@ -335,6 +335,7 @@ def console_service() -> Console:
 def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
     queues = {
         "ingest": settings.ingest_dlq_url,
+        "bulk": settings.bulk_dlq_url,
         "recheck": settings.recheck_dlq_url,
         "purge": settings.purge_dlq_url,
         "async": settings.async_dlq_url,

@@ -106,6 +106,7 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = False
     # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
     ingest_dlq_url: str = ""
+    bulk_dlq_url: str = ""
     recheck_dlq_url: str = ""
     purge_dlq_url: str = ""
     async_dlq_url: str = ""
