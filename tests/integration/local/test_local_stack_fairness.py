@@ -69,7 +69,7 @@ def test_steps_share_turns_in_proportion_to_each_mappings_maximum_concurrency(
     stack = quiet
     recorder = Recorder()
     stack.runtime.override_handler(INGEST, recorder)
-    fill(stack, main=55, bulk=20)
+    fill(stack, main=55, bulk=40)
     # When the runtime steps 12 times, one invocation each
     for _ in range(12):
         assert stack.runtime.step().invocations == 1
