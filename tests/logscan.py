@@ -89,8 +89,9 @@ def build_rules(faces: Path = FACES) -> list[Rule]:
         ),
         Rule(
             "encoding",
-            re.compile(r"-?\d+\.\d+(?:\s*,\s*-?\d+\.\d+){31,}"),
-            "a face encoding (32+ floats in a row)",
+            # Encodings print at full precision; timings and boxes are rounded.
+            re.compile(r"-?\d+\.\d{4,}(?:e-?\d+)?(?:(?:\s*,\s*|\s+)-?\d+\.\d{4,}(?:e-?\d+)?){31,}"),
+            "a face encoding (32+ precise floats in a row)",
         ),
         Rule("image_base64", re.compile(r"/9j/[A-Za-z0-9+/]{8}|iVBORw0KGgo"), "base64 image bytes"),
     ]
@@ -100,6 +101,7 @@ def build_rules(faces: Path = FACES) -> list[Rule]:
 
 
 RULES = build_rules()
+ENCODING = next(r.pattern for r in RULES if r.name == "encoding")
 
 
 def scan_line(line: str, rules: Iterable[Rule] = RULES) -> list[str]:
@@ -112,6 +114,38 @@ def scan_line(line: str, rules: Iterable[Rule] = RULES) -> list[str]:
             hits.append(rule.name)
             break
     return hits
+
+
+def json_path(line: str, rule: str) -> str:
+    """Where in a JSON line ``rule`` is broken (``$.audit.faces[0]``); ``?`` for other lines."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return "?"
+    rules = [r for r in RULES if r.name == rule]
+
+    def walk(value: Any, path: str) -> str | None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                found = walk(item, f"{path}.{key}") or (
+                    path if scan_line(str(key), rules) else None
+                )
+                if found:
+                    return found
+        elif isinstance(value, list):
+            if scan_line(json.dumps(value), rules) and not any(
+                scan_line(json.dumps(item), rules) for item in value
+            ):
+                return path  # the list as a whole (a run of floats)
+            for index, item in enumerate(value):
+                found = walk(item, f"{path}[{index}]")
+                if found:
+                    return found
+        elif scan_line(str(value), rules):
+            return path
+        return None
+
+    return walk(document, "$") or "$"
 
 
 @dataclass(frozen=True)
@@ -164,11 +198,18 @@ class LogScan:
         where = f"log {record.name} {Path(record.pathname).name}:{record.lineno}"
         self.scan_text(text, where)
 
-    def scan_text(self, text: str, where: str) -> None:
+    def scan_text(self, text: str, where: str, *, structured: bool = False) -> None:
+        hits = set()
         for line in text.splitlines():
             self.lines += 1
             for rule in scan_line(line):
-                self.add(Finding(rule, self.current, where))
+                hits.add(rule)
+                # A printed JSON line (Powertools) is placed by its key, never its value.
+                at = f"{where} at {json_path(line, rule)}" if structured else where
+                self.add(Finding(rule, self.current, at))
+        # numpy prints an array over several lines of a few numbers each.
+        if "encoding" not in hits and "\n" in text and ENCODING.search(" ".join(text.split())):
+            self.add(Finding("encoding", self.current, f"{where} (over several lines)"))
 
     def add(self, finding: Finding) -> None:
         with self._lock:
@@ -196,10 +237,14 @@ class LogScan:
         self.current = nodeid
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if getattr(report, "node", None) is not None:
+            return  # xdist controller: the worker that ran the test scanned it already
         for name, content in report.sections:
-            if name.startswith("Captured std"):
-                self.scan_text(content, f"{name.lower()} ({report.when})")
+            # A report carries the sections of the phases before it too: read each once.
+            if name in (f"Captured stdout {report.when}", f"Captured stderr {report.when}"):
+                self.scan_text(content, name.lower(), structured=True)
 
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: absent without xdist
     def pytest_testnodedown(self, node: Any, error: Any) -> None:
         """xdist controller: a worker's findings."""
         output = getattr(node, "workeroutput", {}).get("logscan")

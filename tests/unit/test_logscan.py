@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
 
 import pytest
@@ -11,7 +12,7 @@ from aws_lambda_powertools import Logger
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.logscan import LogScan, scan_line
+from tests.logscan import LogScan, json_path, scan_line
 
 API_KEY = "qc_acme_" + "0123456789abcdef" * 3
 SAMPLES = {
@@ -51,6 +52,7 @@ def test_fixture_names_are_flagged_in_any_spelling(name: str) -> None:
         "from quitclaim@example.org",
         "AWS_SECRET_ACCESS_KEY=testing",
         "the carnival arose",
+        '{"Stage_total": [' + ", ".join(f"{12.5 + i:.2f}" for i in range(40)) + "]}",
     ],
 )
 def test_ordinary_log_lines_pass(line: str) -> None:
@@ -88,3 +90,19 @@ def test_the_session_scanner_sees_standard_logging(logscan: LogScan) -> None:
         log.removeHandler(handler)
     # (once per handler: its own, and pytest's capture handlers on the root logger)
     assert found and {f.rule for f in found} == {"webhook_secret"}
+
+
+def test_a_finding_in_a_printed_json_line_is_placed_by_its_key() -> None:
+    line = json.dumps({"_aws": {"x": 1}, "audit": {"faces": [{"enc": [0.12345] * 40}]}})
+    assert json_path(line, "encoding") == "$.audit.faces[0].enc"
+    assert json_path("plain text", "encoding") == "?"
+
+
+def test_a_numpy_array_printed_over_several_lines_is_flagged(logscan: LogScan) -> None:
+    import numpy as np
+
+    encoding = np.linspace(-0.25, 0.25, 128) + 1e-6
+    with logscan.sealed() as found:
+        logscan.scan_text(f"template {encoding}", "a probe")
+    assert "\n" in str(encoding)
+    assert [f.rule for f in found] == ["encoding"]
