@@ -20,6 +20,7 @@ import pytest
 
 from quitclaim.adapters.dynamo import DynamoConsents
 from quitclaim.bootstrap import registry_service
+from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import TenantPolicy
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.faults import (
@@ -257,26 +258,44 @@ def test_expiry(world: World, step: str) -> None:
 
 
 def test_reminder_ses_failure_is_retried_and_sent_once(world: World) -> None:
-    registry = registry_service()
-    sid = registry.enrol_subject(EXPIRY, "Reminded F", [OBAMA.read_bytes()])
-    registry.update_subject(EXPIRY, sid, {"email": "faults-reminded@example.org"})
+    tenant, registry = "it-faults-remind", registry_service()
+    registry.create_tenant(TenantPolicy(tenant=tenant))
+    sid = registry.enrol_subject(tenant, "Reminded F", [OBAMA.read_bytes()])
+    registry.update_subject(tenant, sid, {"email": "faults-reminded@example.org"})
     now = world.stack.clock.now()
-    registry.grant_consent(EXPIRY, sid, ["web"], now, now + timedelta(days=6, hours=20))
+    registry.grant_consent(tenant, sid, ["web"], now, now + timedelta(days=7, hours=20))
     before = len(world.stack.sent_emails())
-    # When the daily run meets SES throttling, and the next day's run too
-    with failing_calls("ses", "SendEmail", "Throttling", times=4) as hit:
-        world.stack.tick(now + timedelta(days=1))
-    assert hit[0] == 3  # the run and its two retries
-    mine = [m for m in world.stack.sent_emails()[before:] if "faults-reminded" in str(m)]
-    assert mine == []
-    # Then the next run sends it (the claim was released), once, and later runs do not repeat
-    with crash_after("ses", "SendEmail", error=HandlerCrashed) as died:
-        world.stack.tick(now + timedelta(days=2))
-    assert died[0] == 1
-    world.stack.tick(now + timedelta(days=3))
-    mine = [m for m in world.stack.sent_emails()[before:] if "faults-reminded" in str(m)]
-    assert len(mine) == 1, mine
-    world.holds(EXPIRY)
+
+    def mails() -> int:
+        return sum("faults-reminded" in str(m) for m in world.stack.sent_emails()[before:])
+
+    def daily_run() -> None:
+        """What the daily schedule invokes (each failed invocation is retried)."""
+        world.stack.runtime.invoke("RemindersFunction", {"kind": "reminders"})
+
+    # Given the morning the 7-day reminder is due
+    world.stack.clock.set(now + timedelta(days=1) - timedelta(hours=5))
+    # When SES throttles the run / Then it fails, nothing is sent, the claim is given back
+    with (
+        failing_calls("ses", "SendEmail", "Throttling", times=1) as hit,
+        pytest.raises(DependencyFailed),
+    ):
+        daily_run()
+    assert (hit[0], mails()) == (1, 0)
+    # When the retry sends it and then dies before it returns
+    with (
+        crash_after("ses", "SendEmail", error=HandlerCrashed) as died,
+        pytest.raises(HandlerCrashed),
+    ):
+        daily_run()
+    assert (died[0], mails()) == (1, 1)
+    # Then neither its own retry nor the next day's run sends it again
+    daily_run()
+    world.stack.clock.set(now + timedelta(days=2) - timedelta(hours=5))
+    daily_run()
+    assert mails() == 1
+    world.stack.clock.set(now)
+    world.holds(tenant)
 
 
 # -- poison: a malformed body on each queue ends in its DLQ, with a reason in the logs

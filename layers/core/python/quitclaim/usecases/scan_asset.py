@@ -347,6 +347,10 @@ class ScanAsset:
         asset), or our re-read here runs after the withdrawal was written (and
         sees it). Both stores read strongly consistent, so one of the two
         always catches it; the image cannot be published on a stale consent.
+        A withdrawal after this re-read finds the appearance rows and moves
+        the image itself; if our copy lands after its move, ``_follow_redecision``
+        takes it out again. Each pause point is reproduced on the stack by
+        tests/integration/test_races_on_stack.py (withdrawal during a scan).
         """
         consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
         now = self._clock.now()
