@@ -20,7 +20,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.adapters.idempotency import PowertoolsOnce
-from quitclaim.bootstrap import registry_service
+from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.errors import Conflict
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import (
@@ -32,7 +32,7 @@ from tests.integration.api.conftest import (
     make_tenant,
     photo,
 )
-from tests.integration.faults import failing_calls
+from tests.integration.faults import crash_after, failing_calls, table
 
 pytestmark = pytest.mark.integration
 
@@ -442,6 +442,34 @@ def test_a_worker_failure_is_retried_and_applied_exactly_once(
     assert [v.status for v in views] == ["valid"]
     [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
     assert done["status"] == "applied" and done["consent_ids"] == [views[0].consent_id]
+
+
+def test_a_worker_that_dies_after_the_grant_is_retried_and_grants_once(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a person and a signed, accepted grant for them
+    created = http_api.call(
+        "POST",
+        "/subjects",
+        key=hook.tenant.admin,
+        json_body={"display_name": "Crash Person", "external_ref": "crm-crash"},
+    )
+    sid = created.json["subject_id"]
+    body = form(ref="crm-crash")
+    headers = signed(hook.secret, body)
+    assert post(http_api, hook, body, headers).status == 202
+    # When the worker dies right after writing the consent, before it records the delivery
+    consents_table = table(local_stack.resources["ConsentsTable"])
+    with crash_after("dynamodb", "PutItem", match=consents_table) as died:
+        local_stack.runtime.poll_once()
+    assert died[0] == 1
+    # Then the redelivered message finds the consent it wrote: one consent, delivery applied
+    local_stack.drain()
+    views = registry_service().consent_views(hook.tenant.id, sid)
+    assert [v.status for v in views] == ["valid"]
+    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
+    assert done["status"] == "applied" and done["consent_ids"] == [views[0].consent_id]
+    assert conservation_service().check(hook.tenant.id).holds
 
 
 def test_no_name_or_email_from_a_payload_reaches_the_logs(
