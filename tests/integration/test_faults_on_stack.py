@@ -25,6 +25,7 @@ from quitclaim.domain.models import TenantPolicy
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.faults import (
     HandlerCrashed,
+    ProcessDied,
     bucket,
     crash_after,
     failing_calls,
@@ -216,6 +217,25 @@ def test_recheck(world: World, held: str, step: str) -> None:
     assert hit[0] >= 1, f"{cell}: the fault never fired"
     assert report.errors, f"{cell}: nothing was retried"
     world.settle(cell, RECHECK, "recheck.jpg", "quarantine")
+
+
+def test_recheck_publish_dies_after_the_copy(world: World, held: str) -> None:
+    cell = "recheck/publish-crash-after-copy-before-delete"
+    registry = registry_service()
+    # When a grant's re-decision (record first, then the move into the library)
+    # dies after the copy, before the held copy is deleted
+    with crash_after("s3", "CopyObject", match=bucket(world.library)) as hit:
+        with pytest.raises(ProcessDied):
+            registry.grant_consent(RECHECK, held, ["web"], DEMO_NOW - timedelta(days=1), None)
+        world.stack.drain()  # the stream's re-decision of the same grant
+    assert hit[0] == 1
+    # Then the image is published once and the held copy is gone
+    world.settle(cell, RECHECK, "recheck.jpg", "library")
+    # And a later withdrawal leaves no library copy behind
+    for view in registry.consent_views(RECHECK, held):
+        registry.revoke_consent(RECHECK, held, view.consent_id, source="test")
+    world.stack.drain()
+    world.settle(cell + " (withdrawn)", RECHECK, "recheck.jpg", "quarantine")
 
 
 # -- expiry: the exact-time schedule -> mark expired -> re-decide -> move out
