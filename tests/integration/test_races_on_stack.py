@@ -20,7 +20,7 @@ from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.registry import Role
 from tests.conftest import DEMO_NOW, FACES
-from tests.integration.faults import after_call, bucket, table
+from tests.integration.faults import after_call, bucket, crash_after, table
 from tests.integration.places import Places
 
 pytestmark = pytest.mark.integration
@@ -97,6 +97,33 @@ def test_a_withdrawal_during_a_scan_never_leaves_the_image_approved(
     assert on.where(SCAN, path) == ["quarantine"], pause
     record = on.record(SCAN, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["consent_revoked"]), pause
+    assert on.versions(on.library, f"{SCAN}/{path}") == 0
+    on.holds(SCAN)
+
+
+def test_a_withdrawal_during_a_scan_then_a_crash_before_the_scan_follows_it(
+    on: Stack, person: dict[str, str]
+) -> None:
+    registry = registry_service()
+    sid, path = person[SCAN], "withdrawn-then-crash.jpg"
+    on.without_consents(SCAN, sid)
+    consent = registry.grant_consent(SCAN, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
+
+    def withdraw() -> None:
+        registry_service().revoke_consent(SCAN, sid, consent.consent_id, source="test")
+
+    on.upload(SCAN, path)
+    # When the withdrawal lands after the scan confirmed the consent (its re-decision
+    # finds no bytes to move yet), and the scan dies after copying into the library
+    # and deleting the upload, before it reads the record again
+    with (
+        after_call("dynamodb", "Query", withdraw, skip=1, match=table(on.tables["Consents"])),
+        crash_after("s3", "DeleteObject", match=bucket(on.uploads)) as died,
+    ):
+        on.stack.drain()
+    assert died[0] == 1
+    # Then the retry still takes the image out of the library
+    assert on.where(SCAN, path) == ["quarantine"]
     assert on.versions(on.library, f"{SCAN}/{path}") == 0
     on.holds(SCAN)
 

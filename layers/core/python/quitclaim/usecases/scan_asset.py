@@ -484,10 +484,30 @@ class ScanAsset:
                 dest_bucket=record.dest_bucket,
                 dest_key=record.dest_key,
             )
-        elif self._store.head(record.dest_bucket, record.dest_key) is None:
-            # Someone removed the upload after we recorded it; say so loudly.
-            logger.error("upload gone before placement", asset_id=record.asset_id)
-            count("PlacementSourceMissing")
+        else:
+            if record.status in (AssetStatus.APPROVED, AssetStatus.QUARANTINED):
+                # An earlier delivery copied and deleted the upload, then died
+                # before following a re-decision made meanwhile: its copy may
+                # sit in the other place (a withdrawn image in the library).
+                # Finish that move now (tests/integration/test_races_on_stack.py).
+                s = self._settings
+                other = (
+                    s.quarantine_bucket
+                    if record.dest_bucket == s.library_bucket
+                    else s.library_bucket
+                )
+                record = self._follow_redecision(replace(record, dest_bucket=other))
+                result = replace(
+                    result,
+                    status=record.status,
+                    reasons=record.reasons,
+                    dest_bucket=record.dest_bucket,
+                    dest_key=record.dest_key,
+                )
+            if self._store.head(record.dest_bucket, record.dest_key) is None:
+                # Someone removed the upload after we recorded it; say so loudly.
+                logger.error("upload gone before placement", asset_id=record.asset_id)
+                count("PlacementSourceMissing")
         self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
         return result
 
