@@ -477,13 +477,7 @@ class ScanAsset:
                 )
             self._store.delete(request.bucket, request.key, source.version_id)
             record = self._follow_redecision(record)
-            result = replace(
-                result,
-                status=record.status,
-                reasons=record.reasons,
-                dest_bucket=record.dest_bucket,
-                dest_key=record.dest_key,
-            )
+            result = _as_placed(result, record)
         else:
             if record.status in (AssetStatus.APPROVED, AssetStatus.QUARANTINED):
                 # An earlier delivery copied and deleted the upload, then died
@@ -497,13 +491,7 @@ class ScanAsset:
                     else s.library_bucket
                 )
                 record = self._follow_redecision(replace(record, dest_bucket=other))
-                result = replace(
-                    result,
-                    status=record.status,
-                    reasons=record.reasons,
-                    dest_bucket=record.dest_bucket,
-                    dest_key=record.dest_key,
-                )
+                result = _as_placed(result, record)
             if self._store.head(record.dest_bucket, record.dest_key) is None:
                 # Someone removed the upload after we recorded it; say so loudly.
                 logger.error("upload gone before placement", asset_id=record.asset_id)
@@ -534,3 +522,14 @@ class ScanAsset:
                 )
             self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
         return latest
+
+
+def _as_placed(result: ScanResult, record: AssetRecord) -> ScanResult:
+    """The result as the record (perhaps re-decided meanwhile) places the image."""
+    return replace(
+        result,
+        status=record.status,
+        reasons=record.reasons,
+        dest_bucket=record.dest_bucket,
+        dest_key=record.dest_key,
+    )
