@@ -92,21 +92,12 @@ def _consents(w: World) -> Any:
 
 
 INGEST_CELLS: dict[str, Fault] = {
-    "consents-read-throttled": lambda w: failing_calls(
-        "dynamodb", "Query", "ThrottlingException", times=1, match=_consents(w)
-    ),
+    # consents-read throttled: tests/integration/test_ingest_on_stack.py (not repeated)
     "consents-read-timeout": lambda w: timing_out_calls(
         "dynamodb", "Query", times=1, match=_consents(w)
     ),
     "upload-read-slowdown": lambda w: failing_calls(
         "s3", "GetObject", "SlowDown", times=1, match=bucket(w.uploads)
-    ),
-    "record-throttled": lambda w: failing_calls(
-        "dynamodb",
-        "PutItem",
-        "ProvisionedThroughputExceededException",
-        times=2,
-        match=_assets(w),
     ),
     # The record is written but the answer is lost: the retry finds it.
     "record-read-timeout": lambda w: timing_out_calls(
