@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
@@ -17,6 +16,7 @@ from aws_lambda_powertools.utilities.batch.types import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
@@ -26,7 +26,7 @@ from quitclaim.usecases.scan_asset import ScanRequest
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:

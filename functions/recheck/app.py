@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
@@ -14,12 +13,13 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import recheck_service
 from quitclaim.config import get_settings
 from quitclaim.observability import logger, metrics, tracer
 
 get_settings()
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+processor = ReasonedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
 def record_handler(record: DynamoDBRecord) -> None:

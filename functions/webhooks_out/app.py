@@ -6,19 +6,19 @@ import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
     EventType,
     process_partial_response,
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import webhook_dispatcher
 from quitclaim.config import get_settings
 from quitclaim.observability import logger, metrics, tracer
 
 get_settings()
-processor = BatchProcessor(event_type=EventType.SQS)
+processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
 def deliver_record(record: SQSRecord) -> None:

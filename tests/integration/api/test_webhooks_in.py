@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.adapters.idempotency import PowertoolsOnce
-from quitclaim.bootstrap import registry_service
+from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.errors import Conflict
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import (
@@ -34,7 +34,7 @@ from tests.integration.api.conftest import (
     make_tenant,
     photo,
 )
-from tests.integration.faults import failing_calls
+from tests.integration.faults import crash_after, failing_calls, table
 
 pytestmark = pytest.mark.integration
 
@@ -497,30 +497,55 @@ def test_a_failed_enqueue_is_a_503_and_the_tools_retry_is_accepted(
     assert [d["status"] for d in mine] == ["parked"]  # crm-fault is nobody: parked, not lost
 
 
-def test_a_worker_failure_is_retried_and_applied_exactly_once(
-    http_api: HttpApi, local_stack: Any, hook: Hook
-) -> None:
-    # Given a person and a signed grant for them
+def _accepted_grant(http_api: HttpApi, hook: Hook, ref: str) -> tuple[str, str]:
+    """A person with reference ``ref`` and an accepted, signed grant for them (not applied)."""
     created = http_api.call(
         "POST",
         "/subjects",
         key=hook.tenant.admin,
-        json_body={"display_name": "Retry Person", "external_ref": "crm-retry"},
+        json_body={"display_name": "Retry Person", "external_ref": ref},
     )
-    sid = created.json["subject_id"]
-    body = form(ref="crm-retry")
+    body = form(ref=ref)
     headers = signed(hook.secret, body)
     assert post(http_api, hook, body, headers).status == 202
+    return created.json["subject_id"], headers["webhook-id"]
+
+
+def _applied_once(http_api: HttpApi, local_stack: Any, hook: Hook, sid: str, hook_id: str) -> None:
+    """After the retries: one valid consent, and the delivery applied with it."""
+    local_stack.drain()
+    views = registry_service().consent_views(hook.tenant.id, sid)
+    assert [v.status for v in views] == ["valid"]
+    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == hook_id]
+    assert done["status"] == "applied" and done["consent_ids"] == [views[0].consent_id]
+    assert conservation_service().check(hook.tenant.id).holds
+
+
+def test_a_worker_failure_is_retried_and_applied_exactly_once(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a person and a signed grant for them
+    sid, hook_id = _accepted_grant(http_api, hook, "crm-retry")
     # When the consents table fails while the worker applies it
     with failing_calls("dynamodb", "PutItem", "InternalServerError"):
         local_stack.runtime.poll_once()
     assert registry_service().consent_views(hook.tenant.id, sid) == []
     # Then the returned message is retried once the table recovers, and one consent exists
-    local_stack.drain()
-    views = registry_service().consent_views(hook.tenant.id, sid)
-    assert [v.status for v in views] == ["valid"]
-    [done] = [d for d in deliveries(http_api, hook) if d["delivery_id"] == headers["webhook-id"]]
-    assert done["status"] == "applied" and done["consent_ids"] == [views[0].consent_id]
+    _applied_once(http_api, local_stack, hook, sid, hook_id)
+
+
+def test_a_worker_that_dies_after_the_grant_is_retried_and_grants_once(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given a person and a signed, accepted grant for them
+    sid, hook_id = _accepted_grant(http_api, hook, "crm-crash")
+    # When the worker dies right after writing the consent, before it records the delivery
+    consents_table = table(local_stack.resources["ConsentsTable"])
+    with crash_after("dynamodb", "PutItem", match=consents_table) as died:
+        local_stack.runtime.poll_once()
+    assert died[0] == 1
+    # Then the redelivered message finds the consent it wrote: one consent, delivery applied
+    _applied_once(http_api, local_stack, hook, sid, hook_id)
 
 
 def test_no_name_or_email_from_a_payload_reaches_the_logs(

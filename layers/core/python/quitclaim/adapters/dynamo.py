@@ -954,7 +954,17 @@ class DynamoConsents:
         return [c for c in found if c.expires_at is not None and c.expires_at < end]
 
     def mark_expired(self, consent: Consent, at: datetime) -> bool:
-        """Record the expiry once; False when already expired, revoked or changed."""
+        """Record the expiry once; False when already expired, revoked or changed.
+
+        The version is left as it is: the expiry only notes what the dates
+        already say, it changes nothing a renewal or withdrawal read. Had it
+        moved the version, a renewal that read the consent just before the
+        exact-time schedule fired would lose its conditional write (Conflict)
+        and the person's renewal would be refused while the images stayed
+        held (tests/integration/test_races_on_stack.py, renewal vs expiry).
+        The renewal still wins over a concurrent expiry the other way round:
+        this write is conditional on the version the expiry read.
+        """
         item = ConsentModel(
             tenant_key(consent.tenant, consent.subject_id), f"consent#{consent.consent_id}"
         )
@@ -964,7 +974,6 @@ class DynamoConsents:
                 item.update(
                     actions=[
                         ConsentModel.status.set("expired"),
-                        ConsentModel.version.add(1),
                         ConsentModel.history.set(ConsentModel.history.append([event])),
                     ],
                     condition=(ConsentModel.version == consent.version)

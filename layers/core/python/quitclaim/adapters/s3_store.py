@@ -62,10 +62,24 @@ class S3ObjectStore:
         dest_key: str,
         extra_metadata: Mapping[str, str],
     ) -> None:
+        """Copy one object version, once: a retried copy that already landed is skipped.
+
+        Why skip: a function that dies after its copy and before its record
+        or delete copies again when retried. In a versioned bucket that
+        second copy is a second version; the move that later takes the image
+        out deletes only the version it read, and the older duplicate
+        becomes current again: an image back in the library after its
+        withdrawal. The callers' metadata names the asset and its status, and
+        one asset's bytes never change, so the same metadata and size at the
+        destination means this copy was done.
+        """
         copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
         if source.version_id:
             copy_source["VersionId"] = source.version_id
         metadata = {**source.metadata, **extra_metadata}
+        there = self.head(dest_bucket, dest_key)
+        if there is not None and there.size == source.size and dict(there.metadata) == metadata:
+            return
         kwargs: dict[str, Any] = {
             "Bucket": dest_bucket,
             "Key": dest_key,

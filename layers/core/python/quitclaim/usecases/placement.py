@@ -66,6 +66,25 @@ class Placement:
             self._move(before, after, quiet=True)
         return after
 
+    def settle(self, record: AssetRecord, elsewhere: str) -> None:
+        """Delete a copy of this asset left in ``elsewhere`` once its recorded place has it.
+
+        Why: a move into the library writes the record, copies, then deletes
+        the old copy. A function that dies between the last two leaves the
+        image in both places, and its retry re-decides, finds nothing to
+        change and would never finish the move (tests/integration/
+        test_faults_on_stack.py, publish crash). Only this asset's own copy
+        goes, and only when the place the record names holds it.
+        """
+        here = self._store.head(record.dest_bucket, record.dest_key)
+        if here is None or here.metadata.get(META_ASSET_ID) != record.asset_id:
+            return
+        stale = self._store.head(elsewhere, record.dest_key)
+        if stale is not None and stale.metadata.get(META_ASSET_ID) == record.asset_id:
+            self._store.delete(elsewhere, record.dest_key, stale.version_id)
+            logger.warning("stale copy of an asset removed", asset_id=record.asset_id)
+            count("StaleCopyRemoved")
+
     def _move(self, before: AssetRecord, after: AssetRecord, *, quiet: bool = False) -> None:
         source = self._store.head(before.dest_bucket, before.dest_key)
         if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:

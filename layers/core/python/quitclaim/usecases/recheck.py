@@ -83,6 +83,9 @@ class Recheck:
                 return None
             after = self.decided(record)
             if (after.status, after.reasons) == (record.status, record.reasons):
+                # Nothing to decide; finish a move an earlier run died in.
+                other = self._quarantine if record.dest_bucket == self._library else self._library
+                self._placement.settle(record, other)
                 return None
             try:
                 self._placement.transition(record, after)

@@ -406,6 +406,10 @@ class ScanAsset:
         asset), or our re-read here runs after the withdrawal was written (and
         sees it). Both stores read strongly consistent, so one of the two
         always catches it; the image cannot be published on a stale consent.
+        A withdrawal after this re-read finds the appearance rows and moves
+        the image itself; if our copy lands after its move, ``_follow_redecision``
+        takes it out again. Each pause point is reproduced on the stack by
+        tests/integration/test_races_on_stack.py (withdrawal during a scan).
         """
         consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
         now = self._clock.now()
@@ -532,17 +536,25 @@ class ScanAsset:
                 )
             self._store.delete(request.bucket, request.key, source.version_id)
             record = self._follow_redecision(record)
-            result = replace(
-                result,
-                status=record.status,
-                reasons=record.reasons,
-                dest_bucket=record.dest_bucket,
-                dest_key=record.dest_key,
-            )
-        elif self._store.head(record.dest_bucket, record.dest_key) is None:
-            # Someone removed the upload after we recorded it; say so loudly.
-            logger.error("upload gone before placement", asset_id=record.asset_id)
-            count("PlacementSourceMissing")
+            result = _as_placed(result, record)
+        else:
+            if record.status in (AssetStatus.APPROVED, AssetStatus.QUARANTINED):
+                # An earlier delivery copied and deleted the upload, then died
+                # before following a re-decision made meanwhile: its copy may
+                # sit in the other place (a withdrawn image in the library).
+                # Finish that move now (tests/integration/test_races_on_stack.py).
+                s = self._settings
+                other = (
+                    s.quarantine_bucket
+                    if record.dest_bucket == s.library_bucket
+                    else s.library_bucket
+                )
+                record = self._follow_redecision(replace(record, dest_bucket=other))
+                result = _as_placed(result, record)
+            if self._store.head(record.dest_bucket, record.dest_key) is None:
+                # Someone removed the upload after we recorded it; say so loudly.
+                logger.error("upload gone before placement", asset_id=record.asset_id)
+                count("PlacementSourceMissing")
         self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
         return result
 
@@ -569,3 +581,14 @@ class ScanAsset:
                 )
             self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
         return latest
+
+
+def _as_placed(result: ScanResult, record: AssetRecord) -> ScanResult:
+    """The result as the record (perhaps re-decided meanwhile) places the image."""
+    return replace(
+        result,
+        status=record.status,
+        reasons=record.reasons,
+        dest_bucket=record.dest_bucket,
+        dest_key=record.dest_key,
+    )
