@@ -44,6 +44,8 @@ _AUDIT_FIELDS = frozenset(
         "request_id",
         "source_asset_id",
         "results",
+        # metering: a tenant's plan quota (a number)
+        "images_per_month",
     }
 )
 

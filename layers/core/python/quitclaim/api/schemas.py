@@ -326,6 +326,14 @@ class OverviewQuery(Query):
     months: int = Field(default=12, ge=1, le=24, description="Calendar months, this one included.")
 
 
+class UsageQuery(Query):
+    month: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="UTC month, YYYY-MM (default: the current one).",
+    )
+
+
 # ------------------------------------------------------------------ e-mailed links
 
 
