@@ -307,7 +307,7 @@ class PageQuery(Query):
 
 
 class AssetQuery(PageQuery):
-    status: Literal["quarantined", "approved", "rejected", "deleted", "all"] = "quarantined"
+    status: Literal["quarantined", "approved", "rejected", "deleted", "held", "all"] = "quarantined"
     reason: ShortText | None = None
     subject: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
     since: UtcDateTime | None = None
