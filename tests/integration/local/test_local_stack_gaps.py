@@ -36,6 +36,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
         f"schedule group WebhookScheduleGroup (quitclaim-{stage}-webhooks)",
         "schedule SweepSchedule (rate(1 hour))",
+        "schedule ReleaseHeldSchedule (cron(5 0 * * ? *))",
         "schedule RemindersSchedule (cron(0 7 * * ? *))",
     ]
     # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
@@ -90,6 +91,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "ExpiryScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "WebhookScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "SweepSchedule": "AWS::Scheduler::Schedule",
+        "ReleaseHeldSchedule": "AWS::Scheduler::Schedule",
         "RemindersSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
@@ -118,6 +120,12 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
         "Europe/Amsterdam",
     )
     assert reminders["Target"]["Arn"] == stack.runtime.functions["RemindersFunction"].arn
+    release = scheduler.get_schedule(Name=stack.resources["ReleaseHeldSchedule"])
+    assert (release["ScheduleExpression"], release["ScheduleExpressionTimezone"]) == (
+        "cron(5 0 * * ? *)",
+        "UTC",
+    )
+    assert release["Target"]["Input"] == '{"kind": "release_held"}'
 
 
 def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(
