@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+from click.testing import CliRunner
 from PIL import Image
 
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubjects
@@ -33,6 +34,7 @@ from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Role
 from quitclaim.domain.usage import BYTES_PER_GB
 from quitclaim.local.api_server import api_dir, load_app
+from quitclaim.local.cli import main
 from quitclaim.local.demo import DemoUpload, collect_report, enrol_people, upload_all
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import every_asset
@@ -129,6 +131,11 @@ def recomputed(stack: Any, tenant: str, now: Any) -> dict[str, float | int]:
 def test_each_tenants_usage_matches_its_records_and_redeliveries_change_nothing(
     local_stack: Any, api: Client, demo_runs: dict[str, Any]
 ) -> None:
+    # A malformed month is refused, naming the field
+    bad = api.http.get(
+        "/usage?month=2026-13", headers={"Authorization": f"Bearer {demo_runs['keys']['demo']}"}
+    )
+    assert (bad.status_code, json.loads(bad.body)["field"]) == (400, "month")
     # When a day has passed and each tenant asks for its November usage
     later = DEMO_NOW + timedelta(days=1)
     local_stack.clock.set(later)
@@ -211,8 +218,11 @@ def test_over_quota_uploads_are_held_then_decided_next_month_none_lost(
 ) -> None:
     tenant = "meter-quota"
     console_service().create_tenant(tenant)
-    # Given a tenant allowed 3 images a month
-    usage_service().set_images_per_month(tenant, 3)
+    # Given a tenant allowed 3 images a month (the operator's plan change)
+    runner = CliRunner()
+    set_plan = runner.invoke(main, ["quota", "--tenant", tenant, "--images-per-month", "3"])
+    assert set_plan.exit_code == 0, set_plan.output
+    assert json.loads(set_plan.stdout)["released"] == 0
     s3, bucket = local_stack.client("s3"), local_stack.outputs["UploadsBucketName"]
     try:
         # When it uploads 5
@@ -229,6 +239,11 @@ def test_over_quota_uploads_are_held_then_decided_next_month_none_lost(
         first = conservation_service().check(tenant)
         assert first.holds, first.violations
         assert (first.decisions, first.held) == (5, 2)
+        exported = runner.invoke(main, ["usage", "--tenant", tenant, "--month", "2026-11", "--csv"])
+        assert exported.exit_code == 0, exported.output
+        rows = exported.stdout.splitlines()
+        assert rows[0] == "month,tenant,unit,quantity"
+        assert f"2026-11,{tenant},images_scanned,3" in rows
         # When the clock passes midnight into December (the daily release job fires
         # at 00:05 UTC; the clock jumps to the evening before without firing anything)
         local_stack.clock.set(DEMO_NOW.replace(day=30, hour=23))

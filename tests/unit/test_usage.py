@@ -282,3 +282,17 @@ def test_released_messages_name_the_same_upload_version(world: MeteredWorld) -> 
     body = json.loads(json.dumps(world.queue.sent[0]))
     assert body["Records"][0]["s3"]["object"]["key"] == "incoming/acme/a+b.jpg"
     assert body["Records"][0]["s3"]["object"]["versionId"] == "v9"
+
+
+def test_records_of_processing_count_a_held_upload_in_the_month_it_was_scanned() -> None:
+    from quitclaim.domain.rights import monthly_volumes
+
+    # Given an upload held in November and decided in December, and one still held
+    nov, dec = datetime(2026, 11, 30, tzinfo=UTC), datetime(2026, 12, 1, 1, tzinfo=UTC)
+    released = _record(10, [(nov, "held"), (dec, "approved")])
+    waiting = replace(_record(10, [(nov, "held")]), asset_id="a2")
+    # When the volumes are counted
+    volumes = {v["month"]: v for v in monthly_volumes([released, waiting], [])}
+    # Then only December shows one scan, approved
+    assert list(volumes) == ["2026-12"]
+    assert (volumes["2026-12"]["assets_scanned"], volumes["2026-12"]["approved"]) == (1, 1)
