@@ -257,3 +257,42 @@ def test_over_quota_uploads_are_held_then_decided_next_month_none_lost(
         assert (after.decisions, after.held, after.library) == (5, 0, 5)
     finally:
         local_stack.clock.set(DEMO_NOW)
+
+
+def test_the_decision_and_its_counters_commit_together_on_dynamodb(local_stack: Any) -> None:
+    from dataclasses import replace
+
+    from quitclaim.domain.errors import QuotaExceeded
+    from quitclaim.domain.models import AssetStatus
+    from quitclaim.domain.usage import UsageIncrement, scan_units
+
+    meter = usage_service().meter  # built first: binds the models to the stack's tables
+    assets, tenant = DynamoAssets(), "meter-tx"
+    record = AssetRecord(
+        tenant=tenant,
+        asset_id="tx1",
+        source_bucket="b",
+        source_key=f"incoming/{tenant}/a.jpg",
+        source_version="v1",
+        path="a.jpg",
+        purpose="web",
+        status=AssetStatus.APPROVED,
+        reasons=(),
+        dest_bucket="lib",
+        dest_key=f"{tenant}/a.jpg",
+        decided_at=DEMO_NOW,
+    )
+    usage = UsageIncrement(tenant, "2026-11", scan_units(record), images_limit=1)
+    # Given a first decision written with its usage
+    assert assets.create(record, usage) is True
+    # When the same decision is written again (a retry, a redelivery)
+    assert assets.create(record, usage) is False
+    # Then its usage was added once
+    counters = meter.counters(tenant, "2026-11")
+    assert counters["images_scanned"] == 1
+    # And a second image over the limit of 1 is refused whole: no record, no count
+    other = replace(record, asset_id="tx2")
+    with pytest.raises(QuotaExceeded):
+        assets.create(other, usage)
+    assert assets.get(tenant, "tx2") is None
+    assert meter.counters(tenant, "2026-11") == counters
