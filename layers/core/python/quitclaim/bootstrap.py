@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
@@ -23,11 +23,18 @@ from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.queues import SqsQueueDepths
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
+from quitclaim.adapters.tenant_stores import (
+    CachedGalleries,
+    DynamoTenantItems,
+    S3PrefixStore,
+    SsmTenantPath,
+    TenantSchedules,
+)
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock
+from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.conservation import ConservationCheck
@@ -35,6 +42,8 @@ from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
+from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
@@ -327,7 +336,47 @@ def console_service() -> Console:
         redaction=redaction_service(),
         processing=processing_records_service(),
         usage=usage_service(),
+        limits=RateLimits(DynamoTenants().plan_of),
+        deployment_region=settings.region,
     )
+
+
+@lru_cache(maxsize=1)
+def offboarding_service() -> Offboarding:
+    """The operator's tenant deletion: every store a tenant's data lives in."""
+    settings = _bound(get_settings())
+    s3 = aws_client("s3", settings)
+    ddb = aws_client("dynamodb", settings)
+
+    def table(name: str, field: str, hash_key: str, range_key: str | None = None) -> Any:
+        return DynamoTenantItems(
+            ddb, getattr(settings, field), name, hash_key=hash_key, range_key=range_key
+        )
+
+    stores: list[TenantDataStore] = [
+        # First what points at data (schedules fire on it, secrets sign for it).
+        TenantSchedules(
+            aws_client("scheduler", settings),
+            (settings.schedule_group, settings.webhook_schedule_group),
+        ),
+        SsmTenantPath(aws_client("ssm", settings), settings.webhook_secrets_prefix),
+        S3PrefixStore(s3, settings.uploads_bucket, settings.incoming_prefix, "s3:uploads"),
+        S3PrefixStore(s3, settings.library_bucket, "", "s3:library"),
+        S3PrefixStore(s3, settings.quarantine_bucket, "", "s3:quarantine"),
+        S3PrefixStore(s3, settings.quarantine_bucket, settings.rejected_prefix, "s3:rejected"),
+        S3PrefixStore(s3, settings.documents_bucket, "", "s3:documents"),
+        table("ddb:subjects", "subjects_table", "tenant", "subject_id"),
+        table("ddb:consents", "consents_table", "pk", "sk"),
+        table("ddb:assets", "assets_table", "pk"),
+        table("ddb:appearances", "appearances_table", "pk", "sk"),
+        table("ddb:webhooks", "webhooks_table", "tenant", "sk"),
+        table("ddb:requests", "requests_table", "tenant", "sk"),
+        table("ddb:api-keys", "api_keys_table", "tenant", "key_hash"),
+        CachedGalleries(galleries),
+        # Last: while the record exists, a cut-off purge can be rerun as such.
+        table("ddb:tenants", "tenants_table", "tenant"),
+    ]
+    return Offboarding(tenants=DynamoTenants(), keys=DynamoApiKeys(), stores=stores, clock=_clock)
 
 
 def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
@@ -484,5 +533,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         webhook_dispatcher,
         conservation_service,
         usage_service,
+        offboarding_service,
     ):
         cached.cache_clear()

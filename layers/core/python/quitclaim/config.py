@@ -14,20 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from quitclaim.domain.errors import ConfigurationError, RegionNotAllowed
+from quitclaim.domain.tenancy import EU_REGIONS
 
-# GDPR: personal data (and biometrics above all) stays in the EU/EEA.
-EU_REGIONS: frozenset[str] = frozenset(
-    {
-        "eu-central-1",
-        "eu-central-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-north-1",
-    }
-)
+# GDPR: personal data (and biometrics above all) stays in the EU/EEA (the list
+# lives in the domain: tenant onboarding checks region pins against it too).
 
 
 class Settings(BaseSettings):

@@ -44,6 +44,14 @@ _AUDIT_FIELDS = frozenset(
         "request_id",
         "source_asset_id",
         "results",
+        # tenants: onboarding (plan, region pin) and offboarding (when, and
+        # per store what remains: counts, never content)
+        "plan",
+        "region",
+        "purge_after",
+        "complete",
+        "early",
+        "stores",
         # metering: a tenant's plan quota (a number)
         "images_per_month",
     }

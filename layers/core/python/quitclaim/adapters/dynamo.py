@@ -38,6 +38,7 @@ from quitclaim.domain.errors import (
     DependencyFailed,
     NotFound,
     QuotaExceeded,
+    Unauthorized,
     ValidationFailed,
 )
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
@@ -51,6 +52,13 @@ from quitclaim.domain.registry import (
     Subject,
 )
 from quitclaim.domain.rights import CONSENT_EVIDENCE, DataRequest, RequestKind
+from quitclaim.domain.tenancy import (
+    DEFAULT_PLAN,
+    PLANS,
+    TenantDeleting,
+    TenantProfile,
+    TenantState,
+)
 from quitclaim.domain.usage import COUNTED_UNITS, IMAGES_SCANNED, UsageIncrement
 
 SEP = "#"
@@ -86,6 +94,13 @@ class TenantModel(_Base):
     gallery_version = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    # The operator's profile (onboarding); null on tenants created before it.
+    name = UnicodeAttribute(null=True)
+    region = UnicodeAttribute(null=True)
+    plan = UnicodeAttribute(null=True)
+    contact_email = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(default="active")
+    purge_after = UTCDateTimeAttribute(null=True)
     # The plan's monthly image quota; absent: unlimited. Not part of the policy
     # a tenant admin edits: only the operator (plan) sets it.
     images_per_month = NumberAttribute(null=True)
@@ -162,6 +177,8 @@ class ApiKeyModel(_Base):
     label = UnicodeAttribute(default="")
     created_at = UTCDateTimeAttribute()
     revoked_at = UTCDateTimeAttribute(null=True)
+    # Why it was revoked when the caller should be told (e.g. "tenant_deleting").
+    revoked_reason = UnicodeAttribute(null=True)
 
 
 class SubjectsByExternalRef(GlobalSecondaryIndex["SubjectModel"]):
@@ -455,21 +472,65 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
 class DynamoTenants:
     """TenantRepository on the tenants table."""
 
-    def policy(self, tenant: str) -> TenantPolicy | None:
+    def _item(self, tenant: str) -> TenantModel | None:
         with _dependency("tenant read"):
             try:
-                item = TenantModel.get(tenant, consistent_read=True)
+                return TenantModel.get(tenant, consistent_read=True)
             except TenantModel.DoesNotExist:
                 return None
-        return _policy_from(item)
+
+    def policy(self, tenant: str) -> TenantPolicy | None:
+        item = self._item(tenant)
+        return None if item is None else _policy_from(item)
 
     def policy_and_gallery(self, tenant: str) -> tuple[TenantPolicy, int] | None:
+        """Policy and gallery version; ``TenantDeleting`` once offboarding started."""
+        item = self._item(tenant)
+        if item is None:
+            return None
+        if item.state == TenantState.DELETING:
+            # Nothing new is decided for a tenant on its way out (fail closed).
+            raise TenantDeleting(f"tenant {tenant!r} is being deleted")
+        return _policy_from(item), int(item.gallery_version or 0)
+
+    def profile(self, tenant: str) -> TenantProfile | None:
+        item = self._item(tenant)
+        if item is None:
+            return None
+        return TenantProfile(
+            tenant=item.tenant,
+            name=item.name or "",
+            region=item.region or "",
+            plan=item.plan or DEFAULT_PLAN,
+            contact_email=item.contact_email or "",
+            state=TenantState(item.state or TenantState.ACTIVE),
+            purge_after=item.purge_after,
+        )
+
+    def plan_of(self, tenant: str) -> str | None:
         with _dependency("tenant read"):
             try:
-                item = TenantModel.get(tenant, consistent_read=True)
+                item = TenantModel.get(tenant, attributes_to_get=["tenant", "plan"])
             except TenantModel.DoesNotExist:
                 return None
-        return _policy_from(item), int(item.gallery_version or 0)
+        return item.plan  # None: created before plans (no profile)
+
+    def mark_deleting(self, tenant: str, purge_after: datetime) -> None:
+        """State ``deleting`` with its purge date (``NotFound`` for an unknown tenant)."""
+        with _dependency("tenant update"):
+            try:
+                TenantModel(tenant).update(
+                    actions=[
+                        TenantModel.state.set(TenantState.DELETING.value),
+                        TenantModel.purge_after.set(purge_after),
+                        TenantModel.updated_at.set(datetime.now(UTC)),
+                    ],
+                    condition=TenantModel.tenant.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"tenant {tenant!r} not found") from exc
+                raise
 
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
@@ -478,8 +539,17 @@ class DynamoTenants:
             except TenantModel.DoesNotExist:
                 return 0
 
-    def save_tenant(self, policy: TenantPolicy) -> None:
+    def save_tenant(self, policy: TenantPolicy, profile: TenantProfile | None = None) -> None:
         now = datetime.now(UTC)
+        extra: dict[str, Any] = {}
+        if profile is not None:
+            extra = {
+                "name": profile.name or None,
+                "region": profile.region or None,
+                "plan": profile.plan,
+                "contact_email": profile.contact_email or None,
+                "state": profile.state.value,
+            }
         with _dependency("tenant write"):
             try:
                 TenantModel(
@@ -488,6 +558,7 @@ class DynamoTenants:
                     created_at=now,
                     updated_at=now,
                     **_policy_attributes(policy),
+                    **extra,
                 ).save(condition=TenantModel.tenant.does_not_exist())
             except PutError as exc:
                 if _conditional_failed(exc):
@@ -557,8 +628,31 @@ class DynamoApiKeys:
             except ApiKeyModel.DoesNotExist:
                 return None
         if item.revoked_at is not None:
+            if item.revoked_reason == TenantDeleting.code:
+                # The caller holds a real key: telling them why is no leak.
+                raise Unauthorized(
+                    "this tenant is being deleted; its API keys were revoked",
+                    code=TenantDeleting.code,
+                )
             return None
         return item.key_id, Role(item.role), item.label
+
+    def revoke_all(self, tenant: str, *, reason: str) -> int:
+        """Revoke every live key of ``tenant`` now; the number revoked."""
+        now = datetime.now(UTC)
+        revoked = 0
+        with _dependency("api key revoke"):
+            for item in ApiKeyModel.query(tenant, consistent_read=True):
+                if item.revoked_at is not None:
+                    continue
+                item.update(
+                    actions=[
+                        ApiKeyModel.revoked_at.set(now),
+                        ApiKeyModel.revoked_reason.set(reason),
+                    ]
+                )
+                revoked += 1
+        return revoked
 
 
 def _lookup_key(tenant: str, value: str | None, *, fold: bool = False) -> str | None:
@@ -1369,12 +1463,21 @@ class DynamoUsage:
         return {unit: int(getattr(item, unit) or 0) for unit in COUNTED_UNITS}
 
     def images_per_month(self, tenant: str) -> int | None:
+        """The operator's override if set, else the plan's (the catalogue), else unlimited.
+
+        A tenant created before plans has none (unlimited, as its API rate); a
+        plan name no longer in the catalogue gets the default plan's, never unlimited.
+        """
         with _dependency("tenant read"):
             try:
                 item = TenantModel.get(tenant, consistent_read=True)
             except TenantModel.DoesNotExist:
                 return None
-        return None if item.images_per_month is None else int(item.images_per_month)
+        if item.images_per_month is not None:
+            return int(item.images_per_month)
+        if not item.plan:
+            return None
+        return (PLANS.get(item.plan) or PLANS[DEFAULT_PLAN]).images_per_month
 
     def set_images_per_month(self, tenant: str, limit: int | None) -> None:
         action = (
@@ -1398,5 +1501,8 @@ class DynamoUsage:
         with _dependency("tenants scan"):
             return sorted(
                 item.tenant
-                for item in TenantModel.scan(filter_condition=TenantModel.images_per_month.exists())
+                for item in TenantModel.scan(
+                    filter_condition=TenantModel.images_per_month.exists()
+                    | TenantModel.plan.exists()
+                )
             )

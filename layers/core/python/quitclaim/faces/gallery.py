@@ -341,6 +341,19 @@ class GalleryCache:
         with self._lock:
             self._entries.clear()
 
+    def count(self, tenant: str) -> int:
+        """How many cached galleries belong to ``tenant``."""
+        with self._lock:
+            return sum(1 for key in self._entries if key[0] == tenant)
+
+    def drop(self, tenant: str) -> int:
+        """Forget every gallery of ``tenant`` (offboarding); how many there were."""
+        with self._lock:
+            mine = [key for key in self._entries if key[0] == tenant]
+            for key in mine:
+                del self._entries[key]
+            return len(mine)
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._entries)
