@@ -217,7 +217,13 @@ def test_over_quota_uploads_are_held_then_decided_next_month_none_lost(
     local_stack: Any,
 ) -> None:
     tenant = "meter-quota"
-    console_service().create_tenant(tenant)
+    console_service().create_tenant(
+        tenant, name="Meter Quota", plan="free", contact_email="ops@meter.example"
+    )
+    # Its plan sets its quota (onboarded on the free plan), until the operator overrides it
+    from quitclaim.domain.tenancy import PLANS
+
+    assert usage_service().meter.images_per_month(tenant) == PLANS["free"].images_per_month
     # Given a tenant allowed 3 images a month (the operator's plan change)
     runner = CliRunner()
     set_plan = runner.invoke(main, ["quota", "--tenant", tenant, "--images-per-month", "3"])
