@@ -6,6 +6,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
     DynamoApiKeys,
@@ -37,6 +38,7 @@ from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
@@ -134,6 +136,22 @@ def usage_service() -> Usage:
         assets=DynamoAssets(),
         clock=_clock,
         ingest=_queue(settings, settings.ingest_queue_url),
+    )
+
+
+@lru_cache(maxsize=1)
+def admission_service() -> Admission | None:
+    """Ingest's lane choice; None where the stack has no bulk lane (all on the main lane)."""
+    settings = get_settings()
+    if not (settings.admission_table and settings.bulk_queue_url):
+        return None
+    return Admission(
+        counter=DynamoAdmissionCounter(aws_client("dynamodb", settings), settings.admission_table),
+        bulk=SqsBulkLane(aws_client("sqs", settings), settings.bulk_queue_url),
+        clock=_clock,
+        share=settings.admission_share,
+        window_s=settings.admission_window_s,
+        incoming_prefix=settings.incoming_prefix,
     )
 
 
@@ -382,6 +400,7 @@ def offboarding_service() -> Offboarding:
 def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
     queues = {
         "ingest": settings.ingest_dlq_url,
+        "bulk": settings.bulk_dlq_url,
         "recheck": settings.recheck_dlq_url,
         "purge": settings.purge_dlq_url,
         "async": settings.async_dlq_url,
@@ -515,6 +534,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         reset_settings()
     for cached in (
         scan_asset_service,
+        admission_service,
         registry_service,
         console_service,
         redaction_service,

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     # Data-subject requests (access, selfie search, erasure): ids and counts only.
     requests_table: str = "quitclaim-requests"
 
+    # Fairness (docs/fairness.md): each tenant's first `admission_share` uploads
+    # per `admission_window_s` are scanned on the main lane, the rest on the
+    # bulk lane. Without a table or a bulk queue everything stays on the main lane.
+    admission_table: str = ""
+    bulk_queue_url: str = ""
+    admission_share: int = Field(default=100, ge=1)
+    admission_window_s: int = Field(default=60, ge=1, le=3600)
+
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
 
@@ -90,6 +98,7 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = False
     # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
     ingest_dlq_url: str = ""
+    bulk_dlq_url: str = ""
     recheck_dlq_url: str = ""
     purge_dlq_url: str = ""
     async_dlq_url: str = ""
