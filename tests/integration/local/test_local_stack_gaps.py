@@ -19,8 +19,9 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     stage = stack.parameters["Stage"]
     per_stack = [
         "key policy of DataKey as JSON text",
-        # the ingest, inbound-webhook and outbox queues and the consents and subjects streams
-        "detached moto's own delivery from 5 event source(s)",
+        # the ingest (main and bulk lanes), inbound-webhook and outbox queues and the
+        # consents and subjects streams
+        "detached moto's own delivery from 6 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",
@@ -32,6 +33,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "time to live on ConsentsTable.ttl",
         "time to live on WebhooksTable.ttl",
         "time to live on IdempotencyTable.expiration",
+        "time to live on AdmissionTable.expires",
         "secret LinkSigningSecret with a generated value",
         f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
         f"schedule group WebhookScheduleGroup (quitclaim-{stage}-webhooks)",
@@ -63,6 +65,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "AsyncDeadLetter",
             "InboundDeadLetter",
             "EventsDeadLetter",
+            "BulkDeadLetter",
             "IngestQueueAge",
             "RecheckIteratorAge",
             "PurgeIteratorAge",
