@@ -290,6 +290,11 @@ def get_records_of_processing(call: Call) -> Any:
     return call.console.records_of_processing(call.principal)
 
 
+@route("getUsage")
+def get_usage(call: Call) -> Any:
+    return call.console.usage(call.principal, call.query.month)
+
+
 # ---------------------------------------------------------------- e-mailed links
 
 

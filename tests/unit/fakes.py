@@ -13,6 +13,7 @@ from quitclaim.domain.errors import DependencyFailed, RejectedInput
 from quitclaim.domain.models import Box, Consent, TenantPolicy
 from quitclaim.domain.ports import ObjectInfo
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.usage import UsageIncrement
 from quitclaim.faces.ports import DecodedImage, FaceObservation
 
 
@@ -179,20 +180,40 @@ class FakeAssets:
     def get(self, tenant: str, asset_id: str) -> AssetRecord | None:
         return self.records.get((tenant, asset_id))
 
-    def create(self, record: AssetRecord) -> bool:
+    # Where metered writes add their usage (as the DynamoDB transaction does).
+    meter: FakeUsage | None = None
+
+    def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
         key = (record.tenant, record.asset_id)
         if key in self.records:
             return False
+        self._meter(usage)
         self.records[key] = record
         return True
 
-    def replace(self, record: AssetRecord, expected_version: int) -> None:
+    def replace(
+        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+    ) -> None:
         key = (record.tenant, record.asset_id)
         if self.records[key].version != expected_version:
             from quitclaim.domain.errors import Conflict
 
             raise Conflict("changed")
+        self._meter(usage)
         self.records[key] = record
+
+    def _meter(self, usage: UsageIncrement | None) -> None:
+        if usage is None:
+            return
+        if self.meter is None:
+            raise AssertionError("a metered write without a meter")
+        self.meter.apply(usage)
+
+    def held(self, tenant: str, limit: int) -> list[AssetRecord]:
+        found = [
+            r for (t, _), r in self.records.items() if t == tenant and r.status.value == "held"
+        ]
+        return sorted(found, key=lambda r: r.decided_at)[:limit]
 
     def appearances(self, tenant: str, subject_id: str) -> list[str]:
         return [a for t, s, a in sorted(self.rows) if (t, s) == (tenant, subject_id)]
@@ -206,6 +227,49 @@ class FakeAssets:
     def add_appearances(self, record: AssetRecord) -> None:
         for sid in record.subject_ids:
             self.rows.add((record.tenant, sid, record.asset_id))
+
+
+@dataclass
+class FakeUsage:
+    """UsageMeter in memory; ``apply`` is the transaction's counter half."""
+
+    counts: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    limits: dict[str, int] = field(default_factory=dict)
+
+    def apply(self, usage: UsageIncrement) -> None:
+        from quitclaim.domain.errors import QuotaExceeded
+        from quitclaim.domain.usage import IMAGES_SCANNED
+
+        current = self.counts.setdefault((usage.tenant, usage.month), {})
+        if (
+            usage.images_limit is not None
+            and usage.units.get(IMAGES_SCANNED)
+            and current.get(IMAGES_SCANNED, 0) >= usage.images_limit
+        ):
+            raise QuotaExceeded("over quota")
+        for unit, n in usage.units.items():
+            current[unit] = current.get(unit, 0) + n
+
+    def add(self, tenant: str, month: str, units: Mapping[str, int]) -> None:
+        self.apply(UsageIncrement(tenant, month, units))
+
+    def counters(self, tenant: str, month: str) -> dict[str, int]:
+        from quitclaim.domain.usage import COUNTED_UNITS
+
+        got = self.counts.get((tenant, month), {})
+        return {unit: got.get(unit, 0) for unit in COUNTED_UNITS}
+
+    def images_per_month(self, tenant: str) -> int | None:
+        return self.limits.get(tenant)
+
+    def set_images_per_month(self, tenant: str, limit: int | None) -> None:
+        if limit is None:
+            self.limits.pop(tenant, None)
+        else:
+            self.limits[tenant] = limit
+
+    def tenants_with_quota(self) -> list[str]:
+        return sorted(self.limits)
 
 
 @dataclass

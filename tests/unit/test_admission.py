@@ -16,6 +16,7 @@ from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.usage import UsageIncrement
 from quitclaim.usecases.admission import (
     Admission,
     Arrival,
@@ -197,8 +198,8 @@ class CountingAssets(FakeAssets):
 
     decisions: dict[str, int] = field(default_factory=dict)
 
-    def create(self, record: AssetRecord) -> bool:
-        created = super().create(record)
+    def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
+        created = super().create(record, usage)
         if created:
             self.decisions[record.source_key] = self.decisions.get(record.source_key, 0) + 1
         return created

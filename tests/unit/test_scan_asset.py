@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 class World:
     """Given: one tenant 'acme' with two enrolled people (0: consented, 1: not)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, usage: Any = None, clock: Any = None) -> None:
         self.settings = Settings(
             uploads_bucket=UP, library_bucket=LIB, quarantine_bucket=QUA, region="eu-central-1"
         )
@@ -66,7 +66,8 @@ class World:
             subjects=self.subjects,
             consents=self.consents,
             assets=self.assets,
-            clock=FixedClock(NOW),
+            clock=clock or FixedClock(NOW),
+            usage=usage,
         )
 
     def upload(self, path: str, data: bytes, **meta: str) -> ScanRequest:

@@ -19,8 +19,9 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     stage = stack.parameters["Stage"]
     per_stack = [
         "key policy of DataKey as JSON text",
-        # the ingest, inbound-webhook and outbox queues and the consents and subjects streams
-        "detached moto's own delivery from 5 event source(s)",
+        # the ingest (main and bulk lanes), inbound-webhook and outbox queues and the
+        # consents and subjects streams
+        "detached moto's own delivery from 6 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",
@@ -32,10 +33,12 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "time to live on ConsentsTable.ttl",
         "time to live on WebhooksTable.ttl",
         "time to live on IdempotencyTable.expiration",
+        "time to live on AdmissionTable.expires",
         "secret LinkSigningSecret with a generated value",
         f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
         f"schedule group WebhookScheduleGroup (quitclaim-{stage}-webhooks)",
         "schedule SweepSchedule (rate(1 hour))",
+        "schedule ReleaseHeldSchedule (cron(5 0 * * ? *))",
         "schedule RemindersSchedule (cron(0 7 * * ? *))",
     ]
     # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
@@ -62,6 +65,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "AsyncDeadLetter",
             "InboundDeadLetter",
             "EventsDeadLetter",
+            "BulkDeadLetter",
             "IngestQueueAge",
             "RecheckIteratorAge",
             "PurgeIteratorAge",
@@ -90,6 +94,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "ExpiryScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "WebhookScheduleGroup": "AWS::Scheduler::ScheduleGroup",
         "SweepSchedule": "AWS::Scheduler::Schedule",
+        "ReleaseHeldSchedule": "AWS::Scheduler::Schedule",
         "RemindersSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
@@ -118,6 +123,12 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
         "Europe/Amsterdam",
     )
     assert reminders["Target"]["Arn"] == stack.runtime.functions["RemindersFunction"].arn
+    release = scheduler.get_schedule(Name=stack.resources["ReleaseHeldSchedule"])
+    assert (release["ScheduleExpression"], release["ScheduleExpressionTimezone"]) == (
+        "cron(5 0 * * ? *)",
+        "UTC",
+    )
+    assert release["Target"]["Input"] == '{"kind": "release_held"}'
 
 
 def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(

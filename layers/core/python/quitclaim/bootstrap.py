@@ -15,6 +15,7 @@ from quitclaim.adapters.dynamo import (
     DynamoRequests,
     DynamoSubjects,
     DynamoTenants,
+    DynamoUsage,
     bind_models,
 )
 from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
@@ -53,6 +54,7 @@ from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.rights import SubjectRights
 from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
@@ -121,6 +123,19 @@ def scan_asset_service() -> ScanAsset:
         galleries=galleries(),
         events=_events(settings),
         redaction=redaction_service(),
+        usage=DynamoUsage(),
+    )
+
+
+@lru_cache(maxsize=1)
+def usage_service() -> Usage:
+    """Usage export, API-call metering, and releases of uploads held over quota."""
+    settings = _bound(get_settings())
+    return Usage(
+        meter=DynamoUsage(),
+        assets=DynamoAssets(),
+        clock=_clock,
+        ingest=_queue(settings, settings.ingest_queue_url),
     )
 
 
@@ -338,6 +353,7 @@ def console_service() -> Console:
         rights=rights_service(),
         redaction=redaction_service(),
         processing=processing_records_service(),
+        usage=usage_service(),
         limits=RateLimits(DynamoTenants().plan_of),
         deployment_region=settings.region,
     )
@@ -536,6 +552,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         apply_inbound_service,
         webhook_dispatcher,
         conservation_service,
+        usage_service,
         offboarding_service,
     ):
         cached.cache_clear()

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     link_secret_arn: str = ""
     # The outbound-event outbox (webhooks to the DAM and CRMs consume it).
     events_queue_url: str = ""
+    # Uploads held over the monthly quota are re-enqueued here when released.
+    ingest_queue_url: str = ""
     # Webhooks: verified inbound deliveries wait here for the worker.
     inbound_queue_url: str = ""
     # Signing secrets: SSM SecureString parameters under this path, this key.

@@ -52,6 +52,8 @@ _AUDIT_FIELDS = frozenset(
         "complete",
         "early",
         "stores",
+        # metering: a tenant's plan quota (a number)
+        "images_per_month",
     }
 )
 

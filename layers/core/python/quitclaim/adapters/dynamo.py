@@ -26,16 +26,18 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
-from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError, UpdateError
 from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
+from pynamodb.transactions import TransactWrite
 
 from quitclaim.config import Settings
 from quitclaim.domain.errors import (
     Conflict,
     DependencyFailed,
     NotFound,
+    QuotaExceeded,
     Unauthorized,
     ValidationFailed,
 )
@@ -50,7 +52,14 @@ from quitclaim.domain.registry import (
     Subject,
 )
 from quitclaim.domain.rights import CONSENT_EVIDENCE, DataRequest, RequestKind
-from quitclaim.domain.tenancy import DEFAULT_PLAN, TenantDeleting, TenantProfile, TenantState
+from quitclaim.domain.tenancy import (
+    DEFAULT_PLAN,
+    PLANS,
+    TenantDeleting,
+    TenantProfile,
+    TenantState,
+)
+from quitclaim.domain.usage import COUNTED_UNITS, IMAGES_SCANNED, UsageIncrement
 
 SEP = "#"
 
@@ -92,6 +101,63 @@ class TenantModel(_Base):
     contact_email = UnicodeAttribute(null=True)
     state = UnicodeAttribute(default="active")
     purge_after = UTCDateTimeAttribute(null=True)
+    # The plan's monthly image quota; absent: unlimited. Not part of the policy
+    # a tenant admin edits: only the operator (plan) sets it.
+    images_per_month = NumberAttribute(null=True)
+
+
+class UsageModel(_Base):
+    """A tenant's usage counters for one UTC month, in the tenants table.
+
+    Key ``{tenant}#usage#{YYYY-MM}``: a tenant id never holds ``#``, so the
+    item cannot be mistaken for a tenant, and it still starts with the tenant.
+    """
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute(null=True)
+    month = UnicodeAttribute(null=True)
+    images_scanned = NumberAttribute(null=True)
+    faces_processed = NumberAttribute(null=True)
+    matches_made = NumberAttribute(null=True)
+    api_calls = NumberAttribute(null=True)
+    webhook_deliveries = NumberAttribute(null=True)
+
+
+def usage_key(tenant: str, month: str) -> str:
+    return tenant_key(tenant, "usage", month)
+
+
+def usage_update(usage: UsageIncrement) -> tuple[UsageModel, list[Any], Condition | None]:
+    """The ADD on the month's counters item, and the quota condition if any.
+
+    The condition ``images_scanned < limit`` is what makes the quota exact under
+    concurrency: two ingests that both saw room cannot both take the last image.
+    """
+    actions: list[Any] = [
+        UsageModel.owner.set(usage.tenant),
+        UsageModel.month.set(usage.month),
+        *(getattr(UsageModel, unit).add(n) for unit, n in usage.units.items() if n),
+    ]
+    condition: Condition | None = None
+    limit = usage.images_limit
+    if limit is not None and usage.units.get(IMAGES_SCANNED):
+        # A missing counter compares false: with a limit of 0 nothing passes.
+        below: Condition = UsageModel.images_scanned < limit
+        condition = (UsageModel.images_scanned.does_not_exist() | below) if limit > 0 else below
+    return UsageModel(usage_key(usage.tenant, usage.month)), actions, condition
+
+
+def _refused(exc: TransactWriteError, index: int) -> bool:
+    reasons = exc.cancellation_reasons if exc.cause_response_code else []
+    reason = reasons[index] if index < len(reasons) else None
+    return reason is not None and reason.code == "ConditionalCheckFailed"
+
+
+def _transaction() -> TransactWrite:
+    return TransactWrite(connection=AssetModel._get_connection().connection)
 
 
 class ApiKeyModel(_Base):
@@ -266,6 +332,7 @@ class AssetModel(_Base):
     versions = JSONAttribute(default=dict)
     policy = JSONAttribute(default=dict)
     timings_ms = JSONAttribute(default=dict)
+    size = NumberAttribute(null=True)
 
 
 class AppearanceModel(_Base):
@@ -325,6 +392,7 @@ class RequestModel(_Base):
 
 _TABLES: dict[type[Model], str] = {
     TenantModel: "tenants_table",
+    UsageModel: "tenants_table",
     ApiKeyModel: "api_keys_table",
     SubjectModel: "subjects_table",
     ConsentModel: "consents_table",
@@ -1105,6 +1173,7 @@ def _record_from(item: AssetModel) -> AssetRecord:
         version=int(item.version or 1),
         review=dict(item.review or {}),
         history=tuple(item.history or ()),
+        size=None if item.size is None else int(item.size),
     )
 
 
@@ -1132,6 +1201,7 @@ def _asset_attributes(record: AssetRecord) -> dict[str, Any]:
         "version": record.version,
         "review": record.review,
         "history": list(record.history),
+        "size": record.size,
     }
 
 
@@ -1146,27 +1216,85 @@ class DynamoAssets:
                 return None
         return _record_from(item)
 
-    def create(self, record: AssetRecord) -> bool:
+    def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
+        """The first write of a decision (conditional: a redelivery finds it).
+
+        With ``usage``: exactly-once metering. The conditional put of the record
+        and the ADD on the month's counters are one TransactWriteItems, so they
+        happen together or not at all: a retry or a redelivered S3 event whose
+        put is refused (the record exists) adds nothing, and a crash after the
+        commit leaves both written. The counters cannot drift from the records.
+        """
         item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
+        condition = AssetModel.pk.does_not_exist()
+        if usage is None:
+            with _dependency("asset write"):
+                try:
+                    item.save(condition=condition)
+                except PutError as exc:
+                    if _conditional_failed(exc):
+                        return False
+                    raise
+            return True
+        return self._metered(item, condition, usage, on_refused=lambda: False)
+
+    def replace(
+        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+    ) -> None:
+        """Write a new state of the asset if it is still at ``expected_version``.
+
+        With ``usage`` (a held upload decided at last): metered in the same
+        transaction as the first decision, as ``create`` does.
+        """
+        item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
+        condition = AssetModel.version == expected_version
+        if usage is None:
+            with _dependency("asset write"):
+                try:
+                    item.save(condition=condition)
+                except PutError as exc:
+                    if _conditional_failed(exc):
+                        raise Conflict("the asset changed meanwhile; read it again") from exc
+                    raise
+            return
+
+        def changed() -> bool:
+            raise Conflict("the asset changed meanwhile; read it again")
+
+        self._metered(item, condition, usage, on_refused=changed)
+
+    @staticmethod
+    def _metered(
+        item: AssetModel,
+        condition: Condition,
+        usage: UsageIncrement,
+        on_refused: Any,
+    ) -> bool:
+        counters, actions, quota = usage_update(usage)
         with _dependency("asset write"):
             try:
-                item.save(condition=AssetModel.pk.does_not_exist())
-            except PutError as exc:
-                if _conditional_failed(exc):
-                    return False
+                with _transaction() as tx:
+                    tx.save(item, condition=condition)
+                    tx.update(counters, actions=actions, condition=quota)
+            except TransactWriteError as exc:
+                if _refused(exc, 0):
+                    return bool(on_refused())
+                if _refused(exc, 1):
+                    raise QuotaExceeded("the monthly image quota is used up") from None
                 raise
         return True
 
-    def replace(self, record: AssetRecord, expected_version: int) -> None:
-        """Write a new state of the asset if it is still at ``expected_version``."""
-        item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
-        with _dependency("asset write"):
-            try:
-                item.save(condition=AssetModel.version == expected_version)
-            except PutError as exc:
-                if _conditional_failed(exc):
-                    raise Conflict("the asset changed meanwhile; read it again") from exc
-                raise
+    def held(self, tenant: str, limit: int) -> list[AssetRecord]:
+        """The tenant's held uploads, oldest first (one range of the status index)."""
+        with _dependency("assets query"):
+            return [
+                _record_from(item)
+                for item in AssetModel.by_status.query(
+                    tenant,
+                    AssetsByStatus.status_at.startswith(f"{AssetStatus.HELD.value}#"),
+                    limit=limit,
+                )
+            ]
 
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None:
         item = AssetModel(tenant_key(tenant, asset_id))
@@ -1325,3 +1453,65 @@ class DynamoRequests:
                 )
             ]
         return sorted(found, key=lambda r: r.at)
+
+
+class DynamoUsage:
+    """UsageMeter on the tenants table: ``{tenant}#usage#{YYYY-MM}`` items and the quota."""
+
+    def add(self, tenant: str, month: str, units: Mapping[str, int]) -> None:
+        counters, actions, _ = usage_update(UsageIncrement(tenant, month, units))
+        with _dependency("usage update"):
+            counters.update(actions=actions)
+
+    def counters(self, tenant: str, month: str) -> dict[str, int]:
+        with _dependency("usage read"):
+            try:
+                item = UsageModel.get(usage_key(tenant, month), consistent_read=True)
+            except UsageModel.DoesNotExist:
+                return dict.fromkeys(COUNTED_UNITS, 0)
+        return {unit: int(getattr(item, unit) or 0) for unit in COUNTED_UNITS}
+
+    def images_per_month(self, tenant: str) -> int | None:
+        """The operator's override if set, else the plan's (the catalogue), else unlimited.
+
+        A tenant created before plans has none (unlimited, as its API rate); a
+        plan name no longer in the catalogue gets the default plan's, never unlimited.
+        """
+        with _dependency("tenant read"):
+            try:
+                item = TenantModel.get(tenant, consistent_read=True)
+            except TenantModel.DoesNotExist:
+                return None
+        if item.images_per_month is not None:
+            return int(item.images_per_month)
+        if not item.plan:
+            return None
+        return (PLANS.get(item.plan) or PLANS[DEFAULT_PLAN]).images_per_month
+
+    def set_images_per_month(self, tenant: str, limit: int | None) -> None:
+        action = (
+            TenantModel.images_per_month.remove()
+            if limit is None
+            else TenantModel.images_per_month.set(limit)
+        )
+        with _dependency("tenant update"):
+            try:
+                TenantModel(tenant).update(
+                    actions=[action, TenantModel.updated_at.set(datetime.now(UTC))],
+                    condition=TenantModel.tenant.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"tenant {tenant!r} does not exist") from exc
+                raise
+
+    def tenants_with_quota(self) -> list[str]:
+        """A scan, filtered: the tenants table holds one item per tenant and month."""
+        with _dependency("tenants scan"):
+            return sorted(
+                item.tenant
+                for item in TenantModel.scan(
+                    filter_condition=TenantModel.images_per_month.exists()
+                    | TenantModel.plan.exists()
+                )
+            )

@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pynamodb.exceptions import PutError, UpdateError
+from pynamodb.transactions import TransactWrite
 
 from quitclaim.adapters.dynamo import (
     WebhookModel,
     _conditional_failed,
     _dependency,
+    usage_update,
 )
 from quitclaim.domain.errors import Conflict
+from quitclaim.domain.usage import UsageIncrement
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     InboundStatus,
@@ -188,17 +191,29 @@ class DynamoWebhooks:
                 raise
         return claimed
 
-    def record_outbound(self, delivery: OutboundDelivery) -> None:
-        """Store an attempt's outcome (the claim made this writer the only one)."""
+    def record_outbound(
+        self, delivery: OutboundDelivery, usage: UsageIncrement | None = None
+    ) -> None:
+        """Store an attempt's outcome (the claim made this writer the only one).
+
+        ``usage`` (the transition to delivered) is added in the same transaction
+        as the conditional update: an attempt whose outcome is refused (another
+        writer holds a later attempt) counts nothing.
+        """
         item = WebhookModel(delivery.tenant, f"out#{delivery.delivery_id}")
+        actions: list[Any] = [
+            WebhookModel.status.set(delivery.status.value),
+            WebhookModel.data.set(_outbound_data(delivery)),
+        ]
+        condition = WebhookModel.attempts == delivery.attempts
         with _dependency("webhook delivery update"):
-            item.update(
-                actions=[
-                    WebhookModel.status.set(delivery.status.value),
-                    WebhookModel.data.set(_outbound_data(delivery)),
-                ],
-                condition=WebhookModel.attempts == delivery.attempts,
-            )
+            if usage is None:
+                item.update(actions=actions, condition=condition)
+                return
+            counters, adds, _ = usage_update(usage)
+            with TransactWrite(connection=WebhookModel._get_connection().connection) as tx:
+                tx.update(item, actions=actions, condition=condition)
+                tx.update(counters, actions=adds)
 
     def reset_outbound(self, delivery: OutboundDelivery) -> OutboundDelivery:
         """Start a fresh attempt sequence (a replay) if the delivery is still as read."""

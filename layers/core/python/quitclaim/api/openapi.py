@@ -28,6 +28,7 @@ from quitclaim.domain.rights import (
     ProcessingRecords,
     SelfieSearch,
 )
+from quitclaim.domain.usage import UsageReport
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     IssuedSecret,
@@ -685,6 +686,18 @@ RIGHTS_OPERATIONS: tuple[Operation, ...] = (
         role=_ADMIN,
         response="ProcessingRecords",
     ),
+    Operation(
+        "getUsage",
+        "GET",
+        "/usage",
+        "Billable usage of one UTC month: images, faces, matches, storage, calls, webhooks",
+        "usage",
+        role=_ANY,
+        query=s.UsageQuery,
+        response="UsageReport",
+        description="Counters are written with what they count (exactly once); storage "
+        "is GB-months (2^30 bytes) derived from the decision records' placement history.",
+    ),
 )
 
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
@@ -723,6 +736,7 @@ def _component_schemas() -> dict[str, Any]:
         ErasureStatus,
         SelfieSearch,
         ProcessingRecords,
+        UsageReport,
     ):
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))

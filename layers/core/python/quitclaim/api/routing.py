@@ -141,6 +141,8 @@ class Router:
                     console = self._console()
                     principal = authenticate(request.headers, console.resolve_key, op.role)
                     console.admit(principal)
+                    # Billed once per authenticated request: API Gateway does not retry.
+                    console.count_api_call(principal)
                     if not all(is_id(value) for value in path.values()):
                         raise NotFound("not found")
                     call = _call(op, request, principal, console)

@@ -307,7 +307,7 @@ class PageQuery(Query):
 
 
 class AssetQuery(PageQuery):
-    status: Literal["quarantined", "approved", "rejected", "deleted", "all"] = "quarantined"
+    status: Literal["quarantined", "approved", "rejected", "deleted", "held", "all"] = "quarantined"
     reason: ShortText | None = None
     subject: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
     since: UtcDateTime | None = None
@@ -324,6 +324,14 @@ class AssetQuery(PageQuery):
 
 class OverviewQuery(Query):
     months: int = Field(default=12, ge=1, le=24, description="Calendar months, this one included.")
+
+
+class UsageQuery(Query):
+    month: str | None = Field(
+        default=None,
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="UTC month, YYYY-MM (default: the current one).",
+    )
 
 
 # ------------------------------------------------------------------ e-mailed links

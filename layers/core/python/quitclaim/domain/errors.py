@@ -100,3 +100,10 @@ class DependencyFailed(QuitclaimError):
 
     code = "dependency_failed"
     http_status = 503
+
+
+class QuotaExceeded(QuitclaimError):
+    """The tenant's monthly image quota is used up (uploads are held, not lost)."""
+
+    code = "quota_exceeded"
+    http_status = 429

@@ -55,6 +55,9 @@ class AssetStatus(enum.StrEnum):
     QUARANTINED = "quarantined"
     REJECTED = "rejected"
     DELETED = "deleted"  # removed by an explicit reviewer or erasure action
+    # Not scanned yet: the monthly image quota is used up. The upload stays where
+    # it was put (uploads bucket) until a release re-enqueues it for ingest.
+    HELD = "held"
 
 
 class Reason(enum.StrEnum):

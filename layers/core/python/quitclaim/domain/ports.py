@@ -15,6 +15,7 @@ from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
 from quitclaim.domain.rights import DataRequest, RequestKind
 from quitclaim.domain.tenancy import TenantProfile
+from quitclaim.domain.usage import UsageIncrement
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     InboundStatus,
@@ -220,11 +221,17 @@ class ConsentRepository(Protocol):
 class AssetRepository(Protocol):
     def get(self, tenant: str, asset_id: str) -> AssetRecord | None: ...
 
-    def create(self, record: AssetRecord) -> bool:
-        """Write a new decision; False when one with this id already exists."""
+    def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
+        """Write a new decision; False when one with this id already exists.
+
+        ``usage`` is added in the same transaction (``QuotaExceeded`` when its
+        limit refuses it: then nothing is written).
+        """
         ...
 
-    def replace(self, record: AssetRecord, expected_version: int) -> None:
+    def replace(
+        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+    ) -> None:
         """Write a new state if the stored one is still ``expected_version`` (else Conflict)."""
         ...
 
@@ -250,6 +257,36 @@ class AssetRepository(Protocol):
         limit: int,
         cursor: str | None,
     ) -> Page: ...
+
+
+class UsageMeter(Protocol):
+    """Per-tenant, per-UTC-month counters and the monthly image quota."""
+
+    def add(self, tenant: str, month: str, units: Mapping[str, int]) -> None:
+        """Add to the month's counters (one atomic ADD)."""
+        ...
+
+    def counters(self, tenant: str, month: str) -> dict[str, int]:
+        """The month's counters (missing units: 0)."""
+        ...
+
+    def images_per_month(self, tenant: str) -> int | None:
+        """The tenant's monthly image quota; None (absent): unlimited."""
+        ...
+
+    def set_images_per_month(self, tenant: str, limit: int | None) -> None:
+        """Change the quota (a plan change); None removes it."""
+        ...
+
+    def tenants_with_quota(self) -> list[str]:
+        """Every tenant that has a quota (the only ones that can hold uploads)."""
+        ...
+
+
+class HeldAssets(Protocol):
+    def held(self, tenant: str, limit: int) -> list[AssetRecord]:
+        """The tenant's held uploads, oldest first (at most ``limit``)."""
+        ...
 
 
 class AssetActivity(Protocol):
@@ -364,7 +401,11 @@ class WebhookRepository(Protocol):
         self, delivery: OutboundDelivery, at: datetime
     ) -> OutboundDelivery | None: ...
 
-    def record_outbound(self, delivery: OutboundDelivery) -> None: ...
+    def record_outbound(
+        self, delivery: OutboundDelivery, usage: UsageIncrement | None = None
+    ) -> None:
+        """Store an attempt's outcome; ``usage`` is added in the same transaction."""
+        ...
 
     def reset_outbound(self, delivery: OutboundDelivery) -> OutboundDelivery: ...
 

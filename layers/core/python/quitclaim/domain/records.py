@@ -71,6 +71,8 @@ class AssetRecord:
     review: dict[str, Any] = field(default_factory=dict)
     # Append-only decision history: {"at", "action", "actor", "status", "reasons", ...}
     history: tuple[dict[str, Any], ...] = ()
+    # Bytes of the uploaded object (storage metering); None on records from before.
+    size: int | None = None
 
     @property
     def subject_ids(self) -> tuple[str, ...]:

@@ -231,6 +231,10 @@ def monthly_volumes(
 
     for record in records:
         history = record.history or ({"at": record.decided_at.isoformat()},)
+        # Held over quota is not processing: the month is the one it was scanned in.
+        history = tuple(h for h in history if h.get("status") != "held")
+        if not history or record.status.value == "held":
+            continue
         first = history[0]
         month = month_of(str(first.get("at") or record.decided_at.isoformat()))
         if first.get("action") == REDACTED:

@@ -607,7 +607,7 @@ def assets() -> None:
 @assets.command("list")
 @click.option(
     "--status",
-    type=click.Choice(["quarantined", "approved", "rejected", "deleted", "all"]),
+    type=click.Choice(["quarantined", "approved", "rejected", "deleted", "held", "all"]),
     default=None,
     help="default: quarantined (the review queue)",
 )
@@ -670,6 +670,33 @@ def _review_command(action: str, help_text: str) -> None:
 _review_command("release", "Ask for (or, as a second reviewer, confirm) a release.")
 _review_command("keep", "Keep an asset in quarantine.")
 _review_command("redact", "Publish a variant with the faces lacking consent pixelated.")
+
+
+# -- usage -------------------------------------------------------------------------
+
+
+@api.command("usage")
+@click.option("--month", default=None, help="UTC month YYYY-MM (default: this one)")
+@click.option("--csv", "as_csv", is_flag=True, help="month,tenant,unit,quantity rows")
+@json_option
+@click.pass_context
+def usage(ctx: click.Context, month: str | None, as_csv: bool, as_json: bool) -> None:
+    """The key's tenant's billable usage in one UTC month."""
+    from quitclaim.domain.usage import UsageReport, usage_csv
+
+    found = _client(ctx).call("GET", "/usage", month=month)
+    if as_csv:
+        click.echo(usage_csv(UsageReport(**found)), nl=False)
+        return
+    _emit(
+        ctx,
+        found,
+        lambda r: _table(
+            [{"unit": unit, "quantity": qty} for unit, qty in r["units"].items()],
+            ["unit", "quantity"],
+        ),
+        as_json=as_json,
+    )
 
 
 # -- records of processing ---------------------------------------------------------

@@ -156,6 +156,38 @@ def check(tenant: str) -> None:
         raise SystemExit(1)
 
 
+@main.command("usage")
+@click.option("--tenant", required=True)
+@click.option("--month", default=None, help="UTC month YYYY-MM (default: this one)")
+@click.option("--csv", "as_csv", is_flag=True, help="month,tenant,unit,quantity rows")
+def usage(tenant: str, month: str | None, as_csv: bool) -> None:
+    """Operator: a tenant's billable usage in one UTC month (JSON, or CSV)."""
+    from quitclaim.api.serialize import to_json
+    from quitclaim.bootstrap import usage_service
+    from quitclaim.domain.usage import usage_csv
+
+    report = _run(lambda: usage_service().report(tenant, month))
+    click.echo(usage_csv(report) if as_csv else json.dumps(to_json(report), indent=2), nl=False)
+    if not as_csv:
+        click.echo("")
+
+
+@main.command("quota")
+@click.option("--tenant", required=True)
+@click.option("--images-per-month", type=click.IntRange(min=0), default=None)
+@click.option("--unlimited", is_flag=True, help="remove the quota")
+def quota(tenant: str, images_per_month: int | None, unlimited: bool) -> None:
+    """Operator: set a tenant's monthly image quota (a plan change); releases held uploads."""
+    from quitclaim.bootstrap import usage_service
+
+    if unlimited == (images_per_month is not None):
+        raise click.UsageError("give either --images-per-month N or --unlimited")
+    released = _run(lambda: usage_service().set_images_per_month(tenant, images_per_month))
+    click.echo(
+        json.dumps({"tenant": tenant, "images_per_month": images_per_month, "released": released})
+    )
+
+
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)

@@ -2,7 +2,10 @@
 
 For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
 
-- ``unprocessed``: nothing is left under the uploads' ``incoming/<tenant>/``;
+- ``unprocessed``: nothing is left under the uploads' ``incoming/<tenant>/``
+  but the uploads held over the monthly quota (a ``held`` record names each);
+- ``held``: each held upload is still where it was put (it is accounted for
+  there until a release decides it);
 - ``misplaced``: each decision's object is where its status says (library,
   quarantine, ``rejected/``; nowhere when deleted), and nowhere else;
 - ``orphan``: no object in the library, quarantine or ``rejected/`` without
@@ -56,6 +59,7 @@ class ConservationReport:
     quarantine: int
     rejected: int
     violations: tuple[Violation, ...] = field(default_factory=tuple)
+    held: int = 0
 
     @property
     def holds(self) -> bool:
@@ -78,8 +82,14 @@ class ConservationCheck:
         now = self.clock.now()
         records = list(self._records(tenant))
         found: list[Violation] = []
-        for key in self.store.keys(self.uploads_bucket, f"{self.incoming_prefix}{tenant}/"):
+        latest = _latest_per_path(records)
+        held = {r.source_key: r for r in latest if r.status is AssetStatus.HELD}
+        waiting = set(self.store.keys(self.uploads_bucket, f"{self.incoming_prefix}{tenant}/"))
+        for key in sorted(waiting - held.keys()):
             found.append(Violation("unprocessed", "an upload was never decided", location=key))
+        for key, record in sorted(held.items()):
+            if key not in waiting:
+                found.append(_at(record, "held", "a held upload is gone from the uploads", key))
         placed = {
             "library": set(self.store.keys(self.library_bucket, f"{tenant}/")),
             "quarantine": set(self.store.keys(self.quarantine_bucket, f"{tenant}/")),
@@ -87,7 +97,6 @@ class ConservationCheck:
                 self.store.keys(self.quarantine_bucket, f"{self.rejected_prefix}{tenant}/")
             ),
         }
-        latest = _latest_per_path(records)
         expected: dict[str, set[str]] = {name: set() for name in placed}
         for record in latest:
             where = _place(record, self.rejected_prefix)
@@ -119,6 +128,7 @@ class ConservationCheck:
             quarantine=len(placed["quarantine"]),
             rejected=len(placed["rejected"]),
             violations=tuple(found),
+            held=len(held),
         )
 
     def _consented(self, record: AssetRecord, now: datetime) -> list[Violation]:
@@ -166,7 +176,7 @@ def _place(record: AssetRecord, rejected_prefix: str) -> str | None:
         return "quarantine"
     if record.status is AssetStatus.REJECTED:
         return "rejected" if record.dest_key.startswith(rejected_prefix) else "quarantine"
-    return None  # deleted or erased by request: nowhere
+    return None  # deleted or erased by request: nowhere; held: still an upload
 
 
 def _key_in(place: str, record: AssetRecord, check: ConservationCheck) -> str:

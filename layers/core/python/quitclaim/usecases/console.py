@@ -52,10 +52,12 @@ if TYPE_CHECKING:
         ProcessingRecords,
         SelfieSearch,
     )
+    from quitclaim.domain.usage import UsageReport
     from quitclaim.usecases.limits import RateLimits
     from quitclaim.usecases.processing import RecordsOfProcessing
     from quitclaim.usecases.redaction import Redaction
     from quitclaim.usecases.rights import SubjectRights
+    from quitclaim.usecases.usage import Usage
 
 MAX_PAGE = 200
 
@@ -78,7 +80,9 @@ class Console:
         processing: RecordsOfProcessing | None = None,
         limits: RateLimits | None = None,
         deployment_region: str = "eu-central-1",
+        usage: Usage | None = None,
     ) -> None:
+        self._usage = usage
         self._limits = limits
         self._deployment_region = deployment_region
         self._rights = rights
@@ -365,6 +369,18 @@ class Console:
         if self._processing is None:
             raise DependencyFailed("records of processing are not configured")
         return self._processing.build(principal.tenant)
+
+    # -- metering -------------------------------------------------------------
+    def count_api_call(self, principal: Principal) -> None:
+        """Meter one authenticated request (nothing to meter on a stack without it)."""
+        if self._usage is not None:
+            self._usage.count_api_call(principal.tenant)
+
+    def usage(self, principal: Principal, month: str | None) -> UsageReport:
+        """The tenant's billable units in one UTC month (any role may read its bill)."""
+        if self._usage is None:
+            raise DependencyFailed("usage metering is not configured")
+        return self._usage.report(principal.tenant, month)
 
     def _rights_or_fail(self) -> SubjectRights:
         if self._rights is None:

@@ -183,6 +183,9 @@ class Review:
         record = self.asset(who.tenant, asset_id)
         if record.status is AssetStatus.DELETED:
             return record
+        if record.status is AssetStatus.HELD:
+            # Not scanned yet: its bytes are still the upload, which only ingest moves.
+            raise Conflict("a held upload is decided when the quota allows", code="held")
         now = self._clock.now()
         after = replace(
             record,

@@ -22,7 +22,7 @@ import numpy as np
 
 from quitclaim.config import Settings
 from quitclaim.domain.decision import decide_asset, redecide_recorded
-from quitclaim.domain.errors import Conflict, QuitclaimError, RejectedInput
+from quitclaim.domain.errors import Conflict, QuitclaimError, QuotaExceeded, RejectedInput
 from quitclaim.domain.models import (
     AssetStatus,
     Decision,
@@ -41,10 +41,19 @@ from quitclaim.domain.ports import (
     ObjectStore,
     SubjectRepository,
     TenantRepository,
+    UsageMeter,
 )
 from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
 from quitclaim.domain.rights import redactable
 from quitclaim.domain.tenancy import TenantDeleting
+from quitclaim.domain.usage import (
+    QUOTA_EXCEEDED,
+    UsageIncrement,
+    billable,
+    month_of,
+    remaining,
+    scan_units,
+)
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
@@ -160,6 +169,36 @@ def face_records(
     )
 
 
+def unscanned_record(
+    request: ScanRequest,
+    tenant: str,
+    path: str,
+    asset_id: str,
+    now: datetime,
+    *,
+    status: AssetStatus,
+    reason: str,
+    dest: tuple[str, str],
+    purpose: str = "",
+) -> AssetRecord:
+    """The record of an upload decided without a scan: rejected, or held over quota."""
+    record = AssetRecord(
+        tenant=tenant,
+        asset_id=asset_id,
+        source_bucket=request.bucket,
+        source_key=request.key,
+        source_version=request.version,
+        path=path,
+        purpose=purpose,
+        status=status,
+        reasons=(reason,),
+        dest_bucket=dest[0],
+        dest_key=dest[1],
+        decided_at=now,
+    )
+    return replace(record, history=(history_entry(now, status.value, "ingest", record),))
+
+
 class ScanAsset:
     """The ingest use-case. Dependencies are ports, injected once per container."""
 
@@ -177,7 +216,9 @@ class ScanAsset:
         galleries: GalleryCache | None = None,
         events: EventPublisher | None = None,
         redaction: Redaction | None = None,
+        usage: UsageMeter | None = None,
     ) -> None:
+        self._usage = usage
         self._events = events
         self._redaction = redaction
         self._settings = settings
@@ -205,7 +246,7 @@ class ScanAsset:
         asset_id = asset_id_for(tenant, request.bucket, request.key, request.version)
 
         existing = self._assets.get(tenant, asset_id)
-        if existing is not None:
+        if existing is not None and existing.status is not AssetStatus.HELD:
             done = self._complete(existing, request, duplicate=True)
             self._auto_redact(existing, done)
             return done
@@ -218,6 +259,11 @@ class ScanAsset:
             count("UploadVanished")
             return ScanResult(asset_id, None, duplicate=True)
 
+        # The quota is checked before any byte is read: a held upload costs no scan.
+        limit = self._images_limit(tenant) if parts is not None else None
+        if limit is not None and self._quota_left(tenant, limit) == 0:
+            return self._hold(request, info, tenant, path, asset_id, existing)
+
         try:
             record = self._decide(request, info, tenant, path, asset_id, parts is not None)
         except TenantDeleting:
@@ -226,12 +272,19 @@ class ScanAsset:
             logger.info("upload kept unscanned: tenant deleting", asset_id=asset_id, tenant=tenant)
             count("UploadsKeptForOffboarding")
             return ScanResult(asset_id, None, reasons=(TenantDeleting.code,))
-        if not self._assets.create(record):
+        record = replace(record, size=info.size)
+        try:
+            written = self._write_decision(record, existing, limit)
+        except QuotaExceeded:
+            # Another ingest took the last image between our check and our write.
+            return self._hold(request, info, tenant, path, asset_id, existing)
+        if written is None:
             # A concurrent delivery recorded first: its decision stands.
             winner = self._assets.get(tenant, asset_id)
             if winner is None:  # pragma: no cover - the create said it exists
                 raise RuntimeError("asset record vanished during a race")
             return self._complete(winner, request, duplicate=True)
+        record = written
         if record.subject_ids:
             self._assets.add_appearances(record)
             record = self._confirm_consents(record)
@@ -266,6 +319,86 @@ class ScanAsset:
             timing(f"Stage_{name}", ms)
         self._auto_redact(record, result)
         return result
+
+    # -- metering and the monthly quota -------------------------------------
+
+    def _images_limit(self, tenant: str) -> int | None:
+        return self._usage.images_per_month(tenant) if self._usage is not None else None
+
+    def _quota_left(self, tenant: str, limit: int) -> int:
+        assert self._usage is not None
+        left = remaining(limit, self._usage.counters(tenant, month_of(self._clock.now())))
+        return 0 if left is None else left
+
+    def _write_decision(
+        self, record: AssetRecord, held: AssetRecord | None, limit: int | None
+    ) -> AssetRecord | None:
+        """The first write of the decision, metered in the same transaction.
+
+        A new upload: a conditional put (None: a concurrent delivery won). A
+        held one decided at last: a replace conditional on the held version
+        (None: a concurrent release won). Either way only the writer whose
+        decision lands adds to the counters, exactly once.
+        """
+        usage = None
+        if self._usage is not None and billable(record):
+            usage = UsageIncrement(
+                record.tenant, month_of(record.decided_at), scan_units(record), limit
+            )
+        if held is None:
+            return record if self._assets.create(record, usage) else None
+        decided = replace(
+            record, version=held.version + 1, history=(*held.history, *record.history)
+        )
+        try:
+            self._assets.replace(decided, held.version, usage)
+        except Conflict:
+            return None
+        return decided
+
+    def _hold(
+        self,
+        request: ScanRequest,
+        info: ObjectInfo,
+        tenant: str,
+        path: str,
+        asset_id: str,
+        existing: AssetRecord | None,
+    ) -> ScanResult:
+        """Over quota: record the upload as held and leave its bytes where they are.
+
+        Kept in place (not moved to a held prefix): the key and version stay the
+        ones the S3 event named, so the asset id stays the same and a release is
+        just the same event again; nothing is copied, nothing can be lost between
+        two places, and nothing of it is published.
+        """
+        if existing is None:
+            record = unscanned_record(
+                request,
+                tenant,
+                path,
+                asset_id,
+                self._clock.now(),
+                status=AssetStatus.HELD,
+                reason=QUOTA_EXCEEDED,
+                dest=(request.bucket, request.key),
+            )
+            record = replace(record, size=info.size)
+            if not self._assets.create(record):
+                winner = self._assets.get(tenant, asset_id)
+                if winner is not None and winner.status is not AssetStatus.HELD:
+                    return self._complete(winner, request, duplicate=True)
+            else:
+                audit("asset.held", tenant=tenant, asset_id=asset_id, reasons=[QUOTA_EXCEEDED])
+                count("AssetsHeld")
+        return ScanResult(
+            asset_id,
+            AssetStatus.HELD,
+            (QUOTA_EXCEEDED,),
+            duplicate=existing is not None,
+            dest_bucket=request.bucket,
+            dest_key=request.key,
+        )
 
     def _auto_redact(self, record: AssetRecord, result: ScanResult) -> None:
         """Tenant policy ``auto_redact``: publish a redacted variant of a held image.
@@ -315,22 +448,18 @@ class ScanAsset:
                 # The original key stays on record (source_key, path); the
                 # bytes go to a name that cannot leave the tenant's prefix.
                 dest_key = f"{s.rejected_prefix}{tenant}/{UNSAFE_KEYS}/{asset_id}"
-            record = AssetRecord(
-                tenant=tenant,
-                asset_id=asset_id,
-                source_bucket=request.bucket,
-                source_key=request.key,
-                source_version=request.version,
-                path=path,
-                purpose=purpose,
+            record = unscanned_record(
+                request,
+                tenant,
+                path,
+                asset_id,
+                now,
                 status=AssetStatus.REJECTED,
-                reasons=(code,),
-                dest_bucket=s.quarantine_bucket,
-                dest_key=dest_key,
-                decided_at=now,
-                timings_ms=timer.marks,
+                reason=code,
+                dest=(s.quarantine_bucket, dest_key),
+                purpose=purpose,
             )
-            return replace(record, history=(history_entry(now, "rejected", "ingest", record),))
+            return replace(record, timings_ms=timer.marks)
 
         if not attributable:
             return rejected("no_tenant_in_key")
@@ -522,7 +651,7 @@ class ScanAsset:
             dest_bucket=record.dest_bucket,
             dest_key=record.dest_key,
         )
-        if record.placed_at is not None:
+        if record.placed_at is not None or record.status is AssetStatus.HELD:
             return result
         source = self._store.head(request.bucket, request.key, request.version_id)
         if source is not None:

@@ -46,6 +46,7 @@ from quitclaim.domain.ports import (
     WebhookSignature,
     WorkQueue,
 )
+from quitclaim.domain.usage import WEBHOOK_DELIVERIES, UsageIncrement, month_of
 from quitclaim.domain.webhooks import (
     EVENT_TYPES,
     NAME,
@@ -647,7 +648,14 @@ class WebhookDispatcher:
                 next_attempt_at=None,
                 delivered_at=now,
             )
-            self.store.record_outbound(done)
+            # Billed once per delivery: the first time it reaches the receiver.
+            # A replay of a delivered one keeps delivered_at and is not billed again.
+            usage = (
+                UsageIncrement(tenant, month_of(now), {WEBHOOK_DELIVERIES: 1})
+                if claimed.delivered_at is None
+                else None
+            )
+            self.store.record_outbound(done, usage)
             count("WebhooksDelivered")
             return done
         assert claimed.first_attempt_at is not None
