@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.bootstrap import scan_asset_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 from quitclaim.usecases.scan_asset import ScanRequest
 
 # Validated at cold start: a container outside the EU refuses to run at all.
@@ -24,6 +24,7 @@ get_settings()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 
+@audited("sqs")
 def record_handler(record: SQSRecord) -> None:
     """Scan every upload one message names; raising returns the message."""
     service = scan_asset_service()
@@ -35,6 +36,7 @@ def record_handler(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     return process_partial_response(
         event=event, record_handler=record_handler, processor=processor, context=context

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from quitclaim import observability
+from quitclaim.adapters.audit_chain import DynamoS3AuditChain
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
     DynamoApiKeys,
@@ -29,6 +32,7 @@ from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
@@ -442,6 +446,29 @@ def conservation_service() -> ConservationCheck:
     )
 
 
+@lru_cache(maxsize=1)
+def audit_trail_service() -> AuditTrail:
+    """The tenants' audit hash chains (appended by every function, verified by the CLI)."""
+    settings = get_settings()
+    chain = DynamoS3AuditChain(
+        dynamodb=aws_client("dynamodb", settings),
+        s3=aws_client("s3", settings),
+        table=settings.audit_heads_table,
+        bucket=settings.audit_bucket,
+        clock=_clock,
+    )
+    return AuditTrail(store=chain, clock=_clock)
+
+
+def _chain_block(block_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+    # Looked up per block: the local stack swaps the container's cache.
+    audit_trail_service().record_block(block_id, events)
+
+
+# Every handler invocation's audit block goes to the tenants' chains.
+observability.set_audit_sink(_chain_block)
+
+
 def reset_container(*, keep_settings: bool = False) -> None:
     """Forget everything built from settings (a new 'container' locally)."""
     from quitclaim.config import reset_settings
@@ -467,5 +494,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         apply_inbound_service,
         webhook_dispatcher,
         conservation_service,
+        audit_trail_service,
     ):
         cached.cache_clear()
