@@ -443,6 +443,7 @@ def conservation_service() -> ConservationCheck:
         quarantine_bucket=settings.quarantine_bucket,
         incoming_prefix=settings.incoming_prefix,
         rejected_prefix=settings.rejected_prefix,
+        audit=audit_trail_service(),
     )
 
 
