@@ -295,3 +295,13 @@ def test_under_object_lock_a_record_version_cannot_be_deleted(world: dict[str, A
     # ...and removing the marker brings the locked version back: intact again
     s3.delete_object(Bucket=bucket, Key=key, VersionId=marker)
     assert trail.verify(tenant).intact
+
+
+def test_a_registry_change_from_the_cli_is_chained_too(world: dict[str, Any]) -> None:
+    # When an operator creates a tenant with the CLI (no handler involved)
+    tenant = "e2e-audit-cli"
+    done = CliRunner().invoke(main, ["tenants", "create", tenant])
+    assert done.exit_code == 0, done.output
+    # Then its audit event is in the new tenant's chain, and the chain verifies
+    assert [e["action"] for e in audit_trail_service().events(tenant)] == ["tenant.created"]
+    assert verify_cli(tenant)[0] == 0

@@ -10,6 +10,7 @@ import json
 import os
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -129,8 +130,14 @@ def _registry() -> Registry:
 
 
 def _run(action: Callable[[], T]) -> T:
+    import quitclaim.bootstrap  # noqa: F401 - wires the audit sink (the tenants' chains)
+    from quitclaim.observability import audit_block
+
     try:
-        return action()
+        # A command that changes the registry audits like a handler invocation:
+        # its events are chained (one block per command) before it says done.
+        with audit_block(f"cli/{uuid.uuid4().hex}"):
+            return action()
     except QuitclaimError as exc:
         field = getattr(exc, "field", None)
         where = f" (field: {field})" if field else ""
