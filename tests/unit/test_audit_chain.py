@@ -282,6 +282,26 @@ def test_a_block_of_several_tenants_goes_to_each_chain() -> None:
     assert [e["action"] for e in t.events("t2")] == ["b"]
 
 
+def test_a_block_too_large_for_one_record_is_split_into_linked_parts() -> None:
+    # Given a sweep that audited many events for one tenant
+    store = FakeAuditChain()
+    t = AuditTrail(store, FixedClock(), sleep=lambda _: None, max_record_bytes=400)
+    events = [
+        {"action": "consent.expired", "tenant": TENANT, "consent_id": f"c{i}"} for i in range(20)
+    ]
+    # When the block is recorded
+    t.record_block("invoke/r1", events)
+    # Then several records hold all of it, in order, each under the size, and they verify
+    bodies = [json.loads(b) for _, b in sorted(store.records(TENANT))]
+    assert len(bodies) > 1 and all(len(canonical(b["events"])) <= 400 for b in bodies)
+    assert [b["block"] for b in bodies[:2]] == ["invoke/r1", "invoke/r1#1"]
+    assert [e["consent_id"] for e in t.events(TENANT)] == [f"c{i}" for i in range(20)]
+    assert t.verify(TENANT).intact
+    # And a retry of the whole work item appends nothing
+    t.record_block("invoke/r1", events)
+    assert len(store.records(TENANT)) == len(bodies)
+
+
 # ---------------------------------------------------------------- audit blocks
 
 

@@ -43,15 +43,24 @@ class AuditTrail:
     store: AuditChainStore
     clock: Clock
     attempts: int = 50
+    max_record_bytes: int = 200_000
     # Backoff between lost races (seconds, jittered): tests pass a no-op.
     sleep: Callable[[float], None] = field(default=time.sleep)
 
     def record_block(self, block: str, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
-        """Append one invocation's events, one record per tenant; ``{tenant: seq}``."""
+        """Append one work item's events, one record per tenant; ``{tenant: last seq}``.
+
+        A block too large for one record (the head holds the newest record, and
+        a DynamoDB item is at most 400 KB) is split into parts ``<block>#<n>``.
+        """
         by_tenant: dict[str, list[Mapping[str, Any]]] = {}
         for event in events:
             by_tenant.setdefault(str(event["tenant"]), []).append(event)
-        return {tenant: self.append(tenant, block, evs) for tenant, evs in by_tenant.items()}
+        appended: dict[str, int] = {}
+        for tenant, evs in by_tenant.items():
+            for n, part in enumerate(_parts(evs, self.max_record_bytes)):
+                appended[tenant] = self.append(tenant, f"{block}#{n}" if n else block, part)
+        return appended
 
     def append(self, tenant: str, block: str, events: Sequence[Mapping[str, Any]]) -> int:
         """Append ``events`` as block ``block``; the record's seq (0: appended before)."""
@@ -98,3 +107,18 @@ class AuditTrail:
             for event in record.get("events") or []:
                 found.append({"seq": record["seq"], "at": record["at"], **event})
         return found
+
+
+def _parts(events: Sequence[Mapping[str, Any]], limit: int) -> list[Sequence[Mapping[str, Any]]]:
+    parts: list[Sequence[Mapping[str, Any]]] = []
+    current: list[Mapping[str, Any]] = []
+    size = 0
+    for event in events:
+        length = len(canonical(event)) + 1
+        if current and size + length > limit:
+            parts.append(current)
+            current, size = [], 0
+        current.append(event)
+        size += length
+    parts.append(current)
+    return parts
