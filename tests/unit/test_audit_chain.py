@@ -266,6 +266,28 @@ def test_concurrent_appenders_leave_no_gap_and_no_fork() -> None:
     assert sorted(blocks) == sorted(f"sqs/{n}-{i}" for n in range(8) for i in range(10))
 
 
+def test_two_containers_taking_turns_keep_one_chain_and_read_the_head_only_when_stale() -> None:
+    # Given two containers (each with its own memory of the head) on one chain
+    store = FakeAuditChain()
+    reads: list[str] = []
+    original = store.head
+
+    def counted(tenant: str) -> ChainHead | None:
+        reads.append(tenant)
+        return original(tenant)
+
+    store.head = counted  # type: ignore[method-assign]
+    a, b = trail(store), trail(store)
+    # When they append in turns, and then one twice in a row
+    for n, container in enumerate([a, b, a, b, b]):
+        container.append(TENANT, f"sqs/m{n}", [{"action": "a", "tenant": TENANT}])
+    # Then the chain is one line, and the head was read only by a container
+    # that had not written it last (the 1st, 2nd, 3rd and 4th appends: not the 5th)
+    result = a.verify(TENANT)
+    assert result.intact and result.records == 5
+    assert len(reads) == 4 + 1  # + verify's own read
+
+
 def test_a_block_of_several_tenants_goes_to_each_chain() -> None:
     store = FakeAuditChain()
     t = trail(store)

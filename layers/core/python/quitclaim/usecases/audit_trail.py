@@ -3,7 +3,8 @@
 The mechanism (one tenant, many concurrent Lambdas):
 
 1. Read the head (``seq``, ``hash``, and ``pending``: the newest record's body
-   while it is not known to be in the bucket).
+   while it is not known to be in the bucket), unless this container wrote
+   it last (a stale guess only loses the race in step 3).
 2. Roll forward: a pending record is put (same bytes, idempotent) and marked
    written. An appender that died between advancing the head and its put
    thereby never leaves a gap: the next appender (or its own retry) finishes it.
@@ -28,6 +29,7 @@ from typing import Any
 
 from quitclaim.domain.audit_chain import (
     GENESIS,
+    ChainHead,
     Verification,
     canonical,
     chain_prefix,
@@ -46,6 +48,7 @@ class AuditTrail:
     max_record_bytes: int = 200_000
     # Backoff between lost races (seconds, jittered): tests pass a no-op.
     sleep: Callable[[float], None] = field(default=time.sleep)
+    _last_heads: dict[str, ChainHead] = field(default_factory=dict, repr=False)
 
     def record_block(self, block: str, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         """Append one work item's events, one record per tenant; ``{tenant: last seq}``.
@@ -65,8 +68,12 @@ class AuditTrail:
     def append(self, tenant: str, block: str, events: Sequence[Mapping[str, Any]]) -> int:
         """Append ``events`` as block ``block``; the record's seq (0: appended before)."""
         at = self.clock.now().isoformat()
+        # The head this container left last time saves a read; if another
+        # appender moved it since, the advance loses and the head is read.
+        head = self._last_heads.pop(tenant, None)
         for attempt in range(self.attempts):
-            head = self.store.head(tenant)
+            if head is None:
+                head = self.store.head(tenant)
             if head is not None and head.pending is not None:
                 self.store.put_record(tenant, head.seq, head.pending)
                 self.store.mark_written(tenant, head.seq)
@@ -79,7 +86,9 @@ class AuditTrail:
             if outcome == "advanced":
                 self.store.put_record(tenant, seq, body)
                 self.store.mark_written(tenant, seq)
+                self._last_heads[tenant] = ChainHead(seq, str(record["hash"]))
                 return seq
+            head = None
             self.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
         raise DependencyFailed(f"audit chain of {tenant} stayed contended")
 
