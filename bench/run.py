@@ -43,6 +43,9 @@ class Plan:
     gallery_sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)
     gallery_probes: int = 20
     gallery_load_repeats: int = 3
+    # "fixtures": templates modelled on the fixture faces' real encodings
+    # (loads the engine, ~30 s); "stand-in": random rows at the same scale.
+    gallery_faces: str = "fixtures"
     pipeline_uploads: int = 200
     pipeline_batch: int = 50
     recheck_assets: int = 1000
@@ -60,6 +63,7 @@ QUICK = Plan(
     gallery_sizes=(1_000, 5_000),
     gallery_probes=3,
     gallery_load_repeats=1,
+    gallery_faces="stand-in",
     pipeline_uploads=4,
     pipeline_batch=2,
     recheck_assets=10,
@@ -123,6 +127,7 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
                 sizes=plan.gallery_sizes,
                 probes=plan.gallery_probes,
                 load_repeats=plan.gallery_load_repeats,
+                faces=plan.gallery_faces,
                 log=log,
             ),
         )

@@ -300,7 +300,10 @@ def test_under_object_lock_a_record_version_cannot_be_deleted(world: dict[str, A
 def test_a_registry_change_from_the_cli_is_chained_too(world: dict[str, Any]) -> None:
     # When an operator creates a tenant with the CLI (no handler involved)
     tenant = "e2e-audit-cli"
-    done = CliRunner().invoke(main, ["tenants", "create", tenant])
+    done = CliRunner().invoke(
+        main,
+        ["tenants", "create", tenant, "--name", "Audit CLI", "--contact-email", "ops@example.org"],
+    )
     assert done.exit_code == 0, done.output
     # Then its audit event is in the new tenant's chain, and the chain verifies
     assert [e["action"] for e in audit_trail_service().events(tenant)] == ["tenant.created"]

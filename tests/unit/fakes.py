@@ -107,7 +107,7 @@ class FakeTenants:
         policy = self.policies.get(tenant)
         return None if policy is None else (policy, self.gallery_version(tenant))
 
-    def save_tenant(self, policy: TenantPolicy) -> None:
+    def save_tenant(self, policy: TenantPolicy, profile: object = None) -> None:
         self.policies[policy.tenant] = policy
 
     def bump_gallery_version(self, tenant: str) -> int:

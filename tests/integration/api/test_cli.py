@@ -44,7 +44,9 @@ def cli(http_api: HttpApi) -> Cli:
 @pytest.fixture(scope="module")
 def admin_key(cli: Cli) -> str:
     # When the operator creates the tenant
-    result = cli("tenants", "create", TENANT)
+    result = cli(
+        "tenants", "create", TENANT, "--name", "Api Cli", "--contact-email", "dpo@cli.example"
+    )
     # Then the first admin key is printed once, ready to export
     match = re.search(r"^export QUITCLAIM_KEY=(\S+)$", result.stdout, re.MULTILINE)
     assert match, result.stdout

@@ -206,6 +206,7 @@ def test_the_overview_counts_this_month_and_the_coming_expiries(api: Api, world:
     # And the deployment's dead-letter queues, by name (room for more queues later)
     assert body["dead_letters"] == {
         "ingest": 0,
+        "bulk": 0,
         "recheck": 0,
         "purge": 0,
         "async": 0,

@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.api.openapi import OPERATIONS
+from tests.conftest import FACES
 from tests.integration.api.conftest import (
     Api,
     Buckets,
@@ -258,3 +259,157 @@ def test_a_tenant_in_the_body_or_query_is_ignored_or_refused(api: Api, world: Wo
     assert_error(reply, 400, "validation_failed", "tenant")
     listed = api.call("GET", f"/subjects?tenant={world.a.id}", key=world.b.admin)
     assert_error(listed, 400, "validation_failed", "tenant")
+
+
+# ------------------------------------------------------------------ the CLI
+
+# Parameters through which a command names a tenant or one of its things.
+CLI_ID_PARAMS = {
+    "tenant",
+    "subject_id",
+    "consent_id",
+    "asset_id",
+    "delivery_id",
+    "endpoint_id",
+    "source",
+    "subject",
+    "name",
+}
+# Operator commands whose argument *is* the tenant they act on: there is no
+# "other tenant" to cross into (test_tenants proves a purge touches only it).
+CLI_NOT_CROSSABLE = {
+    "tenants delete": "the operator names the tenant to delete; nothing else is touched",
+    "api tenants delete": "the same command as `tenants delete`",
+}
+
+
+def _cli_commands() -> dict[str, set[str]]:
+    """Every leaf command of ``quitclaim`` with its parameter names."""
+    import click
+
+    from quitclaim.local.cli import main
+
+    found: dict[str, set[str]] = {}
+
+    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+        if isinstance(command, click.Group):
+            for name, sub in command.commands.items():
+                walk(sub, (*path, name))
+        else:
+            found[" ".join(path)] = {p.name for p in command.params if p.name}
+
+    walk(main, ())
+    return found
+
+
+def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
+    """(command, argv) run with B's key (api) or B's tenant (operator) on A's ids."""
+    s, c, x, b = w.subject, w.consent, w.asset, w.b.id
+    face = str(FACES / "enroll" / "obama" / "obama-portrait.jpg")
+    why = ["--justification", "tenant B trying"]
+    return [
+        ("api subjects get", ["api", "subjects", "get", s]),
+        ("api subjects enrol", ["api", "subjects", "enrol", s, face]),
+        ("api subjects export", ["api", "subjects", "export", s, "--out", tmp]),
+        ("api subjects erase", ["api", "subjects", "erase", s]),
+        ("api subjects erasure", ["api", "subjects", "erasure", s]),
+        ("api consents list", ["api", "consents", "list", s]),
+        (
+            "api consents grant",
+            [
+                *("api", "consents", "grant", s, "--purpose", "web"),
+                *("--valid-from", "2026-01-01", "--signer", "B", "--form-version", "1"),
+            ],
+        ),
+        ("api consents revoke", ["api", "consents", "revoke", s, c]),
+        ("api consents renew", ["api", "consents", "renew", s, c, "--expires-at", "2030-01-01"]),
+        ("api assets list", ["api", "assets", "list", "--status", "all", "--subject", s]),
+        ("api assets get", ["api", "assets", "get", x]),
+        ("api assets release", ["api", "assets", "release", x, *why]),
+        ("api assets keep", ["api", "assets", "keep", x, *why]),
+        ("api assets redact", ["api", "assets", "redact", x, *why]),
+        ("api webhooks inbound", ["api", "webhooks", "inbound", w.source]),
+        ("api webhooks retry-inbound", ["api", "webhooks", "retry-inbound", w.source, "whd_x"]),
+        ("api webhooks rotate", ["api", "webhooks", "rotate", "source", w.source]),
+        ("api webhooks rotate", ["api", "webhooks", "rotate", "endpoint", w.endpoint]),
+        ("api webhooks deliveries", ["api", "webhooks", "deliveries", "--endpoint", w.endpoint]),
+        ("api webhooks replay", ["api", "webhooks", "replay", w.delivery]),
+        # Names are per tenant: B's source of the same name is B's own
+        (
+            "api webhooks add-source",
+            ["api", "webhooks", "add-source", w.source, "--preset", "generic-form"],
+        ),
+        # Operator commands given B's tenant and A's ids
+        ("check", ["check", "--tenant", b]),
+        # (a file that is no photo: refused before any face work, and never in A)
+        ("enrol", ["enrol", "--tenant", b, "--name", "B's person", __file__]),
+        (
+            "consents grant",
+            ["consents", "grant", "--tenant", b, "--subject", s, "--purpose", "web"],
+        ),
+        (
+            "consents revoke",
+            ["consents", "revoke", "--tenant", b, "--subject", s, "--consent", c],
+        ),
+        # Creating a tenant under A's id is refused (the id is taken), A untouched
+        (
+            "tenants create",
+            ["tenants", "create", w.a.id, "--name", "B", "--contact-email", "b@b.eu"],
+        ),
+        (
+            "api tenants create",
+            ["api", "tenants", "create", w.a.id, "--name", "B", "--contact-email", "b@b.eu"],
+        ),
+    ]
+
+
+def test_every_cli_command_with_a_tenant_or_id_has_a_cross_tenant_case(
+    world: World, tmp_path: Any
+) -> None:
+    # A new CLI command that takes a tenant or an id must be added to the attempts above
+    commands = _cli_commands()
+    takes_ids = {path for path, params in commands.items() if params & CLI_ID_PARAMS}
+    covered = {path for path, _ in _cli_attempts(world, str(tmp_path))}
+    assert covered <= set(commands), covered - set(commands)
+    assert takes_ids - covered - set(CLI_NOT_CROSSABLE) == set()
+
+
+def test_the_cli_with_bs_key_or_tenant_never_reaches_as_data(
+    http_api: Any, world: World, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from quitclaim.local.cli import main
+
+    env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": world.b.admin}
+    runner = CliRunner()
+    for command, argv in _cli_attempts(world, str(tmp_path / "export.zip")):
+        # When B runs the command on A's ids
+        result = runner.invoke(main, argv, env=env, catch_exceptions=False)
+        output = result.output
+        # Then it fails as "not found" (or "taken"), or succeeds on B's own data only
+        assert SECRET_NAME not in output and b64(DOCUMENT) not in output, command
+        if command in {"api assets list", "api webhooks deliveries"}:
+            assert result.exit_code == 0 and world.asset not in output, (command, output)
+        elif command in {"check", "api webhooks add-source"}:
+            assert result.exit_code == 0 and world.a.id not in output, (command, output)
+        elif command == "enrol":
+            assert result.exit_code == 1 and world.a.id not in output, (command, output)
+        elif command.endswith("tenants create"):
+            assert result.exit_code == 1 and "conflict" in output, (command, output)
+        else:
+            assert result.exit_code == 1, (command, output)
+            assert "not_found" in output or "404" in output, (command, output)
+    assert not (tmp_path / "export.zip").exists()
+    # And A's subject, consent and asset are exactly as before
+    a = {"Authorization": f"Bearer {world.a.admin}"}
+    subject = http_api.call("GET", f"/subjects/{world.subject}", headers=a)
+    assert subject.json["display_name"] == SECRET_NAME and subject.json["templates"] == 0
+    consent = http_api.call(
+        "GET", f"/subjects/{world.subject}/consents/{world.consent}", headers=a
+    ).json
+    assert consent["status"] == "valid" and [e["event"] for e in consent["history"]] == ["granted"]
+    asset = http_api.call("GET", f"/assets/{world.asset}", headers=a).json
+    assert asset["status"] == "quarantined" and asset["review"] == {}
+    sources = http_api.call("GET", "/webhook-sources", headers=a).json["items"]
+    assert [(x["name"], x["rotated_at"]) for x in sources] == [("a-crm", None)]

@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from quitclaim.api.openapi import OPERATIONS
-from quitclaim.local.api_template import build, local_variant
+from quitclaim.domain.tenancy import PLANS
+from quitclaim.local.api_template import build, local_variant, usage_plan_id
 from quitclaim.local.deploy import load_template
 from quitclaim.local.stack import LocalStack
 from tests.conftest import REPO_ROOT
@@ -95,6 +96,29 @@ def test_role_is_scoped_to_the_stacks_tables_and_buckets(
     api = template["Resources"]["APIHandler"]
     assert api["Properties"]["FunctionName"] == {"Fn::Sub": "quitclaim-${Stage}-api"}
     assert api["DependsOn"] == "ApiLogGroup"
+
+
+def test_each_plan_is_a_usage_plan_on_the_generated_api(
+    merged: tuple[Path, dict[str, Any]],
+) -> None:
+    _, template = merged
+    resources = template["Resources"]
+    # Given the plan catalogue, Then each plan throttles the generated API's stage
+    for name, plan in PLANS.items():
+        usage = resources[usage_plan_id(name)]
+        assert usage["Type"] == "AWS::ApiGateway::UsagePlan"
+        props = usage["Properties"]
+        assert props["Throttle"] == {
+            "RateLimit": plan.api_rate_per_second,
+            "BurstLimit": plan.api_burst,
+        }
+        assert props["ApiStages"] == [
+            {"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}
+        ]
+    # And the emulator's variant leaves them out with the API they belong to
+    local = local_variant(template)["Resources"]
+    assert not [k for k, v in local.items() if v["Type"].startswith("AWS::ApiGateway::")]
+    assert "RestAPI" not in local and "TenantsTable" in local
 
 
 def test_local_variant_deploys_into_the_emulator(

@@ -82,6 +82,7 @@ def test_template_deploys_the_tables_with_keys_stream_and_ttl(stack: LocalStack)
         "ConsentsTable": [("pk", "HASH"), ("sk", "RANGE")],
         "AssetsTable": [("pk", "HASH")],
         "AppearancesTable": [("pk", "HASH"), ("sk", "RANGE")],
+        "AdmissionTable": [("tenant", "HASH"), ("window", "RANGE")],
     }
     for logical_id, schema in keys.items():
         # When each table is described by its physical name
@@ -107,23 +108,56 @@ def test_the_function_and_its_queue_mapping_are_deployed(stack: LocalStack) -> N
         2048,
         60,
     )
-    # And its environment is the Globals' QC_* values, resolved, as client_env has them
+    # And its environment is the Globals' QC_* values, resolved, as client_env has them,
+    # plus its own: the admission table, the bulk lane and the fair share
     variables = function["Environment"]["Variables"]
     client_env = stack.client_env()
     qc = {k: v for k, v in client_env.items() if k.startswith("QC_")}
-    assert qc and qc == {k: v for k, v in variables.items() if k.startswith("QC_")}
+    own = {k: v for k, v in variables.items() if k.startswith("QC_") and k not in qc}
+    assert qc and qc == {k: v for k, v in variables.items() if k in qc}
     assert qc["QC_ASSETS_TABLE"] == stack.resources["AssetsTable"]
+    assert own == {
+        "QC_ADMISSION_TABLE": stack.resources["AdmissionTable"],
+        "QC_BULK_QUEUE_URL": stack.outputs["BulkQueueUrl"],
+        "QC_ADMISSION_SHARE": "100",
+        "QC_ADMISSION_WINDOW_S": "60",
+    }
     assert client_env["AWS_ENDPOINT_URL"] == stack.endpoint_url
-    # And the SQS mapping has the template's batch size and partial failures
-    # (moto filters by function name only; AWS also accepts the ARN)
-    [mapping] = lam.list_event_source_mappings(FunctionName=function["FunctionName"])[
+    # And two SQS mappings, main and bulk lane, with the template's batch size,
+    # partial failures and each its own ceiling (moto filters by function name only)
+    mappings = lam.list_event_source_mappings(FunctionName=function["FunctionName"])[
         "EventSourceMappings"
     ]
-    assert mapping["BatchSize"] == 5
-    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["State"] == "Enabled"
-    [runtime_mapping] = [m for m in stack.runtime.mappings if m.function == INGEST]
-    assert runtime_mapping.batch_size == 5 and runtime_mapping.max_receive_count == 5
+    by_queue = {m["EventSourceArn"].rsplit(":", 1)[1]: m for m in mappings}
+    assert set(by_queue) == {
+        stack.outputs["IngestQueueUrl"].rsplit("/", 1)[1],
+        stack.outputs["BulkQueueUrl"].rsplit("/", 1)[1],
+    }
+    for mapping in mappings:
+        assert mapping["BatchSize"] == 5
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert mapping["State"] == "Enabled"
+    ceilings = {
+        name.split("-")[-2]: m["ScalingConfig"]["MaximumConcurrency"]
+        for name, m in by_queue.items()
+    }
+    assert ceilings == {"IngestQueue": 10, "BulkQueue": 2}
+    runtime_mappings = [m for m in stack.runtime.mappings if m.function == INGEST]
+    assert sorted(m.maximum_concurrency or 0 for m in runtime_mappings) == [2, 10]
+    assert all(m.batch_size == 5 and m.max_receive_count == 5 for m in runtime_mappings)
+    # And the bulk lane dead-letters into its own queue after 5 receives
+    sqs = stack.client("sqs")
+    bulk = sqs.get_queue_attributes(QueueUrl=stack.outputs["BulkQueueUrl"], AttributeNames=["All"])[
+        "Attributes"
+    ]
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=stack.outputs["BulkDeadLetterQueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]
+    assert bulk["VisibilityTimeout"] == "360"
+    assert json.loads(bulk["RedrivePolicy"]) == {
+        "deadLetterTargetArn": dlq["QueueArn"],
+        "maxReceiveCount": 5,
+    }
 
 
 def test_parameters_override_the_defaults() -> None:

@@ -95,6 +95,104 @@ def test_distances_equal_numpys_brute_force_norm(
         assert match.subject_id == expected
 
 
+# dlib-like spread: most of the variance in the first few dozen directions.
+ANISOTROPIC = 0.2 * 0.96 ** np.arange(128)
+
+
+@st.composite
+def exact_cases(draw: st.DrawFn) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Random or clustered galleries (ties included) and probes on and off them."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    subjects = draw(st.integers(1, 10))
+    per_subject = draw(st.lists(st.integers(1, 4), min_size=subjects, max_size=subjects))
+    ids = [f"sub-{s:02d}" for s, n in enumerate(per_subject) for _ in range(n)]
+    shape = (len(ids), 128)
+    if draw(st.booleans()):
+        matrix = rng.normal(size=shape) * ANISOTROPIC
+    else:
+        # A few tight clusters shared by several people; spread 0 makes
+        # identical templates, so distances tie across subjects.
+        centres = rng.normal(size=(draw(st.integers(1, 3)), 128)) * ANISOTROPIC
+        spread = draw(st.sampled_from([0.0, 0.01, 0.2]))
+        matrix = centres[rng.integers(0, len(centres), len(ids))]
+        matrix = matrix + rng.normal(size=shape) * ANISOTROPIC * spread
+    matrix = matrix.astype(np.float32)
+    if draw(st.booleans()) and subjects > 1:
+        # Another subject holds an exact copy of someone's template.
+        matrix[-1] = matrix[0]
+    order = list(draw(st.permutations(range(len(ids)))))
+    ids, matrix = [ids[i] for i in order], matrix[order]
+    kinds = draw(st.lists(st.sampled_from(["on", "near", "far", "mean"]), min_size=1, max_size=4))
+    picks = rng.integers(0, len(ids), len(kinds))
+    probes = [
+        matrix[i]
+        if kind == "on"
+        else matrix[i] + rng.normal(size=128) * ANISOTROPIC * 0.1
+        if kind == "near"
+        else matrix.mean(axis=0)
+        if kind == "mean"
+        else rng.normal(size=128) * ANISOTROPIC
+        for kind, i in zip(kinds, picks, strict=True)
+    ]
+    return ids, matrix, np.asarray(probes, dtype=np.float32)
+
+
+def _reference(
+    matrix: np.ndarray, ids: list[str], probe: np.ndarray, threshold: float, margin: float
+) -> GalleryMatch:
+    """Brute force over every template, in float64 from the float32 values."""
+    diff = matrix.astype(np.float64) - probe.astype(np.float64)
+    distances = np.sqrt(np.sum(diff * diff, axis=1))
+    row = int(np.argmin(distances))
+    best = float(distances[row])
+    others = distances[np.asarray(ids) != ids[row]]
+    runner_up = float(others.min()) if others.size else None
+    named = best <= threshold and (runner_up is None or runner_up - best > margin)
+    return GalleryMatch(ids[row] if named else None, best, runner_up)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    case=exact_cases(),
+    threshold=st.one_of(st.just("at best"), st.floats(0.0, 2.0)),
+    margin=st.one_of(st.just("at gap"), st.floats(0.0, 0.3)),
+    seeds=st.sampled_from([1, 2, 16]),
+    seed_block=st.sampled_from([2, 256]),
+    fit_axes=st.booleans(),
+)
+def test_the_answer_is_brute_forces_whatever_the_prefilter_skips(
+    case: tuple[list[str], np.ndarray, np.ndarray],
+    threshold: float | str,
+    margin: float | str,
+    seeds: int,
+    seed_block: int,
+    fit_axes: bool,
+) -> None:
+    # Given a gallery, its prefilter tuned to every path it has (fitted or
+    # coordinate axes, few or many seeds, blocked seeding or not)
+    ids, matrix, probes = case
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gallery_module, "_SEEDS", seeds)
+        patch.setattr(gallery_module, "_SEED_BLOCK", seed_block)
+        patch.setattr(gallery_module, "_FIT_MIN_ROWS", 0 if fit_axes else 4096)
+        gallery = Gallery.build("acme", 1, zip(ids, matrix, strict=True))
+        for probe in probes:
+            # and a threshold or margin drawn, or set exactly on the probe's
+            # best distance or on its gap to the runner-up
+            loose = _reference(matrix, ids, probe, 0.0, 0.0)
+            assert loose.distance is not None
+            at = loose.distance if threshold == "at best" else float(threshold)
+            runner_up = loose.runner_up_distance
+            if margin != "at gap":
+                gap = float(margin)
+            else:
+                gap = 0.0 if runner_up is None else runner_up - loose.distance
+            # When the probe is matched
+            (match,) = gallery.match(probe, threshold=at, margin=gap)
+            # Then subject and both distances are brute force's, to the bit
+            assert match == _reference(matrix, ids, probe, at, gap)
+
+
 @settings(max_examples=80, deadline=None)
 @given(
     best=st.floats(0.0, 0.4),
@@ -250,6 +348,57 @@ def test_a_damaged_packed_gallery_is_refused() -> None:
     ):
         with pytest.raises(ValueError):
             Gallery.from_bytes(bad)
+
+
+def test_templates_too_large_for_float32_squares_are_still_matched_exactly() -> None:
+    # Given templates and a probe whose squares overflow float32 (no dlib
+    # encoding is near this, but the gallery accepts any finite float32)
+    matrix = (_templates(3, 64) * 1e21).astype(np.float32)
+    ids = [f"s{i // 2:02d}" for i in range(64)]
+    gallery = Gallery.build("acme", 1, zip(ids, matrix, strict=True))
+    probe = (matrix[2] * 1.001).astype(np.float32)
+    # When it is matched, Then the answer is still brute force's
+    (match,) = gallery.match(probe, threshold=1e20, margin=0.0)
+    assert match == _reference(matrix, ids, probe, 1e20, 0.0)
+    assert match.subject_id == "s01"
+
+
+def test_a_packed_gallery_of_another_format_version_is_refused_not_misread() -> None:
+    # Given a packed gallery whose format byte is not this code's
+    blob = Gallery.build("acme", 1, [("alice", _templates(1, 1)[0])]).to_bytes()
+    newer = blob.replace(b"QCGALLERY\x01", b"QCGALLERY\x02", 1)
+    # When it is loaded, Then it is refused (the caller rebuilds from templates)
+    with pytest.raises(ValueError):
+        Gallery.from_bytes(newer)
+
+
+def test_the_prefilter_measures_few_templates_of_a_spread_gallery(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given 2,048 anisotropic templates, two per subject, with fitted axes
+    monkeypatch.setattr(gallery_module, "_FIT_MIN_ROWS", 0)
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(1024, 128)) * ANISOTROPIC
+    matrix = np.repeat(centres, 2, axis=0) + rng.normal(size=(2048, 128)) * ANISOTROPIC * 0.3
+    ids = [f"s{i // 2:05d}" for i in range(2048)]
+    gallery = Gallery.build("acme", 1, zip(ids, matrix.astype(np.float32), strict=True))
+    # and probes: enrolled people photographed again
+    probes = (centres[:8] + rng.normal(size=(8, 128)) * ANISOTROPIC * 0.3).astype(np.float32)
+    measured: list[int] = []
+    screen = Gallery._screen
+
+    def counting(self: Gallery, rows: np.ndarray, *args: object) -> np.ndarray:
+        measured.append(len(rows))
+        return screen(self, rows, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Gallery, "_screen", counting)
+    # When they are matched
+    matches = gallery.match(probes, threshold=0.6, margin=0.05)
+    # Then each answer is brute force's, and under 10% of templates were measured
+    for probe, match in zip(probes, matches, strict=True):
+        assert match == _reference(matrix.astype(np.float32), ids, probe, 0.6, 0.05)
+    assert len(measured) == len(probes)
+    assert max(measured) < 0.1 * len(ids)
 
 
 def test_an_id_with_a_newline_cannot_be_packed() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters import dynamo
+from quitclaim.adapters import admission, dynamo
 from quitclaim.local.deploy import preflight
 from tests.unit.infra import templates
 
@@ -149,7 +149,7 @@ def test_what_outlives_the_stack_is_retained_on_purpose_and_nothing_else() -> No
 
 def test_every_table_is_encrypted_with_the_key_and_recoverable() -> None:
     tables = resources("AWS::DynamoDB::Table")
-    assert len(tables) == 10
+    assert len(tables) == 11
     for logical_id, table in tables.items():
         p = table["Properties"]
         assert p["SSESpecification"] == {
@@ -202,6 +202,18 @@ def test_keys_indexes_and_ttl_are_the_ones_the_code_uses(logical_id: str) -> Non
         assert p["TimeToLiveSpecification"] == {"AttributeName": ttl[0], "Enabled": True}
     else:
         assert "TimeToLiveSpecification" not in p
+
+
+def test_the_admission_table_has_the_key_and_ttl_the_counter_writes() -> None:
+    p = props("AdmissionTable")
+    assert {k["AttributeName"]: k["KeyType"] for k in p["KeySchema"]} == {
+        admission.HASH_KEY: "HASH",
+        admission.RANGE_KEY: "RANGE",
+    }
+    assert p["TimeToLiveSpecification"] == {
+        "AttributeName": admission.TTL_ATTRIBUTE,
+        "Enabled": True,
+    }
 
 
 # ---------------------------------------------------------------- functions and queues
@@ -263,6 +275,7 @@ def test_every_queue_has_a_dead_letter_or_is_one_and_is_encrypted() -> None:
     dead_letters = {k for k in queues if k.endswith("DeadLetterQueue")}
     assert dead_letters == {
         "IngestDeadLetterQueue",
+        "BulkDeadLetterQueue",
         "RecheckDeadLetterQueue",
         "PurgeDeadLetterQueue",
         "AsyncDeadLetterQueue",
@@ -294,7 +307,7 @@ def test_alarms_cover_dead_letters_errors_throttles_and_age() -> None:
     for alarm in _alarms():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
         assert alarm["TreatMissingData"] == "notBreaching"
-    for queue in ("Ingest", "Recheck", "Purge", "Async", "Inbound", "Events"):
+    for queue in ("Ingest", "Bulk", "Recheck", "Purge", "Async", "Inbound", "Events"):
         value = json.dumps({"Fn::GetAtt": [f"{queue}DeadLetterQueue", "QueueName"]})
         assert value in _watched("ApproximateNumberOfMessagesVisible", "QueueName"), queue
     age = json.dumps({"Fn::GetAtt": ["IngestQueue", "QueueName"]})
@@ -326,3 +339,33 @@ def test_the_dashboard_shows_the_processing_volumes_the_code_emits() -> None:
     for metric in quitclaim - {"AssetsApproved", "AssetsQuarantined", "AssetsRejected"}:
         assert f'"{metric}"' in source, f"{metric} is on the dashboard but never emitted"
     assert 'count(f"Assets{record.status.value.capitalize()}")' in source
+
+
+def test_the_bulk_lane_is_drained_by_ingest_under_its_own_lower_ceiling() -> None:
+    # Given the translated template's SQS event source mappings of the ingest function
+    translated = templates.translated("merged")
+    mappings = {
+        m["Properties"]["EventSourceArn"]["Fn::GetAtt"][0]: m["Properties"]
+        for m in resources("AWS::Lambda::EventSourceMapping", translated).values()
+        if m["Properties"]["FunctionName"] == {"Ref": "IngestFunction"}
+    }
+    # Then both lanes feed it, each with partial failures and its own ceiling
+    assert set(mappings) == {"IngestQueue", "BulkQueue"}
+    for mapping in mappings.values():
+        assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mappings["IngestQueue"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "IngestMaxConcurrency"}
+    }
+    assert mappings["BulkQueue"]["ScalingConfig"] == {
+        "MaximumConcurrency": {"Ref": "BulkMaxConcurrency"}
+    }
+    parameters = templates.source()["Parameters"]
+    assert (
+        parameters["BulkMaxConcurrency"]["Default"] < parameters["IngestMaxConcurrency"]["Default"]
+    )
+    # And the function is told its table, its bulk queue, its share and window
+    variables = props("IngestFunction")["Environment"]["Variables"]
+    assert variables["QC_ADMISSION_TABLE"] == {"Ref": "AdmissionTable"}
+    assert variables["QC_BULK_QUEUE_URL"] == {"Ref": "BulkQueue"}
+    assert variables["QC_ADMISSION_SHARE"] == {"Fn::Sub": "${AdmissionShare}"}
+    assert variables["QC_ADMISSION_WINDOW_S"] == {"Fn::Sub": "${AdmissionWindowSeconds}"}

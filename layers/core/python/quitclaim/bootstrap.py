@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from quitclaim import observability
+from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.adapters.audit_chain import DynamoS3AuditChain
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
@@ -25,19 +26,29 @@ from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.queues import SqsQueueDepths
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
+from quitclaim.adapters.tenant_stores import (
+    CachedGalleries,
+    DynamoTenantItems,
+    S3PrefixStore,
+    SsmTenantPath,
+    TenantSchedules,
+)
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock
+from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
+from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
+from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
@@ -114,6 +125,22 @@ def scan_asset_service() -> ScanAsset:
         galleries=galleries(),
         events=_events(settings),
         redaction=redaction_service(),
+    )
+
+
+@lru_cache(maxsize=1)
+def admission_service() -> Admission | None:
+    """Ingest's lane choice; None where the stack has no bulk lane (all on the main lane)."""
+    settings = get_settings()
+    if not (settings.admission_table and settings.bulk_queue_url):
+        return None
+    return Admission(
+        counter=DynamoAdmissionCounter(aws_client("dynamodb", settings), settings.admission_table),
+        bulk=SqsBulkLane(aws_client("sqs", settings), settings.bulk_queue_url),
+        clock=_clock,
+        share=settings.admission_share,
+        window_s=settings.admission_window_s,
+        incoming_prefix=settings.incoming_prefix,
     )
 
 
@@ -315,12 +342,53 @@ def console_service() -> Console:
         rights=rights_service(),
         redaction=redaction_service(),
         processing=processing_records_service(),
+        limits=RateLimits(DynamoTenants().plan_of),
+        deployment_region=settings.region,
     )
+
+
+@lru_cache(maxsize=1)
+def offboarding_service() -> Offboarding:
+    """The operator's tenant deletion: every store a tenant's data lives in."""
+    settings = _bound(get_settings())
+    s3 = aws_client("s3", settings)
+    ddb = aws_client("dynamodb", settings)
+
+    def table(name: str, field: str, hash_key: str, range_key: str | None = None) -> Any:
+        return DynamoTenantItems(
+            ddb, getattr(settings, field), name, hash_key=hash_key, range_key=range_key
+        )
+
+    stores: list[TenantDataStore] = [
+        # First what points at data (schedules fire on it, secrets sign for it).
+        TenantSchedules(
+            aws_client("scheduler", settings),
+            (settings.schedule_group, settings.webhook_schedule_group),
+        ),
+        SsmTenantPath(aws_client("ssm", settings), settings.webhook_secrets_prefix),
+        S3PrefixStore(s3, settings.uploads_bucket, settings.incoming_prefix, "s3:uploads"),
+        S3PrefixStore(s3, settings.library_bucket, "", "s3:library"),
+        S3PrefixStore(s3, settings.quarantine_bucket, "", "s3:quarantine"),
+        S3PrefixStore(s3, settings.quarantine_bucket, settings.rejected_prefix, "s3:rejected"),
+        S3PrefixStore(s3, settings.documents_bucket, "", "s3:documents"),
+        table("ddb:subjects", "subjects_table", "tenant", "subject_id"),
+        table("ddb:consents", "consents_table", "pk", "sk"),
+        table("ddb:assets", "assets_table", "pk"),
+        table("ddb:appearances", "appearances_table", "pk", "sk"),
+        table("ddb:webhooks", "webhooks_table", "tenant", "sk"),
+        table("ddb:requests", "requests_table", "tenant", "sk"),
+        table("ddb:api-keys", "api_keys_table", "tenant", "key_hash"),
+        CachedGalleries(galleries),
+        # Last: while the record exists, a cut-off purge can be rerun as such.
+        table("ddb:tenants", "tenants_table", "tenant"),
+    ]
+    return Offboarding(tenants=DynamoTenants(), keys=DynamoApiKeys(), stores=stores, clock=_clock)
 
 
 def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
     queues = {
         "ingest": settings.ingest_dlq_url,
+        "bulk": settings.bulk_dlq_url,
         "recheck": settings.recheck_dlq_url,
         "purge": settings.purge_dlq_url,
         "async": settings.async_dlq_url,
@@ -478,6 +546,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         reset_settings()
     for cached in (
         scan_asset_service,
+        admission_service,
         registry_service,
         console_service,
         redaction_service,
@@ -496,5 +565,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         webhook_dispatcher,
         conservation_service,
         audit_trail_service,
+        offboarding_service,
     ):
         cached.cache_clear()

@@ -14,20 +14,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
 
 from quitclaim.domain.errors import ConfigurationError, RegionNotAllowed
+from quitclaim.domain.tenancy import EU_REGIONS
 
-# GDPR: personal data (and biometrics above all) stays in the EU/EEA.
-EU_REGIONS: frozenset[str] = frozenset(
-    {
-        "eu-central-1",
-        "eu-central-2",
-        "eu-west-1",
-        "eu-west-2",
-        "eu-west-3",
-        "eu-south-1",
-        "eu-south-2",
-        "eu-north-1",
-    }
-)
+# GDPR: personal data (and biometrics above all) stays in the EU/EEA (the list
+# lives in the domain: tenant onboarding checks region pins against it too).
 
 
 class Settings(BaseSettings):
@@ -59,6 +49,14 @@ class Settings(BaseSettings):
     idempotency_table: str = "quitclaim-idempotency"
     # Data-subject requests (access, selfie search, erasure): ids and counts only.
     requests_table: str = "quitclaim-requests"
+
+    # Fairness (docs/fairness.md): each tenant's first `admission_share` uploads
+    # per `admission_window_s` are scanned on the main lane, the rest on the
+    # bulk lane. Without a table or a bulk queue everything stays on the main lane.
+    admission_table: str = ""
+    bulk_queue_url: str = ""
+    admission_share: int = Field(default=100, ge=1)
+    admission_window_s: int = Field(default=60, ge=1, le=3600)
 
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
@@ -101,6 +99,7 @@ class Settings(BaseSettings):
     webhook_allow_private_targets: bool = False
     # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
     ingest_dlq_url: str = ""
+    bulk_dlq_url: str = ""
     recheck_dlq_url: str = ""
     purge_dlq_url: str = ""
     async_dlq_url: str = ""

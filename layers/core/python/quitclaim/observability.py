@@ -50,6 +50,14 @@ _AUDIT_FIELDS = frozenset(
         "request_id",
         "source_asset_id",
         "results",
+        # tenants: onboarding (plan, region pin) and offboarding (when, and
+        # per store what remains: counts, never content)
+        "plan",
+        "region",
+        "purge_after",
+        "complete",
+        "early",
+        "stores",
     }
 )
 

@@ -32,7 +32,13 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import Model
 
 from quitclaim.config import Settings
-from quitclaim.domain.errors import Conflict, DependencyFailed, NotFound, ValidationFailed
+from quitclaim.domain.errors import (
+    Conflict,
+    DependencyFailed,
+    NotFound,
+    Unauthorized,
+    ValidationFailed,
+)
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.domain.records import AssetRecord, FaceRecord
 from quitclaim.domain.registry import (
@@ -44,6 +50,7 @@ from quitclaim.domain.registry import (
     Subject,
 )
 from quitclaim.domain.rights import CONSENT_EVIDENCE, DataRequest, RequestKind
+from quitclaim.domain.tenancy import DEFAULT_PLAN, TenantDeleting, TenantProfile, TenantState
 
 SEP = "#"
 
@@ -78,6 +85,13 @@ class TenantModel(_Base):
     gallery_version = NumberAttribute(default=0)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
+    # The operator's profile (onboarding); null on tenants created before it.
+    name = UnicodeAttribute(null=True)
+    region = UnicodeAttribute(null=True)
+    plan = UnicodeAttribute(null=True)
+    contact_email = UnicodeAttribute(null=True)
+    state = UnicodeAttribute(default="active")
+    purge_after = UTCDateTimeAttribute(null=True)
 
 
 class ApiKeyModel(_Base):
@@ -97,6 +111,8 @@ class ApiKeyModel(_Base):
     label = UnicodeAttribute(default="")
     created_at = UTCDateTimeAttribute()
     revoked_at = UTCDateTimeAttribute(null=True)
+    # Why it was revoked when the caller should be told (e.g. "tenant_deleting").
+    revoked_reason = UnicodeAttribute(null=True)
 
 
 class SubjectsByExternalRef(GlobalSecondaryIndex["SubjectModel"]):
@@ -388,21 +404,65 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
 class DynamoTenants:
     """TenantRepository on the tenants table."""
 
-    def policy(self, tenant: str) -> TenantPolicy | None:
+    def _item(self, tenant: str) -> TenantModel | None:
         with _dependency("tenant read"):
             try:
-                item = TenantModel.get(tenant, consistent_read=True)
+                return TenantModel.get(tenant, consistent_read=True)
             except TenantModel.DoesNotExist:
                 return None
-        return _policy_from(item)
+
+    def policy(self, tenant: str) -> TenantPolicy | None:
+        item = self._item(tenant)
+        return None if item is None else _policy_from(item)
 
     def policy_and_gallery(self, tenant: str) -> tuple[TenantPolicy, int] | None:
+        """Policy and gallery version; ``TenantDeleting`` once offboarding started."""
+        item = self._item(tenant)
+        if item is None:
+            return None
+        if item.state == TenantState.DELETING:
+            # Nothing new is decided for a tenant on its way out (fail closed).
+            raise TenantDeleting(f"tenant {tenant!r} is being deleted")
+        return _policy_from(item), int(item.gallery_version or 0)
+
+    def profile(self, tenant: str) -> TenantProfile | None:
+        item = self._item(tenant)
+        if item is None:
+            return None
+        return TenantProfile(
+            tenant=item.tenant,
+            name=item.name or "",
+            region=item.region or "",
+            plan=item.plan or DEFAULT_PLAN,
+            contact_email=item.contact_email or "",
+            state=TenantState(item.state or TenantState.ACTIVE),
+            purge_after=item.purge_after,
+        )
+
+    def plan_of(self, tenant: str) -> str | None:
         with _dependency("tenant read"):
             try:
-                item = TenantModel.get(tenant, consistent_read=True)
+                item = TenantModel.get(tenant, attributes_to_get=["tenant", "plan"])
             except TenantModel.DoesNotExist:
                 return None
-        return _policy_from(item), int(item.gallery_version or 0)
+        return item.plan  # None: created before plans (no profile)
+
+    def mark_deleting(self, tenant: str, purge_after: datetime) -> None:
+        """State ``deleting`` with its purge date (``NotFound`` for an unknown tenant)."""
+        with _dependency("tenant update"):
+            try:
+                TenantModel(tenant).update(
+                    actions=[
+                        TenantModel.state.set(TenantState.DELETING.value),
+                        TenantModel.purge_after.set(purge_after),
+                        TenantModel.updated_at.set(datetime.now(UTC)),
+                    ],
+                    condition=TenantModel.tenant.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"tenant {tenant!r} not found") from exc
+                raise
 
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
@@ -411,8 +471,17 @@ class DynamoTenants:
             except TenantModel.DoesNotExist:
                 return 0
 
-    def save_tenant(self, policy: TenantPolicy) -> None:
+    def save_tenant(self, policy: TenantPolicy, profile: TenantProfile | None = None) -> None:
         now = datetime.now(UTC)
+        extra: dict[str, Any] = {}
+        if profile is not None:
+            extra = {
+                "name": profile.name or None,
+                "region": profile.region or None,
+                "plan": profile.plan,
+                "contact_email": profile.contact_email or None,
+                "state": profile.state.value,
+            }
         with _dependency("tenant write"):
             try:
                 TenantModel(
@@ -421,6 +490,7 @@ class DynamoTenants:
                     created_at=now,
                     updated_at=now,
                     **_policy_attributes(policy),
+                    **extra,
                 ).save(condition=TenantModel.tenant.does_not_exist())
             except PutError as exc:
                 if _conditional_failed(exc):
@@ -490,8 +560,31 @@ class DynamoApiKeys:
             except ApiKeyModel.DoesNotExist:
                 return None
         if item.revoked_at is not None:
+            if item.revoked_reason == TenantDeleting.code:
+                # The caller holds a real key: telling them why is no leak.
+                raise Unauthorized(
+                    "this tenant is being deleted; its API keys were revoked",
+                    code=TenantDeleting.code,
+                )
             return None
         return item.key_id, Role(item.role), item.label
+
+    def revoke_all(self, tenant: str, *, reason: str) -> int:
+        """Revoke every live key of ``tenant`` now; the number revoked."""
+        now = datetime.now(UTC)
+        revoked = 0
+        with _dependency("api key revoke"):
+            for item in ApiKeyModel.query(tenant, consistent_read=True):
+                if item.revoked_at is not None:
+                    continue
+                item.update(
+                    actions=[
+                        ApiKeyModel.revoked_at.set(now),
+                        ApiKeyModel.revoked_reason.set(reason),
+                    ]
+                )
+                revoked += 1
+        return revoked
 
 
 def _lookup_key(tenant: str, value: str | None, *, fold: bool = False) -> str | None:

@@ -1,6 +1,7 @@
 """The one place that turns errors into HTTP responses.
 
-Every error body is ``{"error": code, "message": text, "field": name-or-null}``.
+Every error body is ``{"error": code, "message": text, "field": name-or-null}``;
+a 429 adds ``retry_after`` (seconds, as the ``Retry-After`` header says).
 ``QuitclaimError`` subclasses carry their own ``http_status`` and ``code``;
 pydantic validation errors become 400 naming the field (its location joined
 with "."); anything unexpected becomes a 500 that says nothing about why
@@ -15,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from quitclaim.domain.errors import QuitclaimError, ValidationFailed
+from quitclaim.domain.tenancy import RateLimited
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -25,6 +27,11 @@ ERROR_SCHEMA: dict[str, Any] = {
         "field": {
             "type": ["string", "null"],
             "description": 'The request field at fault, dotted ("photos.0"), or null.',
+        },
+        "retry_after": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "429 only: seconds to wait (also the Retry-After header).",
         },
     },
     "additionalProperties": False,
@@ -56,8 +63,16 @@ def for_exception(exc: BaseException) -> tuple[int, dict[str, Any]]:
         status = int(exc.http_status)
         if status >= 500:
             return status, body(exc.code, _SERVER_MESSAGES.get(status, GENERIC_MESSAGE))
-        return status, body(exc.code, exc.message, _dotted(getattr(exc, "field", None)))
+        shaped = body(exc.code, exc.message, _dotted(getattr(exc, "field", None)))
+        if isinstance(exc, RateLimited):
+            shaped["retry_after"] = exc.retry_after
+        return status, shaped
     return 500, body("internal_error", GENERIC_MESSAGE)
+
+
+def retry_after(exc: BaseException) -> int | None:
+    """Seconds for the ``Retry-After`` header (429 only), else None."""
+    return exc.retry_after if isinstance(exc, RateLimited) else None
 
 
 def _dotted(field: str | None) -> str | None:

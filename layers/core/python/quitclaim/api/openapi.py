@@ -50,6 +50,7 @@ _ERROR_TEXT = {
     413: "Too large",
     415: "Unsupported media type",
     422: "Understood, but refused (e.g. a photo without exactly one face)",
+    429: "Over the tenant plan's request rate; wait Retry-After seconds",
     500: "Internal error (no details are given)",
     503: "A dependency is unavailable; retry later",
 }
@@ -903,7 +904,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         responses[str(status)] = entry
     codes = set(op.errors) | {500}
     if op.role is not None:
-        codes |= {401, 403}
+        codes |= {401, 403, 429}
     if op.signed:
         codes |= {401}
     for status in sorted(codes):
@@ -911,6 +912,10 @@ def _responses(op: Operation) -> dict[str, Any]:
             "description": _ERROR_TEXT.get(status, "Error"),
             "content": {"application/json": {"schema": _ref("Error")}},
         }
+        if status == 429:
+            responses[str(status)]["headers"] = {
+                "Retry-After": {"schema": {"type": "integer", "minimum": 1}}
+            }
     return responses
 
 

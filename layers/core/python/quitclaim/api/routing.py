@@ -145,6 +145,7 @@ class Router:
                     else:
                         console = self._console()
                         principal = authenticate(request.headers, console.resolve_key, op.role)
+                        console.admit(principal)
                         if not all(is_id(value) for value in path.values()):
                             raise NotFound("not found")
                         call = _call(op, request, principal, console)
@@ -157,6 +158,9 @@ class Router:
                 response = _json_response(status, payload)
                 if status == 401:
                     response.headers["WWW-Authenticate"] = 'Bearer realm="quitclaim"'
+                retry_after = errors.retry_after(exc)
+                if retry_after is not None:
+                    response.headers["Retry-After"] = str(retry_after)
             # Ids and timings only: never names, bodies or keys.
             logger.info(
                 "api request",

@@ -15,6 +15,7 @@ from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
 from quitclaim.domain.rights import DataRequest, RequestKind
+from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     InboundStatus,
@@ -91,11 +92,41 @@ class TenantRepository(Protocol):
         """Policy and gallery version in one read (the per-image hot path)."""
         ...
 
-    def save_tenant(self, policy: TenantPolicy) -> None: ...
+    def save_tenant(self, policy: TenantPolicy, profile: TenantProfile | None = None) -> None: ...
 
     def bump_gallery_version(self, tenant: str) -> int: ...
 
     def update_policy(self, policy: TenantPolicy) -> None: ...
+
+
+class TenantProfiles(Protocol):
+    """The operator's view of tenants (onboarding and offboarding)."""
+
+    def profile(self, tenant: str) -> TenantProfile | None: ...
+
+    def mark_deleting(self, tenant: str, purge_after: datetime) -> None: ...
+
+
+class KeyRevocation(Protocol):
+    def revoke_all(self, tenant: str, *, reason: str) -> int:
+        """Revoke every live key of the tenant; how many were live."""
+        ...
+
+
+class TenantDataStore(Protocol):
+    """One place a tenant's data lives (a bucket prefix, a table, a schedule group).
+
+    ``count`` re-lists the store (never a cached number): offboarding trusts
+    it to prove that nothing of the tenant remains.
+    """
+
+    name: str
+
+    def count(self, tenant: str) -> int: ...
+
+    def purge(self, tenant: str) -> int:
+        """Delete everything of ``tenant`` here; how many items were deleted."""
+        ...
 
 
 class SubjectRepository(Protocol):

@@ -4,11 +4,11 @@
     quitclaim api subjects create --name "A. Person"
     quitclaim api subjects list --json
 
-Every command but ``tenants create`` is one HTTP call with the key as a
-Bearer token (stdlib ``urllib``, nothing else to install). Output is a
-readable table, or the API's JSON with ``--json``. ``tenants create`` is the
-operator's bootstrap: it talks to the tables directly (there is no key yet)
-and prints the tenant's first admin key.
+Every command but ``tenants create`` and ``tenants delete`` is one HTTP call
+with the key as a Bearer token (stdlib ``urllib``, nothing else to install).
+Output is a readable table, or the API's JSON with ``--json``. The ``tenants``
+commands are the operator's: they talk to the tables and buckets directly
+(there is no key yet, or no longer); ``create`` prints the first admin key.
 """
 
 from __future__ import annotations
@@ -19,12 +19,15 @@ import mimetypes
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
+
+from quitclaim.domain.tenancy import DEFAULT_PLAN, PLANS
 
 TIMEOUT_S = 120  # enrolment scans photos; generous, but never forever
 
@@ -167,20 +170,62 @@ def tenants() -> None:
 
 @tenants.command("create")
 @click.argument("tenant")
+@click.option("--name", required=True, help="the tenant's name (organisation)")
+@click.option("--contact-email", required=True, help="the operator's contact at the tenant")
+@click.option(
+    "--region", default=None, help="EU region pin (default and only choice: this deployment's)"
+)
+@click.option("--plan", default=DEFAULT_PLAN, show_default=True, type=click.Choice(list(PLANS)))
 @click.option("--label", default="admin", show_default=True, help="label of the first key")
+@click.option("--threshold", type=float, default=None, help="match threshold of the policy")
+@click.option("--default-purpose", default=None, help="the policy's default purpose")
 @json_option
 @click.pass_context
-def tenants_create(ctx: click.Context, tenant: str, label: str, as_json: bool) -> None:
-    """Create TENANT with the default policy and print its first admin key (shown once)."""
+def tenants_create(
+    ctx: click.Context,
+    tenant: str,
+    name: str,
+    contact_email: str,
+    region: str | None,
+    plan: str,
+    label: str,
+    threshold: float | None,
+    default_purpose: str | None,
+    as_json: bool,
+) -> None:
+    """Onboard TENANT: profile, default policy, first admin key (shown once)."""
     from quitclaim.bootstrap import console_service
-    from quitclaim.domain.errors import QuitclaimError
+    from quitclaim.config import get_settings
+    from quitclaim.domain.models import TenantPolicy
 
-    try:
-        issued = console_service().create_tenant(tenant, label=label)
-    except QuitclaimError as exc:
-        raise click.ClickException(f"{exc.code}: {exc.message}") from None
+    s = get_settings()
+    policy = TenantPolicy(
+        tenant=tenant,
+        match_threshold=threshold if threshold is not None else s.default_threshold,
+        match_margin=s.default_margin,
+        min_face_px=s.default_min_face_px,
+        default_purpose=default_purpose or s.default_purpose,
+    )
+    issued = run_operator(
+        lambda: console_service().create_tenant(
+            tenant,
+            label=label,
+            name=name,
+            region=region if region is not None else s.region,
+            plan=plan,
+            contact_email=contact_email,
+            policy=policy,
+        )
+    )
+    chosen = PLANS[plan]
     payload = {
         "tenant": issued.tenant,
+        "name": name.strip(),
+        "region": (region or s.region).strip().lower(),
+        "plan": chosen.name,
+        "images_per_month": chosen.images_per_month,
+        "api_rate_per_second": chosen.api_rate_per_second,
+        "api_burst": chosen.api_burst,
         "key_id": issued.key_id,
         "role": str(issued.role),
         "label": issued.label,
@@ -190,12 +235,109 @@ def tenants_create(ctx: click.Context, tenant: str, label: str, as_json: bool) -
         ctx,
         payload,
         lambda p: (
-            f"{_fields(p, ('tenant', 'key_id', 'role', 'label'))}\n"
+            f"{_fields(p, ('tenant', 'name', 'region', 'plan', 'key_id', 'role', 'label'))}\n"
             "# the secret is shown once; keep it:\n"
             f"export QUITCLAIM_KEY={p['secret']}"
         ),
         as_json=as_json,
     )
+
+
+T = TypeVar("T")
+
+
+def run_operator(action: Callable[[], T]) -> T:
+    """Run an operator action; a ``QuitclaimError`` becomes a message naming its field."""
+    import quitclaim.bootstrap  # noqa: F401 - wires the audit sink (the tenants' chains)
+    from quitclaim.domain.errors import QuitclaimError
+    from quitclaim.observability import audit_block
+
+    try:
+        # A command that changes the registry audits like a handler invocation:
+        # its events are chained (one block per command) before it says done.
+        with audit_block(f"cli/{uuid.uuid4().hex}"):
+            return action()
+    except QuitclaimError as exc:
+        field = getattr(exc, "field", None)
+        where = f" (field: {field})" if field else ""
+        raise click.ClickException(f"{exc.code}: {exc.message}{where}") from None
+
+
+@tenants.command("delete")
+@click.argument("tenant")
+@click.option(
+    "--grace-days",
+    type=click.IntRange(0, 365),
+    default=30,
+    show_default=True,
+    help="days before --purge is allowed",
+)
+@click.option("--purge", is_flag=True, help="erase everything (after the grace period)")
+@click.option("--now", "early", is_flag=True, help="with --purge: do not wait for the grace period")
+@click.option(
+    "--yes-delete-everything", "confirmed", is_flag=True, help="confirms --now (irreversible)"
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the verification report goes (default: offboarding-TENANT.json)",
+)
+@json_option
+@click.pass_context
+def tenants_delete(
+    ctx: click.Context,
+    tenant: str,
+    grace_days: int,
+    purge: bool,
+    early: bool,
+    confirmed: bool,
+    report_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Offboard TENANT: first mark it deleting (keys revoked, uploads kept unscanned);
+    after the grace period, ``--purge`` erases all its data and verifies it is gone.
+    Exits 1 when the verification finds anything left."""
+    from datetime import timedelta
+
+    from quitclaim.bootstrap import offboarding_service
+
+    service = offboarding_service()
+    if not purge:
+        if early or confirmed:
+            raise click.UsageError("--now and --yes-delete-everything go with --purge")
+        profile = run_operator(lambda: service.start(tenant, grace=timedelta(days=grace_days)))
+        payload = {
+            "tenant": profile.tenant,
+            "state": profile.state.value,
+            "purge_after": profile.purge_after.isoformat() if profile.purge_after else None,
+            "keys": "revoked",
+            "uploads": "kept, not scanned",
+        }
+        _emit(ctx, payload, lambda p: _fields(p, tuple(p)), as_json=as_json)
+        return
+    if early and not confirmed:
+        raise click.UsageError("--now erases before the grace period: add --yes-delete-everything")
+    report = run_operator(lambda: service.purge(tenant, early=early))
+    out = report_path or Path(f"offboarding-{tenant}.json")
+    document = report.as_dict()
+    out.write_text(json.dumps(document, indent=2) + "\n")
+    rows = [
+        {"store": r.store, "found": r.found, "deleted": r.deleted, "remaining": r.remaining}
+        for r in report.stores
+    ]
+    _emit(
+        ctx,
+        {**document, "written_to": str(out)},
+        lambda p: (
+            f"{_table(rows, ('store', 'found', 'deleted', 'remaining'))}\n"
+            f"complete: {'yes' if p['complete'] else 'NO'}; report: {p['written_to']}"
+        ),
+        as_json=as_json,
+    )
+    if not report.complete:
+        raise SystemExit(1)
 
 
 # -- subjects --------------------------------------------------------------------

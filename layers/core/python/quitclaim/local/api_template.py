@@ -22,6 +22,9 @@ because Chalice cannot be told:
   the output directory;
 - the REST API's stage traces with X-Ray (Chalice's ``xray`` covers only the
   function);
+- one API Gateway usage plan per plan of ``Metadata.Plans`` (the plan
+  catalogue) on the generated ``RestAPI``'s stage: ``infra/template.yaml``
+  holds the numbers but cannot name the API Chalice generates;
 - the security scan's suppressions for the generated resources, each with
   its reason (``API_SCAN_SUPPRESSIONS``), go into their ``Metadata``; those
   for what SAM generates from them (the stage) are applied to the
@@ -178,6 +181,8 @@ def fix_up(merged: dict[str, Any], template_dir: Path, out_dir: Path) -> dict[st
         rest_api["TracingEnabled"] = True
     if API_LOG_GROUP in resources:
         api_resource["DependsOn"] = API_LOG_GROUP
+    if rest_api is not None:
+        resources.update(usage_plans(merged))
     for logical_id, skips in API_SCAN_SUPPRESSIONS.items():
         if logical_id in resources:
             metadata = resources[logical_id].setdefault("Metadata", {})
@@ -190,6 +195,31 @@ def fix_up(merged: dict[str, Any], template_dir: Path, out_dir: Path) -> dict[st
         resource["Properties"][key] = _rebased(value, template_dir, out_dir)
     _rebase_includes(merged, template_dir, out_dir)
     return merged
+
+
+def usage_plan_id(plan: str) -> str:
+    """``free`` -> ``UsagePlanFree`` (the logical id of a plan's usage plan)."""
+    return "UsagePlan" + plan.capitalize()
+
+
+def usage_plans(template: dict[str, Any]) -> dict[str, Any]:
+    """An ``AWS::ApiGateway::UsagePlan`` per ``Metadata.Plans`` entry, on RestAPI's stage."""
+    plans = (template.get("Metadata") or {}).get("Plans") or {}
+    return {
+        usage_plan_id(plan): {
+            "Type": "AWS::ApiGateway::UsagePlan",
+            "Properties": {
+                "UsagePlanName": {"Fn::Sub": f"quitclaim-${{Stage}}-{plan}"},
+                "Description": f"Quitclaim API requests of tenants on the {plan} plan",
+                "ApiStages": [{"ApiId": {"Ref": "RestAPI"}, "Stage": {"Ref": "RestAPI.Stage"}}],
+                "Throttle": {
+                    "RateLimit": numbers["RatePerSecond"],
+                    "BurstLimit": numbers["Burst"],
+                },
+            },
+        }
+        for plan, numbers in plans.items()
+    }
 
 
 def _rebased(value: str, template_dir: Path, out_dir: Path) -> str:
@@ -217,7 +247,7 @@ def _rebase_includes(node: Any, template_dir: Path, out_dir: Path) -> None:
 
 
 def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
-    """The merged template minus API Gateway, for the local emulator (a copy).
+    """The merged template minus API Gateway (API, usage plans), for the emulator (a copy).
 
     moto cannot deploy Chalice's ``RestAPI``: its CloudFormation wants a
     ``Name`` that SAM takes from the Swagger ``info.title``, and it ignores
@@ -231,7 +261,10 @@ def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
     apis = {k for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Api"}
     for logical_id, resource in list(resources.items()):
         uses_api = apis & _refs(resource)
-        if logical_id in apis or (resource.get("Type") == "AWS::Lambda::Permission" and uses_api):
+        kind = str(resource.get("Type", ""))
+        if logical_id in apis or (
+            uses_api and (kind == "AWS::Lambda::Permission" or kind.startswith("AWS::ApiGateway::"))
+        ):
             del resources[logical_id]
     outputs = local.get("Outputs") or {}
     for name in [n for n, out in outputs.items() if apis & _refs(out)]:
@@ -245,7 +278,7 @@ def _refs(node: Any) -> set[str]:
     if isinstance(node, dict):
         for key, value in node.items():
             if key == "Ref" and isinstance(value, str):
-                found.add(value)
+                found.add(value.split(".")[0])  # SAM's "RestAPI.Stage" refers to RestAPI
             elif key == "Fn::GetAtt":
                 found.add(value[0] if isinstance(value, list) else str(value).split(".")[0])
             elif key == "Fn::Sub":

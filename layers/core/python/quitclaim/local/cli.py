@@ -10,16 +10,16 @@ import json
 import os
 import sys
 import time
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from quitclaim.domain.errors import QuitclaimError
 from quitclaim.local.api_cli import api as api_commands
+from quitclaim.local.api_cli import run_operator as _run
+from quitclaim.local.api_cli import tenants_create as api_tenants_create
+from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
 from quitclaim.local.control import tick_command
 
 if TYPE_CHECKING:
@@ -129,45 +129,14 @@ def _registry() -> Registry:
     return registry_service()
 
 
-def _run(action: Callable[[], T]) -> T:
-    import quitclaim.bootstrap  # noqa: F401 - wires the audit sink (the tenants' chains)
-    from quitclaim.observability import audit_block
-
-    try:
-        # A command that changes the registry audits like a handler invocation:
-        # its events are chained (one block per command) before it says done.
-        with audit_block(f"cli/{uuid.uuid4().hex}"):
-            return action()
-    except QuitclaimError as exc:
-        field = getattr(exc, "field", None)
-        where = f" (field: {field})" if field else ""
-        raise click.ClickException(f"{exc.code}: {exc.message}{where}") from exc
-
-
 @main.group()
 def tenants() -> None:
-    """Tenants."""
+    """Operator: onboard and offboard tenants (direct to the tables and buckets)."""
 
 
-@tenants.command("create")
-@click.argument("tenant")
-@click.option("--threshold", type=float, default=None)
-@click.option("--default-purpose", default=None)
-def tenants_create(tenant: str, threshold: float | None, default_purpose: str | None) -> None:
-    """Create a tenant with the default (conservative) policy."""
-    from quitclaim.config import get_settings
-    from quitclaim.domain.models import TenantPolicy
-
-    s = get_settings()
-    policy = TenantPolicy(
-        tenant=tenant,
-        match_threshold=threshold if threshold is not None else s.default_threshold,
-        match_margin=s.default_margin,
-        min_face_px=s.default_min_face_px,
-        default_purpose=default_purpose or s.default_purpose,
-    )
-    _run(lambda: _registry().create_tenant(policy))
-    click.echo(json.dumps({"tenant": tenant}))
+# The operator's onboarding and offboarding: the same commands as `quitclaim api tenants`.
+tenants.add_command(api_tenants_create)
+tenants.add_command(api_tenants_delete)
 
 
 @main.command("check")

@@ -38,6 +38,18 @@ LATEST), as Lambda's stream poller does:
   discarded: a JSON invocation record goes to the ``OnFailure`` SQS
   destination, and the shard moves on.
 
+Mappings are polled fairly, as Lambda polls them side by side, never one
+queue drained before the next is looked at:
+
+- ``poll_once`` (and ``drain``, which repeats it) takes one batch from every
+  enabled queue that has messages, then reads every stream once;
+- ``step`` runs exactly one invocation: the next queue with messages in a
+  smooth weighted round-robin, each mapping weighted by its
+  ``ScalingConfig.MaximumConcurrency`` (Lambda runs up to that many of its
+  batches at once, so in any stretch of time a mapping with ceiling 10 gets
+  five turns for every one of a mapping with ceiling 2); streams are read
+  when no queue has a message. ``run_until`` steps until a condition holds.
+
 Stream retries happen on the next poll, without Lambda's back-off delay.
 ``MaximumRecordAgeInSeconds``, ``ParallelizationFactor``, batching windows
 and tumbling windows are not emulated.
@@ -82,6 +94,10 @@ from quitclaim.local.deploy import Deployment
 from quitclaim.local.emulator import FAKE_CREDENTIALS
 
 log = logging.getLogger(__name__)
+
+# Without ScalingConfig, Lambda scales an SQS mapping up to this many
+# concurrent invocations (the account's concurrency permitting).
+DEFAULT_SQS_CONCURRENCY = 1250
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # Called with (function logical id, event) before each event-source invocation.
@@ -158,6 +174,12 @@ class QueueMapping:
     enabled: bool
     dead_letter_queue_url: str | None
     max_receive_count: int | None
+    maximum_concurrency: int | None = None  # ScalingConfig; None: Lambda's default
+
+    @property
+    def weight(self) -> int:
+        """Turns in ``step``'s round-robin: the batches Lambda may run at once."""
+        return self.maximum_concurrency or DEFAULT_SQS_CONCURRENCY
 
 
 @dataclass(frozen=True)
@@ -309,6 +331,7 @@ class LocalRuntime:
         self._checkpoints: dict[tuple[str, str], _ShardCheckpoint] = {}  # (mapping, shard)
         self._shards: dict[str, list[str]] = {}  # stream ARN -> shard ids
         self._queue_depths: dict[str, int] = {}  # as the last poll found them
+        self._turns: dict[str, int] = {}  # step's weighted round-robin, per mapping uuid
         self.other_mappings: list[dict[str, Any]] = []  # other sources: not delivered
         if gap_report is not None:
             missing = gaps.missing_event_source_mappings(gap_report)
@@ -432,6 +455,7 @@ class LocalRuntime:
             enabled=esm.get("State") in ("Enabled", "Enabling", "Updating"),
             dead_letter_queue_url=dlq_url,
             max_receive_count=max_receives,
+            maximum_concurrency=(esm.get("ScalingConfig") or {}).get("MaximumConcurrency"),
         )
 
     def _queue_url(self, queue_arn: str) -> str:
@@ -653,16 +677,72 @@ class LocalRuntime:
             depths[mapping.queue_url] = self.queue_depth(mapping.queue_url)
             if not depths[mapping.queue_url]:
                 continue
-            dlq_before = self.queue_depth(mapping.dead_letter_queue_url)
-            messages = self._receive(mapping)
-            if messages:
-                report.add(self._deliver(mapping, messages))
-            # moto moves a message to the DLQ during the receive after its last allowed one.
-            report.dead_lettered += max(
-                0, self.queue_depth(mapping.dead_letter_queue_url) - dlq_before
-            )
+            report.add(self._poll_queue(mapping))
         self._queue_depths = depths
         return report
+
+    def _poll_queue(self, mapping: QueueMapping) -> RunReport:
+        report = RunReport()
+        dlq_before = self.queue_depth(mapping.dead_letter_queue_url)
+        messages = self._receive(mapping)
+        if messages:
+            report.add(self._deliver(mapping, messages))
+        # moto moves a message to the DLQ during the receive after its last allowed one.
+        report.dead_lettered += max(0, self.queue_depth(mapping.dead_letter_queue_url) - dlq_before)
+        return report
+
+    def step(self) -> RunReport:
+        """At most one invocation: the next queue with messages, in weighted round-robin.
+
+        When no queue has a message, the streams are read once instead (as
+        ``poll_once`` reads them). An empty report: nothing was there.
+        """
+        with self.lock:
+            waiting = [m for m in self.mappings if m.enabled and self.queue_depth(m.queue_url)]
+            if not waiting:
+                report = RunReport()
+                for stream in self.stream_mappings:
+                    if stream.enabled:
+                        report.add(self._poll_stream(stream))
+                return report
+            return self._poll_queue(self._next_turn(waiting))
+
+    def _next_turn(self, waiting: list[QueueMapping]) -> QueueMapping:
+        # Smooth weighted round-robin: every waiting mapping earns its weight,
+        # the richest runs and pays the round's total. Over any stretch, turns
+        # follow the weights and no mapping waits longer than one round.
+        total = 0
+        for mapping in waiting:
+            self._turns[mapping.uuid] = self._turns.get(mapping.uuid, 0) + mapping.weight
+            total += mapping.weight
+        chosen = max(waiting, key=lambda m: self._turns[m.uuid])
+        self._turns[chosen.uuid] -= total
+        return chosen
+
+    def run_until(
+        self, condition: Callable[[], bool], *, max_invocations: int = 10_000
+    ) -> RunReport:
+        """``step`` until ``condition()`` holds; checked before each step.
+
+        Raises ``DrainTimeout`` (with what was done) when nothing is left to
+        run or ``max_invocations`` ran and the condition still does not hold.
+        """
+        with self.lock:
+            total = RunReport()
+            idle = 0
+            while not condition():
+                if total.invocations >= max_invocations:
+                    raise DrainTimeout(
+                        f"condition not met after {total.invocations} invocations", total
+                    )
+                step = self.step()
+                total.add(step)
+                idle = 0 if step else idle + 1
+                if idle >= 3:
+                    raise DrainTimeout("condition not met and nothing left to run", total)
+                if idle:
+                    time.sleep(0.02)  # messages in flight elsewhere, or delayed
+            return total
 
     def drain(self, timeout_s: float = 30.0) -> RunReport:
         """Poll until every mapped queue is empty and every mapped stream is read to its end.

@@ -29,6 +29,7 @@ from quitclaim.domain.registry import (
     Role,
     Subject,
 )
+from quitclaim.domain.tenancy import DEFAULT_PLAN, new_profile
 from quitclaim.domain.webhooks import (
     InboundDelivery,
     IssuedSecret,
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
         ProcessingRecords,
         SelfieSearch,
     )
+    from quitclaim.usecases.limits import RateLimits
     from quitclaim.usecases.processing import RecordsOfProcessing
     from quitclaim.usecases.redaction import Redaction
     from quitclaim.usecases.rights import SubjectRights
@@ -74,7 +76,11 @@ class Console:
         rights: SubjectRights | None = None,
         redaction: Redaction | None = None,
         processing: RecordsOfProcessing | None = None,
+        limits: RateLimits | None = None,
+        deployment_region: str = "eu-central-1",
     ) -> None:
+        self._limits = limits
+        self._deployment_region = deployment_region
         self._rights = rights
         self._redaction = redaction
         self._processing = processing
@@ -91,10 +97,40 @@ class Console:
         """The principal an API key stands for; ``Unauthorized`` otherwise."""
         return self._keys.resolve(secret)
 
-    def create_tenant(self, tenant: str, *, label: str = "admin") -> IssuedKey:
-        """Operator: create a tenant with the default policy and its first admin key."""
-        self._registry.create_tenant(TenantPolicy(tenant=tenant))
+    def create_tenant(
+        self,
+        tenant: str,
+        *,
+        label: str = "admin",
+        name: str | None = None,
+        region: str | None = None,
+        plan: str | None = None,
+        contact_email: str | None = None,
+        policy: TenantPolicy | None = None,
+    ) -> IssuedKey:
+        """Operator: onboard a tenant: profile, default policy, first admin key.
+
+        With no profile fields it creates a bare tenant (no plan: the app does
+        not throttle it), as tests and tenants from before onboarding have.
+        Each ``ValidationFailed`` names its field (``region``, ``plan``, ...).
+        """
+        profile = None
+        if any(v is not None for v in (name, region, plan, contact_email)):
+            profile = new_profile(
+                tenant,
+                name=name if name is not None else tenant,
+                region=region if region is not None else self._deployment_region,
+                plan=plan if plan is not None else DEFAULT_PLAN,
+                contact_email=contact_email or "",
+                deployment_region=self._deployment_region,
+            )
+        self._registry.create_tenant(policy or TenantPolicy(tenant=tenant), profile)
         return self._keys.issue(tenant, Role.ADMIN, label)
+
+    def admit(self, principal: Principal) -> None:
+        """``RateLimited`` when the tenant is over its plan's request rate."""
+        if self._limits is not None:
+            self._limits.admit(principal.tenant)
 
     def who_am_i(self, principal: Principal) -> Principal:
         """The caller as the API sees them (the dashboard shows it, and hides admin forms)."""

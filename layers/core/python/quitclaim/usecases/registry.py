@@ -44,6 +44,7 @@ from quitclaim.domain.rights import (
     check,
     verification,
 )
+from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
@@ -101,14 +102,25 @@ class Registry:
     library_bucket: str = ""
 
     # -- tenants ------------------------------------------------------------
-    def create_tenant(self, policy: TenantPolicy) -> TenantPolicy:
+    def create_tenant(
+        self, policy: TenantPolicy, profile: TenantProfile | None = None
+    ) -> TenantPolicy:
         """Register a tenant with its policy (ids: lowercase letters, digits, dashes)."""
         if not is_tenant_id(policy.tenant):
             raise ValidationFailed(
                 "tenant id must be 1-63 lowercase letters, digits or dashes", field="tenant"
             )
-        self.tenants.save_tenant(policy)
-        audit("tenant.created", tenant=policy.tenant, source="registry")
+        if profile is None:
+            self.tenants.save_tenant(policy)
+        else:
+            self.tenants.save_tenant(policy, profile)
+        audit(
+            "tenant.created",
+            tenant=policy.tenant,
+            source="registry",
+            plan=profile.plan if profile else None,
+            region=profile.region if profile else None,
+        )
         return policy
 
     def policy(self, tenant: str) -> TenantPolicy:

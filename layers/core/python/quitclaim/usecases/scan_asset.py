@@ -11,10 +11,12 @@ place its recorded decision names; a redelivery completes the same steps.
 from __future__ import annotations
 
 import time
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 import numpy as np
 
@@ -42,6 +44,7 @@ from quitclaim.domain.ports import (
 )
 from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
 from quitclaim.domain.rights import redactable
+from quitclaim.domain.tenancy import TenantDeleting
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
@@ -52,6 +55,20 @@ if TYPE_CHECKING:
     from quitclaim.usecases.redaction import Redaction
 
 UNATTRIBUTED = "_unattributed"
+# Where a rejected upload goes when its own path cannot be used as a key (see
+# ``safe_path``): ``rejected/{tenant}/_unsafe-keys/{asset_id}``. Paths that
+# start with this segment are themselves refused, so no upload can land on
+# (and overwrite) one of these.
+UNSAFE_KEYS = "_unsafe-keys"
+# S3's limit on a key's UTF-8 length.
+MAX_KEY_BYTES = 1024
+_DOT_SEGMENTS = frozenset({"", ".", ".."})
+# The uploader's Content-Type is kept only when it names one of the image
+# types we decode. Anything else (text/html, image/svg+xml, ...) would let a
+# polyglot (a JPEG with a page appended) be served as a page from the
+# library's origin; it is stored as opaque bytes instead.
+_SERVABLE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+_OPAQUE_TYPE = "application/octet-stream"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,9 +108,37 @@ def split_upload_key(key: str, prefix: str) -> tuple[str, str] | None:
     if not key.startswith(prefix):
         return None
     tenant, _, path = key[len(prefix) :].partition("/")
-    if not is_tenant_id(tenant) or not path or path.endswith("/"):
+    if not is_tenant_id(tenant) or not path:
         return None
     return tenant, path
+
+
+def safe_path(path: str) -> bool:
+    """Whether ``path`` can name an object below a tenant's prefix as it stands.
+
+    S3 keys are flat strings, but whatever later reads the library as paths
+    (a browser or CDN resolving ``..``, a sync to disk, a tool that
+    percent-decodes first, a Windows client splitting on ``\\``) must not be
+    led out of the tenant's prefix or onto another object. So dot segments,
+    empty segments (``//``, a trailing ``/``), control characters and
+    backslashes are refused, in the key as written, percent-decoded and
+    NFKC-folded (full-width dots become dots).
+    """
+    if path.split("/", 1)[0] == UNSAFE_KEYS:
+        return False
+    for form in {path, unquote(path)}:
+        for variant in {form, unicodedata.normalize("NFKC", form)}:
+            if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in variant):
+                return False
+            if any(segment in _DOT_SEGMENTS for segment in variant.split("/")):
+                return False
+    return True
+
+
+def served_type(content_type: str | None) -> str:
+    """The Content-Type a placed copy carries (see ``_SERVABLE_TYPES``)."""
+    base = (content_type or "").split(";", 1)[0].strip().lower()
+    return base if base in _SERVABLE_TYPES else _OPAQUE_TYPE
 
 
 def face_records(
@@ -173,7 +218,14 @@ class ScanAsset:
             count("UploadVanished")
             return ScanResult(asset_id, None, duplicate=True)
 
-        record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+        try:
+            record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+        except TenantDeleting:
+            # Offboarding: the upload stays where the tenant put it, unscanned,
+            # until the purge erases it (nothing is decided for a leaving tenant).
+            logger.info("upload kept unscanned: tenant deleting", asset_id=asset_id, tenant=tenant)
+            count("UploadsKeptForOffboarding")
+            return ScanResult(asset_id, None, reasons=(TenantDeleting.code,))
         if not self._assets.create(record):
             # A concurrent delivery recorded first: its decision stands.
             winner = self._assets.get(tenant, asset_id)
@@ -258,6 +310,11 @@ class ScanAsset:
         started = time.perf_counter()
 
         def rejected(code: str, purpose: str = "") -> AssetRecord:
+            dest_key = f"{s.rejected_prefix}{tenant}/{path}"
+            if not safe_path(path) or len(dest_key.encode()) > MAX_KEY_BYTES:
+                # The original key stays on record (source_key, path); the
+                # bytes go to a name that cannot leave the tenant's prefix.
+                dest_key = f"{s.rejected_prefix}{tenant}/{UNSAFE_KEYS}/{asset_id}"
             record = AssetRecord(
                 tenant=tenant,
                 asset_id=asset_id,
@@ -269,7 +326,7 @@ class ScanAsset:
                 status=AssetStatus.REJECTED,
                 reasons=(code,),
                 dest_bucket=s.quarantine_bucket,
-                dest_key=f"{s.rejected_prefix}{tenant}/{path}",
+                dest_key=dest_key,
                 decided_at=now,
                 timings_ms=timer.marks,
             )
@@ -277,6 +334,8 @@ class ScanAsset:
 
         if not attributable:
             return rejected("no_tenant_in_key")
+        if not safe_path(path):
+            return rejected("unsafe_key")
         found = self._tenants.policy_and_gallery(tenant)
         if found is None:
             return rejected("unknown_tenant")
@@ -466,7 +525,7 @@ class ScanAsset:
             placed = self._store.head(record.dest_bucket, record.dest_key)
             if placed is None or placed.metadata.get(META_ASSET_ID) != record.asset_id:
                 self._store.copy(
-                    source,
+                    replace(source, content_type=served_type(source.content_type)),
                     record.dest_bucket,
                     record.dest_key,
                     {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
