@@ -8,8 +8,10 @@ STAMP  := $(VENV)/.installed
 CHECKOV_VERSION := 3.3.30
 CHECKOV := $(VENV)/checkov/bin/checkov
 CONFIG_ENV ?= default
+# pytest-xdist workers for `make test` (one local stack each); TEST_WORKERS=0 runs serially.
+TEST_WORKERS ?= 2
 
-.PHONY: demo test unit integration e2e lint format clean api-template layers package deploy bench
+.PHONY: demo test unit integration e2e lint format clean api-template layers package deploy bench soak audit
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,8 +30,9 @@ $(CHECKOV): $(STAMP)
 	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
 	touch $(CHECKOV)
 
-test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e, and the offline infra checks
-	$(BIN)/python -m pytest tests -q -ra
+test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e (with a load test of 600 uploads), and the offline infra checks
+	# --dist loadfile: a file's tests share their module fixtures, so they stay on one worker.
+	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile
 
 unit: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest tests/unit -q
@@ -54,6 +57,13 @@ api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml 
 
 bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: bench-report.json + table (~13 min; `python -m bench --quick` ~30 s)
 	$(BIN)/python -m bench --out bench-report.json
+
+soak: $(STAMP)  ## the load test at 20,000 uploads (long): throughput, checker verdict, counts per status; build/soak-report.json
+	$(BIN)/python -m tests.load --uploads 20000
+
+audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (pip-audit; needs PyPI's JSON API or OSV)
+	# --strict: a package that could not be looked up fails the audit instead of passing silently.
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off
 
 layers: $(STAMP)  ## Lambda layers for arm64 + python3.13 (build/layers/{core,face}); fails over 250 MB
 	$(BIN)/python infra/build_layers.py

@@ -20,6 +20,9 @@ from datetime import UTC, datetime  # noqa: E402
 
 import pytest  # noqa: E402
 
+# Fails the session when a secret, a name, an encoding or image bytes reach a log.
+pytest_plugins = ["tests.logscan"]
+
 # The moment the demo's expected outcomes are stated for (issue #2). Pinned so
 # that the suite gives the same verdicts in 2028 as today.
 DEMO_NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

@@ -15,7 +15,7 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from quitclaim.api.openapi import OPERATIONS, Operation
@@ -205,3 +205,54 @@ def test_path_params_reach_only_real_routes() -> None:
         "delivery_id",
         "file",
     }
+
+
+# ---------------------------------------------------------------- the key itself
+
+
+@st.composite
+def presented_keys(draw: st.DrawFn, real: str) -> dict[str, str]:
+    """Headers carrying anything but the real key: near misses, junk, odd schemes."""
+    prefix, secret = real[:-48], real[-48:]
+    near = st.one_of(
+        st.integers(0, 47).flatmap(  # one hex digit changed
+            lambda i: st.sampled_from("0123456789abcdefABCDEF").map(
+                lambda c, i=i: prefix + secret[:i] + c + secret[i + 1 :]
+            )
+        ),
+        st.integers(0, len(real) - 1).map(lambda n: real[:n]),  # cut short
+        st.text(min_size=1, max_size=3).map(lambda extra: real + extra),  # too long
+        st.just(real.upper()),
+        st.sampled_from(["qc_other-tenant_", "qc__", "qc_", "QC_", "qc-"]).map(
+            lambda p: p + secret
+        ),
+        st.just(prefix.replace("qc_", "qc_x", 1) + secret),
+    )
+    junk = st.text(max_size=80) | st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
+    secret_drawn = draw(near | junk)
+    scheme = draw(st.sampled_from(["Bearer ", "bearer ", "BEARER  ", "Basic ", "Token ", "", " "]))
+    where = draw(st.sampled_from(["authorization", "x-api-key", "both"]))
+    headers = {}
+    if where in ("authorization", "both"):
+        headers["Authorization"] = scheme + secret_drawn
+    if where in ("x-api-key", "both"):
+        headers["x-api-key"] = secret_drawn
+    return headers
+
+
+def test_no_presented_key_but_the_real_one_is_accepted(chalice_api: Api, fuzz_world: Any) -> None:
+    tenant, _ids = fuzz_world
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(presented_keys(tenant.reviewer))
+    def check(headers: dict[str, str]) -> None:
+        presented = {v.strip().split(" ")[-1] for v in headers.values()}
+        assume(tenant.reviewer not in presented and tenant.admin not in presented)
+        # When any route a reviewer may call is asked with the header(s)
+        reply = chalice_api.call("GET", "/subjects", headers=headers)
+        # Then it is refused as unauthenticated (or malformed), never served, never a 5xx
+        event(str(reply.status))
+        assert reply.status in (400, 401), (headers, reply.status, reply.body)
+        assert tenant.reviewer not in reply.body.decode("utf-8", "replace")
+
+    check()

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import assume, event, given, settings
+from hypothesis import strategies as st
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.adapters.idempotency import PowertoolsOnce
@@ -208,6 +210,83 @@ def test_no_input_gets_a_5xx(http_api: HttpApi, local_stack: Any, hook: Hook) ->
             reply = post(http_api, hook, body, dict(headers))
             assert 400 <= reply.status < 500, (body[:20], reply.status, reply.body)
     local_stack.drain()
+
+
+# What an HTTP header can carry: printable ASCII, no line breaks.
+header_text = st.text(st.characters(min_codepoint=32, max_codepoint=126), max_size=60)
+
+
+@st.composite
+def tampered_headers(draw: st.DrawFn, good: dict[str, str]) -> dict[str, str]:
+    """The three Standard Webhooks headers, at least one of them changed or dropped."""
+    msg_id, stamp, signature = (
+        good["webhook-id"],
+        good["webhook-timestamp"],
+        good["webhook-signature"],
+    )
+    valid = signature.split(",", 1)[1]
+    other_ids = header_text | st.just("") | st.just(msg_id + "x") | st.just("m" * 200)
+    other_stamps = (
+        st.integers(-(2**40), 2**40).map(str)
+        | st.integers(-600, 600).map(lambda d: str(int(stamp) + d))
+        | header_text
+        | st.sampled_from(["1e9", "0x10", "", "NaN", stamp + ".5"])
+    )
+    flipped = st.integers(0, len(valid) - 1).flatmap(
+        lambda i: st.sampled_from("AQgw+/=").map(lambda c: valid[:i] + c + valid[i + 1 :])
+    )
+    other_signatures = (
+        flipped.map(lambda v: "v1," + v)
+        | st.binary(min_size=32, max_size=32).map(lambda b: "v1," + b64(b))
+        | st.sampled_from(["v1a,", "v2,", "V1,", "v1 ", ""]).map(lambda p: p + valid)
+        | header_text
+        | st.lists(flipped.map(lambda v: "v1," + v), min_size=2, max_size=4).map(" ".join)
+    )
+    headers = {"Content-Type": "application/json"}
+    for name, current, others in (
+        ("webhook-id", msg_id, other_ids),
+        ("webhook-timestamp", stamp, other_stamps),
+        ("webhook-signature", signature, other_signatures),
+    ):
+        choice = draw(st.sampled_from(["keep", "change", "drop"]))
+        if choice == "keep":
+            headers[name] = current
+        elif choice == "change":
+            headers[name] = draw(others)
+    # Changes the server cannot tell apart from the original (HTTP trims spaces;
+    # a timestamp is read as an integer) are not changes.
+    sent_id = headers.get("webhook-id", "").strip()
+    sent_stamp = headers.get("webhook-timestamp", "").strip()
+    sent_signatures = headers.get("webhook-signature", "").split()
+    assume(
+        sent_id != msg_id
+        or not (sent_stamp.lstrip("+-").isdigit() and int(sent_stamp) == int(stamp))
+        or signature not in sent_signatures
+    )
+    return headers
+
+
+def test_no_tampered_signature_header_is_accepted(
+    http_api: HttpApi, local_stack: Any, hook: Hook
+) -> None:
+    # Given the state before, and one well-formed delivery body
+    before = snapshot(http_api, hook)
+    body = form()
+
+    @settings(max_examples=120, deadline=None, database=None)
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        headers = data.draw(tampered_headers(signed(hook.secret, body)))
+        # When it is posted with the headers tampered with
+        reply = post(http_api, hook, body, headers)
+        event(str(reply.status))
+        # Then it is refused as unauthenticated or malformed: never accepted, never a 5xx
+        assert reply.status in (400, 401), (headers, reply.status, reply.body)
+
+    check()
+    local_stack.drain()
+    # And nothing changed: no consent, no delivery, the image still held
+    assert snapshot(http_api, hook) == before
 
 
 # ---------------------------------------------------------------- the happy path, once
