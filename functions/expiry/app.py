@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import expiry_service, usage_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
+@audited("stream")
 def purge_record(record: DynamoDBRecord) -> None:
     """A subject item removed by TTL: purge what hangs off it."""
     old = record.dynamodb.old_image if record.dynamodb else {}
@@ -31,6 +32,7 @@ def purge_record(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return dict(

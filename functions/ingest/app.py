@@ -20,7 +20,7 @@ from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival, Lane, Routing
 from quitclaim.usecases.scan_asset import ScanRequest
 
@@ -29,6 +29,7 @@ get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
+@audited("sqs")
 def record_handler(record: SQSRecord) -> None:
     """Scan every upload one message names; raising returns the message."""
     service = scan_asset_service()
@@ -46,6 +47,7 @@ def _arrival(record: dict[str, Any]) -> Arrival:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
     records = event["Records"]
     admission = admission_service()

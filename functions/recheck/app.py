@@ -16,12 +16,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import recheck_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
+@audited("stream")
 def record_handler(record: DynamoDBRecord) -> None:
     """One consent changed: re-decide every asset its subject appears in."""
     image = record.dynamodb.new_image if record.dynamodb else {}
@@ -33,6 +34,7 @@ def record_handler(record: DynamoDBRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(
         process_partial_response(

@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from quitclaim.bootstrap import reminders_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 
@@ -16,6 +16,7 @@ get_settings()
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("kind") != "reminders":
         raise ValueError(f"unknown reminders event kind: {event.get('kind')!r}")

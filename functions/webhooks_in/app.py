@@ -15,12 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import apply_inbound_service
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
+@audited("sqs")
 def apply_record(record: SQSRecord) -> None:
     """``{"tenant", "source", "delivery_id"}``: a failure is retried, then dead-lettered."""
     item = json.loads(record.body)
@@ -32,6 +33,7 @@ def apply_record(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return dict(
         process_partial_response(

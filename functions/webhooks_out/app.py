@@ -15,12 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import webhook_dispatcher
 from quitclaim.config import get_settings
-from quitclaim.observability import logger, metrics, tracer
+from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
+@audited("sqs")
 def deliver_record(record: SQSRecord) -> None:
     """An outbox event (fan out to endpoints) or a replay request."""
     webhook_dispatcher().handle(json.loads(record.body))
@@ -29,6 +30,7 @@ def deliver_record(record: SQSRecord) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
+@audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         return dict(

@@ -1,7 +1,7 @@
 """The conservation law on the local stack: the checker holds, and catches each breach.
 
 Real uploads through the deployed handlers, then the checker (``quitclaim
-check``) over the real tables and buckets; each breach is made by hand
+check``) over the real tables, buckets and the tenant's audit chain; each breach is made by hand
 behind the system's back and must be reported, then repaired.
 """
 
@@ -15,7 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from quitclaim.adapters.dynamo import DynamoConsents
-from quitclaim.bootstrap import conservation_service, registry_service
+from quitclaim.bootstrap import audit_trail_service, conservation_service, registry_service
+from quitclaim.config import get_settings
+from quitclaim.domain.audit_chain import GENESIS, canonical, chain_prefix, record_key, seal
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW, FACES
@@ -126,3 +128,55 @@ def test_the_cli_prints_the_report_and_fails_on_a_breach(world: dict[str, Any]) 
     finally:
         s3.delete_object(Bucket=uploads, Key=key)
         stack.drain()
+
+
+def test_a_tampered_audit_chain_breaks_the_law(world: dict[str, Any]) -> None:
+    # Given a record of the tenant's audit chain altered in the audit bucket
+    s3, bucket = world["s3"], world["stack"].outputs["AuditBucketName"]
+    key = record_key(TENANT, 1)
+    original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    s3.put_object(Bucket=bucket, Key=key, Body=original.replace(b'"events":[', b'"events":[{},'))
+    try:
+        # Then the checker reports the break, where it is
+        assert rules(check()) == [("audit_chain", key)]
+    finally:
+        s3.put_object(Bucket=bucket, Key=key, Body=original)
+    assert check().holds
+
+
+def test_a_decision_left_out_of_a_rebuilt_chain_is_unaudited(world: dict[str, Any]) -> None:
+    # Given a forger with write access who rebuilt the whole chain (and its head)
+    # without one decision's event: every link verifies
+    s3, bucket = world["s3"], world["stack"].outputs["AuditBucketName"]
+    settings = get_settings()
+    ddb = world["stack"].client("dynamodb")
+    head_key = {"tenant": {"S": TENANT}, "sk": {"S": "head"}}
+    saved_head = ddb.get_item(TableName=settings.audit_heads_table, Key=head_key)["Item"]
+    keys = sorted(
+        o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=chain_prefix(TENANT))["Contents"]
+    )
+    originals = {k: s3.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+    hidden = None
+    prev = GENESIS
+    for k in keys:
+        r = json.loads(originals[k])
+        events = r["events"]
+        if hidden is None and any(e["action"] == "asset.decided" for e in events):
+            hidden = next(e["asset_id"] for e in events if e["action"] == "asset.decided")
+            events = [e for e in events if e.get("asset_id") != hidden]
+        forged = seal(TENANT, r["seq"], prev, r["block"], r["at"], events)
+        s3.put_object(Bucket=bucket, Key=k, Body=canonical(forged))
+        prev = forged["hash"]
+    ddb.put_item(
+        TableName=settings.audit_heads_table,
+        Item={**head_key, "seq": saved_head["seq"], "hash": {"S": prev}},
+    )
+    try:
+        # Then the chain verifies, but the decision it hides is reported
+        assert audit_trail_service().verify(TENANT).intact
+        assert [(v.rule, v.asset_id) for v in check().violations] == [("unaudited", hidden)]
+    finally:
+        for k, body in originals.items():
+            s3.put_object(Bucket=bucket, Key=k, Body=body)
+        ddb.put_item(TableName=settings.audit_heads_table, Item=saved_head)
+    assert check().holds

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
+from quitclaim.domain.audit_chain import ChainHead, chain_prefix, record_key
 from quitclaim.domain.errors import DependencyFailed, RejectedInput
 from quitclaim.domain.models import Box, Consent, TenantPolicy
 from quitclaim.domain.ports import ObjectInfo
@@ -278,3 +281,54 @@ class FixedClock:
 
     def now(self) -> datetime:
         return self.at
+
+
+@dataclass
+class FakeAuditChain:
+    """The AuditChainStore port in memory: one lock plays DynamoDB's conditional write.
+
+    ``fail_puts`` makes the next N record puts fail (after the head advanced),
+    as an S3 outage between the two steps would.
+    """
+
+    heads: dict[str, ChainHead] = field(default_factory=dict)
+    blocks: set[tuple[str, str]] = field(default_factory=set)
+    objects: dict[str, bytes] = field(default_factory=dict)
+    fail_puts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def head(self, tenant: str) -> ChainHead | None:
+        with self.lock:
+            return self.heads.get(tenant)
+
+    def advance(
+        self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
+    ) -> str:
+        with self.lock:
+            if (tenant, record["block"]) in self.blocks:
+                return "duplicate"
+            current = self.heads.get(tenant)
+            now = (current.seq, current.hash) if current else None
+            if now != ((expected.seq, expected.hash) if expected else None):
+                return "race"
+            self.heads[tenant] = ChainHead(record["seq"], record["hash"], body)
+            self.blocks.add((tenant, record["block"]))
+            return "advanced"
+
+    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+        with self.lock:
+            if self.fail_puts:
+                self.fail_puts -= 1
+                raise DependencyFailed("audit record put failed: SlowDown")
+            self.objects[record_key(tenant, seq)] = body
+
+    def mark_written(self, tenant: str, seq: int) -> None:
+        with self.lock:
+            head = self.heads.get(tenant)
+            if head is not None and head.seq == seq:
+                self.heads[tenant] = replace(head, pending=None)
+
+    def records(self, tenant: str) -> list[tuple[str, bytes]]:
+        with self.lock:
+            prefix = chain_prefix(tenant)
+            return [(k, v) for k, v in self.objects.items() if k.startswith(prefix)]

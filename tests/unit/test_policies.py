@@ -163,6 +163,19 @@ def test_no_function_can_touch_the_audit_or_access_log_buckets(function: str) ->
             assert s3(role(function), identity, action, arn) != "Allow", (name, action)
 
 
+@pytest.mark.parametrize("function", sorted(iam.declared_calls()))
+def test_functions_only_append_to_the_audit_chains(function: str) -> None:
+    # Given a function's role
+    identity = [doc(iam.declared_calls()[function]["policy"])]
+    record = f"{bucket('Audit')}/audit/acme/000000000001.json"
+    # Then it may put a chain record, and do nothing else with it (no read,
+    # no delete, no tagging): what it appended it cannot take back
+    assert s3(role(function), identity, "s3:PutObject", record) == "Allow"
+    for action in (*READS, *WRITES[1:]):
+        arn = bucket("Audit") if action == "s3:ListBucket" else record
+        assert s3(role(function), identity, action, arn) != "Allow", action
+
+
 # ---------------------------------------------------------------- the DAM's roles
 
 

@@ -344,6 +344,9 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         # B's bill holds B's counters only; a quota for B changes nothing of A's
         ("usage", ["usage", "--tenant", b, "--month", "2026-11", "--csv"]),
         ("quota", ["quota", "--tenant", b, "--images-per-month", "100000"]),
+        # The audit chain named is B's own (A's chain is never read for B)
+        ("audit verify", ["audit", "verify", "--tenant", b]),
+        ("audit show", ["audit", "show", "--tenant", b]),
         # (a file that is no photo: refused before any face work, and never in A)
         ("enrol", ["enrol", "--tenant", b, "--name", "B's person", __file__]),
         (
@@ -394,7 +397,14 @@ def test_the_cli_with_bs_key_or_tenant_never_reaches_as_data(
         assert SECRET_NAME not in output and b64(DOCUMENT) not in output, command
         if command in {"api assets list", "api webhooks deliveries"}:
             assert result.exit_code == 0 and world.asset not in output, (command, output)
-        elif command in {"check", "api webhooks add-source", "usage", "quota"}:
+        elif command in {
+            "check",
+            "api webhooks add-source",
+            "usage",
+            "quota",
+            "audit verify",
+            "audit show",
+        }:
             assert result.exit_code == 0 and world.a.id not in output, (command, output)
         elif command == "enrol":
             assert result.exit_code == 1 and world.a.id not in output, (command, output)

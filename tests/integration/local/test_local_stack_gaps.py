@@ -34,6 +34,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "time to live on WebhooksTable.ttl",
         "time to live on IdempotencyTable.expiration",
         "time to live on AdmissionTable.expires",
+        "time to live on AuditHeadsTable.ttl",
         "secret LinkSigningSecret with a generated value",
         f"schedule group ExpiryScheduleGroup (quitclaim-{stage}-expiry)",
         f"schedule group WebhookScheduleGroup (quitclaim-{stage}-webhooks)",

@@ -149,7 +149,7 @@ def test_what_outlives_the_stack_is_retained_on_purpose_and_nothing_else() -> No
 
 def test_every_table_is_encrypted_with_the_key_and_recoverable() -> None:
     tables = resources("AWS::DynamoDB::Table")
-    assert len(tables) == 10
+    assert len(tables) == 11
     for logical_id, table in tables.items():
         p = table["Properties"]
         assert p["SSESpecification"] == {

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from quitclaim import observability
 from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
+from quitclaim.adapters.audit_chain import DynamoS3AuditChain
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
     DynamoApiKeys,
@@ -39,6 +42,7 @@ from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
+from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
@@ -523,7 +527,31 @@ def conservation_service() -> ConservationCheck:
         quarantine_bucket=settings.quarantine_bucket,
         incoming_prefix=settings.incoming_prefix,
         rejected_prefix=settings.rejected_prefix,
+        audit=audit_trail_service(),
     )
+
+
+@lru_cache(maxsize=1)
+def audit_trail_service() -> AuditTrail:
+    """The tenants' audit hash chains (appended by every function, verified by the CLI)."""
+    settings = get_settings()
+    chain = DynamoS3AuditChain(
+        dynamodb=aws_client("dynamodb", settings),
+        s3=aws_client("s3", settings),
+        table=settings.audit_heads_table,
+        bucket=settings.audit_bucket,
+        clock=_clock,
+    )
+    return AuditTrail(store=chain, clock=_clock)
+
+
+def _chain_block(block_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+    # Looked up per block: the local stack swaps the container's cache.
+    audit_trail_service().record_block(block_id, events)
+
+
+# Every handler invocation's audit block goes to the tenants' chains.
+observability.set_audit_sink(_chain_block)
 
 
 def reset_container(*, keep_settings: bool = False) -> None:
@@ -553,6 +581,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         webhook_dispatcher,
         conservation_service,
         usage_service,
+        audit_trail_service,
         offboarding_service,
     ):
         cached.cache_clear()

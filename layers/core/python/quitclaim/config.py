@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     library_bucket: str = "quitclaim-library"
     quarantine_bucket: str = "quitclaim-quarantine"
     documents_bucket: str = "quitclaim-documents"
+    # The tenants' audit hash chains: records in the audit bucket, heads here.
+    audit_bucket: str = "quitclaim-audit"
+    audit_heads_table: str = "quitclaim-audit-heads"
 
     tenants_table: str = "quitclaim-tenants"
     api_keys_table: str = "quitclaim-api-keys"

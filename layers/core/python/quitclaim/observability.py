@@ -7,9 +7,15 @@ careless caller cannot slip personal data in.
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 import sys
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any, ParamSpec, TypeVar
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -76,11 +82,128 @@ def log_to_stderr() -> None:
 
 
 def audit(action: str, **fields: Any) -> None:
-    """Write one structured audit event (the accountable record of an AI step)."""
+    """Write one structured audit event (the accountable record of an AI step).
+
+    Inside an audit block (every handler invocation opens one) the event is
+    also kept for the tenant's hash chain, flushed when the work item succeeds.
+    """
     unknown = set(fields) - _AUDIT_FIELDS
     if unknown:
         raise ValueError(f"audit fields not allowed: {sorted(unknown)}")
-    logger.info(action, extra={"audit": {"action": action, **fields}})
+    if "tenant" not in fields:
+        raise ValueError("an audit event names its tenant (each tenant has its own chain)")
+    event = {"action": action, **fields}
+    logger.info(action, extra={"audit": event})
+    blocks = _open_blocks.get()
+    if blocks:
+        # JSON-shaped now (as the log line is), so the chain hashes what was logged.
+        blocks[-1].events.append(json.loads(json.dumps(event, default=str)))
+
+
+# ---------------------------------------------------------------- audit blocks
+#
+# A block is the audit events of one work item (an SQS message, a stream
+# record, one invocation, one API request). ``audit_block`` collects them and,
+# when the work succeeds, hands them to the sink (the composition root wires
+# the tenants' hash chains: usecases/audit_trail.py). A sink failure raises out
+# of the work item, so it fails and is retried (fail closed). The block id must
+# be deterministic for the work item: its retry then finds the block in the
+# chain already and appends nothing twice.
+
+AuditSink = Callable[[str, Sequence[Mapping[str, Any]]], object]
+
+
+@dataclass
+class AuditBlock:
+    block_id: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+
+_open_blocks: ContextVar[tuple[AuditBlock, ...]] = ContextVar("audit_blocks", default=())
+_sink: AuditSink | None = None
+
+
+def set_audit_sink(sink: AuditSink | None) -> None:
+    """Where closed blocks go (bootstrap: the hash chains; tests: a fake)."""
+    global _sink
+    _sink = sink
+
+
+def _flush(block_id: str, events: Sequence[Mapping[str, Any]]) -> None:
+    if not events:
+        return
+    if _sink is None:
+        raise RuntimeError("audit events but no audit sink: refusing to report success")
+    _sink(block_id, events)
+
+
+@contextmanager
+def audit_block(block_id: str) -> Iterator[AuditBlock]:
+    """Collect the audit events of one work item; flush them when it succeeds.
+
+    When the work fails, what it audited before failing is flushed as block
+    ``<id>~failed`` (best effort; the failure is re-raised either way): those
+    steps happened, and a retry may find them done and audit nothing.
+    """
+    block = AuditBlock(block_id)
+    token = _open_blocks.set((*_open_blocks.get(), block))
+    try:
+        yield block
+    except BaseException:
+        _open_blocks.reset(token)
+        try:
+            _flush(f"{block_id}~failed", block.events)
+        except Exception:  # the work's own failure is the one to report
+            logger.exception("audit block of a failed work item not chained")
+        raise
+    _open_blocks.reset(token)
+    _flush(block_id, block.events)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _sqs_message(record: Any) -> str:
+    return f"sqs/{record.message_id}"
+
+
+def _stream_record(record: Any) -> str:
+    return f"stream/{record.event_id}"
+
+
+def _invocation(event: Any, context: Any) -> str:
+    # Lambda keeps the request id across the retries of an async invocation.
+    return f"invoke/{context.aws_request_id}"
+
+
+WORK_ITEMS: dict[str, Callable[..., str]] = {
+    "sqs": _sqs_message,  # a record handler's SQSRecord
+    "stream": _stream_record,  # a record handler's DynamoDBRecord
+    "invocation": _invocation,  # a handler's (event, context)
+}
+
+
+def audited(work_item: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Run a handler (or record handler) as one audit block.
+
+    ``work_item`` ("sqs", "stream", "invocation") says what names the block:
+    the SQS message id, the stream record's event id, the invocation's request
+    id. Each is the same on every retry of that work, so a retry finds its
+    block in the chain already.
+    """
+    block_id = WORK_ITEMS[work_item]
+
+    def wrap(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            with audit_block(block_id(*args, **kwargs)):
+                return fn(*args, **kwargs)
+
+        run.__audited__ = True  # type: ignore[attr-defined]
+        return run
+
+    return wrap
 
 
 def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> None:

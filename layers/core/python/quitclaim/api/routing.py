@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from quitclaim.api.schemas import Body, Query, is_id
 from quitclaim.api.serialize import to_json
 from quitclaim.domain.errors import NotFound, Unauthorized, ValidationFailed
 from quitclaim.domain.registry import Principal
-from quitclaim.observability import logger
+from quitclaim.observability import audit_block, logger
 
 if TYPE_CHECKING:
     from chalice.app import Request
@@ -124,29 +125,33 @@ class Router:
                 request = self.app.current_request
                 if request is None:  # Chalice sets it before any view runs
                     raise RuntimeError("no current request")
-                if op.signed:
-                    # The view verifies the signature before it reads the body.
-                    if not all(is_id(value) for value in path.values()):
-                        raise Unauthorized("unknown source or invalid signature")
-                    raw = request.raw_body
-                    body = (raw.encode() if isinstance(raw, str) else raw) or b""
-                    signed = Signed(self._console(), dict(request.headers), body)
-                    reply = _as_reply(op, view(signed, **path))
-                elif op.role is None:
-                    # Public routes (links in e-mails, the dashboard's files) get their
-                    # query and path, never a principal; they check their own path.
-                    args = [_query(op.query, request)] if op.query else []
-                    reply = _as_reply(op, view(*args, **path))
-                else:
-                    console = self._console()
-                    principal = authenticate(request.headers, console.resolve_key, op.role)
-                    console.admit(principal)
-                    # Billed once per authenticated request: API Gateway does not retry.
-                    console.count_api_call(principal)
-                    if not all(is_id(value) for value in path.values()):
-                        raise NotFound("not found")
-                    call = _call(op, request, principal, console)
-                    reply = _as_reply(op, view(call, **path))
+                # One audit block per request, chained before the reply says
+                # it worked: a chain failure answers 503 (the caller retries).
+                request_id = request.context.get("requestId") or uuid.uuid4().hex
+                with audit_block(f"api/{request_id}"):
+                    if op.signed:
+                        # The view verifies the signature before it reads the body.
+                        if not all(is_id(value) for value in path.values()):
+                            raise Unauthorized("unknown source or invalid signature")
+                        raw = request.raw_body
+                        body = (raw.encode() if isinstance(raw, str) else raw) or b""
+                        signed = Signed(self._console(), dict(request.headers), body)
+                        reply = _as_reply(op, view(signed, **path))
+                    elif op.role is None:
+                        # Public routes (links in e-mails, the dashboard's files) get their
+                        # query and path, never a principal; they check their own path.
+                        args = [_query(op.query, request)] if op.query else []
+                        reply = _as_reply(op, view(*args, **path))
+                    else:
+                        console = self._console()
+                        principal = authenticate(request.headers, console.resolve_key, op.role)
+                        console.admit(principal)
+                        # Billed once per authenticated request: API Gateway does not retry.
+                        console.count_api_call(principal)
+                        if not all(is_id(value) for value in path.values()):
+                            raise NotFound("not found")
+                        call = _call(op, request, principal, console)
+                        reply = _as_reply(op, view(call, **path))
                 response = _json_response(reply.status, reply.payload)
             except Exception as exc:  # one mapping for every failure
                 status, payload = errors.for_exception(exc)

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from quitclaim.domain.audit_chain import ChainHead
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
@@ -460,6 +461,30 @@ class RequestLog(Protocol):
     ) -> list[DataRequest]: ...
 
     def for_subject(self, tenant: str, subject_id: str) -> list[DataRequest]: ...
+
+
+class AuditChainStore(Protocol):
+    """Where tenants' audit chains live: a serialising head and the records.
+
+    ``advance`` is the only step that orders appends: it moves the head from
+    ``expected`` (None: no chain yet) to ``record`` atomically, or answers
+    ``"race"`` (the head moved) or ``"duplicate"`` (``block`` was appended
+    already). Records are written after the head, so a record may be pending.
+    """
+
+    def head(self, tenant: str) -> ChainHead | None: ...
+
+    def advance(
+        self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
+    ) -> str: ...
+
+    def put_record(self, tenant: str, seq: int, body: bytes) -> None: ...
+
+    def mark_written(self, tenant: str, seq: int) -> None: ...
+
+    def records(self, tenant: str) -> Iterable[tuple[str, bytes]]:
+        """``(key, body)`` of every record in the bucket, any order."""
+        ...
 
 
 class Clock(Protocol):

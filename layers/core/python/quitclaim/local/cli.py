@@ -188,6 +188,47 @@ def quota(tenant: str, images_per_month: int | None, unlimited: bool) -> None:
     )
 
 
+@main.group()
+def audit() -> None:
+    """The tenants' tamper-evident audit trail (hash chains in the audit bucket)."""
+
+
+@audit.command("verify")
+@click.option("--tenant", required=True)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+def audit_verify(tenant: str, as_json: bool) -> None:
+    """Recompute the tenant's chain from the bucket; exit 1 at the first broken link.
+
+    Checks every record's hash, seq, key and link to the one before, and the
+    chain's end against its head. Talks to what the environment points at.
+    """
+    from quitclaim.bootstrap import audit_trail_service
+
+    result = _run(lambda: audit_trail_service().verify(tenant))
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+    else:
+        click.echo(f"{tenant}: {result.records} records, {result.events} events verified")
+        b = result.first_break
+        if b is not None:
+            click.echo(f"BROKEN at seq {b.seq} ({b.key}): {b.problem}: {b.detail}")
+        else:
+            click.echo("intact")
+    if not result.intact:
+        raise SystemExit(1)
+
+
+@audit.command("show")
+@click.option("--tenant", required=True)
+@click.option("--since", default=None, help="ISO date or time (UTC when no zone)")
+def audit_show(tenant: str, since: str | None) -> None:
+    """Print the chain's events, one JSON line each (run ``verify`` to trust them)."""
+    from quitclaim.bootstrap import audit_trail_service
+
+    for event in _run(lambda: audit_trail_service().events(tenant, _date(since))):
+        click.echo(json.dumps(event, sort_keys=True))
+
+
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)

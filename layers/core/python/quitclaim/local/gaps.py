@@ -139,6 +139,13 @@ Known, not filled (do not rely on them locally):
   runtime uses none of them; ``tests/unit/infra`` checks them in the
   template. moto applies a bucket's default SSE-KMS (the key ARN) to puts and
   copies without checking the key, so no fill is needed for encryption.
+  The audit bucket is therefore versioned but not locked locally: the audit
+  hash chains' records can be overwritten and deleted, which the e2e tests
+  use to tamper with them (``quitclaim audit verify`` must catch it). moto's
+  S3 API itself honours a lock given to ``CreateBucket`` /
+  ``PutObjectLockConfiguration`` (a locked version cannot be deleted, a
+  delete marker can be added); ``tests/e2e/test_audit_chain.py`` checks that
+  on a bucket it locks itself.
 - ``ListEventSourceMappings(FunctionName=...)`` matches the function name
   only (AWS also takes the ARN); the runtime lists all and filters itself.
 - Outputs and ``Ref`` of a queue are ``https://sqs.<region>.amazonaws.com/..``

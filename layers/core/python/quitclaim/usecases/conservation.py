@@ -13,7 +13,10 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
 - ``unconsented``: every image in the library was approved with a valid consent
   for each identifiable face (or released by two reviewers) and those consents
   still hold now (the expiry and withdrawal paths pull the rest);
-- ``no_history``: no decision lacks its recorded history (the audit record).
+- ``no_history``: no decision lacks its recorded history (the audit record);
+- ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
+  every decision's audit event is in the tenant's hash chain, and the chain
+  verifies (usecases/audit_trail.py).
 
 When one path was uploaded more than once, the latest decision is the one
 whose object must exist; earlier ones are superseded.
@@ -24,8 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from quitclaim.domain.audit_chain import Verification
 from quitclaim.domain.consent import consent_verdict
 from quitclaim.domain.models import AssetStatus, ConsentVerdict
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
@@ -40,6 +44,18 @@ class ObjectKeys(Protocol):
 
 class Store(ObjectStore, ObjectKeys, Protocol):
     """What the check reads: objects and their listings."""
+
+
+class AuditEvents(Protocol):
+    """The tenants' audit chains (``AuditTrail``)."""
+
+    def verify(self, tenant: str) -> Verification: ...
+
+    def events(self, tenant: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
+
+
+# The events that record a decision: a scan's, and a redacted variant's.
+DECISION_ACTIONS = frozenset({"asset.decided", "asset.redacted"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +93,7 @@ class ConservationCheck:
     quarantine_bucket: str
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
+    audit: AuditEvents | None = None
 
     def check(self, tenant: str) -> ConservationReport:
         now = self.clock.now()
@@ -120,6 +137,8 @@ class ConservationCheck:
                 found.append(_at(record, "no_history", "decision without history", None))
             if record.status is AssetStatus.APPROVED:
                 found.extend(self._consented(record, now))
+        if self.audit is not None:
+            found.extend(self._audited(tenant, records))
         return ConservationReport(
             tenant=tenant,
             checked_at=now,
@@ -130,6 +149,24 @@ class ConservationCheck:
             violations=tuple(found),
             held=len(held),
         )
+
+    def _audited(self, tenant: str, records: list[AssetRecord]) -> list[Violation]:
+        assert self.audit is not None
+        verification = self.audit.verify(tenant)
+        if (b := verification.first_break) is not None:
+            # A broken chain proves nothing about what it holds: report only the break.
+            detail = f"{b.problem} at seq {b.seq}: {b.detail}"
+            return [Violation("audit_chain", detail, None, b.key)]
+        decided = {
+            str(e.get("asset_id"))
+            for e in self.audit.events(tenant)
+            if e.get("action") in DECISION_ACTIONS
+        }
+        return [
+            _at(record, "unaudited", "decision without its event in the audit chain")
+            for record in records
+            if record.asset_id not in decided
+        ]
 
     def _consented(self, record: AssetRecord, now: datetime) -> list[Violation]:
         if "released" in record.review:
