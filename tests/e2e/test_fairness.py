@@ -1,15 +1,17 @@
 """Fairness on the local stack: one tenant's bulk import does not starve another's uploads.
 
-Tenant A bulk-uploads face-free images, then tenant B uploads 10 photos. The
-runtime is stepped one invocation at a time (Lambda's pollers, weighted by
-each mapping's MaximumConcurrency) until all of B's uploads are decided: A
-must still have uploads waiting at that moment. Then everything drains and
-the conservation law must hold for both tenants, every upload accounted for.
+Tenant A bulk-uploads 1,000 face-free images, then tenant B uploads 10
+photos. The runtime is stepped one invocation at a time (Lambda's pollers,
+weighted by each mapping's MaximumConcurrency) until all of B's uploads are
+decided: most of A's import must still be queued at that moment, and every
+one of A's uploads must be accounted for (decided, or still uploaded with its
+message on a lane).
 
-The bulk size is 100 in ``make test`` (well under a minute on a quiet machine); the issue's
-1,000 runs with ``QC_FAIRNESS_BULK_UPLOADS=1000`` (several minutes: every
-one of A's images is scanned). The share is a tenth of it, as 100 (the
-template's default) is of 1,000.
+The test runs on a stack of its own, thrown away afterwards, so ``make test``
+does not pay for scanning the rest of A's import. ``make soak`` runs it with
+``QC_FAIRNESS_DRAIN=1``: everything drains and the conservation law must hold
+for both tenants (the load test in ``make test`` already drains 500 of its
+600 uploads through the bulk lane and checks the law).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from PIL import Image
 from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.models import TenantPolicy
 from tests.conftest import FACES
+from tests.load import own_stack
 
 pytestmark = pytest.mark.e2e
 # Test-harness knob, not application configuration.
-BULK = int(os.environ.get("QC_FAIRNESS_BULK_UPLOADS", "100"))
-SHARE = max(1, BULK // 10)
+BULK = int(os.environ.get("QC_FAIRNESS_BULK_UPLOADS", "1000"))
+DRAIN = os.environ.get("QC_FAIRNESS_DRAIN") == "1"
+SHARE = max(1, BULK // 50)
 A, B = "e2e-fair-bulk", "e2e-fair-small"
 
 
@@ -53,21 +57,29 @@ def small_face() -> bytes:
 
 
 @pytest.fixture
-def small_share(local_stack: Any) -> Iterator[None]:
-    """The ingest function deployed with AdmissionShare = SHARE; restored afterwards."""
-    lam = local_stack.client("lambda")
-    name = local_stack.resources["IngestFunction"]
-    variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
-    lam.update_function_configuration(
-        FunctionName=name,
-        Environment={"Variables": {**variables, "QC_ADMISSION_SHARE": str(SHARE)}},
-    )
-    local_stack.runtime.refresh()
-    try:
-        yield
-    finally:
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": variables})
-        local_stack.runtime.refresh()
+def fair_stack() -> Iterator[Any]:
+    """A stack of its own whose ingest function has AdmissionShare = SHARE."""
+    with own_stack("fair") as stack:
+        lam = stack.client("lambda")
+        name = stack.resources["IngestFunction"]
+        variables = lam.get_function_configuration(FunctionName=name)["Environment"]["Variables"]
+        lam.update_function_configuration(
+            FunctionName=name,
+            Environment={"Variables": {**variables, "QC_ADMISSION_SHARE": str(SHARE)}},
+        )
+        stack.runtime.refresh()
+        yield stack
+
+
+def queued(stack: Any, *urls: str) -> int:
+    """Messages on these queues, visible or in flight."""
+    sqs = stack.client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    total = 0
+    for url in urls:
+        got = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        total += sum(int(got[n]) for n in names)
+    return total
 
 
 def waiting(s3: Any, bucket: str, tenant: str) -> int:
@@ -78,9 +90,8 @@ def waiting(s3: Any, bucket: str, tenant: str) -> int:
     return sum(page.get("KeyCount", 0) for page in pages)
 
 
-def test_a_bulk_import_does_not_starve_another_tenants_uploads(
-    local_stack: Any, small_share: None
-) -> None:
+def test_a_bulk_import_does_not_starve_another_tenants_uploads(fair_stack: Any) -> None:
+    local_stack = fair_stack
     started = time.monotonic()
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=A))
@@ -117,17 +128,32 @@ def test_a_bulk_import_does_not_starve_another_tenants_uploads(
         # When the runtime steps, invocation by invocation, until B's 10 are decided
         runtime.run_until(lambda: waiting(s3, bucket, B) == 0, max_invocations=5 * BULK)
 
-        # Then A's import is not fully decided at that moment: the rest waits on the bulk lane
+        # Then most of A's import is still queued at that moment, on the bulk lane
         a_waiting = waiting(s3, bucket, A)
-        assert BULK - a_waiting < BULK, "A's import was fully scanned before B's 10 photos"
-        assert runtime.queue_depth(local_stack.outputs["BulkQueueUrl"]) > 0
+        assert a_waiting >= BULK // 2, f"only {a_waiting} of A's {BULK} still waiting"
+        bulk_url = local_stack.outputs["BulkQueueUrl"]
+        assert runtime.queue_depth(bulk_url) > 0
         fair_s = time.monotonic() - started
+        # And every one of A's uploads is accounted for: decided, or uploaded and queued
+        a_decided = conservation_service().check(A).decisions
+        assert a_decided + a_waiting == BULK
+        assert queued(local_stack, local_stack.outputs["IngestQueueUrl"], bulk_url) >= a_waiting
+        # And B's 10 are decided and placed: the law holds for B already
+        law_b = conservation_service().check(B)
+        assert law_b.holds and law_b.decisions == 10, law_b.violations[:5]
 
-        # When everything drains
-        report = local_stack.drain(timeout_s=max(120.0, BULK * 1.5))
-        assert not report.errors, report.errors[:3]
+        if DRAIN:  # make soak: the rest of A's import too
+            report = local_stack.drain(timeout_s=120.0)
+            assert not report.errors, report.errors[:3]
     finally:
         runtime.observers.remove(observe)
+    assert lanes["bulk"] > 0, "A's overflow never went through the bulk lane"
+    print(
+        f"\nfairness: {BULK}+10 uploads, put {put_s:.1f}s, B done at {fair_s:.1f}s "
+        f"with {a_waiting} of A waiting, invocations {dict(lanes)}"
+    )
+    if not DRAIN:
+        return
 
     # Then the conservation law holds for both tenants, every upload accounted for
     checked = {t: conservation_service().check(t) for t in (A, B)}
@@ -137,12 +163,6 @@ def test_a_bulk_import_does_not_starve_another_tenants_uploads(
     assert checked[B].decisions == 10
     for law in checked.values():
         assert law.library + law.quarantine + law.rejected == law.decisions
-    # And A's overflow really went through the bulk lane, and nothing was dead-lettered
-    assert lanes["bulk"] > 0
+    # And nothing was dead-lettered
     assert runtime.queue_depth(local_stack.outputs["BulkDeadLetterQueueUrl"]) == 0
     assert runtime.queue_depth(local_stack.outputs["IngestDeadLetterQueueUrl"]) == 0
-    print(
-        f"\nfairness: {BULK}+10 uploads, put {put_s:.1f}s, B done at {fair_s:.1f}s "
-        f"with {a_waiting} of A waiting, all done at {time.monotonic() - started:.1f}s, "
-        f"invocations {dict(lanes)}"
-    )

@@ -68,6 +68,49 @@ def demo(out: Path, faces: Path | None) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("image", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--gallery",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="folder of name/photo folders to match against",
+)
+@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+def scan(image: Path, gallery: Path | None, as_json: bool) -> None:
+    """The ingest engine on one file: faces (top, right, bottom, left), best matches."""
+    from quitclaim.bootstrap import face_engine
+    from quitclaim.domain.errors import RejectedInput
+    from quitclaim.usecases.scan_file import gallery_from_folders, scan_file
+
+    engine = face_engine()
+    built = gallery_from_folders(engine, gallery) if gallery is not None else None
+    try:
+        result = scan_file(engine, image.read_bytes(), gallery=built.gallery if built else None)
+    except RejectedInput as exc:
+        payload = {"image": str(image), "rejected": exc.code, "reason": exc.message}
+        click.echo(json.dumps(payload) if as_json else f"rejected ({exc.code}): {exc.message}")
+        sys.exit(2)
+    result = {"image": str(image), **result}
+    if built is not None:
+        result["gallery"] = {
+            "people": built.people,
+            "templates": len(built.gallery),
+            "skipped": list(built.skipped),
+        }
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"{image}: {result['format']} {result['width']}x{result['height']}")
+    for face in result["faces"]:
+        b = face["box"]
+        where = f"top={b['top']} right={b['right']} bottom={b['bottom']} left={b['left']}"
+        match = ""
+        if "match" in face:
+            match = f"  match={face['match'] or '-'} distance={face['distance']}"
+        click.echo(f"  frame {face['frame']}: {where}{match}")
+
+
 @main.group()
 def local() -> None:
     """The embedded local stack."""
