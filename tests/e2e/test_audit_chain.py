@@ -195,15 +195,21 @@ def test_concurrent_appenders_on_the_stack_leave_no_gap_and_no_fork(
     tenant = "e2e-audit-concurrent"
     trail = audit_trail_service()
 
+    failures: list[BaseException] = []
+
     def work(n: int) -> None:
-        for i in range(3):
-            trail.append(tenant, f"sqs/{n}-{i}", [{"action": "a", "tenant": tenant}])
+        try:
+            for i in range(3):
+                trail.append(tenant, f"sqs/{n}-{i}", [{"action": "a", "tenant": tenant}])
+        except BaseException as exc:  # surfaced below: a thread's error is otherwise lost
+            failures.append(exc)
 
     threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
     for th in threads:
         th.start()
     for th in threads:
         th.join()
+    assert failures == []
     result = trail.verify(tenant)
     assert result.intact, result.first_break
     assert (result.records, result.events) == (12, 12)

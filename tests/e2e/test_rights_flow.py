@@ -137,7 +137,13 @@ def _table_items(stack: Any, logical_id: str) -> list[str]:
     kwargs: dict[str, Any] = {"TableName": stack.resources[logical_id], "ConsistentRead": True}
     while True:
         page = dynamodb.scan(**kwargs)
-        items += [json.dumps(i, sort_keys=True, default=str) for i in page["Items"]]
+        # The month's usage counters (counts only: the search is a billed API
+        # call) are compared on their own by the test.
+        items += [
+            json.dumps(i, sort_keys=True, default=str)
+            for i in page["Items"]
+            if "#usage#" not in i.get("tenant", {}).get("S", "")
+        ]
         if "LastEvaluatedKey" not in page:
             return sorted(items)
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
@@ -155,6 +161,17 @@ def _bucket_versions(stack: Any, output: str) -> list[tuple[str, str, bool]]:
             return sorted(found)
         kwargs["KeyMarker"] = page["NextKeyMarker"]
         kwargs["VersionIdMarker"] = page["NextVersionIdMarker"]
+
+
+def _api_calls(stack: Any) -> int:
+    """The tenant's billed API calls, all months together."""
+    found = stack.client("dynamodb").scan(
+        TableName=stack.resources["TenantsTable"],
+        FilterExpression="begins_with(tenant, :usage)",
+        ExpressionAttributeValues={":usage": {"S": f"{TENANT}#usage#"}},
+        ConsistentRead=True,
+    )["Items"]
+    return sum(int(i.get("api_calls", {}).get("N", "0")) for i in found)
 
 
 def _snapshot(stack: Any) -> dict[str, Any]:
@@ -184,6 +201,7 @@ def test_a_selfie_search_finds_his_images_and_stores_nothing(
         lambda action, **fields: (audited.append((action, fields)), real(action, **fields)),
     )
     before = _snapshot(local_stack)
+    calls_before = _api_calls(local_stack)
     logged = len(_requests(local_stack))
     selfie = photo("resolution", "obama-480p.jpg")
     # When the person sends another photo of himself (raw JPEG body)
@@ -203,6 +221,8 @@ def test_a_selfie_search_finds_his_images_and_stores_nothing(
     # And no table (but the requests log) and no bucket changed: no template, no photo
     local_stack.drain()
     assert _snapshot(local_stack) == before
+    # And the only other change is the tenant's bill: one more API call
+    assert _api_calls(local_stack) == calls_before + 1
     # And the requests log holds one new row, with counts and ids only
     rows = _requests(local_stack)
     assert len(rows) == logged + 1

@@ -101,13 +101,13 @@ INGEST_CELLS: dict[str, Fault] = {
     ),
     # The record is written but the answer is lost: the retry finds it.
     "record-read-timeout": lambda w: timing_out_calls(
-        "dynamodb", "PutItem", times=1, match=_assets(w)
+        "dynamodb", "TransactWriteItems", times=1, match=_assets(w)
     ),
     "record-connect-timeout": lambda w: timing_out_calls(
-        "dynamodb", "PutItem", connect=True, times=1, match=_assets(w)
+        "dynamodb", "TransactWriteItems", connect=True, times=1, match=_assets(w)
     ),
     "crash-after-record-before-copy": lambda w: crash_after(
-        "dynamodb", "PutItem", match=_assets(w)
+        "dynamodb", "TransactWriteItems", match=_assets(w)
     ),
     "copy-slowdown": lambda w: failing_calls(
         "s3", "CopyObject", "SlowDown", times=1, match=bucket(w.library)

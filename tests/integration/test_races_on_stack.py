@@ -64,7 +64,7 @@ def person(on: Stack) -> dict[str, str]:
 # Where the scan is paused: (service, operation, which table/bucket, matching calls to let by)
 SCAN_PAUSES: dict[str, tuple[str, str, str, int]] = {
     "after-reading-consents": ("dynamodb", "Query", "Consents", 0),
-    "after-recording-decision": ("dynamodb", "PutItem", "Assets", 0),
+    "after-recording-decision": ("dynamodb", "TransactWriteItems", "Assets", 0),
     "after-writing-appearances": ("dynamodb", "BatchWriteItem", "Appearances", 0),
     "after-confirming-consents": ("dynamodb", "Query", "Consents", 1),
     "after-copying-to-library": ("s3", "CopyObject", "library", 0),

@@ -102,6 +102,12 @@ created, so it lives with the deploy):
    CloudFormation nor by aws-sam-translator. ``deploy.inline_includes``
    inlines each local snippet (``policies/*.json``) where CloudFormation
    would, before the Serverless transform.
+17. **Concurrent DynamoDB writes** are not atomic against each other in
+   moto (each request on its own thread; a condition checked, then the
+   write applied): two conditional writes racing for one item can both
+   succeed. ``emulator._serialise_dynamodb_writes`` takes one lock around
+   moto's write operations when the emulator starts, which gives the item-
+   level atomicity and transaction isolation DynamoDB guarantees.
 
 Checked, no gap:
 

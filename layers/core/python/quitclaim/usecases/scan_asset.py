@@ -247,6 +247,12 @@ class ScanAsset:
 
         existing = self._assets.get(tenant, asset_id)
         if existing is not None and existing.status is not AssetStatus.HELD:
+            if existing.placed_at is None:
+                # An earlier delivery recorded the decision and died before placing
+                # it; its audit block may have died with it (a lost process keeps
+                # nothing). Audit again: the chain may hold the decision twice,
+                # never not at all.
+                _audit_decided(existing)
             done = self._complete(existing, request, duplicate=True)
             self._auto_redact(existing, done)
             return done
@@ -288,20 +294,11 @@ class ScanAsset:
         if record.subject_ids:
             self._assets.add_appearances(record)
             record = self._confirm_consents(record)
+        # Audited as soon as the decision is durable, before the bytes move: a
+        # delivery that dies while placing is retried through the duplicate
+        # path below, which would otherwise never audit the decision.
+        _audit_decided(record)
         result = self._complete(record, request, duplicate=False)
-        audit(
-            "asset.decided",
-            tenant=tenant,
-            asset_id=asset_id,
-            status=record.status.value,
-            reasons=list(record.reasons),
-            purpose=record.purpose,
-            faces=[face.as_dict() for face in record.faces],
-            versions=record.versions,
-            policy=record.policy,
-            timings_ms=record.timings_ms,
-            dest_bucket=record.dest_bucket,
-        )
         if self._events is not None:
             self._events.publish(
                 f"asset.{result.status.value if result.status else record.status.value}",
@@ -710,6 +707,22 @@ class ScanAsset:
                 )
             self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
         return latest
+
+
+def _audit_decided(record: AssetRecord) -> None:
+    audit(
+        "asset.decided",
+        tenant=record.tenant,
+        asset_id=record.asset_id,
+        status=record.status.value,
+        reasons=list(record.reasons),
+        purpose=record.purpose,
+        faces=[face.as_dict() for face in record.faces],
+        versions=record.versions,
+        policy=record.policy,
+        timings_ms=record.timings_ms,
+        dest_bucket=record.dest_bucket,
+    )
 
 
 def _as_placed(result: ScanResult, record: AssetRecord) -> ScanResult:
