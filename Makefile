@@ -61,7 +61,7 @@ bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: 
 soak: $(STAMP)  ## the load test at 20,000 uploads (long): throughput, checker verdict, counts per status; build/soak-report.json
 	$(BIN)/python -m tests.load --uploads 20000
 	# The fairness run drained to the end: A's 1,000 all decided, the law holding for both tenants.
-	QC_FAIRNESS_DRAIN=1 $(BIN)/python -m pytest tests/e2e/test_fairness.py -q -s -p no:cacheprovider --timeout 3600
+	QC_FAIRNESS_BULK_UPLOADS=1000 QC_FAIRNESS_DRAIN=1 $(BIN)/python -m pytest tests/e2e/test_fairness.py -q -s -p no:cacheprovider --timeout 3600
 
 audit: $(STAMP)  ## known vulnerabilities in the installed dependencies (pip-audit; needs PyPI's JSON API or OSV)
 	# --strict: a package that could not be looked up fails the audit instead of passing silently.

@@ -56,6 +56,7 @@ class AuditEvents(Protocol):
 
 # The events that record a decision: a scan's, and a redacted variant's.
 DECISION_ACTIONS = frozenset({"asset.decided", "asset.redacted"})
+HOLD_ACTION = "asset.held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,15 +158,14 @@ class ConservationCheck:
             # A broken chain proves nothing about what it holds: report only the break.
             detail = f"{b.problem} at seq {b.seq}: {b.detail}"
             return [Violation("audit_chain", detail, None, b.key)]
-        decided = {
-            str(e.get("asset_id"))
-            for e in self.audit.events(tenant)
-            if e.get("action") in DECISION_ACTIONS
-        }
+        events = self.audit.events(tenant)
+        decided = {str(e.get("asset_id")) for e in events if e.get("action") in DECISION_ACTIONS}
+        # A held upload (over quota) is not decided yet: its hold is what is audited.
+        held = {str(e.get("asset_id")) for e in events if e.get("action") == HOLD_ACTION}
         return [
             _at(record, "unaudited", "decision without its event in the audit chain")
             for record in records
-            if record.asset_id not in decided
+            if record.asset_id not in (held if record.status is AssetStatus.HELD else decided)
         ]
 
     def _consented(self, record: AssetRecord, now: datetime) -> list[Violation]:
