@@ -9,7 +9,7 @@ a lane).
 
 The test runs on a stack of its own, thrown away afterwards, so ``make test``
 does not pay for scanning the rest of A's import. ``make test`` runs A's
-import at 200 uploads (share 4 per window); the issue's 1,000 (share 20) runs
+import at 200 uploads (share 10 per window, as B sends 10); the issue's 1,000 (share 20) runs
 in ``make soak`` with ``QC_FAIRNESS_DRAIN=1``: everything drains and the
 conservation law must hold for both tenants.
 """
@@ -36,7 +36,8 @@ pytestmark = pytest.mark.e2e
 # Test-harness knob, not application configuration.
 BULK = int(os.environ.get("QC_FAIRNESS_BULK_UPLOADS", "200"))
 DRAIN = os.environ.get("QC_FAIRNESS_DRAIN") == "1"
-SHARE = max(1, BULK // 50)
+# B uploads 10: within its share, so only A (past its own share) meets the bulk lane.
+SHARE = max(10, BULK // 50)
 A, B = "e2e-fair-bulk", "e2e-fair-small"
 
 

@@ -232,8 +232,15 @@ def tampered_headers(draw: st.DrawFn, good: dict[str, str]) -> dict[str, str]:
         | header_text
         | st.sampled_from(["1e9", "0x10", "", "NaN", stamp + ".5"])
     )
-    flipped = st.integers(0, len(valid) - 1).flatmap(
-        lambda i: st.sampled_from("AQgw+/=").map(lambda c: valid[:i] + c + valid[i + 1 :])
+    # A flip must change the signature's bytes: never the same character, and
+    # never base64's last character or padding (their unused low bits decode to
+    # the same signature). No filter: the strategy must not depend on ``valid``.
+    flipped = st.integers(0, len(valid) - 3).flatmap(
+        lambda i: st.sampled_from("AQgw+/=").map(
+            lambda c: (
+                valid[:i] + (c if c != valid[i] else "B" if c != "B" else "C") + valid[i + 1 :]
+            )
+        )
     )
     other_signatures = (
         flipped.map(lambda v: "v1," + v)
