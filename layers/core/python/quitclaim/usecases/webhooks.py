@@ -364,6 +364,13 @@ class WebhookInbox:
             )
         if len(_header(headers, "webhook-id")) > 128:
             raise SignatureRejected("webhook-id is too long")
+        # The spec's timestamp is integer seconds. The library reads it as a float
+        # and signs its integer part, so "1795717830.5" would verify as
+        # "1795717830": refuse any other spelling of the signed value.
+        if not _header(headers, "webhook-timestamp").isascii() or not (
+            _header(headers, "webhook-timestamp").isdigit()
+        ):
+            raise SignatureRejected("webhook-timestamp must be integer seconds")
         now = self.clock.now()
         found = self.secrets.get(tenant, SOURCES, name)
         if found is not None and self.signature.verify(found.valid(now), headers, body):
