@@ -50,7 +50,9 @@ BAD_SHARE = 0.02
 DUPLICATE_SHARE = 0.05
 # Each withdrawal or grant re-decides every image of that person (the recheck path).
 CHURN_OPERATIONS = 16
-POLLS_PER_CHUNK = 2
+# Three batches of 10 per 25 uploads keep the backlog short: moto computes a queue's
+# attributes message by message, so a long backlog slows every poll (not so in SQS).
+POLLS_PER_CHUNK = 3
 CHUNK = 25
 
 

@@ -407,9 +407,12 @@ def bind_models(settings: Settings) -> None:
     """Point every model at this container's tables and endpoint."""
     for model, field in _TABLES.items():
         meta: Any = model.Meta
-        meta.table_name = getattr(settings, field)
-        meta.region = settings.region
-        meta.host = settings.endpoint_url
+        bound = (getattr(settings, field), settings.region, settings.endpoint_url)
+        if tuple(getattr(meta, name, None) for name in ("table_name", "region", "host")) == bound:
+            # Same table: keep the connection. A new one builds a botocore session
+            # that loads the DynamoDB service model from disk (~0.15 s each).
+            continue
+        meta.table_name, meta.region, meta.host = bound
         model._connection = None  # rebuilt lazily with the new settings
 
 

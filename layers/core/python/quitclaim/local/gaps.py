@@ -108,6 +108,12 @@ created, so it lives with the deploy):
    succeed. ``emulator._serialise_dynamodb_writes`` takes one lock around
    moto's write operations when the emulator starts, which gives the item-
    level atomicity and transaction isolation DynamoDB guarantees.
+18. **TransactWriteItems costs O(table)** in moto: it deep-copies every table
+   a transaction touches, whole, to roll back. A load slows with every item
+   written (the assets table, the usage counters, the audit heads).
+   ``emulator._transact_without_table_copies`` checks every condition first
+   and writes only when all hold, as DynamoDB does; per-item copies restore
+   a write that itself fails.
 
 Checked, no gap:
 

@@ -102,20 +102,33 @@ class AuditTrail:
 
         Unverified (``verify`` first); ``since`` keeps records appended at or after it.
         """
-        found: list[dict[str, Any]] = []
-        bodies = [
-            b for k, b in sorted(self.store.records(tenant)) if k.startswith(chain_prefix(tenant))
-        ]
+        objects = list(self.store.records(tenant))
+        return _events(tenant, objects, self.store.head(tenant), since)
+
+    def verified_events(self, tenant: str) -> tuple[Verification, list[dict[str, Any]]]:
+        """``verify`` and ``events`` from one read of the chain (it may hold millions)."""
+        objects = list(self.store.records(tenant))
         head = self.store.head(tenant)
-        if head is not None and head.pending is not None and head.seq == len(bodies) + 1:
-            bodies.append(head.pending)  # sealed in the head, its put not landed yet
-        for body in bodies:
-            record = json.loads(body)
-            if since is not None and datetime.fromisoformat(record["at"]) < since:
-                continue
-            for event in record.get("events") or []:
-                found.append({"seq": record["seq"], "at": record["at"], **event})
-        return found
+        return verify(tenant, objects, head), _events(tenant, objects, head, None)
+
+
+def _events(
+    tenant: str,
+    objects: Sequence[tuple[str, bytes]],
+    head: ChainHead | None,
+    since: datetime | None,
+) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    bodies = [b for k, b in sorted(objects) if k.startswith(chain_prefix(tenant))]
+    if head is not None and head.pending is not None and head.seq == len(bodies) + 1:
+        bodies.append(head.pending)  # sealed in the head, its put not landed yet
+    for body in bodies:
+        record = json.loads(body)
+        if since is not None and datetime.fromisoformat(record["at"]) < since:
+            continue
+        for event in record.get("events") or []:
+            found.append({"seq": record["seq"], "at": record["at"], **event})
+    return found
 
 
 def _parts(events: Sequence[Mapping[str, Any]], limit: int) -> list[Sequence[Mapping[str, Any]]]:

@@ -49,9 +49,7 @@ class Store(ObjectStore, ObjectKeys, Protocol):
 class AuditEvents(Protocol):
     """The tenants' audit chains (``AuditTrail``)."""
 
-    def verify(self, tenant: str) -> Verification: ...
-
-    def events(self, tenant: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
+    def verified_events(self, tenant: str) -> tuple[Verification, list[dict[str, Any]]]: ...
 
 
 # The events that record a decision: a scan's, and a redacted variant's.
@@ -153,12 +151,11 @@ class ConservationCheck:
 
     def _audited(self, tenant: str, records: list[AssetRecord]) -> list[Violation]:
         assert self.audit is not None
-        verification = self.audit.verify(tenant)
+        verification, events = self.audit.verified_events(tenant)
         if (b := verification.first_break) is not None:
             # A broken chain proves nothing about what it holds: report only the break.
             detail = f"{b.problem} at seq {b.seq}: {b.detail}"
             return [Violation("audit_chain", detail, None, b.key)]
-        events = self.audit.events(tenant)
         decided = {str(e.get("asset_id")) for e in events if e.get("action") in DECISION_ACTIONS}
         # A held upload (over quota) is not decided yet: its hold is what is audited.
         held = {str(e.get("asset_id")) for e in events if e.get("action") == HOLD_ACTION}
