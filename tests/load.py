@@ -25,12 +25,13 @@ import io
 import json
 import os
 import random
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -325,9 +326,18 @@ def _observing(stack: Any, deliveries: _Deliveries) -> Iterator[None]:
 
 
 def run_load(
-    world: World, count: int, *, seed: int = 2026, tenant: str = TENANT, churn_ops: int = 0
+    world: World,
+    count: int,
+    *,
+    seed: int = 2026,
+    tenant: str = TENANT,
+    churn_ops: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> LoadReport:
-    """Upload ``count`` files while consents churn; drain; check. Returns the figures."""
+    """Upload ``count`` files while consents churn; drain; check. Returns the figures.
+
+    ``progress`` hears a line every 1,000 uploads and at each phase (the soak runs an hour).
+    """
     from quitclaim.local.api_server import serve_api
 
     stack = world.stack
@@ -363,6 +373,12 @@ def run_load(
                     redelivered += 1
                 for _ in range(POLLS_PER_CHUNK):
                     stack.runtime.poll_once()
+                done = first + CHUNK
+                if progress is not None and done % 1000 == 0:
+                    elapsed = time.perf_counter() - started
+                    progress(f"{done}/{len(uploads)} uploaded, {elapsed:.0f} s")
+            if progress is not None:
+                progress(f"all uploaded, draining, {time.perf_counter() - started:.0f} s")
             churn.halt()
             churn.finish(withdrawn=subjects[0], granted=subjects[-1])
             stack.drain(timeout_s=max(60.0, count * 0.5))
@@ -374,6 +390,8 @@ def run_load(
             if churn.is_alive():
                 churn.halt()
         seconds = time.perf_counter() - started
+    if progress is not None:
+        progress(f"drained in {seconds:.0f} s; checking")
     return _account(world, uploads, churn.log, redelivered, seconds, tenant)
 
 
@@ -472,6 +490,10 @@ def own_stack(stage: str) -> Iterator[Any]:
                 bootstrap.reset_container()
 
 
+def _progress(line: str) -> None:
+    print(f"load: {line}", file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``make soak``: the load run at scale; prints its figures, exits 1 if anything broke."""
     parser = argparse.ArgumentParser(prog="python -m tests.load")
@@ -482,7 +504,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with own_stack("soak") as stack:
         world = set_up(stack, DEMO_NOW)
-        report = run_load(world, args.uploads, seed=args.seed, churn_ops=args.churn)
+        report = run_load(
+            world, args.uploads, seed=args.seed, churn_ops=args.churn, progress=_progress
+        )
     write_report(report, args.out)
     print(report.summary())
     print(json.dumps({"statuses": report.statuses, "churn": report.churn}, sort_keys=True))
