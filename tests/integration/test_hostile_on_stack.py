@@ -107,13 +107,12 @@ CORPUS: tuple[Item, ...] = (
         "cut/webp-through-face.webp", lambda: h.cut(h.kit_webp(), 0.5), refused("truncated_image")
     ),
     Item("corrupt/jpeg-one-flipped-bit.jpg", lambda: h.jpeg_one_flipped_bit(h.kit_jpeg()), held()),
-    # Known gap (see the report of issue #10): libjpeg only warns about
-    # corrupt entropy data and Pillow drops the warning; here the face is
-    # destroyed beyond recognition and the picture is judged as it decodes.
+    # libjpeg only warns about damaged entropy data and Pillow drops the warning:
+    # the face decodes as noise. The strict pass refuses it (faces/imaging.py).
     Item(
         "corrupt/jpeg-entropy-garbled.jpg",
         lambda: h.jpeg_flipped_entropy(h.kit_jpeg()),
-        APPROVED_EMPTY,
+        refused("corrupt_image"),
     ),
     Item(
         "corrupt/png-flipped-idat.png",

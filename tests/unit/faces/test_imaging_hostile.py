@@ -6,11 +6,13 @@ items through the deployed ingest; these pin the decoder's part.
 
 from __future__ import annotations
 
+import io
 import time
 import tracemalloc
 from collections.abc import Callable
 
 import pytest
+from PIL import Image, ImageFile
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.faces.imaging import decode_image, is_heif
@@ -113,3 +115,29 @@ def test_pixel_data_that_inflates_past_the_picture_stops_at_the_picture() -> Non
 )
 def test_pixel_bombs_and_broken_headers_are_refused(build: h.Builder, code: str) -> None:
     assert rejection(build()) == code
+
+
+def test_a_jpeg_with_damaged_compressed_data_is_refused_not_judged_as_noise() -> None:
+    # Given a photo of a face whose entropy-coded data has bytes flipped mid-scan
+    clean = h.kit_jpeg()
+    garbled = h.jpeg_flipped_entropy(clean)
+    # (which Pillow alone decodes without a word: libjpeg only warns)
+    ImageFile.LOAD_TRUNCATED_IMAGES = False
+    with Image.open(io.BytesIO(garbled)) as lenient:
+        lenient.load()
+    # When it is decoded for the gate
+    with pytest.raises(RejectedInput) as refused:
+        decode_image(garbled, **LIMITS)
+    # Then it is refused as corrupt, while the undamaged photo decodes
+    assert refused.value.code == "corrupt_image"
+    assert decode_image(clean, **LIMITS).frames
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "CMYK"])
+def test_intact_jpegs_of_every_colour_model_pass_the_strict_check(mode: str) -> None:
+    # Given undamaged baseline and progressive JPEGs in each colour model
+    for progressive in (False, True):
+        out = io.BytesIO()
+        h.kit().convert(mode).save(out, "JPEG", quality=85, progressive=progressive)
+        # When decoded, Then each gives its frame
+        assert decode_image(out.getvalue(), **LIMITS).frames
