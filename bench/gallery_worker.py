@@ -6,7 +6,7 @@ Run with one BLAS thread on one CPU (a 2 GB Lambda has about one vCPU).
 Templates are synthesised from real dlib encodings, because the prefilter's
 pruning depends on how encodings spread (random isotropic vectors would be
 unfair to it, and flatter than dlib's). The encodings of every face the
-engine finds in the fixtures (``../shared/fixtures/faces``), near-duplicates
+engine finds in the fixtures (``fixtures/faces``), near-duplicates
 dropped, give a mean and a covariance, shrunk toward a multiple of the
 identity (Ledoit-Wolf) because 86 faces cannot fix 128 dimensions. Each
 subject's centre is drawn from that Gaussian and each of its two templates

@@ -1,9 +1,9 @@
 """The labelled face fixtures and how recall on them is counted.
 
 Shared by the benchmark and the recall tests (``tests/unit/faces``), so that
-both count a found face the same way. CI clones the repository next to
-``shared/``: the fixtures are found relative to the repository root, never
-through an absolute path.
+both count a found face the same way. The photographs are in the repository
+(``fixtures/faces/``, sources and licences in its README), found relative to
+the repository root.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from quitclaim.domain.models import Box
 
 REPO = Path(__file__).resolve().parents[1]
-FACES = REPO.parent / "shared" / "fixtures" / "faces"
+FACES = REPO / "fixtures" / "faces"
 UPLOADS = FACES / "uploads"
 ENROLL = FACES / "enroll"
 DETECTION = FACES / "detection"
@@ -29,7 +29,7 @@ LABELLED_SETS = ("testing.xml", "training.xml")
 def read(path: Path) -> bytes:
     """The bytes of a fixture, with a clear message when the checkout lacks them."""
     if not path.is_file():
-        raise FileNotFoundError(f"face fixture missing: {path} (is shared/ beside the repo?)")
+        raise FileNotFoundError(f"face fixture missing: {path} (fixtures/faces/ in the repository)")
     return path.read_bytes()
 
 

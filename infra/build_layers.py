@@ -34,6 +34,7 @@ and checked against Lambda's 250 MB limit; the build fails over it.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -44,8 +45,10 @@ import sys
 import tarfile
 import tempfile
 import tomllib
-from collections.abc import Iterable, Mapping
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -396,11 +399,50 @@ def _layer_ids(properties: Mapping[str, object]) -> list[str]:
 def unzipped_code_size(path: Path) -> int:
     """A zip's unzipped size, a directory's size otherwise."""
     if path.suffix == ".zip":
-        import zipfile
-
         with zipfile.ZipFile(path) as archive:
             return sum(info.file_size for info in archive.infolist())
     return tree_size(path)
+
+
+# ---------------------------------------------------------------- no photographs
+
+# The demo and test photographs are third-party test data (fixtures/faces/README.md):
+# they must never ship. Compared by content, so a renamed copy is caught too.
+PHOTOGRAPHS = ROOT / "fixtures"
+PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".tif", ".tiff", ".webp"})
+
+
+def photograph_digests(root: Path = PHOTOGRAPHS) -> dict[str, str]:
+    """SHA-256 of every photograph under ``root`` -> its path relative to the repository."""
+    return {
+        hashlib.sha256(path.read_bytes()).hexdigest(): str(path.relative_to(ROOT))
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
+    }
+
+
+def photographs_in(trees: Iterable[Path], digests: Mapping[str, str]) -> list[str]:
+    """Files in ``trees`` (folders or zips) that are one of the photographs: must be empty."""
+    found = []
+    for tree in trees:
+        for name, read in _files(tree):
+            if Path(name).suffix.lower() in PHOTO_SUFFIXES:
+                digest = hashlib.sha256(read()).hexdigest()
+                if digest in digests:
+                    found.append(f"{name} is {digests[digest]}")
+    return found
+
+
+def _files(tree: Path) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    if tree.suffix in (".zip", ".whl"):
+        with zipfile.ZipFile(tree) as archive:
+            for info in archive.infolist():
+                if not info.is_dir():
+                    yield f"{tree}:{info.filename}", partial(archive.read, info)
+        return
+    for path in sorted(tree.rglob("*")):
+        if path.is_file():
+            yield str(path), path.read_bytes
 
 
 # ---------------------------------------------------------------- main
@@ -433,6 +475,11 @@ def main(argv: list[str] | None = None) -> int:
         over = check_limits(sizes)
         if over:
             raise BuildError("; ".join(over))
+        shipped = [*layer_dirs.values(), *(code for code, _ in functions.values())]
+        photos = photographs_in(shipped, photograph_digests())
+        if photos:
+            raise BuildError(f"test photographs in a layer or function: {photos}")
+        print("no test photographs in the layers or the functions' code")
     except (BuildError, subprocess.CalledProcessError) as exc:
         print(f"build_layers: {exc}", file=sys.stderr)
         return 1

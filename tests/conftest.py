@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-FACES = (REPO_ROOT / ".." / "shared" / "fixtures" / "faces").resolve()
+FACES = REPO_ROOT / "fixtures" / "faces"
 EVENTS = REPO_ROOT / "tests" / "fixtures" / "events"
 
 # `tests.unit.strategies` etc. import as a package from the repo root.

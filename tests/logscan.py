@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-FACES = (Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "faces").resolve()
+FACES = Path(__file__).resolve().parents[1] / "fixtures" / "faces"
 
 # The mail_from default (config.py): a system sender, not a person.
 ALLOWED_EMAILS = frozenset({"quitclaim@example.org"})

@@ -55,8 +55,8 @@ class DemoUpload:
 
 
 def fixtures_dir(repo_root: Path) -> Path:
-    """Where the shared face fixtures live (``shared/`` beside the clone)."""
-    return (repo_root / ".." / "shared" / "fixtures" / "faces").resolve()
+    """The face photographs the demo, tests and benchmarks use (in the repository)."""
+    return repo_root / "fixtures" / "faces"
 
 
 def enrol_people(registry: Registry, faces: Path, tenant: str = DEMO_TENANT) -> dict[str, str]:
