@@ -51,18 +51,26 @@ def main() -> None:
 @main.command()
 @click.option("--out", type=click.Path(path_type=Path), default=Path("."), show_default=True)
 @click.option("--faces", type=click.Path(path_type=Path), default=None, help="fixtures/faces dir")
-def demo(out: Path, faces: Path | None) -> None:
+@click.option("--verbose", is_flag=True, help="show emulator warnings and function logs")
+def demo(out: Path, faces: Path | None, verbose: bool) -> None:
     """Run the demo on the embedded local stack and write demo-report.{json,html}."""
     from quitclaim.local.demo import fixtures_dir
+    from quitclaim.local.quiet import LOG_FILE, terminal_and_log
     from quitclaim.local.scenario import run_demo
 
     faces = faces or fixtures_dir(REPO_ROOT)
     started = time.perf_counter()
-    report = run_demo(TEMPLATE, faces, out, echo=click.echo)
+    with terminal_and_log(LOG_FILE, verbose=verbose) as echo:
+        report = run_demo(TEMPLATE, faces, out, echo=echo)
+    html_report = (out / "demo-report.html").resolve()
     click.echo(
         f"\nwrote {out / 'demo-report.json'} and {out / 'demo-report.html'} "
         f"in {time.perf_counter() - started:.1f}s"
     )
+    click.echo(f"open the report:     {html_report.as_uri()}")
+    click.echo("open the dashboard:  .venv/bin/quitclaim local up --demo")
+    if not verbose:
+        click.echo(f"emulator and function logs: {LOG_FILE} (--verbose shows them here)")
     if report["unaccounted"]:
         click.echo(f"UNACCOUNTED uploads: {report['unaccounted']}", err=True)
         sys.exit(1)
@@ -129,32 +137,42 @@ local.add_command(tick_command)  # `quitclaim local tick`: quitclaim.local.contr
     help="load the demo (people, consents, photos) and print keys to sign in with",
 )
 @click.option("--faces", type=click.Path(path_type=Path), default=None, help="fixtures/faces dir")
-def local_up(port: int, api_port: int, with_demo: bool, faces: Path | None) -> None:
+@click.option("--verbose", is_flag=True, help="show emulator warnings and function logs")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    default=Path(".quitclaim-local") / "env.sh",
+    show_default=True,
+    help="where the `export` lines for the CLI and the AWS CLI are written",
+)
+def local_up(
+    port: int, api_port: int, with_demo: bool, faces: Path | None, verbose: bool, env_file: Path
+) -> None:
     """Start the local stack and the HTTP API; process events until interrupted."""
     from quitclaim.local.api_server import serve_api
+    from quitclaim.local.quiet import LOG_FILE, terminal_and_log
     from quitclaim.local.stack import LocalStack
 
     with (
+        terminal_and_log(LOG_FILE, verbose=verbose) as echo,
         LocalStack(template_path=TEMPLATE, port=port) as stack,
         serve_api(stack, port=api_port) as api_url,
     ):
-        click.echo(f"local AWS endpoint: {stack.endpoint_url}")
+        keys: list[tuple[str, str]] = []
         if with_demo:
-            from quitclaim.local.demo import DEMO_TENANT, fixtures_dir
+            from quitclaim.local.demo import fixtures_dir
             from quitclaim.local.scenario import load_demo
 
+            echo("loading the demo (5 people, 13 photos)…")
             with stack.lock:  # the API serves meanwhile: one environment at a time
-                data = load_demo(stack, faces or fixtures_dir(REPO_ROOT), echo=click.echo)
-            click.echo(f"demo tenant {DEMO_TENANT!r}; sign in to the dashboard with a key:")
-            click.echo(f"  admin:      {data.keys.admin.secret}")
-            for n, reviewer in enumerate(data.keys.reviewers, 1):
-                click.echo(f"  reviewer {n}: {reviewer.secret}")
-        click.echo(f"dashboard: {api_url}/")
-        click.echo(f"HTTP API: {api_url}  (OpenAPI: {api_url}/openapi.json)")
-        click.echo("# export these to point the CLI at this stack:")
-        for name, value in sorted(stack.client_env().items()):
-            click.echo(f"export {name}={value}")
-        click.echo(f"export QUITCLAIM_URL={api_url}")
+                data = load_demo(stack, faces or fixtures_dir(REPO_ROOT), echo=lambda _: None)
+            keys = [("admin", data.keys.admin.secret)]
+            keys += [(f"reviewer {n}", r.secret) for n, r in enumerate(data.keys.reviewers, 1)]
+        env = {**stack.client_env(), "QUITCLAIM_URL": api_url}
+        env_file.parent.mkdir(parents=True, exist_ok=True)
+        env_file.write_text("".join(f"export {k}={v}\n" for k, v in sorted(env.items())))
+        for line in _up_summary(api_url, stack.endpoint_url, keys, env_file, verbose):
+            echo(line)
         try:
             while True:
                 # API requests and polls both switch the environment: one at a time.
@@ -163,7 +181,34 @@ def local_up(port: int, api_port: int, with_demo: bool, faces: Path | None) -> N
                 if not worked:
                     time.sleep(0.5)
         except KeyboardInterrupt:
-            click.echo("stopping")
+            echo("stopping")
+
+
+def _up_summary(
+    api_url: str, endpoint: str, keys: list[tuple[str, str]], env_file: Path, verbose: bool
+) -> list[str]:
+    """The few lines `quitclaim local up` shows a person."""
+    from quitclaim.local.demo import DEMO_TENANT
+    from quitclaim.local.quiet import LOG_FILE
+
+    lines = [
+        "Quitclaim is running on the local stack.",
+        f"  dashboard:   {api_url}/",
+        f"  HTTP API:    {api_url}  (OpenAPI: {api_url}/openapi.json)",
+        f"  local AWS:   {endpoint}",
+    ]
+    if keys:
+        lines.append(f"  sign in to the dashboard (tenant {DEMO_TENANT!r}) with a key:")
+        lines += [f"    {role + ':':12} {secret}" for role, secret in keys]
+    lines += [
+        f"  CLI and AWS CLI: source {env_file}",
+        "    then e.g. `aws s3 ls` or `.venv/bin/quitclaim check --tenant demo`",
+        "  move time:   .venv/bin/quitclaim local tick --to 2027-07-01T00:00:00Z",
+    ]
+    if not verbose:
+        lines.append(f"  logs:        {LOG_FILE} (--verbose shows them here)")
+    lines.append("  stop:        Ctrl-C")
+    return lines
 
 
 def _registry() -> Registry:
