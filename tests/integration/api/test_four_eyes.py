@@ -157,6 +157,14 @@ def test_a_reviewer_alone_cannot_publish_by_reassigning_a_withdrawn_face(
     assert asset_id in assets.appearances(tenant.id, kit["subject_id"])
     assert asset_id in assets.appearances(tenant.id, rose["subject_id"])
 
+    # When Kit is later erased, the recorded original match no longer names him
+    erased = api.call("POST", f"/subjects/{kit['subject_id']}/erase", key=tenant.admin)
+    assert erased.status == 200, erased.body
+    record = api.call("GET", f"/assets/{asset_id}", key=tenant.admin)
+    assert kit["subject_id"] not in record.body.decode()
+    assert record.json["status"] == "approved"
+    assert asset_id not in assets.appearances(tenant.id, kit["subject_id"])
+
 
 def test_a_redaction_by_one_person_does_not_publish_until_a_second_confirms(
     world: dict[str, Any],
