@@ -78,7 +78,8 @@ def list_people(call: Call) -> Any:
 
 @route("createKey")
 def create_key(call: Call) -> Any:
-    return call.console.create_key(call.principal, call.body.role, call.body.label)
+    b = call.body
+    return call.console.create_key(call.principal, b.role, b.label, b.person)
 
 
 @route("whoAmI")
@@ -88,12 +89,18 @@ def who_am_i(call: Call) -> Any:
 
 @route("getPolicy")
 def get_policy(call: Call) -> Any:
-    return policy_json(call.console.get_policy(call.principal))
+    shaped = policy_json(call.console.get_policy(call.principal))
+    pending = call.console.pending_policy(call.principal)
+    return {**shaped, "pending_change": pending} if pending else shaped
 
 
 @route("updatePolicy")
 def update_policy(call: Call) -> Any:
-    return policy_json(call.console.update_policy(call.principal, call.body.changes()))
+    update = call.console.update_policy(call.principal, call.body.changes())
+    if update.pending is not None:
+        # Loosens the gate: applies once a second administrator sends the same change.
+        return Reply(202, {**policy_json(update.policy), "pending_change": update.pending})
+    return policy_json(update.policy)
 
 
 # ---------------------------------------------------------------- subjects
@@ -237,9 +244,11 @@ def keep_asset(call: Call, asset_id: str) -> Any:
 @route("reassignFace")
 def reassign_face(call: Call, asset_id: str) -> Any:
     b = call.body
-    return call.console.reassign(
+    record = call.console.reassign(
         call.principal, asset_id, b.face_index, b.subject_id, b.justification
     )
+    # Would publish: only a request until a second person confirms it (applied: none waits).
+    return Reply(202, record) if "pending_reassign" in record.review else record
 
 
 @route("deleteAsset")
@@ -282,7 +291,9 @@ def get_erasure(call: Call, subject_id: str) -> Any:
 
 @route("redactAsset")
 def redact_asset(call: Call, asset_id: str) -> Any:
-    return call.console.redact_asset(call.principal, asset_id, call.body.justification)
+    record = call.console.redact_asset(call.principal, asset_id, call.body.justification)
+    # The held original answers a request; the variant (201) a confirmation.
+    return Reply(202, record) if record.asset_id == asset_id else record
 
 
 @route("getRecordsOfProcessing")

@@ -325,10 +325,22 @@ def test_a_held_photo_is_published_with_the_child_pixelated(
     dashboard: Tabs, demo: DemoData
 ) -> None:
     # (last in the module: it adds an approved image to the demo tenant)
-    tab = dashboard().sign_in(demo.keys.reviewers[0].secret)
+    first = dashboard().sign_in(demo.keys.reviewers[0].secret)
+    first.open("stage-with-child.jpg")
+    # When a reviewer asks for the stage photo with its unknown face pixelated
+    first.act("Publish with faces pixelated", "Publish the speakers without the child")
+    # Then it is only requested: they cannot confirm it themselves
+    expect(first.said()).to_have_text("Pixelated copy requested: a second person must confirm it.")
+    expect(first.page.locator("#detail-pending")).to_contain_text("Pixelated copy requested by")
+    expect(
+        first.page.locator("#detail-actions").get_by_role(
+            "button", name="Publish with faces pixelated"
+        )
+    ).to_be_disabled()
+    # When a second reviewer confirms it
+    tab = dashboard().sign_in(demo.keys.reviewers[1].secret)
     tab.open("stage-with-child.jpg")
-    # When a reviewer publishes the stage photo with its unknown face pixelated
-    tab.act("Publish with faces pixelated", "Publish the speakers without the child")
+    tab.act("Confirm pixelated copy", "Checked: the child is unrecognisable")
     # Then the copy is published and the original stays held, without the action now
     # (the API decodes, pixelates and re-scans the photo first: seconds on a busy machine)
     expect(tab.said()).to_contain_text("Published the pixelated copy", timeout=60_000)

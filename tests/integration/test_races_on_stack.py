@@ -202,7 +202,7 @@ def reviewers(on: Stack) -> dict[str, Any]:
     console = console_service()
     admin = console.resolve_key(console.create_tenant("it-race-review").secret)
     keys = {
-        name: console.resolve_key(console.create_key(admin, Role.REVIEWER, name).secret)
+        name: console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
         for name in ("asker", "confirmer")
     }
     return {"admin": admin, **keys}

@@ -138,7 +138,9 @@ def make_tenant(tenant_id: str) -> Tenant:
     console = console_service()
     first: IssuedKey = console.create_tenant(tenant_id)
     admin = console.resolve_key(first.secret)
-    reviewers = [console.create_key(admin, Role.REVIEWER, f"reviewer {n}") for n in (1, 2)]
+    reviewers = [
+        console.create_key(admin, Role.REVIEWER, f"reviewer {n}", f"reviewer {n}") for n in (1, 2)
+    ]
     return Tenant(tenant_id, first.secret, reviewers[0].secret, reviewers[1].secret)
 
 

@@ -80,11 +80,15 @@ def test_reviewer_key_cannot_use_admin_routes(api: Api, tenant: Tenant, op: Oper
 def test_admin_issues_keys_and_the_secret_works_once_shown(api: Api, tenant: Tenant) -> None:
     # When the admin issues a reviewer key
     reply = api.call(
-        "POST", "/keys", key=tenant.admin, json_body={"role": "reviewer", "label": "night shift"}
+        "POST",
+        "/keys",
+        key=tenant.admin,
+        json_body={"role": "reviewer", "label": "night shift", "person": "dana"},
     )
     assert reply.status == 201, reply.body
     issued = reply.json
     assert issued["role"] == "reviewer" and issued["label"] == "night shift"
+    assert issued["person"] == "dana"
     assert issued["secret"] and issued["key_id"] and issued["secret"] != issued["key_id"]
     # Then the new secret authenticates as a reviewer of the same tenant
     policy = api.call("GET", "/policy", key=issued["secret"])
@@ -94,8 +98,16 @@ def test_admin_issues_keys_and_the_secret_works_once_shown(api: Api, tenant: Ten
 
 
 def test_unknown_role_is_400_naming_the_field(api: Api, tenant: Tenant) -> None:
-    reply = api.call("POST", "/keys", key=tenant.admin, json_body={"role": "root", "label": "x"})
+    reply = api.call(
+        "POST", "/keys", key=tenant.admin, json_body={"role": "root", "label": "x", "person": "x"}
+    )
     assert_error(reply, 400, "validation_failed", "role")
+
+
+def test_a_key_without_a_person_is_400_naming_the_field(api: Api, tenant: Tenant) -> None:
+    # Four eyes count people, so every new key names the person who holds it
+    reply = api.call("POST", "/keys", key=tenant.admin, json_body={"role": "admin", "label": "x"})
+    assert_error(reply, 400, "validation_failed", "person")
 
 
 def test_a_path_that_is_no_route_never_echoes_the_key(http_api: Api, tenant: Tenant) -> None:

@@ -88,9 +88,25 @@ def test_policy_changes_are_returned_and_kept(api: Api, tenant: Tenant) -> None:
         "scan_modes": {"products": "off", "events": "detect-only"},
         "match_threshold": 0.45,
     }
-    reply = api.call("PATCH", "/policy", key=tenant.admin, json_body=changes)
+    # Given products scanned strictly (tightening: one admin suffices; each transport)
+    strict = {"scan_modes": {"products": "detect-only", "events": "detect-only"}}
+    assert api.call("PATCH", "/policy", key=tenant.admin, json_body=strict).status == 200
+    # (switching a collection's scan off loosens the gate: a second admin confirms it)
+    asked = api.call("PATCH", "/policy", key=tenant.admin, json_body=changes)
+    assert asked.status == 202, asked.body
+    assert api.call("GET", "/policy", key=tenant.reviewer).json["pending_change"]["loosens"] == [
+        "scan_modes"
+    ]
+    second = api.call(
+        "POST",
+        "/keys",
+        key=tenant.admin,
+        json_body={"role": "admin", "label": f"second admin {api.name}", "person": "second"},
+    ).json["secret"]
+    reply = api.call("PATCH", "/policy", key=second, json_body=changes)
     assert reply.status == 200, reply.body
     policy = api.call("GET", "/policy", key=tenant.reviewer).json
+    assert "pending_change" not in policy
     assert policy["purposes"] == ["newsletter", "print", "web"]
     assert policy["scan_modes"]["products"] == "off" and policy["scan_modes"]["*"] == "recognize"
     assert policy["match_threshold"] == 0.45

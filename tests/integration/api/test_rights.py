@@ -281,11 +281,19 @@ def test_redaction_publishes_a_variant_the_engine_cannot_reidentify(
         "POST", f"/assets/{held['asset_id']}/redact", key=tenant.reviewer, json_body={}
     )
     assert_error(no_reason, 400, field="justification")
-    # When a reviewer redacts the held photo
-    reply = api.call(
+    # When a reviewer asks for the held photo redacted, and a second reviewer confirms
+    asked = api.call(
         "POST",
         f"/assets/{held['asset_id']}/redact",
         key=tenant.reviewer,
+        json_body={"justification": "publish without the child"},
+    )
+    assert asked.status == 202, asked.body
+    _conforms(spec, "AssetRecord", asked.json)
+    reply = api.call(
+        "POST",
+        f"/assets/{held['asset_id']}/redact",
+        key=tenant.second_reviewer,
         json_body={"justification": "publish without the child"},
     )
     # Then a variant is recorded and published, approved on its own scan
@@ -377,8 +385,17 @@ def test_auto_redact_publishes_the_variant_at_ingest(
     stage: dict[str, Any], local_stack: Any
 ) -> None:
     api, tenant, buckets = stage["api"], stage["tenant"], stage["buckets"]
-    # Given the tenant's policy says: redact instead of only holding
-    changed = api.call("PATCH", "/policy", key=tenant.admin, json_body={"auto_redact": True})
+    # Given the tenant's policy says: redact instead of only holding (two admins: it
+    # publishes more)
+    asked = api.call("PATCH", "/policy", key=tenant.admin, json_body={"auto_redact": True})
+    assert asked.status == 202 and asked.json["auto_redact"] is False
+    second = api.call(
+        "POST",
+        "/keys",
+        key=tenant.admin,
+        json_body={"role": "admin", "label": "second admin", "person": "second admin"},
+    ).json["secret"]
+    changed = api.call("PATCH", "/policy", key=second, json_body={"auto_redact": True})
     assert changed.status == 200 and changed.json["auto_redact"] is True
     # When a photo held only for an unknown face is uploaded
     buckets.upload("auto/child.jpg", photo("uploads", "stage-with-child.jpg"))

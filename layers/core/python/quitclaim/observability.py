@@ -60,6 +60,9 @@ _AUDIT_FIELDS = frozenset(
         "stores",
         # metering: a tenant's plan quota (a number)
         "images_per_month",
+        # four eyes (domain/four_eyes.py): the key that asked, and both people
+        "requested_by",
+        "people",
     }
 )
 

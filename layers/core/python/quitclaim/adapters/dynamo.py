@@ -104,6 +104,9 @@ class TenantModel(_Base):
     # The plan's monthly image quota; absent: unlimited. Not part of the policy
     # a tenant admin edits: only the operator (plan) sets it.
     images_per_month = NumberAttribute(null=True)
+    # A policy change that loosens the gate, waiting for a second administrator
+    # (domain/four_eyes.py); absent when none waits.
+    pending_policy = JSONAttribute(null=True)
 
 
 class UsageModel(_Base):
@@ -175,6 +178,8 @@ class ApiKeyModel(_Base):
     key_id = UnicodeAttribute()
     role = UnicodeAttribute()
     label = UnicodeAttribute(default="")
+    # Who holds the key (four eyes count people); absent on keys issued before.
+    person = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
     revoked_at = UTCDateTimeAttribute(null=True)
     # Why it was revoked when the caller should be told (e.g. "tenant_deleting").
@@ -580,6 +585,21 @@ class DynamoTenants:
                 condition=TenantModel.tenant.exists(),
             )
 
+    def pending_policy(self, tenant: str) -> dict[str, Any] | None:
+        item = self._item(tenant)
+        pending = item.pending_policy if item is not None else None
+        return dict(pending) if pending else None
+
+    def set_pending_policy(self, tenant: str, pending: dict[str, Any] | None) -> None:
+        item = TenantModel(tenant)
+        action = (
+            TenantModel.pending_policy.set(pending)
+            if pending is not None
+            else TenantModel.pending_policy.remove()
+        )
+        with _dependency("tenant update"):
+            item.update(actions=[action], condition=TenantModel.tenant.exists())
+
     def bump_gallery_version(self, tenant: str) -> int:
         item = TenantModel(tenant)
         with _dependency("gallery version update"):
@@ -612,7 +632,9 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
 class DynamoApiKeys:
     """API keys by (tenant, hash of secret)."""
 
-    def put(self, tenant: str, key_hash: str, key_id: str, role: Role, label: str) -> None:
+    def put(
+        self, tenant: str, key_hash: str, key_id: str, role: Role, label: str, person: str = ""
+    ) -> None:
         with _dependency("api key write"):
             ApiKeyModel(
                 tenant,
@@ -620,11 +642,12 @@ class DynamoApiKeys:
                 key_id=key_id,
                 role=role.value,
                 label=label,
+                person=person or None,
                 created_at=datetime.now(UTC),
             ).save(condition=ApiKeyModel.key_hash.does_not_exist())
 
-    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str] | None:
-        """(key_id, role, label) of a live key, or None."""
+    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str, str] | None:
+        """(key_id, role, label, person) of a live key, or None."""
         with _dependency("api key read"):
             try:
                 item = ApiKeyModel.get(tenant, key_hash, consistent_read=True)
@@ -638,7 +661,7 @@ class DynamoApiKeys:
                     code=TenantDeleting.code,
                 )
             return None
-        return item.key_id, Role(item.role), item.label
+        return item.key_id, Role(item.role), item.label, item.person or ""
 
     def revoke_all(self, tenant: str, *, reason: str) -> int:
         """Revoke every live key of ``tenant`` now; the number revoked."""

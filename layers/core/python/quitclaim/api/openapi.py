@@ -158,7 +158,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "createKey",
         "POST",
         "/keys",
-        "Issue an API key (its secret is shown once)",
+        "Issue an API key to a named person (its secret is shown once)",
         "keys",
         role=_ADMIN,
         body=s.CreateKey,
@@ -193,7 +193,15 @@ OPERATIONS: tuple[Operation, ...] = (
         role=_ADMIN,
         body=s.PolicyChanges,
         response="TenantPolicy",
-        errors=(400, 409),
+        errors=(400, 403, 409),
+        description=(
+            "A change that lets the gate see less (min_face_px up, match_threshold up, "
+            "match_margin down, a scan mode towards `off`, unknown_face_policy away from "
+            "`quarantine`, auto_redact on) is only requested (202, the policy unchanged, "
+            "`pending_change` set). It applies (200) when a second, different person "
+            "sends a change giving the same policy; the requester again gets 403 "
+            "`same_reviewer`. Other changes apply at once."
+        ),
     ),
     Operation(
         "createSubject",
@@ -367,8 +375,8 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(400, 403, 404, 409),
         description=(
             "The first reviewer's call records a pending release (202). A second, "
-            "different reviewer's call publishes the asset (200). The same reviewer "
-            "confirming their own request gets 403."
+            "different person's call publishes the asset (200). The same person "
+            "confirming their own request, with any of their keys, gets 403."
         ),
     ),
     Operation(
@@ -389,7 +397,15 @@ OPERATIONS: tuple[Operation, ...] = (
         "assets",
         body=s.Reassign,
         response="AssetRecord",
-        errors=_WRITE_ERRORS,
+        errors=(*_WRITE_ERRORS, 403),
+        description=(
+            "When the new decision holds the asset, it applies at once (200). When it "
+            "would publish the asset (or keep it published), the first call records "
+            "`review.pending_reassign` (202, faces unchanged); a second, different "
+            "person asking for the same face and subject applies it (200); the same "
+            "person again gets 403 `same_reviewer`. The original match is kept in the "
+            "history, and the person it named keeps their appearance row."
+        ),
     ),
     Operation(
         "deleteAsset",
@@ -668,8 +684,11 @@ RIGHTS_OPERATIONS: tuple[Operation, ...] = (
         body=s.ReviewAction,
         status=201,
         response="AssetRecord",
-        errors=(400, 404, 409, 422),
+        errors=(400, 403, 404, 409, 422),
         description=(
+            "Four eyes: the first call records `review.pending_redaction` on the held "
+            "original and answers it (202); a second, different person's call makes and "
+            "publishes the variant (201); the same person again gets 403 `same_reviewer`. "
             "Only for an asset held for faces without consent (unknown, no consent, "
             "expired, withdrawn, out of scope). The variant "
             "`<tenant>/<path stem>.redacted.png` is scanned again and published only when "
@@ -702,9 +721,12 @@ RIGHTS_OPERATIONS: tuple[Operation, ...] = (
 
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
 
-# The release answers 202 while it waits for the second reviewer.
+# Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
-    "releaseAsset": {202: ("Release requested; waiting for a second reviewer", "AssetRecord")}
+    "releaseAsset": {202: ("Release requested; waiting for a second person", "AssetRecord")},
+    "reassignFace": {202: ("Reassignment requested; waiting for a second person", "AssetRecord")},
+    "redactAsset": {202: ("Redaction requested; waiting for a second person", "AssetRecord")},
+    "updatePolicy": {202: ("Change requested; waiting for a second administrator", "TenantPolicy")},
 }
 
 BY_ID = {op.operation_id: op for op in OPERATIONS}
@@ -745,6 +767,13 @@ def _component_schemas() -> dict[str, Any]:
     components["TenantPolicy"]["properties"]["scan_modes"] = {
         "type": "object",
         "additionalProperties": {"$ref": REF.format(model="ScanMode")},
+    }
+    components["TenantPolicy"]["properties"]["pending_change"] = {
+        "type": "object",
+        "description": (
+            "Only while a change that loosens the gate waits for a second administrator: "
+            "`changes` (as sent), `loosens` (the fields), `by` (key id), `person`, `at`."
+        ),
     }
     components.update(
         {

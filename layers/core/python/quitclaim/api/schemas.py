@@ -136,6 +136,16 @@ class Query(BaseModel):
 class CreateKey(Body):
     role: Role
     label: Text
+    person: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+        Field(
+            description=(
+                "Who holds the key (a name or staff handle). Four-eyes actions need two "
+                "different people: one person's keys count once."
+            )
+        ),
+    ]
 
 
 class PolicyChanges(Body):

@@ -99,6 +99,14 @@ class TenantRepository(Protocol):
 
     def update_policy(self, policy: TenantPolicy) -> None: ...
 
+    def pending_policy(self, tenant: str) -> dict[str, Any] | None:
+        """The policy change waiting for a second administrator, if any."""
+        ...
+
+    def set_pending_policy(self, tenant: str, pending: dict[str, Any] | None) -> None:
+        """Keep (or, with None, drop) the pending policy change."""
+        ...
+
 
 class TenantProfiles(Protocol):
     """The operator's view of tenants (onboarding and offboarding)."""
@@ -316,10 +324,15 @@ class QueueDepths(Protocol):
 
 
 class ApiKeyRepository(Protocol):
-    def put(self, tenant: str, key_hash: str, key_id: str, role: Role, label: str) -> None: ...
+    def put(
+        self, tenant: str, key_hash: str, key_id: str, role: Role, label: str, person: str = ""
+    ) -> None: ...
 
-    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str] | None:
-        """(key_id, role, label) of a live key with this hash, or None."""
+    def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str, str] | None:
+        """(key_id, role, label, person) of a live key with this hash, or None.
+
+        ``person`` is "" for a key issued without one.
+        """
         ...
 
 

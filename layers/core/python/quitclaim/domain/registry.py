@@ -25,6 +25,9 @@ class Principal:
     key_id: str
     role: Role
     label: str = ""
+    # Who holds the key (four eyes count people, not keys); a key issued
+    # without one is its own person: resolving it gives its key id here.
+    person: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,7 @@ class IssuedKey:
     role: Role
     label: str
     secret: str
+    person: str = ""
 
 
 @dataclass(frozen=True, slots=True)

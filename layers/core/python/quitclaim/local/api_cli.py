@@ -119,9 +119,15 @@ def _asset_detail(asset: dict[str, Any]) -> str:
     head = _fields(asset, ("asset_id", "status", "reasons", "path", "purpose", "decided_at"))
     faces = [{"face": i, **face} for i, face in enumerate(asset.get("faces") or [])]
     face_table = _table(faces, ("face", "box", "subject_id", "consent_id", "verdict", "reason"))
-    pending = (asset.get("review") or {}).get("pending_release")
-    note = (
-        f"\nrelease requested by {pending['by']}; a second reviewer must confirm" if pending else ""
+    review = asset.get("review") or {}
+    note = "".join(
+        f"\n{what} requested by {p.get('person') or p['by']}; a second person must confirm"
+        for what, p in (
+            ("release", review.get("pending_release")),
+            ("redaction", review.get("pending_redaction")),
+            ("reassignment", review.get("pending_reassign")),
+        )
+        if p
     )
     return f"{head}\n\nfaces:\n{face_table}{note}"
 
@@ -675,7 +681,10 @@ def _review_command(action: str, help_text: str) -> None:
 
 _review_command("release", "Ask for (or, as a second reviewer, confirm) a release.")
 _review_command("keep", "Keep an asset in quarantine.")
-_review_command("redact", "Publish a variant with the faces lacking consent pixelated.")
+_review_command(
+    "redact",
+    "Ask for (or, as a second person, confirm) a variant with the faces lacking consent pixelated.",
+)
 
 
 # -- usage -------------------------------------------------------------------------

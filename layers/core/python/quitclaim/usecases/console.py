@@ -17,6 +17,7 @@ from quitclaim.domain.errors import (
     Forbidden,
     ValidationFailed,
 )
+from quitclaim.domain.four_eyes import PolicyUpdate, person_name
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import AssetRepository
 from quitclaim.domain.records import AssetRecord
@@ -140,18 +141,28 @@ class Console:
         """The caller as the API sees them (the dashboard shows it, and hides admin forms)."""
         return principal
 
-    def create_key(self, principal: Principal, role: Role, label: str) -> IssuedKey:
-        """Admin: issue another key (e.g. one per reviewer)."""
+    def create_key(self, principal: Principal, role: Role, label: str, person: str) -> IssuedKey:
+        """Admin: issue another key to a named person (four eyes count people, not keys)."""
         _admin(principal)
-        return self._keys.issue(principal.tenant, Role(role), label.strip()[:100])
+        return self._keys.issue(
+            principal.tenant, Role(role), label.strip()[:100], person_name(person)
+        )
 
     def get_policy(self, principal: Principal) -> TenantPolicy:
         return self._registry.policy(principal.tenant)
 
-    def update_policy(self, principal: Principal, changes: Mapping[str, Any]) -> TenantPolicy:
-        """Admin: change policy fields (audited; applies to new uploads only)."""
+    def pending_policy(self, principal: Principal) -> dict[str, Any] | None:
+        """The policy change waiting for a second administrator, if any."""
+        return self._registry.pending_policy(principal.tenant)
+
+    def update_policy(self, principal: Principal, changes: Mapping[str, Any]) -> PolicyUpdate:
+        """Admin: change policy fields (audited; applies to new uploads only).
+
+        A change that loosens the gate is only requested until a second,
+        different administrator sends the same change (``PolicyUpdate.pending``).
+        """
         _admin(principal)
-        return self._registry.update_policy(principal.tenant, changes, actor=principal.key_id)
+        return self._registry.update_policy(principal.tenant, changes, who=principal)
 
     # -- subjects -----------------------------------------------------------
     def create_subject(
@@ -356,12 +367,13 @@ class Console:
         return self._rights_or_fail().erasure(principal.tenant, subject_id)
 
     def redact_asset(self, principal: Principal, asset_id: str, justification: str) -> AssetRecord:
-        """Publish a held asset's variant with the unconsented faces pixelated."""
+        """Ask for, or (as a second person) confirm and publish, a pixelated variant.
+
+        Answers the held original while the request waits, the variant once published.
+        """
         if self._redaction is None:
             raise DependencyFailed("redaction is not configured")
-        return self._redaction.redact(
-            principal.tenant, asset_id, actor=principal.key_id, justification=justification
-        )
+        return self._redaction.request(principal, asset_id, justification)
 
     def records_of_processing(self, principal: Principal) -> ProcessingRecords:
         """Admin: the tenant's records of processing (Art. 30) and a DPIA starter."""

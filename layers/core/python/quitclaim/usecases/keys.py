@@ -33,11 +33,14 @@ class ApiKeys:
     def __init__(self, repository: ApiKeyRepository) -> None:
         self._keys = repository
 
-    def issue(self, tenant: str, role: Role, label: str) -> IssuedKey:
+    def issue(self, tenant: str, role: Role, label: str, person: str = "") -> IssuedKey:
+        """A new key of ``person`` (four eyes count people); "" makes it its own person."""
         secret = secrets.token_hex(24)
         key_id = f"key_{secrets.token_hex(6)}"
-        self._keys.put(tenant, hash_secret(secret), key_id, role, label)
-        return IssuedKey(tenant, key_id, role, label, f"{PREFIX}{tenant}_{secret}")
+        self._keys.put(tenant, hash_secret(secret), key_id, role, label, person)
+        return IssuedKey(
+            tenant, key_id, role, label, f"{PREFIX}{tenant}_{secret}", person or key_id
+        )
 
     def resolve(self, key: str | None) -> Principal:
         """The principal of a live key; ``Unauthorized`` (one message) otherwise."""
@@ -49,9 +52,10 @@ class ApiKeys:
         found = self._keys.find(tenant, digest)
         if found is None:
             raise Unauthorized("a valid API key is required")
-        key_id, role, label = found
+        key_id, role, label, person = found
         # The lookup already matched the hash; compare again in constant time so
         # no code path depends on how much of a guessed key was right.
         if not hmac.compare_digest(digest, hash_secret(secret)):  # pragma: no cover
             raise Unauthorized("a valid API key is required")
-        return Principal(tenant, key_id, role, label)
+        # A key issued without a person is its own person.
+        return Principal(tenant, key_id, role, label, person or key_id)

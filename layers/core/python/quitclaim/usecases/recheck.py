@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from quitclaim.domain.decision import redecide_recorded
 from quitclaim.domain.errors import Conflict
@@ -21,7 +22,7 @@ from quitclaim.usecases.placement import Placement, history_entry
 # Statuses a consent change can move between; rejected and deleted stay put.
 _REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
 # Review state that vouches for the faces as they were: void once one changes.
-_WAIVERS = ("released", "pending_release")
+_WAIVERS = ("released", "pending_release", "pending_reassign")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +38,21 @@ def faces_of(record: AssetRecord) -> list[FaceMatch]:
         FaceMatch(Box(*f.box), f.subject_id, f.distance, identifiable=f.identifiable)
         for f in record.faces
     ]
+
+
+def _unnamed(history: tuple[dict[str, Any], ...], subject_id: str) -> tuple[dict[str, Any], ...]:
+    """The history without the erased person's id (reassignments record it)."""
+
+    def scrub(entry: dict[str, Any]) -> dict[str, Any]:
+        out = dict(entry)
+        if out.get("subject_id") == subject_id:
+            out["subject_id"] = None
+        original = out.get("original")
+        if isinstance(original, dict) and original.get("subject_id") == subject_id:
+            out["original"] = {**original, "subject_id": None, "consent_id": None}
+        return out
+
+    return tuple(scrub(h) for h in history)
 
 
 def waived_reasons(record: AssetRecord) -> frozenset[Reason]:
@@ -119,8 +135,12 @@ class Recheck:
     ) -> Change | None:
         for _ in range(5):
             record = self._assets.get(tenant, asset_id)
-            if record is None or subject_id not in record.subject_ids:
+            if record is None:
                 return None
+            if subject_id not in record.subject_ids:
+                if self._forget_mentions(record, subject_id):
+                    return None
+                continue
             indices = [i for i, f in enumerate(record.faces) if f.subject_id == subject_id]
             faces = tuple(
                 replace(
@@ -131,7 +151,8 @@ class Recheck:
                 for i, f in enumerate(record.faces)
             )
             review = {k: v for k, v in record.review.items() if k not in _WAIVERS}
-            unattributed = replace(record, faces=faces, review=review)
+            history = _unnamed(record.history, subject_id)
+            unattributed = replace(record, faces=faces, review=review, history=history)
             if record.status in _REDECIDABLE:
                 after = self.decided(unattributed, action=SUBJECT_ERASED, actor=actor)
             else:
@@ -152,6 +173,25 @@ class Recheck:
                 continue
             return self._announce(record, after, actor=actor, cause=subject_id)
         raise Conflict(f"asset {asset_id} kept changing; erasure must be run again")
+
+    def _forget_mentions(self, record: AssetRecord, subject_id: str) -> bool:
+        """A face reassigned away from the person still names them as its original match.
+
+        False when the record changed meanwhile (read it again and retry).
+        """
+        history = _unnamed(record.history, subject_id)
+        pending = record.review.get("pending_reassign") or {}
+        if history == record.history and subject_id not in (
+            pending.get("subject_id"),
+            (pending.get("original") or {}).get("subject_id"),
+        ):
+            return True
+        review = {k: v for k, v in record.review.items() if k != "pending_reassign"}
+        try:
+            self._placement.transition(record, replace(record, history=history, review=review))
+        except Conflict:
+            return False
+        return True
 
     def _announce(
         self, record: AssetRecord, after: AssetRecord, *, actor: str, cause: str

@@ -10,6 +10,12 @@ nobody, neither an enrolled person nor the face that was there before
 (compared in memory, never stored): otherwise the redaction is too weak and
 nothing is published. Its appearance rows make a later withdrawal pull the
 variant too, like any other asset.
+
+Four eyes (domain/four_eyes.py): a person asks (``request``; kept as the
+original's ``review.pending_redaction``) and a second, different person
+confirms; only then is the variant made. ``redact`` itself is one step: the
+ingest decision's own path (policy ``auto_redact``, which two administrators
+must have switched on) and the confirmation's.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
 from quitclaim.domain.decision import decide_asset
 from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
+from quitclaim.domain.four_eyes import confirm, requested_by
 from quitclaim.domain.models import AssetStatus, Box, FaceMatch
 from quitclaim.domain.ports import (
     AssetRepository,
@@ -33,6 +41,7 @@ from quitclaim.domain.ports import (
     TenantRepository,
 )
 from quitclaim.domain.records import AssetRecord, asset_id_for
+from quitclaim.domain.registry import Principal
 from quitclaim.domain.rights import REDACTED, redactable
 from quitclaim.faces import redaction as pixels
 from quitclaim.faces.gallery import GalleryCache
@@ -91,14 +100,52 @@ class Redaction:
         self._galleries = galleries or GalleryCache()
         self._events = events
 
-    def redact(self, tenant: str, asset_id: str, *, actor: str, justification: str) -> AssetRecord:
-        """Publish the held asset's redacted variant; answers the variant's record.
+    def request(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
+        """Ask for a redacted variant, or confirm another person's request and publish it.
 
-        ``Conflict`` codes: ``not_quarantined``, ``not_redactable`` (held for
-        something a redaction cannot fix), ``redacted`` (done before),
-        ``key_taken``, ``redaction_too_weak``, ``not_publishable``.
+        The first person's call answers the held original, with
+        ``review.pending_redaction``; a second, different person's call answers
+        the published variant (``redact``). The requester again: ``Forbidden``
+        (``same_reviewer``).
         """
         why = _justified(justification)
+        original = self._redactable(who.tenant, asset_id)
+        pending = original.review.get("pending_redaction")
+        if pending is None:
+            now = self._clock.now()
+            after = replace(
+                original,
+                review={
+                    **original.review,
+                    "pending_redaction": requested_by(who, now.isoformat(), justification=why),
+                },
+                history=(
+                    *original.history,
+                    history_entry(
+                        now, "redaction_requested", who.key_id, original, justification=why
+                    ),
+                ),
+            )
+            self._placement.transition(original, after)
+            audit(
+                "asset.redaction_requested",
+                tenant=who.tenant,
+                asset_id=asset_id,
+                status=original.status.value,
+                source=who.key_id,
+                people=[str(after.review["pending_redaction"]["person"])],
+            )
+            return after
+        people = confirm(pending, who, "redaction")
+        return self.redact(
+            who.tenant,
+            asset_id,
+            actor=who.key_id,
+            justification=why,
+            confirmed={"requested_by": pending["by"], "people": people},
+        )
+
+    def _redactable(self, tenant: str, asset_id: str) -> AssetRecord:
         original = self._assets.get(tenant, asset_id)
         if original is None:
             raise NotFound(f"asset {asset_id} not found")
@@ -112,6 +159,29 @@ class Redaction:
                 f"held for {list(original.reasons)}: only faces without consent can be redacted",
                 code="not_redactable",
             )
+        if "redacted" in original.review:
+            raise Conflict("this asset has a redacted variant already", code="redacted")
+        return original
+
+    def redact(
+        self,
+        tenant: str,
+        asset_id: str,
+        *,
+        actor: str,
+        justification: str,
+        confirmed: dict[str, Any] | None = None,
+    ) -> AssetRecord:
+        """Publish the held asset's redacted variant; answers the variant's record.
+
+        One step: only for the ingest decision and a confirmed ``request``
+        (``confirmed``: the requesting key and both people, recorded).
+        ``Conflict`` codes: ``not_quarantined``, ``not_redactable`` (held for
+        something a redaction cannot fix), ``redacted`` (done before),
+        ``key_taken``, ``redaction_too_weak``, ``not_publishable``.
+        """
+        why = _justified(justification)
+        original = self._redactable(tenant, asset_id)
         key = variant_key(original)
         variant_id = asset_id_for(tenant, self._library, key, original.asset_id)
         if self._assets.get(tenant, variant_id) is not None:
@@ -132,7 +202,9 @@ class Redaction:
         redacted = pixels.redact(image.frames[0], boxes)
         png = pixels.to_png(redacted)
         regions = [pixels.padded(b, image.width, image.height) for b in boxes]
-        variant = self._decided(original, data, png, regions, key, variant_id, actor, why)
+        variant = self._decided(
+            original, data, png, regions, key, variant_id, actor, why, confirmed or {}
+        )
         del data, image, redacted
 
         if not self._assets.create(variant):
@@ -163,6 +235,7 @@ class Redaction:
             versions=variant.versions,
             source=actor,
             source_asset_id=asset_id,
+            **(confirmed or {}),
         )
         count("AssetsRedacted")
         latest = self._assets.get(tenant, variant_id) or variant
@@ -196,6 +269,7 @@ class Redaction:
         variant_id: str,
         actor: str,
         why: str,
+        confirmed: dict[str, Any],
     ) -> AssetRecord:
         """Scan the variant as the gate would; refuse unless it is publishable."""
         tenant = original.tenant
@@ -268,7 +342,7 @@ class Redaction:
                 "redaction_pad": pixels.PAD,
                 "redaction_blocks": pixels.MOSAIC_BLOCKS,
             },
-            review={"redacted_from": {"asset_id": original.asset_id, "by": actor}},
+            review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
         )
         return replace(
             record,
@@ -280,6 +354,7 @@ class Redaction:
                     record,
                     justification=why,
                     source_asset_id=original.asset_id,
+                    **confirmed,
                 ),
             ),
         )
@@ -299,9 +374,10 @@ class Redaction:
                 return
             now = self._clock.now()
             note = {"asset_id": variant.asset_id, "key": variant.dest_key, "by": actor}
+            review = {k: v for k, v in record.review.items() if k != "pending_redaction"}
             after = replace(
                 record,
-                review={**record.review, "redacted": note},
+                review={**review, "redacted": note},
                 history=(
                     *record.history,
                     history_entry(

@@ -22,6 +22,14 @@ from quitclaim.domain.errors import (
     NotFound,
     ValidationFailed,
 )
+from quitclaim.domain.four_eyes import (
+    PolicyUpdate,
+    confirm,
+    loosened,
+    person_of,
+    policy_target,
+    requested_by,
+)
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy, is_tenant_id
 from quitclaim.domain.ports import (
     AssetRepository,
@@ -36,7 +44,14 @@ from quitclaim.domain.ports import (
     TenantRepository,
 )
 from quitclaim.domain.records import AssetRecord
-from quitclaim.domain.registry import ConsentEvent, ConsentView, Evidence, Guardian, Subject
+from quitclaim.domain.registry import (
+    ConsentEvent,
+    ConsentView,
+    Evidence,
+    Guardian,
+    Principal,
+    Subject,
+)
 from quitclaim.domain.rights import (
     ErasedItem,
     ErasureReport,
@@ -129,13 +144,65 @@ class Registry:
             raise NotFound(f"tenant {tenant!r} not found")
         return found
 
-    def update_policy(self, tenant: str, changes: Mapping[str, Any], *, actor: str) -> TenantPolicy:
-        """Validate and store policy changes; they apply to new uploads only."""
+    def update_policy(
+        self, tenant: str, changes: Mapping[str, Any], *, who: Principal
+    ) -> PolicyUpdate:
+        """Validate and store policy changes; they apply to new uploads only.
+
+        Four eyes (domain/four_eyes.py): a change that loosens the gate is kept
+        as a request; it applies when a second, different person sends a
+        change giving the same policy. Any other change applies at once.
+        """
         current = self.policy(tenant)
         updated = replace(current, **_policy_changes(current, changes))
+        loosens = loosened(current, updated)
+        if loosens:
+            target = policy_target(updated)
+            pending = self.tenants.pending_policy(tenant)
+            if pending is None or pending.get("target") != target:
+                request = requested_by(
+                    who,
+                    self.clock.now().isoformat(),
+                    changes=dict(changes),
+                    loosens=loosens,
+                    target=target,
+                )
+                self.tenants.set_pending_policy(tenant, request)
+                audit(
+                    "policy.change_requested",
+                    tenant=tenant,
+                    policy=sorted(changes),
+                    source=who.key_id,
+                    people=[person_of(who)],
+                )
+                return PolicyUpdate(current, _shown(request))
+            people = confirm(pending, who, "policy change")
+            self.tenants.update_policy(updated)
+            self.tenants.set_pending_policy(tenant, None)
+            audit(
+                "policy.updated",
+                tenant=tenant,
+                policy=sorted(changes),
+                source=who.key_id,
+                requested_by=pending["by"],
+                people=people,
+            )
+            return PolicyUpdate(updated)
         self.tenants.update_policy(updated)
-        audit("policy.updated", tenant=tenant, policy=sorted(changes), source=actor)
-        return updated
+        audit(
+            "policy.updated",
+            tenant=tenant,
+            policy=sorted(changes),
+            source=who.key_id,
+            people=[person_of(who)],
+        )
+        return PolicyUpdate(updated)
+
+    def pending_policy(self, tenant: str) -> dict[str, Any] | None:
+        """The loosening policy change waiting for a second administrator, if any."""
+        self.policy(tenant)
+        pending = self.tenants.pending_policy(tenant)
+        return _shown(pending) if pending else None
 
     # -- subjects -----------------------------------------------------------
     def create_subject(
@@ -761,6 +828,11 @@ def _checked_subject(subject: Subject, today: date) -> Subject:
     if subject.guardian is not None and not subject.guardian.name.strip():
         raise ValidationFailed("guardian.name must not be empty", field="guardian.name")
     return replace(subject, display_name=name)
+
+
+def _shown(pending: Mapping[str, Any]) -> dict[str, Any]:
+    """A pending policy change as clients see it (the target stays inside)."""
+    return {k: v for k, v in pending.items() if k != "target"}
 
 
 def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[str, Any]:

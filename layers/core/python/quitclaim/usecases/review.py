@@ -1,15 +1,20 @@
-"""The review queue: release (two reviewers), keep, reassign, delete.
+"""The review queue: release and reassign (two people), keep, delete.
 
 Every action needs a justification and lands in the asset's history and the
 audit trail. Releasing publishes an image despite the gate, so no single
-person can do it: one reviewer asks, a *different* reviewer confirms.
+person can do it: one reviewer asks, a *different person* confirms
+(domain/four_eyes.py; one person's many keys count once). A reassignment
+whose re-decision would publish (or keep published) the image is asked for
+and confirmed the same way; one that holds it applies at once.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from quitclaim.domain.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from quitclaim.domain.errors import Conflict, NotFound, ValidationFailed
+from quitclaim.domain.four_eyes import confirm, person_of, requested_by
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import AssetRepository, Clock, EventPublisher, SubjectRepository
 from quitclaim.domain.records import AssetRecord
@@ -19,6 +24,8 @@ from quitclaim.usecases.placement import Placement, history_entry
 from quitclaim.usecases.recheck import Recheck
 
 MIN_JUSTIFICATION = 3
+# Requests waiting for a second person; keeping an asset in quarantine drops them.
+PENDING = ("pending_release", "pending_reassign", "pending_redaction")
 
 
 def _justified(text: str) -> str:
@@ -65,7 +72,7 @@ class Review:
         if pending is None:
             review = {
                 **record.review,
-                "pending_release": {"by": who.key_id, "at": now.isoformat(), "justification": why},
+                "pending_release": requested_by(who, now.isoformat(), justification=why),
             }
             after = replace(
                 record,
@@ -78,12 +85,12 @@ class Review:
             self._placement.transition(record, after)
             self._audit(who, asset_id, "asset.release_requested", record)
             return after
-        if pending["by"] == who.key_id:
-            raise Forbidden("a second reviewer must confirm this release", code="same_reviewer")
+        people = confirm(pending, who, "release")
         waived = sorted(set(record.reasons))
         review = {k: v for k, v in record.review.items() if k != "pending_release"}
         review["released"] = {
             "by": [pending["by"], who.key_id],
+            "people": people,
             "at": now.isoformat(),
             "waived": waived,
         }
@@ -106,11 +113,12 @@ class Review:
                     published,
                     justification=why,
                     requested_by=pending["by"],
+                    people=people,
                 ),
             ),
         )
         self._placement.transition(record, published)
-        self._audit(who, asset_id, "asset.released", published)
+        self._audit(who, asset_id, "asset.released", published, pending["by"], people)
         if self._events is not None:
             self._events.publish(
                 "asset.released",
@@ -125,7 +133,7 @@ class Review:
         if record.status is not AssetStatus.QUARANTINED:
             raise Conflict("only quarantined assets can be kept in quarantine")
         now = self._clock.now()
-        review = {k: v for k, v in record.review.items() if k != "pending_release"}
+        review = {k: v for k, v in record.review.items() if k not in PENDING}
         review["kept"] = {"by": who.key_id, "at": now.isoformat()}
         after = replace(
             record,
@@ -147,7 +155,15 @@ class Review:
         subject_id: str | None,
         justification: str,
     ) -> AssetRecord:
-        """A face is someone else (or an unknown person): fix it and decide again."""
+        """A face is someone else (or an unknown person): fix it and decide again.
+
+        When the new decision would have the image in the library, this is a
+        request (kept as ``review.pending_reassign``, the record otherwise
+        unchanged) until a second, different person asks for the same
+        reassignment. The original match is recorded, and the person the face
+        was attributed to keeps their appearance row (their rights requests
+        still find the image).
+        """
         why = _justified(justification)
         record = self.asset(who.tenant, asset_id)
         if record.status not in (AssetStatus.QUARANTINED, AssetStatus.APPROVED):
@@ -159,22 +175,76 @@ class Review:
         if subject_id is not None and not self._subjects.exists(who.tenant, subject_id):
             raise NotFound(f"subject {subject_id} not found")
         old = record.faces[face_index]
+        original = {
+            "subject_id": old.subject_id,
+            "distance": old.distance,
+            "consent_id": old.consent_id,
+            "verdict": old.verdict,
+            "reason": old.reason,
+        }
         faces = list(record.faces)
         faces[face_index] = replace(old, subject_id=subject_id, distance=None, identifiable=True)
-        changed = replace(record, faces=tuple(faces))
+        review = {k: v for k, v in record.review.items() if k != "pending_reassign"}
+        changed = replace(record, faces=tuple(faces), review=review)
         after = self._recheck.decided(changed, action="reassigned", actor=who.key_id)
+        details: dict[str, Any] = {}
+        if after.status is AssetStatus.APPROVED:
+            pending = record.review.get("pending_reassign")
+            proposal = {"face_index": face_index, "subject_id": subject_id}
+            if pending is None or {k: pending.get(k) for k in proposal} != proposal:
+                return self._ask_reassign(who, record, proposal, original, why)
+            people = confirm(pending, who, "reassignment")
+            details = {"requested_by": pending["by"], "people": people}
         after = replace(
             after,
             history=(
                 *after.history[:-1],
-                {**after.history[-1], "justification": why, "face_index": face_index},
+                {
+                    **after.history[-1],
+                    "justification": why,
+                    "face_index": face_index,
+                    "original": original,
+                    **details,
+                },
             ),
         )
         self._placement.transition(record, after)
-        if old.subject_id and old.subject_id not in after.subject_ids:
-            self._assets.remove_appearance(who.tenant, old.subject_id, asset_id)
         self._assets.add_appearances(after)
-        self._audit(who, asset_id, "asset.reassigned", after)
+        self._audit(
+            who,
+            asset_id,
+            "asset.reassigned",
+            after,
+            details.get("requested_by"),
+            details.get("people"),
+        )
+        return after
+
+    def _ask_reassign(
+        self,
+        who: Principal,
+        record: AssetRecord,
+        proposal: dict[str, Any],
+        original: dict[str, Any],
+        why: str,
+    ) -> AssetRecord:
+        """Keep a reassignment that would publish as a request for a second person."""
+        now = self._clock.now()
+        pending = requested_by(
+            who, now.isoformat(), justification=why, original=original, **proposal
+        )
+        after = replace(
+            record,
+            review={**record.review, "pending_reassign": pending},
+            history=(
+                *record.history,
+                history_entry(
+                    now, "reassign_requested", who.key_id, record, justification=why, **proposal
+                ),
+            ),
+        )
+        self._placement.transition(record, after)
+        self._audit(who, record.asset_id, "asset.reassign_requested", after)
         return after
 
     def delete(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
@@ -209,7 +279,16 @@ class Review:
         return after
 
     @staticmethod
-    def _audit(who: Principal, asset_id: str, action: str, record: AssetRecord) -> None:
+    def _audit(
+        who: Principal,
+        asset_id: str,
+        action: str,
+        record: AssetRecord,
+        requested: str | None = None,
+        people: list[str] | None = None,
+    ) -> None:
+        """One audit event; a four-eyes action names the key that asked and both people."""
+        four_eyes = {"requested_by": requested} if requested else {}
         audit(
             action,
             tenant=who.tenant,
@@ -217,4 +296,6 @@ class Review:
             status=record.status.value,
             reasons=list(record.reasons),
             source=who.key_id,
+            people=people or [person_of(who)],
+            **four_eyes,
         )

@@ -513,14 +513,24 @@
         : [h("li", { text: t("noFaces") })]),
     );
 
+    // Four eyes: a request waits for a second, different person (one person's keys count once).
     const pending = asset.review?.pending_release;
-    const mine = pending && state.me && pending.by === state.me.key_id;
-    $("detail-pending").hidden = !pending;
-    $("detail-pending").textContent = pending
-      ? mine
-        ? t("pendingMine", fmtDateTime(pending.at))
-        : t("pendingOther", pending.by, fmtDateTime(pending.at))
-      : "";
+    const mine = isMine(pending);
+    const redaction = asset.review?.pending_redaction;
+    const reassignment = asset.review?.pending_reassign;
+    const waiting = [
+      pending
+        ? mine
+          ? t("pendingMine", fmtDateTime(pending.at))
+          : t("pendingOther", pending.person || pending.by, fmtDateTime(pending.at))
+        : "",
+      redaction ? t("pendingRedaction", redaction.person || redaction.by, fmtDateTime(redaction.at)) : "",
+      reassignment
+        ? t("pendingReassign", reassignment.person || reassignment.by, reassignment.face_index + 1, fmtDateTime(reassignment.at))
+        : "",
+    ].filter(Boolean);
+    $("detail-pending").hidden = !waiting.length;
+    $("detail-pending").textContent = waiting.join(" ");
 
     const quarantined = asset.status === "quarantined";
     const release = $("act-release");
@@ -530,6 +540,8 @@
     $("act-keep").hidden = !quarantined;
     // A held image can be published once, as a variant with the blocking faces pixelated.
     $("act-redact").hidden = !quarantined || Boolean(asset.review?.redacted);
+    $("act-redact").textContent = redaction && !isMine(redaction) ? t("confirmRedact") : t("redact");
+    $("act-redact").disabled = isMine(redaction);
     $("act-reassign").hidden = !(quarantined || asset.status === "approved") || !asset.faces.length;
     $("act-delete").hidden = !(quarantined || asset.status === "approved");
     $("detail-actions").hidden = !(quarantined || asset.status === "approved");
@@ -606,6 +618,13 @@
     });
   }
 
+  // The caller made this request (with this or another of their keys)?
+  function isMine(pending) {
+    if (!pending || !state.me) return false;
+    const norm = (text) => String(text).split(/\s+/).filter(Boolean).join(" ").toLowerCase();
+    return norm(pending.person || pending.by) === norm(state.me.person || state.me.key_id);
+  }
+
   async function act(run) {
     try {
       const message = await run();
@@ -645,12 +664,17 @@
 
   $("act-redact").addEventListener("click", () =>
     act(async () => {
-      const answer = await ask({ title: t("dlgRedactTitle"), text: t("dlgRedactText"), ok: t("redact") });
+      const confirming = Boolean(state.record.review?.pending_redaction);
+      const answer = await ask({
+        title: t("dlgRedactTitle"),
+        text: t("dlgRedactText"),
+        ok: t(confirming ? "confirmRedact" : "redact"),
+      });
       if (!answer) return null;
-      const variant = await api("POST", `/assets/${state.record.asset_id}/redact`, {
+      const result = await request("POST", `/assets/${state.record.asset_id}/redact`, {
         json: { justification: answer.justification },
       });
-      return t("doneRedacted", variant.dest_key);
+      return result.status === 202 ? t("doneRedactRequested") : t("doneRedacted", result.data.dest_key);
     }),
   );
 
@@ -664,10 +688,12 @@
         reassign: asset,
       });
       if (!answer) return null;
-      const after = await api("POST", `/assets/${asset.asset_id}/reassign`, {
+      const result = await request("POST", `/assets/${asset.asset_id}/reassign`, {
         json: { face_index: answer.face, subject_id: answer.person, justification: answer.justification },
       });
-      return t("doneReassigned", t(`st_${after.status}`));
+      return result.status === 202
+        ? t("doneReassignRequested")
+        : t("doneReassigned", t(`st_${result.data.status}`));
     }),
   );
 
