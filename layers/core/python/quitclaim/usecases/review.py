@@ -170,10 +170,10 @@ class Review:
                 {**after.history[-1], "justification": why, "face_index": face_index},
             ),
         )
+        # The new person's appearance rows are written with the decision (Placement).
         self._placement.transition(record, after)
         if old.subject_id and old.subject_id not in after.subject_ids:
             self._assets.remove_appearance(who.tenant, old.subject_id, asset_id)
-        self._assets.add_appearances(after)
         self._audit(who, asset_id, "asset.reassigned", after)
         return after
 
