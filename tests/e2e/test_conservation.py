@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from quitclaim.adapters.dynamo import DynamoConsents
+from quitclaim.adapters.dynamo import DynamoAssets, DynamoConsents
 from quitclaim.bootstrap import audit_trail_service, conservation_service, registry_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import GENESIS, canonical, chain_prefix, record_key, seal
@@ -92,6 +92,24 @@ def test_an_approved_image_missing_from_the_library_is_misplaced(world: dict[str
         s3.put_object(
             Bucket=library, Key=key, Body=saved["Body"].read(), Metadata=saved["Metadata"]
         )
+    assert check().holds
+
+
+def test_a_library_image_without_its_appearance_rows_is_reported(world: dict[str, Any]) -> None:
+    # Given the published image's appearance row lost (as a failed write lost it, issue 19)
+    key = f"{TENANT}/office.jpg"
+    [asset_id] = DynamoAssets().appearances(TENANT, world["subject"])
+    record = DynamoAssets().get(TENANT, asset_id)
+    assert record is not None and record.dest_key == key
+    DynamoAssets().remove_appearance(TENANT, world["subject"], asset_id)
+    try:
+        # Then the checker names it: a withdrawal of that person would not find it
+        report = check()
+        assert rules(report) == [("appearances_missing", key)]
+        [violation] = report.violations
+        assert violation.asset_id == asset_id and world["subject"] in violation.detail
+    finally:
+        DynamoAssets().add_appearances(record)
     assert check().holds
 
 

@@ -44,14 +44,19 @@ def _intercept(
     match: Match | None,
     skip: int = 0,
 ) -> Iterator[list[int]]:
-    """Route matching calls through ``around(call)``; the others go straight through."""
+    """Route matching calls through ``around(call)``; the others go straight through.
+
+    ``operation`` may name several, ``|``-separated ("BatchWriteItem|TransactWriteItems":
+    whichever call writes a table, before and after a change of how it is written).
+    """
     original = BaseClient._make_api_call
     seen, hit = [0], [0]
+    operations = frozenset(operation.split("|"))
 
     def patched(self: BaseClient, op: str, params: dict[str, Any]) -> Any:
         aimed = (
             self.meta.service_model.service_name == service
-            and op == operation
+            and op in operations
             and (match is None or match(params))
         )
         if aimed:

@@ -10,18 +10,28 @@ A failing cell names itself in its test id: ``[ingest-copy-slowdown]``.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from importlib import resources
 from typing import Any
 
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from quitclaim.adapters.dynamo import DynamoConsents
-from quitclaim.bootstrap import registry_service
+from quitclaim.bootstrap import (
+    conservation_service,
+    console_service,
+    registry_service,
+    webhook_admin,
+    webhook_inbox,
+)
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.models import Consent, TenantPolicy
+from quitclaim.domain.registry import Role
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.faults import (
     HandlerCrashed,
@@ -37,6 +47,7 @@ from tests.integration.places import Places
 pytestmark = pytest.mark.integration
 INGEST, RECHECK, EXPIRY = "it-faults-ingest", "it-faults-recheck", "it-faults-expiry"
 OBAMA = FACES / "enroll" / "obama" / "obama-portrait.jpg"
+FORM = resources.files("quitclaim") / "webhook_mappings" / "samples" / "generic-form.json"
 
 Fault = Callable[[Any], AbstractContextManager[Any]]
 
@@ -266,6 +277,264 @@ def test_expiry(world: World, step: str) -> None:
     exact = [f for f in tick.firings if consent.consent_id in f.schedule]
     assert [f.attempts for f in exact] == [2], cell
     world.settle(cell, EXPIRY, path, "quarantine")
+
+
+# -- I1 (issue 19): no image in the library that a withdrawal cannot reach
+#
+# A withdrawal (or an expiry) finds a person's images only through their
+# appearance rows. Each publishing path is crashed (or throttled) between every
+# pair of its writes; after the retries, the person withdraws, and the image
+# must leave the library, with the conservation checker holding. In between,
+# whatever is in the library must already have its appearance rows.
+# ``A|B``: whichever of the two calls the path makes (see ``faults._intercept``).
+DECISION = "PutItem|TransactWriteItems"
+APPEARANCES = "BatchWriteItem|TransactWriteItems"
+
+
+def _assets_or_appearances(w: World) -> Any:
+    return table(w.tables["Appearances"])
+
+
+def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str]:
+    """A tenant of its own, obama enrolled, one consent: (subject, consent)."""
+    registry = registry_service()
+    registry.create_tenant(TenantPolicy(tenant=tenant))
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    consent = registry.grant_consent(tenant, sid, purposes, DEMO_NOW - timedelta(days=1), None)
+    return sid, consent.consent_id
+
+
+def _reachable(w: World, tenant: str, cell: str) -> None:
+    """Whatever of the tenant is in the library has its appearance rows (mid-way)."""
+    report = conservation_service().check(tenant)
+    missing = [v for v in report.violations if v.rule == "appearances_missing"]
+    assert missing == [], f"{cell}: {missing}"
+
+
+def _withdrawn(w: World, cell: str, tenant: str, sid: str, consent_id: str, path: str) -> None:
+    """The person withdraws: the image must leave the library, and everything hold."""
+    registry_service().revoke_consent(tenant, sid, consent_id, source="test")
+    w.stack.drain()
+    assert w.where(tenant, path) == ["quarantine"], f"{cell}: withdrawn, {w.where(tenant, path)}"
+    [record] = w.records(tenant, path)
+    assert (record.status, list(record.reasons)) == ("quarantined", ["consent_revoked"]), cell
+    assert w.versions(w.library, f"{tenant}/{path}") == 0, f"{cell}: a library version is left"
+    assert w.dead_letters() == 0, f"{cell}: dead-lettered"
+    w.holds(tenant, cell)
+
+
+def test_an_appearance_write_that_fails_leaves_no_image_a_withdrawal_cannot_reach(
+    world: World,
+) -> None:
+    """Finding 1 of issue 19, as reported."""
+    cell, tenant, path = "reach/appearances-throttled", "it-reach-finding", "finding.jpg"
+    sid, consent_id = _person(tenant)
+    # Given an upload of a consented face, whose appearance rows fail to be written
+    # once (throttled): the message is redelivered
+    world.upload(tenant, path)
+    with failing_calls(
+        "dynamodb", APPEARANCES, "ThrottlingException", times=1, match=_assets_or_appearances(world)
+    ) as hit:
+        world.stack.drain()
+    assert hit[0] == 1, f"{cell}: the fault never fired"
+    # Then the redelivery publishes it, with the appearance rows a withdrawal needs
+    world.settle(cell, tenant, path, "library")
+    # And when the person withdraws, the image leaves the library
+    _withdrawn(world, cell, tenant, sid, consent_id, path)
+
+
+# Ingest's writes: decision (+ usage + appearance rows), copy, delete the upload, placed.
+INGEST_REACH: dict[str, Fault] = {
+    "crash-after-decision": lambda w: crash_after("dynamodb", DECISION, match=_assets(w)),
+    "crash-after-appearances": lambda w: crash_after(
+        "dynamodb", APPEARANCES, match=_assets_or_appearances(w)
+    ),
+    "crash-after-copy": lambda w: crash_after("s3", "CopyObject", match=bucket(w.library)),
+    "crash-after-delete": lambda w: crash_after("s3", "DeleteObject", match=bucket(w.uploads)),
+    "crash-after-placed": lambda w: crash_after("dynamodb", "UpdateItem", match=_assets(w)),
+}
+
+
+@pytest.mark.parametrize("step", list(INGEST_REACH))
+def test_ingest_crash_then_withdrawal(world: World, step: str) -> None:
+    cell, tenant, path = f"reach/ingest/{step}", f"it-reach-ingest-{step}", "reach.jpg"
+    sid, consent_id = _person(tenant)
+    # Given an upload of a consented face / When ingest dies after that write
+    world.upload(tenant, path)
+    with INGEST_REACH[step](world) as hit:
+        first = world.stack.runtime.poll_once()
+        assert hit[0] == 1 and first.failures == 1, f"{cell}: {hit[0]}, {first}"
+        _reachable(world, tenant, cell)
+    # Then the redelivery publishes it once
+    world.stack.drain()
+    world.settle(cell, tenant, path, "library")
+    # And a withdrawal pulls it
+    _withdrawn(world, cell, tenant, sid, consent_id, path)
+
+
+# A grant re-decides the person's held image and publishes it: decision, copy, delete.
+# "registry": inline, as the API and the inbound-webhooks worker grant (the consents
+# stream re-decides after it); "stream": only the recheck function's re-decision.
+PUBLISH_REACH: dict[str, Fault] = {
+    "crash-after-decision": lambda w: crash_after("dynamodb", DECISION, match=_assets(w)),
+    "crash-after-copy": lambda w: crash_after("s3", "CopyObject", match=bucket(w.library)),
+    "crash-after-delete": lambda w: crash_after("s3", "DeleteObject", match=bucket(w.quarantine)),
+}
+
+
+@pytest.mark.parametrize("via", ["registry", "stream"])
+@pytest.mark.parametrize("step", list(PUBLISH_REACH))
+def test_grant_publish_crash_then_withdrawal(world: World, step: str, via: str) -> None:
+    cell, tenant, path = f"reach/{via}/{step}", f"it-reach-{via}-{step}", "held.jpg"
+    registry = registry_service()
+    # Given the person's image held for want of a consent
+    registry.create_tenant(TenantPolicy(tenant=tenant))
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    world.upload(tenant, path)
+    world.stack.drain()
+    assert world.where(tenant, path) == ["quarantine"], cell
+    # When a consent is granted and its re-decision dies after that write
+    with PUBLISH_REACH[step](world) as hit:
+        if via == "registry":
+            with pytest.raises(ProcessDied):
+                registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
+        else:
+            # (written straight into the table: only the stream's re-decision runs)
+            DynamoConsents().save(
+                Consent(tenant, sid, "con_reach", frozenset({"web"}), DEMO_NOW, None),
+                source="test",
+            )
+            world.stack.runtime.poll_once()
+        assert hit[0] == 1, f"{cell}: the fault never fired"
+        _reachable(world, tenant, cell)
+    # Then the retries publish it
+    world.stack.drain()
+    world.settle(cell, tenant, path, "library")
+    [view] = registry.consent_views(tenant, sid)
+    # And a withdrawal pulls it
+    _withdrawn(world, cell, tenant, sid, view.consent_id, path)
+
+
+# The inbound-webhooks worker applies a signed form submission: the grant, and its
+# inline re-decision publishes the person's held image (the consents stream re-decides
+# after it). Crashed after each write of that publication.
+@pytest.mark.parametrize("step", list(PUBLISH_REACH))
+def test_webhook_grant_publish_crash_then_withdrawal(world: World, step: str) -> None:
+    cell, tenant, path = f"reach/webhook/{step}", f"it-reach-webhook-{step}", "held.jpg"
+    registry = registry_service()
+    # Given the person's image held for want of a consent, and a signed form submission
+    registry.create_tenant(TenantPolicy(tenant=tenant))
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], external_ref="crm-reach")
+    world.upload(tenant, path)
+    world.stack.drain()
+    assert world.where(tenant, path) == ["quarantine"], cell
+    _, issued = webhook_admin().register_source(tenant, "forms", preset="generic-form")
+    payload = json.loads(FORM.read_text("utf-8"))
+    payload["person"] = {"id": "crm-reach", "email": "reach@example.org", "name": "W"}
+    payload["consent"]["purposes"] = ["web"]
+    body, msg_id, at = json.dumps(payload), f"msg_reach_{step}", datetime.now(UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(issued.secret).sign(msg_id, at, body),
+    }
+    webhook_inbox().receive(tenant, "forms", headers, body.encode())
+    # When the worker's re-decision dies after that write
+    with PUBLISH_REACH[step](world) as hit:
+        world.stack.runtime.poll_once()
+        assert hit[0] == 1, f"{cell}: the fault never fired"
+        _reachable(world, tenant, cell)
+    # Then the retries publish it
+    world.stack.drain()
+    world.settle(cell, tenant, path, "library")
+    [view] = registry.consent_views(tenant, sid)
+    # And a withdrawal pulls it
+    _withdrawn(world, cell, tenant, sid, view.consent_id, path)
+
+
+# Two reviewers release a held image (a bystander nobody knows is waived): decision,
+# copy into the library, delete from quarantine. A crashed confirmation is not
+# retried (the asset is no longer quarantined): the person's withdrawal must pull
+# whatever it left.
+STAGE = FACES / "uploads" / "stage-with-child.jpg"
+
+
+@pytest.mark.parametrize("step", list(PUBLISH_REACH))
+def test_release_crash_then_withdrawal(world: World, step: str) -> None:
+    cell, path = f"reach/release/{step}", "released.jpg"
+    console = console_service()
+    admin = console.resolve_key(console.create_tenant(f"it-reach-release-{step}").secret)
+    tenant = admin.tenant
+    asker, confirmer = (
+        console.resolve_key(console.create_key(admin, Role.REVIEWER, name).secret)
+        for name in ("asker", "confirmer")
+    )
+    registry = registry_service()
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
+    # Given a photo of the person with people nobody enrolled, held
+    world.upload(tenant, path, STAGE.read_bytes())
+    world.stack.drain()
+    [record] = world.records(tenant, path)
+    assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
+    console.release(asker, record.asset_id, "the others are crew, releases on file")
+    # When the second reviewer's confirmation dies after that write
+    with PUBLISH_REACH[step](world) as hit, pytest.raises(ProcessDied):
+        console.release(confirmer, record.asset_id, "confirmed")
+    assert hit[0] == 1, f"{cell}: the fault never fired"
+    _reachable(world, tenant, cell)
+    world.stack.drain()
+    # Then the person's withdrawal pulls it, whatever the crash left
+    _withdrawn(world, cell, tenant, sid, consent.consent_id, path)
+
+
+# A reviewer redacts a held image: the variant's decision (with its rows), its bytes
+# written into the library, marked placed, re-decided, noted on the original. Crashed
+# after each write of the variant's publication; the person's withdrawal must pull it.
+REDACT_REACH: dict[str, Fault] = {
+    "crash-after-decision": lambda w: crash_after("dynamodb", DECISION, match=_assets(w)),
+    "crash-after-write": lambda w: crash_after("s3", "PutObject", match=bucket(w.library)),
+    "crash-after-placed": lambda w: crash_after("dynamodb", "UpdateItem", match=_assets(w)),
+}
+
+
+@pytest.mark.parametrize("step", list(REDACT_REACH))
+def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
+    cell, path, variant = f"reach/redact/{step}", "stage.jpg", "stage.redacted.png"
+    console = console_service()
+    admin = console.resolve_key(console.create_tenant(f"it-reach-redact-{step}").secret)
+    tenant = admin.tenant
+    reviewer = console.resolve_key(console.create_key(admin, Role.REVIEWER, "redactor").secret)
+    registry = registry_service()
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
+    # Given a photo of the person with people nobody enrolled, held
+    world.upload(tenant, path, STAGE.read_bytes())
+    world.stack.drain()
+    [record] = world.records(tenant, path)
+    assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
+    # When the redaction dies after that write
+    with REDACT_REACH[step](world) as hit, pytest.raises(ProcessDied):
+        console.redact_asset(reviewer, record.asset_id, "publish without the others")
+    assert hit[0] == 1, f"{cell}: the fault never fired"
+    _reachable(world, tenant, cell)
+    world.stack.drain()
+    # Then the person's withdrawal leaves no version of the variant in the library
+    registry_service().revoke_consent(tenant, sid, consent.consent_id, source="test")
+    world.stack.drain()
+    assert world.versions(world.library, f"{tenant}/{variant}") == 0, cell
+    [after] = world.records(tenant, variant)
+    assert after.status == "quarantined" and "consent_revoked" in after.reasons, cell
+    _reachable(world, tenant, cell)
+    # And the checker finds nothing else wrong but what a redaction cut short leaves
+    # (not I1; docs/reach.md): it cannot be resumed (a second redaction is refused,
+    # "redacted"), so a variant decided but never written is missing from its place,
+    # and its audit event, sent only at the end, is lost with the process.
+    cut_short = {"unaudited"} | ({"misplaced"} if step == "crash-after-decision" else set())
+    report = conservation_service().check(tenant)
+    assert {v.rule for v in report.violations} == cut_short, f"{cell}: {report.violations}"
+    assert {v.asset_id for v in report.violations} == {after.asset_id}, cell
 
 
 # -- reminders: a claim, one e-mail through SES

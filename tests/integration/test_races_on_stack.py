@@ -65,7 +65,8 @@ def person(on: Stack) -> dict[str, str]:
 SCAN_PAUSES: dict[str, tuple[str, str, str, int]] = {
     "after-reading-consents": ("dynamodb", "Query", "Consents", 0),
     "after-recording-decision": ("dynamodb", "TransactWriteItems", "Assets", 0),
-    "after-writing-appearances": ("dynamodb", "BatchWriteItem", "Appearances", 0),
+    # (written in the decision's own transaction since issue 19, I1: the same pause)
+    "after-writing-appearances": ("dynamodb", "TransactWriteItems", "Appearances", 0),
     "after-confirming-consents": ("dynamodb", "Query", "Consents", 1),
     "after-copying-to-library": ("s3", "CopyObject", "library", 0),
 }

@@ -192,10 +192,15 @@ class FakeAssets:
             return False
         self._meter(usage)
         self.records[key] = record
+        self._put_rows(record, record.subject_ids)  # in the same transaction, as on DynamoDB
         return True
 
     def replace(
-        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+        self,
+        record: AssetRecord,
+        expected_version: int,
+        usage: UsageIncrement | None = None,
+        appearances: Sequence[str] = (),
     ) -> None:
         key = (record.tenant, record.asset_id)
         if self.records[key].version != expected_version:
@@ -204,6 +209,11 @@ class FakeAssets:
             raise Conflict("changed")
         self._meter(usage)
         self.records[key] = record
+        self._put_rows(record, appearances)
+
+    def _put_rows(self, record: AssetRecord, subject_ids: Sequence[str]) -> None:
+        for sid in subject_ids:
+            self.rows.add((record.tenant, sid, record.asset_id))
 
     def _meter(self, usage: UsageIncrement | None) -> None:
         if usage is None:

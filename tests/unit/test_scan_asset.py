@@ -196,6 +196,51 @@ def test_crash_after_copy_before_delete_leaves_one_place_after_retry(world: Worl
     assert world.where("g.jpg") == ["library/acme/g.jpg"]
 
 
+def test_a_decision_is_stored_with_its_appearance_rows_or_not_at_all(world: World) -> None:
+    # Given the decision's write failing (with it, its rows: one transaction, issue 19 I1)
+    req = world.upload("acme/r.jpg", fake_image((0, 120)))
+
+    def failing(*_: Any, **__: Any) -> bool:
+        raise DependencyFailed("DynamoDB asset write failed: ThrottlingException")
+
+    world.assets.create = failing  # type: ignore[method-assign]
+    with pytest.raises(DependencyFailed):
+        world.scan(req)
+    assert world.assets.records == {} and world.assets.rows == set()
+    # When redelivered / Then it is decided again, published with its row
+    del world.assets.create
+    result = world.scan(req)
+    assert not result.duplicate and world.where("r.jpg") == ["library/acme/r.jpg"]
+    assert world.assets.rows == {("acme", "sub_ok", result.asset_id)}
+
+
+def test_a_redelivered_decision_without_its_rows_gets_them_before_placement(
+    world: World,
+) -> None:
+    # Given a decision recorded, not placed, its appearance row lost (written by code
+    # from before issue 19, which wrote the rows apart)
+    world.store.fail_on = {"copy"}
+    req = world.upload("acme/s.jpg", fake_image((0, 120)))
+    with pytest.raises(DependencyFailed):
+        world.scan(req)
+    world.assets.rows.clear()
+    world.store.fail_on = set()
+
+    placed_with: list[set[tuple[str, str, str]]] = []
+    copy = world.store.copy
+
+    def copying(*args: Any, **kwargs: Any) -> Any:
+        placed_with.append(set(world.assets.rows))
+        return copy(*args, **kwargs)
+
+    world.store.copy = copying  # type: ignore[method-assign]
+    # When the message is redelivered
+    result = world.scan(req)
+    # Then the row was written before the bytes reached the library
+    assert result.duplicate and world.where("s.jpg") == ["library/acme/s.jpg"]
+    assert placed_with == [{("acme", "sub_ok", result.asset_id)}]
+
+
 def test_gallery_is_reloaded_only_when_its_version_changes(world: World) -> None:
     calls = []
     original = world.subjects.templates

@@ -163,6 +163,10 @@ def _transaction() -> TransactWrite:
     return TransactWrite(connection=AssetModel._get_connection().connection)
 
 
+# DynamoDB's limit on the items of one TransactWriteItems.
+MAX_TRANSACTION_ITEMS = 100
+
+
 class ApiKeyModel(_Base):
     """API keys, stored only as a SHA-256 of their secret part.
 
@@ -1231,6 +1235,19 @@ def _asset_attributes(record: AssetRecord) -> dict[str, Any]:
     }
 
 
+def _appearance(record: AssetRecord, subject_id: str) -> AppearanceModel:
+    """The row a withdrawal of ``subject_id`` finds this asset by."""
+    return AppearanceModel(
+        tenant_key(record.tenant, subject_id),
+        record.asset_id,
+        tenant=record.tenant,
+        subject_id=subject_id,
+        asset_id=record.asset_id,
+        status=record.status.value,
+        decided_at=record.decided_at,
+    )
+
+
 class DynamoAssets:
     """AssetRepository on the assets and appearances tables."""
 
@@ -1250,10 +1267,15 @@ class DynamoAssets:
         happen together or not at all: a retry or a redelivered S3 event whose
         put is refused (the record exists) adds nothing, and a crash after the
         commit leaves both written. The counters cannot drift from the records.
+
+        The record's appearance rows (one per subject in it) go into the same
+        transaction: a decision never exists without the rows a withdrawal
+        finds it by (see ``_reach``).
         """
         item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
         condition = AssetModel.pk.does_not_exist()
-        if usage is None:
+        rows = self._reach(record, record.subject_ids, usage)
+        if usage is None and not rows:
             with _dependency("asset write"):
                 try:
                     item.save(condition=condition)
@@ -1262,19 +1284,26 @@ class DynamoAssets:
                         return False
                     raise
             return True
-        return self._metered(item, condition, usage, on_refused=lambda: False)
+        return self._transact(item, condition, usage, rows, on_refused=lambda: False)
 
     def replace(
-        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+        self,
+        record: AssetRecord,
+        expected_version: int,
+        usage: UsageIncrement | None = None,
+        appearances: Sequence[str] = (),
     ) -> None:
         """Write a new state of the asset if it is still at ``expected_version``.
 
         With ``usage`` (a held upload decided at last): metered in the same
-        transaction as the first decision, as ``create`` does.
+        transaction as the first decision, as ``create`` does. ``appearances``:
+        the subjects whose appearance rows are written in the same transaction
+        (every subject of a decision that publishes, see ``Placement``).
         """
         item = AssetModel(tenant_key(record.tenant, record.asset_id), **_asset_attributes(record))
         condition = AssetModel.version == expected_version
-        if usage is None:
+        rows = self._reach(record, appearances, usage)
+        if usage is None and not rows:
             with _dependency("asset write"):
                 try:
                     item.save(condition=condition)
@@ -1287,25 +1316,55 @@ class DynamoAssets:
         def changed() -> bool:
             raise Conflict("the asset changed meanwhile; read it again")
 
-        self._metered(item, condition, usage, on_refused=changed)
+        self._transact(item, condition, usage, rows, on_refused=changed)
 
     @staticmethod
-    def _metered(
+    def _reach(
+        record: AssetRecord, subject_ids: Sequence[str], usage: UsageIncrement | None
+    ) -> list[AppearanceModel]:
+        """The appearance rows to write in the decision's own transaction.
+
+        One transaction holds ``MAX_TRANSACTION_ITEMS``: the record, the
+        counters, the rows. A photo with more people than that has its rows
+        written *first*, in transactions of their own (idempotent puts), and
+        none goes with the decision: the decision, and so any placement that
+        follows it, exists only once every row does. A crash in between leaves
+        rows without a decision (a withdrawal that finds one re-decides
+        nothing), never a decision without rows.
+        """
+        rows = [_appearance(record, sid) for sid in sorted(set(subject_ids))]
+        room = MAX_TRANSACTION_ITEMS - 1 - (usage is not None)
+        if len(rows) <= room:
+            return rows
+        with _dependency("appearances write"):
+            for start in range(0, len(rows), MAX_TRANSACTION_ITEMS):
+                with _transaction() as tx:
+                    for row in rows[start : start + MAX_TRANSACTION_ITEMS]:
+                        tx.save(row)
+        return []
+
+    @staticmethod
+    def _transact(
         item: AssetModel,
         condition: Condition,
-        usage: UsageIncrement,
+        usage: UsageIncrement | None,
+        rows: Sequence[AppearanceModel],
         on_refused: Any,
     ) -> bool:
-        counters, actions, quota = usage_update(usage)
+        """The record (index 0), the counters (1, if any) and the rows: all or nothing."""
         with _dependency("asset write"):
             try:
                 with _transaction() as tx:
                     tx.save(item, condition=condition)
-                    tx.update(counters, actions=actions, condition=quota)
+                    if usage is not None:
+                        counters, actions, quota = usage_update(usage)
+                        tx.update(counters, actions=actions, condition=quota)
+                    for row in rows:
+                        tx.save(row)
             except TransactWriteError as exc:
                 if _refused(exc, 0):
                     return bool(on_refused())
-                if _refused(exc, 1):
+                if usage is not None and _refused(exc, 1):
                     raise QuotaExceeded("the monthly image quota is used up") from None
                 raise
         return True
@@ -1384,19 +1443,10 @@ class DynamoAssets:
         return records, True
 
     def add_appearances(self, record: AssetRecord) -> None:
+        """Put the record's appearance rows (idempotent); the decision writes carry them too."""
         with _dependency("appearances write"), AppearanceModel.batch_write() as batch:
             for subject_id in record.subject_ids:
-                batch.save(
-                    AppearanceModel(
-                        tenant_key(record.tenant, subject_id),
-                        record.asset_id,
-                        tenant=record.tenant,
-                        subject_id=subject_id,
-                        asset_id=record.asset_id,
-                        status=record.status.value,
-                        decided_at=record.decided_at,
-                    )
-                )
+                batch.save(_appearance(record, subject_id))
 
     def remove_appearance(self, tenant: str, subject_id: str, asset_id: str) -> None:
         with _dependency("appearance delete"):

@@ -234,14 +234,24 @@ class AssetRepository(Protocol):
         """Write a new decision; False when one with this id already exists.
 
         ``usage`` is added in the same transaction (``QuotaExceeded`` when its
-        limit refuses it: then nothing is written).
+        limit refuses it: then nothing is written). So are the record's
+        appearance rows (I1: no decision without the rows a withdrawal finds
+        it by; rows too many for one transaction are written before it).
         """
         ...
 
     def replace(
-        self, record: AssetRecord, expected_version: int, usage: UsageIncrement | None = None
+        self,
+        record: AssetRecord,
+        expected_version: int,
+        usage: UsageIncrement | None = None,
+        appearances: Sequence[str] = (),
     ) -> None:
-        """Write a new state if the stored one is still ``expected_version`` (else Conflict)."""
+        """Write a new state if the stored one is still ``expected_version`` (else Conflict).
+
+        The appearance rows of ``appearances`` (subject ids) are written with
+        it, as ``create`` writes them.
+        """
         ...
 
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None: ...

@@ -13,6 +13,9 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
 - ``unconsented``: every image in the library was approved with a valid consent
   for each identifiable face (or released by two reviewers) and those consents
   still hold now (the expiry and withdrawal paths pull the rest);
+- ``appearances_missing``: every image in the library has an appearance row
+  for each subject its record names, the only way a withdrawal or an expiry
+  finds it (I1, issue 19: otherwise it would stay published for ever);
 - ``no_history``: no decision lacks its recorded history (the audit record);
 - ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
   every decision's audit event is in the tenant's hash chain, and the chain
@@ -131,6 +134,7 @@ class ConservationCheck:
             claimed = {r.dest_key for r in records if _place(r, self.rejected_prefix) == name}
             for key in sorted(keys - claimed):
                 found.append(Violation("orphan", f"in the {name} without a decision", None, key))
+        found.extend(self._reachable(tenant, records, placed["library"]))
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
@@ -164,6 +168,23 @@ class ConservationCheck:
             for record in records
             if record.asset_id not in (held if record.status is AssetStatus.HELD else decided)
         ]
+
+    def _reachable(
+        self, tenant: str, records: list[AssetRecord], library: set[str]
+    ) -> list[Violation]:
+        """Library objects a withdrawal of one of their subjects would not find."""
+        rows: dict[str, set[str]] = {}
+        found = []
+        for record in records:
+            if _place(record, self.rejected_prefix) != "library" or record.dest_key not in library:
+                continue
+            for sid in record.subject_ids:
+                if sid not in rows:
+                    rows[sid] = set(self.assets.appearances(tenant, sid))
+                if record.asset_id not in rows[sid]:
+                    detail = f"no appearance row for subject {sid}: a withdrawal cannot reach it"
+                    found.append(_at(record, "appearances_missing", detail, record.dest_key))
+        return found
 
     def _consented(self, record: AssetRecord, now: datetime) -> list[Violation]:
         if "released" in record.review:

@@ -5,6 +5,10 @@ bytes move, so nothing is ever in the library without a decision saying so.
 Withdrawing (out of the library): the bytes move first, then the record, so a
 crash in between leaves the image out of the library (the safe side); the next
 re-decision finds the bytes already moved and only writes the record.
+
+Reachable (I1): a decision that publishes is written in one transaction with
+the appearance rows of every subject in it, so whatever reaches the library
+can be found by a withdrawal or an expiry (``reach``).
 """
 
 from __future__ import annotations
@@ -36,6 +40,19 @@ def history_entry(
     }
 
 
+def reach(before: AssetRecord, after: AssetRecord) -> tuple[str, ...]:
+    """The subjects whose appearance rows go into the transaction that writes ``after``.
+
+    Every subject of a decision that publishes (so nothing in the library is
+    out of a withdrawal's reach, whatever an earlier write lost), and every
+    subject of one that names a person it did not name before (a reassigned
+    face: the new person's grant or withdrawal must find it too).
+    """
+    if after.status is AssetStatus.APPROVED or set(after.subject_ids) - set(before.subject_ids):
+        return after.subject_ids
+    return ()
+
+
 class Placement:
     """Applies a new asset state: record and bytes, never out of step unsafely."""
 
@@ -47,18 +64,19 @@ class Placement:
     def transition(self, before: AssetRecord, after: AssetRecord) -> AssetRecord:
         """Persist ``after`` (conditional on ``before.version``) and move the bytes."""
         after = replace(after, version=before.version + 1)
+        rows = reach(before, after)
         same_place = (before.dest_bucket, before.dest_key) == (after.dest_bucket, after.dest_key)
         if same_place:
-            self._assets.replace(after, before.version)
+            self._assets.replace(after, before.version, appearances=rows)
         elif after.status is AssetStatus.APPROVED:
-            self._assets.replace(after, before.version)
+            self._assets.replace(after, before.version, appearances=rows)
             self._move(before, after)
         elif after.status is AssetStatus.DELETED:
             self._assets.replace(after, before.version)
             self._remove(before)
         else:
             self._move(before, after)
-            self._assets.replace(after, before.version)
+            self._assets.replace(after, before.version, appearances=rows)
             # Why look again: an ingest may have copied the bytes into the old
             # place after our move and before our record; it re-reads the
             # record after copying, we re-read the place after recording, so
@@ -67,17 +85,21 @@ class Placement:
         return after
 
     def settle(self, record: AssetRecord, elsewhere: str) -> None:
-        """Delete a copy of this asset left in ``elsewhere`` once its recorded place has it.
+        """Finish a move an earlier run died in, as the record (just re-decided) says.
 
         Why: a move into the library writes the record, copies, then deletes
         the old copy. A function that dies between the last two leaves the
         image in both places, and its retry re-decides, finds nothing to
         change and would never finish the move (tests/integration/
         test_faults_on_stack.py, publish crash). Only this asset's own copy
-        goes, and only when the place the record names holds it.
+        goes, and only when the place the record names holds it. One that
+        died right after the record finds only the copy in ``elsewhere``:
+        it is moved where the record says (the decision was just confirmed).
         """
         here = self._store.head(record.dest_bucket, record.dest_key)
         if here is None or here.metadata.get(META_ASSET_ID) != record.asset_id:
+            if record.status in (AssetStatus.APPROVED, AssetStatus.QUARANTINED):
+                self._move(replace(record, dest_bucket=elsewhere), record, quiet=True)
             return
         stale = self._store.head(elsewhere, record.dest_key)
         if stale is not None and stale.metadata.get(META_ASSET_ID) == record.asset_id:

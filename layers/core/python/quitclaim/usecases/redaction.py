@@ -207,10 +207,9 @@ class Redaction:
         )
         del data, image, redacted
 
+        # The variant's appearance rows are written with its decision (I1).
         if not self._assets.create(variant):
             raise Conflict("this asset has a redacted variant already", code="redacted")
-        if variant.subject_ids:
-            self._assets.add_appearances(variant)
         self._store.write(
             self._library,
             key,

@@ -208,8 +208,8 @@ class Review:
                 },
             ),
         )
+        # The new person's appearance rows are written with the decision (Placement).
         self._placement.transition(record, after)
-        self._assets.add_appearances(after)
         self._audit(
             who,
             asset_id,

@@ -1,7 +1,8 @@
 """scan_asset: one uploaded object version → one recorded decision, in one place.
 
 Order matters for the principles:
-1. the decision record is written (conditionally: a redelivery finds it),
+1. the decision record is written (conditionally: a redelivery finds it), in
+   one transaction with its appearance rows (so a withdrawal can reach it),
 2. then the bytes are copied to the library / quarantine / rejected,
 3. then the upload is deleted.
 A crash between any two steps leaves the image out of the library or in the
@@ -57,7 +58,7 @@ from quitclaim.domain.usage import (
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.observability import audit, count, logger, timing
-from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
+from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
 from quitclaim.usecases.recheck import faces_of
 
 if TYPE_CHECKING:
@@ -253,6 +254,10 @@ class ScanAsset:
                 # nothing). Audit again: the chain may hold the decision twice,
                 # never not at all.
                 _audit_decided(existing)
+                if existing.subject_ids:
+                    # Decisions carry their rows (I1); one from before that, whose
+                    # rows were lost, gets them before it is placed (idempotent).
+                    self._assets.add_appearances(existing)
             done = self._complete(existing, request, duplicate=True)
             self._auto_redact(existing, done)
             return done
@@ -292,7 +297,7 @@ class ScanAsset:
             return self._complete(winner, request, duplicate=True)
         record = written
         if record.subject_ids:
-            self._assets.add_appearances(record)
+            # The appearance rows were written with the decision.
             record = self._confirm_consents(record)
         # Audited as soon as the decision is durable, before the bytes move: a
         # delivery that dies while placing is retried through the duplicate
@@ -348,7 +353,7 @@ class ScanAsset:
             record, version=held.version + 1, history=(*held.history, *record.history)
         )
         try:
-            self._assets.replace(decided, held.version, usage)
+            self._assets.replace(decided, held.version, usage, appearances=decided.subject_ids)
         except Conflict:
             return None
         return decided
@@ -556,7 +561,7 @@ class ScanAsset:
             changed, history=(*record.history, history_entry(now, "redecided", "ingest", changed))
         )
         try:
-            self._assets.replace(changed, record.version)
+            self._assets.replace(changed, record.version, appearances=reach(record, changed))
         except Conflict:
             latest = self._assets.get(record.tenant, record.asset_id)
             return latest if latest is not None else record
