@@ -467,7 +467,7 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     admin = console.resolve_key(console.create_tenant(f"it-reach-release-{step}").secret)
     tenant = admin.tenant
     asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name).secret)
+        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
         for name in ("asker", "confirmer")
     )
     registry = registry_service()
@@ -489,7 +489,7 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     _withdrawn(world, cell, tenant, sid, consent.consent_id, path)
 
 
-# A reviewer redacts a held image: the variant's decision (with its rows), its bytes
+# Two reviewers redact a held image (one asks, another confirms): the variant's decision (with its rows), its bytes
 # written into the library, marked placed, re-decided, noted on the original. Crashed
 # after each write of the variant's publication; the person's withdrawal must pull it.
 REDACT_REACH: dict[str, Fault] = {
@@ -505,7 +505,10 @@ def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     console = console_service()
     admin = console.resolve_key(console.create_tenant(f"it-reach-redact-{step}").secret)
     tenant = admin.tenant
-    reviewer = console.resolve_key(console.create_key(admin, Role.REVIEWER, "redactor").secret)
+    asker, confirmer = (
+        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
+        for name in ("asker", "confirmer")
+    )
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -514,9 +517,12 @@ def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     world.stack.drain()
     [record] = world.records(tenant, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
-    # When the redaction dies after that write
+    # And one reviewer asks for a pixelated copy (four eyes: nothing is published yet)
+    asked = console.redact_asset(asker, record.asset_id, "publish without the others")
+    assert asked.asset_id == record.asset_id and asked.status == "quarantined", cell
+    # When the second reviewer's confirmation dies after that write
     with REDACT_REACH[step](world) as hit, pytest.raises(ProcessDied):
-        console.redact_asset(reviewer, record.asset_id, "publish without the others")
+        console.redact_asset(confirmer, record.asset_id, "confirmed")
     assert hit[0] == 1, f"{cell}: the fault never fired"
     _reachable(world, tenant, cell)
     world.stack.drain()
