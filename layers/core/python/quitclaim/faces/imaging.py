@@ -227,6 +227,7 @@ def _decode(
             scale = _draft(im, reduction(width, height))
 
         frames: list[Pixels] = []
+        views = 1
         budget = total_budget
         index = 0
         while True:
@@ -253,12 +254,17 @@ def _decode(
                 )
             _check_mode(im.mode)
             im.load()
-            frames.append(_to_rgb_array(im, orientation))
+            frame_views = _views(im, orientation)
+            views = max(views, len(frame_views))
+            frames.extend(frame_views)
             index += 1
             if not getattr(im, "is_animated", False):
                 break
 
-    meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(len(frames))}
+    meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(index)}
+    if views > 1:
+        # Each frame with transparency became three views (see ``_views``).
+        meta["views"] = "colour,on_white,on_black"
     if scale == 1:
         first = frames[0]
         return DecodedImage(
@@ -323,6 +329,31 @@ def _orientation(im: Image.Image) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 1
+
+
+def _views(im: Image.Image, orientation: int) -> list[Pixels]:
+    """What a viewer may see of one frame: its colour, and, with transparency, two composites.
+
+    A frame with alpha (or a transparent palette entry or colour key) is
+    seen against whatever the page behind it is: a face drawn in the alpha
+    channel over black colour shows on white and vanishes on black, the
+    reverse for white colour. So such a frame is scanned three times: the
+    colour as stored (what a tool that drops alpha shows, and what lies under
+    fully transparent pixels), composited onto white, and onto black. A frame
+    whose alpha is opaque everywhere is one view.
+    """
+    colour = _to_rgb_array(im, orientation)
+    if im.mode in _SIXTEEN_BIT_MODES or not im.has_transparency_data:
+        return [colour]
+    rgba = im.convert("RGBA")
+    low, _ = rgba.getchannel("A").getextrema()
+    if low == 255:
+        return [colour]
+    views = [colour]
+    for background in ((255, 255, 255, 255), (0, 0, 0, 255)):
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
+        views.append(_to_rgb_array(flat.convert("RGB"), orientation))
+    return views
 
 
 def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
