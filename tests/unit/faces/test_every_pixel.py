@@ -28,7 +28,14 @@ from quitclaim.faces.imaging import decode_image
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest
 from tests.conftest import FACES
-from tests.unit.fakes import FakeAssets, FakeConsents, FakeStore, FakeSubjects, FakeTenants, FixedClock
+from tests.unit.fakes import (
+    FakeAssets,
+    FakeConsents,
+    FakeStore,
+    FakeSubjects,
+    FakeTenants,
+    FixedClock,
+)
 
 UP, LIB, QUA = "uploads", "library", "quarantine"
 NOW = datetime(2026, 12, 6, 12, tzinfo=UTC)
@@ -229,7 +236,7 @@ def test_the_checker_reports_a_replaced_library_object(world: World) -> None:
     world.ingest("landscape.jpg", face_free_jpeg())
     assert world.conservation().check("acme").holds
     # When someone replaces the library object's bytes (the metadata left as it was)
-    data, meta = world.store.objects[(LIB, "acme/landscape.jpg")]
+    _, meta = world.store.objects[(LIB, "acme/landscape.jpg")]
     world.store.objects[(LIB, "acme/landscape.jpg")] = (face_in_alpha_png(), meta)
     # Then the checker reports it under its own rule
     report = world.conservation().check("acme")
@@ -244,9 +251,6 @@ def test_the_original_is_kept_privately_and_never_in_the_library(world: World) -
     record = world.ingest("landscape.jpg", upload)
     # Then the untouched original sits in the quarantine bucket under originals/, and nowhere
     # readable by the library's reader
-    originals = [
-        (b, k) for (b, k), (data, _) in world.store.objects.items() if data == upload
-    ]
+    originals = [(b, k) for (b, k), (data, _) in world.store.objects.items() if data == upload]
     assert originals == [(QUA, f"originals/acme/{record.asset_id}")]
     assert all(k.startswith("acme/") for (b, k) in world.store.objects if b == LIB)
-
