@@ -109,14 +109,16 @@ INGEST_CELLS: dict[str, Fault] = {
     "crash-after-record-before-copy": lambda w: crash_after(
         "dynamodb", "TransactWriteItems", match=_assets(w)
     ),
+    # "copy": placing the scanned published form in the library (a PutObject since
+    # docs/every-pixel.md; the upload's own bytes are copied to originals/).
     "copy-slowdown": lambda w: failing_calls(
-        "s3", "CopyObject", "SlowDown", times=1, match=bucket(w.library)
+        "s3", "PutObject", "SlowDown", times=1, match=bucket(w.library)
     ),
     "copy-failed": lambda w: failing_calls(
-        "s3", "CopyObject", "InternalError", times=3, match=bucket(w.library)
+        "s3", "PutObject", "InternalError", times=3, match=bucket(w.library)
     ),
     "crash-after-copy-before-delete": lambda w: crash_after(
-        "s3", "CopyObject", match=bucket(w.library)
+        "s3", "PutObject", match=bucket(w.library)
     ),
     "crash-after-delete-before-placed": lambda w: crash_after(
         "s3", "DeleteObject", match=bucket(w.uploads)

@@ -67,7 +67,8 @@ SCAN_PAUSES: dict[str, tuple[str, str, str, int]] = {
     "after-recording-decision": ("dynamodb", "TransactWriteItems", "Assets", 0),
     "after-writing-appearances": ("dynamodb", "BatchWriteItem", "Appearances", 0),
     "after-confirming-consents": ("dynamodb", "Query", "Consents", 1),
-    "after-copying-to-library": ("s3", "CopyObject", "library", 0),
+    # the scanned published form is written to the library (docs/every-pixel.md)
+    "after-copying-to-library": ("s3", "PutObject", "library", 0),
 }
 
 

@@ -254,3 +254,20 @@ def test_the_original_is_kept_privately_and_never_in_the_library(world: World) -
     originals = [(b, k) for (b, k), (data, _) in world.store.objects.items() if data == upload]
     assert originals == [(QUA, f"originals/acme/{record.asset_id}")]
     assert all(k.startswith("acme/") for (b, k) in world.store.objects if b == LIB)
+
+
+def test_every_frame_of_an_animation_is_scanned_with_its_transparency(
+    engine: DlibFaceEngine,
+) -> None:
+    # Given an animated PNG: an opaque face-free first frame, then the face drawn in alpha
+    with Image.open(io.BytesIO(face_in_alpha_png())) as hidden:
+        second = hidden.convert("RGBA")
+    first = Image.new("RGBA", second.size, (90, 140, 200, 255))
+    out = io.BytesIO()
+    first.save(out, "PNG", save_all=True, append_images=[second], duration=100, loop=0)
+    # When it is decoded and analysed
+    image = decode_image(out.getvalue(), max_bytes=10**8, max_pixels=10**8, max_frames=10)
+    # Then the first frame is one view, the second three, and the face is found in the second
+    assert (image.meta["frames"], image.meta["views"]) == ("2", "1,3")
+    frames = {obs.frame for obs in engine.analyze(image)}
+    assert frames and frames <= {1, 2, 3}

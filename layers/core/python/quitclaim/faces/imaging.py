@@ -227,7 +227,7 @@ def _decode(
             scale = _draft(im, reduction(width, height))
 
         frames: list[Pixels] = []
-        views = 1
+        views: list[int] = []
         budget = total_budget
         index = 0
         while True:
@@ -255,16 +255,17 @@ def _decode(
             _check_mode(im.mode)
             im.load()
             frame_views = _views(im, orientation)
-            views = max(views, len(frame_views))
+            views.append(len(frame_views))
             frames.extend(frame_views)
             index += 1
             if not getattr(im, "is_animated", False):
                 break
 
     meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(index)}
-    if views > 1:
-        # Each frame with transparency became three views (see ``_views``).
-        meta["views"] = "colour,on_white,on_black"
+    if any(n > 1 for n in views):
+        # A frame with transparency became three views (colour, on white, on
+        # black; see ``_views``): how many each frame of the file gave, in order.
+        meta["views"] = ",".join(map(str, views))
     if scale == 1:
         first = frames[0]
         return DecodedImage(

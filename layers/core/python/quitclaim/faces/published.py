@@ -303,6 +303,9 @@ _PNG_KEEP: Final = frozenset(
 _PNG_TEXT: Final = frozenset({b"tEXt", b"zTXt", b"iTXt"})
 _PNG_TEXT_KEEP: Final = frozenset({b"Copyright", b"Author", b"Source", b"Disclaimer"})
 _PNG_XMP_KEYWORD: Final = b"XML:com.adobe.xmp"
+# What Pillow inflates of one text chunk (PngImagePlugin.MAX_TEXT_CHUNK); a
+# chunk that inflates past it is refused as Pillow refuses it, kept or not.
+_PNG_TEXT_LIMIT: Final = 1024 * 1024
 
 
 def _chunk(kind: bytes, body: bytes) -> bytes:
@@ -326,6 +329,7 @@ def _png(data: bytes) -> bytes:
             if exif is not None:
                 kept.append(_chunk(kind, exif))
         elif kind in _PNG_TEXT:
+            _check_text_inflates(kind, body)
             keyword = body.split(b"\x00", 1)[0]
             if keyword in _PNG_TEXT_KEEP:
                 kept.append(data[pos:end])
@@ -337,6 +341,24 @@ def _png(data: bytes) -> bytes:
         if kind == b"IEND":
             break  # nothing after the end
     return b"".join(kept)
+
+
+def _check_text_inflates(kind: bytes, body: bytes) -> None:
+    """Refuse a compressed text chunk that is a decompression bomb (as the decoder would)."""
+    _, _, rest = body.partition(b"\x00")
+    if kind == b"zTXt":
+        compressed = rest[1:]
+    elif kind == b"iTXt" and rest[:1] == b"\x01":
+        compressed = rest[2:].split(b"\x00", 2)[-1]
+    else:
+        return
+    inflater = zlib.decompressobj()
+    try:
+        inflater.decompress(compressed, _PNG_TEXT_LIMIT)
+    except zlib.error:
+        return  # unreadable text is dropped with the chunk; it inflates to nothing
+    if inflater.unconsumed_tail:
+        raise RejectedInput("a PNG text chunk inflates too far", code="corrupt_image")
 
 
 def _png_xmp(body: bytes) -> bytes | None:
