@@ -12,6 +12,7 @@ import hashlib
 import io
 import struct
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from quitclaim.domain.registry import Page
 from quitclaim.faces.dlib_engine import DlibFaceEngine
 from quitclaim.faces.imaging import decode_image
 from quitclaim.usecases.conservation import ConservationCheck
+from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest
 from tests.conftest import FACES
 from tests.unit.fakes import (
@@ -271,3 +273,32 @@ def test_every_frame_of_an_animation_is_scanned_with_its_transparency(
     assert (image.meta["frames"], image.meta["views"]) == ("2", "1,3")
     frames = {obs.frame for obs in engine.analyze(image)}
     assert frames and frames <= {1, 2, 3}
+
+
+def test_deleting_an_asset_deletes_its_original_and_the_law_still_holds(world: World) -> None:
+    # Given an approved image, its original kept under originals/
+    record = world.ingest("landscape.jpg", face_free_jpeg())
+    original = (QUA, f"originals/acme/{record.asset_id}")
+    assert original in world.store.objects
+    # When a reviewer deletes it (the placement the API uses)
+    placement = Placement(
+        store=world.store, assets=world.assets, clock=world.clock, originals=(QUA, "originals/")
+    )
+    gone = replace(record, status=AssetStatus.DELETED, reasons=(), dest_bucket="", dest_key="")
+    placement.transition(record, gone)
+    # Then the published copy and the original are both gone, and the checker agrees
+    assert original not in world.store.objects
+    assert (LIB, "acme/landscape.jpg") not in world.store.objects
+    report = world.conservation().check("acme")
+    assert report.holds, report.violations
+    assert (report.library, report.originals) == (0, 0)
+
+
+def test_the_checker_reports_a_missing_or_stray_original(world: World) -> None:
+    # Given an approved image whose original was removed, and a stray object under originals/
+    record = world.ingest("landscape.jpg", face_free_jpeg())
+    key = f"originals/acme/{record.asset_id}"
+    world.store.objects[(QUA, "originals/acme/not-an-asset")] = world.store.objects.pop((QUA, key))
+    # Then both are reported
+    found = [(v.rule, v.location) for v in world.conservation().check("acme").violations]
+    assert found == [("original", key), ("orphan", "originals/acme/not-an-asset")]
