@@ -28,7 +28,8 @@ import simplejpeg
 from PIL import ExifTags, Image, ImageFile
 
 from quitclaim.domain.errors import RejectedInput
-from quitclaim.faces.ports import DecodedImage, Pixels
+from quitclaim.domain.models import Box
+from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 # Magic bytes → Pillow format. Only these four are accepted; the file name and
 # the declared content type are never trusted.
@@ -355,6 +356,40 @@ def _views(im: Image.Image, orientation: int) -> list[Pixels]:
         flat = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
         views.append(_to_rgb_array(flat.convert("RGB"), orientation))
     return views
+
+
+# Two detections of one face in two views of a frame overlap at least this much.
+_SAME_FACE_IOU: Final = 0.5
+
+
+def merge_views(image: DecodedImage, found: list[FaceObservation]) -> list[FaceObservation]:
+    """Faces found in the views of a frame (``_views``) as faces of the file's frames.
+
+    A face seen in the colour view and again on white or on black is one
+    face: a detection overlapping (IoU >= 0.5) one already kept for the same
+    frame is dropped, the views taken in order. ``frame`` becomes the file's
+    frame index. Without views (no transparency) ``found`` comes back as is.
+    """
+    counts = image.meta.get("views")
+    if not counts:
+        return found
+    frame_of = [frame for frame, n in enumerate(map(int, counts.split(","))) for _ in range(n)]
+    kept: list[FaceObservation] = []
+    for obs in sorted(found, key=lambda o: o.frame):
+        frame = frame_of[obs.frame]
+        if any(k.frame == frame and _iou(k.box, obs.box) >= _SAME_FACE_IOU for k in kept):
+            continue
+        kept.append(FaceObservation(box=obs.box, encoding=obs.encoding, frame=frame))
+    return kept
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    overlap = width * height
+    return overlap / (a.width * a.height + b.width * b.height - overlap)
 
 
 def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
