@@ -120,14 +120,16 @@ INGEST_CELLS: dict[str, Fault] = {
     "crash-after-record-before-copy": lambda w: crash_after(
         "dynamodb", "TransactWriteItems", match=_assets(w)
     ),
+    # "copy": placing the scanned published form in the library (a PutObject since
+    # docs/every-pixel.md; the upload's own bytes are copied to originals/).
     "copy-slowdown": lambda w: failing_calls(
-        "s3", "CopyObject", "SlowDown", times=1, match=bucket(w.library)
+        "s3", "PutObject", "SlowDown", times=1, match=bucket(w.library)
     ),
     "copy-failed": lambda w: failing_calls(
-        "s3", "CopyObject", "InternalError", times=3, match=bucket(w.library)
+        "s3", "PutObject", "InternalError", times=3, match=bucket(w.library)
     ),
     "crash-after-copy-before-delete": lambda w: crash_after(
-        "s3", "CopyObject", match=bucket(w.library)
+        "s3", "PutObject", match=bucket(w.library)
     ),
     "crash-after-delete-before-placed": lambda w: crash_after(
         "s3", "DeleteObject", match=bucket(w.uploads)
@@ -343,13 +345,15 @@ def test_an_appearance_write_that_fails_leaves_no_image_a_withdrawal_cannot_reac
     _withdrawn(world, cell, tenant, sid, consent_id, path)
 
 
-# Ingest's writes: decision (+ usage + appearance rows), copy, delete the upload, placed.
+# Ingest's writes: decision (+ usage + appearance rows), published form, original, delete, placed.
 INGEST_REACH: dict[str, Fault] = {
     "crash-after-decision": lambda w: crash_after("dynamodb", DECISION, match=_assets(w)),
     "crash-after-appearances": lambda w: crash_after(
         "dynamodb", APPEARANCES, match=_assets_or_appearances(w)
     ),
-    "crash-after-copy": lambda w: crash_after("s3", "CopyObject", match=bucket(w.library)),
+    # the published form written into the library, the original kept apart (docs/every-pixel.md)
+    "crash-after-write": lambda w: crash_after("s3", "PutObject", match=bucket(w.library)),
+    "crash-after-original": lambda w: crash_after("s3", "CopyObject", match=bucket(w.quarantine)),
     "crash-after-delete": lambda w: crash_after("s3", "DeleteObject", match=bucket(w.uploads)),
     "crash-after-placed": lambda w: crash_after("dynamodb", "UpdateItem", match=_assets(w)),
 }
@@ -489,9 +493,10 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     _withdrawn(world, cell, tenant, sid, consent.consent_id, path)
 
 
-# Two reviewers redact a held image (one asks, another confirms): the variant's decision (with its rows), its bytes
-# written into the library, marked placed, re-decided, noted on the original. Crashed
-# after each write of the variant's publication; the person's withdrawal must pull it.
+# Two reviewers redact a held image (one asks, another confirms): the variant's decision
+# (with its rows), its bytes written into the library, marked placed, re-decided, noted
+# on the original. Crashed after each write of the variant's publication; the person's
+# withdrawal must pull it.
 REDACT_REACH: dict[str, Fault] = {
     "crash-after-decision": lambda w: crash_after("dynamodb", DECISION, match=_assets(w)),
     "crash-after-write": lambda w: crash_after("s3", "PutObject", match=bucket(w.library)),

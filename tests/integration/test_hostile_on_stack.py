@@ -15,6 +15,7 @@ the prefix a traversal key aims at, and must stay empty.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -346,9 +347,27 @@ def test_each_original_is_kept_byte_identical_in_one_place_under_its_tenant(
 ) -> None:
     outcome: Outcome = world["outcomes"][key]
     record = outcome.record
-    # Then the exact bytes are in exactly the place the record names, and only there
-    assert outcome.places == [(record.dest_bucket, record.dest_key)]
     rejected = record.status == "rejected"
+    if rejected:
+        # Then the exact bytes are in exactly the place the record names, and only there
+        assert outcome.places == [(record.dest_bucket, record.dest_key)]
+    else:
+        # Then a scanned upload's exact bytes are kept privately under originals/, and
+        # elsewhere only where a published form (this one's, or another item's with
+        # its metadata dropped) is exactly these bytes ...
+        quarantine = world["buckets"]["quarantine"]
+        original = (quarantine, f"originals/{record.tenant}/{record.asset_id}")
+        assert original in outcome.places
+        digest = hashlib.sha256(outcome.data).hexdigest()
+        published_as = {
+            (o.record.dest_bucket, o.record.dest_key)
+            for o in world["outcomes"].values()
+            if o.record.published_sha256 == digest
+        }
+        assert set(outcome.places) <= {original} | published_as
+        # ... and the place holds the bytes whose SHA-256 the decision recorded
+        body = world["s3"].get_object(Bucket=record.dest_bucket, Key=record.dest_key)["Body"]
+        assert hashlib.sha256(body.read()).hexdigest() == record.published_sha256
     prefix = f"rejected/{record.tenant}/" if rejected else f"{record.tenant}/"
     assert record.dest_key.startswith(prefix)
     # And the place is a plain key: no segment a path resolver would climb out with
@@ -373,6 +392,7 @@ def test_nothing_reaches_the_other_tenant(world: dict[str, Any]) -> None:
         (buckets["library"], f"{VICTIM}/"),
         (buckets["quarantine"], f"{VICTIM}/"),
         (buckets["quarantine"], f"rejected/{VICTIM}/"),
+        (buckets["quarantine"], f"originals/{VICTIM}/"),
     ):
         assert s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["KeyCount"] == 0
     assert _records(VICTIM) == []

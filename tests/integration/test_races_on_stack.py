@@ -68,7 +68,8 @@ SCAN_PAUSES: dict[str, tuple[str, str, str, int]] = {
     # (written in the decision's own transaction since issue 19, I1: the same pause)
     "after-writing-appearances": ("dynamodb", "TransactWriteItems", "Appearances", 0),
     "after-confirming-consents": ("dynamodb", "Query", "Consents", 1),
-    "after-copying-to-library": ("s3", "CopyObject", "library", 0),
+    # the scanned published form is written to the library (docs/every-pixel.md)
+    "after-copying-to-library": ("s3", "PutObject", "library", 0),
 }
 
 

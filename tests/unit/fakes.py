@@ -87,7 +87,12 @@ class FakeStore:
         self.objects.pop((bucket, key), None)
 
     def write(
-        self, bucket: str, key: str, data: bytes, metadata: Mapping[str, str] | None = None
+        self,
+        bucket: str,
+        key: str,
+        data: bytes,
+        metadata: Mapping[str, str] | None = None,
+        content_type: str | None = None,
     ) -> None:
         self._check("write")
         self.objects[(bucket, key)] = (data, dict(metadata or {}))

@@ -173,8 +173,9 @@ def test_consent_store_failure_fails_closed(world: World) -> None:
 
 
 def test_crash_after_record_before_copy_is_completed_by_redelivery(world: World) -> None:
-    # Given S3 failing the copy right after the decision was recorded
-    world.store.fail_on = {"copy"}
+    # Given S3 failing the placement right after the decision was recorded
+    # (a scanned image's published form is written, an upload's own bytes copied)
+    world.store.fail_on = {"copy", "write"}
     req = world.upload("acme/f.jpg", fake_image((1, 120)))
     with pytest.raises(DependencyFailed):
         world.scan(req)

@@ -214,7 +214,10 @@ def _recheck() -> Recheck:
 def _placement() -> Placement:
     settings = _bound(get_settings())
     return Placement(
-        store=S3ObjectStore(aws_client("s3", settings)), assets=DynamoAssets(), clock=_clock
+        store=S3ObjectStore(aws_client("s3", settings)),
+        assets=DynamoAssets(),
+        clock=_clock,
+        originals=(settings.quarantine_bucket, settings.originals_prefix),
     )
 
 
@@ -386,6 +389,7 @@ def offboarding_service() -> Offboarding:
         S3PrefixStore(s3, settings.library_bucket, "", "s3:library"),
         S3PrefixStore(s3, settings.quarantine_bucket, "", "s3:quarantine"),
         S3PrefixStore(s3, settings.quarantine_bucket, settings.rejected_prefix, "s3:rejected"),
+        S3PrefixStore(s3, settings.quarantine_bucket, settings.originals_prefix, "s3:originals"),
         S3PrefixStore(s3, settings.documents_bucket, "", "s3:documents"),
         table("ddb:subjects", "subjects_table", "tenant", "subject_id"),
         table("ddb:consents", "consents_table", "pk", "sk"),
@@ -527,6 +531,7 @@ def conservation_service() -> ConservationCheck:
         quarantine_bucket=settings.quarantine_bucket,
         incoming_prefix=settings.incoming_prefix,
         rejected_prefix=settings.rejected_prefix,
+        originals_prefix=settings.originals_prefix,
         audit=audit_trail_service(),
     )
 

@@ -60,6 +60,9 @@ class Settings(BaseSettings):
 
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
+    # Where, in the quarantine bucket, an upload's own bytes are kept once its
+    # published form is placed (docs/every-pixel.md): ``originals/{tenant}/{asset_id}``.
+    originals_prefix: str = "originals/"
 
     # Input limits: checked before any pixel is decoded.
     max_upload_bytes: int = 50 * 1024 * 1024

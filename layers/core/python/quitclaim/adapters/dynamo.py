@@ -342,6 +342,7 @@ class AssetModel(_Base):
     policy = JSONAttribute(default=dict)
     timings_ms = JSONAttribute(default=dict)
     size = NumberAttribute(null=True)
+    published_sha256 = UnicodeAttribute(null=True)
 
 
 class AppearanceModel(_Base):
@@ -1204,6 +1205,7 @@ def _record_from(item: AssetModel) -> AssetRecord:
         review=dict(item.review or {}),
         history=tuple(item.history or ()),
         size=None if item.size is None else int(item.size),
+        published_sha256=item.published_sha256,
     )
 
 
@@ -1232,6 +1234,7 @@ def _asset_attributes(record: AssetRecord) -> dict[str, Any]:
         "review": record.review,
         "history": list(record.history),
         "size": record.size,
+        "published_sha256": record.published_sha256,
     }
 
 

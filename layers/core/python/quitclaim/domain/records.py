@@ -73,6 +73,11 @@ class AssetRecord:
     history: tuple[dict[str, Any], ...] = ()
     # Bytes of the uploaded object (storage metering); None on records from before.
     size: int | None = None
+    # SHA-256 (hex) of the bytes placed in the library or quarantine: the
+    # published form that was scanned (faces/published.py), not the upload.
+    # None for a rejected or held upload (its own bytes, never published) and
+    # on records from before.
+    published_sha256: str | None = None
 
     @property
     def subject_ids(self) -> tuple[str, ...]:

@@ -49,7 +49,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from quitclaim.domain.models import Box
-from quitclaim.faces.imaging import decode_image
+from quitclaim.faces.imaging import decode_image, merge_views
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 log = logging.getLogger(__name__)
@@ -292,7 +292,8 @@ class DlibFaceEngine:
             observations.extend(
                 FaceObservation(box=obs.box, encoding=obs.encoding, frame=index) for obs in found
             )
-        return observations
+        # A frame with transparency is scanned as three views: one face, one observation.
+        return merge_views(image, observations)
 
     def min_face_floor(self, width: int, height: int) -> float | None:
         """Smallest face side, in full-image pixels, detection promises to find.

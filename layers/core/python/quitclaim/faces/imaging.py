@@ -28,7 +28,8 @@ import simplejpeg
 from PIL import ExifTags, Image, ImageFile
 
 from quitclaim.domain.errors import RejectedInput
-from quitclaim.faces.ports import DecodedImage, Pixels
+from quitclaim.domain.models import Box
+from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 # Magic bytes → Pillow format. Only these four are accepted; the file name and
 # the declared content type are never trusted.
@@ -227,6 +228,7 @@ def _decode(
             scale = _draft(im, reduction(width, height))
 
         frames: list[Pixels] = []
+        views: list[int] = []
         budget = total_budget
         index = 0
         while True:
@@ -253,12 +255,18 @@ def _decode(
                 )
             _check_mode(im.mode)
             im.load()
-            frames.append(_to_rgb_array(im, orientation))
+            frame_views = _views(im, orientation)
+            views.append(len(frame_views))
+            frames.extend(frame_views)
             index += 1
             if not getattr(im, "is_animated", False):
                 break
 
-    meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(len(frames))}
+    meta = {"mode": original_mode, "orientation": str(orientation), "frames": str(index)}
+    if any(n > 1 for n in views):
+        # A frame with transparency became three views (colour, on white, on
+        # black; see ``_views``): how many each frame of the file gave, in order.
+        meta["views"] = ",".join(map(str, views))
     if scale == 1:
         first = frames[0]
         return DecodedImage(
@@ -323,6 +331,65 @@ def _orientation(im: Image.Image) -> int:
         return int(value)
     except (TypeError, ValueError):
         return 1
+
+
+def _views(im: Image.Image, orientation: int) -> list[Pixels]:
+    """What a viewer may see of one frame: its colour, and, with transparency, two composites.
+
+    A frame with alpha (or a transparent palette entry or colour key) is
+    seen against whatever the page behind it is: a face drawn in the alpha
+    channel over black colour shows on white and vanishes on black, the
+    reverse for white colour. So such a frame is scanned three times: the
+    colour as stored (what a tool that drops alpha shows, and what lies under
+    fully transparent pixels), composited onto white, and onto black. A frame
+    whose alpha is opaque everywhere is one view.
+    """
+    colour = _to_rgb_array(im, orientation)
+    if im.mode in _SIXTEEN_BIT_MODES or not im.has_transparency_data:
+        return [colour]
+    rgba = im.convert("RGBA")
+    low, _ = rgba.getchannel("A").getextrema()
+    if low == 255:
+        return [colour]
+    views = [colour]
+    for background in ((255, 255, 255, 255), (0, 0, 0, 255)):
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, background), rgba)
+        views.append(_to_rgb_array(flat.convert("RGB"), orientation))
+    return views
+
+
+# Two detections of one face in two views of a frame overlap at least this much.
+_SAME_FACE_IOU: Final = 0.5
+
+
+def merge_views(image: DecodedImage, found: list[FaceObservation]) -> list[FaceObservation]:
+    """Faces found in the views of a frame (``_views``) as faces of the file's frames.
+
+    A face seen in the colour view and again on white or on black is one
+    face: a detection overlapping (IoU >= 0.5) one already kept for the same
+    frame is dropped, the views taken in order. ``frame`` becomes the file's
+    frame index. Without views (no transparency) ``found`` comes back as is.
+    """
+    counts = image.meta.get("views")
+    if not counts:
+        return found
+    frame_of = [frame for frame, n in enumerate(map(int, counts.split(","))) for _ in range(n)]
+    kept: list[FaceObservation] = []
+    for obs in sorted(found, key=lambda o: o.frame):
+        frame = frame_of[obs.frame]
+        if any(k.frame == frame and _iou(k.box, obs.box) >= _SAME_FACE_IOU for k in kept):
+            continue
+        kept.append(FaceObservation(box=obs.box, encoding=obs.encoding, frame=frame))
+    return kept
+
+
+def _iou(a: Box, b: Box) -> float:
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.bottom, b.bottom) - max(a.top, b.top)
+    if width <= 0 or height <= 0:
+        return 0.0
+    overlap = width * height
+    return overlap / (a.width * a.height + b.width * b.height - overlap)
 
 
 def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:

@@ -19,7 +19,14 @@ class DecodedImage:
     """An upload decoded safely: every frame as RGB uint8 (H, W, 3), oriented.
 
     ``frames[0]`` is the still image; animated formats carry every frame so that
-    a face in frame 7 is not missed. ``source_format`` is what the bytes are
+    a face in frame 7 is not missed. A frame with transparency is carried as
+    three views (its colour, composited onto white, onto black: a face may be
+    drawn in alpha), in that order; ``meta["frames"]`` counts the file's
+    frames and ``meta["views"]`` how many views each gave (e.g. ``"1,3"``).
+    The engine reports a face once, with ``frame`` the file's frame index
+    (``imaging.merge_views``).
+    Something that publishes a new image takes ``frames[0]``, the colour
+    view of the first frame. ``source_format`` is what the bytes are
     (``JPEG``, ``PNG``, ``WEBP``, ...), never what the file name says.
     """
 

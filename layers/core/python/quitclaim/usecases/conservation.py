@@ -8,8 +8,17 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
   there until a release decides it);
 - ``misplaced``: each decision's object is where its status says (library,
   quarantine, ``rejected/``; nowhere when deleted), and nowhere else;
-- ``orphan``: no object in the library, quarantine or ``rejected/`` without
-  the decision that put it there;
+- ``orphan``: no object in the library, quarantine, ``rejected/`` or
+  ``originals/`` without the decision that put it there;
+- ``original``: each scanned upload (a decision with a published SHA-256)
+  keeps its own bytes at ``originals/<tenant>/<asset_id>`` in the quarantine
+  bucket until it is deleted, and not after. An original is not a place: the
+  upload's place is where its published form is (library or quarantine), so
+  it still ends in exactly one place; ``originals`` counts them apart;
+- ``published_bytes_differ``: every object in the library hashes to the
+  SHA-256 its decision recorded for the bytes it scanned and published
+  (docs/every-pixel.md); a replaced object, or one whose decision recorded
+  none, is reported;
 - ``unconsented``: every image in the library was approved with a valid consent
   for each identifiable face (or released by two reviewers) and those consents
   still hold now (the expiry and withdrawal paths pull the rest);
@@ -27,6 +36,7 @@ whose object must exist; earlier ones are superseded.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +88,7 @@ class ConservationReport:
     rejected: int
     violations: tuple[Violation, ...] = field(default_factory=tuple)
     held: int = 0
+    originals: int = 0
 
     @property
     def holds(self) -> bool:
@@ -95,6 +106,7 @@ class ConservationCheck:
     quarantine_bucket: str
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
+    originals_prefix: str = "originals/"
     audit: AuditEvents | None = None
 
     def check(self, tenant: str) -> ConservationReport:
@@ -135,6 +147,13 @@ class ConservationCheck:
             for key in sorted(keys - claimed):
                 found.append(Violation("orphan", f"in the {name} without a decision", None, key))
         found.extend(self._reachable(tenant, records, placed["library"]))
+        originals = set(
+            self.store.keys(self.quarantine_bucket, f"{self.originals_prefix}{tenant}/")
+        )
+        found.extend(self._originals(records, originals))
+        for record in latest:
+            if record.status is AssetStatus.APPROVED and record.dest_key in placed["library"]:
+                found.extend(self._published_bytes(record))
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
@@ -151,7 +170,38 @@ class ConservationCheck:
             rejected=len(placed["rejected"]),
             violations=tuple(found),
             held=len(held),
+            originals=len(originals),
         )
+
+    def _originals(self, records: list[AssetRecord], kept: set[str]) -> list[Violation]:
+        found = []
+        known = set()
+        for record in records:
+            if record.published_sha256 is None or record.source_bucket != self.uploads_bucket:
+                # Rejected, held, decided before originals were kept, or a
+                # redacted variant (its original is the held asset it came from).
+                continue
+            key = f"{self.originals_prefix}{record.tenant}/{record.asset_id}"
+            known.add(key)
+            if record.status is AssetStatus.DELETED:
+                if key in kept:
+                    found.append(_at(record, "original", "deleted, its original still kept", key))
+            elif key not in kept:
+                found.append(_at(record, "original", "its original is missing", key))
+        for key in sorted(kept - known):
+            found.append(Violation("orphan", "in originals/ without a decision", None, key))
+        return found
+
+    def _published_bytes(self, record: AssetRecord) -> list[Violation]:
+        """The library object's bytes against the SHA-256 its decision recorded."""
+        if record.published_sha256 is None:
+            detail = "no SHA-256 of the published bytes is recorded"
+            return [_at(record, "published_bytes_differ", detail, record.dest_key)]
+        data = self.store.read(self.library_bucket, record.dest_key)
+        if hashlib.sha256(data).hexdigest() == record.published_sha256:
+            return []
+        detail = "the library object is not the bytes that were scanned"
+        return [_at(record, "published_bytes_differ", detail, record.dest_key)]
 
     def _audited(self, tenant: str, records: list[AssetRecord]) -> list[Violation]:
         assert self.audit is not None

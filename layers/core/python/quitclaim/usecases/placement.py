@@ -56,10 +56,19 @@ def reach(before: AssetRecord, after: AssetRecord) -> tuple[str, ...]:
 class Placement:
     """Applies a new asset state: record and bytes, never out of step unsafely."""
 
-    def __init__(self, *, store: ObjectStore, assets: AssetRepository, clock: Clock) -> None:
+    def __init__(
+        self,
+        *,
+        store: ObjectStore,
+        assets: AssetRepository,
+        clock: Clock,
+        originals: tuple[str, str] | None = None,
+    ) -> None:
+        """``originals``: (bucket, prefix) where scanned uploads' own bytes are kept."""
         self._store = store
         self._assets = assets
         self._clock = clock
+        self._originals = originals
 
     def transition(self, before: AssetRecord, after: AssetRecord) -> AssetRecord:
         """Persist ``after`` (conditional on ``before.version``) and move the bytes."""
@@ -130,3 +139,10 @@ class Placement:
         source = self._store.head(before.dest_bucket, before.dest_key)
         if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:
             self._store.delete(before.dest_bucket, before.dest_key, source.version_id)
+        if self._originals is not None and before.published_sha256 is not None:
+            # The upload's own bytes, kept privately beside the published form, go too.
+            bucket, prefix = self._originals
+            key = f"{prefix}{before.tenant}/{before.asset_id}"
+            original = self._store.head(bucket, key)
+            if original is not None and original.metadata.get(META_ASSET_ID) == before.asset_id:
+                self._store.delete(bucket, key, original.version_id)

@@ -50,7 +50,7 @@ from quitclaim.observability import audit, count
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, Placement, history_entry
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.review import _justified
-from quitclaim.usecases.scan_asset import face_records
+from quitclaim.usecases.scan_asset import face_records, sha256_hex
 
 META_REDACTED_FROM = "quitclaim-redacted-from"
 SUFFIX = ".redacted.png"
@@ -197,7 +197,8 @@ class Redaction:
         faces = [i for i, f in enumerate(original.faces) if f.verdict != "valid"]
         boxes = [Box(*original.faces[i].box) for i in faces]
         image = self._decode(data)
-        if len(image.frames) != 1:
+        # An image with transparency is one frame seen three ways (imaging._views).
+        if image.meta.get("frames", str(len(image.frames))) != "1":
             raise RejectedInput("only still images can be redacted", code="too_many_frames")
         redacted = pixels.redact(image.frames[0], boxes)
         png = pixels.to_png(redacted)
@@ -342,6 +343,8 @@ class Redaction:
                 "redaction_blocks": pixels.MOSAIC_BLOCKS,
             },
             review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
+            # The PNG scanned above is the one published: its hash, for the checker.
+            published_sha256=sha256_hex(png),
         )
         return replace(
             record,

@@ -3,14 +3,23 @@
 Order matters for the principles:
 1. the decision record is written (conditionally: a redelivery finds it), in
    one transaction with its appearance rows (so a withdrawal can reach it),
-2. then the bytes are copied to the library / quarantine / rejected,
+2. then the bytes are placed in the library / quarantine / rejected (the
+   published form, without embedded previews; the original kept apart),
 3. then the upload is deleted.
 A crash between any two steps leaves the image out of the library or in the
 place its recorded decision names; a redelivery completes the same steps.
+
+What is scanned and placed is the upload's published form
+(faces/published.py: the picture byte for byte, an allowlist of metadata, no
+embedded preview), its SHA-256 recorded in the decision; the upload's own
+bytes are kept privately under ``originals/`` in the quarantine bucket
+(docs/every-pixel.md). A rejected upload is not scanned: its own bytes go to
+``rejected/`` as before.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -57,6 +66,7 @@ from quitclaim.domain.usage import (
 )
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
+from quitclaim.faces.published import published_form
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
 from quitclaim.usecases.recheck import faces_of
@@ -170,6 +180,15 @@ def face_records(
     )
 
 
+def original_key(settings: Settings, tenant: str, asset_id: str) -> str:
+    """Where a scanned upload's own bytes are kept (quarantine bucket, never read by the DAM)."""
+    return f"{settings.originals_prefix}{tenant}/{asset_id}"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
 def unscanned_record(
     request: ScanRequest,
     tenant: str,
@@ -276,7 +295,9 @@ class ScanAsset:
             return self._hold(request, info, tenant, path, asset_id, existing)
 
         try:
-            record = self._decide(request, info, tenant, path, asset_id, parts is not None)
+            record, published = self._decide(
+                request, info, tenant, path, asset_id, parts is not None
+            )
         except TenantDeleting:
             # Offboarding: the upload stays where the tenant put it, unscanned,
             # until the purge erases it (nothing is decided for a leaving tenant).
@@ -303,7 +324,7 @@ class ScanAsset:
         # delivery that dies while placing is retried through the duplicate
         # path below, which would otherwise never audit the decision.
         _audit_decided(record)
-        result = self._complete(record, request, duplicate=False)
+        result = self._complete(record, request, duplicate=False, published=published)
         if self._events is not None:
             self._events.publish(
                 f"asset.{result.status.value if result.status else record.status.value}",
@@ -438,7 +459,8 @@ class ScanAsset:
         path: str,
         asset_id: str,
         attributable: bool,
-    ) -> AssetRecord:
+    ) -> tuple[AssetRecord, bytes | None]:
+        """The decision, and the published form that was scanned (None when rejected)."""
         s = self._settings
         now = self._clock.now()
         timer = _Timer()
@@ -464,28 +486,31 @@ class ScanAsset:
             return replace(record, timings_ms=timer.marks)
 
         if not attributable:
-            return rejected("no_tenant_in_key")
+            return rejected("no_tenant_in_key"), None
         if not safe_path(path):
-            return rejected("unsafe_key")
+            return rejected("unsafe_key"), None
         found = self._tenants.policy_and_gallery(tenant)
         if found is None:
-            return rejected("unknown_tenant")
+            return rejected("unknown_tenant"), None
         policy, gallery_version = found
         purpose = (info.metadata.get("purpose") or policy.default_purpose).strip().lower()
         if purpose not in policy.purposes:
-            return rejected("unknown_purpose", purpose)
+            return rejected("unknown_purpose", purpose), None
         if info.size > s.max_upload_bytes:
-            return rejected("too_large", purpose)
+            return rejected("too_large", purpose), None
 
         t = time.perf_counter()
         data = self._store.read(request.bucket, request.key, info.version_id)
         timer.measure("read", t)
         try:
             t = time.perf_counter()
-            image = self.engine.decode(data)
+            # What is scanned is what will be published, byte for byte: the
+            # picture without its thumbnails and previews (faces/published.py).
+            published = published_form(data)
+            image = self.engine.decode(published)
             timer.measure("decode", t)
         except RejectedInput as exc:
-            return rejected(exc.code, purpose)
+            return rejected(exc.code, purpose), None
         del data
 
         mode = policy.scan_mode_for(path)
@@ -518,7 +543,7 @@ class ScanAsset:
         record = self._record(
             request, tenant, path, asset_id, purpose, policy, decision, observations, now, timer
         )
-        return replace(
+        decided = replace(
             record,
             policy={
                 **record.policy,
@@ -526,7 +551,9 @@ class ScanAsset:
                 **({"auto_redact": True} if policy.auto_redact else {}),
             },
             history=(history_entry(now, "decided", "ingest", record),),
+            published_sha256=sha256_hex(published),
         )
+        return decided, published
 
     def _confirm_consents(self, record: AssetRecord) -> AssetRecord:
         """Re-read the consents *after* the appearance rows exist, and re-decide.
@@ -642,9 +669,19 @@ class ScanAsset:
     # -- placement --------------------------------------------------------
 
     def _complete(
-        self, record: AssetRecord, request: ScanRequest, *, duplicate: bool
+        self,
+        record: AssetRecord,
+        request: ScanRequest,
+        *,
+        duplicate: bool,
+        published: bytes | None = None,
     ) -> ScanResult:
-        """Put the bytes where the record says, then remove the upload."""
+        """Put the bytes where the record says, keep the original, then remove the upload.
+
+        ``published``: the scanned published form, when this delivery has it in
+        memory; a redelivery rebuilds it from the upload and checks it against
+        the recorded SHA-256 before placing it.
+        """
         result = ScanResult(
             record.asset_id,
             record.status,
@@ -659,11 +696,23 @@ class ScanAsset:
         if source is not None:
             placed = self._store.head(record.dest_bucket, record.dest_key)
             if placed is None or placed.metadata.get(META_ASSET_ID) != record.asset_id:
+                if record.published_sha256 is None:
+                    # Rejected (or decided before published forms): the upload as it is.
+                    self._store.copy(
+                        replace(source, content_type=served_type(source.content_type)),
+                        record.dest_bucket,
+                        record.dest_key,
+                        {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
+                    )
+                else:
+                    self._place_published(record, source, published)
+            if record.published_sha256 is not None:
+                # The upload's own bytes, for the record: private, never published.
                 self._store.copy(
-                    replace(source, content_type=served_type(source.content_type)),
-                    record.dest_bucket,
-                    record.dest_key,
-                    {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
+                    source,
+                    self._settings.quarantine_bucket,
+                    original_key(self._settings, record.tenant, record.asset_id),
+                    {META_ASSET_ID: record.asset_id},
                 )
             self._store.delete(request.bucket, request.key, source.version_id)
             record = self._follow_redecision(record)
@@ -688,6 +737,26 @@ class ScanAsset:
                 count("PlacementSourceMissing")
         self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
         return result
+
+    def _place_published(
+        self, record: AssetRecord, source: ObjectInfo, published: bytes | None
+    ) -> None:
+        """Write the scanned published form where the record says (library or quarantine)."""
+        if published is None:
+            data = self._store.read(source.bucket, source.key, source.version_id)
+            published = published_form(data)
+        if sha256_hex(published) != record.published_sha256:
+            # The same upload gave other bytes than those scanned (a changed
+            # published_form between two deliveries): place nothing unscanned.
+            count("PublishedFormChanged")
+            raise RuntimeError("the published form differs from the one scanned")
+        self._store.write(
+            record.dest_bucket,
+            record.dest_key,
+            published,
+            {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
+            content_type=served_type(source.content_type),
+        )
 
     def _follow_redecision(self, placed: AssetRecord) -> AssetRecord:
         """After copying, re-read the record: a re-decision may have moved it meanwhile.
