@@ -1,4 +1,10 @@
-"""Outbound webhooks: deliver outbox events (SQS) and scheduled retries."""
+"""Outbound webhooks: deliver outbox events (SQS) and scheduled retries.
+
+A batch's deliveries are sent side by side within a time budget
+(``QC_WEBHOOK_BATCH_BUDGET_S``, at most half of the invocation's remaining
+time); an endpoint that does not answer costs its own delivery a scheduled
+retry, never the other messages of the batch (docs/budgets.md).
+"""
 
 from __future__ import annotations
 
@@ -19,12 +25,32 @@ from quitclaim.observability import audited, logger, metrics, tracer
 
 get_settings()
 processor = ReasonedBatchProcessor(event_type=EventType.SQS)
+# This invocation's failed messages (messageId -> error), settled by deliver_record.
+_failures: dict[str, Exception] = {}
+
+
+def deliver_batch(records: list[dict[str, Any]], budget_s: float) -> dict[str, Exception]:
+    """Every message's deliveries at once; the messages that must return to the queue."""
+    failures: dict[str, Exception] = {}
+    messages: list[tuple[str, dict[str, Any]]] = []
+    for record in records:
+        try:
+            messages.append((record["messageId"], json.loads(record["body"])))
+        except ValueError as exc:
+            failures[record["messageId"]] = exc
+    errors = webhook_dispatcher().handle_batch([m for _, m in messages], budget_s)
+    for (message_id, _), error in zip(messages, errors, strict=True):
+        if error is not None:
+            failures[message_id] = error
+    return failures
 
 
 @audited("sqs")
 def deliver_record(record: SQSRecord) -> None:
-    """An outbox event (fan out to endpoints) or a replay request."""
-    webhook_dispatcher().handle(json.loads(record.body))
+    """Settle one outbox message: its deliveries went out with the batch's."""
+    failure = _failures.get(record.message_id)
+    if failure is not None:
+        raise failure
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -33,11 +59,20 @@ def deliver_record(record: SQSRecord) -> None:
 @audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=deliver_record, processor=processor, context=context
-            )
+        budget_s = min(
+            get_settings().webhook_batch_budget_s,
+            context.get_remaining_time_in_millis() / 2000,
         )
+        _failures.clear()
+        _failures.update(deliver_batch(event["Records"], budget_s))
+        try:
+            return dict(
+                process_partial_response(
+                    event=event, record_handler=deliver_record, processor=processor, context=context
+                )
+            )
+        finally:
+            _failures.clear()
     if event.get("kind") == "webhook_retry":
         delivery = webhook_dispatcher().attempt(str(event["tenant"]), str(event["delivery_id"]))
         return {"status": delivery.status.value, "attempts": delivery.attempts}

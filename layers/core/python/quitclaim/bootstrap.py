@@ -95,6 +95,7 @@ def face_engine() -> FaceEngine:
         max_pixels=s.max_pixels,
         max_frames=s.max_frames,
         detect_max_pixels=s.detect_max_pixels,
+        detect_budget_pixels=s.detect_budget_pixels,
         # The engine's own default trades small faces on large photos for
         # speed; the gate's default does not (see Settings.relative_face_floor).
         min_face_fraction=s.relative_face_floor,
@@ -448,7 +449,10 @@ def _webhook_secrets() -> SsmWebhookSecrets:
 
 
 def _sender(settings: Settings) -> UrllibSender:
-    return UrllibSender(allow_private=settings.webhook_allow_private_targets)
+    return UrllibSender(
+        timeout_s=settings.webhook_timeout_s,
+        allow_private=settings.webhook_allow_private_targets,
+    )
 
 
 @lru_cache(maxsize=1)
@@ -461,6 +465,7 @@ def webhook_admin() -> WebhookAdmin:
         clock=_clock,
         replays=_queue(settings, settings.events_queue_url),
         inbound_queue=_queue(settings, settings.inbound_queue_url),
+        max_endpoints=settings.max_webhook_endpoints,
     )
 
 
@@ -514,6 +519,7 @@ def webhook_dispatcher() -> WebhookDispatcher:
         clock=_clock,
         wall_clock=SystemClock(),
         retry_window=timedelta(hours=settings.webhook_retry_window_hours),
+        parallelism=settings.webhook_parallelism,
     )
 
 

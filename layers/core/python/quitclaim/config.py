@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     max_frames: int = 200
     # Detection runs on at most this many pixels; boxes are mapped back.
     detect_max_pixels: int = 2_500_000
+    # Pixels the face detector may scan per image (its working copy after
+    # dlib's upsampling, every distinct frame together): 100 MP is a 24 MP photo
+    # searched for 40 px faces. A larger scan is not attempted: the upload is
+    # rejected as detection_budget_exceeded (docs/budgets.md).
+    detect_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
     # Opt-in speed-up (about 6x on 12 MP): on large photos, promise only faces of
     # at least this fraction of the shorter side (1/25 = 120 px at 4000x3000).
     # Off by default: a face between 40 px and that floor could go undetected
@@ -100,6 +105,13 @@ class Settings(BaseSettings):
     webhook_retry_window_hours: float = Field(default=24.0, ge=24.0, le=24 * 7)
     # How long a webhook-id is remembered (longer than any sender's retries).
     webhook_dedupe_days: int = Field(default=7, ge=1, le=30)
+    # Budgets (docs/budgets.md): endpoints per tenant; one POST's timeout; the
+    # time one outbound batch may spend on POSTs (sent side by side, at most
+    # webhook_parallelism at once); a delivery cut short retries on schedule.
+    max_webhook_endpoints: int = Field(default=10, ge=1, le=100)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
+    webhook_batch_budget_s: float = Field(default=30.0, gt=0, le=600)
+    webhook_parallelism: int = Field(default=16, ge=1, le=64)
     # Production refuses http:// and private addresses (SSRF); the local stack allows them.
     webhook_allow_private_targets: bool = False
     # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).

@@ -84,9 +84,18 @@ class UrllibSender:
             raise ValidationFailed("url must point at a public address", field="url")
 
     def post(
-        self, url: str, headers: Mapping[str, str], body: bytes
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout_s: float | None = None,
     ) -> tuple[int | None, str | None]:
-        """(HTTP status, None) or (status or None, an error code) for a failure."""
+        """(HTTP status, None) or (status or None, an error code) for a failure.
+
+        ``timeout_s`` (what is left of a batch's budget) can only shorten the
+        sender's own timeout.
+        """
+        timeout = self._timeout if timeout_s is None else min(self._timeout, timeout_s)
         try:
             self.check_url(url)
         except ValidationFailed:
@@ -102,7 +111,7 @@ class UrllibSender:
             },
         )
         try:
-            with self._opener.open(request, timeout=self._timeout) as response:
+            with self._opener.open(request, timeout=timeout) as response:
                 response.read(64 * 1024)
                 status = int(response.status)
         except urllib.error.HTTPError as exc:

@@ -460,8 +460,14 @@ class WebhookSender(Protocol):
     def check_url(self, url: str) -> None: ...
 
     def post(
-        self, url: str, headers: Mapping[str, str], body: bytes
-    ) -> tuple[int | None, str | None]: ...
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeout_s: float | None = None,
+    ) -> tuple[int | None, str | None]:
+        """(status, None) or (status or None, error code); ``timeout_s`` may only shorten."""
+        ...
 
 
 class OnceGuard(Protocol):

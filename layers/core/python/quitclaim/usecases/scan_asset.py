@@ -517,7 +517,10 @@ class ScanAsset:
         observations: list[FaceObservation] = []
         if mode is not ScanMode.OFF:
             t = time.perf_counter()
-            observations = self.engine.analyze(image)
+            try:
+                observations = self.engine.analyze(image)
+            except RejectedInput as exc:  # e.g. detection_budget_exceeded (docs/budgets.md)
+                return rejected(exc.code, purpose)
             timer.measure("detect_encode", t)
 
         t = time.perf_counter()

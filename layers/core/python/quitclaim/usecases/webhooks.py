@@ -11,7 +11,9 @@ is parked, never dropped.
 Outbound (``WebhookDispatcher``): each event from the outbox becomes one
 delivery per subscribed endpoint, signed the same way, retried with
 exponential backoff and jitter for at least ``retry_window``, then left in
-the dead-letter list for a replay.
+the dead-letter list for a replay. A batch of outbox messages is delivered
+side by side within a time budget (``handle_batch``): an endpoint that never
+answers costs its own delivery a retry, never the batch (docs/budgets.md).
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ import hashlib
 import json
 import random
 import secrets as random_ids
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -114,6 +118,8 @@ class WebhookAdmin:
     clock: Clock
     replays: WorkQueue | None = None
     inbound_queue: WorkQueue | None = None
+    # Outbound endpoints a tenant may register (a budget: each is tried per event).
+    max_endpoints: int = 10
 
     def register_source(
         self,
@@ -180,6 +186,13 @@ class WebhookAdmin:
         if unknown:
             raise ValidationFailed(
                 f"unknown event types {unknown}; known: {list(EVENT_TYPES)}", field="event_types"
+            )
+        if len(self.store.endpoints(tenant)) >= self.max_endpoints:
+            raise ValidationFailed(
+                f"a tenant may register at most {self.max_endpoints} endpoints; "
+                "delete one before adding another",
+                field="url",
+                code="too_many_endpoints",
             )
         endpoint = WebhookEndpoint(
             tenant,
@@ -577,19 +590,59 @@ class WebhookDispatcher:
     wall_clock: Clock  # transport time: signature timestamps the receiver checks
     retry_window: timedelta = timedelta(hours=24)
     jitter: Callable[[], float] = field(default=random.random)
+    # POSTs of one batch in flight at once (``handle_batch``).
+    parallelism: int = 16
 
     def handle(self, message: Mapping[str, Any]) -> list[OutboundDelivery]:
         """One outbox message: an event to fan out, or a replay of one delivery."""
-        if message.get("kind") == "replay":
-            return [self.attempt(str(message["tenant"]), str(message["delivery_id"]))]
-        return self.fan_out(message)
+        return [self._complete(step) for step in self._steps(message)]
+
+    def handle_batch(
+        self, messages: Sequence[Mapping[str, Any]], budget_s: float
+    ) -> list[Exception | None]:
+        """A batch of outbox messages, their POSTs side by side within ``budget_s``.
+
+        Store work (rows, claims, outcomes) runs here in order; only the POSTs
+        run in parallel, at most ``parallelism`` at once, taken round-robin
+        across tenants, each with the time left of the budget as its timeout.
+        A POST not started within the budget fails as ``batch_budget``: like
+        any failed attempt it is retried on schedule. Returns, per message,
+        None or the error that should return it to its queue (a store
+        failure); a receiver's failure never fails its message.
+        """
+        deadline = time.monotonic() + budget_s
+        errors: list[Exception | None] = [None] * len(messages)
+        sends: list[tuple[int, _Send]] = []
+        for index, message in enumerate(messages):
+            try:
+                for step in self._steps(message):
+                    if isinstance(step, _Send):
+                        sends.append((index, step))
+            except Exception as exc:  # this message alone returns to the queue
+                errors[index] = exc
+        sends = _round_robin(sends)
+        verdicts = self._post_all([send for _, send in sends], deadline)
+        for (index, send), (status, error) in zip(sends, verdicts, strict=True):
+            try:
+                self._finish(send, status, error)
+            except Exception as exc:  # the claimed attempt is redone on redelivery
+                errors[index] = errors[index] or exc
+        return errors
 
     def fan_out(self, event: Mapping[str, Any]) -> list[OutboundDelivery]:
+        return [self._complete(step) for step in self._event_steps(event)]
+
+    def _steps(self, message: Mapping[str, Any]) -> Iterator[OutboundDelivery | _Send]:
+        if message.get("kind") == "replay":
+            yield self._prepare_stored(str(message["tenant"]), str(message["delivery_id"]))
+        else:
+            yield from self._event_steps(message)
+
+    def _event_steps(self, event: Mapping[str, Any]) -> Iterator[OutboundDelivery | _Send]:
         tenant = str(event["tenant"])
         event_type = str(event["type"])
         event_id = str(event["id"])
         body = _event_body(event)
-        results = []
         for endpoint in self.store.endpoints(tenant):
             if not endpoint.wants(event_type):
                 continue
@@ -607,22 +660,48 @@ class WebhookDispatcher:
                 created_at=self.clock.now(),
             )
             if self.store.create_outbound(delivery, body):
-                results.append(self._attempt(delivery, body, endpoint))
+                yield self._prepare(delivery, body, endpoint)
             else:  # a redelivered event: the row exists, go by its current state
-                results.append(self.attempt(tenant, delivery_id))
-        return results
+                yield self._prepare_stored(tenant, delivery_id)
 
     def attempt(self, tenant: str, delivery_id: str) -> OutboundDelivery:
         """Try one delivery now if it is due; schedule the next try or give up."""
+        return self._complete(self._prepare_stored(tenant, delivery_id))
+
+    def _prepare_stored(self, tenant: str, delivery_id: str) -> OutboundDelivery | _Send:
         found = self.store.outbound(tenant, delivery_id)
         if found is None:
             raise NotFound(f"delivery {delivery_id} not found")
         delivery, body = found
-        return self._attempt(delivery, body, None)
+        return self._prepare(delivery, body, None)
 
-    def _attempt(
+    def _complete(self, step: OutboundDelivery | _Send) -> OutboundDelivery:
+        """A prepared step sent now (no batch: the sender's own timeout)."""
+        if not isinstance(step, _Send):
+            return step
+        status, error = self.sender.post(step.url, step.headers, step.body.encode("utf-8"))
+        return self._finish(step, status, error)
+
+    def _post_all(
+        self, sends: Sequence[_Send], deadline: float
+    ) -> list[tuple[int | None, str | None]]:
+        def post(send: _Send) -> tuple[int | None, str | None]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None, "batch_budget"
+            return self.sender.post(
+                send.url, send.headers, send.body.encode("utf-8"), timeout_s=left
+            )
+
+        if not sends:
+            return []
+        with ThreadPoolExecutor(max_workers=min(self.parallelism, len(sends))) as pool:
+            return list(pool.map(post, sends))
+
+    def _prepare(
         self, delivery: OutboundDelivery, body: str, endpoint: WebhookEndpoint | None
-    ) -> OutboundDelivery:
+    ) -> OutboundDelivery | _Send:
+        """Claim the attempt and sign it; the delivery itself when there is nothing to send."""
         tenant, delivery_id = delivery.tenant, delivery.delivery_id
         now = self.clock.now()
         if delivery.status not in (OutboundStatus.PENDING, OutboundStatus.RETRYING):
@@ -645,7 +724,12 @@ class WebhookDispatcher:
         headers = self.signature.headers(
             secrets.valid(now), delivery_id, self.wall_clock.now(), body
         )
-        status, error = self.sender.post(endpoint.url, headers, body.encode("utf-8"))
+        return _Send(claimed, endpoint.url, headers, body, now)
+
+    def _finish(self, send: _Send, status: int | None, error: str | None) -> OutboundDelivery:
+        """Record a sent attempt's outcome; schedule the next try or give up."""
+        claimed, now = send.claimed, send.at
+        tenant, delivery_id = claimed.tenant, claimed.delivery_id
         if error is None:
             done = replace(
                 claimed,
@@ -691,6 +775,30 @@ class WebhookDispatcher:
             count("WebhookRetries")
             self.schedules.retry_at(tenant, delivery_id, claimed.attempts + 1, retry)
         return outcome
+
+
+@dataclass(frozen=True, slots=True)
+class _Send:
+    """A claimed, signed attempt waiting for its POST."""
+
+    claimed: OutboundDelivery
+    url: str
+    headers: dict[str, str]
+    body: str
+    at: datetime  # business time of the claim: the outcome's time too
+
+
+def _round_robin(sends: list[tuple[int, _Send]]) -> list[tuple[int, _Send]]:
+    """Interleave tenants: one tenant's many endpoints never take every worker first."""
+    queues: dict[str, list[tuple[int, _Send]]] = {}
+    for item in sends:
+        queues.setdefault(item[1].claimed.tenant, []).append(item)
+    ordered: list[tuple[int, _Send]] = []
+    depth = 0
+    while len(ordered) < len(sends):
+        ordered.extend(q[depth] for q in queues.values() if depth < len(q))
+        depth += 1
+    return ordered
 
 
 def _event_body(event: Mapping[str, Any]) -> str:
