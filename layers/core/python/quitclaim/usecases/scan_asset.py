@@ -520,7 +520,7 @@ class ScanAsset:
             try:
                 observations = self.engine.analyze(image)
             except RejectedInput as exc:  # e.g. detection_budget_exceeded (docs/budgets.md)
-                return rejected(exc.code, purpose)
+                return rejected(exc.code, purpose), None
             timer.measure("detect_encode", t)
 
         t = time.perf_counter()
