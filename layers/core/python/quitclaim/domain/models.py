@@ -64,6 +64,10 @@ class Reason(enum.StrEnum):
     """Why an asset is not in the library. Stable codes: API, reports, metrics."""
 
     UNKNOWN_FACE = "unknown_face"
+    # A face the recogniser cannot judge (too turned, too small between the eyes,
+    # too blurred or too occluded for a trustworthy alignment): never matched
+    # to anyone, so never approved on a consent it might not belong to.
+    FACE_NOT_MATCHABLE = "face_not_matchable"
     NO_CONSENT = "no_consent"
     CONSENT_EXPIRED = "consent_expired"
     CONSENT_REVOKED = "consent_revoked"
@@ -101,12 +105,15 @@ class FaceMatch:
 
     ``subject_id`` is None for an unknown face. ``identifiable`` is False for a
     face below the tenant's minimum size: recorded, never blocking.
+    ``matchable`` is False for an identifiable face the recogniser cannot
+    judge (``faces.matchability``): it blocks as ``face_not_matchable``.
     """
 
     box: Box
     subject_id: str | None
     distance: float | None
     identifiable: bool = True
+    matchable: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ side).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import importlib.util
@@ -326,9 +327,7 @@ class DlibFaceEngine:
             if found is None:
                 found = self._analyze_frame(pixels, image.scale)
                 seen[key] = found
-            observations.extend(
-                FaceObservation(box=obs.box, encoding=obs.encoding, frame=index) for obs in found
-            )
+            observations.extend(dataclasses.replace(obs, frame=index) for obs in found)
         # A frame with transparency is scanned as three views: one face, one observation.
         return merge_views(image, observations)
 

@@ -15,6 +15,7 @@ inside this module's decode.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import struct
@@ -379,7 +380,7 @@ def merge_views(image: DecodedImage, found: list[FaceObservation]) -> list[FaceO
         frame = frame_of[obs.frame]
         if any(k.frame == frame and _iou(k.box, obs.box) >= _SAME_FACE_IOU for k in kept):
             continue
-        kept.append(FaceObservation(box=obs.box, encoding=obs.encoding, frame=frame))
+        kept.append(dataclasses.replace(obs, frame=frame))
     return kept
 
 

@@ -51,6 +51,10 @@ class FaceObservation:
     box: Box
     encoding: Encoding
     frame: int = 0
+    # False when the recogniser cannot judge this face (faces/matchability.py):
+    # it is never compared with the gallery; ``unmatchable`` says why.
+    matchable: bool = True
+    unmatchable: str | None = None
 
 
 class FaceEngine(Protocol):

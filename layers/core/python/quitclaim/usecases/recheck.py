@@ -35,7 +35,13 @@ class Change:
 
 def faces_of(record: AssetRecord) -> list[FaceMatch]:
     return [
-        FaceMatch(Box(*f.box), f.subject_id, f.distance, identifiable=f.identifiable)
+        FaceMatch(
+            Box(*f.box),
+            f.subject_id,
+            f.distance,
+            identifiable=f.identifiable,
+            matchable=f.reason != Reason.FACE_NOT_MATCHABLE,
+        )
         for f in record.faces
     ]
 

@@ -606,7 +606,8 @@ class ScanAsset:
         observations: list[FaceObservation],
     ) -> list[FaceMatch]:
         identifiable = [self._identifiable(o, policy) for o in observations]
-        probes = [o.encoding for o, ok in zip(observations, identifiable, strict=True) if ok]
+        judged = [ok and o.matchable for o, ok in zip(observations, identifiable, strict=True)]
+        probes = [o.encoding for o, ok in zip(observations, judged, strict=True) if ok]
         found = iter(
             self._gallery(tenant, gallery_version).match(
                 np.stack(probes) if probes else np.empty((0, 128), dtype=np.float32),
@@ -618,6 +619,9 @@ class ScanAsset:
         for obs, ok in zip(observations, identifiable, strict=True):
             if not ok:
                 faces.append(FaceMatch(obs.box, None, None, identifiable=False))
+                continue
+            if not obs.matchable:
+                faces.append(FaceMatch(obs.box, None, None, matchable=False))
                 continue
             hit = next(found)
             faces.append(FaceMatch(obs.box, hit.subject_id, hit.distance))
