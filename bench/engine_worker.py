@@ -27,9 +27,11 @@ Analyse = Callable[[Path], tuple[list[list[int]], list[list[float]]]]
 
 
 def ours() -> Analyse:
-    from quitclaim.faces.dlib_engine import DlibFaceEngine
+    # Exactly what the ingest function runs: the composition root's factory,
+    # with the settings of this environment (never constructor defaults).
+    from quitclaim.bootstrap import face_engine
 
-    engine = DlibFaceEngine()
+    engine = face_engine()
 
     def analyse(path: Path) -> tuple[list[list[int]], list[list[float]]]:
         faces = engine.analyze(engine.decode(path.read_bytes()))

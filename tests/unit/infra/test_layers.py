@@ -64,9 +64,7 @@ def test_the_core_layer_ships_the_yunet_weights_with_their_licence(tmp_path: Pat
     # And they are the files the engine loads
     from quitclaim.faces import yunet_engine
 
-    assert {yunet_engine.YUNET_MODEL, yunet_engine.YUNET_CHECK_MODEL} == set(
-        layers.DETECTOR_MODELS
-    )
+    assert {yunet_engine.YUNET_MODEL, yunet_engine.YUNET_CHECK_MODEL} == set(layers.DETECTOR_MODELS)
     # And the engine's documentation of their provenance is in the repository
     assert (layers.ROOT / "docs" / "face-detector.md").is_file()
 

@@ -177,10 +177,11 @@ def _load_detector(base: Path) -> tuple[Any, str]:
 
 
 @functools.lru_cache(maxsize=4)
-def _load_models(model_dir: str) -> _Models:
-    # Cached per process (per Lambda container).
+def _load_models(model_dir: str, hog: bool = True) -> _Models:
+    # Cached per process (per Lambda container). ``hog=False``: an engine with
+    # another detector (yunet_engine) skips loading dlib's.
     base = Path(model_dir)
-    detector, source = _load_detector(base)
+    detector, source = _load_detector(base) if hog else (None, "none")
     return _Models(
         detector=detector,
         landmarks=dlib.shape_predictor(str(base / f"{LANDMARKS_MODEL}.dat")),
@@ -204,6 +205,9 @@ class DlibFaceEngine:
             detect_budget_pixels=s.detect_budget_pixels,
         )
     """
+
+    # Subclasses with their own detector set this False (no HOG model loaded).
+    _USES_HOG: bool = True
 
     def __init__(
         self,
@@ -254,7 +258,7 @@ class DlibFaceEngine:
         self._adjust_threshold = float(adjust_threshold)
         self._num_jitters = num_jitters
         directory = Path(model_dir) if model_dir is not None else default_model_dir()
-        self._models = _load_models(str(directory.resolve()))
+        self._models = _load_models(str(directory.resolve()), self._USES_HOG)
 
     @property
     def versions(self) -> dict[str, str]:

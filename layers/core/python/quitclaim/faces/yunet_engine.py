@@ -105,6 +105,8 @@ class YuNetFaceEngine(DlibFaceEngine):
     size (no relative floor).
     """
 
+    _USES_HOG = False
+
     def __init__(
         self,
         *,
