@@ -13,9 +13,10 @@ import pytest
 from PIL import Image, ImageFilter
 
 from quitclaim import bootstrap
+from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
 from quitclaim.faces.matchability import MAX_YAW_DEG, MIN_IOD_PX, estimate_yaw
-from quitclaim.faces.ports import FaceEngine
+from quitclaim.faces.ports import DecodedImage, FaceEngine
 from quitclaim.faces.yunet_engine import YuNetFaceEngine
 from tests.unit.faces._fixtures import UPLOADS, covers, enroll_portraits, read
 
@@ -143,3 +144,21 @@ def test_the_photo_of_dogs_has_no_identifiable_face(engine: FaceEngine) -> None:
     found = engine.analyze(engine.decode(read(UPLOADS / "dogs.jpg")))
     # Then no dog is taken for a face: whatever is found is under the 40 px floor
     assert all(min(f.box.width, f.box.height) < 40 for f in found)
+
+
+def test_the_budget_counts_every_pass_in_every_orientation(engine: FaceEngine) -> None:
+    # Given the ingest engine and untagged frames (four orientations each)
+    assert isinstance(engine, YuNetFaceEngine)
+    one = engine.scan_pixels(4000, 3000)
+    flat = DecodedImage((np.zeros((3000, 4000, 3), np.uint8),), "PNG", 4000, 3000)
+    # When one frame is analysed, its scan is the passes' pixels four times over
+    engine.analyze(flat)
+    assert one == 4 * sum(
+        round(4000 * s) * round(3000 * s) for s in engine.detection_passes(4000, 3000)
+    )
+    # And an animation of 30 distinct 12 MP frames is refused before any scan
+    frames = tuple(np.full((3000, 4000, 3), i, np.uint8) for i in range(30))
+    with pytest.raises(RejectedInput) as refused:
+        engine.analyze(DecodedImage(frames, "GIF", 4000, 3000, meta={"orientation": "1"}))
+    assert refused.value.code == "detection_budget_exceeded"
+    assert 30 * one > 100_000_000

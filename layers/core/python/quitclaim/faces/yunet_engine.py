@@ -59,9 +59,11 @@ _MAX_WORK_FACE_PX: Final = 300.0
 _COARSE_SIDE: Final = 640
 _PASS_STEP: Final = 3.0
 _SCORE: Final = 0.5
+_ALL_TURNS: Final = (0, 1, 2, 3)
 _NMS_IOU: Final = 0.3
 _ACCEPT_SCORE: Final = 0.9
 _RELOOK_SCORE: Final = 0.5
+_ALL_TURNS: Final = (0, 1, 2, 3)
 _RELOOK_SIDES: Final = (32.0, 64.0, 128.0)
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
@@ -134,7 +136,9 @@ class YuNetFaceEngine(DlibFaceEngine):
         self._floor_px = float(min_face_px)
         directory = Path(detector_dir) if detector_dir is not None else MODEL_DIR
         self._detector, self._checker = _nets(str(directory.resolve()))
-        self._turns: tuple[int, ...] = (0,)
+        # Orientations scanned: set per image by ``analyze``; outside it, all
+        # four (what ``scan_pixels`` then reports is the untagged worst case).
+        self._turns: tuple[int, ...] = _ALL_TURNS
 
     @property
     def versions(self) -> dict[str, str]:
@@ -181,8 +185,11 @@ class YuNetFaceEngine(DlibFaceEngine):
     def analyze(self, image: DecodedImage) -> list[FaceObservation]:
         # No orientation tag: the photo may be stored turned, scan all four ways.
         untagged = image.meta.get("orientation", "1") == "1"
-        self._turns = (0, 1, 2, 3) if untagged else (0,)
-        return super().analyze(image)
+        self._turns = _ALL_TURNS if untagged else (0,)
+        try:
+            return super().analyze(image)
+        finally:
+            self._turns = _ALL_TURNS
 
     # -- detection --------------------------------------------------------
 
