@@ -28,10 +28,11 @@ ROSE = "Rose Leslie's consent expired on 1 October 2026"
 KIT = "Kit Harington withdrew consent on 26 November 2026"
 ALEX = "Alex Lacamoire's consent does not cover “web” (only print)"
 UNKNOWN = "An unknown person (not enrolled)"
+NOT_MATCHABLE = "A face too turned, blurred or hidden to recognise: check it by eye"
 REASONS = {
     "stage-with-child.jpg": [UNKNOWN],
     "stranger-portrait.png": [UNKNOWN],
-    "crowd.jpg": [UNKNOWN],
+    "crowd.jpg": [UNKNOWN, NOT_MATCHABLE],
     "couple.jpg": [ROSE, KIT],
     "kit-closeup.jpg": [KIT],
     "kit-costume.jpg": [KIT],

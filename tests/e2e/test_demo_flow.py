@@ -20,7 +20,8 @@ EXPECTED = {
     "dogs.jpg": ("approved", []),
     "stage-with-child.jpg": ("quarantined", ["unknown_face"]),
     "stranger-portrait.png": ("quarantined", ["unknown_face"]),
-    "crowd.jpg": ("quarantined", ["unknown_face"]),
+    # One of the crowd is half hidden and out of focus: found, never matched (#18).
+    "crowd.jpg": ("quarantined", ["face_not_matchable", "unknown_face"]),
     "couple.jpg": ("quarantined", ["consent_expired", "consent_revoked"]),
     "kit-closeup.jpg": ("quarantined", ["consent_revoked"]),
     "kit-costume.jpg": ("quarantined", ["consent_revoked"]),

@@ -20,10 +20,12 @@ its working copy (a rotation of the small copy, not of the photo). Hits of
 every pass and orientation are merged by non-maximum suppression.
 
 Verification: a hit scoring under ``_ACCEPT_SCORE`` is looked at again on a
-crop around it, at three face sizes and with both YuNet models, and kept
-only if every look still finds it (``_RELOOK_SCORE``). Measured on the
-fixtures: dog faces (0.85) and painted backgrounds (0.63-0.70) vanish at one
-of the looks at least, real faces keep 0.78 or more at every look.
+crop around it, at three face sizes (48, 64, 128 px) with both YuNet models,
+and kept only if at least ``_RELOOK_NEED`` of the six looks find it at
+``_RELOOK_SCORE``. Chosen on the hard-case set and the fixtures' uploads (444
+candidate hits, 371 real): this rule keeps 358 real faces and 13 false hits
+(the first rule, every look at 0.5 at 32/64/128 px, kept 326 and 6), and
+drops the dog (0.85) and the painted backgrounds of biden-event.jpg (0.63-0.70).
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
 pixels, turned upright for faces found in another orientation. A face that
@@ -62,9 +64,10 @@ _SCORE: Final = 0.5
 _ALL_TURNS: Final = (0, 1, 2, 3)
 _NMS_IOU: Final = 0.3
 _ACCEPT_SCORE: Final = 0.9
-_RELOOK_SCORE: Final = 0.5
-_ALL_TURNS: Final = (0, 1, 2, 3)
-_RELOOK_SIDES: Final = (32.0, 64.0, 128.0)
+_RELOOK_SCORE: Final = 0.6
+_RELOOK_SIDES: Final = (48.0, 64.0, 128.0)
+# Of the six looks (three sizes, two models), this many must find the hit.
+_RELOOK_NEED: Final = 4
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
 # dlib's 5-point predictor was trained on HOG boxes: about the square from the
@@ -263,7 +266,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         return kept
 
     def _confirmed(self, pixels: Pixels, hit: _Hit) -> bool:
-        """Whether every relook (three sizes, both models) finds the hit again."""
+        """Whether enough relooks (three sizes, both models) find the hit again."""
         height, width = pixels.shape[:2]
         left, top, right, bottom = hit.box
         side = max(right - left, bottom - top, 1.0)
@@ -275,6 +278,7 @@ class YuNetFaceEngine(DlibFaceEngine):
             return False
         crop = np.ascontiguousarray(np.rot90(crop, hit.turns))
         target = _turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
+        passed = 0
         for want in _RELOOK_SIDES:
             factor = want / side
             size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
@@ -293,9 +297,8 @@ class YuNetFaceEngine(DlibFaceEngine):
                     )
                     if _iou(found, target) >= _RELOOK_IOU:
                         best = max(best, float(row[14]))
-                if best < _RELOOK_SCORE:
-                    return False
-        return True
+                passed += best >= _RELOOK_SCORE
+        return passed >= _RELOOK_NEED
 
 
 def _run(net: Any, bgr: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

@@ -303,6 +303,7 @@
       case "consent_revoked":
         return "revoked";
       case "review_required":
+      case "face_not_matchable":
         return "review";
       default:
         return "scope";
@@ -319,6 +320,8 @@
         return t("why_unknown_face");
       case "review_required":
         return t("why_review_required");
+      case "face_not_matchable":
+        return t("why_face_not_matchable");
       case "no_consent":
         return t("why_no_consent", name);
       case "consent_expired":
