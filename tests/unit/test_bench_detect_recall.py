@@ -1,0 +1,45 @@
+"""``engine_12mp.detect_recall``: the categories and how they are scored (no engine run)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from bench import detect_recall
+from quitclaim.domain.models import Box
+
+
+def test_the_categories_hold_every_labelled_face_turned_and_small(tmp_path: Path) -> None:
+    # Given one labelled detection photo
+    cases = detect_recall.cases(tmp_path, ["2008_002506.jpg"])
+    by = {c[0]: [x for x in cases if x[0] == c[0]] for c in cases}
+    # Then it is scored upright, turned three ways, and small in a 12 MP frame,
+    # and the face-free upload is scored for false positives
+    assert len(by["frontal"]) == 1 and len(by["sideways"]) == 3 and len(by["small"]) == 1
+    assert [c[1].name for c in by["face_free"]] == ["dogs.jpg"]
+    assert Image.open(by["small"][0][1]).size == detect_recall.SMALL_FRAME
+    # And a turned photo's boxes cover the same pixels as the upright ones
+    upright = np.asarray(Image.open(by["frontal"][0][1]).convert("L"), dtype=np.float32)
+    box = by["frontal"][0][2][0]
+    for _category, path, boxes, _every in by["sideways"]:
+        turned = np.asarray(Image.open(path).convert("L"), dtype=np.float32)
+        b = boxes[0]
+        a = upright[box.top : box.bottom, box.left : box.right].mean()
+        assert abs(turned[b.top : b.bottom, b.left : b.right].mean() - a) < 3
+
+
+def test_recall_and_false_positives_are_counted_per_category() -> None:
+    face = Box(10, 10, 50, 50)
+    cases = [
+        ("frontal", Path("a.jpg"), (face,), (face,)),
+        ("frontal", Path("b.jpg"), (face,), (face,)),
+        ("face_free", Path("dogs.jpg"), (), ()),
+    ]
+    found = [[face, Box(200, 200, 260, 260)], [], [Box(0, 0, 30, 30), Box(0, 0, 60, 60)]]
+    scored = detect_recall.score(cases, found)
+    assert scored["frontal"]["recall"] == 0.5 and scored["frontal"]["fp_per_image"] == 0.5
+    assert scored["face_free"]["false_positives"] == 2
+    assert scored["face_free"]["identifiable_fp"] == 1
+    assert scored["overall"] == {"found": 1, "of": 2, "recall": 0.5}
