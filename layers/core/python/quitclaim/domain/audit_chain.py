@@ -137,7 +137,7 @@ def verify(
         return Verification(tenant, records, events, ChainBreak(seq, key, problem, detail))
 
     for key, body in listed:
-        match = _KEY.match(key)
+        match = _KEY.fullmatch(key)
         if match is None or match["tenant"] != tenant:
             return broken(expected, key, "unexpected_key", "not a record key of this chain")
         at_key = int(match["seq"])

@@ -797,7 +797,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
     purposes = current.purposes
     if "purposes" in changes:
         purposes = frozenset(str(p).strip().lower() for p in changes["purposes"])
-        if not purposes or not all(PURPOSE.match(p) for p in purposes):
+        if not purposes or not all(PURPOSE.fullmatch(p) for p in purposes):
             raise ValidationFailed(
                 "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
             )
