@@ -37,7 +37,7 @@ class _Subsegment:
 
 
 class _Client:
-    class meta:  # noqa: N801 (botocore's attribute)
+    class meta:
         region_name = "eu-central-1"
 
 
@@ -69,6 +69,6 @@ def test_an_s3_call_subsegment_names_no_object_key(operation: str, params: dict[
 
 def test_the_tracer_patches_no_http_library() -> None:
     # An HTTP subsegment records the URL: an S3 URL's path is the object key.
-    modules = observability.tracer._config["patch_modules"]  # noqa: SLF001
+    modules = observability.tracer._config["patch_modules"]
     assert modules is not None, "None patches everything, httplib included"
     assert set(modules) == {"botocore"}
