@@ -168,9 +168,13 @@ def test_functions_only_append_to_the_audit_chains(function: str) -> None:
     # Given a function's role
     identity = [doc(iam.declared_calls()[function]["policy"])]
     record = f"{bucket('Audit')}/audit/acme/000000000001.json"
-    # Then it may put a chain record, and do nothing else with it (no read,
-    # no delete, no tagging): what it appended it cannot take back
-    assert s3(role(function), identity, "s3:PutObject", record) == "Allow"
+    # Then it may create a chain record (a put with If-None-Match: *), and
+    # do nothing else with it (no read, no replace, no delete, no tagging):
+    # what it appended it cannot take back
+    create_only = {"s3:if-none-match": "*"}
+    assert s3(role(function), identity, "s3:PutObject", record, **create_only) == "Allow"
+    assert s3(role(function), identity, "s3:PutObject", record) != "Allow"
+    assert s3(role(function), identity, "s3:PutObject", record, **{"s3:if-match": "e"}) != "Allow"
     for action in (*READS, *WRITES[1:]):
         arn = bucket("Audit") if action == "s3:ListBucket" else record
         assert s3(role(function), identity, action, arn) != "Allow", action
@@ -308,6 +312,17 @@ def test_the_access_log_bucket_takes_sse_s3_only() -> None:
     ssec = {"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}
     assert s3(ADMIN, EVERYTHING, "s3:PutObject", arn, **ssec) == "Deny"
     assert s3(ADMIN, EVERYTHING, "s3:PutObject", arn, **{sse: "AES256"}) == "Allow"
+
+
+def test_the_audit_bucket_refuses_to_replace_a_chain_record_even_to_an_admin() -> None:
+    # Given a principal allowed everything on S3 (an operator, a leaked role)
+    record = f"{bucket('Audit')}/audit/acme/000000000001.json"
+    # Then it may only create chain records: a put that could replace one is denied
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record) == "Deny"
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record, **{"s3:if-match": "etag"}) == "Deny"
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record, **{"s3:if-none-match": "*"}) == "Allow"
+    # And the CloudTrail part of the bucket (AWSLogs/) is not concerned
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", f"{bucket('Audit')}/AWSLogs/x") == "Allow"
 
 
 @pytest.mark.parametrize("name", BUCKETS)

@@ -430,8 +430,12 @@ OPERATIONS: tuple[Operation, ...] = (
                 role=None,
                 query=s.LinkQuery,
                 response="LinkCheck",
-                errors=(400, 403),
-                description="Mail scanners fetch links; only the POST acts.",
+                errors=(400, 403, 409),
+                description=(
+                    "Mail scanners fetch links; only the POST acts. A renewal link "
+                    "works once (409 link_used after); a withdrawal link works while "
+                    "the consent is in force (409 already_withdrawn once it acted)."
+                ),
             ),
             Operation(
                 f"follow{name}Link",

@@ -42,7 +42,7 @@ UI_FILE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\.(?:css|js|svg)$")
 
 def is_id(value: str) -> bool:
     """Whether ``value`` can be a subject, consent or asset id at all."""
-    return bool(ID_PATTERN.match(value))
+    return bool(ID_PATTERN.fullmatch(value))
 
 
 def _utc(value: Any) -> Any:

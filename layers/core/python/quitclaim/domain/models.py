@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Tenant ids start every storage key and S3 prefix: keep them boring.
+# Tenant ids start every storage key and S3 prefix: keep them boring. Ids are
+# checked with fullmatch everywhere: Python's "$" also matches before a final
+# "\n", so re.match(r"^x$") would let "acme\n" pass as "acme" (tests/unit/test_identifiers.py).
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def is_tenant_id(value: str) -> bool:
-    return bool(TENANT_ID.match(value))
+    return bool(TENANT_ID.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)

@@ -507,12 +507,18 @@ class AuditChainStore(Protocol):
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
     ) -> str: ...
 
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None: ...
+    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+        """Create record ``seq``, never replace it: an existing one is left as it is."""
+        ...
 
     def mark_written(self, tenant: str, seq: int) -> None: ...
 
-    def records(self, tenant: str) -> Iterable[tuple[str, bytes]]:
-        """``(key, body)`` of every record in the bucket, any order."""
+    def records(self, tenant: str) -> Iterable[tuple[str, bytes | None]]:
+        """``(key, body)`` of every stored version of every record, any key order.
+
+        A key's versions come oldest first; a delete marker is ``(key, None)``.
+        Records are written once, so more than one entry for a key is tampering.
+        """
         ...
 
 

@@ -220,7 +220,7 @@ def lookup(payload: Any, path: str) -> Any:
     """The value at a dotted path (``a.b[0].c``), None when any step is absent."""
     node = payload
     for part in path.split("."):
-        match = _PATH_PART.match(part)
+        match = _PATH_PART.fullmatch(part)
         if match is None:
             return None
         name, indexes = match.groups()
@@ -238,7 +238,7 @@ def _check_path(path: Any, where: str) -> None:
     if (
         not isinstance(path, str)
         or not path
-        or not all(_PATH_PART.match(p) for p in path.split("."))
+        or not all(_PATH_PART.fullmatch(p) for p in path.split("."))
     ):
         raise MappingInvalid(f"{where}: {path!r} is not a dotted path", field=where)
 

@@ -631,9 +631,17 @@ class Registry:
         valid_from: datetime | None = None,
         source: str = "registry",
         actor: str = "system",
+        expected_version: int | None = None,
     ) -> Consent:
-        """A new validity window for the same consent; withdrawn ones need a new grant."""
+        """A new validity window for the same consent; withdrawn ones need a new grant.
+
+        ``expected_version``: renew only that version of the consent (a
+        renewal link works once); another is a ``Conflict``, and so is a
+        concurrent change (the write is conditional on the version read).
+        """
         consent = self._consent(tenant, subject_id, consent_id)
+        if expected_version is not None and consent.version != expected_version:
+            raise Conflict("the consent changed meanwhile; read it again")
         if consent.revoked_at is not None:
             raise Conflict("a withdrawn consent cannot be renewed; grant a new one", code="revoked")
         start = valid_from or consent.valid_from
@@ -869,7 +877,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
     purposes = current.purposes
     if "purposes" in changes:
         purposes = frozenset(str(p).strip().lower() for p in changes["purposes"])
-        if not purposes or not all(PURPOSE.match(p) for p in purposes):
+        if not purposes or not all(PURPOSE.fullmatch(p) for p in purposes):
             raise ValidationFailed(
                 "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
             )

@@ -131,7 +131,7 @@ class WebhookAdmin:
         default_validity_days: int = 365,
     ) -> tuple[WebhookSource, IssuedSecret]:
         """A new inbound source with its signing secret (shown once)."""
-        if not NAME.match(name):
+        if not NAME.fullmatch(name):
             raise ValidationFailed("name: 1-32 lowercase letters, digits or dashes", field="name")
         if (mapping is None) == (preset is None):
             raise ValidationFailed("give exactly one of mapping or preset", field="mapping")
@@ -341,7 +341,7 @@ class WebhookInbox:
     clock: Clock
 
     def receive(self, tenant: str, name: str, headers: Mapping[str, str], body: bytes) -> Receipt:
-        if not is_tenant_id(tenant) or not NAME.match(name):
+        if not is_tenant_id(tenant) or not NAME.fullmatch(name):
             raise SignatureRejected("unknown source or invalid signature")
         if len(body) > MAX_BODY_BYTES:
             raise BodyTooLarge(f"body is over {MAX_BODY_BYTES} bytes", field="body")
