@@ -71,7 +71,8 @@ class AssetRecord:
     review: dict[str, Any] = field(default_factory=dict)
     # Append-only decision history: {"at", "action", "actor", "status", "reasons", ...}
     history: tuple[dict[str, Any], ...] = ()
-    # Bytes of the uploaded object (storage metering); None on records from before.
+    # Bytes of the object placed (storage metering): the published form, or the upload's
+    # own bytes when rejected or held; None on records from before.
     size: int | None = None
     # SHA-256 (hex) of the bytes placed in the library or quarantine: the
     # published form that was scanned (faces/published.py), not the upload.

@@ -304,7 +304,8 @@ class ScanAsset:
             logger.info("upload kept unscanned: tenant deleting", asset_id=asset_id, tenant=tenant)
             count("UploadsKeptForOffboarding")
             return ScanResult(asset_id, None, reasons=(TenantDeleting.code,))
-        record = replace(record, size=info.size)
+        # Storage is billed for the bytes placed: the published form, or a rejected upload.
+        record = replace(record, size=info.size if published is None else len(published))
         try:
             written = self._write_decision(record, existing, limit)
         except QuotaExceeded:
