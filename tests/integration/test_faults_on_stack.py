@@ -306,6 +306,16 @@ def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str
     return sid, consent.consent_id
 
 
+def _two_reviewers(console: Any, tenant: str) -> tuple[str, Any, Any]:
+    """A tenant of its own and two reviewers who are two people (four eyes)."""
+    admin = console.resolve_key(console.create_tenant(tenant).secret)
+    asker, confirmer = (
+        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
+        for name in ("asker", "confirmer")
+    )
+    return admin.tenant, asker, confirmer
+
+
 def _reachable(w: World, tenant: str, cell: str) -> None:
     """Whatever of the tenant is in the library has its appearance rows (mid-way)."""
     report = conservation_service().check(tenant)
@@ -468,12 +478,7 @@ STAGE = FACES / "uploads" / "stage-with-child.jpg"
 def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/release/{step}", "released.jpg"
     console = console_service()
-    admin = console.resolve_key(console.create_tenant(f"it-reach-release-{step}").secret)
-    tenant = admin.tenant
-    asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
-        for name in ("asker", "confirmer")
-    )
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-release-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -500,12 +505,7 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
 def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/reassign/{step}", "reassigned.jpg"
     console = console_service()
-    admin = console.resolve_key(console.create_tenant(f"it-reach-reassign-{step}").secret)
-    tenant = admin.tenant
-    asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
-        for name in ("asker", "confirmer")
-    )
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-reassign-{step}")
     registry = registry_service()
     # Given the face matched to an enrolled person without a consent: held
     registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()])
@@ -546,12 +546,7 @@ REDACT_REACH: dict[str, Fault] = {
 def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path, variant = f"reach/redact/{step}", "stage.jpg", "stage.redacted.png"
     console = console_service()
-    admin = console.resolve_key(console.create_tenant(f"it-reach-redact-{step}").secret)
-    tenant = admin.tenant
-    asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
-        for name in ("asker", "confirmer")
-    )
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-redact-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
