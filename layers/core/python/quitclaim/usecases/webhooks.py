@@ -185,7 +185,7 @@ class WebhookAdmin:
         self.store.put_source(source, new=True)
         issued = secret if secret is not None else _new_secret(kind)
         self.secrets.put(tenant, SOURCES, name, SecretSet(issued))
-        audit("webhook.source_created", tenant=tenant, source=name, dialect=kind.value)
+        audit("webhook.source_created", tenant=tenant, source=name)
         return source, None if kind.tool_owns_secret else IssuedSecret(issued)
 
     def sources(self, tenant: str) -> list[WebhookSource]:
