@@ -354,9 +354,13 @@ def follow_withdraw_link(query: Any) -> Any:
 
 @route("receiveWebhook")
 def receive_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    return signed.console.receive_webhook(
+    receipt = signed.console.receive_webhook(
         tenant, source, signed.headers, signed.body, method=signed.method, query=signed.query
     )
+    answer: dict[str, Any] = {"status": receipt.status, "delivery_id": receipt.delivery_id}
+    if receipt.deliveries:  # a tool's own format: one delivery per event of the request
+        answer["deliveries"] = list(receipt.deliveries)
+    return answer
 
 
 @route("checkWebhook")
