@@ -238,3 +238,11 @@ def test_form_keys_become_a_tree_and_the_last_value_wins() -> None:
 def test_a_mailchimp_body_without_a_type_is_refused(body: bytes) -> None:
     with pytest.raises(BodyUnreadable):
         unpack(Dialect.MAILCHIMP, body)
+
+
+@pytest.mark.parametrize(
+    "body", [b"\xff\xfe{}", b"[]", b'{"event_id": "e1"}', b'{"form_response": {}}']
+)
+def test_a_typeform_body_without_a_response_and_its_id_is_refused(body: bytes) -> None:
+    with pytest.raises(BodyUnreadable):
+        unpack(Dialect.TYPEFORM, body)

@@ -399,6 +399,14 @@ def test_mailchimp_upemail_moves_the_lookup_and_cleaned_marks_the_address_unreac
     subject = registry_service().subject(mailchimp.tenant.id, other.subject_id)
     assert subject.email_unreachable is True
     assert [v.status for v in views(mailchimp.tenant, other)] == ["valid"]
+    # And a later change of address makes the person reachable again
+    again = moved.replace(b"Joe%40New.example", b"joe%40third.example").replace(
+        b"joe%40example.org", b"joe%40new.example"
+    )
+    assert form_post(http_api, mailchimp.url, again).status == 202
+    local_stack.drain()
+    subject = registry_service().subject(mailchimp.tenant.id, other.subject_id)
+    assert (subject.email, subject.email_unreachable) == ("joe@third.example", False)
 
 
 def test_a_rotated_mailchimp_token_keeps_the_old_url_for_its_overlap(

@@ -229,6 +229,10 @@ def form_to_tree(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
 
 
 def _typeform(body: bytes) -> Unit:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyUnreadable("body is not UTF-8 JSON", field="body", code="invalid_json") from None
     payload = _json(body)
     if not isinstance(payload, dict) or not isinstance(payload.get("form_response"), dict):
         raise BodyUnreadable("a Typeform delivery holds form_response", field="form_response")
@@ -245,7 +249,7 @@ def _typeform(body: bytes) -> Unit:
                 by_ref[ref] = answer_value(answer)
     unpacked = {**payload, "form_response": {**response, "answers_by_ref": by_ref}}
     # The response as sent is kept: it becomes the consent's evidence (stored, hashed).
-    return Unit(f"tf-{_id_part(event_id)}", unpacked, _canonical(payload), body.decode("utf-8"))
+    return Unit(f"tf-{_id_part(event_id)}", unpacked, _canonical(payload), text)
 
 
 def reread(dialect: Dialect, stored: str) -> Any:
