@@ -226,6 +226,7 @@ class SubjectModel(_Base):
     email = UnicodeAttribute(null=True)
     date_of_birth = UnicodeAttribute(null=True)  # ISO date
     guardian = JSONAttribute(null=True)
+    email_unreachable = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
     # Biometric templates (float32 x 128) of people who consented to matching
@@ -707,6 +708,7 @@ def _subject_from(item: SubjectModel) -> Subject:
         templates=len(item.templates or ()),
         created_at=item.created_at,
         updated_at=item.updated_at,
+        email_unreachable=bool(item.email_unreachable),
     )
 
 
@@ -744,6 +746,7 @@ class DynamoSubjects:
                 if subject.guardian
                 else None
             ),
+            "email_unreachable": True if subject.email_unreachable else None,
             "ref_key": _lookup_key(subject.tenant, subject.external_ref),
             "email_key": _lookup_key(subject.tenant, subject.email, fold=True),
             "updated_at": now,

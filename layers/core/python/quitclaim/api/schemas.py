@@ -362,9 +362,16 @@ class CreateWebhookSource(Body):
     """An inbound source: a shipped ``preset`` or your own ``mapping`` (exactly one)."""
 
     name: WebhookName
+    dialect: Literal["standard", "hubspot", "mailchimp", "typeform"] = "standard"
     preset: ShortText | None = None
     mapping: dict[str, Any] | None = None
     default_validity_days: int = Field(default=365, ge=1, le=3650)
+    secret: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=512,
+        description="HubSpot's client secret or Typeform's secret (stored, never shown).",
+    )
 
 
 class RotateSecret(Body):
@@ -377,6 +384,12 @@ class CreateWebhookEndpoint(Body):
     url: str = Field(min_length=8, max_length=2048)
     event_types: list[ShortText] = Field(default_factory=list, max_length=20)
     description: str = Field(default="", max_length=200)
+
+
+class WebhookQuery(Query):
+    token: str | None = Field(
+        default=None, max_length=256, description="Mailchimp sources: the URL token."
+    )
 
 
 class InboundQuery(Query):

@@ -76,6 +76,8 @@ DOCUMENT_TYPES = {
     "application/pdf": b"%PDF-",
     "image/jpeg": b"\xff\xd8\xff",
     "image/png": b"\x89PNG\r\n\x1a\n",
+    # A form tool's response as received (Typeform): the submission is the evidence.
+    "application/json": b"{",
 }
 
 
@@ -247,13 +249,22 @@ class Registry:
         return found
 
     def update_subject(self, tenant: str, subject_id: str, changes: Mapping[str, Any]) -> Subject:
-        allowed = {"display_name", "external_ref", "email", "date_of_birth", "guardian"}
+        allowed = {
+            "display_name",
+            "external_ref",
+            "email",
+            "date_of_birth",
+            "guardian",
+            "email_unreachable",
+        }
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationFailed(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
-        updated = _checked_subject(
-            replace(self.subject(tenant, subject_id), **dict(changes)), self.clock.now().date()
-        )
+        current = self.subject(tenant, subject_id)
+        changes = dict(changes)
+        if changes.get("email", current.email) != current.email:
+            changes.setdefault("email_unreachable", False)  # a new address: reachable again
+        updated = _checked_subject(replace(current, **changes), self.clock.now().date())
         self.subjects.save(updated, new=False)
         audit("subject.updated", tenant=tenant, subject_id=subject_id, source="registry")
         return self.subject(tenant, subject_id)

@@ -203,6 +203,8 @@ class Reminders:
             return False
         minor = (subject.age_on(now.date()) or AGE_OF_CONSENT) < AGE_OF_CONSENT
         to = subject.guardian.email if minor and subject.guardian else subject.email
+        if to and to == subject.email and subject.email_unreachable:
+            to = None  # the address bounces for good (a newsletter tool's "cleaned")
         if not to:
             count("ReminderNoContact")
             logger.info("no contact for reminder", tenant=consent.tenant)
