@@ -12,13 +12,12 @@ step, and reports a tag that no longer says what the decision does.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from chalice.test import Client
 
-from quitclaim.adapters.dynamo import DynamoTenants
 from quitclaim.bootstrap import conservation_service
 from quitclaim.local.api_server import api_dir, load_app
 from tests.integration.api.conftest import (
@@ -52,14 +51,25 @@ class World:
 @pytest.fixture(scope="module")
 def world(local_stack: Any) -> Iterator[World]:
     tenant = make_tenant(TENANT)
-    # Given a tenant that publishes what is cleared for the web
-    tenants = DynamoTenants()
-    policy = tenants.policy(TENANT)
-    assert policy is not None and {"web", "social", "print"} <= policy.purposes
-    tenants.update_policy(replace(policy, publishing_purposes=frozenset({"web"})))
     buckets = Buckets(local_stack, TENANT)
     with Client(load_app(), stage_name="prod", project_dir=str(api_dir())) as client:
         api = ChaliceApi(client)
+        # Given a tenant that publishes what is cleared for the web: a change that
+        # lets print uploads through on less, so two administrators make it
+        change = {"publishing_purposes": ["web"]}
+        asked = api.call("PATCH", "/policy", key=tenant.admin, json_body=change)
+        assert asked.status == 202, asked.body
+        assert asked.json["pending_change"]["loosens"] == ["publishing_purposes"]
+        second = api.call(
+            "POST",
+            "/keys",
+            key=tenant.admin,
+            json_body={"role": "admin", "label": "second admin", "person": "second admin"},
+        ).json["secret"]
+        done = api.call("PATCH", "/policy", key=second, json_body=change)
+        assert done.status == 200, done.body
+        assert done.json["publishing_purposes"] == ["web"]
+        assert {"web", "social", "print", "internal"} <= set(done.json["purposes"])
         # And obama enrolled, with one quitclaim for the web and one for social media
         sid = api.call(
             "POST", "/subjects", key=tenant.admin, json_body={"display_name": "Barack Obama"}

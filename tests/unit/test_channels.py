@@ -6,12 +6,16 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from quitclaim.domain.clearance import TAG_ASSET_ID, TAG_UNTIL, clearance_tags
+from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
 from quitclaim.domain.registry import Page
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.recheck import Recheck
+from quitclaim.usecases.registry import _policy_changes
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock, fake_image
 from tests.unit.test_scan_asset import LIB, NOW, QUA, UP, World
 
@@ -200,3 +204,21 @@ def test_a_record_from_before_is_rechecked_as_before_and_keeps_no_clearance() ->
     assert [c.after for c in changes] == [AssetStatus.QUARANTINED]
     after = world.assets.get("acme", result.asset_id)
     assert after is not None and after.clearance == {}
+
+
+def test_publishing_purposes_is_a_policy_field_among_the_purposes() -> None:
+    current = TenantPolicy("acme", purposes=PURPOSES)
+    # When an administrator sets it, it is kept as a set of the tenant's purposes
+    changed = _policy_changes(current, {"publishing_purposes": [" Web ", "social"]})
+    assert changed["publishing_purposes"] == frozenset({"web", "social"})
+    # And a purpose the tenant does not use is refused, as is dropping one still required
+    with pytest.raises(ValidationFailed) as failed:
+        _policy_changes(current, {"publishing_purposes": ["billboards"]})
+    assert failed.value.field == "publishing_purposes"
+    required = replace(current, publishing_purposes=frozenset({"print"}))
+    with pytest.raises(ValidationFailed):
+        _policy_changes(required, {"purposes": ["web", "social"], "default_purpose": "web"})
+    # And an empty list goes back to the default (the upload's own purpose)
+    assert _policy_changes(required, {"publishing_purposes": []})["publishing_purposes"] == (
+        frozenset()
+    )
