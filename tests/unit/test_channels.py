@@ -11,11 +11,12 @@ import pytest
 from quitclaim.domain.clearance import TAG_ASSET_ID, TAG_UNTIL, clearance_tags
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
-from quitclaim.domain.registry import Page
+from quitclaim.domain.registry import Page, Principal, Role
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import _policy_changes
+from quitclaim.usecases.review import Review
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock, fake_image
 from tests.unit.test_scan_asset import LIB, NOW, QUA, UP, World
 
@@ -222,3 +223,30 @@ def test_publishing_purposes_is_a_policy_field_among_the_purposes() -> None:
     assert _policy_changes(required, {"publishing_purposes": []})["publishing_purposes"] == (
         frozenset()
     )
+
+
+def test_a_release_by_two_reviewers_clears_the_channels_it_waived() -> None:
+    world = channels_world()
+    # Given a photo held for a stranger beside the consented person
+    result = world.scan(world.upload("acme/two.jpg", fake_image((0, 120), (None, 120))))
+    assert (result.status, result.reasons) == (AssetStatus.QUARANTINED, ("unknown_face",))
+    assert world.store.tags(QUA, "acme/two.jpg")["quitclaim-channel-web"] == "held"
+    placement = Placement(store=world.store, assets=world.assets, clock=FixedClock(NOW))
+    review = Review(
+        assets=world.assets,
+        subjects=world.subjects,
+        placement=placement,
+        recheck=recheck(world),
+        clock=FixedClock(NOW),
+        library_bucket=LIB,
+    )
+    ana, ben = (Principal("acme", f"key_{p}", Role.REVIEWER, person=p) for p in ("ana", "ben"))
+    # When two reviewers release it despite the stranger
+    review.release(ana, result.asset_id, "the stranger signed on paper")
+    review.release(ben, result.asset_id, "the stranger signed on paper")
+    # Then the library copy says the channels the person consented to are cleared
+    tags = world.store.tags(LIB, "acme/two.jpg")
+    assert tags["quitclaim-channel-web"] == "cleared"
+    assert tags["quitclaim-channel-social"] == "cleared"
+    assert tags["quitclaim-channel-print"] == "held"
+    assert checker(world).check("acme").holds
