@@ -202,6 +202,36 @@ def test_dam_reader_cannot_read_any_other_bucket(name: str) -> None:
             assert s3(DAM_READER, identity, action, arn, **ctx) != "Allow", (name, action, key)
 
 
+def test_dam_reader_reads_the_clearance_tags_of_its_tenants_images_only() -> None:
+    # Given the DAM's read role (clearance per channel: object tags, docs/channels.md)
+    identity = [doc("roles/dam-read.json")]
+    library = bucket("Library")
+    # Then it reads the tags of its tenant's current library objects
+    assert s3(DAM_READER, identity, "s3:GetObjectTagging", f"{library}/acme/a.jpg") == "Allow"
+    # and not another tenant's, not an old version's, and it cannot change them
+    assert s3(DAM_READER, identity, "s3:GetObjectTagging", f"{library}/globex/a.jpg") != "Allow"
+    versioned = s3(DAM_READER, identity, "s3:GetObjectVersionTagging", f"{library}/acme/a.jpg")
+    assert versioned != "Allow"
+    assert s3(DAM_READER, identity, "s3:PutObjectTagging", f"{library}/acme/a.jpg") != "Allow"
+    for name in ("Quarantine", "Uploads"):
+        arn = f"{bucket(name)}/acme/a.jpg"
+        assert s3(DAM_READER, identity, "s3:GetObjectTagging", arn) != "Allow", name
+
+
+@pytest.mark.parametrize(
+    "function", ["IngestFunction", "RecheckFunction", "ExpiryFunction", "APIHandler"]
+)
+def test_functions_that_place_or_redecide_write_clearance_tags(function: str) -> None:
+    # Given a function that places images or re-decides them after a consent change
+    spec = iam.declared_calls()[function]
+    identity = [doc(spec["policy"])]
+    # Then its declared calls name the tagging, and its role allows it in both places
+    assert any(line.startswith("s3:PutObjectTagging ") for line in spec["calls"])
+    for name in ("Library", "Quarantine"):
+        arn = f"{bucket(name)}/acme/a.jpg"
+        assert s3(role(function), identity, "s3:PutObjectTagging", arn) == "Allow", name
+
+
 def test_dam_reader_is_held_to_its_tenant_and_to_current_versions() -> None:
     identity = [doc("roles/dam-read.json")]
     library = bucket("Library")

@@ -64,6 +64,8 @@ _AUDIT_FIELDS = frozenset(
         "consent_id",
         "duplicate",
         "dest_bucket",
+        # clearance per channel: purposes, cleared or held, reason codes, expiry
+        "clearance",
         "source",
         "reason",
         "endpoint_id",

@@ -170,6 +170,16 @@ class PolicyChanges(Body):
         ),
     )
 
+    publishing_purposes: Unsent[list[ShortText]] = Field(
+        default=None,
+        max_length=50,
+        description=(
+            "The purposes an image must be cleared for to be published (library); each one "
+            "of purposes. Empty (the default): the upload's own purpose. Every purpose is "
+            "still decided and tagged per channel (docs/channels.md)."
+        ),
+    )
+
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""
         return self.model_dump(exclude_unset=True, mode="json")

@@ -156,6 +156,9 @@ class TenantPolicy:
     # Publish a redacted variant (faces without consent pixelated) instead of
     # holding the image only, when those faces are its only blockers. Off by default.
     auto_redact: bool = False
+    # The purposes an image must be cleared for to be published (library);
+    # empty: the upload's own purpose, as before (docs/channels.md).
+    publishing_purposes: frozenset[str] = frozenset()
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

@@ -79,6 +79,9 @@ class AssetRecord:
     # None for a rejected or held upload (its own bytes, never published) and
     # on records from before.
     published_sha256: str | None = None
+    # Clearance per channel (domain/clearance.py, ``Clearance.as_record``);
+    # empty on records from before and on rejected or held uploads.
+    clearance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def subject_ids(self) -> tuple[str, ...]:

@@ -29,6 +29,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "asset.quarantined",
     "asset.released",
     "asset.withdrawn",
+    # Same place, another clearance per channel (docs/channels.md)
+    "asset.clearance_changed",
     "consent.expiring",
     "consent.expired",
     "subject.erased",

@@ -865,6 +865,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "unknown_face_policy",
         "language",
         "auto_redact",
+        "publishing_purposes",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -924,4 +925,12 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         if not isinstance(changes["auto_redact"], bool):
             raise ValidationFailed("auto_redact must be true or false", field="auto_redact")
         out["auto_redact"] = changes["auto_redact"]
+    publishing = current.publishing_purposes
+    if "publishing_purposes" in changes:
+        publishing = frozenset(str(p).strip().lower() for p in changes["publishing_purposes"])
+        out["publishing_purposes"] = publishing
+    if not publishing <= purposes:
+        raise ValidationFailed(
+            "publishing_purposes must be among purposes", field="publishing_purposes"
+        )
     return out
