@@ -428,14 +428,15 @@ def unzipped_code_size(path: Path) -> int:
 
 # The demo and test photographs are third-party test data (fixtures/faces/README.md):
 # they must never ship. Compared by content, so a renamed copy is caught too.
-PHOTOGRAPHS = ROOT / "fixtures"
+PHOTOGRAPHS = (ROOT / "fixtures", ROOT / "tests" / "fixtures")
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".heic", ".heif", ".tif", ".tiff", ".webp"})
 
 
-def photograph_digests(root: Path = PHOTOGRAPHS) -> dict[str, str]:
-    """SHA-256 of every photograph under ``root`` -> its path relative to the repository."""
+def photograph_digests(roots: Iterable[Path] = PHOTOGRAPHS) -> dict[str, str]:
+    """SHA-256 of every photograph under ``roots`` -> its path relative to the repository."""
     return {
         hashlib.sha256(path.read_bytes()).hexdigest(): str(path.relative_to(ROOT))
+        for root in roots
         for path in sorted(root.rglob("*"))
         if path.is_file() and path.suffix.lower() in PHOTO_SUFFIXES
     }

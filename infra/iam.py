@@ -574,6 +574,9 @@ def _s3_permissions(operation: str, call: Call) -> set[tuple[str, str]]:
         return {("s3:PutObject", call.resource), _s3_kms(call.resource, "kms:GenerateDataKey")}
     if operation == "DeleteObject":
         return {(f"s3:DeleteObject{suffix}", call.resource)}
+    if operation in ("PutObjectTagging", "GetObjectTagging"):
+        # The current version's tags (no VersionId: not the *VersionTagging actions).
+        return {(f"s3:{operation}", call.resource)}
     if operation == "ListObjectVersions":
         return {("s3:ListBucketVersions", _bucket_of(call.resource))}
     if operation == "CopyObject" and call.target:

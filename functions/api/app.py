@@ -354,7 +354,19 @@ def follow_withdraw_link(query: Any) -> Any:
 
 @route("receiveWebhook")
 def receive_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    return signed.console.receive_webhook(tenant, source, signed.headers, signed.body)
+    receipt = signed.console.receive_webhook(
+        tenant, source, signed.headers, signed.body, method=signed.method, query=signed.query
+    )
+    answer: dict[str, Any] = {"status": receipt.status, "delivery_id": receipt.delivery_id}
+    if receipt.deliveries:  # a tool's own format: one delivery per event of the request
+        answer["deliveries"] = list(receipt.deliveries)
+    return answer
+
+
+@route("checkWebhook")
+def check_webhook(signed: Signed, tenant: str, source: str) -> Any:
+    signed.console.check_webhook(tenant, source, signed.query)
+    return {"status": "ready"}
 
 
 @route("createWebhookSource")
@@ -366,6 +378,8 @@ def create_webhook_source(call: Call) -> Any:
         mapping=b.mapping,
         preset=b.preset,
         default_validity_days=b.default_validity_days,
+        dialect=b.dialect,
+        secret=b.secret,
     )
 
 

@@ -128,13 +128,27 @@ def _body(s3: Any, bucket: str, seq: int) -> bytes:
 
 
 def _put(s3: Any, bucket: str, seq: int, body: bytes) -> None:
+    # A tamperer's plain put (no If-None-Match): a new version of the record.
     s3.put_object(Bucket=bucket, Key=record_key(TENANT, seq), Body=body)
 
 
-def test_an_altered_record_is_a_hash_mismatch_at_its_seq(world: dict[str, Any]) -> None:
+def _undo(s3: Any, bucket: str, *seqs: int) -> None:
+    """Take back a tampering: every version but the first, and every delete marker.
+
+    Possible here only because the emulator applies no Object Lock (local/gaps.py).
+    """
+    for seq in seqs:
+        key = record_key(TENANT, seq)
+        listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+        versions = [v for v in listed.get("Versions", []) if v["Key"] == key]
+        markers = [m for m in listed.get("DeleteMarkers", []) if m["Key"] == key]
+        for later in [*versions[:-1], *markers]:  # listed newest first
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=later["VersionId"])
+
+
+def test_an_altered_record_is_reported_as_overwritten_at_its_seq(world: dict[str, Any]) -> None:
     s3, bucket = world["s3"], world["bucket"]
-    original = _body(s3, bucket, 2)
-    record = json.loads(original)
+    record = json.loads(_body(s3, bucket, 2))
     record["events"][0]["status"] = "approved-by-nobody"
     _put(s3, bucket, 2, json.dumps(record).encode())
     try:
@@ -142,26 +156,38 @@ def test_an_altered_record_is_a_hash_mismatch_at_its_seq(world: dict[str, Any]) 
         assert code == 1
         assert report["first_break"]["seq"] == 2
         assert report["first_break"]["key"] == record_key(TENANT, 2)
-        assert report["first_break"]["problem"] == "hash_mismatch"
+        assert report["first_break"]["problem"] == "overwritten"
     finally:
-        _put(s3, bucket, 2, original)
+        _undo(s3, bucket, 2)
     assert verify_cli()[0] == 0
 
 
-def test_a_deleted_record_is_missing_at_its_seq(world: dict[str, Any]) -> None:
+def test_a_deleted_record_is_reported_at_its_seq(world: dict[str, Any]) -> None:
     s3, bucket = world["s3"], world["bucket"]
+    key = record_key(TENANT, 2)
+    # A delete (a marker; its version stays) is reported as deleted
+    s3.delete_object(Bucket=bucket, Key=key)
+    try:
+        code, report = verify_cli()
+        assert code == 1
+        assert (report["first_break"]["seq"], report["first_break"]["problem"]) == (2, "deleted")
+    finally:
+        _undo(s3, bucket, 2)
+    assert verify_cli()[0] == 0
+    # A record gone with every version (Object Lock forbids it in AWS) is missing
     original = _body(s3, bucket, 2)
-    s3.delete_object(Bucket=bucket, Key=record_key(TENANT, 2))
+    [version] = s3.list_object_versions(Bucket=bucket, Prefix=key)["Versions"]
+    s3.delete_object(Bucket=bucket, Key=key, VersionId=version["VersionId"])
     try:
         code, report = verify_cli()
         assert code == 1
         assert (report["first_break"]["seq"], report["first_break"]["problem"]) == (2, "missing")
     finally:
-        _put(s3, bucket, 2, original)
+        s3.put_object(Bucket=bucket, Key=key, Body=original, IfNoneMatch="*")
     assert verify_cli()[0] == 0
 
 
-def test_two_swapped_records_are_a_seq_mismatch_at_the_first(world: dict[str, Any]) -> None:
+def test_two_swapped_records_are_reported_at_the_first(world: dict[str, Any]) -> None:
     s3, bucket = world["s3"], world["bucket"]
     first, third = _body(s3, bucket, 1), _body(s3, bucket, 3)
     _put(s3, bucket, 1, third)
@@ -171,11 +197,10 @@ def test_two_swapped_records_are_a_seq_mismatch_at_the_first(world: dict[str, An
         assert code == 1
         assert (report["first_break"]["seq"], report["first_break"]["problem"]) == (
             1,
-            "seq_mismatch",
+            "overwritten",
         )
     finally:
-        _put(s3, bucket, 1, first)
-        _put(s3, bucket, 3, third)
+        _undo(s3, bucket, 1, 3)
     assert verify_cli()[0] == 0
 
 
@@ -297,7 +322,7 @@ def test_under_object_lock_a_record_version_cannot_be_deleted(world: dict[str, A
     # And a delete marker (allowed) hides it from a listing: verify says so...
     marker = s3.delete_object(Bucket=bucket, Key=key)["VersionId"]
     broken = trail.verify(tenant).first_break
-    assert broken is not None and (broken.seq, broken.problem) == (1, "missing")
+    assert broken is not None and (broken.seq, broken.problem) == (1, "deleted")
     # ...and removing the marker brings the locked version back: intact again
     s3.delete_object(Bucket=bucket, Key=key, VersionId=marker)
     assert trail.verify(tenant).intact

@@ -85,6 +85,7 @@ def test_an_approved_image_missing_from_the_library_is_misplaced(world: dict[str
     library = stack.outputs["LibraryBucketName"]
     key = f"{TENANT}/office.jpg"
     saved = s3.get_object(Bucket=library, Key=key)
+    tags = s3.get_object_tagging(Bucket=library, Key=key)["TagSet"]
     s3.delete_object(Bucket=library, Key=key)
     try:
         assert rules(check()) == [("misplaced", key)]
@@ -92,6 +93,8 @@ def test_an_approved_image_missing_from_the_library_is_misplaced(world: dict[str
         s3.put_object(
             Bucket=library, Key=key, Body=saved["Body"].read(), Metadata=saved["Metadata"]
         )
+        # with its clearance tags (docs/channels.md), as it was placed
+        s3.put_object_tagging(Bucket=library, Key=key, Tagging={"TagSet": tags})
     assert check().holds
 
 
@@ -148,17 +151,30 @@ def test_the_cli_prints_the_report_and_fails_on_a_breach(world: dict[str, Any]) 
         stack.drain()
 
 
+def _rewrite(s3: Any, bucket: str, key: str, body: bytes) -> None:
+    """Leave ``body`` as the key's only version: a forger who can also purge versions.
+
+    Object Lock forbids that in AWS; the emulator applies none (local/gaps.py), so a
+    test can stand for the worst case (and restore what it changed the same way).
+    """
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=key)
+    for v in [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]:
+        if v["Key"] == key:
+            s3.delete_object(Bucket=bucket, Key=key, VersionId=v["VersionId"])
+    s3.put_object(Bucket=bucket, Key=key, Body=body)
+
+
 def test_a_tampered_audit_chain_breaks_the_law(world: dict[str, Any]) -> None:
     # Given a record of the tenant's audit chain altered in the audit bucket
     s3, bucket = world["s3"], world["stack"].outputs["AuditBucketName"]
     key = record_key(TENANT, 1)
     original = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-    s3.put_object(Bucket=bucket, Key=key, Body=original.replace(b'"events":[', b'"events":[{},'))
+    _rewrite(s3, bucket, key, original.replace(b'"events":[', b'"events":[{},'))
     try:
         # Then the checker reports the break, where it is
         assert rules(check()) == [("audit_chain", key)]
     finally:
-        s3.put_object(Bucket=bucket, Key=key, Body=original)
+        _rewrite(s3, bucket, key, original)
     assert check().holds
 
 
@@ -183,7 +199,7 @@ def test_a_decision_left_out_of_a_rebuilt_chain_is_unaudited(world: dict[str, An
             hidden = next(e["asset_id"] for e in events if e["action"] == "asset.decided")
             events = [e for e in events if e.get("asset_id") != hidden]
         forged = seal(TENANT, r["seq"], prev, r["block"], r["at"], events)
-        s3.put_object(Bucket=bucket, Key=k, Body=canonical(forged))
+        _rewrite(s3, bucket, k, canonical(forged))
         prev = forged["hash"]
     ddb.put_item(
         TableName=settings.audit_heads_table,
@@ -195,6 +211,6 @@ def test_a_decision_left_out_of_a_rebuilt_chain_is_unaudited(world: dict[str, An
         assert [(v.rule, v.asset_id) for v in check().violations] == [("unaudited", hidden)]
     finally:
         for k, body in originals.items():
-            s3.put_object(Bucket=bucket, Key=k, Body=body)
+            _rewrite(s3, bucket, k, body)
         ddb.put_item(TableName=settings.audit_heads_table, Item=saved_head)
     assert check().holds

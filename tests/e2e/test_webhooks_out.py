@@ -116,7 +116,17 @@ def test_a_flaky_receiver_gets_each_event_once_signed_and_verifiable(
             assert event["type"] == "asset.quarantined" and event["tenant"] == tenant_id
         # And the payload carries ids, never names or image bytes
         data = json.loads(receiver.accepted[0][1])["data"]
-        assert set(data) == {"asset_id", "path", "reasons", "location"}
+        assert set(data) == {
+            "asset_id",
+            "path",
+            "reasons",
+            "location",
+            # clearance per channel: purposes, codes, a date (docs/channels.md)
+            "channels",
+            "publishing_purposes",
+            "cleared_until",
+        }
+        assert data["channels"]["web"] == {"status": "held", "reasons": ["unknown_face"]}
         assert "Barack" not in receiver.accepted[0][1].decode()
         # And the delivery is recorded as delivered after 4 attempts, with backoff
         [delivery] = console.list_outbound_deliveries(admin, None, None)

@@ -306,6 +306,16 @@ def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str
     return sid, consent.consent_id
 
 
+def _two_reviewers(console: Any, tenant: str) -> tuple[str, Any, Any]:
+    """A tenant of its own and two reviewers who are two people (four eyes)."""
+    admin = console.resolve_key(console.create_tenant(tenant).secret)
+    asker, confirmer = (
+        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
+        for name in ("asker", "confirmer")
+    )
+    return admin.tenant, asker, confirmer
+
+
 def _reachable(w: World, tenant: str, cell: str) -> None:
     """Whatever of the tenant is in the library has its appearance rows (mid-way)."""
     report = conservation_service().check(tenant)
@@ -468,12 +478,7 @@ STAGE = FACES / "uploads" / "stage-with-child.jpg"
 def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/release/{step}", "released.jpg"
     console = console_service()
-    admin = console.resolve_key(console.create_tenant(f"it-reach-release-{step}").secret)
-    tenant = admin.tenant
-    asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
-        for name in ("asker", "confirmer")
-    )
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-release-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -493,6 +498,39 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     _withdrawn(world, cell, tenant, sid, consent.consent_id, path)
 
 
+# Two reviewers reassign a held face to a person with a consent (one asks, another
+# confirms): the re-decision with the new person's rows, copy, delete. A crash after
+# each write; the new person's withdrawal must pull whatever it left in the library.
+@pytest.mark.parametrize("step", list(PUBLISH_REACH))
+def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
+    cell, path = f"reach/reassign/{step}", "reassigned.jpg"
+    console = console_service()
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-reassign-{step}")
+    registry = registry_service()
+    # Given the face matched to an enrolled person without a consent: held
+    registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()])
+    world.upload(tenant, path, OBAMA.read_bytes())
+    world.stack.drain()
+    [record] = world.records(tenant, path)
+    assert record.status == "quarantined", cell
+    # And another person, with a consent, whom a reviewer says it is
+    sid = registry.create_subject(tenant, "Person W").subject_id
+    consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
+    asked = console.reassign(asker, record.asset_id, 0, sid, "it is W, not V")
+    assert asked.status == "quarantined", f"{cell}: one person published alone"
+    # When the second reviewer's confirmation dies after that write
+    with PUBLISH_REACH[step](world) as hit, pytest.raises(ProcessDied):
+        console.reassign(confirmer, record.asset_id, 0, sid, "confirmed: W")
+    assert hit[0] == 1, f"{cell}: the fault never fired"
+    _reachable(world, tenant, cell)
+    world.stack.drain()
+    # Then W's withdrawal pulls it, whatever the crash left
+    registry.revoke_consent(tenant, sid, consent.consent_id, source="test")
+    world.stack.drain()
+    assert world.where(tenant, path) == ["quarantine"], f"{cell}: {world.where(tenant, path)}"
+    _reachable(world, tenant, cell)
+
+
 # Two reviewers redact a held image (one asks, another confirms): the variant's decision
 # (with its rows), its bytes written into the library, marked placed, re-decided, noted
 # on the original. Crashed after each write of the variant's publication; the person's
@@ -508,12 +546,7 @@ REDACT_REACH: dict[str, Fault] = {
 def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path, variant = f"reach/redact/{step}", "stage.jpg", "stage.redacted.png"
     console = console_service()
-    admin = console.resolve_key(console.create_tenant(f"it-reach-redact-{step}").secret)
-    tenant = admin.tenant
-    asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
-        for name in ("asker", "confirmer")
-    )
+    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-redact-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)

@@ -58,6 +58,7 @@ class FakeStore:
     objects: dict[tuple[str, str], tuple[bytes, dict[str, str]]] = field(default_factory=dict)
     fail_on: set[str] = field(default_factory=set)
     calls: list[str] = field(default_factory=list)
+    object_tags: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     def _check(self, op: str) -> None:
         self.calls.append(op)
@@ -76,15 +77,23 @@ class FakeStore:
         return self.objects[(bucket, key)][0]
 
     def copy(
-        self, source: ObjectInfo, dest_bucket: str, dest_key: str, extra_metadata: Mapping[str, str]
+        self,
+        source: ObjectInfo,
+        dest_bucket: str,
+        dest_key: str,
+        extra_metadata: Mapping[str, str],
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self._check("copy")
         data, meta = self.objects[(source.bucket, source.key)]
         self.objects[(dest_bucket, dest_key)] = (data, {**meta, **extra_metadata})
+        copied = self.object_tags.get((source.bucket, source.key), {})
+        self.object_tags[(dest_bucket, dest_key)] = dict(copied if tags is None else tags)
 
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
         self._check("delete")
         self.objects.pop((bucket, key), None)
+        self.object_tags.pop((bucket, key), None)
 
     def write(
         self,
@@ -93,9 +102,21 @@ class FakeStore:
         data: bytes,
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         self._check("write")
         self.objects[(bucket, key)] = (data, dict(metadata or {}))
+        self.object_tags[(bucket, key)] = dict(tags or {})
+
+    def put_tags(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        self._check("put_tags")
+        if (bucket, key) not in self.objects:
+            raise DependencyFailed("no such object to tag")
+        self.object_tags[(bucket, key)] = dict(tags)
+
+    def tags(self, bucket: str, key: str) -> dict[str, str]:
+        self._check("tags")
+        return dict(self.object_tags.get((bucket, key), {}))
 
 
 @dataclass

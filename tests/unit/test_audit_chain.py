@@ -434,3 +434,41 @@ def test_every_api_request_runs_in_an_audit_block() -> None:
     # The block opens before any view runs, and the reply is built after it closed
     assert handler.index("with audit_block(") < handler.index("view(")
     assert handler.index("with audit_block(") < handler.index("_json_response(reply")
+
+
+# ---------------------------------------------------------------- written once
+
+
+@settings(max_examples=20, deadline=None)
+@given(chains, st.data())
+def test_a_resealed_second_version_with_a_moved_head_is_overwritten(
+    blocks: list[Any], data: Any
+) -> None:
+    # Given a chain, and from record i on every record re-sealed by a forger
+    # (new events, re-linked) and stored as a new version, the head moved too
+    store = build(blocks)
+    objs: list[tuple[str, bytes | None]] = list(objects(store))
+    i = data.draw(st.integers(0, len(objs) - 1))
+    prev = json.loads(objs[i - 1][1] or b"")["hash"] if i else GENESIS
+    for key, body in list(objs[i:]):
+        record = json.loads(body or b"")
+        record["events"], record["prev"] = [], prev
+        record["hash"] = prev = digest(record)
+        objs.append((key, canonical(record)))
+    head = store.head(TENANT)
+    assert head is not None
+    forged_head = ChainHead(head.seq, prev)
+    # Then the newest versions alone would pass; with every version it is overwritten
+    newest = dict(objs)
+    assert verify(TENANT, list(newest.items()), forged_head).intact
+    result = verify(TENANT, objs, forged_head)
+    assert result.first_break is not None
+    assert (result.first_break.seq, result.first_break.problem) == (i + 1, "overwritten")
+
+
+def test_a_record_with_a_delete_marker_is_deleted() -> None:
+    store = build([[{"action": "a", "tenant": TENANT}]] * 3)
+    objs: list[tuple[str, bytes | None]] = [*objects(store), (record_key(TENANT, 2), None)]
+    result = verify(TENANT, objs, store.head(TENANT))
+    assert result.first_break is not None
+    assert (result.first_break.seq, result.first_break.problem) == (2, "deleted")

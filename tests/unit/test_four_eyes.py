@@ -85,3 +85,19 @@ def test_dropping_a_strict_collection_falls_back_to_the_default_and_loosens() ->
     strict = replace(BASE, scan_modes=(("*", ScanMode.RECOGNIZE), ("events", ScanMode.DETECT_ONLY)))
     assert loosened(strict, BASE) == ["scan_modes"]
     assert loosened(BASE, strict) == []
+
+
+def test_publishing_on_fewer_channels_needs_a_second_administrator() -> None:
+    # Given the default: each upload published on its own purpose's clearance
+    web = frozenset({"web"})
+    every = BASE.purposes
+    publish_web = replace(BASE, publishing_purposes=web)
+    # Then asking for the web alone lets a print upload through on less: it loosens
+    assert loosened(BASE, publish_web) == ["publishing_purposes"]
+    # and so does dropping a channel from the set, or dropping the set
+    both = replace(BASE, publishing_purposes=web | {"print"})
+    assert loosened(both, publish_web) == ["publishing_purposes"]
+    assert loosened(publish_web, BASE) == ["publishing_purposes"]
+    # While adding a channel to the set, or asking for every purpose, does not
+    assert loosened(publish_web, both) == []
+    assert loosened(BASE, replace(BASE, publishing_purposes=every)) == []

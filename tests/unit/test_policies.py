@@ -168,9 +168,13 @@ def test_functions_only_append_to_the_audit_chains(function: str) -> None:
     # Given a function's role
     identity = [doc(iam.declared_calls()[function]["policy"])]
     record = f"{bucket('Audit')}/audit/acme/000000000001.json"
-    # Then it may put a chain record, and do nothing else with it (no read,
-    # no delete, no tagging): what it appended it cannot take back
-    assert s3(role(function), identity, "s3:PutObject", record) == "Allow"
+    # Then it may create a chain record (a put with If-None-Match: *), and
+    # do nothing else with it (no read, no replace, no delete, no tagging):
+    # what it appended it cannot take back
+    create_only = {"s3:if-none-match": "*"}
+    assert s3(role(function), identity, "s3:PutObject", record, **create_only) == "Allow"
+    assert s3(role(function), identity, "s3:PutObject", record) != "Allow"
+    assert s3(role(function), identity, "s3:PutObject", record, **{"s3:if-match": "e"}) != "Allow"
     for action in (*READS, *WRITES[1:]):
         arn = bucket("Audit") if action == "s3:ListBucket" else record
         assert s3(role(function), identity, action, arn) != "Allow", action
@@ -196,6 +200,36 @@ def test_dam_reader_cannot_read_any_other_bucket(name: str) -> None:
             arn = target if action == "s3:ListBucket" else f"{target}/{key}"
             ctx = {"s3:prefix": "acme/"} if action == "s3:ListBucket" else {}
             assert s3(DAM_READER, identity, action, arn, **ctx) != "Allow", (name, action, key)
+
+
+def test_dam_reader_reads_the_clearance_tags_of_its_tenants_images_only() -> None:
+    # Given the DAM's read role (clearance per channel: object tags, docs/channels.md)
+    identity = [doc("roles/dam-read.json")]
+    library = bucket("Library")
+    # Then it reads the tags of its tenant's current library objects
+    assert s3(DAM_READER, identity, "s3:GetObjectTagging", f"{library}/acme/a.jpg") == "Allow"
+    # and not another tenant's, not an old version's, and it cannot change them
+    assert s3(DAM_READER, identity, "s3:GetObjectTagging", f"{library}/globex/a.jpg") != "Allow"
+    versioned = s3(DAM_READER, identity, "s3:GetObjectVersionTagging", f"{library}/acme/a.jpg")
+    assert versioned != "Allow"
+    assert s3(DAM_READER, identity, "s3:PutObjectTagging", f"{library}/acme/a.jpg") != "Allow"
+    for name in ("Quarantine", "Uploads"):
+        arn = f"{bucket(name)}/acme/a.jpg"
+        assert s3(DAM_READER, identity, "s3:GetObjectTagging", arn) != "Allow", name
+
+
+@pytest.mark.parametrize(
+    "function", ["IngestFunction", "RecheckFunction", "ExpiryFunction", "APIHandler"]
+)
+def test_functions_that_place_or_redecide_write_clearance_tags(function: str) -> None:
+    # Given a function that places images or re-decides them after a consent change
+    spec = iam.declared_calls()[function]
+    identity = [doc(spec["policy"])]
+    # Then its declared calls name the tagging, and its role allows it in both places
+    assert any(line.startswith("s3:PutObjectTagging ") for line in spec["calls"])
+    for name in ("Library", "Quarantine"):
+        arn = f"{bucket(name)}/acme/a.jpg"
+        assert s3(role(function), identity, "s3:PutObjectTagging", arn) == "Allow", name
 
 
 def test_dam_reader_is_held_to_its_tenant_and_to_current_versions() -> None:
@@ -308,6 +342,17 @@ def test_the_access_log_bucket_takes_sse_s3_only() -> None:
     ssec = {"s3:x-amz-server-side-encryption-customer-algorithm": "AES256"}
     assert s3(ADMIN, EVERYTHING, "s3:PutObject", arn, **ssec) == "Deny"
     assert s3(ADMIN, EVERYTHING, "s3:PutObject", arn, **{sse: "AES256"}) == "Allow"
+
+
+def test_the_audit_bucket_refuses_to_replace_a_chain_record_even_to_an_admin() -> None:
+    # Given a principal allowed everything on S3 (an operator, a leaked role)
+    record = f"{bucket('Audit')}/audit/acme/000000000001.json"
+    # Then it may only create chain records: a put that could replace one is denied
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record) == "Deny"
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record, **{"s3:if-match": "etag"}) == "Deny"
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", record, **{"s3:if-none-match": "*"}) == "Allow"
+    # And the CloudTrail part of the bucket (AWSLogs/) is not concerned
+    assert s3(ADMIN, EVERYTHING, "s3:PutObject", f"{bucket('Audit')}/AWSLogs/x") == "Allow"
 
 
 @pytest.mark.parametrize("name", BUCKETS)

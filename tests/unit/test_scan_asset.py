@@ -392,10 +392,15 @@ def test_each_decision_and_withdrawal_is_announced(world: World) -> None:
         ("asset.approved", "acme"),
         ("asset.withdrawn", "acme"),
     ]
-    assert outbox.events[1][2] == {
+    withdrawn = outbox.events[1][2]
+    assert {k: withdrawn[k] for k in ("asset_id", "path", "reasons")} == {
         "asset_id": result.asset_id,
         "path": "ann.jpg",
         "reasons": ["consent_revoked"],
     }
+    # And each says its clearance per channel (codes only)
+    assert withdrawn["channels"]["web"] == {"status": "held", "reasons": ["consent_revoked"]}
+    assert outbox.events[0][2]["channels"]["web"] == {"status": "cleared", "reasons": []}
+    assert withdrawn["publishing_purposes"] == ["web"]
     assert world.where("ann.jpg") == ["quarantine/acme/ann.jpg"]
     assert "Person 0" not in repr(outbox.events)

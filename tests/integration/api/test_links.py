@@ -107,3 +107,97 @@ def test_renew_then_withdraw(chalice_api: Api, mailed: dict[str, Any]) -> None:
     assert withdrawn.status == 200 and withdrawn.json["status"] == "revoked"
     assert mailed["buckets"].places("linked.jpg") == ["quarantine"]
     assert _history(mailed) == ["granted", "renewed", "revoked"]
+
+
+# ---------------------------------------------------------------- bound links
+
+
+@pytest.fixture(scope="module")
+def bound(local_stack: Any) -> dict[str, Any]:
+    # Given two more people of another tenant, each with a consent expiring in
+    # 5 days, and the reminders that went out to them (no images needed)
+    tenant = make_tenant(f"{TENANT}-bound")
+    console = console_service()
+    admin = console.resolve_key(tenant.admin)
+    people: dict[str, Any] = {"admin": admin}
+    for who in ("renewer", "withdrawer"):
+        subject = console.create_subject(admin, f"Bound {who}", email=f"{who}@example.org")
+        consent = console.grant_consent(
+            admin,
+            subject.subject_id,
+            purposes=["web"],
+            valid_from=DEMO_NOW - timedelta(days=360),
+            expires_at=DEMO_NOW + timedelta(days=5),
+            signer=f"Bound {who}",
+            form_version="v1",
+        )
+        people[who] = {"subject": subject.subject_id, "consent": consent.consent_id}
+    reminders_service().send_due()
+    for who in ("renewer", "withdrawer"):
+        [mail] = [m for m in local_stack.sent_emails() if f"{who}@example.org" in m["to"]]
+        people[who]["renew"] = _token(mail["text"], "renew")
+        people[who]["withdraw"] = _token(mail["text"], "withdraw")
+    return people
+
+
+def _consent(bound: dict[str, Any], who: str) -> Any:
+    person = bound[who]
+    return console_service().get_consent(bound["admin"], person["subject"], person["consent"])
+
+
+def test_a_renewal_link_works_once(chalice_api: Api, bound: dict[str, Any]) -> None:
+    token = bound["renewer"]["renew"]
+    # When the person confirms the renewal link
+    first = chalice_api.call("POST", f"/links/renew?token={token}")
+    assert first.status == 200 and first.json["status"] == "renewed"
+    renewed_until = _consent(bound, "renewer").expires_at
+    # And the same link is posted again (a replay, a double click)
+    for _ in range(2):
+        again = chalice_api.call("POST", f"/links/renew?token={token}")
+        # Then it is refused as used, and the consent keeps the one extra year
+        assert_error(again, 409, "link_used")
+    view = _consent(bound, "renewer")
+    assert view.expires_at == renewed_until
+    assert [e.event for e in view.history] == ["granted", "renewed"]
+    # And checking it (GET) says so too, without changing anything
+    assert_error(chalice_api.call("GET", f"/links/renew?token={token}"), 409, "link_used")
+
+
+def test_a_withdrawal_link_holds_until_the_consent_ends_and_acts_once(
+    local_stack: Any, chalice_api: Api, bound: dict[str, Any]
+) -> None:
+    # Given the person renewed (the consent now runs a year past its old end)
+    renewed = chalice_api.call("POST", f"/links/renew?token={bound['withdrawer']['renew']}")
+    assert renewed.status == 200
+    token = bound["withdrawer"]["withdraw"]
+    # When they follow the withdrawal link long after the mail (past the
+    # 45 days a renewal link lasts), while the consent is still in force
+    local_stack.clock.set(DEMO_NOW + timedelta(days=60))
+    try:
+        assert chalice_api.call("GET", f"/links/withdraw?token={token}").status == 200
+        withdrawn = chalice_api.call("POST", f"/links/withdraw?token={token}")
+        # Then it works
+        assert withdrawn.status == 200 and withdrawn.json["status"] == "revoked"
+        # And following it again changes nothing and says so
+        again = chalice_api.call("POST", f"/links/withdraw?token={token}")
+        assert_error(again, 409, "already_withdrawn")
+    finally:
+        local_stack.clock.set(DEMO_NOW)
+    history = [e.event for e in _consent(bound, "withdrawer").history]
+    assert history == ["granted", "renewed", "revoked"]
+
+
+def test_a_withdrawal_link_ends_with_the_consent(
+    local_stack: Any, chalice_api: Api, bound: dict[str, Any]
+) -> None:
+    # Given the renewer's consent has run out (its end has passed)
+    before = _consent(bound, "renewer")
+    end = before.expires_at
+    local_stack.clock.set(end + timedelta(days=1))
+    try:
+        # When its withdrawal link is followed / Then it has expired with it
+        reply = chalice_api.call("POST", f"/links/withdraw?token={bound['renewer']['withdraw']}")
+        assert_error(reply, 403, "link_expired")
+    finally:
+        local_stack.clock.set(DEMO_NOW)
+    assert _consent(bound, "renewer").history == before.history

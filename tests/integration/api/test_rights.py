@@ -311,6 +311,12 @@ def test_redaction_publishes_a_variant_the_engine_cannot_reidentify(
     published = s3.get_object(Bucket=local_stack.outputs["LibraryBucketName"], Key=key)
     assert published["Metadata"]["quitclaim-asset-id"] == variant["asset_id"]
     published_bytes = published["Body"].read()
+    # And it carries its own clearance per channel, as the DAM reads it (docs/channels.md)
+    tagging = s3.get_object_tagging(Bucket=local_stack.outputs["LibraryBucketName"], Key=key)
+    tags = {t["Key"]: t["Value"] for t in tagging["TagSet"]}
+    assert tags["quitclaim-asset-id"] == variant["asset_id"]
+    assert tags["quitclaim-channel-web"] == "cleared"
+    assert variant["clearance"]["channels"]["web"] == {"cleared": True, "reasons": []}
     # And the original stays held, naming its variant
     original = api.call("GET", f"/assets/{held['asset_id']}", key=tenant.admin).json
     assert original["status"] == "quarantined"

@@ -484,6 +484,8 @@ def webhook_inbox() -> WebhookInbox:
         ),
         queue=queue if queue is not None else _NoQueue(),
         clock=_clock,
+        wall_clock=SystemClock(),
+        public_base_url=settings.public_base_url,
     )
 
 

@@ -22,8 +22,31 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 SERVICE = "quitclaim"
 
+# X-Ray traces AWS SDK calls only. The SDK's httplib/requests patches record
+# every URL, and an S3 URL's path is the object key, which often carries a
+# person's name; the outbound webhooks go to tenants' URLs (tests/unit/test_tracing.py).
+TRACED_MODULES = ("botocore",)
+# Request parameters the X-Ray botocore patch copies into S3 subsegments that
+# name objects: removed from its allow-list before anything is traced.
+_S3_NAMING_PARAMETERS = frozenset({"Key", "Prefix", "CopySource"})
+
+
+def _no_object_keys_in_traces() -> None:
+    try:
+        from aws_xray_sdk.ext import boto_utils
+    except ImportError:  # no X-Ray SDK: nothing is traced at all
+        return
+    operations = boto_utils.whitelist.get("services", {}).get("s3", {}).get("operations", {})
+    for spec in operations.values():
+        if "request_parameters" in spec:
+            spec["request_parameters"] = [
+                p for p in spec["request_parameters"] if p not in _S3_NAMING_PARAMETERS
+            ]
+
+
+_no_object_keys_in_traces()
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE)
+tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
 metrics = Metrics(namespace="Quitclaim", service=SERVICE)
 
 _AUDIT_FIELDS = frozenset(
@@ -41,6 +64,8 @@ _AUDIT_FIELDS = frozenset(
         "consent_id",
         "duplicate",
         "dest_bucket",
+        # clearance per channel: purposes, cleared or held, reason codes, expiry
+        "clearance",
         "source",
         "reason",
         "endpoint_id",

@@ -10,7 +10,10 @@ block marker is created only if absent; that serialises one tenant's appends
 across Lambdas and makes a retried block a no-op.
 
 Records go to ``audit/<tenant>/<seq>.json`` in the audit bucket (Object Lock,
-versioned, SSE-KMS under the stack key by bucket default).
+versioned, SSE-KMS under the stack key by bucket default), created only:
+every put carries ``If-None-Match: *`` (the bucket policy denies any other
+put under ``audit/``), so a record is never replaced, and ``records`` reads
+every stored version so that one replaced by other means is reported.
 """
 
 from __future__ import annotations
@@ -24,9 +27,12 @@ from botocore.exceptions import ClientError
 from quitclaim.domain.audit_chain import ChainHead, chain_prefix, record_key
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
+from quitclaim.observability import count
 
 HEAD = "head"
 BLOCK_MEMORY = timedelta(days=30)
+# What S3 answers a create-only put whose key exists (or is being created).
+_EXISTS = ("PreconditionFailed", "ConditionalRequestConflict")
 
 
 class DynamoS3AuditChain:
@@ -114,8 +120,17 @@ class DynamoS3AuditChain:
                 ContentType="application/json",
                 # Object Lock's default retention needs an integrity checksum on PUT.
                 ChecksumAlgorithm="SHA256",
+                # Create only: a record is never replaced.
+                IfNoneMatch="*",
             )
         except ClientError as exc:
+            if _code(exc) in _EXISTS:
+                # The record is there: a roll-forward of a put that landed
+                # before its appender died (the head serialises seqs, so only
+                # that one body was sealed for it). The functions cannot read
+                # the bucket; `audit verify` checks what is stored.
+                count("AuditRecordExisted")
+                return
             raise DependencyFailed(f"audit record put failed: {_code(exc)}") from exc
 
     def mark_written(self, tenant: str, seq: int) -> None:
@@ -133,15 +148,31 @@ class DynamoS3AuditChain:
                 return  # the head moved on: its mover rolled this record forward first
             raise DependencyFailed(f"audit head update failed: {_code(exc)}") from exc
 
-    def records(self, tenant: str) -> Iterator[tuple[str, bytes]]:
+    def records(self, tenant: str) -> Iterator[tuple[str, bytes | None]]:
+        """Every stored version of every record (oldest first per key), and delete markers.
+
+        A listing of current objects would show only the newest version: a
+        record overwritten with a re-sealed body would pass. Needs
+        ``s3:ListBucketVersions`` and ``s3:GetObjectVersion`` (an operator's).
+        """
         try:
-            pages = self._s3.get_paginator("list_objects_v2").paginate(
+            pages = self._s3.get_paginator("list_object_versions").paginate(
                 Bucket=self._bucket, Prefix=chain_prefix(tenant)
             )
+            versions: dict[str, list[str]] = {}
+            markers: dict[str, int] = {}
             for page in pages:
-                for obj in page.get("Contents", []):
-                    body = self._s3.get_object(Bucket=self._bucket, Key=obj["Key"])["Body"].read()
-                    yield obj["Key"], bytes(body)
+                # S3 lists a key's versions newest first.
+                for version in page.get("Versions", []):
+                    versions.setdefault(version["Key"], []).insert(0, version["VersionId"])
+                for marker in page.get("DeleteMarkers", []):
+                    markers[marker["Key"]] = markers.get(marker["Key"], 0) + 1
+            for key in sorted(set(versions) | set(markers)):
+                for version_id in versions.get(key, []):
+                    body = self._s3.get_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+                    yield key, bytes(body["Body"].read())
+                for _ in range(markers.get(key, 0)):
+                    yield key, None
         except ClientError as exc:
             raise DependencyFailed(f"audit records read failed: {_code(exc)}") from exc
 

@@ -107,6 +107,8 @@ class TenantModel(_Base):
     # A policy change that loosens the gate, waiting for a second administrator
     # (domain/four_eyes.py); absent when none waits.
     pending_policy = JSONAttribute(null=True)
+    # Purposes an image must be cleared for to be published; absent: the upload's own.
+    publishing_purposes = UnicodeSetAttribute(null=True)
 
 
 class UsageModel(_Base):
@@ -226,6 +228,7 @@ class SubjectModel(_Base):
     email = UnicodeAttribute(null=True)
     date_of_birth = UnicodeAttribute(null=True)  # ISO date
     guardian = JSONAttribute(null=True)
+    email_unreachable = BooleanAttribute(null=True)
     created_at = UTCDateTimeAttribute(null=True)
     updated_at = UTCDateTimeAttribute(null=True)
     # Biometric templates (float32 x 128) of people who consented to matching
@@ -343,6 +346,7 @@ class AssetModel(_Base):
     timings_ms = JSONAttribute(default=dict)
     size = NumberAttribute(null=True)
     published_sha256 = UnicodeAttribute(null=True)
+    clearance = JSONAttribute(default=dict)
 
 
 class AppearanceModel(_Base):
@@ -479,6 +483,7 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         unknown_face_policy=item.unknown_face_policy or "quarantine",
         language=item.language or "en",
         auto_redact=bool(item.auto_redact),
+        publishing_purposes=frozenset(item.publishing_purposes or ()),
     )
 
 
@@ -584,7 +589,12 @@ class DynamoTenants:
         with _dependency("tenant update"):
             item.update(
                 actions=[
-                    *(getattr(TenantModel, name).set(value) for name, value in attrs.items()),
+                    *(
+                        getattr(TenantModel, name).set(value)
+                        if value is not None
+                        else getattr(TenantModel, name).remove()
+                        for name, value in attrs.items()
+                    ),
                     TenantModel.updated_at.set(datetime.now(UTC)),
                 ],
                 condition=TenantModel.tenant.exists(),
@@ -631,6 +641,7 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "unknown_face_policy": policy.unknown_face_policy,
         "language": policy.language,
         "auto_redact": policy.auto_redact,
+        "publishing_purposes": set(policy.publishing_purposes) or None,
     }
 
 
@@ -707,6 +718,7 @@ def _subject_from(item: SubjectModel) -> Subject:
         templates=len(item.templates or ()),
         created_at=item.created_at,
         updated_at=item.updated_at,
+        email_unreachable=bool(item.email_unreachable),
     )
 
 
@@ -744,6 +756,7 @@ class DynamoSubjects:
                 if subject.guardian
                 else None
             ),
+            "email_unreachable": True if subject.email_unreachable else None,
             "ref_key": _lookup_key(subject.tenant, subject.external_ref),
             "email_key": _lookup_key(subject.tenant, subject.email, fold=True),
             "updated_at": now,
@@ -1206,6 +1219,7 @@ def _record_from(item: AssetModel) -> AssetRecord:
         history=tuple(item.history or ()),
         size=None if item.size is None else int(item.size),
         published_sha256=item.published_sha256,
+        clearance=dict(item.clearance or {}),
     )
 
 
@@ -1235,6 +1249,7 @@ def _asset_attributes(record: AssetRecord) -> dict[str, Any]:
         "history": list(record.history),
         "size": record.size,
         "published_sha256": record.published_sha256,
+        "clearance": record.clearance,
     }
 
 

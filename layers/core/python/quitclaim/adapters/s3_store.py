@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
@@ -61,6 +62,7 @@ class S3ObjectStore:
         dest_bucket: str,
         dest_key: str,
         extra_metadata: Mapping[str, str],
+        tags: Mapping[str, str] | None = None,
     ) -> None:
         """Copy one object version, once: a retried copy that already landed is skipped.
 
@@ -79,6 +81,9 @@ class S3ObjectStore:
         metadata = {**source.metadata, **extra_metadata}
         there = self.head(dest_bucket, dest_key)
         if there is not None and there.size == source.size and dict(there.metadata) == metadata:
+            if tags is not None:
+                # The bytes landed; the tags (the clearance now) may be newer.
+                self.put_tags(dest_bucket, dest_key, tags)
             return
         kwargs: dict[str, Any] = {
             "Bucket": dest_bucket,
@@ -89,6 +94,9 @@ class S3ObjectStore:
         }
         if source.content_type:
             kwargs["ContentType"] = source.content_type
+        if tags is not None:
+            kwargs["TaggingDirective"] = "REPLACE"
+            kwargs["Tagging"] = urlencode(dict(tags))
         try:
             self._s3.copy_object(**kwargs)
         except ClientError as exc:
@@ -110,14 +118,34 @@ class S3ObjectStore:
         data: bytes,
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        extra = {"ContentType": content_type} if content_type else {}
+        extra: dict[str, Any] = {"ContentType": content_type} if content_type else {}
+        if tags:
+            # Set in the same request: the object never exists without them.
+            extra["Tagging"] = urlencode(dict(tags))
         try:
             self._s3.put_object(
                 Bucket=bucket, Key=key, Body=data, Metadata=dict(metadata or {}), **extra
             )
         except ClientError as exc:
             raise DependencyFailed(f"S3 put failed: {_code(exc)}") from exc
+
+    def put_tags(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        """Replace the current version's tags (s3:PutObjectTagging)."""
+        tag_set = [{"Key": k, "Value": v} for k, v in tags.items()]
+        try:
+            self._s3.put_object_tagging(Bucket=bucket, Key=key, Tagging={"TagSet": tag_set})
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 put tagging failed: {_code(exc)}") from exc
+
+    def tags(self, bucket: str, key: str) -> dict[str, str]:
+        """The current version's tags (s3:GetObjectTagging)."""
+        try:
+            resp = self._s3.get_object_tagging(Bucket=bucket, Key=key)
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 get tagging failed: {_code(exc)}") from exc
+        return {str(t["Key"]): str(t["Value"]) for t in resp.get("TagSet", [])}
 
     def keys(self, bucket: str, prefix: str) -> list[str]:
         """Current object keys under ``prefix`` (ListObjectsV2, paged)."""

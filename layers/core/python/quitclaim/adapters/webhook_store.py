@@ -53,6 +53,7 @@ class DynamoWebhooks:
                 "mapping": dict(source.mapping),
                 "default_validity_days": source.default_validity_days,
                 "rotated_at": _iso(source.rotated_at),
+                "dialect": source.dialect,
             },
         )
         if not new:
@@ -294,6 +295,7 @@ def _source_from(item: WebhookModel) -> WebhookSource:
         default_validity_days=int(data.get("default_validity_days") or 365),
         created_at=item.created_at,
         rotated_at=_dt(data.get("rotated_at")),
+        dialect=str(data.get("dialect") or "standard"),
     )
 
 

@@ -430,8 +430,12 @@ OPERATIONS: tuple[Operation, ...] = (
                 role=None,
                 query=s.LinkQuery,
                 response="LinkCheck",
-                errors=(400, 403),
-                description="Mail scanners fetch links; only the POST acts.",
+                errors=(400, 403, 409),
+                description=(
+                    "Mail scanners fetch links; only the POST acts. A renewal link "
+                    "works once (409 link_used after); a withdrawal link works while "
+                    "the consent is in force (409 already_withdrawn once it acted)."
+                ),
             ),
             Operation(
                 f"follow{name}Link",
@@ -456,19 +460,36 @@ WEBHOOK_OPERATIONS: tuple[Operation, ...] = (
         "receiveWebhook",
         "POST",
         "/webhooks/{tenant}/{source}",
-        "A marketing tool's consent event (Standard Webhooks signature)",
+        "A marketing tool's consent event (signed in the source's dialect)",
         "webhooks",
         role=None,
         signed=True,
+        query=s.WebhookQuery,
         status=202,
         response="WebhookReceipt",
         errors=(400, 401, 409, 413, 422, 503),
+        raw_types=("application/x-www-form-urlencoded",),
         description=(
-            "Signed with the source's secret: `webhook-id`, `webhook-timestamp` (5 minutes "
-            "tolerance) and `webhook-signature` headers. Answers 202 once the delivery is "
-            "stored and queued, `duplicate` for a webhook-id seen before, 422 (and parks the "
-            "delivery for review) when the payload does not fit the source's mapping."
+            "`standard` sources: `webhook-id`, `webhook-timestamp` (5 minutes "
+            "tolerance) and `webhook-signature` headers. `hubspot`: `X-HubSpot-Signature-v3` "
+            "(or v1/v2), a JSON array of events; `typeform`: `Typeform-Signature`; "
+            "`mailchimp`: a form post to the URL with its `token` (docs/webhooks.md). "
+            "Answers 202 once every delivery is stored and queued (one per event, by the "
+            "tool's own event id), `duplicate` for one seen before, 422 (and parks the "
+            "delivery for review) when a standard payload does not fit the source's mapping."
         ),
+    ),
+    Operation(
+        "checkWebhook",
+        "GET",
+        "/webhooks/{tenant}/{source}",
+        "Mailchimp's check that a webhook URL exists (the URL token is the auth)",
+        "webhooks",
+        role=None,
+        signed=True,
+        query=s.WebhookQuery,
+        response="WebhookCheck",
+        errors=(401,),
     ),
     Operation(
         "createWebhookSource",
@@ -809,14 +830,26 @@ def _component_schemas() -> dict[str, Any]:
                 "properties": {
                     "status": {"enum": ["accepted", "duplicate", "ignored"]},
                     "delivery_id": {"type": "string"},
+                    "deliveries": {"type": "array", "items": {"type": "string"}},
                 },
+            },
+            "WebhookCheck": {
+                "type": "object",
+                "required": ["status"],
+                "properties": {"status": {"const": "ready"}},
             },
             "WebhookSourceCreated": {
                 "type": "object",
                 "required": ["source", "secret", "url_path"],
                 "properties": {
                     "source": _ref("WebhookSource"),
-                    "secret": {"type": "string", "description": "Shown once: whsec_..."},
+                    "secret": {
+                        "type": ["string", "null"],
+                        "description": (
+                            "Shown once: whsec_... (standard), the URL token (mailchimp); "
+                            "null where the tool owns the secret (hubspot, typeform)."
+                        ),
+                    },
                     "url_path": {"type": "string"},
                 },
             },
@@ -979,11 +1012,11 @@ def _operation(op: Operation) -> dict[str, Any]:
         entry["security"] = []
     else:
         entry["x-quitclaim-role"] = op.role.value
-    if op.signed:
-        entry["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": {"type": "object"}}},
-        }
+    if op.signed and op.method != "GET":
+        signed_body: dict[str, Any] = {"application/json": {"schema": {}}}
+        for media in op.raw_types:
+            signed_body[media] = {"schema": {"type": "string", "contentMediaType": media}}
+        entry["requestBody"] = {"required": True, "content": signed_body}
     if op.body is not None:
         content: dict[str, Any] = {"application/json": {"schema": _ref(op.body.__name__)}}
         for media in op.raw_types:

@@ -61,6 +61,8 @@ class Signed:
     console: Console
     headers: dict[str, str]
     body: bytes
+    method: str = "POST"
+    query: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,13 @@ class Router:
                             raise Unauthorized("unknown source or invalid signature")
                         raw = request.raw_body
                         body = (raw.encode() if isinstance(raw, str) else raw) or b""
-                        signed = Signed(self._console(), dict(request.headers), body)
+                        signed = Signed(
+                            self._console(),
+                            dict(request.headers),
+                            body,
+                            op.method,
+                            {str(k): str(v) for k, v in (request.query_params or {}).items()},
+                        )
                         reply = _as_reply(op, view(signed, **path))
                     elif op.role is None:
                         # Public routes (links in e-mails, the dashboard's files) get their

@@ -42,7 +42,7 @@ UI_FILE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\.(?:css|js|svg)$")
 
 def is_id(value: str) -> bool:
     """Whether ``value`` can be a subject, consent or asset id at all."""
-    return bool(ID_PATTERN.match(value))
+    return bool(ID_PATTERN.fullmatch(value))
 
 
 def _utc(value: Any) -> Any:
@@ -167,6 +167,16 @@ class PolicyChanges(Body):
         description=(
             "Publish a variant with the faces that lack consent pixelated, instead of only "
             "holding the image, when those faces are its only blockers (default false)."
+        ),
+    )
+
+    publishing_purposes: Unsent[list[ShortText]] = Field(
+        default=None,
+        max_length=50,
+        description=(
+            "The purposes an image must be cleared for to be published (library); each one "
+            "of purposes. Empty (the default): the upload's own purpose. Every purpose is "
+            "still decided and tagged per channel (docs/channels.md)."
         ),
     )
 
@@ -362,9 +372,16 @@ class CreateWebhookSource(Body):
     """An inbound source: a shipped ``preset`` or your own ``mapping`` (exactly one)."""
 
     name: WebhookName
+    dialect: Literal["standard", "hubspot", "mailchimp", "typeform"] = "standard"
     preset: ShortText | None = None
     mapping: dict[str, Any] | None = None
     default_validity_days: int = Field(default=365, ge=1, le=3650)
+    secret: str | None = Field(
+        default=None,
+        min_length=8,
+        max_length=512,
+        description="HubSpot's client secret or Typeform's secret (stored, never shown).",
+    )
 
 
 class RotateSecret(Body):
@@ -377,6 +394,12 @@ class CreateWebhookEndpoint(Body):
     url: str = Field(min_length=8, max_length=2048)
     event_types: list[ShortText] = Field(default_factory=list, max_length=20)
     description: str = Field(default="", max_length=200)
+
+
+class WebhookQuery(Query):
+    token: str | None = Field(
+        default=None, max_length=256, description="Mailchimp sources: the URL token."
+    )
 
 
 class InboundQuery(Query):

@@ -41,7 +41,7 @@ def files() -> dict[str, str]:
     return {
         entry.name: entry.read_text(encoding="utf-8")
         for entry in folder.iterdir()
-        if entry.is_file() and (entry.name == PAGE or UI_FILE_PATTERN.match(entry.name))
+        if entry.is_file() and (entry.name == PAGE or UI_FILE_PATTERN.fullmatch(entry.name))
     }
 
 

@@ -7,7 +7,10 @@ request) and carries ``seq``, ``prev`` (the ``hash`` of record ``n - 1``, or
 of the record without ``hash`` (keys sorted, no spaces, UTF-8). Changing any
 byte of a record breaks its hash; deleting, inserting or reordering records
 breaks the seq / key / prev links that follow; deleting the newest records is
-caught against the chain head (kept outside the bucket).
+caught against the chain head (kept outside the bucket). Records are written
+once (create-only puts): a key with more than one stored version was
+overwritten, one with a delete marker was deleted, and either is reported,
+however well the new versions were re-sealed.
 
 Pure: no I/O. ``quitclaim audit verify`` feeds it the bucket's objects.
 """
@@ -117,27 +120,49 @@ def seal(
     return record
 
 
+def stored_versions(
+    objects: Iterable[tuple[str, bytes | None]],
+) -> dict[str, list[bytes | None]]:
+    """Each key's stored versions, oldest first (None: a delete marker)."""
+    found: dict[str, list[bytes | None]] = {}
+    for key, body in objects:
+        found.setdefault(key, []).append(body)
+    return found
+
+
+def first_versions(objects: Iterable[tuple[str, bytes | None]]) -> list[tuple[str, bytes]]:
+    """``(key, body)`` of each record as first written, in key order."""
+    found = []
+    for key, history in sorted(stored_versions(objects).items()):
+        bodies = [v for v in history if v is not None]
+        if bodies:
+            found.append((key, bodies[0]))
+    return found
+
+
 def verify(
-    tenant: str, objects: Iterable[tuple[str, bytes]], head: ChainHead | None = None
+    tenant: str, objects: Iterable[tuple[str, bytes | None]], head: ChainHead | None = None
 ) -> Verification:
     """Walk the chain in key order and report the first broken link (if any).
 
-    ``objects`` are ``(key, body)`` under the tenant's prefix; ``head`` (when
-    known) reveals records cut off the end.
+    ``objects`` are ``(key, body)`` under the tenant's prefix: every stored
+    version of each key, oldest first, a delete marker as ``(key, None)``
+    (a store without versions gives one per key). ``head`` (when known)
+    reveals records cut off the end.
     """
     expected, prev, records, events = 1, GENESIS, 0, 0
-    listed = sorted(objects, key=lambda kv: kv[0])
+    listed = sorted(stored_versions(objects).items())
     if head is not None and head.pending is not None and head.seq == len(listed) + 1:
         # The newest record is sealed in the head but its put has not landed
         # yet (in flight, or its appender died): the next append writes it.
         # It is hashed and linked like the others, so it is checked the same.
-        listed.append((record_key(tenant, head.seq), head.pending))
+        listed.append((record_key(tenant, head.seq), [head.pending]))
 
     def broken(seq: int, key: str, problem: str, detail: str) -> Verification:
         return Verification(tenant, records, events, ChainBreak(seq, key, problem, detail))
 
-    for key, body in listed:
-        match = _KEY.match(key)
+    for key, history in listed:
+        match = _KEY.fullmatch(key)
         if match is None or match["tenant"] != tenant:
             return broken(expected, key, "unexpected_key", "not a record key of this chain")
         at_key = int(match["seq"])
@@ -148,6 +173,13 @@ def verify(
                 "missing",
                 f"record {expected} is missing (next present is {at_key})",
             )
+        written = [v for v in history if v is not None]
+        if len(written) > 1:
+            detail = f"{len(written)} versions stored: a record is written once"
+            return broken(at_key, key, "overwritten", detail)
+        if len(written) < len(history):
+            return broken(at_key, key, "deleted", "the record has a delete marker")
+        body = written[0]
         try:
             record = json.loads(body)
             if not isinstance(record, dict):

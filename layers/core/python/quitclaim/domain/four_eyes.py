@@ -79,7 +79,8 @@ def loosened(current: TenantPolicy, updated: TenantPolicy) -> list[str]:
     - ``match_threshold`` up, ``match_margin`` down: looser matches to someone
       with a consent (a stranger taken for them);
     - ``scan_modes``: any collection (``*`` included) moving towards ``off``;
-    - ``unknown_face_policy`` away from ``quarantine``; ``auto_redact`` on.
+    - ``unknown_face_policy`` away from ``quarantine``; ``auto_redact`` on;
+    - ``publishing_purposes``: any upload needing fewer channels cleared.
 
     Purposes, the default purpose and the language are not gate strength.
     """
@@ -100,7 +101,26 @@ def loosened(current: TenantPolicy, updated: TenantPolicy) -> list[str]:
         out.append("unknown_face_policy")
     if updated.auto_redact and not current.auto_redact:
         out.append("auto_redact")
+    if _publishes_more(current, updated):
+        out.append("publishing_purposes")
     return out
+
+
+def _publishes_more(current: TenantPolicy, updated: TenantPolicy) -> bool:
+    """Whether some upload needs fewer channels cleared to be published than before.
+
+    None set means the upload's own purpose (any one of ``purposes``); a set
+    asks for every purpose in it. Only adding to a set, or going from none to
+    every purpose, never lets more through.
+    """
+    before, after = current.publishing_purposes, updated.publishing_purposes
+    if before == after:
+        return False
+    if not after:
+        return True  # an upload for a purpose of its own no longer needs the set
+    if before:
+        return not after >= before
+    return not after >= updated.purposes
 
 
 def policy_target(policy: TenantPolicy) -> dict[str, Any]:
@@ -115,6 +135,7 @@ def policy_target(policy: TenantPolicy) -> dict[str, Any]:
         "unknown_face_policy": policy.unknown_face_policy,
         "language": policy.language,
         "auto_redact": policy.auto_redact,
+        "publishing_purposes": sorted(policy.publishing_purposes),
     }
 
 

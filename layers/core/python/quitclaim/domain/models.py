@@ -14,12 +14,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-# Tenant ids start every storage key and S3 prefix: keep them boring.
+# Tenant ids start every storage key and S3 prefix: keep them boring. Ids are
+# checked with fullmatch everywhere: Python's "$" also matches before a final
+# "\n", so re.match(r"^x$") would let "acme\n" pass as "acme" (tests/unit/test_identifiers.py).
 TENANT_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
 def is_tenant_id(value: str) -> bool:
-    return bool(TENANT_ID.match(value))
+    return bool(TENANT_ID.fullmatch(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +163,9 @@ class TenantPolicy:
     # Publish a redacted variant (faces without consent pixelated) instead of
     # holding the image only, when those faces are its only blockers. Off by default.
     auto_redact: bool = False
+    # The purposes an image must be cleared for to be published (library);
+    # empty: the upload's own purpose, as before (docs/channels.md).
+    publishing_purposes: frozenset[str] = frozenset()
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

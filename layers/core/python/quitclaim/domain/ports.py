@@ -51,8 +51,12 @@ class ObjectStore(Protocol):
         dest_bucket: str,
         dest_key: str,
         extra_metadata: Mapping[str, str],
+        tags: Mapping[str, str] | None = None,
     ) -> None:
-        """Copy bytes unchanged; merge ``extra_metadata`` into the object's metadata."""
+        """Copy bytes unchanged; merge ``extra_metadata`` into the object's metadata.
+
+        ``tags``: the copy's object tags (replacing the source's), when given.
+        """
         ...
 
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> None: ...
@@ -64,7 +68,16 @@ class ObjectStore(Protocol):
         data: bytes,
         metadata: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> None: ...
+
+    def put_tags(self, bucket: str, key: str, tags: Mapping[str, str]) -> None:
+        """Replace the object tags of the current version (clearance per channel)."""
+        ...
+
+    def tags(self, bucket: str, key: str) -> dict[str, str]:
+        """The object tags of the current version ({} when it has none)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -507,12 +520,18 @@ class AuditChainStore(Protocol):
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
     ) -> str: ...
 
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None: ...
+    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+        """Create record ``seq``, never replace it: an existing one is left as it is."""
+        ...
 
     def mark_written(self, tenant: str, seq: int) -> None: ...
 
-    def records(self, tenant: str) -> Iterable[tuple[str, bytes]]:
-        """``(key, body)`` of every record in the bucket, any order."""
+    def records(self, tenant: str) -> Iterable[tuple[str, bytes | None]]:
+        """``(key, body)`` of every stored version of every record, any key order.
+
+        A key's versions come oldest first; a delete marker is ``(key, None)``.
+        Records are written once, so more than one entry for a key is tampering.
+        """
         ...
 
 

@@ -71,13 +71,17 @@ class AssetRecord:
     review: dict[str, Any] = field(default_factory=dict)
     # Append-only decision history: {"at", "action", "actor", "status", "reasons", ...}
     history: tuple[dict[str, Any], ...] = ()
-    # Bytes of the uploaded object (storage metering); None on records from before.
+    # Bytes of the object placed (storage metering): the published form, or the upload's
+    # own bytes when rejected or held; None on records from before.
     size: int | None = None
     # SHA-256 (hex) of the bytes placed in the library or quarantine: the
     # published form that was scanned (faces/published.py), not the upload.
     # None for a rejected or held upload (its own bytes, never published) and
     # on records from before.
     published_sha256: str | None = None
+    # Clearance per channel (domain/clearance.py, ``Clearance.as_record``);
+    # empty on records from before and on rejected or held uploads.
+    clearance: dict[str, Any] = field(default_factory=dict)
 
     @property
     def subject_ids(self) -> tuple[str, ...]:

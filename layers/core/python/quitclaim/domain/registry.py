@@ -61,6 +61,8 @@ class Subject:
     templates: int = 0  # how many enrolled, never the templates themselves
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # The address bounces for good (a newsletter tool said so): no mail is sent to it.
+    email_unreachable: bool = False
 
     def age_on(self, day: date) -> int | None:
         """Age in whole years on ``day`` (None when no date of birth)."""

@@ -122,7 +122,7 @@ def new_profile(
             code="region_not_allowed",
         )
     email = (contact_email or "").strip()
-    if not _EMAIL.match(email) or len(email) > 254:
+    if not _EMAIL.fullmatch(email) or len(email) > 254:
         raise ValidationFailed("contact_email must be an e-mail address", field="contact_email")
     return TenantProfile(
         tenant=tenant,

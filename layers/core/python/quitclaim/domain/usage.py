@@ -45,7 +45,7 @@ def month_of(at: datetime) -> str:
 
 def parse_month(text: str, *, field_name: str = "month") -> str:
     """Validate ``YYYY-MM``; a bad value is a 400 that names the field."""
-    if not isinstance(text, str) or not _MONTH.match(text.strip()):
+    if not isinstance(text, str) or not _MONTH.fullmatch(text.strip()):
         raise ValidationFailed("month must be YYYY-MM (e.g. 2026-11)", field=field_name)
     return text.strip()
 

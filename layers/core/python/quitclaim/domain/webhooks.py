@@ -29,6 +29,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "asset.quarantined",
     "asset.released",
     "asset.withdrawn",
+    # Same place, another clearance per channel (docs/channels.md)
+    "asset.clearance_changed",
     "consent.expiring",
     "consent.expired",
     "subject.erased",
@@ -43,6 +45,9 @@ class ConsentAction(enum.StrEnum):
     GRANTED = "granted"
     RENEWED = "renewed"
     WITHDRAWN = "withdrawn"
+    # Not consents: the address used to find the person changed, or bounces for good.
+    EMAIL_CHANGED = "email_changed"
+    UNREACHABLE = "unreachable"
 
 
 class MappingInvalid(ValidationFailed):
@@ -70,6 +75,7 @@ class InboundEvent:
     valid_until: datetime | None = None
     evidence_url: str | None = None
     signer: str | None = None
+    new_email: str | None = None  # ``email_changed``: the address to find the person by
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,11 +87,16 @@ class FieldSpec:
     map: Mapping[str, Any] | None = None
     type: str = "string"
     split: str | None = None
+    fallback: tuple[str, ...] = ()  # paths read in turn when ``path`` is absent
 
     def read(self, payload: Any, *, name: str) -> Any:
         """The converted value, or None when the path is absent or null."""
         where = self.path or name
         raw = self.value if self.path is None else lookup(payload, self.path)
+        for other in self.fallback:
+            if raw is not None:
+                break
+            raw, where = lookup(payload, other), other
         if raw is None:
             return None
         if self.map is not None:
@@ -120,6 +131,7 @@ class ConsentMapping:
     valid_until: FieldSpec | None = None
     evidence_url: FieldSpec | None = None
     signer: FieldSpec | None = None
+    new_email: FieldSpec | None = None
     when: tuple[Condition, ...] = ()
     description: str = ""
     document: Mapping[str, Any] = field(default_factory=dict)
@@ -139,6 +151,7 @@ class ConsentMapping:
             "valid_until",
             "evidence_url",
             "signer",
+            "new_email",
         }
         unknown = sorted(set(document) - known)
         if unknown:
@@ -174,6 +187,7 @@ class ConsentMapping:
             valid_until=spec("valid_until", document.get("valid_until")),
             evidence_url=spec("evidence_url", document.get("evidence_url")),
             signer=spec("signer", document.get("signer")),
+            new_email=spec("new_email", document.get("new_email")),
             when=tuple(Condition(c["path"], c["equals"]) for c in when),
             description=str(document.get("description") or ""),
             document=dict(document),
@@ -183,13 +197,19 @@ class ConsentMapping:
         """The event this payload reports, None when ``when`` says it is not for us."""
         if not all(c.holds(payload) for c in self.when):
             return None
+        if self.event.path is not None and self.event.map is not None:
+            # A value the map sends to null is known and not for us (Mailchimp's profile).
+            raw = lookup(payload, self.event.path)
+            if isinstance(raw, (str, int)) and self.event.map.get(str(raw), "") is None:
+                return None
         action = self.event.read(payload, name="event")
         try:
             kind = ConsentAction(action)
         except ValueError:
             where = self.event.path or "event"
+            known = ", ".join(a.value for a in ConsentAction)
             raise PayloadUnmappable(
-                f"{where}: {action!r} is not granted, renewed or withdrawn", field=where
+                f"{where}: {action!r} is not one of {known}", field=where
             ) from None
 
         def read(spec: FieldSpec | None, name: str) -> Any:
@@ -213,6 +233,7 @@ class ConsentMapping:
             valid_until=read(self.valid_until, "valid_until"),
             evidence_url=_text(read(self.evidence_url, "evidence_url"), self.evidence_url),
             signer=_text(read(self.signer, "signer"), self.signer),
+            new_email=_text(read(self.new_email, "new_email"), self.new_email, lower=True),
         )
 
 
@@ -220,7 +241,7 @@ def lookup(payload: Any, path: str) -> Any:
     """The value at a dotted path (``a.b[0].c``), None when any step is absent."""
     node = payload
     for part in path.split("."):
-        match = _PATH_PART.match(part)
+        match = _PATH_PART.fullmatch(part)
         if match is None:
             return None
         name, indexes = match.groups()
@@ -238,7 +259,7 @@ def _check_path(path: Any, where: str) -> None:
     if (
         not isinstance(path, str)
         or not path
-        or not all(_PATH_PART.match(p) for p in path.split("."))
+        or not all(_PATH_PART.fullmatch(p) for p in path.split("."))
     ):
         raise MappingInvalid(f"{where}: {path!r} is not a dotted path", field=where)
 
@@ -249,7 +270,7 @@ def _field_spec(value: Any, where: str) -> FieldSpec:
         return FieldSpec(path=value)
     if not isinstance(value, Mapping):
         raise MappingInvalid(f"{where} is a path or an object", field=where)
-    unknown = sorted(set(value) - {"path", "value", "map", "type", "split"})
+    unknown = sorted(set(value) - {"path", "value", "map", "type", "split", "fallback"})
     if unknown:
         raise MappingInvalid(f"{where}: unknown keys {unknown}", field=where)
     if ("path" in value) == ("value" in value):
@@ -265,12 +286,18 @@ def _field_spec(value: Any, where: str) -> FieldSpec:
     split = value.get("split")
     if split is not None and (not isinstance(split, str) or not split):
         raise MappingInvalid(f"{where}.split is a separator", field=where)
+    fallback = value.get("fallback") or []
+    if not isinstance(fallback, list) or (fallback and "path" not in value):
+        raise MappingInvalid(f"{where}.fallback is a list of paths after path", field=where)
+    for other in fallback:
+        _check_path(other, f"{where}.fallback")
     return FieldSpec(
         path=value.get("path"),
         value=value.get("value"),
         map=dict(mapped) if mapped is not None else None,
         type=kind,
         split=split,
+        fallback=tuple(fallback),
     )
 
 
@@ -332,6 +359,8 @@ class WebhookSource:
     default_validity_days: int = 365
     created_at: datetime | None = None
     rotated_at: datetime | None = None
+    # How the tool signs and frames its requests (quitclaim.domain.dialects.Dialect).
+    dialect: str = "standard"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import mimetypes
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -800,6 +801,18 @@ def webhooks() -> None:
     help="a JSON mapping file (instead of --preset)",
 )
 @click.option("--validity-days", type=int, default=365, show_default=True)
+@click.option(
+    "--dialect",
+    type=click.Choice(["standard", "hubspot", "mailchimp", "typeform"]),
+    default="standard",
+    show_default=True,
+    help="how the tool signs and frames its requests (docs/webhooks.md)",
+)
+@click.option(
+    "--secret-stdin",
+    is_flag=True,
+    help="read the tool's own secret (HubSpot client secret, Typeform secret) from stdin",
+)
 @json_option
 @click.pass_context
 def webhooks_add_source(
@@ -808,10 +821,18 @@ def webhooks_add_source(
     preset: str | None,
     mapping_file: Path | None,
     validity_days: int,
+    dialect: str,
+    secret_stdin: bool,
     as_json: bool,
 ) -> None:
     """Register a source; prints its URL path and signing secret (shown once)."""
-    body: dict[str, Any] = {"name": name, "default_validity_days": validity_days}
+    body: dict[str, Any] = {
+        "name": name,
+        "default_validity_days": validity_days,
+        "dialect": dialect,
+    }
+    if secret_stdin:
+        body["secret"] = sys.stdin.read().strip()
     if preset:
         body["preset"] = preset
     if mapping_file:
@@ -820,7 +841,14 @@ def webhooks_add_source(
     _emit(
         ctx,
         created,
-        lambda c: f"POST {c['url_path']}\nsecret {c['secret']}  (shown once; store it in the tool)",
+        lambda c: (
+            f"POST {c['url_path']}\n"
+            + (
+                f"secret {c['secret']}  (shown once; store it in the tool)"
+                if c["secret"]
+                else "secret: the tool's own (stored, never shown)"
+            )
+        ),
         as_json=as_json,
     )
 

@@ -95,8 +95,12 @@ class DemoKeys:
 def issue_demo_keys(tenant: str = DEMO_TENANT) -> DemoKeys:
     """Keys to sign in to the dashboard or call the API as the demo tenant."""
     keys = ApiKeys(DynamoApiKeys())
-    admin = keys.issue(tenant, Role.ADMIN, "demo admin")
-    first, second = (keys.issue(tenant, Role.REVIEWER, f"demo reviewer {n}") for n in (1, 2))
+    # Each key names its person: the two reviewers are two people (four eyes).
+    admin = keys.issue(tenant, Role.ADMIN, "demo admin", "Demo Admin")
+    first, second = (
+        keys.issue(tenant, Role.REVIEWER, f"demo reviewer {n}", f"Demo Reviewer {n}")
+        for n in (1, 2)
+    )
     return DemoKeys(admin, (first, second))
 
 

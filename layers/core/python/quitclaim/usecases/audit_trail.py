@@ -33,6 +33,7 @@ from quitclaim.domain.audit_chain import (
     Verification,
     canonical,
     chain_prefix,
+    first_versions,
     seal,
     verify,
 )
@@ -93,7 +94,7 @@ class AuditTrail:
         raise DependencyFailed(f"audit chain of {tenant} stayed contended")
 
     def verify(self, tenant: str) -> Verification:
-        """Recompute the tenant's chain from the bucket (listing first, then the head)."""
+        """Recompute the tenant's chain from every stored version (listing first, then the head)."""
         objects = list(self.store.records(tenant))
         return verify(tenant, objects, self.store.head(tenant))
 
@@ -114,12 +115,14 @@ class AuditTrail:
 
 def _events(
     tenant: str,
-    objects: Sequence[tuple[str, bytes]],
+    objects: Sequence[tuple[str, bytes | None]],
     head: ChainHead | None,
     since: datetime | None,
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    bodies = [b for k, b in sorted(objects) if k.startswith(chain_prefix(tenant))]
+    # Each record as first written (``verify`` reports any later version).
+    records = first_versions(objects)
+    bodies = [b for k, b in records if k.startswith(chain_prefix(tenant))]
     if head is not None and head.pending is not None and head.seq == len(bodies) + 1:
         bodies.append(head.pending)  # sealed in the head, its put not landed yet
     for body in bodies:

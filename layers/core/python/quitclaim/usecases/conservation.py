@@ -19,6 +19,10 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
   SHA-256 its decision recorded for the bytes it scanned and published
   (docs/every-pixel.md); a replaced object, or one whose decision recorded
   none, is reported;
+- ``tags_disagree``: every image in the library carries its decision's
+  clearance per channel as object tags (one per channel, the earliest
+  consent expiry, the asset id: domain/clearance.py), the tags a DAM reads;
+  a decision from before clearance per channel is not checked;
 - ``unconsented``: every image in the library was approved with a valid consent
   for each identifiable face (or released by two reviewers) and those consents
   still hold now (the expiry and withdrawal paths pull the rest);
@@ -43,7 +47,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from quitclaim.domain.audit_chain import Verification
-from quitclaim.domain.consent import consent_verdict
+from quitclaim.domain.clearance import clearance_tags
+from quitclaim.domain.consent import best_consent, consent_verdict
 from quitclaim.domain.models import AssetStatus, ConsentVerdict
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
 from quitclaim.domain.records import AssetRecord
@@ -154,6 +159,7 @@ class ConservationCheck:
         for record in latest:
             if record.status is AssetStatus.APPROVED and record.dest_key in placed["library"]:
                 found.extend(self._published_bytes(record))
+                found.extend(self._tagged(record))
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
@@ -203,6 +209,18 @@ class ConservationCheck:
         detail = "the library object is not the bytes that were scanned"
         return [_at(record, "published_bytes_differ", detail, record.dest_key)]
 
+    def _tagged(self, record: AssetRecord) -> list[Violation]:
+        """The library object's tags against the clearance its decision recorded."""
+        if not record.clearance:
+            return []
+        want = clearance_tags(record.asset_id, record.clearance)
+        have = self.store.tags(self.library_bucket, record.dest_key)
+        if have == want:
+            return []
+        wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        detail = f"object tags disagree with the decision: {', '.join(wrong)}"
+        return [_at(record, "tags_disagree", detail, record.dest_key)]
+
     def _audited(self, tenant: str, records: list[AssetRecord]) -> list[Violation]:
         assert self.audit is not None
         verification, events = self.audit.verified_events(tenant)
@@ -242,6 +260,9 @@ class ConservationCheck:
         found = []
         held = self.consents.for_subjects(record.tenant, list(record.subject_ids))
         by_id = {c.consent_id: c for cs in held.values() for c in cs}
+        # The purposes it was published for: the tenant's publishing purposes
+        # when recorded (the faces name the consents of the first), else its own.
+        gate = tuple(record.clearance.get("publishing") or ()) or (record.purpose,)
         for index, face in enumerate(record.faces):
             if not face.identifiable:
                 continue
@@ -251,8 +272,13 @@ class ConservationCheck:
             consent = by_id.get(face.consent_id)
             if consent is None:
                 found.append(_at(record, "unconsented", f"face {index}: its consent is gone"))
-            elif consent_verdict(consent, record.purpose, now) is not ConsentVerdict.VALID:
+            elif consent_verdict(consent, gate[0], now) is not ConsentVerdict.VALID:
                 found.append(_at(record, "unconsented", f"face {index}: consent no longer valid"))
+            for purpose in gate[1:]:
+                _, verdict = best_consent(held.get(face.subject_id or "", ()), purpose, now)
+                if verdict is not ConsentVerdict.VALID:
+                    detail = f"face {index}: no valid consent for {purpose}"
+                    found.append(_at(record, "unconsented", detail))
         return found
 
     def _records(self, tenant: str) -> Iterable[AssetRecord]:

@@ -401,10 +401,23 @@ class Console:
 
     # -- webhooks -------------------------------------------------------------
     def receive_webhook(
-        self, tenant: str, source: str, headers: Mapping[str, str], body: bytes
+        self,
+        tenant: str,
+        source: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        method: str = "POST",
+        query: Mapping[str, str] | None = None,
     ) -> Receipt:
         """A marketing tool's signed delivery (no API key: the signature is the auth)."""
-        return self._inbox_or_fail().receive(tenant, source, headers, body)
+        return self._inbox_or_fail().receive(
+            tenant, source, headers, body, method=method, query=query
+        )
+
+    def check_webhook(self, tenant: str, source: str, query: Mapping[str, str]) -> None:
+        """Mailchimp's GET check of a webhook URL (the URL token is the auth)."""
+        self._inbox_or_fail().handshake(tenant, source, query)
 
     def create_webhook_source(
         self,
@@ -414,19 +427,27 @@ class Console:
         mapping: Mapping[str, Any] | None,
         preset: str | None,
         default_validity_days: int,
+        dialect: str = "standard",
+        secret: str | None = None,
     ) -> dict[str, Any]:
         _admin(principal)
-        source, secret = self._admin_webhooks().register_source(
+        source, issued = self._admin_webhooks().register_source(
             principal.tenant,
             name,
             mapping=mapping,
             preset=preset,
             default_validity_days=default_validity_days,
+            dialect=dialect,
+            secret=secret,
         )
+        path = f"/webhooks/{source.tenant}/{source.name}"
+        if issued is not None and source.dialect == "mailchimp":
+            path += f"?token={issued.secret}"  # the URL is the secret: shown once
         return {
             "source": source,
-            "secret": secret.secret,
-            "url_path": f"/webhooks/{source.tenant}/{source.name}",
+            # None where the tool owns the secret: it was given, and is never shown.
+            "secret": issued.secret if issued is not None else None,
+            "url_path": path,
         }
 
     def list_webhook_sources(self, principal: Principal) -> list[WebhookSource]:

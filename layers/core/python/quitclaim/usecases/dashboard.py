@@ -25,6 +25,7 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Page, Subject
 from quitclaim.faces.thumbnails import Thumbnail, render_thumbnail
+from quitclaim.usecases.placement import META_ASSET_ID
 from quitclaim.usecases.registry import Registry
 
 # "Expiring" in the people view; the overview counts these windows.
@@ -235,6 +236,17 @@ class Dashboard:
         if record.status is AssetStatus.REJECTED:
             # Rejected input could not be decoded safely at ingest: never here either.
             raise Conflict("a rejected upload has no preview", code="no_preview")
+        # The object must be this asset's, of this tenant: the record names a
+        # place, the object there names its asset (every placement writes it).
+        # Another asset's bytes at that place (a later upload of the same path,
+        # a stale or forged record) are not shown.
+        here = self._store.head(record.dest_bucket, record.dest_key)
+        if (
+            here is None
+            or not record.dest_key.startswith(f"{tenant}/")
+            or here.metadata.get(META_ASSET_ID) != asset_id
+        ):
+            raise NotFound(f"asset {asset_id} not found")
         data = self._store.read(record.dest_bucket, record.dest_key)
         return render_thumbnail(
             data,

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from quitclaim.domain.clearance import clearance_tags
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import AssetRepository, Clock, ObjectStore
 from quitclaim.domain.records import AssetRecord
@@ -24,6 +25,8 @@ from quitclaim.observability import count, logger
 
 META_ASSET_ID = "quitclaim-asset-id"
 META_STATUS = "quitclaim-status"
+# Statuses whose bytes sit in the library or quarantine, tagged with their clearance.
+_PLACED = frozenset({AssetStatus.APPROVED, AssetStatus.QUARANTINED})
 
 
 def history_entry(
@@ -76,6 +79,11 @@ class Placement:
         rows = reach(before, after)
         same_place = (before.dest_bucket, before.dest_key) == (after.dest_bucket, after.dest_key)
         if same_place:
+            if after.clearance != before.clearance and after.status in _PLACED:
+                # Tags first: a crash before the record leaves the copy saying
+                # what the next re-decision will record (a withdrawn channel
+                # reads "held" as early as possible); a lost race re-tags.
+                self._tag(after)
             self._assets.replace(after, before.version, appearances=rows)
         elif after.status is AssetStatus.APPROVED:
             self._assets.replace(after, before.version, appearances=rows)
@@ -116,6 +124,16 @@ class Placement:
             logger.warning("stale copy of an asset removed", asset_id=record.asset_id)
             count("StaleCopyRemoved")
 
+    def _tag(self, record: AssetRecord) -> None:
+        """Write the record's clearance as the placed copy's tags (when the copy is its own)."""
+        here = self._store.head(record.dest_bucket, record.dest_key)
+        if here is not None and here.metadata.get(META_ASSET_ID) == record.asset_id:
+            self._store.put_tags(
+                record.dest_bucket,
+                record.dest_key,
+                clearance_tags(record.asset_id, record.clearance),
+            )
+
     def _move(self, before: AssetRecord, after: AssetRecord, *, quiet: bool = False) -> None:
         source = self._store.head(before.dest_bucket, before.dest_key)
         if source is not None and source.metadata.get(META_ASSET_ID) == before.asset_id:
@@ -124,6 +142,7 @@ class Placement:
                 after.dest_bucket,
                 after.dest_key,
                 {META_ASSET_ID: after.asset_id, META_STATUS: after.status.value},
+                clearance_tags(after.asset_id, after.clearance),
             )
             # Delete the exact version: a library version must not linger.
             self._store.delete(before.dest_bucket, before.dest_key, source.version_id)

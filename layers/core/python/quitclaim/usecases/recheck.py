@@ -6,13 +6,14 @@ asset record already holds (no re-scan, no biometrics needed).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
-from quitclaim.domain.decision import redecide_recorded
+from quitclaim.domain.clearance import Clearance, channel_summary, decide_channels
 from quitclaim.domain.errors import Conflict
-from quitclaim.domain.models import AssetStatus, Box, FaceMatch, Reason
+from quitclaim.domain.models import AssetStatus, Box, Consent, FaceMatch, Reason
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, EventPublisher
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.rights import SUBJECT_ERASED
@@ -44,6 +45,26 @@ def faces_of(record: AssetRecord) -> list[FaceMatch]:
         )
         for f in record.faces
     ]
+
+
+def redecided_clearance(
+    record: AssetRecord,
+    consents_by_subject: Mapping[str, Sequence[Consent]],
+    now: datetime,
+    waived: frozenset[Reason] = frozenset(),
+) -> Clearance:
+    """Decide the recorded faces again, for the channels the record was decided for.
+
+    A record from before clearance per channel is decided for its one
+    purpose, which is then its one publishing purpose (the same decision as
+    ``redecide_recorded``).
+    """
+    recorded = record.clearance or {}
+    purposes = tuple(recorded.get("channels") or ()) or (record.purpose,)
+    publishing = tuple(recorded.get("publishing") or ()) or (record.purpose,)
+    return decide_channels(
+        faces_of(record), consents_by_subject, purposes, publishing, now, waived=waived
+    )
 
 
 def _unnamed(history: tuple[dict[str, Any], ...], subject_id: str) -> tuple[dict[str, Any], ...]:
@@ -105,6 +126,15 @@ class Recheck:
                 return None
             after = self.decided(record)
             if (after.status, after.reasons) == (record.status, record.reasons):
+                if record.clearance and after.clearance != record.clearance:
+                    # Same place, another clearance (a channel, the expiry): the
+                    # record and the copy's tags follow it.
+                    try:
+                        self._placement.transition(record, after)
+                    except Conflict:
+                        continue
+                    self._announce(record, after, actor=actor, cause=cause)
+                    return None
                 # Nothing to decide; finish a move an earlier run died in.
                 other = self._quarantine if record.dest_bucket == self._library else self._library
                 self._placement.settle(record, other)
@@ -209,9 +239,16 @@ class Recheck:
             asset_id=record.asset_id,
             status=after.status.value,
             reasons=list(after.reasons),
+            clearance=after.clearance,
             subject_id=cause,
             source=actor,
         )
+        payload = {
+            "asset_id": record.asset_id,
+            "path": record.path,
+            "reasons": list(after.reasons),
+            **channel_summary(after.clearance),
+        }
         if self._events is not None and (after.status, after.reasons) != (
             record.status,
             record.reasons,
@@ -220,8 +257,10 @@ class Recheck:
             self._events.publish(
                 "asset.withdrawn" if withdrawn else f"asset.{after.status.value}",
                 record.tenant,
-                {"asset_id": record.asset_id, "path": record.path, "reasons": list(after.reasons)},
+                payload,
             )
+        elif self._events is not None and after.clearance != record.clearance:
+            self._events.publish("asset.clearance_changed", record.tenant, payload)
         return Change(record.asset_id, record.status, after.status, after.reasons)
 
     def decided(
@@ -230,9 +269,8 @@ class Recheck:
         """The record as the gate would decide it now (not persisted)."""
         now = self._clock.now()
         consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
-        decision = redecide_recorded(
-            faces_of(record), consents, record.purpose, now, waived_reasons(record)
-        )
+        clearance = redecided_clearance(record, consents, now, waived_reasons(record))
+        decision = clearance.gate
         faces = tuple(
             replace(
                 old,
@@ -250,5 +288,7 @@ class Recheck:
             faces=faces,
             dest_bucket=self._library if approved else self._quarantine,
             decided_at=now,
+            # A record from before clearance per channel keeps none (nothing to tag).
+            clearance=clearance.as_record() if record.clearance else {},
         )
         return replace(after, history=(*record.history, history_entry(now, action, actor, after)))

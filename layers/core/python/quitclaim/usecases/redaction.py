@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from quitclaim.domain.decision import decide_asset
+from quitclaim.domain.clearance import clearance_tags, decide_channels
 from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
 from quitclaim.domain.four_eyes import confirm, requested_by
 from quitclaim.domain.models import AssetStatus, Box, FaceMatch
@@ -221,6 +221,7 @@ class Redaction:
                 META_REDACTED_FROM: asset_id,
             },
             content_type="image/png",
+            tags=clearance_tags(variant_id, variant.clearance),
         )
         self._assets.mark_placed(tenant, variant_id, self._clock.now())
         # A consent withdrawn while we scanned: the re-decision pulls it right back.
@@ -313,7 +314,17 @@ class Redaction:
         subject_ids = sorted({m.subject_id for m in matches if m.subject_id})
         consents = self._consents.for_subjects(tenant, subject_ids) if subject_ids else {}
         now = self._clock.now()
-        decision = decide_asset(matches, consents, original.purpose, now)
+        # Decided for the channels the original was decided for (docs/channels.md):
+        # published only when cleared for each of its publishing purposes.
+        recorded = original.clearance
+        clearance = decide_channels(
+            matches,
+            consents,
+            tuple(recorded.get("channels") or ()) or (original.purpose,),
+            tuple(recorded.get("publishing") or ()) or (original.purpose,),
+            now,
+        )
+        decision = clearance.gate
         if not decision.approved:
             raise Conflict(
                 f"the redacted variant would still be held for "
@@ -345,6 +356,8 @@ class Redaction:
             review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
             # The PNG scanned above is the one published: its hash, for the checker.
             published_sha256=sha256_hex(png),
+            # An original from before clearance per channel gives its variant none.
+            clearance=clearance.as_record() if recorded else {},
         )
         return replace(
             record,

@@ -76,6 +76,8 @@ DOCUMENT_TYPES = {
     "application/pdf": b"%PDF-",
     "image/jpeg": b"\xff\xd8\xff",
     "image/png": b"\x89PNG\r\n\x1a\n",
+    # A form tool's response as received (Typeform): the submission is the evidence.
+    "application/json": b"{",
 }
 
 
@@ -247,13 +249,22 @@ class Registry:
         return found
 
     def update_subject(self, tenant: str, subject_id: str, changes: Mapping[str, Any]) -> Subject:
-        allowed = {"display_name", "external_ref", "email", "date_of_birth", "guardian"}
+        allowed = {
+            "display_name",
+            "external_ref",
+            "email",
+            "date_of_birth",
+            "guardian",
+            "email_unreachable",
+        }
         unknown = set(changes) - allowed
         if unknown:
             raise ValidationFailed(f"cannot change {sorted(unknown)}", field=sorted(unknown)[0])
-        updated = _checked_subject(
-            replace(self.subject(tenant, subject_id), **dict(changes)), self.clock.now().date()
-        )
+        current = self.subject(tenant, subject_id)
+        changes = dict(changes)
+        if changes.get("email", current.email) != current.email:
+            changes.setdefault("email_unreachable", False)  # a new address: reachable again
+        updated = _checked_subject(replace(current, **changes), self.clock.now().date())
         self.subjects.save(updated, new=False)
         audit("subject.updated", tenant=tenant, subject_id=subject_id, source="registry")
         return self.subject(tenant, subject_id)
@@ -631,9 +642,17 @@ class Registry:
         valid_from: datetime | None = None,
         source: str = "registry",
         actor: str = "system",
+        expected_version: int | None = None,
     ) -> Consent:
-        """A new validity window for the same consent; withdrawn ones need a new grant."""
+        """A new validity window for the same consent; withdrawn ones need a new grant.
+
+        ``expected_version``: renew only that version of the consent (a
+        renewal link works once); another is a ``Conflict``, and so is a
+        concurrent change (the write is conditional on the version read).
+        """
         consent = self._consent(tenant, subject_id, consent_id)
+        if expected_version is not None and consent.version != expected_version:
+            raise Conflict("the consent changed meanwhile; read it again")
         if consent.revoked_at is not None:
             raise Conflict("a withdrawn consent cannot be renewed; grant a new one", code="revoked")
         start = valid_from or consent.valid_from
@@ -846,6 +865,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "unknown_face_policy",
         "language",
         "auto_redact",
+        "publishing_purposes",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -869,7 +889,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
     purposes = current.purposes
     if "purposes" in changes:
         purposes = frozenset(str(p).strip().lower() for p in changes["purposes"])
-        if not purposes or not all(PURPOSE.match(p) for p in purposes):
+        if not purposes or not all(PURPOSE.fullmatch(p) for p in purposes):
             raise ValidationFailed(
                 "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
             )
@@ -905,4 +925,12 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         if not isinstance(changes["auto_redact"], bool):
             raise ValidationFailed("auto_redact must be true or false", field="auto_redact")
         out["auto_redact"] = changes["auto_redact"]
+    publishing = current.publishing_purposes
+    if "publishing_purposes" in changes:
+        publishing = frozenset(str(p).strip().lower() for p in changes["publishing_purposes"])
+        out["publishing_purposes"] = publishing
+    if not publishing <= purposes:
+        raise ValidationFailed(
+            "publishing_purposes must be among purposes", field="publishing_purposes"
+        )
     return out

@@ -2,6 +2,13 @@
 
 The e-mail carries two links of equal weight: renew and withdraw. Withdrawing
 must be as easy as consenting (GDPR Art. 7(3)).
+
+Bound links: a renewal link names the consent's version when it was sent and
+works once (it moves the version on), within its TTL; following it again, or
+after the consent changed otherwise, is a ``Conflict`` ``link_used`` and
+changes nothing. A withdrawal link works for as long as the consent is in
+force (a renewal does not end it; the consent's end does: ``link_expired``),
+and withdrawing twice changes nothing (``Conflict`` ``already_withdrawn``).
 """
 
 from __future__ import annotations
@@ -14,8 +21,9 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from quitclaim.domain.errors import DependencyFailed, Forbidden
+from quitclaim.domain.errors import Conflict, DependencyFailed, Forbidden
 from quitclaim.domain.models import Consent
 from quitclaim.domain.ports import (
     Clock,
@@ -62,6 +70,8 @@ class LinkClaims:
     consent_id: str
     action: str
     expires: int  # epoch seconds
+    # The consent's version the link was sent for (renewal links: bound to it).
+    version: int | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -79,33 +89,45 @@ class LinkSigner:
         self._key = key
 
     def sign(self, claims: LinkClaims) -> str:
-        payload = _b64(
-            json.dumps(
-                {
-                    "t": claims.tenant,
-                    "s": claims.subject_id,
-                    "c": claims.consent_id,
-                    "a": claims.action,
-                    "e": claims.expires,
-                },
-                separators=(",", ":"),
-            ).encode()
-        )
+        fields: dict[str, Any] = {
+            "t": claims.tenant,
+            "s": claims.subject_id,
+            "c": claims.consent_id,
+            "a": claims.action,
+            "e": claims.expires,
+        }
+        if claims.version is not None:
+            fields["v"] = claims.version
+        payload = _b64(json.dumps(fields, separators=(",", ":")).encode())
         return f"{payload}.{self._mac(payload)}"
 
-    def verify(self, token: str, action: str, now: datetime) -> LinkClaims:
-        """The claims of an untampered, unexpired token for ``action``; else Forbidden."""
+    def verify(
+        self, token: str, action: str, now: datetime, *, check_expiry: bool = True
+    ) -> LinkClaims:
+        """The claims of an untampered, unexpired token for ``action``; else Forbidden.
+
+        ``check_expiry=False``: the caller judges validity (a withdrawal link
+        lasts as long as its consent).
+        """
         payload, _, signature = (token or "").partition(".")
         if not payload or not hmac.compare_digest(signature.encode(), self._mac(payload).encode()):
             raise Forbidden("this link is not valid", code="bad_link")
         try:
             data = json.loads(_unb64(payload))
-            claims = LinkClaims(data["t"], data["s"], data["c"], data["a"], int(data["e"]))
-        except (ValueError, KeyError, TypeError):
+            version = data.get("v")
+            claims = LinkClaims(
+                data["t"],
+                data["s"],
+                data["c"],
+                data["a"],
+                int(data["e"]),
+                None if version is None else int(version),
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise Forbidden("this link is not valid", code="bad_link") from None
         if claims.action != action:
             raise Forbidden("this link is not valid", code="bad_link")
-        if claims.expires < now.timestamp():
+        if check_expiry and claims.expires < now.timestamp():
             raise Forbidden("this link has expired", code="link_expired")
         return claims
 
@@ -181,16 +203,33 @@ class Reminders:
             return False
         minor = (subject.age_on(now.date()) or AGE_OF_CONSENT) < AGE_OF_CONSENT
         to = subject.guardian.email if minor and subject.guardian else subject.email
+        if to and to == subject.email and subject.email_unreachable:
+            to = None  # the address bounces for good (a newsletter tool's "cleaned")
         if not to:
             count("ReminderNoContact")
             logger.info("no contact for reminder", tenant=consent.tenant)
             return False
-        expires = int((now + self._link_ttl).timestamp())
+        claims = {
+            # Renewal: once, for this version of the consent, within the link TTL.
+            "renew": LinkClaims(
+                consent.tenant,
+                consent.subject_id,
+                consent.consent_id,
+                "renew",
+                int((now + self._link_ttl).timestamp()),
+                consent.version,
+            ),
+            # Withdrawal: as long as the consent is in force (checked on use).
+            "withdraw": LinkClaims(
+                consent.tenant,
+                consent.subject_id,
+                consent.consent_id,
+                "withdraw",
+                int(consent.expires_at.timestamp()),
+            ),
+        }
         links = {
-            action: f"{self._base}/links/{action}?token="
-            + self._signer.sign(
-                LinkClaims(consent.tenant, consent.subject_id, consent.consent_id, action, expires)
-            )
+            action: f"{self._base}/links/{action}?token=" + self._signer.sign(claims[action])
             for action in ACTIONS
         }
         template = TEMPLATES.get(policy.language, TEMPLATES["en"])
@@ -231,25 +270,60 @@ class Reminders:
 
     def check_link(self, action: str, token: str) -> LinkClaims:
         """Verify a link without acting on it (what a GET, or a mail scanner, gets)."""
-        return self._signer.verify(token, action, self._clock.now())
+        return self._valid(action, token, self._clock.now())[0]
 
     def follow_link(self, action: str, token: str) -> Consent:
-        """Apply a renewal or withdrawal from an e-mailed link (public route)."""
+        """Apply a renewal or withdrawal from an e-mailed link (public route).
+
+        A link that acted already changes nothing and raises ``Conflict``
+        (``link_used`` / ``already_withdrawn``), also when two requests race.
+        """
         now = self._clock.now()
-        claims = self._signer.verify(token, action, now)
+        claims, consent = self._valid(action, token, now)
+        if action == "withdraw":
+            revoked = self._registry.revoke_consent(
+                claims.tenant, claims.subject_id, claims.consent_id, source="link", actor="subject"
+            )
+            if revoked.version == consent.version:  # a concurrent request withdrew it
+                raise Conflict("this consent is withdrawn already", code="already_withdrawn")
+            return revoked
+        start = max(now, consent.expires_at or now)
+        try:
+            return self._registry.renew_consent(
+                claims.tenant,
+                claims.subject_id,
+                claims.consent_id,
+                start + self._renewal,
+                source="link",
+                actor="subject",
+                expected_version=claims.version,
+            )
+        except Conflict as exc:
+            # The consent moved on between our read and the write: this link's turn is over.
+            raise _used() from exc
+
+    def _valid(self, action: str, token: str, now: datetime) -> tuple[LinkClaims, Consent]:
+        """The claims of a link that may act now, and the consent it acts on."""
+        claims = self._signer.verify(token, action, now, check_expiry=action != "withdraw")
         consent = self._consents.get(claims.tenant, claims.subject_id, claims.consent_id)
         if consent is None:
             raise Forbidden("this link is not valid", code="bad_link")
         if action == "withdraw":
-            return self._registry.revoke_consent(
-                claims.tenant, claims.subject_id, claims.consent_id, source="link", actor="subject"
-            )
-        start = max(now, consent.expires_at or now)
-        return self._registry.renew_consent(
-            claims.tenant,
-            claims.subject_id,
-            claims.consent_id,
-            start + self._renewal,
-            source="link",
-            actor="subject",
-        )
+            if consent.revoked_at is not None:
+                raise Conflict("this consent is withdrawn already", code="already_withdrawn")
+            if consent.expires_at is not None and consent.expires_at <= now:
+                raise Forbidden("this link has expired", code="link_expired")
+            return claims, consent
+        if claims.version is None:
+            # Sent before links were bound: it could be replayed, so it is not honoured.
+            raise Forbidden("this link is not valid", code="bad_link")
+        if claims.version != consent.version:
+            raise _used()
+        return claims, consent
+
+
+def _used() -> Conflict:
+    return Conflict(
+        "this link was used already, or the consent changed since it was sent",
+        code="link_used",
+    )

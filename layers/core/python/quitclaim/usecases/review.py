@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from quitclaim.domain.clearance import channel_summary
 from quitclaim.domain.errors import Conflict, NotFound, ValidationFailed
 from quitclaim.domain.four_eyes import confirm, person_of, requested_by
 from quitclaim.domain.models import AssetStatus
@@ -102,6 +103,11 @@ class Review:
             review=review,
             decided_at=now,
         )
+        if record.clearance:
+            # Per channel too: the reasons two reviewers waived no longer hold a
+            # channel back (docs/channels.md); the copy's tags say so.
+            redone = self._recheck.decided(replace(record, review=review))
+            published = replace(published, clearance=redone.clearance)
         published = replace(
             published,
             history=(
@@ -123,7 +129,12 @@ class Review:
             self._events.publish(
                 "asset.released",
                 who.tenant,
-                {"asset_id": asset_id, "path": record.path, "waived": waived},
+                {
+                    "asset_id": asset_id,
+                    "path": record.path,
+                    "waived": waived,
+                    **channel_summary(published.clearance),
+                },
             )
         return published
 

@@ -25,13 +25,18 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 import numpy as np
 
 from quitclaim.config import Settings
-from quitclaim.domain.decision import decide_asset, redecide_recorded
+from quitclaim.domain.clearance import (
+    channel_summary,
+    clearance_tags,
+    decide_channels,
+    publishing_purposes,
+)
 from quitclaim.domain.errors import Conflict, QuitclaimError, QuotaExceeded, RejectedInput
 from quitclaim.domain.models import (
     AssetStatus,
@@ -69,7 +74,7 @@ from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.published import published_form
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
-from quitclaim.usecases.recheck import faces_of
+from quitclaim.usecases.recheck import redecided_clearance
 
 if TYPE_CHECKING:
     from quitclaim.usecases.redaction import Redaction
@@ -113,6 +118,8 @@ class ScanResult:
     duplicate: bool = False
     dest_bucket: str | None = None
     dest_key: str | None = None
+    # The record's clearance per channel (domain/clearance.py), as placed.
+    clearance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -304,7 +311,8 @@ class ScanAsset:
             logger.info("upload kept unscanned: tenant deleting", asset_id=asset_id, tenant=tenant)
             count("UploadsKeptForOffboarding")
             return ScanResult(asset_id, None, reasons=(TenantDeleting.code,))
-        record = replace(record, size=info.size)
+        # Storage is billed for the bytes placed: the published form, or a rejected upload.
+        record = replace(record, size=info.size if published is None else len(published))
         try:
             written = self._write_decision(record, existing, limit)
         except QuotaExceeded:
@@ -334,6 +342,7 @@ class ScanAsset:
                     "path": path,
                     "reasons": list(result.reasons),
                     "location": f"s3://{result.dest_bucket}/{result.dest_key}",
+                    **channel_summary(result.clearance),
                 },
             )
         count(f"Assets{record.status.value.capitalize()}")
@@ -541,13 +550,20 @@ class ScanAsset:
         # Decision time is read after the consents: a consent that expired
         # while we were encoding is judged expired.
         unknown = Reason.UNKNOWN_FACE if mode is ScanMode.RECOGNIZE else Reason.REVIEW_REQUIRED
-        decision = decide_asset(matches, consents, purpose, self._clock.now(), unknown)
+        # Every purpose the tenant uses is decided (clearance per channel); the
+        # image is published when cleared for each publishing purpose.
+        publishing = publishing_purposes(policy.publishing_purposes & policy.purposes, purpose)
+        clearance = decide_channels(
+            matches, consents, policy.purposes, publishing, self._clock.now(), unknown
+        )
+        decision = clearance.gate
         timer.measure("total", started)
         record = self._record(
             request, tenant, path, asset_id, purpose, policy, decision, observations, now, timer
         )
         decided = replace(
             record,
+            clearance=clearance.as_record(),
             policy={
                 **record.policy,
                 "scan_mode": mode.value,
@@ -574,9 +590,14 @@ class ScanAsset:
         """
         consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
         now = self._clock.now()
-        decision = redecide_recorded(faces_of(record), consents, record.purpose, now)
+        clearance = redecided_clearance(record, consents, now)
+        decision = clearance.gate
         reasons = tuple(r.value for r in decision.reasons)
-        if (decision.status, reasons) == (record.status, record.reasons):
+        if (decision.status, reasons, clearance.as_record()) == (
+            record.status,
+            record.reasons,
+            record.clearance,
+        ):
             return record
         s = self._settings
         approved = decision.approved
@@ -584,6 +605,7 @@ class ScanAsset:
             record,
             status=decision.status,
             reasons=reasons,
+            clearance=clearance.as_record(),
             dest_bucket=s.library_bucket if approved else s.quarantine_bucket,
             version=record.version + 1,
         )
@@ -696,6 +718,7 @@ class ScanAsset:
             duplicate=duplicate,
             dest_bucket=record.dest_bucket,
             dest_key=record.dest_key,
+            clearance=record.clearance,
         )
         if record.placed_at is not None or record.status is AssetStatus.HELD:
             return result
@@ -763,6 +786,7 @@ class ScanAsset:
             published,
             {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
             content_type=served_type(source.content_type),
+            tags=clearance_tags(record.asset_id, record.clearance),
         )
 
     def _follow_redecision(self, placed: AssetRecord) -> AssetRecord:
@@ -785,6 +809,7 @@ class ScanAsset:
                     latest.dest_bucket,
                     latest.dest_key,
                     {META_ASSET_ID: latest.asset_id, META_STATUS: latest.status.value},
+                    clearance_tags(latest.asset_id, latest.clearance),
                 )
             self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
         return latest
@@ -798,6 +823,7 @@ def _audit_decided(record: AssetRecord) -> None:
         status=record.status.value,
         reasons=list(record.reasons),
         purpose=record.purpose,
+        clearance=record.clearance,
         faces=[face.as_dict() for face in record.faces],
         versions=record.versions,
         policy=record.policy,
@@ -814,4 +840,5 @@ def _as_placed(result: ScanResult, record: AssetRecord) -> ScanResult:
         reasons=record.reasons,
         dest_bucket=record.dest_bucket,
         dest_key=record.dest_key,
+        clearance=record.clearance,
     )

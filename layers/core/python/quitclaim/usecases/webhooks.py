@@ -30,7 +30,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from importlib import resources
 from typing import Any
+from urllib.parse import urlencode
 
+from quitclaim.domain.dialects import (
+    BodyUnreadable,
+    Dialect,
+    Unit,
+    new_url_token,
+    reread,
+    unpack,
+    verify_hubspot,
+    verify_token,
+    verify_typeform,
+)
 from quitclaim.domain.errors import (
     Conflict,
     DependencyFailed,
@@ -129,10 +141,26 @@ class WebhookAdmin:
         mapping: Mapping[str, Any] | None = None,
         preset: str | None = None,
         default_validity_days: int = 365,
-    ) -> tuple[WebhookSource, IssuedSecret]:
-        """A new inbound source with its signing secret (shown once)."""
-        if not NAME.match(name):
+        dialect: str = "standard",
+        secret: str | None = None,
+    ) -> tuple[WebhookSource, IssuedSecret | None]:
+        """A new inbound source with its signing secret or URL token (shown once).
+
+        Where the tool owns the secret (HubSpot's client secret, Typeform's
+        secret) it is given here, stored the same way, and never shown again:
+        the answer then holds no secret.
+        """
+        if not NAME.fullmatch(name):
             raise ValidationFailed("name: 1-32 lowercase letters, digits or dashes", field="name")
+        try:
+            kind = Dialect(dialect)
+        except ValueError:
+            dialects = [d.value for d in Dialect]
+            raise ValidationFailed(f"dialect must be one of {dialects}", field="dialect") from None
+        if kind.tool_owns_secret and not (secret and 8 <= len(secret) <= 512):
+            raise ValidationFailed(f"a {kind} source needs the tool's secret", field="secret")
+        if not kind.tool_owns_secret and secret is not None:
+            raise ValidationFailed(f"a {kind} source is given its secret", field="secret")
         if (mapping is None) == (preset is None):
             raise ValidationFailed("give exactly one of mapping or preset", field="mapping")
         if preset is not None:
@@ -147,13 +175,18 @@ class WebhookAdmin:
                 "default_validity_days must be 1-3650", field="default_validity_days"
             )
         source = WebhookSource(
-            tenant, name, dict(mapping), default_validity_days, created_at=self.clock.now()
+            tenant,
+            name,
+            dict(mapping),
+            default_validity_days,
+            created_at=self.clock.now(),
+            dialect=kind.value,
         )
         self.store.put_source(source, new=True)
-        secret = new_secret()
-        self.secrets.put(tenant, SOURCES, name, SecretSet(secret))
+        issued = secret if secret is not None else _new_secret(kind)
+        self.secrets.put(tenant, SOURCES, name, SecretSet(issued))
         audit("webhook.source_created", tenant=tenant, source=name)
-        return source, IssuedSecret(secret)
+        return source, None if kind.tool_owns_secret else IssuedSecret(issued)
 
     def sources(self, tenant: str) -> list[WebhookSource]:
         return self.store.sources(tenant)
@@ -173,7 +206,13 @@ class WebhookAdmin:
     def rotate_source_secret(self, tenant: str, name: str, overlap: timedelta) -> IssuedSecret:
         """A new secret; the old one keeps verifying for ``overlap``."""
         source = self.source(tenant, name)
-        issued = self._rotate(tenant, SOURCES, name, overlap)
+        kind = _dialect_of(source)
+        if kind.tool_owns_secret:
+            raise Conflict(
+                f"the {kind} secret is the tool's: register the source again with the new one",
+                code="tool_owned_secret",
+            )
+        issued = self._rotate(tenant, SOURCES, name, overlap, _new_secret(kind))
         self.store.put_source(replace(source, rotated_at=self.clock.now()), new=False)
         audit("webhook.source_rotated", tenant=tenant, source=name)
         return issued
@@ -306,14 +345,16 @@ class WebhookAdmin:
             raise Conflict(f"only a {allowed} delivery can be handled so", code="not_parked")
         return found[0]
 
-    def _rotate(self, tenant: str, kind: str, name: str, overlap: timedelta) -> IssuedSecret:
+    def _rotate(
+        self, tenant: str, kind: str, name: str, overlap: timedelta, secret: str | None = None
+    ) -> IssuedSecret:
         if not timedelta(0) <= overlap <= MAX_OVERLAP:
             raise ValidationFailed("overlap_hours must be 0-168", field="overlap_hours")
         current = self.secrets.get(tenant, kind, name, fresh=True)
         if current is None:
             raise NotFound(f"{name} has no secret")
         until = self.clock.now() + overlap
-        secret = new_secret()
+        secret = secret or new_secret()
         self.secrets.put(tenant, kind, name, SecretSet(secret, current.current, until))
         return IssuedSecret(secret, until)
 
@@ -327,6 +368,8 @@ class Receipt:
 
     status: str  # accepted | duplicate | ignored
     delivery_id: str
+    # Every delivery of the request (a HubSpot batch has many), in order.
+    deliveries: tuple[str, ...] = ()
 
 
 @dataclass
@@ -339,12 +382,28 @@ class WebhookInbox:
     guard: OnceGuard
     queue: WorkQueue
     clock: Clock
+    # Transport time: HubSpot's request timestamps are checked against it.
+    wall_clock: Clock | None = None
+    # The API's public URL: HubSpot signs the URI it called, not the one the Lambda sees.
+    public_base_url: str = ""
 
-    def receive(self, tenant: str, name: str, headers: Mapping[str, str], body: bytes) -> Receipt:
-        if not is_tenant_id(tenant) or not NAME.match(name):
+    def receive(
+        self,
+        tenant: str,
+        name: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        method: str = "POST",
+        query: Mapping[str, str] | None = None,
+    ) -> Receipt:
+        if not is_tenant_id(tenant) or not NAME.fullmatch(name):
             raise SignatureRejected("unknown source or invalid signature")
         if len(body) > MAX_BODY_BYTES:
             raise BodyTooLarge(f"body is over {MAX_BODY_BYTES} bytes", field="body")
+        found = self.store.source(tenant, name)
+        if found is not None and _dialect_of(found) is not Dialect.STANDARD:
+            return self._receive_dialect(found, method, headers, body, dict(query or {}))
         self._verify(tenant, name, headers, body)
         delivery_id = _header(headers, "webhook-id")
         source = self.store.source(tenant, name)
@@ -367,6 +426,90 @@ class WebhookInbox:
             raise PayloadUnmappable(str(result.get("detail")), field=str(result.get("field")))
         count("WebhookDuplicates" if replayed else "WebhooksAccepted")
         return Receipt("duplicate" if replayed else str(result["status"]), delivery_id)
+
+    def handshake(self, tenant: str, name: str, query: Mapping[str, str]) -> None:
+        """Mailchimp's GET before it saves a webhook URL: 200 for a known source and token."""
+        source = (
+            self.store.source(tenant, name)
+            if is_tenant_id(tenant) and NAME.fullmatch(name)
+            else None
+        )
+        if source is None or _dialect_of(source) is not Dialect.MAILCHIMP:
+            raise SignatureRejected("unknown source or invalid signature")
+        self._verify_dialect(source, "GET", {}, b"", query)
+
+    def _receive_dialect(
+        self,
+        source: WebhookSource,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str],
+    ) -> Receipt:
+        """A tool's own format: verify its way, then each event once by the tool's id."""
+        self._verify_dialect(source, method, headers, body, query)
+        try:
+            units = unpack(_dialect_of(source), body)
+        except BodyUnreadable as exc:
+            raise (
+                BodyNotJson(exc.message, field=exc.field) if exc.code == "invalid_json" else exc
+            ) from None
+        statuses: list[str] = []
+        for unit in units:
+
+            def accept(unit: Unit = unit) -> dict[str, Any]:
+                return self._accept(source, unit.delivery_id, unit.payload, unit.stored.encode())
+
+            result, replayed = self.guard.once(
+                {"tenant": source.tenant, "source": source.name, "webhook_id": unit.delivery_id},
+                unit.digest,
+                accept,
+            )
+            # Parked is stored for review: the tool did its part (no 422 that it would retry).
+            statuses.append("duplicate" if replayed else str(result["status"]))
+            count("WebhookDuplicates" if replayed else "WebhooksAccepted")
+        if all(s == "duplicate" for s in statuses):
+            status = "duplicate"
+        elif all(s == "ignored" for s in statuses):
+            status = "ignored"
+        else:
+            status = "accepted"
+        ids = tuple(u.delivery_id for u in units)
+        return Receipt(status, ids[0], ids)
+
+    def _verify_dialect(
+        self,
+        source: WebhookSource,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        query: Mapping[str, str],
+    ) -> None:
+        tenant, name, kind = source.tenant, source.name, _dialect_of(source)
+        now = self.clock.now()
+        wall = (self.wall_clock or self.clock).now()
+        uri = f"{self.public_base_url.rstrip('/')}/webhooks/{tenant}/{name}"
+        if query:
+            uri += "?" + urlencode(query)
+
+        def verified(found: SecretSet | None) -> bool:
+            if found is None:
+                return False
+            keys = found.valid(now)
+            if kind is Dialect.HUBSPOT:
+                return verify_hubspot(keys, method, uri, headers, body, wall)
+            if kind is Dialect.TYPEFORM:
+                return verify_typeform(keys, headers, body)
+            return verify_token(keys, query.get("token"))
+
+        found = self.secrets.get(tenant, SOURCES, name)
+        if verified(found):
+            return
+        fresh = self.secrets.get(tenant, SOURCES, name, fresh=True)
+        if fresh != found and verified(fresh):
+            return
+        count("WebhookSignatureRejected")
+        raise SignatureRejected("unknown source or invalid signature")
 
     def _verify(self, tenant: str, name: str, headers: Mapping[str, str], body: bytes) -> None:
         if not all(
@@ -430,6 +573,17 @@ class WebhookInbox:
         return {"status": "accepted"}
 
 
+def _dialect_of(source: WebhookSource) -> Dialect:
+    try:
+        return Dialect(source.dialect)
+    except ValueError:  # a record from a newer release: refuse rather than guess
+        raise SignatureRejected("unknown source or invalid signature") from None
+
+
+def _new_secret(kind: Dialect) -> str:
+    return new_url_token() if kind.uses_url_token else new_secret()
+
+
 def _header(headers: Mapping[str, str], name: str) -> str:
     for key, value in headers.items():
         if key.lower() == name:
@@ -456,11 +610,16 @@ class ApplyInbound:
         try:
             if source is None:
                 raise _Park("source_removed", "source", "the source was deleted")
-            event = ConsentMapping.parse(source.mapping).apply(json.loads(body or "null"))
+            payload = (
+                json.loads(body or "null")
+                if _dialect_of(source) is Dialect.STANDARD
+                else reread(_dialect_of(source), body or "null")
+            )
+            event = ConsentMapping.parse(source.mapping).apply(payload)
             if event is None:
                 outcome = replace(delivery, status=InboundStatus.IGNORED)
             else:
-                outcome = self._apply(source, delivery, event)
+                outcome = self._apply(source, delivery, event, body)
         except _Park as park:
             outcome = replace(
                 delivery,
@@ -491,7 +650,11 @@ class ApplyInbound:
         return outcome
 
     def _apply(
-        self, source: WebhookSource, delivery: InboundDelivery, event: InboundEvent
+        self,
+        source: WebhookSource,
+        delivery: InboundDelivery,
+        event: InboundEvent,
+        body: str | None = None,
     ) -> InboundDelivery:
         tenant = source.tenant
         matches = self.registry.find_subjects(
@@ -505,7 +668,13 @@ class ApplyInbound:
         origin = f"webhook:{source.name}"
         now = self.clock.now()
         changed: list[str] = []
-        if event.action is ConsentAction.GRANTED:
+        if event.action is ConsentAction.EMAIL_CHANGED:
+            if event.new_email is None:
+                raise _Park("payload_unmappable", "new_email", "the new e-mail address is missing")
+            self.registry.update_subject(tenant, subject_id, {"email": event.new_email})
+        elif event.action is ConsentAction.UNREACHABLE:
+            self.registry.update_subject(tenant, subject_id, {"email_unreachable": True})
+        elif event.action is ConsentAction.GRANTED:
             start = event.valid_from or now
             until = event.valid_until or start + timedelta(days=source.default_validity_days)
             # Stable per delivery: a redelivered grant hits ``exists``, never a second consent.
@@ -526,6 +695,15 @@ class ApplyInbound:
                     signer=event.signer,
                     form_version=source.name,
                     document_url=event.evidence_url,
+                    # A Typeform response is itself the evidence: stored and hashed.
+                    document=(
+                        body.encode("utf-8")
+                        if body and _dialect_of(source) is Dialect.TYPEFORM
+                        else None
+                    ),
+                    document_type=(
+                        "application/json" if _dialect_of(source) is Dialect.TYPEFORM else None
+                    ),
                     consent_id=consent_id,
                     actor=origin,
                 )
