@@ -6,6 +6,7 @@ Every test builds the engine as the ingest function does (``bootstrap.face_engin
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 
 import numpy as np
@@ -18,7 +19,7 @@ from quitclaim.domain.models import Box
 from quitclaim.faces.matchability import MAX_YAW_DEG, MIN_IOD_PX, estimate_yaw
 from quitclaim.faces.ports import DecodedImage, FaceEngine
 from quitclaim.faces.yunet_engine import YuNetFaceEngine
-from tests.unit.faces._fixtures import UPLOADS, covers, enroll_portraits, read
+from tests.unit.faces._fixtures import REPO, UPLOADS, covers, enroll_portraits, read
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +163,29 @@ def test_the_budget_counts_every_pass_in_every_orientation(engine: FaceEngine) -
         engine.analyze(DecodedImage(frames, "GIF", 4000, 3000, meta={"orientation": "1"}))
     assert refused.value.code == "detection_budget_exceeded"
     assert 30 * one > 100_000_000
+
+
+HARD = REPO / "tests" / "fixtures" / "hard_faces"
+
+
+def _profiles() -> list[tuple[str, Box]]:
+    photos = json.loads((HARD / "labels.json").read_text())["photos"]
+    return [
+        (name, Box(*face["box"]))
+        for name, photo in sorted(photos.items())
+        for face in photo["faces"]
+        if "profile" in (face.get("note") or "")
+    ]
+
+
+def test_faces_in_profile_are_found_and_never_matched(engine: FaceEngine) -> None:
+    # Given the hard-case set's faces labelled "profile" / "near profile" / "full profile"
+    profiles = _profiles()
+    assert len(profiles) >= 8
+    for name, box in profiles:
+        # When their photo is scanned (upright, or stored turned without a tag)
+        found = engine.analyze(engine.decode((HARD / name).read_bytes()))
+        hits = [f for f in found if covers(box, f.box)]
+        # Then the face is found, and the recogniser is never asked to name it
+        assert hits, (name, box)
+        assert not hits[0].matchable, (name, box, hits[0].unmatchable)
