@@ -26,7 +26,7 @@ from typing import Final, Literal
 
 import numpy as np
 import simplejpeg
-from PIL import ExifTags, Image, ImageFile
+from PIL import ExifTags, Image, ImageFile, ImageFilter
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
@@ -406,6 +406,10 @@ def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
     elif im.mode == "RGB":
         # convert() would copy 36 MB of a 12 MP frame for nothing.
         rgb_image = im
+    elif im.mode == "1":
+        # A bilevel (dithered) picture is grey to a viewer's eye, but its single-pixel
+        # dots hide a face from a CNN detector: scanned as the eye sees it, smoothed.
+        rgb_image = im.convert("L").filter(ImageFilter.GaussianBlur(1.0)).convert("RGB")
     else:
         rgb_image = im.convert("RGB")
     method = _ORIENTATION_TRANSPOSE.get(orientation)
