@@ -1,7 +1,7 @@
 """Tenant budgets on the local stack: one tenant's input cannot starve another's work.
 
 Tenant A uploads a 60 MP flat JPEG (about 0.5 MB; with dlib's HOG a 240 MP scan
-for 40 px faces, with the YuNet engine about 30 MP in all four orientations, inside
+for 40 px faces, with the YuNet engine 34 MP in all four orientations, inside
 the per-image pixel budget: tests/unit/faces/test_detection_budget.py shows an
 image over the budget refused) and registers webhook endpoints that accept a connection and never
 answer; tenant B uploads ordinary photos and has a receiver that answers.
