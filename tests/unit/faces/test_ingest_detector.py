@@ -189,3 +189,17 @@ def test_faces_in_profile_are_found_and_never_matched(engine: FaceEngine) -> Non
         # Then the face is found, and the recogniser is never asked to name it
         assert hits, (name, box)
         assert not hits[0].matchable, (name, box, hits[0].unmatchable)
+
+
+def test_numerical_garbage_from_the_detector_is_not_a_face() -> None:
+    # Given a plausible YuNet row (box, five landmarks, score) and rows of garbage
+    from quitclaim.faces.yunet_engine import _sane
+
+    face = [100, 80, 60, 70, 115, 100, 145, 100, 130, 115, 118, 130, 142, 130, 0.95]
+    huge = [-2.4e28, -9.4e27, 9.0e27, 2.4e28, *face[4:]]
+    nan = [*face[:14], float("nan")]
+    # Then only the plausible row is kept
+    assert _sane(face, 640, 480)
+    assert not _sane(huge, 640, 480)
+    assert not _sane(nan, 640, 480)
+    assert not _sane([*face[:14], 3.0], 640, 480)

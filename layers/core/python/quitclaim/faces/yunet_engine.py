@@ -89,6 +89,26 @@ class _Hit:
     turns: int  # np.rot90 quarter turns that make the face upright
 
 
+def _sane(row: Any, width: int, height: int) -> bool:
+    """A detector row with finite numbers inside (a margin around) the image it was run on.
+
+    OpenCV's YuNet occasionally returned rows of ~1e28 coordinates on a hostile input (seen
+    on the stack, not reproducible on the same bytes): numerical garbage, not a face; a
+    real face is found again by the same pass with sane numbers.
+    """
+    values = np.asarray(row[:15], dtype=np.float64)
+    if not np.all(np.isfinite(values)) or not 0.0 <= values[14] <= 1.0:
+        return False
+    xs, ys = values[[0, 4, 6, 8, 10, 12]], values[[1, 5, 7, 9, 11, 13]]
+    inside = (
+        np.all((xs >= -width) & (xs <= 2 * width))
+        and np.all((ys >= -height) & (ys <= 2 * height))
+        and 0 < values[2] <= 3 * width
+        and 0 < values[3] <= 3 * height
+    )
+    return bool(inside)
+
+
 @functools.lru_cache(maxsize=4)
 def _nets(directory: str) -> tuple[Any, Any]:
     base = Path(directory)
@@ -240,6 +260,8 @@ class YuNetFaceEngine(DlibFaceEngine):
             for turns in self._turns:
                 turned = work if turns == 0 else np.ascontiguousarray(np.rot90(work, turns))
                 for row in _run(self._detector, turned):
+                    if not _sane(row, turned.shape[1], turned.shape[0]):
+                        continue
                     points = row[4:14].reshape(5, 2).astype(np.float32)
                     corners = np.array(
                         [[row[0], row[1]], [row[0] + row[2], row[1] + row[3]]], dtype=np.float32
