@@ -355,7 +355,16 @@ def animation_with_face_last(image: Image.Image, fmt: str, frames: int = 4) -> b
     return encode(plain[0], fmt, **params)
 
 
-# --- HEIF / AVIF ---------------------------------------------------------------------
+# --- HEIF / AVIF / TIFF / RAW / video ---------------------------------------------------
+
+# Committed HEIC files, made once from the face photos (fixtures/formats/make_heic.py):
+# nothing in this environment encodes HEVC without the GPL x265 encoder.
+HEIC = FACES.parent / "formats"
+
+
+def heic(name: str) -> bytes:
+    """A committed HEIC: ``obama-iphone``, ``stranger-iphone``, ``face-only-in-second-image``."""
+    return (HEIC / f"{name}.heic").read_bytes()
 
 
 def iso_bmff(brand: bytes) -> bytes:
@@ -363,6 +372,72 @@ def iso_bmff(brand: bytes) -> bytes:
     ftyp = b"ftyp" + brand + b"\x00\x00\x00\x00" + b"mif1" + brand
     meta = b"meta" + b"\x00" * 4
     return struct.pack(">I", 4 + len(ftyp)) + ftyp + struct.pack(">I", 4 + len(meta)) + meta
+
+
+def ftyp_only(major: bytes, *compatible: bytes) -> bytes:
+    """An ISO-BMFF head naming exactly these brands (MP4, MOV, CR3, image sequences)."""
+    ftyp = b"ftyp" + major + b"\x00\x00\x02\x00" + b"".join(compatible)
+    return struct.pack(">I", 4 + len(ftyp)) + ftyp + struct.pack(">I", 8) + b"free"
+
+
+def heif_claiming(data: bytes, width: int, height: int) -> bytes:
+    """Every ``ispe`` (image spatial extents) box rewritten to claim ``width`` x ``height``."""
+    out = bytearray(data)
+    start = 0
+    while (found := out.find(b"ispe", start)) != -1:
+        out[found + 8 : found + 16] = struct.pack(">II", width, height)
+        start = found + 4
+    return bytes(out)
+
+
+def avif(image: Image.Image, **params: object) -> bytes:
+    return encode(image, "AVIF", quality=60, **params)
+
+
+def tiff_pages(*pages: Image.Image, **params: object) -> bytes:
+    """A multi-page TIFF (one IFD per page, LZW)."""
+    return encode(
+        pages[0], "TIFF", save_all=True, append_images=list(pages[1:]), compression="tiff_lzw",
+        **params,
+    )  # fmt: skip
+
+
+def plain(size: tuple[int, int], shade: int) -> Image.Image:
+    return Image.new("RGB", size, (shade, 90, 255 - shade))
+
+
+def tiff_face_on_page_3(face: Image.Image) -> bytes:
+    """Three pages; only the third shows anyone (a scanned archive's folder)."""
+    return tiff_pages(plain(face.size, 40), plain(face.size, 160), face)
+
+
+def tiff_claiming(width: int, height: int) -> bytes:
+    """A one-strip TIFF header that claims ``width`` x ``height`` pixels (a pixel bomb)."""
+    data = bytearray(encode(Image.new("L", (16, 16), 128), "TIFF"))
+    order = "<" if data[:2] == b"II" else ">"
+    (ifd,) = struct.unpack_from(order + "I", data, 4)
+    (entries,) = struct.unpack_from(order + "H", data, ifd)
+    for entry in range(ifd + 2, ifd + 2 + 12 * entries, 12):
+        (tag,) = struct.unpack_from(order + "H", data, entry)
+        if tag in (256, 257):  # ImageWidth, ImageLength
+            value = width if tag == 256 else height
+            struct.pack_into(order + "HHI", data, entry, tag, 4, 1)
+            struct.pack_into(order + "I", data, entry + 8, value)
+    return bytes(data)
+
+
+def tiff_many_pages(count: int) -> bytes:
+    return tiff_pages(*(Image.new("L", (8, 8), i % 256) for i in range(count)))
+
+
+def dng_like(image: Image.Image) -> bytes:
+    """A TIFF that says it is a DNG (DNGVersion 1.4): camera RAW, not a picture."""
+    return encode(image, "TIFF", tiffinfo={50706: b"\x01\x04\x00\x00"})
+
+
+def cr2_head() -> bytes:
+    """Canon CR2: a TIFF header with ``CR`` and a version at byte 8."""
+    return b"II*\x00\x10\x00\x00\x00CR\x02\x00" + bytes(64)
 
 
 # --- orientation ---------------------------------------------------------------------

@@ -15,7 +15,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from quitclaim.domain.errors import RejectedInput
-from quitclaim.faces.imaging import decode_image, is_heif
+from quitclaim.faces import containers
+from quitclaim.faces.imaging import decode_image
 from tests import hostile as h
 
 LIMITS = {"max_bytes": 50 * 1024 * 1024, "max_pixels": 60_000_000, "max_frames": 200}
@@ -28,23 +29,25 @@ def rejection(data: bytes) -> str:
 
 
 @pytest.mark.parametrize("brand", [b"heic", b"heix", b"mif1", b"avif"])
-def test_heif_and_avif_are_refused_with_their_own_reason(brand: bytes) -> None:
-    # Given what a phone writes: an ISO-BMFF head naming a HEIF brand
+def test_a_heif_or_avif_head_is_decoded_as_such_not_refused_as_unknown(brand: bytes) -> None:
+    # Given what a phone writes, cut after its head: an ISO-BMFF head naming a HEIF brand
     data = h.iso_bmff(brand)
-    # Then it is recognised, and refused as such (not as unknown bytes)
-    assert is_heif(data)
-    assert rejection(data) == "heif_not_supported"
+    # Then it is recognised and decoded (tests/unit/faces/test_containers.py): it holds no
+    # image, so it is corrupt, not an unknown format and not video
+    assert containers.kind_of(data) in {"HEIF", "AVIF"}
+    assert rejection(data) == "corrupt_image"
 
 
 def test_the_shortest_heic_head_is_still_recognised() -> None:
     # (this was the "heic" case of test_anything_but_jpeg_png_gif_webp_is_rejected_by_its_bytes)
-    assert rejection(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00") == "heif_not_supported"
+    assert containers.kind_of(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00") == "HEIF"
+    assert rejection(b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00") == "truncated_image"
 
 
-def test_other_iso_bmff_files_are_just_unsupported() -> None:
+def test_other_iso_bmff_files_are_video() -> None:
     mp4 = h.iso_bmff(b"isom").replace(b"mif1", b"mp41")
-    assert not is_heif(mp4)
-    assert rejection(mp4) == "unsupported_format"
+    assert containers.kind_of(mp4) == "VIDEO"
+    assert rejection(mp4) == "video_not_supported"
 
 
 def test_a_gif_with_a_page_after_its_trailer_is_decoded_not_called_truncated() -> None:

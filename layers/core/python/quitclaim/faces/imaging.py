@@ -30,21 +30,14 @@ from PIL import ExifTags, Image, ImageFile, ImageFilter
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
+from quitclaim.faces import containers
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
-# Magic bytes → Pillow format. Only these four are accepted; the file name and
-# the declared content type are never trusted.
+# Magic bytes → Pillow format: these four are decoded as they are; HEIF, AVIF
+# and TIFF through faces/containers.py. The file name and the declared content
+# type are never trusted.
 _PNG_MAGIC: Final = b"\x89PNG\r\n\x1a\n"
 _JPEG_MAGIC: Final = b"\xff\xd8\xff"
-# ISO-BMFF brands of HEIF stills and sequences (HEIC, AVIF, ...). Refused with
-# their own code, the original held under rejected/ for a person to convert:
-# pillow-heif's binary wheels (linux x86_64 and aarch64 exist) are GPLv2 as a
-# whole, since they bundle x265, which this Apache-2.0 layer does not ship; and
-# HEIF/AVIF orient by irot/imir boxes, not EXIF, which nothing here checks yet.
-_HEIF_BRANDS: Final = frozenset(
-    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1", b"avif", b"avis"}
-)
-
 # Modes our four formats can produce. Anything else (float, signed, LAB, ...)
 # has no agreed mapping to what a viewer sees, so it is refused.
 ALLOWED_MODES: frozenset[str] = frozenset(
@@ -123,17 +116,6 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
-def is_heif(data: bytes) -> bool:
-    """Whether ``data`` opens as an ISO-BMFF file naming a HEIF/AVIF brand."""
-    if len(data) < 16 or data[4:8] != b"ftyp":
-        return False
-    (size,) = struct.unpack_from(">I", data, 0)
-    end = min(max(size, 16), len(data), 256)
-    # major brand, minor version, then compatible brands
-    brands = [data[8:12], *(data[i : i + 4] for i in range(16, end - 3, 4))]
-    return any(brand in _HEIF_BRANDS for brand in brands)
-
-
 def decode_image(
     data: bytes,
     *,
@@ -154,8 +136,12 @@ def decode_image(
     ``scale`` set to it and ``width``/``height`` of the full-size image.
     Other formats ignore it. Raises ``RejectedInput`` with code
     ``empty_file``, ``too_large``, ``unsupported_format``, ``too_many_pixels``,
-    ``unsupported_mode``, ``too_many_frames``, ``truncated_image`` or
-    ``corrupt_image``.
+    ``unsupported_mode``, ``too_many_frames``, ``truncated_image``,
+    ``corrupt_image``, ``raw_not_supported`` or ``video_not_supported``.
+
+    HEIF/HEIC and AVIF decode to their primary image, TIFF to every page
+    (faces/containers.py); pages count as frames against ``max_frames`` and
+    ``max_total_pixels``.
     """
     # Set on every call, not once at import: a later `import face_recognition`
     # flips it back to True for the whole process. First thing, so that even a
@@ -168,18 +154,24 @@ def decode_image(
             f"the upload has {len(data)} bytes; the limit is {max_bytes}", code="too_large"
         )
     fmt = sniff_format(data)
-    if fmt is None and is_heif(data):
-        raise RejectedInput(
-            "HEIC/HEIF/AVIF images are not decoded; convert to JPEG or PNG",
-            code="heif_not_supported",
-        )
+    total_budget = max_pixels if max_total_pixels is None else max_total_pixels
     if fmt is None:
-        raise RejectedInput(
-            "the content is not a JPEG, PNG, GIF or WebP image", code="unsupported_format"
+        kind = containers.kind_of(data)
+        if kind is None:
+            raise RejectedInput(
+                "the content is not a JPEG, PNG, GIF, WebP, HEIF, AVIF or TIFF image",
+                code="unsupported_format",
+            )
+        found = containers.pictures(
+            data,
+            kind,
+            max_pixels=max_pixels,
+            max_frames=max_frames,
+            max_total_pixels=total_budget,
         )
+        return _decoded_pictures(found, kind)
     _check_container_complete(data, fmt)
 
-    total_budget = max_pixels if max_total_pixels is None else max_total_pixels
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -286,6 +278,28 @@ def _decode(
         height=full_h,
         scale=float(scale),
         meta={**meta, "reduction": str(scale)},
+    )
+
+
+def _decoded_pictures(found: list[containers.Picture], kind: str) -> DecodedImage:
+    """HEIF/AVIF/TIFF pictures (already upright) as frames, each with its views."""
+    frames: list[Pixels] = []
+    views: list[int] = []
+    for picture in found:
+        _check_mode(picture.image.mode)
+        picture_views = _views(picture.image, 1)
+        views.append(len(picture_views))
+        frames.extend(picture_views)
+    meta = {"mode": found[0].image.mode, "orientation": "1", "frames": str(len(found))}
+    if any(n > 1 for n in views):
+        meta["views"] = ",".join(map(str, views))
+    first = frames[0]
+    return DecodedImage(
+        frames=tuple(frames),
+        source_format=kind,
+        width=int(first.shape[1]),
+        height=int(first.shape[0]),
+        meta=meta,
     )
 
 

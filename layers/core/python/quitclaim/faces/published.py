@@ -21,12 +21,15 @@ upload but this form of it, rebuilt from the container's structure:
 - everything else, and every byte after the picture's end, is dropped.
 
 The ingest scans this form (decoded as any upload) and publishes exactly
-these bytes; the upload itself is kept privately. Bytes that are none of the
-four formats come back unchanged: the decoder refuses them with its own code.
+these bytes; the upload itself is kept privately. HEIF/HEIC, AVIF and TIFF
+cannot be rebuilt this way: they are decoded (faces/containers.py) and
+re-encoded, see ``reencoded`` and docs/formats.md. Bytes that are none of
+these formats come back unchanged: the decoder refuses them with its own code.
 """
 
 from __future__ import annotations
 
+import io
 import re
 import struct
 import zlib
@@ -37,6 +40,7 @@ from xml.sax.saxutils import escape, quoteattr
 from PIL import Image
 
 from quitclaim.domain.errors import RejectedInput
+from quitclaim.faces import containers
 from quitclaim.faces.imaging import sniff_format
 
 # -- JPEG -------------------------------------------------------------------------
@@ -73,13 +77,20 @@ _IIM_PREVIEW: Final = frozenset({200, 201, 202})
 _IRB_IPTC: Final = 0x0404
 
 
-def published_form(data: bytes) -> bytes:
+def published_form(data: bytes, *, max_pixels: int = 60_000_000, max_frames: int = 200) -> bytes:
     """The bytes to scan and publish for upload ``data`` (see the module's docstring).
 
     Raises ``RejectedInput`` (``corrupt_image``) when metadata that would be
-    kept cannot be read; unknown formats come back unchanged.
+    kept cannot be read; unknown formats come back unchanged. HEIF/HEIC and
+    AVIF come back as a JPEG (a PNG when the picture has transparency) of
+    their primary image, TIFF as a TIFF of its pages (``reencoded``): the
+    limits bound that decode as they bound the scan's (``decode_image``).
     """
     fmt = sniff_format(data)
+    if fmt is None:
+        kind = containers.kind_of(data)
+        if kind in ("HEIF", "AVIF", "TIFF"):
+            return reencoded(data, kind, max_pixels=max_pixels, max_frames=max_frames)
     if fmt == "JPEG":
         return _jpeg(data)
     if fmt == "PNG":
@@ -440,3 +451,146 @@ def _webp(data: bytes) -> bytes:
         pos = stop
     body = b"WEBP" + b"".join(kept)
     return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+# -- HEIF, AVIF, TIFF: decoded and re-encoded ---------------------------------------
+
+# The re-encoded JPEG of a HEIF/AVIF picture. A quality that keeps a phone
+# photo's detail; fixed, so that the same upload always gives the same bytes
+# (a redelivery checks the published form's SHA-256 against the scanned one).
+REENCODE_JPEG_QUALITY: Final = 92
+# EXIF IFD0 tags kept in a re-encoded picture: those of the JPEG allowlist but
+# the orientation, which the pixels already have applied.
+_EXIF_KEEP_REENCODED: Final = tuple(tag for tag in _EXIF_KEEP if tag != 0x0112)
+# TIFF tags kept on the first page: ImageDescription, Artist, Copyright.
+_TIFF_MODES_KEPT: Final = frozenset({"1", "L", "LA", "RGB", "RGBA", "CMYK"})
+_SIXTEEN_BIT: Final = frozenset({"I;16", "I;16L", "I;16B", "I"})
+
+
+def reencoded(data: bytes, kind: containers.Kind, *, max_pixels: int, max_frames: int) -> bytes:
+    """The published form of a HEIF/AVIF (primary image) or TIFF (every page) upload.
+
+    Only the pictures ``containers.pictures`` decodes are written, upright,
+    with the metadata allowlist of a JPEG (ICC profile; EXIF IFD0 rights and
+    resolution; XMP rights), so thumbnails, auxiliary and depth images, burst
+    images, SubIFDs and metadata previews are not in it. Deterministic: the
+    same upload gives the same bytes.
+    """
+    assert kind in ("HEIF", "AVIF", "TIFF")
+    found = containers.pictures(
+        data, kind, max_pixels=max_pixels, max_frames=max_frames, max_total_pixels=max_pixels
+    )
+    if kind == "TIFF":
+        return _tiff_reencoded(found)
+    return _picture_reencoded(found[0])
+
+
+def _reencoded_exif(exif: Image.Exif | None) -> bytes | None:
+    if exif is None:
+        return None
+    out = Image.Exif()
+    for tag in _EXIF_KEEP_REENCODED:
+        value = exif.get(tag)
+        if value is not None:
+            out[tag] = value
+    return out.tobytes() if len(out) else None
+
+
+def _picture_reencoded(picture: containers.Picture) -> bytes:
+    """A JPEG of the picture, or a PNG when it has transparency, then rebuilt as any upload."""
+    image = picture.image
+    exif = _reencoded_exif(picture.exif)
+    params: dict[str, object] = {}
+    if picture.icc_profile:
+        params["icc_profile"] = picture.icc_profile
+    if exif:
+        params["exif"] = exif
+    xmp = xmp_allowlisted(picture.xmp) if picture.xmp else None
+    out = io.BytesIO()
+    if _has_transparency(image):
+        # JPEG has no alpha; a face drawn in alpha must stay where the scan sees it.
+        image = image.convert("RGBA") if image.mode not in ("RGBA", "LA") else image
+        image.save(out, "PNG", compress_level=6, **params)
+        encoded = out.getvalue()
+        if xmp is not None:
+            encoded = _png_with_xmp(encoded, xmp)
+        return _png(encoded)
+    image = image if image.mode in ("L", "RGB") else image.convert("RGB")
+    image.save(out, "JPEG", quality=REENCODE_JPEG_QUALITY, **params)
+    encoded = out.getvalue()
+    if xmp is not None:
+        # After SOI (and JFIF): an APP1 XMP segment.
+        encoded = encoded[:2] + _segment(_APP1, _XMP + xmp) + encoded[2:]
+    return _jpeg(encoded)
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    if not image.has_transparency_data:
+        return False
+    low, _ = image.convert("RGBA").getchannel("A").getextrema()
+    return bool(isinstance(low, int | float) and low < 255)
+
+
+def _png_with_xmp(encoded: bytes, xmp: bytes) -> bytes:
+    end = encoded.rindex(b"IEND") - 4
+    chunk = _chunk(b"iTXt", _PNG_XMP_KEYWORD + b"\x00\x00\x00\x00\x00" + xmp)
+    return encoded[:end] + chunk + encoded[end:]
+
+
+def _tiff_page(image: Image.Image) -> Image.Image:
+    """A page in a mode the TIFF writer keeps as the scan decodes it."""
+    if image.mode in _TIFF_MODES_KEPT:
+        return image
+    if image.mode in _SIXTEEN_BIT:
+        # As the scan sees it (faces/imaging.py): the 0..65535 range scaled to 8 bits.
+        import numpy as np
+
+        raw = np.asarray(image)
+        if image.mode == "I":
+            raw = np.clip(raw, 0, 65535)
+        grey = ((raw.astype(np.uint32) * 255 + 32767) // 65535).astype(np.uint8)
+        return Image.fromarray(np.ascontiguousarray(grey), mode="L")
+    return image.convert("RGBA" if image.has_transparency_data else "RGB")
+
+
+def _tiff_reencoded(found: list[containers.Picture]) -> bytes:
+    """Every decoded page, upright, deflate-compressed; rights tags of the first page."""
+    pages = []
+    for picture in found:
+        page = _tiff_page(picture.image)
+        page.info = {"icc_profile": picture.icc_profile} if picture.icc_profile else {}
+        pages.append(page)
+    info = {tag: value for tag, value in found[0].tags.items() if isinstance(value, str)}
+    out = io.BytesIO()
+    pages[0].save(
+        out,
+        "TIFF",
+        save_all=True,
+        append_images=pages[1:],
+        compression="tiff_deflate",
+        tiffinfo=info,
+    )
+    return out.getvalue()
+
+
+# Content types an uploader gives the formats that are re-encoded.
+_REENCODED_UPLOAD_TYPES: Final = frozenset(
+    {"image/heic", "image/heif", "image/heic-sequence", "image/heif-sequence", "image/avif"}
+    | {"image/tiff", "image/tif", "image/x-tiff"}
+)
+_TYPE_OF: Final = {"JPEG": "image/jpeg", "PNG": "image/png", "TIFF": "image/tiff"}
+
+
+def reencoded_type(published: bytes, uploaded_type: str | None) -> str | None:
+    """The Content-Type of a re-encoded published form, or None for the uploader's to stand.
+
+    A HEIC uploaded as ``image/heic`` is published as a JPEG: it is served as
+    ``image/jpeg``. A TIFF is served as ``image/tiff`` whatever it was sent as.
+    """
+    fmt = sniff_format(published)
+    if fmt is None and containers.kind_of(published) == "TIFF":
+        return _TYPE_OF["TIFF"]
+    base = (uploaded_type or "").split(";", 1)[0].strip().lower()
+    if base in _REENCODED_UPLOAD_TYPES and fmt in _TYPE_OF:
+        return _TYPE_OF[fmt]
+    return None

@@ -71,7 +71,7 @@ from quitclaim.domain.usage import (
 )
 from quitclaim.faces.gallery import Gallery, GalleryCache
 from quitclaim.faces.ports import FaceEngine, FaceObservation
-from quitclaim.faces.published import published_form
+from quitclaim.faces.published import published_form, reencoded_type
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
 from quitclaim.usecases.recheck import redecided_clearance
@@ -515,7 +515,7 @@ class ScanAsset:
             t = time.perf_counter()
             # What is scanned is what will be published, byte for byte: the
             # picture without its thumbnails and previews (faces/published.py).
-            published = published_form(data)
+            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
             image = self.engine.decode(published)
             timer.measure("decode", t)
         except RejectedInput as exc:
@@ -774,7 +774,8 @@ class ScanAsset:
         """Write the scanned published form where the record says (library or quarantine)."""
         if published is None:
             data = self._store.read(source.bucket, source.key, source.version_id)
-            published = published_form(data)
+            s = self._settings
+            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
         if sha256_hex(published) != record.published_sha256:
             # The same upload gave other bytes than those scanned (a changed
             # published_form between two deliveries): place nothing unscanned.
@@ -785,7 +786,9 @@ class ScanAsset:
             record.dest_key,
             published,
             {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
-            content_type=served_type(source.content_type),
+            # A re-encoded HEIF/AVIF/TIFF is served as what it now is (docs/formats.md).
+            content_type=reencoded_type(published, source.content_type)
+            or served_type(source.content_type),
             tags=clearance_tags(record.asset_id, record.clearance),
         )
 
