@@ -21,6 +21,9 @@ layer's ``python/`` on ``sys.path`` as ``/opt/python``).
   package's location. The 68-point model (not licensed for commercial use)
   and the CNN/MMOD detector are not shipped. face_recognition itself is not
   shipped: the engine does not import it (it is the benchmark baseline only).
+  pi-heif decodes HEIC; the LGPL notices of the libheif and libde265 it
+  bundles go from ``infra/notices/pi-heif/`` to the layer's
+  ``THIRD-PARTY-NOTICES/pi-heif/`` (``ship_notices``).
 
 Wheels are chosen by pip's cross-platform selection (``--platform
 manylinux_2_28_aarch64 --python-version 3.13 --implementation cp
@@ -79,6 +82,8 @@ FACE_DISTRIBUTIONS = frozenset(
         "face-recognition-models",
         # cv2.FaceDetectorYN runs the YuNet detector (headless: no GUI libraries).
         "opencv-python-headless",
+        # HEIC/HEIF decoding (libheif + libde265, LGPL-3.0: notices in NOTICES_DIR).
+        "pi-heif",
     }
 )
 RUNTIME_PROVIDED = frozenset(
@@ -97,6 +102,13 @@ DETECTOR_MODELS = (
     "yunet_n_640_640.onnx",
 )
 DETECTOR_LICENCE = "LICENSE-libfacedetection.train"
+# Notices a bundled library's licence asks to ship with it: infra/notices/<distribution>/
+# is copied into the face layer as THIRD-PARTY-NOTICES/<distribution>/ (with the
+# wheel's own licence files) whenever that distribution is installed there.
+NOTICES_DIR = ROOT / "infra" / "notices"
+NOTICES_IN_LAYER = "THIRD-PARTY-NOTICES"
+# Distributions whose wheels bundle LGPL libraries: the build fails without their notices.
+NEEDS_NOTICES = frozenset({"pi-heif"})
 
 
 def shipped_detector_files(package: Path) -> list[str]:
@@ -250,8 +262,39 @@ def build_face(out: Path, *, pin: bool) -> Path:
     wheels = [r for r in face if requirement_name(r) != "face-recognition-models"]
     pip_install(site, wheels, pin=pin)
     copy_models(site / "face_recognition_models")
+    shipped = ship_notices(site)
+    print(f"  notices shipped: {', '.join(shipped) or 'none'}")
     tidy(site)
     return site
+
+
+def ship_notices(site: Path, notices: Path = NOTICES_DIR) -> list[str]:
+    """Copy each installed distribution's notices into ``site/THIRD-PARTY-NOTICES/<name>/``.
+
+    Besides the committed notice and licence texts, the wheel's own licence
+    files (``*.dist-info/licenses/``) are copied next to them. A distribution
+    of ``NEEDS_NOTICES`` installed without a notices folder fails the build.
+    """
+    installed = {
+        canonical(info.name.removesuffix(".dist-info").rsplit("-", 1)[0]): info
+        for info in site.glob("*.dist-info")
+    }
+    shipped = []
+    for name, info in sorted(installed.items()):
+        source = notices / name
+        if not source.is_dir():
+            if name in NEEDS_NOTICES:
+                raise BuildError(f"{name} bundles LGPL libraries: add its notices to {notices}")
+            continue
+        target = site / NOTICES_IN_LAYER / name
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        licences = info / "licenses"
+        if licences.is_dir():
+            for licence in sorted(licences.iterdir()):
+                if licence.is_file():
+                    shutil.copy2(licence, target / licence.name)
+        shipped.append(name)
+    return shipped
 
 
 def copy_models(package: Path) -> None:

@@ -130,3 +130,38 @@ def test_the_build_fails_and_says_so_when_a_function_would_not_fit(
     assert "IngestFunction" in out.err and "over Lambda's 250.0 MiB limit" in out.err
     sparse(tmp_path / "face" / "python" / "numpy.so", 100 * MB)
     assert layers.main(["--out", str(tmp_path), "--sizes-only"]) == 0
+
+
+def test_the_face_layer_ships_the_lgpl_notices_of_pi_heifs_libraries(tmp_path: Path) -> None:
+    # Given a face layer tree as pip installs pi-heif into it (its dist-info and bundled libraries)
+    site = tmp_path / "python"
+    info = site / "pi_heif-1.4.0.dist-info"
+    (info / "licenses").mkdir(parents=True)
+    (info / "licenses" / "LICENSES_bundled.txt").write_text("Name: libheif\nLicense: LGPLv3\n")
+    (info / "licenses" / "LICENSE.txt").write_text("BSD-3-Clause\n")
+    sparse(site / "pi_heif.libs" / "libheif-9cc4da60.so.1.23.0", 1024)
+    sparse(site / "pi_heif.libs" / "libde265-784fb6f3.so.0.2.0", 1024)
+    # When the notices are shipped, as build_face does after installing the wheels
+    shipped = layers.ship_notices(site)
+    # Then the layer carries, for pi-heif: our notice naming both libraries and where their
+    # source is, the LGPL-3.0 and GPL-3.0 texts, and the wheel's own licence files
+    notices = site / layers.NOTICES_IN_LAYER / "pi-heif"
+    assert shipped == ["pi-heif"]
+    notice = (notices / "NOTICE.txt").read_text()
+    assert "libheif" in notice and "libde265" in notice
+    assert "https://github.com/strukturag/libheif" in notice
+    assert "GNU LESSER GENERAL PUBLIC LICENSE" in (notices / "LGPL-3.0.txt").read_text()
+    assert "GNU GENERAL PUBLIC LICENSE" in (notices / "GPL-3.0.txt").read_text()
+    assert (notices / "LICENSES_bundled.txt").read_text().startswith("Name: libheif")
+    assert (notices / "LICENSE.txt").is_file()
+    # And pi-heif is a face layer dependency (so the notices ship where the libraries do)
+    assert "pi-heif" in layers.FACE_DISTRIBUTIONS
+
+
+def test_an_lgpl_bundle_without_its_notices_fails_the_build(tmp_path: Path) -> None:
+    # Given pi-heif installed but no notices folder for it
+    site = tmp_path / "python"
+    (site / "pi_heif-1.4.0.dist-info").mkdir(parents=True)
+    # Then shipping the notices fails, naming it
+    with pytest.raises(layers.BuildError, match="pi-heif"):
+        layers.ship_notices(site, notices=tmp_path / "no-notices")
