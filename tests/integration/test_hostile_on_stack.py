@@ -16,17 +16,22 @@ the prefix a traversal key aims at, and must stay empty.
 from __future__ import annotations
 
 import hashlib
+import io
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+import numpy as np
+import pi_heif
 import pytest
+from PIL import Image
 
 from quitclaim.adapters.dynamo import AssetModel
 from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.models import TenantPolicy
+from quitclaim.faces.published import published_form
 from quitclaim.usecases.scan_asset import UNSAFE_KEYS
 from tests import hostile as h
 from tests.conftest import DEMO_NOW, FACES
@@ -90,6 +95,8 @@ def _long_path(unit: str, total_bytes: int) -> str:
     count, spare = divmod(room, len(unit.encode()))
     return head + unit * count + "x" * spare + tail
 
+
+HEIC_TYPE = "image/heic"
 
 # Stands for h.blank_png labelled with the item's own key (distinct bytes each).
 BLANK: Callable[[], bytes] = h.blank_png
@@ -189,9 +196,59 @@ CORPUS: tuple[Item, ...] = (
     # -- animations with the face only in the last frame (frame 3)
     Item("anim/face-last.gif", lambda: h.animation_with_face_last(_kit(), "GIF"), held(3)),
     Item("anim/face-last.webp", lambda: h.animation_with_face_last(_kit(), "WEBP"), held(3)),
-    # -- HEIF family: not decoded, refused with its own reason
-    Item("heif/phone.heic", partial(h.iso_bmff, b"heic"), refused("heif_not_supported")),
-    Item("heif/phone.avif", partial(h.iso_bmff, b"avif"), refused("heif_not_supported")),
+    # -- HEIF/HEIC, AVIF, TIFF: decided by what is in them, published re-encoded
+    # (docs/formats.md); RAW and video refused, each with its own reason
+    Item(
+        "heif/obama-iphone.heic",
+        partial(h.heic, "obama-iphone"),
+        APPROVED_OBAMA,
+        content_type=HEIC_TYPE,
+    ),
+    Item(
+        "heif/stranger-iphone.heic",
+        partial(h.heic, "stranger-iphone"),
+        held(),
+        content_type=HEIC_TYPE,
+    ),
+    # the face is only in a second (burst) image: not scanned, and not published
+    Item(
+        "heif/face-only-in-second.heic",
+        partial(h.heic, "face-only-in-second-image"),
+        APPROVED_EMPTY,
+    ),
+    Item(
+        "heif/cut.heic",
+        lambda: h.cut(h.heic("stranger-iphone"), 0.6),
+        refused("truncated_image"),
+    ),
+    Item(
+        "heif/bomb-60000x60000.heic",
+        lambda: h.heif_claiming(h.heic("stranger-iphone"), 60_000, 60_000),
+        refused("too_many_pixels"),
+    ),
+    Item("heif/stranger.avif", lambda: h.avif(_kit()), held()),
+    Item("heif/cut.avif", lambda: h.cut(h.avif(_kit()), 0.5), refused("truncated_image")),
+    Item(
+        "heif/sequence.avif",
+        lambda: h.avif(h.plain((64, 64), 9), save_all=True, append_images=[h.plain((64, 64), 99)]),
+        refused("video_not_supported"),
+    ),
+    Item("tiff/obama-on-page-3.tif", lambda: h.tiff_face_on_page_3(_obama_half()), APPROVED_OBAMA),
+    Item("tiff/stranger-on-page-3.tif", lambda: h.tiff_face_on_page_3(_kit()), held(2)),
+    Item(
+        "tiff/cut.tif",
+        lambda: h.cut(h.tiff_face_on_page_3(_kit()), 0.8),
+        refused("truncated_image"),
+    ),
+    Item("tiff/bomb.tif", partial(h.tiff_claiming, 100_000, 100_000), refused("too_many_pixels")),
+    Item("raw/camera.dng", lambda: h.dng_like(h.plain((32, 32), 7)), refused("raw_not_supported")),
+    Item("raw/camera.cr2", h.cr2_head, refused("raw_not_supported")),
+    Item(
+        "video/clip.mp4",
+        partial(h.ftyp_only, b"isom", b"isom", b"mp41"),
+        refused("video_not_supported"),
+    ),
+    Item("video/clip.mov", partial(h.ftyp_only, b"qt  ", b"qt  "), refused("video_not_supported")),
     # -- EXIF orientations 1-8 of the consented face: found upright, same decision
     *(
         Item(
@@ -421,3 +478,68 @@ def test_the_conservation_law_holds_for_both_tenants(world: dict[str, Any]) -> N
     assert (report.library, report.rejected) == (counts["approved"], counts["rejected"])
     assert report.quarantine == len(attributed) - counts["approved"] - counts["rejected"]
     assert check.check(VICTIM).holds
+
+
+# -- HEIC and TIFF: the published object holds only what was scanned (docs/formats.md)
+
+
+def _published(world: dict[str, Any], path: str, bucket: str) -> tuple[Outcome, bytes, str]:
+    """The item's outcome, its published object's bytes and Content-Type, in ``bucket``."""
+    outcome: Outcome = world["outcomes"][f"incoming/{TENANT}/{path}"]
+    record = outcome.record
+    assert record.dest_bucket == world["buckets"][bucket]
+    found = world["s3"].get_object(Bucket=record.dest_bucket, Key=record.dest_key)
+    return outcome, found["Body"].read(), found["ContentType"]
+
+
+@pytest.mark.parametrize(
+    ("path", "bucket", "size"),
+    [
+        ("heif/obama-iphone.heic", "library", (469, 900)),
+        ("heif/stranger-iphone.heic", "quarantine", (630, 374)),
+        ("heif/face-only-in-second.heic", "library", (480, 360)),
+    ],
+)
+def test_a_heic_is_published_as_a_jpeg_of_its_scanned_primary_image_only(
+    world: dict[str, Any], path: str, bucket: str, size: tuple[int, int]
+) -> None:
+    # Given a HEIC with a thumbnail (and, for one, a second image with a face) that was decided
+    outcome, body, content_type = _published(world, path, bucket)
+    # Then what was placed is a JPEG of the primary image, upright, and nothing else:
+    # no thumbnail, no second image, no EXIF beyond the allowlist
+    with Image.open(io.BytesIO(body)) as im:
+        assert (im.format, im.size, getattr(im, "n_frames", 1)) == ("JPEG", size, 1)
+        assert set(im.getexif()) <= {0x8298}
+    assert body.count(b"\xff\xd8\xff") == 1 and body.endswith(b"\xff\xd9")
+    # And it is the published form the scan decoded, byte for byte
+    assert body == published_form(outcome.data)
+    if outcome.item.content_type == "image/heic":
+        assert content_type == "image/jpeg"
+    # And what was left out is real: the upload holds a thumbnail (and a second image)
+    upload = pi_heif.open_heif(io.BytesIO(outcome.data))
+    assert upload.info["thumbnails"]
+    assert len(upload) == (2 if "second" in path else 1)
+
+
+@pytest.mark.parametrize(
+    ("path", "bucket"),
+    [("tiff/obama-on-page-3.tif", "library"), ("tiff/stranger-on-page-3.tif", "quarantine")],
+)
+def test_a_tiff_is_published_with_exactly_the_pages_it_was_scanned_in(
+    world: dict[str, Any], path: str, bucket: str
+) -> None:
+    # Given a three-page TIFF with a face only on page 3, decided by that face
+    outcome, body, content_type = _published(world, path, bucket)
+    assert [f["frame"] for f in outcome.record.faces] == [2]
+    # Then the placed object is a TIFF of the same three pages, pixel for pixel, and no more
+    assert content_type == "image/tiff"
+    with Image.open(io.BytesIO(outcome.data)) as upload, Image.open(io.BytesIO(body)) as placed:
+        assert placed.format == "TIFF" and placed.n_frames == upload.n_frames == 3
+        for page in range(3):
+            upload.seek(page)
+            placed.seek(page)
+            assert np.array_equal(
+                np.asarray(placed.convert("RGB")), np.asarray(upload.convert("RGB"))
+            )
+            assert 330 not in placed.tag_v2  # no SubIFDs
+    assert body == published_form(outcome.data)
