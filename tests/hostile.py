@@ -391,7 +391,7 @@ def heif_claiming(data: bytes, width: int, height: int) -> bytes:
 
 
 def avif(image: Image.Image, **params: object) -> bytes:
-    return encode(image, "AVIF", quality=60, **params)
+    return encode(image, "AVIF", quality=60, speed=10, **params)
 
 
 def tiff_pages(*pages: Image.Image, **params: object) -> bytes:

@@ -304,3 +304,23 @@ def test_camera_raw_is_refused_as_raw(data: bytes) -> None:
 def test_video_is_refused_as_video(data: bytes) -> None:
     assert containers.kind_of(data) == "VIDEO"
     assert rejection(data) == "video_not_supported"
+
+
+# -- the detector's pixel budget counts every page (docs/budgets.md) ---------------------
+
+
+def test_the_detection_budget_counts_every_page_of_a_tiff() -> None:
+    from quitclaim.faces.yunet_engine import YuNetFaceEngine
+
+    # Given a three-page TIFF of distinct pages, and what each page alone costs to scan
+    data = h.tiff_pages(*(h.plain((640, 480), s) for s in (10, 90, 170)))
+    probe = YuNetFaceEngine()
+    image = probe.decode(data)
+    one_page = probe.scan_pixels(640, 480)
+    # When the budget holds two pages but not three
+    engine = YuNetFaceEngine(detect_budget_pixels=3 * one_page - 1)
+    assert engine.scan_pixels(640, 480) == one_page
+    # Then the image is refused with the budget's code, not scanned in part
+    with pytest.raises(RejectedInput) as refused:
+        engine.analyze(image)
+    assert refused.value.code == "detection_budget_exceeded"
