@@ -113,9 +113,9 @@ def test_a_cut_heic_is_truncated(fraction: float) -> None:
 def test_a_heic_claiming_a_huge_picture_is_refused_before_it_is_decoded() -> None:
     # Given the HEIC with every ispe box claiming 60,000 x 60,000 pixels
     bomb = h.heif_claiming(h.heic("obama-iphone"), 60_000, 60_000)
-    # Then it is refused by its header (or by libheif's own limits) as too many pixels
-    assert rejection(bomb) in {"too_many_pixels", "corrupt_image"}
-    assert published_rejection(bomb) in {"too_many_pixels", "corrupt_image"}
+    # Then it is refused by its header as too many pixels
+    assert rejection(bomb) == "too_many_pixels"
+    assert published_rejection(bomb) == "too_many_pixels"
     # And within libheif's limits but over ours, it is too_many_pixels by our check
     over = h.heif_claiming(h.heic("obama-iphone"), 1000, 1000)
     assert rejection(over, max_pixels=999_999) == "too_many_pixels"
@@ -141,7 +141,7 @@ def test_an_avif_is_published_as_a_jpeg_of_its_picture() -> None:
 def test_an_avif_with_alpha_is_published_as_a_png_that_keeps_it() -> None:
     # Given an AVIF whose picture has transparent parts (a face could be drawn in alpha)
     rgba = h.kit().convert("RGBA")
-    rgba.putalpha(Image.new("L", rgba.size, 0).point(lambda _: 0).resize(rgba.size))
+    rgba.putalpha(0)
     rgba.paste((0, 0, 0, 255), (0, 0, 40, 40))
     published = published_form(h.avif(rgba, lossless=True))
     # Then the published form is a PNG, and the scan sees its three views
