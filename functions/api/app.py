@@ -13,11 +13,13 @@ from typing import Any
 from chalice import Chalice
 
 from quitclaim import bootstrap
-from quitclaim.api import static
+from quitclaim.api import errors as api_errors
+from quitclaim.api import person_pages, static
 from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
+from quitclaim.domain.errors import QuitclaimError
 from quitclaim.domain.models import AssetStatus
 from quitclaim.usecases.console import Console
 
@@ -309,7 +311,9 @@ def get_usage(call: Call) -> Any:
 # ---------------------------------------------------------------- e-mailed links
 
 
-def _check_link(action: str, query: Any) -> dict[str, str]:
+def _check_link(action: str, query: Any) -> Any:
+    if _wants_page():
+        return _link_page(action, query.token, confirm=False)
     claims = bootstrap.reminders_service().check_link(action, query.token)
     return {
         "action": action,
@@ -318,7 +322,9 @@ def _check_link(action: str, query: Any) -> dict[str, str]:
     }
 
 
-def _follow_link(action: str, query: Any) -> dict[str, Any]:
+def _follow_link(action: str, query: Any) -> Any:
+    if _wants_page():
+        return _link_page(action, query.token, confirm=True)
     consent = bootstrap.reminders_service().follow_link(action, query.token)
     status = "revoked" if consent.revoked_at is not None else "renewed"
     return {
@@ -327,6 +333,50 @@ def _follow_link(action: str, query: Any) -> dict[str, Any]:
         "status": status,
         "expires_at": consent.expires_at,
     }
+
+
+def _wants_page() -> bool:
+    # A browser opening the link gets a page; a client asking for JSON keeps JSON.
+    request = app.current_request
+    return request is not None and person_pages.wants_html(request.headers.get("accept"))
+
+
+def _accept_language() -> str | None:
+    request = app.current_request
+    return request.headers.get("accept-language") if request is not None else None
+
+
+def _link_page(action: str, token: str, *, confirm: bool) -> Any:
+    service = bootstrap.link_pages_service()
+    try:
+        view = service.confirm(action, token) if confirm else service.describe(action, token)
+    except QuitclaimError as exc:
+        status, _ = api_errors.for_exception(exc)
+        if status >= 500:
+            raise  # the JSON error path logs it; the person gets the generic page below
+        problem = service.problem(token, exc, status)
+        lang = person_pages.pick_language(problem.language, _accept_language())
+        return Reply(status, person_pages.link_problem(lang, problem.code, problem.contact))
+    lang = person_pages.pick_language(view.language, _accept_language())
+    if confirm:
+        return person_pages.link_done(
+            lang,
+            action,
+            tenant=view.tenant,
+            purposes=view.purposes,
+            expires_at=view.expires_at,
+            contact=view.contact,
+        )
+    return person_pages.link_confirm(
+        lang,
+        action,
+        token,
+        tenant=view.tenant,
+        purposes=view.purposes,
+        expires_at=view.expires_at,
+        renews_until=view.renews_until,
+        contact=view.contact,
+    )
 
 
 @route("checkRenewLink")

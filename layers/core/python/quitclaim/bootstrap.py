@@ -49,6 +49,8 @@ from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.link_pages import LinkPages
+from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
@@ -242,6 +244,44 @@ def registry_service() -> Registry:
         assets=DynamoAssets(),
         document_versions=store,
         library_bucket=settings.library_bucket,
+        notices=consent_mail(),
+    )
+
+
+@lru_cache(maxsize=1)
+def consent_mail() -> ConsentMail | None:
+    """The person's confirmation and receipt e-mails (None: no mail configured)."""
+    settings = get_settings()
+    if not settings.link_secret_arn or not settings.mail_from:
+        return None
+    return ConsentMail(
+        subjects=DynamoSubjects(),
+        tenants=DynamoTenants(),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        signer=LinkSigner(_link_key),
+        clock=_clock,
+        base_url=settings.public_base_url,
+        contact=_tenant_contact,
+    )
+
+
+def _tenant_contact(tenant: str) -> str | None:
+    profile = DynamoTenants().profile(tenant)
+    return (profile.contact_email or None) if profile is not None else None
+
+
+@lru_cache(maxsize=1)
+def link_pages_service() -> LinkPages:
+    """What the pages of an e-mailed link show (the public API routes)."""
+    settings = _bound(get_settings())
+    return LinkPages(
+        reminders=reminders_service(),
+        signer=LinkSigner(_link_key),
+        consents=DynamoConsents(),
+        subjects=DynamoSubjects(),
+        clock=_clock,
+        contact=_tenant_contact,
+        renewal_days=settings.renewal_days,
     )
 
 
@@ -596,5 +636,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         usage_service,
         audit_trail_service,
         offboarding_service,
+        consent_mail,
+        link_pages_service,
     ):
         cached.cache_clear()

@@ -447,6 +447,8 @@ OPERATIONS: tuple[Operation, ...] = (
                 query=s.LinkQuery,
                 response="LinkResult",
                 errors=(400, 403, 409),
+                # The page's confirming button posts a plain HTML form.
+                raw_types=("application/x-www-form-urlencoded",),
             ),
         )
     ),

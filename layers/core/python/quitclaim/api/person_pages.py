@@ -1,0 +1,277 @@
+"""Server-rendered pages for the person in a photo: e-mailed links and requests.
+
+Plain HTML built here with every value escaped (``html.escape``); no template
+engine, no JavaScript, one style sheet of the dashboard's folder. A form posts
+back to the same route; the pages send the dashboard's strict headers, with
+``form-action 'self'`` since these pages post forms.
+
+Language: the person's own where stored, else the browser's (Accept-Language),
+else English. Dutch and English.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from html import escape
+from urllib.parse import quote
+
+from quitclaim.api.routing import Content
+from quitclaim.api.static import PAGE_HEADERS
+
+LANGUAGES = ("en", "nl")
+PERSON_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+}
+HTML = "text/html; charset=utf-8"
+
+MONTHS = {
+    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"],
+    "nl": ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"],
+}
+
+T: dict[str, dict[str, str]] = {
+    "en": {
+        "brand": "Quitclaim",
+        "withdraw.title": "Withdraw your consent",
+        "withdraw.intro": "You are about to withdraw the consent you gave {tenant} to use photographs of you for:",
+        "withdraw.what": (
+            "What will change: photographs of you are taken out of the published library for "
+            "these purposes and are not published for them again."
+        ),
+        "withdraw.button": "Withdraw my consent",
+        "renew.title": "Renew your consent",
+        "renew.intro": "Your consent to {tenant} to use photographs of you covers:",
+        "renew.what": "It now ends on {end}. Renewing makes it run until {until}.",
+        "renew.button": "Renew my consent",
+        "confirm.note": "Nothing changes until you press the button.",
+        "withdraw.done.title": "Your consent is withdrawn",
+        "withdraw.done.next": (
+            "What happens next: photographs of you are being taken out of the published library "
+            "for these purposes; this takes less than a minute. You will get a receipt by e-mail. "
+            "To consent again later, ask {contact}."
+        ),
+        "renew.done.title": "Your consent is renewed",
+        "renew.done.next": (
+            "Your consent now runs until {until}. You will get a receipt by e-mail, with a link "
+            "to withdraw it at any time."
+        ),
+        "purposes": "Purposes",
+        "already_withdrawn.title": "Already withdrawn",
+        "already_withdrawn.text": (
+            "This consent was withdrawn already. Nothing more needs to happen: photographs of you "
+            "are not published for it."
+        ),
+        "link_used.title": "This link was used already",
+        "link_used.text": (
+            "This link has done its work, or your consent changed since the e-mail was sent. "
+            "Nothing was changed now."
+        ),
+        "link_expired.title": "This link has expired",
+        "link_expired.text": "This link is no longer valid. Nothing was changed.",
+        "bad_link.title": "This link is not valid",
+        "bad_link.text": (
+            "This link is incomplete or was altered. Nothing was changed. Use the link exactly as "
+            "it is in the e-mail."
+        ),
+        "error.title": "Something went wrong",
+        "error.text": "Nothing was changed. Please try again later.",
+        "contact": "Questions? Contact {contact}.",
+        "contact.unknown": "Questions? Contact the organisation that sent you the e-mail.",
+        "open": "no end date",
+    },
+    "nl": {
+        "brand": "Quitclaim",
+        "withdraw.title": "Uw toestemming intrekken",
+        "withdraw.intro": "U staat op het punt de toestemming in te trekken die u {tenant} gaf om foto's van u te gebruiken voor:",
+        "withdraw.what": (
+            "Wat verandert: foto's van u worden voor deze doelen uit de gepubliceerde bibliotheek "
+            "gehaald en daarvoor niet meer gepubliceerd."
+        ),
+        "withdraw.button": "Mijn toestemming intrekken",
+        "renew.title": "Uw toestemming verlengen",
+        "renew.intro": "Uw toestemming aan {tenant} om foto's van u te gebruiken geldt voor:",
+        "renew.what": "Ze loopt nu af op {end}. Verlengen laat haar lopen tot {until}.",
+        "renew.button": "Mijn toestemming verlengen",
+        "confirm.note": "Er verandert niets tot u op de knop drukt.",
+        "withdraw.done.title": "Uw toestemming is ingetrokken",
+        "withdraw.done.next": (
+            "Wat er nu gebeurt: foto's van u worden voor deze doelen uit de gepubliceerde "
+            "bibliotheek gehaald; dat duurt minder dan een minuut. U krijgt een bevestiging per "
+            "e-mail. Wilt u later weer toestemming geven, vraag het {contact}."
+        ),
+        "renew.done.title": "Uw toestemming is verlengd",
+        "renew.done.next": (
+            "Uw toestemming loopt nu tot {until}. U krijgt een bevestiging per e-mail, met een "
+            "link om haar altijd in te trekken."
+        ),
+        "purposes": "Doelen",
+        "already_withdrawn.title": "Al ingetrokken",
+        "already_withdrawn.text": (
+            "Deze toestemming is al ingetrokken. Er hoeft niets meer te gebeuren: foto's van u "
+            "worden er niet voor gepubliceerd."
+        ),
+        "link_used.title": "Deze link is al gebruikt",
+        "link_used.text": (
+            "Deze link heeft zijn werk gedaan, of uw toestemming is gewijzigd sinds de e-mail. "
+            "Er is nu niets veranderd."
+        ),
+        "link_expired.title": "Deze link is verlopen",
+        "link_expired.text": "Deze link is niet meer geldig. Er is niets veranderd.",
+        "bad_link.title": "Deze link is niet geldig",
+        "bad_link.text": (
+            "Deze link is onvolledig of gewijzigd. Er is niets veranderd. Gebruik de link precies "
+            "zoals hij in de e-mail staat."
+        ),
+        "error.title": "Er ging iets mis",
+        "error.text": "Er is niets veranderd. Probeer het later opnieuw.",
+        "contact": "Vragen? Neem contact op met {contact}.",
+        "contact.unknown": "Vragen? Neem contact op met de organisatie die u de e-mail stuurde.",
+        "open": "geen einddatum",
+    },
+}
+
+
+def wants_html(accept: str | None) -> bool:
+    """A browser (asks for HTML first); an API client that asks for JSON, or nothing, gets JSON."""
+    best_html = best_json = -1.0
+    for position, part in enumerate((accept or "").split(",")):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        rank = q - position / 1000  # ties: the one listed first
+        media = media.strip().lower()
+        if media in ("text/html", "application/xhtml+xml"):
+            best_html = max(best_html, rank)
+        elif media == "application/json":
+            best_json = max(best_json, rank)
+    return best_html > 0 and best_html > best_json
+
+
+def pick_language(stored: str | None, accept_language: str | None) -> str:
+    """The person's stored language, else the browser's first of nl/en, else en."""
+    if stored in LANGUAGES:
+        return str(stored)
+    ranked: list[tuple[float, int, str]] = []
+    for position, part in enumerate((accept_language or "").split(",")):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        name, _, value = params.strip().partition("=")
+        if name == "q":
+            try:
+                q = float(value)
+            except ValueError:
+                q = 0.0
+        base = tag.strip().lower().split("-")[0]
+        if base in LANGUAGES and q > 0:
+            ranked.append((-q, position, base))
+    return sorted(ranked)[0][2] if ranked else "en"
+
+
+def day(at: datetime | None, lang: str) -> str:
+    if at is None:
+        return T[lang]["open"]
+    if lang == "nl":
+        return f"{at.day} {MONTHS['nl'][at.month - 1]} {at.year}"
+    return f"{at.day} {MONTHS['en'][at.month - 1]} {at.year}"
+
+
+def page(lang: str, title: str, body: str) -> Content:
+    """A whole page; ``title`` is plain text, ``body`` HTML built with ``escape``."""
+    text = (
+        "<!doctype html>\n"
+        f'<html lang="{escape(lang)}">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="referrer" content="no-referrer">\n'
+        f"<title>{escape(title)} · Quitclaim</title>\n"
+        '<link rel="stylesheet" href="/ui/person.css">\n</head>\n<body>\n'
+        f'<header><p class="brand">{escape(T[lang]["brand"])}</p></header>\n'
+        f"<main>\n<h1>{escape(title)}</h1>\n{body}\n</main>\n</body>\n</html>\n"
+    )
+    return Content(text, HTML, dict(PERSON_HEADERS))
+
+
+def contact_line(lang: str, contact: str | None) -> str:
+    if not contact:
+        return f'<p class="contact">{escape(T[lang]["contact.unknown"])}</p>'
+    if "@" in contact:
+        shown = f'<a href="mailto:{escape(quote(contact, safe="@.+-_"))}">{escape(contact)}</a>'
+    else:
+        shown = escape(contact)
+    return f'<p class="contact">{escape(T[lang]["contact"]).format(contact=shown)}</p>'
+
+
+def _purposes(lang: str, purposes: tuple[str, ...]) -> str:
+    items = "".join(f"<li>{escape(p)}</li>" for p in purposes)
+    return f'<ul class="purposes" aria-label="{escape(T[lang]["purposes"])}">{items}</ul>'
+
+
+def link_confirm(
+    lang: str,
+    action: str,
+    token: str,
+    *,
+    tenant: str,
+    purposes: tuple[str, ...],
+    expires_at: datetime | None,
+    renews_until: datetime | None,
+    contact: str | None,
+) -> Content:
+    """The page a link opens: what will change, and the one button that does it."""
+    t = T[lang]
+    intro = escape(t[f"{action}.intro"]).format(tenant=f"<strong>{escape(tenant)}</strong>")
+    if action == "renew":
+        what = escape(t["renew.what"]).format(
+            end=escape(day(expires_at, lang)), until=escape(day(renews_until, lang))
+        )
+    else:
+        what = escape(t["withdraw.what"])
+    target = f"/links/{quote(action)}?token={quote(token, safe='')}"
+    body = (
+        f"<p>{intro}</p>\n{_purposes(lang, purposes)}\n<p>{what}</p>\n"
+        f'<form method="post" action="{escape(target)}">\n'
+        f'<button type="submit" class="primary">{escape(t[f"{action}.button"])}</button>\n'
+        f'</form>\n<p class="note">{escape(t["confirm.note"])}</p>\n'
+        f"{contact_line(lang, contact)}"
+    )
+    return page(lang, t[f"{action}.title"], body)
+
+
+def link_done(
+    lang: str,
+    action: str,
+    *,
+    tenant: str,
+    purposes: tuple[str, ...],
+    expires_at: datetime | None,
+    contact: str | None,
+) -> Content:
+    """After the button: what happened, and what happens next."""
+    t = T[lang]
+    shown_contact = contact or tenant
+    if action == "renew":
+        nxt = escape(t["renew.done.next"]).format(until=escape(day(expires_at, lang)))
+    else:
+        nxt = escape(t["withdraw.done.next"]).format(contact=escape(shown_contact))
+    body = (
+        f'{_purposes(lang, purposes)}\n<p role="status" class="next">{nxt}</p>\n'
+        f"{contact_line(lang, contact)}"
+    )
+    return page(lang, t[f"{action}.done.title"], body)
+
+
+def link_problem(lang: str, code: str, contact: str | None) -> Content:
+    """An expired, used or forged link: say so, and whom to ask."""
+    t = T[lang]
+    key = code if f"{code}.title" in t else "error"
+    body = f"<p>{escape(t[f'{key}.text'])}</p>\n{contact_line(lang, contact)}"
+    return page(lang, t[f"{key}.title"], body)
