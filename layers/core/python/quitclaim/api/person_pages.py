@@ -29,15 +29,17 @@ PERSON_HEADERS = {
 HTML = "text/html; charset=utf-8"
 
 MONTHS = {
-    "en": ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"],
-    "nl": ["januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober", "november", "december"],
+    "en": "January February March April May June July August September October November December",
+    "nl": "januari februari maart april mei juni juli augustus september oktober november december",
 }
 
 T: dict[str, dict[str, str]] = {
     "en": {
         "brand": "Quitclaim",
         "withdraw.title": "Withdraw your consent",
-        "withdraw.intro": "You are about to withdraw the consent you gave {tenant} to use photographs of you for:",
+        "withdraw.intro": (
+            "You are about to withdraw the consent you gave {tenant} to use photographs of you for:"
+        ),
         "withdraw.what": (
             "What will change: photographs of you are taken out of the published library for "
             "these purposes and are not published for them again."
@@ -86,7 +88,10 @@ T: dict[str, dict[str, str]] = {
     "nl": {
         "brand": "Quitclaim",
         "withdraw.title": "Uw toestemming intrekken",
-        "withdraw.intro": "U staat op het punt de toestemming in te trekken die u {tenant} gaf om foto's van u te gebruiken voor:",
+        "withdraw.intro": (
+            "U staat op het punt de toestemming in te trekken die u {tenant} gaf om foto's van u "
+            "te gebruiken voor:"
+        ),
         "withdraw.what": (
             "Wat verandert: foto's van u worden voor deze doelen uit de gepubliceerde bibliotheek "
             "gehaald en daarvoor niet meer gepubliceerd."
@@ -181,8 +186,8 @@ def day(at: datetime | None, lang: str) -> str:
     if at is None:
         return T[lang]["open"]
     if lang == "nl":
-        return f"{at.day} {MONTHS['nl'][at.month - 1]} {at.year}"
-    return f"{at.day} {MONTHS['en'][at.month - 1]} {at.year}"
+        return f"{at.day} {MONTHS['nl'].split()[at.month - 1]} {at.year}"
+    return f"{at.day} {MONTHS['en'].split()[at.month - 1]} {at.year}"
 
 
 def page(lang: str, title: str, body: str) -> Content:
