@@ -8,7 +8,10 @@ Auth, validation, error mapping and JSON shaping live in ``quitclaim.api``
 from __future__ import annotations
 
 import base64
+import json
+from dataclasses import asdict
 from typing import Any
+from urllib.parse import parse_qs
 
 from chalice import Chalice
 
@@ -19,8 +22,8 @@ from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
-from quitclaim.domain.errors import QuitclaimError
-from quitclaim.domain.models import AssetStatus
+from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
+from quitclaim.domain.models import AssetStatus, is_tenant_id
 from quitclaim.usecases.console import Console
 
 # Validated at cold start: a container outside the EU refuses to run at all.
@@ -397,6 +400,122 @@ def check_withdraw_link(query: Any) -> Any:
 @route("followWithdrawLink")
 def follow_withdraw_link(query: Any) -> Any:
     return _follow_link("withdraw", query)
+
+
+# ---------------------------------------------------------------- a person's own requests
+
+
+def _page_language() -> str:
+    return person_pages.pick_language(None, _accept_language())
+
+
+def _tenant_page(tenant: str) -> None:
+    # Public routes check their own path: an id that cannot exist is the same 404.
+    if not is_tenant_id(tenant) or not bootstrap.person_requests_service().tenant_exists(tenant):
+        raise NotFound("no such organisation")
+
+
+@route("personRequestPage")
+def person_request_page(tenant: str) -> Any:
+    _tenant_page(tenant)
+    return person_pages.request_form(_page_language(), tenant)
+
+
+@route("submitPersonRequest")
+def submit_person_request(tenant: str) -> Any:
+    if not is_tenant_id(tenant):
+        raise NotFound("no such organisation")
+    fields = _form_fields()
+    email, kind = fields.get("email", ""), fields.get("kind", "")
+    lang = _page_language()
+    try:
+        bootstrap.person_requests_service().submit(tenant, email, kind, lang)
+    except ValidationFailed as exc:
+        if not _wants_page():
+            raise
+        form = person_pages.request_form(lang, tenant, email=email, kind=kind, error=exc.field)
+        return Reply(400, form)
+    if _wants_page():
+        return Reply(202, person_pages.request_sent(lang))
+    return Reply(202, {"status": "verification_sent"})
+
+
+def _form_fields() -> dict[str, str]:
+    """``email`` and ``kind`` from a form post or a JSON body (public: read here)."""
+    request = app.current_request
+    raw = (request.raw_body if request is not None else b"") or b""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    kind = (request.headers.get("content-type") or "") if request is not None else ""
+    if kind.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        parsed = parse_qs(text, max_num_fields=10)
+        return {k: v[0] for k, v in parsed.items() if v}
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except ValueError:
+        raise ValidationFailed("the body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be an object", field="body")
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+@route("checkPersonRequestLink")
+def check_person_request_link(query: Any, tenant: str) -> Any:
+    service = bootstrap.person_requests_service()
+    lang = _page_language()
+    try:
+        request = service.pending(tenant, query.token)
+    except QuitclaimError as exc:
+        return _request_problem(exc, lang, tenant)
+    if not _wants_page():
+        return {"request_id": request.request_id, "kind": request.kind, "status": request.status}
+    return person_pages.request_verify(lang, tenant, request.kind, query.token)
+
+
+@route("verifyPersonRequest")
+def verify_person_request(query: Any, tenant: str) -> Any:
+    service = bootstrap.person_requests_service()
+    lang = _page_language()
+    try:
+        done = service.verify(tenant, query.token)
+    except QuitclaimError as exc:
+        return _request_problem(exc, lang, tenant)
+    request = done.request
+    if not _wants_page():
+        return {
+            "request_id": request.request_id,
+            "kind": request.kind,
+            "status": request.status,
+            "deadline": request.deadline,
+            "downloads": list(done.downloads),
+            "already": done.already,
+        }
+    return person_pages.request_done(
+        lang,
+        tenant,
+        kind=request.kind,
+        deadline=request.deadline,
+        downloads=done.downloads,
+        found=bool(request.subject_ids),
+        already=done.already,
+        days=service.download_days,
+        contact=done.contact,
+    )
+
+
+def _request_problem(exc: QuitclaimError, lang: str, tenant: str) -> Any:
+    status, _ = api_errors.for_exception(exc)
+    if status >= 500 or not _wants_page():
+        raise exc
+    contact = None
+    if is_tenant_id(tenant) and exc.code != "bad_link":
+        contact = bootstrap.person_requests_service().contact(tenant)
+    return Reply(status, person_pages.link_problem(lang, exc.code, contact))
+
+
+@route("listPersonRequests")
+def list_person_requests(call: Call) -> Any:
+    items = bootstrap.person_requests_service().list(call.principal.tenant)
+    return {"items": [asdict(r) | {"subject_ids": list(r.subject_ids)} for r in items]}
 
 
 # ---------------------------------------------------------------- webhooks

@@ -280,3 +280,180 @@ def link_problem(lang: str, code: str, contact: str | None) -> Content:
     key = code if f"{code}.title" in t else "error"
     body = f"<p>{escape(t[f'{key}.text'])}</p>\n{contact_line(lang, contact)}"
     return page(lang, t[f"{key}.title"], body)
+
+
+# ---------------------------------------------------------------- requests (Art. 15 / 17)
+
+R: dict[str, dict[str, str]] = {
+    "en": {
+        "form.title": "Ask for your data, or its erasure",
+        "form.intro": (
+            "Ask {tenant} for a copy of the photos and data it holds about you (access), or to "
+            "erase them (erasure). We send a link to your e-mail address to check that it is "
+            "yours; nothing happens until you follow it."
+        ),
+        "form.kind": "What do you ask for?",
+        "form.access": "A copy of my data (access, GDPR Art. 15)",
+        "form.erasure": "Erase my data (erasure, GDPR Art. 17)",
+        "form.email": "Your e-mail address",
+        "form.button": "Send me the link",
+        "sent.title": "Check your inbox",
+        "sent.text": (
+            "If this address can receive e-mail, a link to confirm your request is on its way. "
+            "It works for 24 hours. Nothing happens until you follow it."
+        ),
+        "verify.title": "Confirm your request",
+        "verify.access": "You ask {tenant} for a copy of the data it holds about you.",
+        "verify.erasure": "You ask {tenant} to erase the data it holds about you.",
+        "verify.button": "Confirm my request",
+        "done.title": "Your request is registered",
+        "done.deadline": "{tenant} answers by {deadline} at the latest (one month).",
+        "done.access": (
+            "Your data is ready. Download it here; the link expires in {days} days and was also "
+            "sent to you by e-mail:"
+        ),
+        "done.download": "Download your data ({n})",
+        "done.none": (
+            "We found no records under this address. Your request is registered: {tenant} "
+            "checks it and answers by {deadline}."
+        ),
+        "done.erasure": (
+            "What happens next: an officer of {tenant} checks your request and erases your data "
+            "(or tells you why some must be kept) by {deadline}."
+        ),
+        "already.title": "Your request is registered already",
+        "already.text": "You confirmed this request before. Nothing more needs to happen now.",
+    },
+    "nl": {
+        "form.title": "Vraag uw gegevens op, of laat ze wissen",
+        "form.intro": (
+            "Vraag {tenant} om een kopie van de foto's en gegevens over u (inzage), of om ze te "
+            "wissen. We sturen een link naar uw e-mailadres om te controleren dat het van u is; "
+            "er gebeurt niets tot u die volgt."
+        ),
+        "form.kind": "Wat vraagt u?",
+        "form.access": "Een kopie van mijn gegevens (inzage, AVG art. 15)",
+        "form.erasure": "Mijn gegevens wissen (AVG art. 17)",
+        "form.email": "Uw e-mailadres",
+        "form.button": "Stuur mij de link",
+        "sent.title": "Kijk in uw inbox",
+        "sent.text": (
+            "Als dit adres e-mail kan ontvangen, is er een link onderweg om uw verzoek te "
+            "bevestigen. Hij werkt 24 uur. Er gebeurt niets tot u hem volgt."
+        ),
+        "verify.title": "Bevestig uw verzoek",
+        "verify.access": "U vraagt {tenant} om een kopie van de gegevens over u.",
+        "verify.erasure": "U vraagt {tenant} om de gegevens over u te wissen.",
+        "verify.button": "Mijn verzoek bevestigen",
+        "done.title": "Uw verzoek is geregistreerd",
+        "done.deadline": "{tenant} antwoordt uiterlijk op {deadline} (één maand).",
+        "done.access": (
+            "Uw gegevens staan klaar. Download ze hier; de link verloopt over {days} dagen en is "
+            "u ook per e-mail gestuurd:"
+        ),
+        "done.download": "Download uw gegevens ({n})",
+        "done.none": (
+            "We vonden geen gegevens onder dit adres. Uw verzoek is geregistreerd: {tenant} "
+            "bekijkt het en antwoordt uiterlijk op {deadline}."
+        ),
+        "done.erasure": (
+            "Wat er nu gebeurt: een functionaris van {tenant} bekijkt uw verzoek en wist uw "
+            "gegevens (of legt uit waarom iets bewaard moet blijven) uiterlijk op {deadline}."
+        ),
+        "already.title": "Uw verzoek is al geregistreerd",
+        "already.text": "U bevestigde dit verzoek al eerder. Er hoeft nu niets meer te gebeuren.",
+    },
+}
+ERRORS = {
+    "en": {"email": "Enter a valid e-mail address.", "kind": "Choose what you ask for."},
+    "nl": {"email": "Vul een geldig e-mailadres in.", "kind": "Kies wat u vraagt."},
+}
+
+
+def _fill(text: str, **values: str) -> str:
+    """``text`` escaped, with each value escaped and inserted."""
+    return escape(text).format(**{k: escape(v) for k, v in values.items()})
+
+
+def request_form(
+    lang: str, tenant: str, *, email: str = "", kind: str = "access", error: str | None = None
+) -> Content:
+    """The public page where a person asks for access or erasure by e-mail address."""
+    r = R[lang]
+    problem = ""
+    described = ""
+    if error is not None:
+        message = ERRORS[lang].get(error, ERRORS[lang]["email"])
+        problem = f'<p id="form-error" class="error" role="alert">{escape(message)}</p>\n'
+        described = ' aria-describedby="form-error" aria-invalid="true"'
+    choices = "".join(
+        f'<div class="choice"><input type="radio" id="kind-{k}" name="kind" value="{k}"'
+        f"{' checked' if kind == k else ''}>"
+        f'<label for="kind-{k}">{escape(r[f"form.{k}"])}</label></div>'
+        for k in ("access", "erasure")
+    )
+    body = (
+        f"<p>{_fill(r['form.intro'], tenant=tenant)}</p>\n{problem}"
+        f'<form method="post" action="/requests/{escape(quote(tenant))}">\n'
+        f"<fieldset><legend>{escape(r['form.kind'])}</legend>{choices}</fieldset>\n"
+        f'<label for="email">{escape(r["form.email"])}</label>\n'
+        f'<input type="email" id="email" name="email" autocomplete="email" required '
+        f'value="{escape(email)}"{described}>\n'
+        f'<p><button type="submit" class="primary">{escape(r["form.button"])}</button></p>\n'
+        "</form>"
+    )
+    return page(lang, r["form.title"], body)
+
+
+def request_sent(lang: str) -> Content:
+    """The same page for every address: nothing tells a known one from another."""
+    r = R[lang]
+    return page(lang, r["sent.title"], f'<p role="status">{escape(r["sent.text"])}</p>')
+
+
+def request_verify(lang: str, tenant: str, kind: str, token: str) -> Content:
+    r = R[lang]
+    target = f"/requests/{quote(tenant)}/verify?token={quote(token, safe='')}"
+    body = (
+        f"<p>{_fill(r[f'verify.{kind}'], tenant=tenant)}</p>\n"
+        f'<form method="post" action="{escape(target)}">\n'
+        f'<button type="submit" class="primary">{escape(r["verify.button"])}</button>\n'
+        f'</form>\n<p class="note">{escape(T[lang]["confirm.note"])}</p>'
+    )
+    return page(lang, r["verify.title"], body)
+
+
+def request_done(
+    lang: str,
+    tenant: str,
+    *,
+    kind: str,
+    deadline: datetime | None,
+    downloads: tuple[str, ...],
+    found: bool,
+    already: bool,
+    days: int,
+    contact: str | None,
+) -> Content:
+    """After verification: registered, its deadline, and (access) the download links."""
+    r = R[lang]
+    if already:
+        body = f'<p role="status">{escape(r["already.text"])}</p>\n{contact_line(lang, contact)}'
+        return page(lang, r["already.title"], body)
+    when = day(deadline, lang)
+    parts = [f'<p role="status">{_fill(r["done.deadline"], tenant=tenant, deadline=when)}</p>']
+    if kind == "access" and downloads:
+        parts.append(f"<p>{_fill(r['done.access'], days=str(days))}</p>")
+        items = "".join(
+            f'<li><a href="{escape(url)}">{escape(r["done.download"].format(n=n))}</a></li>'
+            for n, url in enumerate(downloads, 1)
+        )
+        parts.append(f'<ul class="downloads">{items}</ul>')
+    elif kind == "access" and not found:
+        parts.append(f"<p>{_fill(r['done.none'], tenant=tenant, deadline=when)}</p>")
+    else:
+        parts.append(
+            f'<p class="next">{_fill(r["done.erasure"], tenant=tenant, deadline=when)}</p>'
+        )
+    parts.append(contact_line(lang, contact))
+    return page(lang, r["done.title"], "\n".join(parts))
