@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import re
 import zipfile
 from collections.abc import Iterator
@@ -16,12 +17,14 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
+from click.testing import CliRunner
 
 from quitclaim.adapters.dynamo import DynamoSubjects
 from quitclaim.bootstrap import console_service, person_requests_service
 from quitclaim.config import get_settings
+from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW
-from tests.integration.api.conftest import Api
+from tests.integration.api.conftest import Api, HttpApi
 
 pytestmark = pytest.mark.integration
 TENANT = "api-person-requests"
@@ -155,7 +158,7 @@ def test_an_access_request_is_answered_with_an_expiring_link(
 
 
 def test_an_erasure_request_is_registered_with_a_deadline_and_reminders(
-    chalice_api: Api, tenant: dict[str, Any]
+    chalice_api: Api, http_api: HttpApi, tenant: dict[str, Any]
 ) -> None:
     stack = tenant["stack"]
     before = len(stack.sent_emails())
@@ -175,6 +178,14 @@ def test_an_erasure_request_is_registered_with_a_deadline_and_reminders(
     assert console_service().get_subject(
         console_service().resolve_key(tenant["key"]), tenant["subject"]
     )
+    # And the CLI lists it for the officer, with its deadline
+    env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": tenant["key"]}
+    result = CliRunner().invoke(main, ["requests", "list", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    [cli_erasure] = [r for r in json.loads(result.stdout)["items"] if r["kind"] == "erasure"]
+    assert cli_erasure["deadline"].startswith(deadline.date().isoformat())
+    table = CliRunner().invoke(main, ["requests", "list"], env=env).stdout
+    assert cli_erasure["request_id"] in table and "open" in table
     # When the day 7 days before the deadline comes, and then the one 2 days before
     service = person_requests_service()
     mails = []
