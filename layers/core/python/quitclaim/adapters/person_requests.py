@@ -75,7 +75,7 @@ def _from(item: PersonRequestModel, tenant: str) -> PersonRequest:
         status=item.status or "unverified",
         verified_at=item.verified_at,
         deadline=item.deadline,
-        subject_ids=tuple(item.subject_ids or ()),
+        subject_ids=tuple(str(s) for s in item.subject_ids or ()),
         detail=dict(item.detail or {}),
     )
 
