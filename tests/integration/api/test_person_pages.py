@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from quitclaim.bootstrap import console_service
+from quitclaim.bootstrap import console_service, registry_service
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, Buckets, photo
 
@@ -151,3 +151,19 @@ def test_a_forged_link_gets_a_page_naming_nobody(chalice_api: Api) -> None:
     text = _text(reply.body)
     assert "Deze link is niet geldig" in text
     assert "de organisatie die u de e-mail stuurde" in text
+
+
+def test_a_bulk_import_sends_no_confirmation_unless_it_asks(
+    local_stack: Any, granted: dict[str, Any]
+) -> None:
+    # Given a person of the tenant (the registry is what webhooks and imports call)
+    registry = registry_service()
+    sid = registry.create_subject(TENANT, "Imported Person", email="imported@example.org")
+    before = len(local_stack.sent_emails())
+    # When an import grants without asking for mail / Then none goes out
+    registry.grant_consent(TENANT, sid.subject_id, ["web"], DEMO_NOW, None, notify=False)
+    assert [m for m in local_stack.sent_emails()[before:] if "imported@" in str(m["to"])] == []
+    # When it asks (or a webhook grants) / Then the confirmation goes out
+    registry.grant_consent(TENANT, sid.subject_id, ["print"], DEMO_NOW, None, source="webhook")
+    mails = [m for m in local_stack.sent_emails()[before:] if "imported@" in str(m["to"])]
+    assert [m["subject"] for m in mails] == [f"Your consent to {TENANT} is recorded"]
