@@ -451,7 +451,7 @@ def _form_fields() -> dict[str, str]:
         return {k: v[0] for k, v in parsed.items() if v}
     try:
         data = json.loads(text) if text.strip() else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationFailed("the body is not valid JSON", field="body") from None
     if not isinstance(data, dict):
         raise ValidationFailed("the body must be an object", field="body")
