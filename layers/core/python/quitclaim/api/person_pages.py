@@ -21,6 +21,8 @@ from quitclaim.api.static import PAGE_HEADERS
 LANGUAGES = ("en", "nl")
 PERSON_HEADERS = {
     **PAGE_HEADERS,
+    # The pages name a person's consent or request: never kept in a cache.
+    "Cache-Control": "no-store",
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
         "frame-ancestors 'none'; base-uri 'none'"
