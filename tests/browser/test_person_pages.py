@@ -70,7 +70,7 @@ def person(local_stack: Any) -> dict[str, Any]:
     assert buckets.places("browser.jpg") == ["library"]
     reminders_service().send_due()
     mails = local_stack.sent_emails()[before:]
-    return {"buckets": buckets, "mails": mails, "stack": local_stack}
+    return {"buckets": buckets, "mails": mails, "stack": local_stack, "key": issued.secret}
 
 
 @pytest.fixture
@@ -189,3 +189,16 @@ def test_an_access_request_without_a_phone_call(tab: Tabs, person: dict[str, Any
     expect(download).to_have_count(1)
     assert "X-Amz-Expires=604800" in (download.get_attribute("href") or "")
     _clean(asker, "person-request-done")
+
+
+def test_the_officer_sees_the_request_in_the_dashboard(tab: Tabs, person: dict[str, Any]) -> None:
+    # Given the access request above was verified and answered
+    # When the officer opens the dashboard's overview
+    officer = tab("en-GB").sign_in(person["key"])
+    officer.go("Overview")
+    # Then the request is listed with its deadline, kind and status
+    row = officer.page.locator("#requests-rows tr[data-request]")
+    expect(row).to_have_count(1)
+    expect(row.locator("td").nth(1)).to_have_text("Access (Art. 15)")
+    expect(row.locator("td").nth(2)).to_have_text("Answered")
+    _clean(officer, "person-requests-dashboard")
