@@ -24,6 +24,7 @@ from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import AssetStatus, is_tenant_id
+from quitclaim.observability import logger
 from quitclaim.usecases.console import Console
 
 # Validated at cold start: a container outside the EU refuses to run at all.
@@ -356,7 +357,10 @@ def _link_page(action: str, token: str, *, confirm: bool) -> Any:
     except QuitclaimError as exc:
         status, _ = api_errors.for_exception(exc)
         if status >= 500:
-            raise  # the JSON error path logs it; the person gets the generic page below
+            # A dependency failed: the person gets the generic page ("nothing changed").
+            logger.exception("link page error", extra={"action": action})
+            lang = person_pages.pick_language(None, _accept_language())
+            return Reply(status, person_pages.link_problem(lang, "error", None))
         problem = service.problem(token, exc, status)
         lang = person_pages.pick_language(problem.language, _accept_language())
         return Reply(status, person_pages.link_problem(lang, problem.code, problem.contact))
@@ -504,8 +508,11 @@ def verify_person_request(query: Any, tenant: str) -> Any:
 
 def _request_problem(exc: QuitclaimError, lang: str, tenant: str) -> Any:
     status, _ = api_errors.for_exception(exc)
-    if status >= 500 or not _wants_page():
+    if not _wants_page():
         raise exc
+    if status >= 500:
+        logger.exception("request page error")
+        return Reply(status, person_pages.link_problem(lang, "error", None))
     contact = None
     if is_tenant_id(tenant) and exc.code != "bad_link":
         contact = bootstrap.person_requests_service().contact(tenant)

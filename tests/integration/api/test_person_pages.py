@@ -19,6 +19,7 @@ import pytest
 from quitclaim.bootstrap import console_service, registry_service
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, Buckets, photo
+from tests.integration.faults import failing_calls
 
 pytestmark = pytest.mark.integration
 TENANT = "api-person-pages"
@@ -167,3 +168,14 @@ def test_a_bulk_import_sends_no_confirmation_unless_it_asks(
     registry.grant_consent(TENANT, sid.subject_id, ["print"], DEMO_NOW, None, source="webhook")
     mails = [m for m in local_stack.sent_emails()[before:] if "imported@" in str(m["to"])]
     assert [m["subject"] for m in mails] == [f"Your consent to {TENANT} is recorded"]
+
+
+def test_a_failing_store_gets_the_generic_page(chalice_api: Api, granted: dict[str, Any]) -> None:
+    link = _link(granted["mails"][0]["text"], "withdraw")
+    # When DynamoDB fails while the person opens their link
+    with failing_calls("dynamodb", "GetItem", "InternalServerError"):
+        reply = chalice_api.call("GET", link, headers=BROWSER)
+    # Then a page says nothing changed (no stack trace, no JSON)
+    assert reply.status == 503
+    assert reply.header("Content-Type") == "text/html; charset=utf-8"
+    assert "Er is niets veranderd" in _text(reply.body)
