@@ -8,17 +8,23 @@ Auth, validation, error mapping and JSON shaping live in ``quitclaim.api``
 from __future__ import annotations
 
 import base64
+import json
+from dataclasses import asdict
 from typing import Any
+from urllib.parse import parse_qs
 
 from chalice import Chalice
 
 from quitclaim import bootstrap
-from quitclaim.api import static
+from quitclaim.api import errors as api_errors
+from quitclaim.api import person_pages, static
 from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
-from quitclaim.domain.models import AssetStatus
+from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
+from quitclaim.domain.models import AssetStatus, is_tenant_id
+from quitclaim.observability import logger
 from quitclaim.usecases.console import Console
 
 # Validated at cold start: a container outside the EU refuses to run at all.
@@ -309,7 +315,9 @@ def get_usage(call: Call) -> Any:
 # ---------------------------------------------------------------- e-mailed links
 
 
-def _check_link(action: str, query: Any) -> dict[str, str]:
+def _check_link(action: str, query: Any) -> Any:
+    if _wants_page():
+        return _link_page(action, query.token, confirm=False)
     claims = bootstrap.reminders_service().check_link(action, query.token)
     return {
         "action": action,
@@ -318,7 +326,9 @@ def _check_link(action: str, query: Any) -> dict[str, str]:
     }
 
 
-def _follow_link(action: str, query: Any) -> dict[str, Any]:
+def _follow_link(action: str, query: Any) -> Any:
+    if _wants_page():
+        return _link_page(action, query.token, confirm=True)
     consent = bootstrap.reminders_service().follow_link(action, query.token)
     status = "revoked" if consent.revoked_at is not None else "renewed"
     return {
@@ -327,6 +337,53 @@ def _follow_link(action: str, query: Any) -> dict[str, Any]:
         "status": status,
         "expires_at": consent.expires_at,
     }
+
+
+def _wants_page() -> bool:
+    # A browser opening the link gets a page; a client asking for JSON keeps JSON.
+    request = app.current_request
+    return request is not None and person_pages.wants_html(request.headers.get("accept"))
+
+
+def _accept_language() -> str | None:
+    request = app.current_request
+    return request.headers.get("accept-language") if request is not None else None
+
+
+def _link_page(action: str, token: str, *, confirm: bool) -> Any:
+    service = bootstrap.link_pages_service()
+    try:
+        view = service.confirm(action, token) if confirm else service.describe(action, token)
+    except QuitclaimError as exc:
+        status, _ = api_errors.for_exception(exc)
+        if status >= 500:
+            # A dependency failed: the person gets the generic page ("nothing changed").
+            logger.exception("link page error", extra={"action": action})
+            lang = person_pages.pick_language(None, _accept_language())
+            return Reply(status, person_pages.link_problem(lang, "error", None))
+        problem = service.problem(token, exc, status)
+        lang = person_pages.pick_language(problem.language, _accept_language())
+        return Reply(status, person_pages.link_problem(lang, problem.code, problem.contact))
+    lang = person_pages.pick_language(view.language, _accept_language())
+    if confirm:
+        return person_pages.link_done(
+            lang,
+            action,
+            tenant=view.tenant,
+            purposes=view.purposes,
+            expires_at=view.expires_at,
+            contact=view.contact,
+        )
+    return person_pages.link_confirm(
+        lang,
+        action,
+        token,
+        tenant=view.tenant,
+        purposes=view.purposes,
+        expires_at=view.expires_at,
+        renews_until=view.renews_until,
+        contact=view.contact,
+    )
 
 
 @route("checkRenewLink")
@@ -347,6 +404,125 @@ def check_withdraw_link(query: Any) -> Any:
 @route("followWithdrawLink")
 def follow_withdraw_link(query: Any) -> Any:
     return _follow_link("withdraw", query)
+
+
+# ---------------------------------------------------------------- a person's own requests
+
+
+def _page_language() -> str:
+    return person_pages.pick_language(None, _accept_language())
+
+
+def _tenant_page(tenant: str) -> None:
+    # Public routes check their own path: an id that cannot exist is the same 404.
+    if not is_tenant_id(tenant) or not bootstrap.person_requests_service().tenant_exists(tenant):
+        raise NotFound("no such organisation")
+
+
+@route("personRequestPage")
+def person_request_page(tenant: str) -> Any:
+    _tenant_page(tenant)
+    return person_pages.request_form(_page_language(), tenant)
+
+
+@route("submitPersonRequest")
+def submit_person_request(tenant: str) -> Any:
+    if not is_tenant_id(tenant):
+        raise NotFound("no such organisation")
+    fields = _form_fields()
+    email, kind = fields.get("email", ""), fields.get("kind", "")
+    lang = _page_language()
+    try:
+        bootstrap.person_requests_service().submit(tenant, email, kind, lang)
+    except ValidationFailed as exc:
+        if not _wants_page():
+            raise
+        form = person_pages.request_form(lang, tenant, email=email, kind=kind, error=exc.field)
+        return Reply(400, form)
+    if _wants_page():
+        return Reply(202, person_pages.request_sent(lang))
+    return Reply(202, {"status": "verification_sent"})
+
+
+def _form_fields() -> dict[str, str]:
+    """``email`` and ``kind`` from a form post or a JSON body (public: read here)."""
+    request = app.current_request
+    raw = (request.raw_body if request is not None else b"") or b""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    kind = (request.headers.get("content-type") or "") if request is not None else ""
+    if kind.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
+        parsed = parse_qs(text, max_num_fields=10)
+        return {k: v[0] for k, v in parsed.items() if v}
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except (ValueError, RecursionError):
+        raise ValidationFailed("the body is not valid JSON", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("the body must be an object", field="body")
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+@route("checkPersonRequestLink")
+def check_person_request_link(query: Any, tenant: str) -> Any:
+    service = bootstrap.person_requests_service()
+    lang = _page_language()
+    try:
+        request = service.pending(tenant, query.token)
+    except QuitclaimError as exc:
+        return _request_problem(exc, lang, tenant)
+    if not _wants_page():
+        return {"request_id": request.request_id, "kind": request.kind, "status": request.status}
+    return person_pages.request_verify(lang, tenant, request.kind, query.token)
+
+
+@route("verifyPersonRequest")
+def verify_person_request(query: Any, tenant: str) -> Any:
+    service = bootstrap.person_requests_service()
+    lang = _page_language()
+    try:
+        done = service.verify(tenant, query.token)
+    except QuitclaimError as exc:
+        return _request_problem(exc, lang, tenant)
+    request = done.request
+    if not _wants_page():
+        return {
+            "request_id": request.request_id,
+            "kind": request.kind,
+            "status": request.status,
+            "deadline": request.deadline,
+            "downloads": list(done.downloads),
+            "already": done.already,
+        }
+    return person_pages.request_done(
+        lang,
+        tenant,
+        kind=request.kind,
+        deadline=request.deadline,
+        downloads=done.downloads,
+        found=bool(request.subject_ids),
+        already=done.already,
+        days=service.download_days,
+        contact=done.contact,
+    )
+
+
+def _request_problem(exc: QuitclaimError, lang: str, tenant: str) -> Any:
+    status, _ = api_errors.for_exception(exc)
+    if not _wants_page():
+        raise exc
+    if status >= 500:
+        logger.exception("request page error")
+        return Reply(status, person_pages.link_problem(lang, "error", None))
+    contact = None
+    if is_tenant_id(tenant) and exc.code != "bad_link":
+        contact = bootstrap.person_requests_service().contact(tenant)
+    return Reply(status, person_pages.link_problem(lang, exc.code, contact))
+
+
+@route("listPersonRequests")
+def list_person_requests(call: Call) -> Any:
+    items = bootstrap.person_requests_service().list(call.principal.tenant)
+    return {"items": [asdict(r) | {"subject_ids": list(r.subject_ids)} for r in items]}
 
 
 # ---------------------------------------------------------------- webhooks

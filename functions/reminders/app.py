@@ -1,4 +1,4 @@
-"""Reminders: the daily schedule → renewal reminders, each sent once."""
+"""Reminders: the daily schedule → renewal reminders and request reminders, each sent once."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from quitclaim.bootstrap import reminders_service
+from quitclaim.bootstrap import person_requests_service, reminders_service
 from quitclaim.config import get_settings
 from quitclaim.observability import audited, logger, metrics, tracer
 
@@ -20,4 +20,6 @@ get_settings()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("kind") != "reminders":
         raise ValueError(f"unknown reminders event kind: {event.get('kind')!r}")
-    return {"sent": reminders_service().send_due()}
+    sent = reminders_service().send_due()
+    # The officer's reminders of a person's requests due in 7 and 2 days.
+    return {"sent": sent, "request_reminders": person_requests_service().remind_officers()}

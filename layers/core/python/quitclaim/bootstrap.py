@@ -24,6 +24,8 @@ from quitclaim.adapters.dynamo import (
 from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
 from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.adapters.mail import SesMailer, secret_bytes
+from quitclaim.adapters.person_requests import DynamoPersonRequests, S3ExportLinks
+from quitclaim.adapters.person_requests import bind as bind_person_requests
 from quitclaim.adapters.queues import SqsQueueDepths
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
@@ -49,7 +51,10 @@ from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.link_pages import LinkPages
+from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
+from quitclaim.usecases.person_requests import PersonRequests
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
@@ -242,6 +247,64 @@ def registry_service() -> Registry:
         assets=DynamoAssets(),
         document_versions=store,
         library_bucket=settings.library_bucket,
+        notices=consent_mail(),
+    )
+
+
+@lru_cache(maxsize=1)
+def consent_mail() -> ConsentMail | None:
+    """The person's confirmation and receipt e-mails (None: no mail configured)."""
+    settings = get_settings()
+    if not settings.link_secret_arn or not settings.mail_from:
+        return None
+    return ConsentMail(
+        subjects=DynamoSubjects(),
+        tenants=DynamoTenants(),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        signer=LinkSigner(_link_key),
+        clock=_clock,
+        base_url=settings.public_base_url,
+        contact=_tenant_contact,
+    )
+
+
+def _tenant_contact(tenant: str) -> str | None:
+    profile = DynamoTenants().profile(tenant)
+    return (profile.contact_email or None) if profile is not None else None
+
+
+@lru_cache(maxsize=1)
+def link_pages_service() -> LinkPages:
+    """What the pages of an e-mailed link show (the public API routes)."""
+    settings = _bound(get_settings())
+    return LinkPages(
+        reminders=reminders_service(),
+        signer=LinkSigner(_link_key),
+        consents=DynamoConsents(),
+        subjects=DynamoSubjects(),
+        clock=_clock,
+        contact=_tenant_contact,
+        renewal_days=settings.renewal_days,
+    )
+
+
+@lru_cache(maxsize=1)
+def person_requests_service() -> PersonRequests:
+    """Access and erasure requests a person makes on a page (the public API routes)."""
+    settings = _bound(get_settings())
+    bind_person_requests(settings)
+    registry = registry_service()
+    return PersonRequests(
+        store=DynamoPersonRequests(),
+        tenants=DynamoTenants(),
+        find_subjects=lambda tenant, email: registry.find_subjects(tenant, email=email),
+        export=lambda tenant, sid: rights_service().export(tenant, sid, actor="person-request"),
+        links=S3ExportLinks(aws_client("s3", settings), bucket=settings.documents_bucket),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        signer=LinkSigner(_link_key),
+        clock=_clock,
+        base_url=settings.public_base_url,
+        contact=_tenant_contact,
     )
 
 
@@ -596,5 +659,8 @@ def reset_container(*, keep_settings: bool = False) -> None:
         usage_service,
         audit_trail_service,
         offboarding_service,
+        consent_mail,
+        link_pages_service,
+        person_requests_service,
     ):
         cached.cache_clear()

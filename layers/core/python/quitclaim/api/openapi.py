@@ -447,8 +447,65 @@ OPERATIONS: tuple[Operation, ...] = (
                 query=s.LinkQuery,
                 response="LinkResult",
                 errors=(400, 403, 409),
+                # The page's confirming button posts a plain HTML form.
+                raw_types=("application/x-www-form-urlencoded",),
             ),
         )
+    ),
+    # A person's own access / erasure request (docs/person-pages.md).
+    Operation(
+        "personRequestPage",
+        "GET",
+        "/requests/{tenant}",
+        "The page where a person asks for access or erasure by e-mail address",
+        "person requests",
+        role=None,
+        errors=(404,),
+        produces=("text/html",),
+    ),
+    Operation(
+        "submitPersonRequest",
+        "POST",
+        "/requests/{tenant}",
+        "Ask for access or erasure: a link to confirm goes to the address",
+        "person requests",
+        role=None,
+        status=202,
+        errors=(400, 404),
+        raw_types=("application/x-www-form-urlencoded",),
+        description=(
+            "Fields `email` and `kind` (access | erasure), as a form or JSON. The answer is "
+            "the same for every address (nothing is looked up before the address is verified)."
+        ),
+    ),
+    Operation(
+        "checkPersonRequestLink",
+        "GET",
+        "/requests/{tenant}/verify",
+        "Check a request's verification link (changes nothing; confirm with POST)",
+        "person requests",
+        role=None,
+        query=s.LinkQuery,
+        errors=(400, 403),
+    ),
+    Operation(
+        "verifyPersonRequest",
+        "POST",
+        "/requests/{tenant}/verify",
+        "Verify the address: the request is registered with its one-month deadline",
+        "person requests",
+        role=None,
+        query=s.LinkQuery,
+        errors=(400, 403, 409),
+        raw_types=("application/x-www-form-urlencoded",),
+    ),
+    Operation(
+        "listPersonRequests",
+        "GET",
+        "/person-requests",
+        "The tenant's verified access and erasure requests, nearest deadline first",
+        "person requests",
+        response="PersonRequestList",
     ),
 )
 
@@ -902,6 +959,28 @@ def _component_schemas() -> dict[str, Any]:
                     "export_base64": {"type": "string", "contentEncoding": "base64"},
                     "sha256": {"type": "string"},
                     "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                },
+            },
+            "PersonRequestList": {
+                "type": "object",
+                "required": ["items"],
+                "properties": {
+                    "items": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "request_id": {"type": "string"},
+                                "kind": {"enum": ["access", "erasure"]},
+                                "email": {"type": "string"},
+                                "status": {"enum": ["open", "answered"]},
+                                "received_at": {"type": "string", "format": "date-time"},
+                                "verified_at": {"type": ["string", "null"]},
+                                "deadline": {"type": ["string", "null"]},
+                                "subject_ids": {"type": "array", "items": {"type": "string"}},
+                            },
+                        },
+                    }
                 },
             },
             "Document": {

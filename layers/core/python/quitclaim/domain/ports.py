@@ -385,6 +385,17 @@ class Mailer(Protocol):
         ...
 
 
+class ConsentNotifier(Protocol):
+    """Tells the person about their own consent (a confirmation, a receipt).
+
+    Never raises for a failed send: the consent change it reports stands.
+    """
+
+    def granted(self, consent: Consent) -> bool: ...
+
+    def changed(self, consent: Consent, event: str) -> bool: ...
+
+
 class EventPublisher(Protocol):
     """The outbox: events for the tenant's webhooks (ids only, never names)."""
 

@@ -21,6 +21,7 @@ from quitclaim.local.api_cli import run_operator as _run
 from quitclaim.local.api_cli import tenants_create as api_tenants_create
 from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
 from quitclaim.local.control import tick_command
+from quitclaim.local.requests_cli import requests as requests_commands
 
 if TYPE_CHECKING:
     from quitclaim.usecases.registry import Registry
@@ -374,6 +375,7 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
 
 
 main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
+main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
 
 
 if __name__ == "__main__":  # pragma: no cover

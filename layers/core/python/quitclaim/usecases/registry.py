@@ -34,6 +34,7 @@ from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
+    ConsentNotifier,
     ConsentRepository,
     EventPublisher,
     ExpirySchedules,
@@ -117,6 +118,8 @@ class Registry:
     assets: AssetRepository | None = None
     document_versions: ObjectVersions | None = None
     library_bucket: str = ""
+    # The person's own e-mails: a confirmation per grant, a receipt per change.
+    notices: ConsentNotifier | None = None
 
     # -- tenants ------------------------------------------------------------
     def create_tenant(
@@ -579,8 +582,12 @@ class Registry:
         document_url: str | None = None,
         consent_id: str | None = None,
         actor: str = "system",
+        notify: bool = True,
     ) -> Consent:
         """Record a signed quitclaim for the given purposes and window.
+
+        ``notify``: e-mail the person a confirmation with a standing withdrawal
+        link (a bulk import passes False unless it asks for the mails).
 
         ``consent_id``: a caller that may repeat the same grant (a webhook
         redelivered) passes a stable id; the repeat then raises ``Conflict``
@@ -630,6 +637,8 @@ class Registry:
             source=source,
         )
         self._recheck(tenant, subject_id, actor)
+        if notify and self.notices is not None:
+            self.notices.granted(consent)
         return consent
 
     def renew_consent(
@@ -661,6 +670,8 @@ class Registry:
         result = self._change(consent, renewed, "renewed", source, actor)
         self._schedule(result)
         self._recheck(tenant, subject_id, actor)
+        if self.notices is not None:
+            self.notices.changed(result, "renewed")
         return result
 
     def revoke_consent(
@@ -681,6 +692,8 @@ class Registry:
         )
         self._unschedule(revoked)
         self._recheck(tenant, subject_id, actor)
+        if self.notices is not None:
+            self.notices.changed(revoked, "revoked")
         return revoked
 
     def consent_views(self, tenant: str, subject_id: str) -> list[ConsentView]:

@@ -903,6 +903,26 @@
   async function loadOverview() {
     state.overview = await api("GET", "/overview?months=12");
     renderOverview();
+    renderRequests((await api("GET", "/person-requests")).items);
+  }
+
+  // People's own access and erasure requests (docs/person-pages.md).
+  function renderRequests(items) {
+    $("requests-rows").replaceChildren(
+      ...(items.length
+        ? items.map((r) =>
+            h(
+              "tr",
+              { "data-request": r.request_id },
+              h("td", { text: r.deadline ? fmtDate(r.deadline) : "" }),
+              h("td", { text: t(`r_${r.kind}`) }),
+              h("td", { text: t(`r_${r.status}`) }),
+              h("td", { text: r.email }),
+              h("td", { text: r.request_id }),
+            ),
+          )
+        : [h("tr", {}, h("td", { colspan: "5", text: t("requestsNone") }))]),
+    );
   }
 
   function renderOverview() {

@@ -1,0 +1,217 @@
+"""Storage of a person's own requests (DynamoDB) and their export links (S3).
+
+Both item kinds live in the requests table, outside the tenant's data-request
+log partition (``{tenant}``), so that log reads exactly as before:
+
+- a request: ``tenant`` = ``{tenant}#person``, ``sk`` = ``req#{request_id}``;
+- an officer reminder: ``tenant`` = ``person-due#{YYYY-MM-DD}``, ``sk`` =
+  ``{tenant}#{request_id}#{days}``: the daily run reads one day's partition
+  (like the consents' by-expiry-day index), the tenant leading each sort key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.attributes import (
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
+from pynamodb.models import Model
+
+from quitclaim.config import Settings
+from quitclaim.domain.errors import DependencyFailed
+from quitclaim.domain.person_requests import PersonRequest
+
+DUE = "person-due#"
+
+
+class PersonRequestModel(Model):
+    class Meta:
+        table_name = "unbound"
+        region = "eu-central-1"
+        max_retry_attempts = 5
+
+    tenant = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    received_at = UTCDateTimeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    verified_at = UTCDateTimeAttribute(null=True)
+    deadline = UTCDateTimeAttribute(null=True)
+    subject_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    detail = JSONAttribute(null=True)
+    sent = BooleanAttribute(null=True)  # reminder items
+
+
+def bind(settings: Settings) -> None:
+    """Point the model at this container's requests table (as ``bind_models`` does)."""
+    meta: Any = PersonRequestModel.Meta
+    bound = (settings.requests_table, settings.region, settings.endpoint_url)
+    if (meta.table_name, meta.region, getattr(meta, "host", None)) != bound:
+        meta.table_name, meta.region, meta.host = bound
+        PersonRequestModel._connection = None
+
+
+def _pk(tenant: str) -> str:
+    return f"{tenant}#person"
+
+
+def _from(item: PersonRequestModel, tenant: str) -> PersonRequest:
+    return PersonRequest(
+        tenant=tenant,
+        request_id=item.request_id or "",
+        kind=item.kind or "",
+        email=item.email or "",
+        received_at=item.received_at or datetime.min,
+        status=item.status or "unverified",
+        verified_at=item.verified_at,
+        deadline=item.deadline,
+        subject_ids=tuple(str(s) for s in item.subject_ids or ()),
+        detail=dict(item.detail or {}),
+    )
+
+
+def _item(request: PersonRequest) -> PersonRequestModel:
+    return PersonRequestModel(
+        _pk(request.tenant),
+        f"req#{request.request_id}",
+        request_id=request.request_id,
+        kind=request.kind,
+        email=request.email,
+        received_at=request.received_at,
+        status=request.status,
+        verified_at=request.verified_at,
+        deadline=request.deadline,
+        subject_ids=list(request.subject_ids) or None,
+        detail=dict(request.detail),
+    )
+
+
+class DynamoPersonRequests:
+    """``PersonRequestStore`` on the requests table."""
+
+    def create(self, request: PersonRequest) -> None:
+        try:
+            _item(request).save(condition=PersonRequestModel.sk.does_not_exist())
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB person request write failed: {exc}") from exc
+
+    def get(self, tenant: str, request_id: str) -> PersonRequest | None:
+        try:
+            item = PersonRequestModel.get(_pk(tenant), f"req#{request_id}")
+        except PersonRequestModel.DoesNotExist:
+            return None
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB person request read failed: {exc}") from exc
+        return _from(item, tenant)
+
+    def mark_verified(self, request: PersonRequest) -> bool:
+        try:
+            _item(request).save(condition=PersonRequestModel.status == "unverified")
+        except PutError as exc:
+            if _conditional(exc):
+                return False
+            raise DependencyFailed(f"DynamoDB person request write failed: {exc}") from exc
+        return True
+
+    def update(self, request: PersonRequest) -> None:
+        try:
+            _item(request).save()
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB person request write failed: {exc}") from exc
+
+    def verified(self, tenant: str) -> list[PersonRequest]:
+        try:
+            found = PersonRequestModel.query(
+                _pk(tenant),
+                PersonRequestModel.sk.startswith("req#"),
+                filter_condition=PersonRequestModel.status != "unverified",
+            )
+            return [_from(i, tenant) for i in found]
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB person request query failed: {exc}") from exc
+
+    def add_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> None:
+        try:
+            PersonRequestModel(DUE + day, f"{tenant}#{request_id}#{days_before}", sent=False).save()
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB reminder write failed: {exc}") from exc
+
+    def reminders_on(self, day: str) -> list[tuple[str, str, int]]:
+        try:
+            found = list(PersonRequestModel.query(DUE + day))
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB reminder query failed: {exc}") from exc
+        due = []
+        for item in found:
+            if item.sent:
+                continue
+            tenant, request_id, days = item.sk.rsplit("#", 2)
+            due.append((tenant, request_id, int(days)))
+        return due
+
+    def claim_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> bool:
+        item = PersonRequestModel(DUE + day, f"{tenant}#{request_id}#{days_before}")
+        try:
+            item.update(
+                actions=[PersonRequestModel.sent.set(True)],
+                condition=PersonRequestModel.sent == False,  # noqa: E712 (a DynamoDB condition)
+            )
+        except UpdateError as exc:
+            if _conditional(exc):
+                return False
+            raise DependencyFailed(f"DynamoDB reminder claim failed: {exc}") from exc
+        return True
+
+    def release_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> None:
+        item = PersonRequestModel(DUE + day, f"{tenant}#{request_id}#{days_before}")
+        try:
+            item.update(actions=[PersonRequestModel.sent.set(False)])
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB reminder release failed: {exc}") from exc
+
+
+def _conditional(exc: PynamoDBException) -> bool:
+    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+
+
+class S3ExportLinks:
+    """The export ZIP in the documents bucket (encrypted, private), and a presigned GET.
+
+    The link's lifetime is capped by the signing credentials: a Lambda role's
+    session may end before ``days`` (docs/person-pages.md).
+    """
+
+    def __init__(self, client: Any, *, bucket: str, days: int = 7) -> None:
+        self._s3 = client
+        self._bucket = bucket
+        self._seconds = min(days * 86400, 7 * 86400)  # SigV4's longest
+
+    def publish(self, tenant: str, request_id: str, filename: str, data: bytes) -> str:
+        key = f"exports/{tenant}/{request_id}/{filename}"
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket, Key=key, Body=data, ContentType="application/zip"
+            )
+            url: str = self._s3.generate_presigned_url(
+                "get_object",
+                Params={
+                    "Bucket": self._bucket,
+                    "Key": key,
+                    "ResponseContentDisposition": f'attachment; filename="{filename}"',
+                },
+                ExpiresIn=self._seconds,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise DependencyFailed(f"S3 export write failed: {code}") from exc
+        return url
