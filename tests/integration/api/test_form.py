@@ -183,7 +183,10 @@ def _export(api: HttpApi, tenant: Tenant, sid: str) -> dict[str, Any]:
 def test_a_minor_needs_a_guardian_who_then_gets_the_reminders(
     local_stack: Any, http_api: HttpApi, tenant: Tenant
 ) -> None:
-    # Given a personal link e-mailed to a 12-year-old's address
+    # Given a form version that runs 10 days, and a personal link e-mailed to a
+    # 12-year-old's address
+    short = {"version": "v2-short", "texts": TEXTS, "purposes": ["web", "print"], "period_days": 10}
+    assert http_api.call("POST", "/forms", key=tenant.admin, json_body=short).status == 201
     sid = _person(http_api, tenant, "Kim Young", "kim@example.org")
     link = _link(http_api, tenant, subject_id=sid)
     assert link["sent_to"] == "person"
@@ -191,7 +194,7 @@ def test_a_minor_needs_a_guardian_who_then_gets_the_reminders(
     assert link["url"] in mail["text"]
     token = _token(link["url"])
     minor = {
-        "form_version": "v1",
+        "form_version": "v2-short",
         "name": "Kim Young",
         "date_of_birth": (DEMO_NOW.date() - timedelta(days=12 * 365 + 30)).isoformat(),
         "purposes": ["web", "print"],
@@ -222,12 +225,13 @@ def test_a_minor_needs_a_guardian_who_then_gets_the_reminders(
     again = _post(http_api, token, {**minor, **guardian})
     assert again.status == 409 and "signed already" in again.body.decode()
 
-    # When the clock reaches 30 days before the consent ends and the daily run goes
+    # When the clock reaches 7 days before the consent ends and the daily runs go
     try:
-        local_stack.tick(DEMO_NOW + timedelta(days=336))
-        # Then the reminder goes to the guardian, not to the child
+        local_stack.tick(DEMO_NOW + timedelta(days=4))
+        # Then the reminders (the 30- and the 7-day one) go to the guardian, not to the child
         reminders = [m for m in _mails_to(local_stack, "pat@example.org") if "/links/" in m["text"]]
-        assert len(reminders) == 1 and "Pat Young" in reminders[0]["text"]
+        assert len(reminders) == 2
+        assert all("Pat Young" in m["text"] for m in reminders)
         assert not [m for m in _mails_to(local_stack, "kim@example.org") if "/links/" in m["text"]]
     finally:
         local_stack.clock.set(DEMO_NOW)
@@ -236,8 +240,8 @@ def test_a_minor_needs_a_guardian_who_then_gets_the_reminders(
 def test_coming_of_age_asks_the_person_to_confirm_and_keeps_the_guardians_consent(
     local_stack: Any, http_api: HttpApi, tenant: Tenant
 ) -> None:
-    # Given a person 20 days short of 16, whose guardian signed
-    born = DEMO_NOW.date().replace(year=DEMO_NOW.year - 16) + timedelta(days=20)
+    # Given a person 2 days short of 16, whose guardian signed
+    born = DEMO_NOW.date().replace(year=DEMO_NOW.year - 16) + timedelta(days=2)
     sid = _person(http_api, tenant, "Sam Almost", "sam@example.org")
     token = _token(_link(http_api, tenant, subject_id=sid, send=False)["url"])
     fields = {
@@ -253,7 +257,7 @@ def test_coming_of_age_asks_the_person_to_confirm_and_keeps_the_guardians_consen
     [consent] = _consents(http_api, tenant, sid)
     try:
         # When the clock passes their 16th birthday and the daily runs go
-        local_stack.tick(DEMO_NOW + timedelta(days=21))
+        local_stack.tick(DEMO_NOW + timedelta(days=3))
         # Then they are asked, once, by e-mail, to confirm it themselves with a form link
         asks = [m for m in _mails_to(local_stack, "sam@example.org") if "confirm" in m["text"]]
         assert len(asks) == 1 and "Robin Almost" in asks[0]["text"]
@@ -261,7 +265,7 @@ def test_coming_of_age_asks_the_person_to_confirm_and_keeps_the_guardians_consen
         # And the guardian's consent stays valid
         [still] = _consents(http_api, tenant, sid)
         assert still["consent_id"] == consent["consent_id"] and still["status"] == "valid"
-        local_stack.tick(DEMO_NOW + timedelta(days=23))
+        local_stack.tick(DEMO_NOW + timedelta(days=4))
         assert (
             len([m for m in _mails_to(local_stack, "sam@example.org") if "confirm" in m["text"]])
             == 1
