@@ -21,7 +21,14 @@ import pytest
 
 from quitclaim.bootstrap import registry_service
 from tests.conftest import DEMO_NOW
-from tests.integration.api.conftest import HttpApi, Reply, Tenant, assert_error, make_tenant
+from tests.integration.api.conftest import (
+    HttpApi,
+    Reply,
+    Tenant,
+    assert_error,
+    make_tenant,
+    photo,
+)
 
 pytestmark = pytest.mark.integration
 TENANT = "api-form"
@@ -278,3 +285,58 @@ def test_a_forged_link_gets_a_page_that_says_so(http_api: HttpApi, tenant: Tenan
     reply = http_api.call("GET", "/form?token=" + "x" * 20 + "." + "y" * 20)
     assert reply.status == 403 and "not valid" in reply.body.decode()
     assert reply.header("Content-Type").startswith("text/html")
+
+
+def _multipart(fields: dict[str, Any], photo: bytes) -> tuple[bytes, str]:
+    boundary = "qc-form-test-boundary"
+    parts = []
+    for name, value in fields.items():
+        for one in value if isinstance(value, list) else [value]:
+            head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'
+            parts.append(f"{head}{one}\r\n".encode())
+    parts.append(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="photo"; filename="me.jpg"\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + photo
+        + b"\r\n"
+    )
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def test_a_reference_photo_is_enrolled_only_with_the_biometric_consent(
+    http_api: HttpApi, tenant: Tenant
+) -> None:
+    token = _token(_link(http_api, tenant, event="photo-booth", days=1)["url"])
+    fields: dict[str, Any] = {
+        "form_version": "v1",
+        "name": "Barack Booth",
+        "email": "booth@example.org",
+        "date_of_birth": "1961-08-04",
+        "purposes": ["web"],
+        "signature": "Barack Booth",
+        "agree": "on",
+    }
+
+    def post(extra: dict[str, Any], image: bytes) -> Reply:
+        body, content_type = _multipart({**fields, **extra}, image)
+        return http_api.call(
+            "POST", f"/form?token={token}", body=body, headers={"Content-Type": content_type}
+        )
+
+    # When a photo comes without the separate consent to matching
+    refused = post({}, photo("enroll", "obama", "obama-portrait.jpg"))
+    # Then it is refused naming that box, and no one is recorded
+    assert refused.status == 400 and 'id="biometric_consent-error"' in refused.body.decode()
+    # When the photo shows no face, the enrolment gates refuse it (422), still no one recorded
+    faceless = post({"biometric_consent": "on"}, photo("uploads", "stranger-portrait.png")[:64])
+    assert faceless.status == 422 and 'id="photo-error"' in faceless.body.decode()
+    assert registry_service().find_subjects(TENANT, email="booth@example.org") == []
+    # When the box is ticked with a good photo
+    done = post({"biometric_consent": "on"}, photo("enroll", "obama", "obama-portrait.jpg"))
+    assert done.status == 201, done.body
+    # Then the person is enrolled and the consent records the biometric consent
+    [sid] = registry_service().find_subjects(TENANT, email="booth@example.org")
+    assert http_api.call("GET", f"/subjects/{sid}", key=tenant.admin).json["templates"] == 1
+    [consent] = _consents(http_api, tenant, sid)
+    assert consent["evidence"]["biometric_consent"] is True

@@ -24,6 +24,7 @@ from quitclaim.domain.errors import (
     Forbidden,
     NotFound,
     QuitclaimError,
+    RejectedInput,
     ValidationFailed,
 )
 from quitclaim.domain.forms import LANGUAGES
@@ -303,6 +304,10 @@ def sign(forms: Forms, token: str, chosen: str | None, posted: Posted) -> Reply:
     except ValidationFailed as exc:
         status = 422 if isinstance(exc, EnrolmentRejected) else 400
         return form_page(opened, lang, values=values, purposes=purposes, error=exc, status=status)
+    except RejectedInput as exc:
+        # The photo could not be read (not an image, cut short): the form again, naming it.
+        error = ValidationFailed(str(exc), field="photo", code=exc.code)
+        return form_page(opened, lang, values=values, purposes=purposes, error=error, status=422)
     except QuitclaimError as exc:
         return _refused(exc, lang)
     return done_page(signed, lang)
@@ -355,9 +360,12 @@ def form_page(
         f'<p class="version">{_e(t["version"].format(version=form.version))}</p>',
     ]
     if error is not None:
-        target = error.field if error.field in FIELDS or error.field == "photo" else "purposes"
-        if wrong == "purposes":
-            target = f"purpose-{form.purposes[0]}"
+        anchors = {
+            "dob": "date_of_birth",
+            "biometric": "biometric_consent",
+            "purposes": f"purpose-{form.purposes[0]}",
+        }
+        target = anchors.get(str(wrong), str(wrong))
         parts.append(
             '<div class="summary" role="alert" tabindex="-1" id="error-summary">'
             f'<h2>{_e(t["error"])}</h2><p><a href="#{_e(target)}">{_e(message)}</a></p></div>'
