@@ -168,6 +168,11 @@ class DynamoFormStore:
                 raise
         return True
 
+    def release_majority(self, due: MajorityDue) -> None:
+        _bind()
+        with _dependency("majority release"):
+            FormItem(f"majority#{due.day}").update(actions=[FormItem.asked.delete({_entry(due)})])
+
 
 def _entry(due: MajorityDue) -> str:
     return f"{due.tenant}/{due.subject_id}/{due.consent_id}"

@@ -110,6 +110,10 @@ class FormStore(Protocol):
         """Mark ``due`` asked; False when another run has it."""
         ...
 
+    def release_majority(self, due: MajorityDue) -> None:
+        """Undo a claim whose e-mail could not be sent."""
+        ...
+
 
 def check_age_of_consent(age: int) -> int:
     low, high = AGE_OF_CONSENT_RANGE

@@ -361,16 +361,19 @@ class Forms:
             for due in self._store.majority_on(day):
                 if not self._store.claim_majority(due):
                     continue
-                asked += int(self._ask(due, now))
+                try:
+                    asked += int(self._ask(due, now))
+                except NotFound:
+                    continue  # the tenant or the person is gone: nothing to ask
+                except DependencyFailed:
+                    self._store.release_majority(due)  # the next daily run asks again
+                    raise
         count("MajorityAsked", asked)
         return asked
 
     def _ask(self, due: MajorityDue, now: datetime) -> bool:
-        try:
-            subject = self._registry.subject(due.tenant, due.subject_id)
-            view = self._registry.consent_view(due.tenant, due.subject_id, due.consent_id)
-        except NotFound:
-            return False  # erased meanwhile
+        subject = self._registry.subject(due.tenant, due.subject_id)
+        view = self._registry.consent_view(due.tenant, due.subject_id, due.consent_id)
         if view.status != "valid":
             return False  # ended or withdrawn: nothing to confirm
         audit(
