@@ -4,23 +4,31 @@ from __future__ import annotations
 
 import re
 from datetime import date
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 
 from quitclaim.api.form_pages import form_page, language, parse
 from quitclaim.api.routing import Posted
-from quitclaim.domain.errors import ValidationFailed
+from quitclaim.domain.errors import DependencyFailed, NotFound, ValidationFailed
 from quitclaim.domain.forms import (
     FormSettings,
     FormText,
     FormVersion,
+    MajorityDue,
     check_age_of_consent,
     check_answers,
     check_version,
     majority_day,
 )
+from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.pdf import render
-from quitclaim.usecases.forms import OpenForm, ip_digest, qr_svg
+from quitclaim.domain.ports import Email
+from quitclaim.domain.registry import Guardian, Subject
+from quitclaim.usecases.forms import Forms, OpenForm, ip_digest, qr_svg
+from quitclaim.usecases.reminders import LinkSigner
+from tests.unit.fakes import FixedClock
 
 TODAY = date(2026, 11, 26)
 FORM = FormVersion(
@@ -182,3 +190,92 @@ def test_the_page_escapes_what_it_shows_and_names_the_refused_field() -> None:
     assert "form-action 'self'" in reply.payload.headers["Content-Security-Policy"]
     assert language(None, "nl-NL,nl;q=0.9,en;q=0.8", "en") == "nl"
     assert language("en", "nl-NL", "nl") == "en"
+
+
+class _Store:
+    """The FormStore port in memory (only what coming of age uses)."""
+
+    def __init__(self, due: MajorityDue) -> None:
+        self.due = [due]
+        self.asked: set[str] = set()
+
+    def settings(self, tenant: str) -> FormSettings:
+        return FormSettings(tenant, current="v1", versions=("v1",))
+
+    def version(self, tenant: str, version: str) -> FormVersion:
+        return FORM
+
+    def majority_on(self, day: str) -> list[MajorityDue]:
+        return [d for d in self.due if d.day == day and d.consent_id not in self.asked]
+
+    def claim_majority(self, due: MajorityDue) -> bool:
+        if due.consent_id in self.asked:
+            return False
+        self.asked.add(due.consent_id)
+        return True
+
+    def release_majority(self, due: MajorityDue) -> None:
+        self.asked.discard(due.consent_id)
+
+
+class _Registry:
+    def __init__(self, gone: bool = False) -> None:
+        self.gone = gone
+
+    def subject(self, tenant: str, subject_id: str) -> Subject:
+        if self.gone:
+            raise NotFound("subject gone")
+        return Subject(
+            tenant, subject_id, "Sam", email="sam@example.org", guardian=Guardian("Robin")
+        )
+
+    def consent_view(self, tenant: str, subject_id: str, consent_id: str) -> Any:
+        return SimpleNamespace(status="valid", expires_at=None)
+
+    def policy(self, tenant: str) -> TenantPolicy:
+        return TenantPolicy(tenant, language="nl")
+
+
+class _Mailer:
+    def __init__(self, fail: bool) -> None:
+        self.fail = fail
+        self.sent: list[Email] = []
+
+    def send(self, email: Email) -> None:
+        if self.fail:
+            raise DependencyFailed("SES send failed: Throttling")
+        self.sent.append(email)
+
+
+def _forms(store: _Store, registry: _Registry, mailer: _Mailer) -> Forms:
+    return Forms(
+        registry=registry,  # type: ignore[arg-type]
+        store=store,  # type: ignore[arg-type]
+        signer=LinkSigner(lambda: b"k" * 32),
+        mailer=mailer,
+        clock=FixedClock(),
+        base_url="https://qc.example",
+        hash_key=lambda: b"k" * 32,
+    )
+
+
+def test_coming_of_age_is_asked_once_and_again_after_a_failed_mail() -> None:
+    # Given a guardian's consent whose person came of age yesterday
+    due = MajorityDue("t1", "sub_a", "con_a", "2026-11-25")
+    store = _Store(due)
+    # When the mail cannot be sent
+    with pytest.raises(DependencyFailed):
+        _forms(store, _Registry(), _Mailer(fail=True)).ask_majority()
+    # Then the ask is released for the next run, which sends it, in the tenant's language
+    mailer = _Mailer(fail=False)
+    assert _forms(store, _Registry(), mailer).ask_majority() == 1
+    [mail] = mailer.sent
+    assert mail.to == "sam@example.org" and "Robin" in mail.text and "/form?token=" in mail.text
+    assert mail.subject == "Bevestig uw portrettoestemming zelf"
+    # And a later run does not ask again
+    assert _forms(store, _Registry(), mailer).ask_majority() == 0
+
+
+def test_coming_of_age_skips_a_person_who_is_gone() -> None:
+    store = _Store(MajorityDue("t1", "sub_a", "con_a", "2026-11-26"))
+    assert _forms(store, _Registry(gone=True), _Mailer(fail=False)).ask_majority() == 0
