@@ -345,7 +345,11 @@ def form_page(
         if opened.subject.date_of_birth:
             given.setdefault("date_of_birth", opened.subject.date_of_birth.isoformat())
     wrong = _LABELS.get(error.field, error.field) if error is not None else None
-    message = str(error) if error is not None else None
+    message = None
+    if error is not None:
+        # The field as the person reads it, then the server's words (naming the field).
+        label = t.get(str(wrong))
+        message = f"{label}: {error}" if label else str(error)
 
     def err(key: str) -> str | None:
         return message if wrong == key else None
