@@ -146,6 +146,7 @@ def split_requirements(requirements: Iterable[str]) -> tuple[list[str], list[str
             "pydantic",
             "pydantic-settings",
             "standardwebhooks",
+            "segno",
         }:
             core.append(requirement)
         else:

@@ -17,9 +17,9 @@ from chalice import Chalice
 
 from quitclaim import bootstrap
 from quitclaim.api import errors as api_errors
-from quitclaim.api import person_pages, static
+from quitclaim.api import form_pages, person_pages, static
 from quitclaim.api.openapi import document
-from quitclaim.api.routing import Call, Reply, Router, Signed, reshape_chalice_errors
+from quitclaim.api.routing import Call, Posted, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
@@ -32,6 +32,8 @@ get_settings()
 
 app = Chalice(app_name="quitclaim-api")
 app.register_middleware(reshape_chalice_errors, "http")
+# The form's post carries a photo: API Gateway passes it base64-encoded, Chalice decodes it.
+app.api.binary_types.append("multipart/form-data")
 
 
 def _console() -> Console:
@@ -523,6 +525,59 @@ def _request_problem(exc: QuitclaimError, lang: str, tenant: str) -> Any:
 def list_person_requests(call: Call) -> Any:
     items = bootstrap.person_requests_service().list(call.principal.tenant)
     return {"items": [asdict(r) | {"subject_ids": list(r.subject_ids)} for r in items]}
+
+
+# ---------------------------------------------------------------- the hosted quitclaim form
+
+
+@route("publishForm")
+def publish_form(call: Call) -> Any:
+    body = call.body
+    return bootstrap.forms_service().publish(
+        call.principal.tenant,
+        body.version,
+        {lang: {"title": t.title, "body": t.body} for lang, t in body.texts.items()},
+        body.purposes,
+        body.period_days,
+    )
+
+
+@route("getForm")
+def get_form(call: Call, version: str) -> Any:
+    return bootstrap.forms_service().version(call.principal.tenant, version)
+
+
+@route("getFormSettings")
+def get_form_settings(call: Call) -> Any:
+    return bootstrap.forms_service().settings(call.principal.tenant)
+
+
+@route("updateFormSettings")
+def update_form_settings(call: Call) -> Any:
+    return bootstrap.forms_service().set_age_of_consent(
+        call.principal.tenant, call.body.age_of_consent
+    )
+
+
+@route("createFormLink")
+def create_form_link(call: Call) -> Any:
+    return bootstrap.forms_service().link(
+        call.principal.tenant,
+        subject_id=call.body.subject_id,
+        event=call.body.event,
+        days=call.body.days,
+        send=call.body.send,
+    )
+
+
+@route("openForm")
+def open_form(query: Any, posted: Posted) -> Any:
+    return form_pages.show(bootstrap.forms_service(), query.token, query.lang, posted)
+
+
+@route("signForm")
+def sign_form(query: Any, posted: Posted) -> Any:
+    return form_pages.sign(bootstrap.forms_service(), query.token, query.lang, posted)
 
 
 # ---------------------------------------------------------------- webhooks

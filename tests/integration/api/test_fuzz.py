@@ -204,6 +204,7 @@ def test_path_params_reach_only_real_routes() -> None:
         "endpoint_id",
         "delivery_id",
         "file",
+        "version",
     }
 
 

@@ -80,6 +80,25 @@ def world(local_stack: Any, chalice_api: Api) -> World:
         json_body={"url": "http://127.0.0.1:9/a-only", "event_types": ["asset.quarantined"]},
     )
     assert endpoint.status == 201, endpoint.body
+    # And a form version of A's (a name B does not have)
+    form = api.call(
+        "POST",
+        "/forms",
+        key=a.admin,
+        json_body={
+            "version": "a-only-form",
+            "texts": {"en": {"title": SECRET_NAME, "body": SECRET_NAME}},
+            "purposes": ["web"],
+        },
+    )
+    assert form.status == 201, form.body
+    # (B has a form of its own, so a link for A's person fails on the person, not the form)
+    b_form = {
+        "version": "b-form",
+        "texts": {"en": {"title": "B", "body": "B"}},
+        "purposes": ["web"],
+    }
+    assert api.call("POST", "/forms", key=b.admin, json_body=b_form).status == 201
     Buckets(local_stack, a.id).upload("stranger.png", stranger)
     Buckets(local_stack, b.id).upload("stranger.png", stranger)
     [delivery] = api.call("GET", "/webhook-deliveries", key=a.admin).json["items"]
@@ -133,6 +152,9 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("DELETE", f"/webhook-endpoints/{w.endpoint}", None),
         ("POST", f"/webhook-endpoints/{w.endpoint}/rotate", {"overlap_hours": 0}),
         ("POST", f"/webhook-deliveries/{w.delivery}/replay", None),
+        # The hosted form: A's versions are not B's; nor are A's people
+        ("GET", "/forms/a-only-form", None),
+        ("POST", "/form-links", {"subject_id": s}),
     ]
 
 
@@ -155,7 +177,7 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             reply = api.call(method, path, key=key, json_body=body)
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
-            admin_only = path.startswith("/webhook") or (
+            admin_only = path.startswith(("/webhook", "/form-links")) or (
                 path.startswith("/subjects")
                 and (method != "GET" or "/eras" in path or "/export" in path)
             )

@@ -29,6 +29,7 @@ def test_every_runtime_dependency_has_a_place() -> None:
         "pydantic",
         "pydantic-settings",
         "standardwebhooks",
+        "segno",
     }
     assert {layers.requirement_name(r) for r in face} == layers.FACE_DISTRIBUTIONS
 

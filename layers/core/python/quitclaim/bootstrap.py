@@ -22,6 +22,7 @@ from quitclaim.adapters.dynamo import (
     bind_models,
 )
 from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
+from quitclaim.adapters.form_store import DynamoFormStore
 from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.person_requests import DynamoPersonRequests, S3ExportLinks
@@ -49,6 +50,7 @@ from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.expiry import Expiry
+from quitclaim.usecases.forms import Forms
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
 from quitclaim.usecases.link_pages import LinkPages
@@ -397,6 +399,23 @@ def reminders_service() -> Reminders:
         renewal_days=settings.renewal_days,
         link_ttl_days=settings.link_ttl_days,
         events=_events(settings),
+        age_of_consent=lambda tenant: DynamoFormStore().settings(tenant).age_of_consent,
+        also_daily=lambda: forms_service().ask_majority(),
+    )
+
+
+@lru_cache(maxsize=1)
+def forms_service() -> Forms:
+    """The hosted quitclaim form (public pages and the officer's links)."""
+    settings = _bound(get_settings())
+    return Forms(
+        registry=registry_service(),
+        store=DynamoFormStore(),
+        signer=LinkSigner(_link_key),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        clock=_clock,
+        base_url=settings.public_base_url,
+        hash_key=_link_key,
     )
 
 
@@ -662,5 +681,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         consent_mail,
         link_pages_service,
         person_requests_service,
+        forms_service,
     ):
         cached.cache_clear()

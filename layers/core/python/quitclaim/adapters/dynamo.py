@@ -303,6 +303,7 @@ class ConsentModel(_Base):
     document_type = UnicodeAttribute(null=True)
     document_url = UnicodeAttribute(null=True)  # evidence held by the sending tool
     ttl = TTLAttribute(null=True)
+    biometric_consent = BooleanAttribute(null=True)  # Art. 9(2)(a), given with the consent
 
 
 class AssetsByStatus(GlobalSecondaryIndex["AssetModel"]):
@@ -917,6 +918,7 @@ def _evidence_from(item: ConsentModel) -> Evidence | None:
         document_sha256=item.document_sha256,
         document_type=item.document_type,
         document_url=item.document_url,
+        biometric_consent=item.biometric_consent,
     )
 
 
@@ -990,6 +992,7 @@ class DynamoConsents:
             document_sha256=evidence.document_sha256 if evidence else None,
             document_type=evidence.document_type if evidence else None,
             document_url=evidence.document_url if evidence else None,
+            biometric_consent=evidence.biometric_consent if evidence else None,
             expiry_day=_day(consent.expires_at),
         )
         with _dependency("consent write"):

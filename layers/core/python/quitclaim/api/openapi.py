@@ -19,6 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
 from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, IssuedKey, Principal, Role, Subject
@@ -37,6 +38,7 @@ from quitclaim.domain.webhooks import (
     WebhookSource,
 )
 from quitclaim.usecases.dashboard import OverviewReport, Person
+from quitclaim.usecases.forms import IssuedLink
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"
@@ -797,7 +799,101 @@ RIGHTS_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "publishForm",
+        "POST",
+        "/forms",
+        "Publish a new version of the tenant's quitclaim form (texts per language)",
+        "forms",
+        role=_ADMIN,
+        body=s.PublishForm,
+        status=201,
+        response="FormVersion",
+        errors=(400, 409),
+        description=(
+            "A version is written once: publishing it again is 409 `version_exists`, so "
+            "what an earlier signer agreed to never changes. The newest version is the "
+            "one links open."
+        ),
+    ),
+    Operation(
+        "getForm",
+        "GET",
+        "/forms/{version}",
+        "One published form version",
+        "forms",
+        role=_ANY,
+        response="FormVersion",
+        errors=(404,),
+    ),
+    Operation(
+        "getFormSettings",
+        "GET",
+        "/form-settings",
+        "The form settings: age of consent, versions, the current one",
+        "forms",
+        role=_ANY,
+        response="FormSettings",
+    ),
+    Operation(
+        "updateFormSettings",
+        "PATCH",
+        "/form-settings",
+        "Set the age of consent (13-16; under it a guardian signs)",
+        "forms",
+        role=_ADMIN,
+        body=s.FormSettingsChange,
+        response="FormSettings",
+        errors=(400,),
+    ),
+    Operation(
+        "createFormLink",
+        "POST",
+        "/form-links",
+        "A personal form link (e-mailed) or an event link (with a QR code as SVG)",
+        "forms",
+        role=_ADMIN,
+        body=s.CreateFormLink,
+        status=201,
+        response="IssuedLink",
+        errors=(400, 404),
+    ),
+    Operation(
+        "openForm",
+        "GET",
+        "/form",
+        "The quitclaim form a link opens (a page)",
+        "forms",
+        role=None,
+        query=s.FormQuery,
+        produces=("text/html",),
+        errors=(400,),
+        raw_types=_FORM_TYPES,
+    ),
+    Operation(
+        "signForm",
+        "POST",
+        "/form",
+        "Sign the quitclaim form (an HTML form post; answers a page)",
+        "forms",
+        role=None,
+        query=s.FormQuery,
+        status=201,
+        produces=("text/html",),
+        errors=(400, 403, 409, 422),
+        raw_types=_FORM_TYPES,
+        description=(
+            "application/x-www-form-urlencoded, or multipart/form-data with an optional "
+            "reference photo (field `photo`, only with `biometric_consent`). A refusal "
+            "is the form again with the field named, status 400 (422: the photo)."
+        ),
+    ),
+)
+
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
+OPERATIONS = OPERATIONS + FORM_OPERATIONS
 
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
@@ -837,6 +933,9 @@ def _component_schemas() -> dict[str, Any]:
         SelfieSearch,
         ProcessingRecords,
         UsageReport,
+        FormVersion,
+        FormSettings,
+        IssuedLink,
     ):
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))

@@ -82,6 +82,16 @@ class Content:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Posted:
+    """What a public page's view gets besides its query: its raw request (a form post)."""
+
+    body: bytes
+    content_type: str
+    source_ip: str
+    accept_language: str = ""
+
+
 View = Callable[..., Any]
 PublicView = Callable[[], Any]
 
@@ -148,7 +158,9 @@ class Router:
                     elif op.role is None:
                         # Public routes (links in e-mails, the dashboard's files) get their
                         # query and path, never a principal; they check their own path.
-                        args = [_query(op.query, request)] if op.query else []
+                        args: list[Any] = [_query(op.query, request)] if op.query else []
+                        if op.raw_types:  # a page that takes a form post reads its own body
+                            args.append(_posted(request))
                         reply = _as_reply(op, view(*args, **path))
                     else:
                         console = self._console()
@@ -201,6 +213,18 @@ def _call(op: Operation, request: Request, principal: Principal, console: Consol
             raise ValidationFailed("the request body is empty", field="body")
         return Call(principal, console, query=query, raw=raw_body, content_type=content_type)
     return Call(principal, console, body=_body(op.body, raw_body), query=query)
+
+
+def _posted(request: Request) -> Posted:
+    raw = request.raw_body if request.method != "GET" else b""
+    headers = request.headers
+    identity = (request.context or {}).get("identity") or {}
+    return Posted(
+        (raw.encode() if isinstance(raw, str) else raw) or b"",
+        headers.get("content-type") or "",  # whole: a multipart boundary is in it
+        str(identity.get("sourceIp") or ""),
+        headers.get("accept-language") or "",
+    )
 
 
 def _body(model: type[Body], raw: bytes) -> Body:

@@ -409,3 +409,45 @@ class InboundQuery(Query):
 class DeliveryQuery(Query):
     status: Literal["pending", "retrying", "delivered", "dead"] | None = None
     endpoint_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+
+
+# ------------------------------------------------------------------ the hosted quitclaim form
+
+
+class FormTextBody(Body):
+    """One language of a form version."""
+
+    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20000)]
+
+
+Purpose = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+
+class PublishForm(Body):
+    """A new form version (never changed once published; publish another)."""
+
+    version: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+    texts: dict[Literal["nl", "en"], FormTextBody] = Field(min_length=1)
+    purposes: list[Purpose] = Field(min_length=1, max_length=20)
+    period_days: int | None = Field(default=365, ge=1, le=3650)
+
+
+class FormSettingsChange(Body):
+    age_of_consent: int = Field(ge=13, le=16, description="GDPR Art. 8: 13 to 16")
+
+
+class CreateFormLink(Body):
+    """A personal link (``subject_id``, e-mailed) or an event link (``event``, a QR code)."""
+
+    subject_id: Unsent[Annotated[str, StringConstraints(pattern=ID_PATTERN.pattern)]] = None
+    event: Unsent[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{0,47}$")]] = None
+    days: int = Field(default=7, ge=1, le=90, description="event links: how long they work")
+    send: bool = Field(default=True, description="personal links: e-mail the link")
+
+
+class FormQuery(Query):
+    """A form link's token, and the language to show (else the tenant's)."""
+
+    token: str = Field(min_length=16, max_length=2048)
+    lang: Literal["nl", "en"] | None = None

@@ -83,6 +83,9 @@ class Evidence:
     document_sha256: str | None = None
     document_type: str | None = None
     document_url: str | None = None  # where the sending tool keeps the signed form
+    # The separate, explicit consent to face matching (GDPR Art. 9(2)(a)) given
+    # with this consent (the hosted form asks it); None: not asked.
+    biometric_consent: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -130,7 +130,9 @@ def _record(
             },
             {
                 "purpose": "Recognise enrolled people in uploaded images",
-                "legal_basis": "Art. 9(2)(a) explicit consent to matching (enrolment)",
+                "legal_basis": "Art. 9(2)(a) explicit consent to matching (enrolment); "
+                "given on the hosted form, it is recorded with the consent "
+                "(evidence.biometric_consent)",
             },
             {
                 "purpose": "Honour data-subject rights: access, 'where do I appear?', "
@@ -167,7 +169,9 @@ def _record(
                 "special_category": False,
             },
             {
-                "category": "consent evidence: signer, form version, signed document",
+                "category": "consent evidence: signer, form version, signed document; "
+                "from the hosted form an evidence PDF (the text read, the answers, the "
+                "time, a keyed hash of the signer's IP address, never the address)",
                 "where": "consents table, documents bucket (versioned)",
                 "special_category": False,
             },

@@ -583,6 +583,8 @@ class Registry:
         consent_id: str | None = None,
         actor: str = "system",
         notify: bool = True,
+        age_of_consent: int = AGE_OF_CONSENT,
+        biometric_consent: bool | None = None,
     ) -> Consent:
         """Record a signed quitclaim for the given purposes and window.
 
@@ -607,11 +609,11 @@ class Registry:
         subject = self.subject(tenant, subject_id)
         signer = (signer or subject.display_name).strip()
         age = subject.age_on(valid_from.date())
-        if age is not None and age < AGE_OF_CONSENT:
+        if age is not None and age < age_of_consent:
             guardian = subject.guardian
             if guardian is None or guardian.name.strip().casefold() != signer.casefold():
                 raise ValidationFailed(
-                    f"the subject is under {AGE_OF_CONSENT}: the guardian on record must sign",
+                    f"the subject is under {age_of_consent}: the guardian on record must sign",
                     field="signer",
                 )
         consent = Consent(
@@ -623,7 +625,11 @@ class Registry:
             expires_at=expires_at,
         )
         evidence = Evidence(
-            signer=signer, form_version=form_version, source=source, document_url=document_url
+            signer=signer,
+            form_version=form_version,
+            source=source,
+            document_url=document_url,
+            biometric_consent=biometric_consent,
         )
         if document is not None:
             evidence = self._store_document(consent, document, document_type, evidence)

@@ -151,8 +151,14 @@ class Reminders:
         renewal_days: int = 365,
         link_ttl_days: int = 45,
         events: EventPublisher | None = None,
+        age_of_consent: Callable[[str], int] | None = None,
+        also_daily: Callable[[], int] | None = None,
     ) -> None:
         self._events = events
+        # The tenant's age of consent (the form settings); default: GDPR's 16.
+        self._age_of_consent = age_of_consent or (lambda tenant: AGE_OF_CONSENT)
+        # Another daily duty on the same schedule (the form's coming-of-age mails).
+        self._also_daily = also_daily
         self._consents = consents
         self._subjects = subjects
         self._tenants = tenants
@@ -194,6 +200,8 @@ class Reminders:
                     self._consents.release_reminder(consent, claim)
                     raise
         count("RemindersSent", sent)
+        if self._also_daily is not None:
+            sent += self._also_daily()
         return sent
 
     def _send(self, consent: Consent, days_left: int, now: datetime) -> bool:
@@ -201,7 +209,8 @@ class Reminders:
         policy = self._tenants.policy(consent.tenant)
         if subject is None or policy is None or consent.expires_at is None:
             return False
-        minor = (subject.age_on(now.date()) or AGE_OF_CONSENT) < AGE_OF_CONSENT
+        age_of_consent = self._age_of_consent(consent.tenant)
+        minor = (subject.age_on(now.date()) or age_of_consent) < age_of_consent
         to = subject.guardian.email if minor and subject.guardian else subject.email
         if to and to == subject.email and subject.email_unreachable:
             to = None  # the address bounces for good (a newsletter tool's "cleaned")
