@@ -394,7 +394,7 @@ def check_renew_link(query: Any) -> Any:
 
 
 @route("followRenewLink")
-def follow_renew_link(query: Any) -> Any:
+def follow_renew_link(query: Any, _posted: Posted) -> Any:
     return _follow_link("renew", query)
 
 
@@ -404,7 +404,7 @@ def check_withdraw_link(query: Any) -> Any:
 
 
 @route("followWithdrawLink")
-def follow_withdraw_link(query: Any) -> Any:
+def follow_withdraw_link(query: Any, _posted: Posted) -> Any:
     return _follow_link("withdraw", query)
 
 
@@ -428,10 +428,10 @@ def person_request_page(tenant: str) -> Any:
 
 
 @route("submitPersonRequest")
-def submit_person_request(tenant: str) -> Any:
+def submit_person_request(posted: Posted, tenant: str) -> Any:
     if not is_tenant_id(tenant):
         raise NotFound("no such organisation")
-    fields = _form_fields()
+    fields = _form_fields(posted)
     email, kind = fields.get("email", ""), fields.get("kind", "")
     lang = _page_language()
     try:
@@ -446,12 +446,10 @@ def submit_person_request(tenant: str) -> Any:
     return Reply(202, {"status": "verification_sent"})
 
 
-def _form_fields() -> dict[str, str]:
+def _form_fields(posted: Posted) -> dict[str, str]:
     """``email`` and ``kind`` from a form post or a JSON body (public: read here)."""
-    request = app.current_request
-    raw = (request.raw_body if request is not None else b"") or b""
-    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
-    kind = (request.headers.get("content-type") or "") if request is not None else ""
+    text = posted.body.decode("utf-8", "replace")
+    kind = posted.content_type
     if kind.split(";")[0].strip().lower() == "application/x-www-form-urlencoded":
         parsed = parse_qs(text, max_num_fields=10)
         return {k: v[0] for k, v in parsed.items() if v}
@@ -478,7 +476,7 @@ def check_person_request_link(query: Any, tenant: str) -> Any:
 
 
 @route("verifyPersonRequest")
-def verify_person_request(query: Any, tenant: str) -> Any:
+def verify_person_request(query: Any, _posted: Posted, tenant: str) -> Any:
     service = bootstrap.person_requests_service()
     lang = _page_language()
     try:

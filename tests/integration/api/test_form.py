@@ -237,8 +237,12 @@ def test_a_minor_needs_a_guardian_who_then_gets_the_reminders(
     # would also fire other tenants' expiries on the shared stack)
     reminders_service().send_due()
     # Then the reminder goes to the guardian, not to the child
-    reminders = [m for m in _mails_to(local_stack, "pat@example.org") if "/links/" in m["text"]]
+    # (the grant's confirmation carries only a withdrawal link; the reminder a renewal link too)
+    to_guardian = _mails_to(local_stack, "pat@example.org")
+    reminders = [m for m in to_guardian if "/links/renew" in m["text"]]
     assert len(reminders) == 1 and "Pat Young" in reminders[0]["text"]
+    confirmations = [m for m in to_guardian if "/links/renew" not in m["text"]]
+    assert len(confirmations) == 1 and "/links/withdraw" in confirmations[0]["text"]
     assert not [m for m in _mails_to(local_stack, "kim@example.org") if "/links/" in m["text"]]
 
 
