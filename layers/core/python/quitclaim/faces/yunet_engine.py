@@ -11,8 +11,12 @@ Scan plan for a frame (``detection_passes``): YuNet finds faces of about
 
 - a *fine* pass scales the frame so that the floor face (``min_face_px``
   full-image pixels) measures ``_MIN_WORK_FACE_PX`` (never enlarging);
-- *coarse* passes follow, each ``_PASS_STEP`` times smaller, until the
-  frame's longest side is at most ``_COARSE_SIDE``, for the large faces.
+- *coarse* passes follow, each ``_PASS_STEP`` times smaller (but not below
+  ``_COARSEST_SIDE`` on the long side), while the last pass is over
+  ``_COARSE_SIDE``, for the large faces.
+
+Each pass's copy is shrunk from the previous one with area averaging (a
+whole-factor step first: OpenCV's fast path), never from the frame again.
 
 A photo with no EXIF orientation (or orientation 1) may be stored sideways
 or upside down: every pass is run in the four quarter-turn orientations of
@@ -51,14 +55,17 @@ from quitclaim.faces.dlib_engine import DEFAULT_DETECT_BUDGET_PIXELS, DlibFaceEn
 from quitclaim.faces.matchability import assess
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
-ENGINE_VERSION: Final = "quitclaim-yunet/1"
+ENGINE_VERSION: Final = "quitclaim-yunet/2"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
 
-_MIN_WORK_FACE_PX: Final = 14.0
+_MIN_WORK_FACE_PX: Final = 12.0
 _MAX_WORK_FACE_PX: Final = 300.0
 _COARSE_SIDE: Final = 640
+# The coarse passes go down to this long side: a third of a 12 MP photo's
+# fine pass, so one coarse pass covers faces from ~120 px to the frame's size.
+_COARSEST_SIDE: Final = 480
 _PASS_STEP: Final = 3.0
 _SCORE: Final = 0.5
 # Upright and upside down share the working copy's shape, so do both quarter
@@ -193,7 +200,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         # Coarse passes until the frame fits _COARSE_SIDE (within a quarter:
         # a pass barely smaller than the last adds cost, not faces).
         while longest * scale > _COARSE_SIDE * 1.25:
-            scale = max(scale / _PASS_STEP, _COARSE_SIDE / longest)
+            scale = max(scale / _PASS_STEP, _COARSEST_SIDE / longest)
             scales.append(scale)
         return scales
 
