@@ -315,8 +315,12 @@ class YuNetFaceEngine(DlibFaceEngine):
             size = ((x1 - x0) // step, (y1 - y0) // step)
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         target = _turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
-        passed = 0
+        passed = failed = 0
+        looks = 2 * len(_RELOOK_SIDES)
         for want in _RELOOK_SIDES:
+            # The verdict is known once enough looks passed, or too many failed.
+            if passed >= _RELOOK_NEED or looks - failed < _RELOOK_NEED:
+                break
             factor = want / side
             size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
             method = cv2.INTER_AREA if size[0] < crop.shape[1] else cv2.INTER_LINEAR
@@ -337,7 +341,10 @@ class YuNetFaceEngine(DlibFaceEngine):
                     )
                     if _iou(found, target) >= _RELOOK_IOU:
                         best = max(best, float(row[14]))
-                passed += best >= _RELOOK_SCORE
+                if best >= _RELOOK_SCORE:
+                    passed += 1
+                else:
+                    failed += 1
         return passed >= _RELOOK_NEED
 
 
