@@ -310,7 +310,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         # context) so that the looks below resize a small crop, not a frame-sized one.
         step = max(1, int(side // (2 * max(_RELOOK_SIDES))))
         x1, y1 = x0 + (x1 - x0) // step * step, y0 + (y1 - y0) // step * step
-        crop = pixels[y0:y1, x0:x1]
+        crop: npt.NDArray[Any] = pixels[y0:y1, x0:x1]
         if step > 1:
             size = ((x1 - x0) // step, (y1 - y0) // step)
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
