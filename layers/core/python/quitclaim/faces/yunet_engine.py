@@ -11,8 +11,12 @@ Scan plan for a frame (``detection_passes``): YuNet finds faces of about
 
 - a *fine* pass scales the frame so that the floor face (``min_face_px``
   full-image pixels) measures ``_MIN_WORK_FACE_PX`` (never enlarging);
-- *coarse* passes follow, each ``_PASS_STEP`` times smaller, until the
-  frame's longest side is at most ``_COARSE_SIDE``, for the large faces.
+- *coarse* passes follow, each ``_PASS_STEP`` times smaller (but not below
+  ``_COARSEST_SIDE`` on the long side), while the last pass is over
+  ``_COARSE_SIDE``, for the large faces.
+
+Each pass's copy is shrunk from the previous one with area averaging (a
+whole-factor step first: OpenCV's fast path), never from the frame again.
 
 A photo with no EXIF orientation (or orientation 1) may be stored sideways
 or upside down: every pass is run in the four quarter-turn orientations of
@@ -51,17 +55,22 @@ from quitclaim.faces.dlib_engine import DEFAULT_DETECT_BUDGET_PIXELS, DlibFaceEn
 from quitclaim.faces.matchability import assess
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
-ENGINE_VERSION: Final = "quitclaim-yunet/1"
+ENGINE_VERSION: Final = "quitclaim-yunet/2"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
 
-_MIN_WORK_FACE_PX: Final = 14.0
+_MIN_WORK_FACE_PX: Final = 12.0
 _MAX_WORK_FACE_PX: Final = 300.0
 _COARSE_SIDE: Final = 640
+# The coarse passes go down to this long side: a third of a 12 MP photo's
+# fine pass, so one coarse pass covers faces from ~120 px to the frame's size.
+_COARSEST_SIDE: Final = 480
 _PASS_STEP: Final = 3.0
 _SCORE: Final = 0.5
-_ALL_TURNS: Final = (0, 1, 2, 3)
+# Upright and upside down share the working copy's shape, so do both quarter
+# turns: grouped, YuNet's input size changes twice per pass instead of three times.
+_ALL_TURNS: Final = (0, 2, 1, 3)
 _NMS_IOU: Final = 0.3
 _ACCEPT_SCORE: Final = 0.9
 _RELOOK_SCORE: Final = 0.6
@@ -191,7 +200,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         # Coarse passes until the frame fits _COARSE_SIDE (within a quarter:
         # a pass barely smaller than the last adds cost, not faces).
         while longest * scale > _COARSE_SIDE * 1.25:
-            scale = max(scale / _PASS_STEP, _COARSE_SIDE / longest)
+            scale = max(scale / _PASS_STEP, _COARSEST_SIDE / longest)
             scales.append(scale)
         return scales
 
@@ -224,7 +233,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         out: list[FaceObservation] = []
         for turns in sorted({h.turns for h in hits}):
             group = [h for h in hits if h.turns == turns]
-            upright = pixels if turns == 0 else np.ascontiguousarray(np.rot90(pixels, turns))
+            upright = _turned(pixels, turns)
             shapes = dlib.full_object_detections()
             for hit in group:
                 shapes.append(self._models.landmarks(upright, _dlib_rect(hit.landmarks)))
@@ -248,17 +257,16 @@ class YuNetFaceEngine(DlibFaceEngine):
         """Verified faces of one frame (boxes in frame pixels), best first."""
         height, width = pixels.shape[:2]
         raw: list[_Hit] = []
+        source: npt.NDArray[Any] = pixels
         for scale in self.detection_passes(width, height, frame_scale):
-            if scale < 1.0:
-                size = (_size(width, scale)[0], _size(height, scale)[0])
-                small = cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
-            else:
-                small = pixels
-            # YuNet reads BGR: swap the channels of the small copy only.
-            work = np.ascontiguousarray(small[:, :, ::-1])
+            size = (_size(width, scale)[0], _size(height, scale)[0])
+            # Each pass is shrunk from the previous, larger, copy (not from the
+            # frame again), RGB to BGR on the small copy: YuNet reads BGR.
+            source = _shrink(source, size)
+            work = cv2.cvtColor(source, cv2.COLOR_RGB2BGR)
             sx, sy = work.shape[1] / width, work.shape[0] / height
             for turns in self._turns:
-                turned = work if turns == 0 else np.ascontiguousarray(np.rot90(work, turns))
+                turned = _turned(work, turns)
                 for row in _run(self._detector, turned):
                     if not _sane(row, turned.shape[1], turned.shape[0]):
                         continue
@@ -295,19 +303,33 @@ class YuNetFaceEngine(DlibFaceEngine):
         margin = side * _RELOOK_CONTEXT
         x0, y0 = max(0, math.floor(left - margin)), max(0, math.floor(top - margin))
         x1, y1 = min(width, math.ceil(right + margin)), min(height, math.ceil(bottom + margin))
-        crop = pixels[y0:y1, x0:x1, ::-1]
-        if crop.shape[0] < 2 or crop.shape[1] < 2:
+        if x1 - x0 < 2 or y1 - y0 < 2:
             return False
-        crop = np.ascontiguousarray(np.rot90(crop, hit.turns))
+        # A large hit is first reduced by a whole factor (OpenCV's fast area
+        # path; the crop trimmed to a multiple of it, under ``step`` px of
+        # context) so that the looks below resize a small crop, not a frame-sized one.
+        step = max(1, int(side // (2 * max(_RELOOK_SIDES))))
+        x1, y1 = x0 + (x1 - x0) // step * step, y0 + (y1 - y0) // step * step
+        crop: npt.NDArray[Any] = pixels[y0:y1, x0:x1]
+        if step > 1:
+            size = ((x1 - x0) // step, (y1 - y0) // step)
+            crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         target = _turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
-        passed = 0
+        passed = failed = 0
+        looks = 2 * len(_RELOOK_SIDES)
         for want in _RELOOK_SIDES:
+            # The verdict is known once enough looks passed, or too many failed.
+            if passed >= _RELOOK_NEED or looks - failed < _RELOOK_NEED:
+                break
             factor = want / side
-            size = (max(1, round(crop.shape[1] * factor)), max(1, round(crop.shape[0] * factor)))
-            scaled = cv2.resize(
-                crop, size, interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR
-            )
-            fx, fy = size[0] / crop.shape[1], size[1] / crop.shape[0]
+            size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
+            method = cv2.INTER_AREA if size[0] < crop.shape[1] else cv2.INTER_LINEAR
+            scaled = cv2.resize(crop, size, interpolation=method)
+            scaled = _turned(cv2.cvtColor(scaled, cv2.COLOR_RGB2BGR), hit.turns)
+            # Scaled pixels per crop pixel, along the turned axes.
+            fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+            if hit.turns % 2:
+                fx, fy = fy, fx
             for net in (self._detector, self._checker):
                 best = 0.0
                 for row in _run(net, scaled):
@@ -319,8 +341,44 @@ class YuNetFaceEngine(DlibFaceEngine):
                     )
                     if _iou(found, target) >= _RELOOK_IOU:
                         best = max(best, float(row[14]))
-                passed += best >= _RELOOK_SCORE
+                if best >= _RELOOK_SCORE:
+                    passed += 1
+                else:
+                    failed += 1
         return passed >= _RELOOK_NEED
+
+
+_ROTATIONS: Final = {
+    1: cv2.ROTATE_90_COUNTERCLOCKWISE,
+    2: cv2.ROTATE_180,
+    3: cv2.ROTATE_90_CLOCKWISE,
+}
+
+
+def _turned(image: npt.NDArray[Any], turns: int) -> npt.NDArray[Any]:
+    """``np.rot90(image, turns)``, contiguous (cv2.rotate: a tenth of numpy's copy time)."""
+    return image if turns == 0 else cv2.rotate(image, _ROTATIONS[turns])
+
+
+def _shrink(image: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]:
+    """``image`` resized to ``size`` (width, height) with area averaging; never enlarged.
+
+    The whole-factor part goes first through OpenCV's fast area path (a 12 MP
+    photo halved in ~9 ms), the rest from that smaller copy (~58 ms for
+    one non-integer area resize of the 12 MP photo, ~30 ms in two steps).
+    """
+    height, width = image.shape[:2]
+    if size == (width, height):
+        return image
+    step = min(width // size[0], height // size[1])
+    if step >= 2:
+        rows, cols = (height // step) * step, (width // step) * step
+        image = cv2.resize(
+            image[:rows, :cols], (cols // step, rows // step), interpolation=cv2.INTER_AREA
+        )
+        if image.shape[1] == size[0] and image.shape[0] == size[1]:
+            return image
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
 def _run(net: Any, bgr: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
