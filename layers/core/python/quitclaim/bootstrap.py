@@ -62,6 +62,7 @@ from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
+    from quitclaim.usecases.consent_import import ConsentImport
     from quitclaim.usecases.redaction import Redaction
 
 _clock: Clock = SystemClock()
@@ -598,3 +599,10 @@ def reset_container(*, keep_settings: bool = False) -> None:
         offboarding_service,
     ):
         cached.cache_clear()
+
+
+def consent_import_service() -> ConsentImport:
+    """Import of existing consents from a spreadsheet (CLI and API); built per call."""
+    from quitclaim.usecases.consent_import import ConsentImport
+
+    return ConsentImport(registry_service(), _clock)

@@ -528,6 +528,10 @@ class Registry:
         audit("subject.enrolled", tenant=tenant, subject_id=subject_id, source="registry")
         return subject_id
 
+    def check_reference_photos(self, photos: Iterable[bytes]) -> int:
+        """The enrolment quality gates alone (nothing stored): how many templates would be."""
+        return len(self._templates(photos))
+
     def _templates(self, photos: Iterable[bytes]) -> list[bytes]:
         engine = self.engine_factory()
         templates: list[bytes] = []

@@ -1,0 +1,84 @@
+"""``quitclaim import consents`` and ``quitclaim backlog scan``: bringing an organisation in.
+
+Both talk to the tables and buckets the environment points at (AWS in an
+operator's shell, or a ``quitclaim local up`` stack: source its env file),
+like ``quitclaim enrol``. docs/import.md describes them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from quitclaim.local.api_cli import run_operator
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import existing records (a spreadsheet of signed consents)."""
+
+
+@import_group.command("consents")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", required=True)
+@click.option(
+    "--documents",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="folder of the signed documents the CSV's document column names",
+)
+@click.option(
+    "--photos",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="folder with one folder of reference photos per person reference",
+)
+@click.option("--dry-run", is_flag=True, help="report per row what would happen; change nothing")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the report is written (.csv or .json; default: beside the CSV)",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the whole report as JSON")
+def import_consents(
+    csv_file: Path,
+    tenant: str,
+    documents: Path | None,
+    photos: Path | None,
+    dry_run: bool,
+    report_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Import consents from CSV_FILE (template: docs/templates/consents-import.csv)."""
+    from quitclaim.adapters.import_files import FolderFiles
+    from quitclaim.bootstrap import consent_import_service
+
+    files = FolderFiles(documents_dir=documents, photos_dir=photos)
+    report = run_operator(
+        lambda: consent_import_service().run(
+            tenant, csv_file.read_bytes(), files, dry_run=dry_run, actor="cli-import"
+        )
+    )
+    if report_path is None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        kind = "dry-run" if dry_run else "import"
+        report_path = csv_file.with_name(f"{csv_file.stem}.{kind}-report-{stamp}.csv")
+    body = report.as_json() if report_path.suffix.lower() == ".json" else report.as_csv()
+    report_path.write_text(body, encoding="utf-8")
+    if as_json:
+        click.echo(report.as_json())
+        return
+    for row in report.rows:
+        if row.action == "refused":
+            reasons = "; ".join(r["message"] for r in row.refusals)
+            click.echo(f"line {row.line} ({row.person_ref or '-'}): refused: {reasons}")
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(report.counts.items()))
+    mode = "dry run" if dry_run else "import"
+    click.echo(f"{mode}: {len(report.rows)} rows: {counts or 'none'}")
+    click.echo(f"report: {report_path}")
+    click.echo(json.dumps({"counts": report.counts}))
