@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from quitclaim.domain.backlog import BACKLOG_CONCURRENCY_MAX
 from quitclaim.domain.models import ScanMode
 from quitclaim.domain.registry import Guardian, Role
 
@@ -178,6 +179,13 @@ class PolicyChanges(Body):
             "of purposes. Empty (the default): the upload's own purpose. Every purpose is "
             "still decided and tagged per channel (docs/channels.md)."
         ),
+    )
+
+    backlog_concurrency: Unsent[int] = Field(
+        default=None,
+        ge=1,
+        le=BACKLOG_CONCURRENCY_MAX,
+        description="Images of a backlog scan in flight at once (default 4; docs/import.md).",
     )
 
     def changes(self) -> dict[str, Any]:

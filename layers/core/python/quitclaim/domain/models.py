@@ -166,6 +166,8 @@ class TenantPolicy:
     # The purposes an image must be cleared for to be published (library);
     # empty: the upload's own purpose, as before (docs/channels.md).
     publishing_purposes: frozenset[str] = frozenset()
+    # How many images of a backlog scan (docs/import.md) are in flight at once.
+    backlog_concurrency: int = 4
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

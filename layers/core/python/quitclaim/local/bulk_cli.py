@@ -82,3 +82,81 @@ def import_consents(
     click.echo(f"{mode}: {len(report.rows)} rows: {counts or 'none'}")
     click.echo(f"report: {report_path}")
     click.echo(json.dumps({"counts": report.counts}))
+
+
+@click.group("backlog")
+def backlog_group() -> None:
+    """Scan an existing library through the bulk lane (stoppable, resumable)."""
+
+
+@backlog_group.command("scan")
+@click.argument("source")
+@click.option("--tenant", required=True)
+@click.option("--name", default=None, help="the backlog's name (default: from the source)")
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="where the exception report (JSON) is written (default: backlog-<name>-report.json)",
+)
+@click.option("--no-wait", is_flag=True, help="feed everything, do not wait for the decisions")
+def backlog_scan(
+    source: str, tenant: str, name: str | None, report_path: Path | None, no_wait: bool
+) -> None:
+    """Feed every image of SOURCE (s3://bucket/prefix or a folder) through the bulk lane.
+
+    Ctrl-C stops after the image being fed; run the same command again to
+    resume where it stopped. Exits 1 if an image is unaccounted for.
+    """
+    import signal
+    import sys
+
+    from quitclaim.bootstrap import backlog_service, backlog_source
+    from quitclaim.domain.backlog import Progress, backlog_name
+
+    name = name or backlog_name(source)
+    stopping = {"asked": False}
+
+    def ask_stop(signum: int, frame: object) -> None:
+        if stopping["asked"]:
+            raise KeyboardInterrupt
+        stopping["asked"] = True
+        click.echo("\nstopping after this image (Ctrl-C again to abort)", err=True)
+
+    def show(progress: Progress) -> None:
+        sys.stderr.write("\r" + progress.line() + "   ")
+        sys.stderr.flush()
+
+    previous = signal.signal(signal.SIGINT, ask_stop)
+    try:
+        report = run_operator(
+            lambda: backlog_service().run(
+                tenant,
+                name,
+                backlog_source(source),
+                stop=lambda: stopping["asked"],
+                progress=show,
+                drain=not no_wait,
+            )
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.stderr.write("\n")
+    report_path = report_path or Path(f"backlog-{name}-report.json")
+    report_path.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+    click.echo(
+        f"{name}: {report.state}; {report.fed}/{report.listed_images} fed, "
+        f"{report.waiting} waiting, decisions {report.decisions}, "
+        f"{len(report.exceptions)} exceptions, ${report.cost_usd:.4f}"
+    )
+    for row in report.exceptions[:20]:
+        click.echo(f"  {row['status']:11} {','.join(row['reasons']) or '-':30} {row['path']}")
+    if len(report.exceptions) > 20:
+        click.echo(f"  ... {len(report.exceptions) - 20} more in the report")
+    click.echo(f"report: {report_path}")
+    if report.state == "stopped":
+        click.echo("stopped: run the same command again to resume")
+    if report.unaccounted or report.decided_twice:
+        click.echo(f"UNACCOUNTED: {report.unaccounted} twice: {report.decided_twice}", err=True)
+        raise SystemExit(1)
