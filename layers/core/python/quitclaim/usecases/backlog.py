@@ -91,6 +91,8 @@ class _Run:
     listed: list[str]  # the source's image keys
     started: float
     in_flight: dict[str, str] = field(default_factory=dict)  # asset id -> path
+    # Fed by an earlier run and still waiting: they count against the concurrency too.
+    carried: set[str] = field(default_factory=set)
     decided: int = 0
     scan_s: float = 0.0
     last_progress: float = 0.0
@@ -151,6 +153,7 @@ class BacklogScan:
         audit("backlog.started", tenant=tenant, source=name, results=checkpoint.fed)
         listed = [k for k in source.keys_after("") if is_image_key(k)]
         run = _Run(checkpoint, listed, self._monotonic())
+        run.carried = set(self._store.waiting(tenant, upload_path(name, "")))
         if checkpoint.state != "listed":
             limit = policy.backlog_concurrency
             stopped = self._feed(
@@ -197,9 +200,9 @@ class BacklogScan:
                     run.checkpoint, last_key=key, skipped=run.checkpoint.skipped + 1
                 )
                 continue
-            while len(run.in_flight) >= concurrency:
+            while len(run.in_flight) + len(run.carried) >= concurrency:
                 self._settle(run, tenant)
-                if len(run.in_flight) >= concurrency:
+                if len(run.in_flight) + len(run.carried) >= concurrency:
                     wait()
                 self._tick(run, progress, every_s)
             path = upload_path(name, key)
@@ -218,6 +221,8 @@ class BacklogScan:
 
     def _settle(self, run: _Run, tenant: str) -> None:
         """Forget the in-flight images that have a decision now; add up their scan time."""
+        if run.carried:
+            run.carried &= set(self._store.waiting(tenant, upload_path(run.checkpoint.name, "")))
         for asset_id in list(run.in_flight):
             record = self._assets.get(tenant, asset_id)
             if record is None:
