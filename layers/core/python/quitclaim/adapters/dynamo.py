@@ -33,6 +33,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from quitclaim.config import Settings
+from quitclaim.domain.backlog import DEFAULT_BACKLOG_CONCURRENCY
 from quitclaim.domain.errors import (
     Conflict,
     DependencyFailed,
@@ -486,7 +487,7 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         language=item.language or "en",
         auto_redact=bool(item.auto_redact),
         publishing_purposes=frozenset(item.publishing_purposes or ()),
-        backlog_concurrency=int(item.backlog_concurrency or TenantPolicy.backlog_concurrency),
+        backlog_concurrency=int(item.backlog_concurrency or DEFAULT_BACKLOG_CONCURRENCY),
     )
 
 

@@ -17,6 +17,7 @@ from typing import Any
 # The collection (first folder of the upload path) a backlog's images are fed under.
 BACKLOG_COLLECTION = "backlog"
 BACKLOG_CONCURRENCY_MAX = 64
+DEFAULT_BACKLOG_CONCURRENCY = 4
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".gif", ".webp", ".tif", ".tiff", ".heic", ".heif", ".avif"}
 )

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quitclaim.domain.backlog import DEFAULT_BACKLOG_CONCURRENCY
+
 # Tenant ids start every storage key and S3 prefix: keep them boring. Ids are
 # checked with fullmatch everywhere: Python's "$" also matches before a final
 # "\n", so re.match(r"^x$") would let "acme\n" pass as "acme" (tests/unit/test_identifiers.py).
@@ -167,7 +169,7 @@ class TenantPolicy:
     # empty: the upload's own purpose, as before (docs/channels.md).
     publishing_purposes: frozenset[str] = frozenset()
     # How many images of a backlog scan (docs/import.md) are in flight at once.
-    backlog_concurrency: int = 4
+    backlog_concurrency: int = DEFAULT_BACKLOG_CONCURRENCY
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""
