@@ -121,7 +121,7 @@ class BacklogScan:
         source: BacklogSource,
         *,
         stop: Callable[[], bool] = lambda: False,
-        wait: Callable[[], None] = lambda: time.sleep(0.5),
+        wait: Callable[[], object] = lambda: time.sleep(0.5),
         progress: Callable[[Progress], None] = lambda _: None,
         progress_every_s: float = 1.0,
         drain: bool = True,
@@ -185,7 +185,7 @@ class BacklogScan:
         source: BacklogSource,
         concurrency: int,
         stop: Callable[[], bool],
-        wait: Callable[[], None],
+        wait: Callable[[], object],
         progress: Callable[[Progress], None],
         every_s: float,
     ) -> bool:
