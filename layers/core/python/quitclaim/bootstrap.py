@@ -604,9 +604,12 @@ def reset_container(*, keep_settings: bool = False) -> None:
 
 def consent_import_service() -> ConsentImport:
     """Import of existing consents from a spreadsheet (CLI and API); built per call."""
+    from quitclaim.adapters.import_files import S3ImportStaging
     from quitclaim.usecases.consent_import import ConsentImport
 
-    return ConsentImport(registry_service(), _clock)
+    settings = _bound(get_settings())
+    staging = S3ImportStaging(aws_client("s3", settings), settings.documents_bucket)
+    return ConsentImport(registry_service(), _clock, staging)
 
 
 def backlog_service() -> BacklogScan:

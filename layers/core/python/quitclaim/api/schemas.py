@@ -317,6 +317,30 @@ class Reassign(Body):
 # ------------------------------------------------------------------ data-subject rights
 
 
+class ImportUploadsBody(Body):
+    """The files an import will name: one presigned PUT URL each comes back."""
+
+    documents: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="File names, as the CSV's document column names them.",
+    )
+    photos: dict[ShortText, list[Annotated[str, StringConstraints(max_length=128)]]] = Field(
+        default_factory=dict,
+        description="Person reference -> reference photo file names (biometric consent only).",
+    )
+
+
+class ImportConsentsBody(Body):
+    """A consents CSV (the template's columns; `,` or `;`), as text."""
+
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=2_000_000)]
+    dry_run: bool = Field(default=True, description="Report only; change nothing (default).")
+    import_id: str | None = Field(
+        default=None, description="From POST /imports/consents/uploads, when files were uploaded."
+    )
+
+
 class SelfieSearchBody(Body):
     """A photo of the person asking (one face). Processed in memory, never stored."""
 

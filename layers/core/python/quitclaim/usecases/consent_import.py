@@ -15,8 +15,9 @@ import csv
 import hashlib
 import io
 import json
+import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -40,9 +41,10 @@ from quitclaim.domain.errors import (
 from quitclaim.domain.ports import Clock
 from quitclaim.domain.registry import Guardian
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.registry import Registry, new_id
 
 SOURCE = "import"
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- ]{0,127}$")
 
 
 class ImportFiles(Protocol):
@@ -55,6 +57,20 @@ class ImportFiles(Protocol):
     def photos(self, person_ref: str) -> list[bytes]:
         """The person's reference photos (their folder); empty when none."""
         ...
+
+
+class ImportStaging(Protocol):
+    """Where an API import's files are uploaded first (presigned URLs), then read from."""
+
+    def upload_url(self, tenant: str, import_id: str, kind: str, name: str) -> str: ...
+
+    def files(self, tenant: str, import_id: str) -> ImportFiles: ...
+
+
+# An API request must end well within API Gateway's 29 s; larger files: the CLI.
+MAX_API_ROWS = 200
+MAX_API_FILES = 1000
+_IMPORT_ID = re.compile(r"^imp_[0-9a-f]{16}$")
 
 
 class NoFiles:
@@ -138,9 +154,64 @@ class _Plan:
 class ConsentImport:
     """Plan (dry run) and apply a consents spreadsheet for one tenant."""
 
-    def __init__(self, registry: Registry, clock: Clock) -> None:
+    def __init__(
+        self, registry: Registry, clock: Clock, staging: ImportStaging | None = None
+    ) -> None:
         self._registry = registry
         self._clock = clock
+        self._staging = staging
+
+    # -- through the API: files uploaded first, then the CSV -------------------
+    def upload_urls(
+        self, tenant: str, documents: Sequence[str], photos: Mapping[str, Sequence[str]]
+    ) -> dict[str, Any]:
+        """A new import id and a presigned PUT URL per document and reference photo."""
+        staging = self._staged()
+        self._registry.policy(tenant)
+        if len(documents) + sum(len(v) for v in photos.values()) > MAX_API_FILES:
+            raise ValidationFailed(f"at most {MAX_API_FILES} files per import", field="documents")
+        for name in [*documents, *photos, *(n for v in photos.values() for n in v)]:
+            if not _SAFE_NAME.fullmatch(name):
+                raise ValidationFailed(
+                    f"{name!r}: a file name is letters, digits, dots, dashes, underscores",
+                    field="documents",
+                )
+        import_id = new_id("imp")
+        return {
+            "import_id": import_id,
+            "expires_in_s": 900,
+            "documents": {
+                n: staging.upload_url(tenant, import_id, "documents", n) for n in documents
+            },
+            "photos": {
+                ref: {
+                    n: staging.upload_url(tenant, import_id, "photos", f"{ref}/{n}") for n in names
+                }
+                for ref, names in photos.items()
+            },
+        }
+
+    def run_staged(
+        self, tenant: str, data: bytes, import_id: str | None, *, dry_run: bool, actor: str
+    ) -> ImportReport:
+        """``run`` with the files uploaded under ``import_id`` (none: no files)."""
+        files: ImportFiles = NoFiles()
+        if import_id is not None:
+            if not _IMPORT_ID.fullmatch(import_id):
+                raise ValidationFailed("import_id is not one this API gave", field="import_id")
+            files = self._staged().files(tenant, import_id)
+        rows = data.count(b"\n")
+        if rows > MAX_API_ROWS + 1:
+            raise ValidationFailed(
+                f"at most {MAX_API_ROWS} rows per request; split the file or use the CLI",
+                field="csv",
+            )
+        return self.run(tenant, data, files, dry_run=dry_run, actor=actor)
+
+    def _staged(self) -> ImportStaging:
+        if self._staging is None:
+            raise ValidationFailed("file uploads are not configured", field="import_id")
+        return self._staging
 
     def run(
         self,
