@@ -28,8 +28,8 @@ def tenant(local_stack: Any) -> Tenant:
 def put(url: str, data: bytes) -> int:
     # (urllib's default form content type would have the emulator parse the body away)
     headers = {"Content-Type": "application/octet-stream"}
-    request = urllib.request.Request(url, data=data, headers=headers, method="PUT")  # noqa: S310
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+    request = urllib.request.Request(url, data=data, headers=headers, method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as response:
         return int(response.status)
 
 
