@@ -21,7 +21,7 @@ from typing import Any
 
 from bench.engine import worker_env
 from bench.labelled import REPO
-from quitclaim.domain.backlog import BULK_FORWARD_USD, cost_usd
+from quitclaim.domain.backlog import BULK_FORWARD_USD, CHECKPOINT_PUT_USD, cost_usd
 
 # The template's bulk lane: BulkMaxConcurrency invocations of IngestBatchSize images.
 AWS_BULK_CONCURRENCY = 2
@@ -58,7 +58,10 @@ def backlog_1k(raw: dict[str, Any]) -> dict[str, Any]:
     per_1000_u = u["elapsed_s"] * 1000 / n
     cost_b = cost_usd(b["decided"], b["scan_s"]) * 1000 / max(b["decided"], 1)
     cost_u = (
-        (cost_usd(u["decided"], u["scan_s"]) - u["decided"] * BULK_FORWARD_USD)
+        (
+            cost_usd(u["decided"], u["scan_s"])
+            - u["decided"] * (BULK_FORWARD_USD + CHECKPOINT_PUT_USD)
+        )
         * 1000
         / max(u["decided"], 1)
     )

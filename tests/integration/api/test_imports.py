@@ -88,3 +88,19 @@ def test_an_import_is_for_admins_and_names_the_bad_field(http_api: Api, tenant: 
     )
     assert bad.status == 400 or bad.status == 422, bad.body
     assert bad.json["field"] == "person_ref"
+
+
+def test_the_backlog_concurrency_is_a_tenant_setting(http_api: Api, tenant: Tenant) -> None:
+    # Given the tenant's default policy
+    assert http_api.call("GET", "/policy", key=tenant.admin).json["backlog_concurrency"] == 4
+    # When an admin sets the backlog concurrency, and then an impossible one
+    changed = http_api.call(
+        "PATCH", "/policy", key=tenant.admin, json_body={"backlog_concurrency": 8}
+    )
+    refused = http_api.call(
+        "PATCH", "/policy", key=tenant.admin, json_body={"backlog_concurrency": 0}
+    )
+    # Then the first is kept and the second refused, naming the field
+    assert changed.status == 200, changed.body
+    assert http_api.call("GET", "/policy", key=tenant.admin).json["backlog_concurrency"] == 8
+    assert refused.status in (400, 422) and refused.json["field"] == "backlog_concurrency"

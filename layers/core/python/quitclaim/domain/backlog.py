@@ -32,6 +32,8 @@ INGEST_MEMORY_MB = 2048
 REQUESTS_PER_IMAGE_USD = 0.036 / 1000
 # A bulk-lane image costs one more SQS send and receive (the forward).
 BULK_FORWARD_USD = 2 * 0.40 / 1_000_000
+# The checkpoint saved after each image fed (one S3 PUT).
+CHECKPOINT_PUT_USD = 0.0054 / 1000
 
 
 def is_backlog_name(name: str) -> bool:
@@ -111,7 +113,7 @@ class Checkpoint:
 def cost_usd(images: int, scan_seconds: float, memory_mb: int = INGEST_MEMORY_MB) -> float:
     """What ``images`` bulk-lane scans that took ``scan_seconds`` in all cost (USD)."""
     compute = scan_seconds * (memory_mb / 1024) * LAMBDA_GB_SECOND_USD
-    per_image = REQUESTS_PER_IMAGE_USD + BULK_FORWARD_USD + LAMBDA_REQUEST_USD
+    per_image = REQUESTS_PER_IMAGE_USD + BULK_FORWARD_USD + CHECKPOINT_PUT_USD + LAMBDA_REQUEST_USD
     return compute + images * per_image
 
 
