@@ -109,3 +109,33 @@ def test_a_backlog_scan_stops_at_half_resumes_and_accounts_for_every_photo(
     report = conservation_service().check(TENANT)
     assert report.holds, report.violations
     assert report.decisions == PHOTOS
+
+
+def test_the_cli_feeds_a_folder_then_reports_when_run_again(
+    local_stack: Any, tmp_path: Path
+) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from quitclaim.local.cli import main
+
+    # Given a small folder and a tenant
+    registry_service().create_tenant(TenantPolicy(tenant="e2e-backlog-cli"))
+    for upload in plan(4, seed=7):
+        (tmp_path / "lib" / upload.path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "lib" / upload.path).write_bytes(upload.data)
+    args = ["backlog", "scan", str(tmp_path / "lib"), "--tenant", "e2e-backlog-cli"]
+    report = tmp_path / "report.json"
+    # When the CLI feeds it without waiting, the stack drains, and the CLI runs again
+    fed = CliRunner().invoke(main, [*args, "--no-wait", "--report", str(report)])
+    assert fed.exit_code == 0, fed.output
+    assert "lib: fed; 4/4 fed" in fed.output
+    local_stack.runtime.drain()
+    done = CliRunner().invoke(main, [*args, "--report", str(report)])
+    # Then the second run feeds nothing more and reports every image decided once
+    assert done.exit_code == 0, done.output
+    written = json.loads(report.read_text())
+    assert written["state"] == "complete" and written["fed"] == 4
+    assert sum(written["decisions"].values()) == 4 and written["unaccounted"] == []
+    assert "lib: complete" in done.output

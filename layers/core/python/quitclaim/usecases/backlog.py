@@ -66,7 +66,7 @@ class BacklogReport:
     tenant: str
     name: str
     source: str
-    state: str  # stopped | complete
+    state: str  # stopped | fed (everything uploaded, not waited for) | complete
     listed_images: int
     fed: int
     skipped: int
@@ -174,7 +174,8 @@ class BacklogScan:
                 self._tick(run, progress, progress_every_s)
         self._settle(run, tenant)
         self._tick(run, progress, 0.0)
-        return self._finish(run, tenant, name, "complete")
+        # Without draining, "fed": everything is uploaded, the decisions may still come.
+        return self._finish(run, tenant, name, "complete" if drain else "fed")
 
     # -- feeding ------------------------------------------------------------
     def _feed(
