@@ -104,3 +104,40 @@ def test_the_backlog_concurrency_is_a_tenant_setting(http_api: Api, tenant: Tena
     assert changed.status == 200, changed.body
     assert http_api.call("GET", "/policy", key=tenant.admin).json["backlog_concurrency"] == 8
     assert refused.status in (400, 422) and refused.json["field"] == "backlog_concurrency"
+
+
+def test_the_api_cli_uploads_the_named_documents_and_imports(
+    http_api: Any, tenant: Tenant, tmp_path: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from quitclaim.local.cli import main
+
+    # Given a CSV (Windows-1252, ;) naming one document found in the folder
+    csv_file = tmp_path / "c.csv"
+    csv_file.write_bytes(
+        (
+            "person_ref;name;purposes;valid_from;document\n"
+            "CLI-1;Zoë Smit;web;01-01-2025;CLI-1.pdf\n"
+        ).encode("cp1252")
+    )
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "CLI-1.pdf").write_bytes(b"%PDF-1.4 cli")
+    args = ["api", "--base-url", http_api.base_url, "--key", tenant.admin, "import", "consents"]
+    args += [str(csv_file), "--documents", str(tmp_path / "docs")]
+    # When it is imported through the API from the command line, dry and then for real
+    dry = CliRunner().invoke(main, [*args, "--dry-run"])
+    real = CliRunner().invoke(main, args)
+    # Then the dry run would create it and the real run created it
+    assert dry.exit_code == 0, dry.output
+    assert report(dry.output)["counts"] == {"would_create": 1}
+    assert real.exit_code == 0, real.output
+    assert report(real.output)["counts"] == {"created": 1}
+
+
+def report(output: str) -> Any:
+    """The report the command printed (log lines on stderr are mixed into the output)."""
+    import json
+
+    start = output.index('{\n  "tenant"')
+    return json.JSONDecoder().raw_decode(output[start:])[0]

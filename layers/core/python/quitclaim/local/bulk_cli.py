@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from quitclaim.local.api_cli import run_operator
+from quitclaim.local.api_cli import api, run_operator
 
 
 @click.group("import")
@@ -160,3 +160,74 @@ def backlog_scan(
     if report.unaccounted or report.decided_twice:
         click.echo(f"UNACCOUNTED: {report.unaccounted} twice: {report.decided_twice}", err=True)
         raise SystemExit(1)
+
+
+@click.group("import")
+def api_import_group() -> None:
+    """Import existing consents through the HTTP API (files by presigned upload)."""
+
+
+@api_import_group.command("consents")
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--documents", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
+@click.option(
+    "--photos", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None
+)
+@click.option("--dry-run", is_flag=True, help="report per row what would happen; change nothing")
+@click.pass_context
+def api_import_consents(
+    ctx: click.Context,
+    csv_file: Path,
+    documents: Path | None,
+    photos: Path | None,
+    dry_run: bool,
+) -> None:
+    """POST /imports/consents: the documents and photos the CSV names are uploaded first."""
+    import urllib.request
+
+    from quitclaim.adapters.import_files import PHOTO_SUFFIXES
+    from quitclaim.domain.consent_import import ImportFileInvalid, decode, parse_csv
+    from quitclaim.local.api_cli import _client
+
+    client = _client(ctx)
+    data = csv_file.read_bytes()
+    try:
+        text, _ = decode(data)
+        parsed = parse_csv(data)
+    except ImportFileInvalid as exc:
+        raise click.ClickException(str(exc)) from None
+    rows = [line.row for line in parsed.lines if line.row is not None]
+    named = sorted({r.document for r in rows if r.document})
+    docs = [n for n in named if documents is not None and (documents / n).is_file()]
+    pictures: dict[str, list[str]] = {}
+    for ref in sorted({r.person_ref for r in rows if r.biometric_consent}):
+        folder = photos / ref if photos is not None else None
+        if folder is not None and folder.is_dir():
+            pictures[ref] = sorted(
+                p.name for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES
+            )
+    body: dict[str, object] = {"csv": text, "dry_run": dry_run}
+    if docs or pictures:
+        staged = client.call(
+            "POST", "/imports/consents/uploads", {"documents": docs, "photos": pictures}
+        )
+        sends = [(documents / n, url) for n, url in staged["documents"].items() if documents]
+        for ref, urls in staged["photos"].items():
+            sends += [(photos / ref / n, url) for n, url in urls.items() if photos]
+        for path, url in sends:
+            request = urllib.request.Request(  # noqa: S310 - the API's presigned URL
+                url,
+                data=path.read_bytes(),
+                headers={"Content-Type": "application/octet-stream"},
+                method="PUT",
+            )
+            with urllib.request.urlopen(request, timeout=120):  # noqa: S310
+                pass
+        body["import_id"] = staged["import_id"]
+    report = client.call("POST", "/imports/consents", body)
+    click.echo(json.dumps(report, indent=2))
+
+
+api.add_command(api_import_group)  # `quitclaim api import consents`
