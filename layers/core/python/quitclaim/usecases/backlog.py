@@ -293,7 +293,8 @@ class BacklogScan:
             source_paths = {upload_path(name, k) for k in run.listed}
             unaccounted = sorted(p for p in source_paths if p not in by_path and p not in waiting)
         elapsed = self._monotonic() - run.started
-        mean = checkpoint.scan_seconds / max(len(records), 1)
+        # The decisions' own stage timings: exact, whichever run saw them decided.
+        scanned_s = sum(sum(r.timings_ms.values()) for r in records) / 1000
         report = BacklogReport(
             tenant=tenant,
             name=name,
@@ -309,7 +310,7 @@ class BacklogScan:
             decided_twice=sorted(p for p, n in by_path.items() if n > 1),
             elapsed_s=round(elapsed, 2),
             images_per_s=round(run.decided / elapsed, 2) if elapsed > 0 else 0.0,
-            cost_usd=round(cost_usd(len(records), len(records) * mean), 6),
+            cost_usd=round(cost_usd(len(records), scanned_s), 6),
         )
         audit("backlog." + state, tenant=tenant, source=name, results=dict(decisions))
         return report
