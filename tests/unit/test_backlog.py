@@ -116,7 +116,7 @@ def decide_all(uploads: Uploads, assets: Assets) -> None:
         del uploads.waiting_paths[path]
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
     count=st.integers(min_value=1, max_value=30),
     stop_after=st.integers(min_value=0, max_value=30),
