@@ -62,6 +62,8 @@ soak: $(STAMP)  ## the load test at 20,000 uploads (long): throughput, checker v
 	$(BIN)/python -m tests.load --uploads 20000
 	# The fairness run drained to the end: A's 1,000 all decided, the law holding for both tenants.
 	QC_FAIRNESS_BULK_UPLOADS=1000 QC_FAIRNESS_DRAIN=1 $(BIN)/python -m pytest tests/e2e/test_fairness.py -q -s -p no:cacheprovider --timeout 3600
+	# A backlog of 500 photos scanned, stopped at half and resumed (docs/import.md; `make test` scans 60).
+	QC_BACKLOG_PHOTOS=500 $(BIN)/python -m pytest tests/e2e/test_backlog_scan.py -q -p no:cacheprovider --timeout 3600
 
 audit: $(STAMP)  ## known vulnerabilities in the installed packages: pip-audit where PyPI's JSON API answers, else the offline safety-db snapshot (its date printed)
 	$(BIN)/python infra/dependency_audit.py

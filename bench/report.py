@@ -19,6 +19,7 @@ REQUIRED = (
     "pipeline_throughput",
     "recheck_1000",
     "cost_per_1000",
+    "backlog_1k",
 )
 
 

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import backlog as backlog_module
 from bench import cost as cost_module
 from bench import engine as engine_module
 from bench import gallery as gallery_module
@@ -50,6 +51,7 @@ class Plan:
     pipeline_batch: int = 50
     recheck_assets: int = 1000
     recheck_repeats: int = 1
+    backlog_images: int = 1000
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -67,6 +69,7 @@ QUICK = Plan(
     pipeline_uploads=4,
     pipeline_batch=2,
     recheck_assets=10,
+    backlog_images=10,
 )
 
 
@@ -145,6 +148,13 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
         entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
         entries["recheck_1000"] = stack_module.recheck_1000(raw)
         entries["pipeline_throughput"]["seconds_to_measure"] = took
+    if "backlog_1k" in wanted:
+        step(
+            "backlog_1k",
+            lambda: backlog_module.backlog_1k(
+                backlog_module.run_backlog(images=plan.backlog_images, log=log)
+            ),
+        )
     if "cost_per_1000" in wanted:
         memory = cost_module.ingest_memory_mb(REPO / "infra" / "template.yaml")
         entries["cost_per_1000"] = cost_module.cost_per_1000(

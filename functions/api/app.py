@@ -677,4 +677,28 @@ def replay_webhook_delivery(call: Call, delivery_id: str) -> Any:
     return call.console.replay_delivery(call.principal, delivery_id)
 
 
+# ---------------------------------------------------------------- imports (docs/import.md)
+
+
+@route("createImportUploads")
+def create_import_uploads(call: Call) -> Any:
+    b = call.body
+    return bootstrap.consent_import_service().upload_urls(
+        call.principal.tenant, b.documents, b.photos
+    )
+
+
+@route("importConsents")
+def import_consents(call: Call) -> Any:
+    b = call.body
+    report = bootstrap.consent_import_service().run_staged(
+        call.principal.tenant,
+        b.csv.encode("utf-8"),
+        b.import_id,
+        dry_run=b.dry_run,
+        actor=call.principal.key_id,
+    )
+    return report.as_dict()
+
+
 route.check_complete()

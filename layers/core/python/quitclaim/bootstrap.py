@@ -69,6 +69,8 @@ from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
+    from quitclaim.usecases.backlog import BacklogScan, BacklogSource
+    from quitclaim.usecases.consent_import import ConsentImport
     from quitclaim.usecases.redaction import Redaction
 
 _clock: Clock = SystemClock()
@@ -684,3 +686,36 @@ def reset_container(*, keep_settings: bool = False) -> None:
         forms_service,
     ):
         cached.cache_clear()
+
+
+def consent_import_service() -> ConsentImport:
+    """Import of existing consents from a spreadsheet (CLI and API); built per call."""
+    from quitclaim.adapters.import_files import S3ImportStaging
+    from quitclaim.usecases.consent_import import ConsentImport
+
+    settings = _bound(get_settings())
+    staging = S3ImportStaging(aws_client("s3", settings), settings.documents_bucket)
+    return ConsentImport(registry_service(), _clock, staging)
+
+
+def backlog_service() -> BacklogScan:
+    """Scanning an existing library through the bulk lane (CLI, bench); built per call."""
+    from quitclaim.adapters.backlog import S3BacklogStore
+    from quitclaim.usecases.backlog import BacklogScan
+
+    settings = _bound(get_settings())
+    store = S3BacklogStore(
+        aws_client("s3", settings), settings.uploads_bucket, settings.incoming_prefix
+    )
+    return BacklogScan(store=store, assets=DynamoAssets(), tenants=DynamoTenants(), clock=_clock)
+
+
+def backlog_source(source: str) -> BacklogSource:
+    """``s3://bucket/prefix`` or a local folder."""
+    from pathlib import Path
+
+    from quitclaim.adapters.backlog import FolderSource, S3Source
+
+    if source.startswith("s3://"):
+        return S3Source.from_url(aws_client("s3", _bound(get_settings())), source)
+    return FolderSource(Path(source))

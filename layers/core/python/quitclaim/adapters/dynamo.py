@@ -33,6 +33,7 @@ from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
 from quitclaim.config import Settings
+from quitclaim.domain.backlog import DEFAULT_BACKLOG_CONCURRENCY
 from quitclaim.domain.errors import (
     Conflict,
     DependencyFailed,
@@ -109,6 +110,8 @@ class TenantModel(_Base):
     pending_policy = JSONAttribute(null=True)
     # Purposes an image must be cleared for to be published; absent: the upload's own.
     publishing_purposes = UnicodeSetAttribute(null=True)
+    # Images of a backlog scan in flight at once; absent: the policy's default.
+    backlog_concurrency = NumberAttribute(null=True)
 
 
 class UsageModel(_Base):
@@ -485,6 +488,7 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         language=item.language or "en",
         auto_redact=bool(item.auto_redact),
         publishing_purposes=frozenset(item.publishing_purposes or ()),
+        backlog_concurrency=int(item.backlog_concurrency or DEFAULT_BACKLOG_CONCURRENCY),
     )
 
 
@@ -643,6 +647,7 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "language": policy.language,
         "auto_redact": policy.auto_redact,
         "publishing_purposes": set(policy.publishing_purposes) or None,
+        "backlog_concurrency": policy.backlog_concurrency,
     }
 
 

@@ -892,8 +892,45 @@ FORM_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 
+# Bringing an organisation's existing records in (docs/import.md).
+IMPORT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "createImportUploads",
+        "POST",
+        "/imports/consents/uploads",
+        "Presigned upload URLs for an import's signed documents and reference photos",
+        "imports",
+        role=_ADMIN,
+        body=s.ImportUploadsBody,
+        response="ImportUploads",
+        errors=(400, 422),
+        description=(
+            "API Gateway bodies stop at 10 MB, so files go straight to S3: PUT each file's "
+            "bytes to its URL (valid 15 minutes), then POST /imports/consents with the "
+            "`import_id`."
+        ),
+    ),
+    Operation(
+        "importConsents",
+        "POST",
+        "/imports/consents",
+        "Import existing consents from a CSV: a dry-run report, or the import",
+        "imports",
+        role=_ADMIN,
+        body=s.ImportConsentsBody,
+        response="ConsentImportReport",
+        errors=(400, 404, 422),
+        description=(
+            "One row per consent (docs/templates/consents-import.csv). `dry_run` (default "
+            "true) reports per row what would be created or why it is refused; a real run "
+            "is idempotent (each row's consent id is derived from the row). At most 200 rows "
+            "per request (API Gateway's 29 s); the CLI has no limit."
+        ),
+    ),
+)
+
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
-OPERATIONS = OPERATIONS + FORM_OPERATIONS
+OPERATIONS = OPERATIONS + FORM_OPERATIONS + IMPORT_OPERATIONS
 
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
@@ -1038,6 +1075,28 @@ def _component_schemas() -> dict[str, Any]:
                 "type": "object",
                 "required": ["items"],
                 "properties": {"items": {"type": "array", "items": _ref("ConsentView")}},
+            },
+            "ImportUploads": {
+                "type": "object",
+                "required": ["import_id", "expires_in_s", "documents", "photos"],
+                "properties": {
+                    "import_id": {"type": "string"},
+                    "expires_in_s": {"type": "integer"},
+                    "documents": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "photos": {"type": "object"},
+                },
+            },
+            "ConsentImportReport": {
+                "type": "object",
+                "required": ["tenant", "dry_run", "delimiter", "encoding", "counts", "rows"],
+                "properties": {
+                    "tenant": {"type": "string"},
+                    "dry_run": {"type": "boolean"},
+                    "delimiter": {"type": "string"},
+                    "encoding": {"type": "string"},
+                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "rows": {"type": "array", "items": {"type": "object"}},
+                },
             },
             "AccessExport": {
                 "type": "object",

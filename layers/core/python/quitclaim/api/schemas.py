@@ -26,6 +26,7 @@ from pydantic import (
     field_validator,
 )
 
+from quitclaim.domain.backlog import BACKLOG_CONCURRENCY_MAX
 from quitclaim.domain.models import ScanMode
 from quitclaim.domain.registry import Guardian, Role
 
@@ -180,6 +181,13 @@ class PolicyChanges(Body):
         ),
     )
 
+    backlog_concurrency: Unsent[int] = Field(
+        default=None,
+        ge=1,
+        le=BACKLOG_CONCURRENCY_MAX,
+        description="Images of a backlog scan in flight at once (default 4; docs/import.md).",
+    )
+
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""
         return self.model_dump(exclude_unset=True, mode="json")
@@ -307,6 +315,30 @@ class Reassign(Body):
 
 
 # ------------------------------------------------------------------ data-subject rights
+
+
+class ImportUploadsBody(Body):
+    """The files an import will name: one presigned PUT URL each comes back."""
+
+    documents: list[Annotated[str, StringConstraints(min_length=1, max_length=128)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="File names, as the CSV's document column names them.",
+    )
+    photos: dict[ShortText, list[Annotated[str, StringConstraints(max_length=128)]]] = Field(
+        default_factory=dict,
+        description="Person reference -> reference photo file names (biometric consent only).",
+    )
+
+
+class ImportConsentsBody(Body):
+    """A consents CSV (the template's columns; `,` or `;`), as text."""
+
+    csv: Annotated[str, StringConstraints(min_length=1, max_length=2_000_000)]
+    dry_run: bool = Field(default=True, description="Report only; change nothing (default).")
+    import_id: str | None = Field(
+        default=None, description="From POST /imports/consents/uploads, when files were uploaded."
+    )
 
 
 class SelfieSearchBody(Body):

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quitclaim.domain.backlog import DEFAULT_BACKLOG_CONCURRENCY
+
 # Tenant ids start every storage key and S3 prefix: keep them boring. Ids are
 # checked with fullmatch everywhere: Python's "$" also matches before a final
 # "\n", so re.match(r"^x$") would let "acme\n" pass as "acme" (tests/unit/test_identifiers.py).
@@ -166,6 +168,8 @@ class TenantPolicy:
     # The purposes an image must be cleared for to be published (library);
     # empty: the upload's own purpose, as before (docs/channels.md).
     publishing_purposes: frozenset[str] = frozenset()
+    # How many images of a backlog scan (docs/import.md) are in flight at once.
+    backlog_concurrency: int = DEFAULT_BACKLOG_CONCURRENCY
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

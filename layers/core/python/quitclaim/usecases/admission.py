@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from quitclaim.adapters.s3_events import MalformedEvent, uploads_from_message
+from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
 from quitclaim.observability import count, logger
@@ -101,6 +102,16 @@ def tenant_of(body: str, incoming_prefix: str) -> str | None:
     return tenants.pop()
 
 
+def backlog_only(body: str, incoming_prefix: str) -> bool:
+    """Whether every upload of a message belongs to a backlog scan (docs/import.md)."""
+    try:
+        uploads = uploads_from_message(body)
+    except MalformedEvent:
+        return False
+    paths = [split_upload_key(u.key, incoming_prefix) for u in uploads]
+    return bool(paths) and all(p is not None and is_backlog_path(p[1]) for p in paths)
+
+
 class Admission:
     """Routes each batch: scan now, or forward to the bulk lane."""
 
@@ -127,7 +138,12 @@ class Admission:
         """Count each tenant's main-lane arrivals once per batch and pick their lanes."""
         scan: list[str] = []
         by_tenant: dict[str, list[Arrival]] = {}
+        to_bulk: list[Arrival] = []
         for arrival in arrivals:
+            if arrival.lane is Lane.MAIN and backlog_only(arrival.body, self._prefix):
+                # A backlog scan is bulk by definition: it never takes a main-lane share.
+                to_bulk.append(arrival)
+                continue
             tenant = None if arrival.lane is Lane.BULK else tenant_of(arrival.body, self._prefix)
             if tenant is None:
                 scan.append(arrival.message_id)
@@ -137,7 +153,6 @@ class Admission:
         window = int(self._clock.now().timestamp()) // self._window_s
         # Kept one window past its end, then TTL removes it (no scan ever reads it).
         expires_at = (window + 2) * self._window_s
-        to_bulk: list[Arrival] = []
         for tenant, mine in by_tenant.items():
             try:
                 total = self._counter.add(tenant, window, len(mine), expires_at)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
+from quitclaim.domain.backlog import BACKLOG_CONCURRENCY_MAX
 from quitclaim.domain.errors import (
     Conflict,
     DependencyFailed,
@@ -531,6 +532,10 @@ class Registry:
         audit("subject.enrolled", tenant=tenant, subject_id=subject_id, source="registry")
         return subject_id
 
+    def check_reference_photos(self, photos: Iterable[bytes]) -> int:
+        """The enrolment quality gates alone (nothing stored): how many templates would be."""
+        return len(self._templates(photos))
+
     def _templates(self, photos: Iterable[bytes]) -> list[bytes]:
         engine = self.engine_factory()
         templates: list[bytes] = []
@@ -885,6 +890,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "language",
         "auto_redact",
         "publishing_purposes",
+        "backlog_concurrency",
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -952,4 +958,12 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         raise ValidationFailed(
             "publishing_purposes must be among purposes", field="publishing_purposes"
         )
+    if "backlog_concurrency" in changes:
+        value = changes["backlog_concurrency"]
+        if type(value) is not int or not 1 <= value <= BACKLOG_CONCURRENCY_MAX:
+            raise ValidationFailed(
+                f"backlog_concurrency must be 1-{BACKLOG_CONCURRENCY_MAX}",
+                field="backlog_concurrency",
+            )
+        out["backlog_concurrency"] = value
     return out
