@@ -1,4 +1,4 @@
-"""Reminders: the daily schedule → renewal reminders, each sent once."""
+"""Reminders: the daily schedule → renewal reminders, each sent once; the officer's digest."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from quitclaim.bootstrap import reminders_service
+from quitclaim.bootstrap import digest_service, reminders_service
 from quitclaim.config import get_settings
 from quitclaim.observability import audited, logger, metrics, tracer
 
@@ -18,6 +18,10 @@ get_settings()
 @metrics.log_metrics
 @audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if event.get("kind") != "reminders":
-        raise ValueError(f"unknown reminders event kind: {event.get('kind')!r}")
+    kind = event.get("kind")
+    if kind == "digest":
+        # Daily: the tenants whose digest is due today (daily, or weekly on Mondays).
+        return {"digests": digest_service().send_due()}
+    if kind != "reminders":
+        raise ValueError(f"unknown reminders event kind: {kind!r}")
     return {"sent": reminders_service().send_due()}

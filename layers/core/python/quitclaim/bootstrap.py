@@ -46,6 +46,7 @@ from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
+from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
@@ -55,6 +56,7 @@ from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
+from quitclaim.usecases.retention import Retention
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.rights import SubjectRights
 from quitclaim.usecases.scan_asset import ScanAsset
@@ -338,6 +340,50 @@ def reminders_service() -> Reminders:
 
 
 @lru_cache(maxsize=1)
+def retention_service() -> Retention:
+    """Retention rules of every tenant (the daily schedule; docs/retention.md)."""
+    _bound(get_settings())
+    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+
+    return Retention(
+        tenants=DynamoTenants(),
+        directory=DynamoTenantDirectory(),
+        assets=DynamoAssets(),
+        placement=_placement(),
+        clock=_clock,
+    )
+
+
+@lru_cache(maxsize=1)
+def digest_service() -> Digest:
+    """The officer's digest e-mails (the daily schedule; docs/retention.md)."""
+    settings = _bound(get_settings())
+    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+
+    queues = {
+        "ingest": settings.ingest_dlq_url,
+        "bulk": settings.bulk_dlq_url,
+        "recheck": settings.recheck_dlq_url,
+        "purge": settings.purge_dlq_url,
+        "async": settings.async_dlq_url,
+        "inbound": settings.inbound_dlq_url,
+        "events": settings.events_dlq_url,
+    }
+    return Digest(
+        directory=DynamoTenantDirectory(),
+        assets=DynamoAssets(),
+        subjects=DynamoSubjects(),
+        expiries=DynamoConsents(),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        clock=_clock,
+        queues=SqsQueueDepths(aws_client("sqs", settings), queues)
+        if any(queues.values())
+        else None,
+        base_url=settings.public_base_url,
+    )
+
+
+@lru_cache(maxsize=1)
 def console_service() -> Console:
     """The principal-scoped facade the API and the HTTP CLI use."""
     settings = _bound(get_settings())
@@ -596,5 +642,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         usage_service,
         audit_trail_service,
         offboarding_service,
+        retention_service,
+        digest_service,
     ):
         cached.cache_clear()

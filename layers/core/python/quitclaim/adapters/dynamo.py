@@ -109,6 +109,10 @@ class TenantModel(_Base):
     pending_policy = JSONAttribute(null=True)
     # Purposes an image must be cleared for to be published; absent: the upload's own.
     publishing_purposes = UnicodeSetAttribute(null=True)
+    # Retention and the digest (docs/retention.md); absent: the defaults.
+    quarantine_retention_days = NumberAttribute(null=True)
+    rejected_retention_days = NumberAttribute(null=True)
+    digest = UnicodeAttribute(null=True)
 
 
 class UsageModel(_Base):
@@ -484,7 +488,14 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         language=item.language or "en",
         auto_redact=bool(item.auto_redact),
         publishing_purposes=frozenset(item.publishing_purposes or ()),
+        quarantine_retention_days=_int_or(item.quarantine_retention_days, 90),
+        rejected_retention_days=_int_or(item.rejected_retention_days, 30),
+        digest=item.digest or "weekly",
     )
+
+
+def _int_or(value: Any, default: int) -> int:
+    return default if value is None else int(value)
 
 
 class DynamoTenants:
@@ -642,6 +653,9 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "language": policy.language,
         "auto_redact": policy.auto_redact,
         "publishing_purposes": set(policy.publishing_purposes) or None,
+        "quarantine_retention_days": policy.quarantine_retention_days,
+        "rejected_retention_days": policy.rejected_retention_days,
+        "digest": policy.digest,
     }
 
 

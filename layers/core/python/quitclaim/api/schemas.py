@@ -180,6 +180,22 @@ class PolicyChanges(Body):
         ),
     )
 
+    quarantine_retention_days: Unsent[int] = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description=(
+            "Days a quarantined image whose only blocker is unknown faces is kept before "
+            "retention deletes it (default 90; 0: until a reviewer acts). docs/retention.md"
+        ),
+    )
+    rejected_retention_days: Unsent[int] = Field(
+        default=None, ge=0, le=3650, description="Days a rejected upload is kept (default 30)."
+    )
+    digest: Unsent[Literal["daily", "weekly", "off"]] = Field(
+        default=None, description="The officer's digest e-mail (default weekly)."
+    )
+
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""
         return self.model_dump(exclude_unset=True, mode="json")

@@ -166,6 +166,12 @@ class TenantPolicy:
     # The purposes an image must be cleared for to be published (library);
     # empty: the upload's own purpose, as before (docs/channels.md).
     publishing_purposes: frozenset[str] = frozenset()
+    # Storage limitation (docs/retention.md): days a quarantined image of
+    # unknown people and a rejected upload are kept; 0 keeps them until a
+    # reviewer acts. The officer's digest: "daily", "weekly" or "off".
+    quarantine_retention_days: int = 90
+    rejected_retention_days: int = 30
+    digest: str = "weekly"
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

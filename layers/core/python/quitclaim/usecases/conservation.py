@@ -30,6 +30,10 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
   for each subject its record names, the only way a withdrawal or an expiry
   finds it (I1, issue 19: otherwise it would stay published for ever);
 - ``no_history``: no decision lacks its recorded history (the audit record);
+- ``deleted``: a deleted asset (a reviewer's delete, or retention's: docs/retention.md)
+  is an accounted-for end, not a loss: it is nowhere (``misplaced`` checks that),
+  its history's last entry says who deleted it, and (with the audit trail)
+  its ``asset.deleted`` event is in the chain; ``deleted`` counts them;
 - ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
   every decision's audit event is in the tenant's hash chain, and the chain
   verifies (usecases/audit_trail.py).
@@ -73,6 +77,7 @@ class AuditEvents(Protocol):
 # The events that record a decision: a scan's, and a redacted variant's.
 DECISION_ACTIONS = frozenset({"asset.decided", "asset.redacted"})
 HOLD_ACTION = "asset.held"
+DELETE_ACTION = "asset.deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,7 @@ class ConservationReport:
     violations: tuple[Violation, ...] = field(default_factory=tuple)
     held: int = 0
     originals: int = 0
+    deleted: int = 0
 
     @property
     def holds(self) -> bool:
@@ -163,6 +169,10 @@ class ConservationCheck:
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
+            elif record.status is AssetStatus.DELETED and record.history[-1].get("action") != (
+                "deleted"
+            ):
+                found.append(_at(record, "deleted", "deleted without its history entry", None))
             if record.status is AssetStatus.APPROVED:
                 found.extend(self._consented(record, now))
         if self.audit is not None:
@@ -177,6 +187,7 @@ class ConservationCheck:
             violations=tuple(found),
             held=len(held),
             originals=len(originals),
+            deleted=sum(1 for r in records if r.status is AssetStatus.DELETED),
         )
 
     def _originals(self, records: list[AssetRecord], kept: set[str]) -> list[Violation]:
@@ -231,11 +242,18 @@ class ConservationCheck:
         decided = {str(e.get("asset_id")) for e in events if e.get("action") in DECISION_ACTIONS}
         # A held upload (over quota) is not decided yet: its hold is what is audited.
         held = {str(e.get("asset_id")) for e in events if e.get("action") == HOLD_ACTION}
-        return [
+        deleted = {str(e.get("asset_id")) for e in events if e.get("action") == DELETE_ACTION}
+        found = [
             _at(record, "unaudited", "decision without its event in the audit chain")
             for record in records
             if record.asset_id not in (held if record.status is AssetStatus.HELD else decided)
         ]
+        found.extend(
+            _at(record, "deleted", "deletion without its event in the audit chain")
+            for record in records
+            if record.status is AssetStatus.DELETED and record.asset_id not in deleted
+        )
+        return found
 
     def _reachable(
         self, tenant: str, records: list[AssetRecord], library: set[str]

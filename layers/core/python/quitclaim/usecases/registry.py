@@ -52,6 +52,7 @@ from quitclaim.domain.registry import (
     Principal,
     Subject,
 )
+from quitclaim.domain.retention import RETENTION_FIELDS, retention_changes
 from quitclaim.domain.rights import (
     ErasedItem,
     ErasureReport,
@@ -866,6 +867,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "language",
         "auto_redact",
         "publishing_purposes",
+        *RETENTION_FIELDS,
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -933,4 +935,5 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         raise ValidationFailed(
             "publishing_purposes must be among purposes", field="publishing_purposes"
         )
+    out.update(retention_changes(changes))
     return out
