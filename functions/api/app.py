@@ -448,4 +448,12 @@ def replay_webhook_delivery(call: Call, delivery_id: str) -> Any:
     return call.console.replay_delivery(call.principal, delivery_id)
 
 
+# ---------------------------------------------------------------- retention
+
+
+@route("setSubjectRetention")
+def set_subject_retention(call: Call, subject_id: str) -> None:
+    call.console.retain_subject(call.principal, subject_id, call.body.until)
+
+
 route.check_complete()

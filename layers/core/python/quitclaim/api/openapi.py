@@ -742,6 +742,27 @@ RIGHTS_OPERATIONS: tuple[Operation, ...] = (
 
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
 
+# Retention (docs/retention.md): the tenant's days are policy fields (updatePolicy).
+RETENTION_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "setSubjectRetention",
+        "PUT",
+        f"{_SUBJECT}/retention",
+        "Set a person's end of retention",
+        "rights",
+        role=_ADMIN,
+        body=s.SubjectRetention,
+        status=204,
+        errors=(400, 404),
+        description=(
+            "At `until` DynamoDB TTL deletes the person's record and templates; the TTL "
+            "stream then drops them from the gallery and removes their appearance rows "
+            "(their consents stay, as for a deleted person). Audited (`subject.retention_set`)."
+        ),
+    ),
+)
+OPERATIONS = OPERATIONS + RETENTION_OPERATIONS
+
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
     "releaseAsset": {202: ("Release requested; waiting for a second person", "AssetRecord")},

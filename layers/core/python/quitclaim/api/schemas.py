@@ -425,3 +425,18 @@ class InboundQuery(Query):
 class DeliveryQuery(Query):
     status: Literal["pending", "retrying", "delivered", "dead"] | None = None
     endpoint_id: str | None = Field(default=None, pattern=ID_PATTERN.pattern)
+
+
+# ------------------------------------------------------------------ retention
+
+
+class SubjectRetention(Body):
+    """A person's end of retention (docs/retention.md)."""
+
+    until: UtcDateTime = Field(
+        description=(
+            "When the person's record and templates are deleted (DynamoDB TTL; the TTL "
+            "stream then purges the gallery and appearance rows). In the past or now: "
+            "deleted within DynamoDB TTL's lag."
+        )
+    )

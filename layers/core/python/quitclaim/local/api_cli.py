@@ -496,6 +496,16 @@ def subjects_erasure(ctx: click.Context, subject_id: str, as_json: bool) -> None
     _emit(ctx, status, _erasure_report, as_json=as_json)
 
 
+@subjects.command("retain")
+@click.argument("subject_id")
+@click.option("--until", "until", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
+@click.pass_context
+def subjects_retain(ctx: click.Context, subject_id: str, until: str) -> None:
+    """Set SUBJECT_ID's end of retention: record and templates deleted then (docs/retention.md)."""
+    _client(ctx).call("PUT", f"/subjects/{_segment(subject_id)}/retention", {"until": until})
+    click.echo(f"{subject_id} retained until {until}")
+
+
 def _erasure_report(report: dict[str, Any]) -> str:
     report = {**report, **(report.get("report") or {})}
     check = report["verification"]

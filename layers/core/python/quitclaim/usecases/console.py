@@ -361,6 +361,11 @@ class Console:
             )
         return self._rights.erase(principal.tenant, subject_id, actor=principal.key_id)
 
+    def retain_subject(self, principal: Principal, subject_id: str, until: datetime) -> None:
+        """Admin: the person's record ends at ``until`` (docs/retention.md)."""
+        _admin(principal)
+        self._registry.retain_subject_until(principal.tenant, subject_id, until)
+
     def erasure(self, principal: Principal, subject_id: str) -> ErasureStatus:
         """Admin: a past erasure's report, with every store verified again now."""
         _admin(principal)
