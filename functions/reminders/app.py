@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from quitclaim.bootstrap import digest_service, reminders_service
+from quitclaim.bootstrap import digest_service, mail_feedback_service, reminders_service
 from quitclaim.config import get_settings
 from quitclaim.observability import audited, logger, metrics, tracer
 
@@ -18,6 +19,14 @@ get_settings()
 @metrics.log_metrics
 @audited("invocation")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    if "Records" in event:
+        # SES bounce and complaint notifications, through an SNS subscription.
+        marked = 0
+        for record in event["Records"]:
+            if record.get("EventSource") == "aws:sns":
+                notification = json.loads(record["Sns"]["Message"])
+                marked += int(mail_feedback_service().record(notification))
+        return {"unreachable": marked}
     kind = event.get("kind")
     if kind == "digest":
         # Daily: the tenants whose digest is due today (daily, or weekly on Mondays).

@@ -7,6 +7,7 @@ from the emulator's SES. The clock is set back afterwards.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
@@ -128,3 +129,64 @@ def test_a_strangers_photo_is_deleted_after_90_days_audited_and_in_the_digest(
     report = conservation_service().check(TENANT)
     assert report.holds, report.violations
     assert (report.quarantine, report.deleted) == (1, 2)
+
+
+def _ses_via_sns(kind: str, address: str, tenant: str, subject_id: str, **detail: Any) -> Any:
+    """An SNS delivery of an SES notification, shaped as SES and SNS send them."""
+    body = {
+        "Bounce": {"bounce": {"bounceType": "Permanent", "bouncedRecipients": []}},
+        "Complaint": {"complaint": {"complainedRecipients": []}},
+    }[kind]
+    section = next(iter(body.values()))
+    section.update(detail)
+    recipients = "bouncedRecipients" if kind == "Bounce" else "complainedRecipients"
+    section[recipients] = [{"emailAddress": address}]
+    notification = {
+        "notificationType": kind,
+        **body,
+        "mail": {
+            "messageId": "0100-test",
+            "destination": [address],
+            "tags": {"tenant": [tenant], "subject": [subject_id]},
+        },
+    }
+    return {
+        "Records": [
+            {
+                "EventSource": "aws:sns",
+                "EventVersion": "1.0",
+                "Sns": {"Type": "Notification", "Message": json.dumps(notification)},
+            }
+        ]
+    }
+
+
+def test_ses_bounces_and_complaints_are_recorded_on_the_subject(world: dict[str, Any]) -> None:
+    registry = registry_service()
+    bounced = registry.create_subject(
+        TENANT, "Bounced", email="gone@retention.example.org"
+    ).subject_id
+    full = registry.create_subject(
+        TENANT, "Full Mailbox", email="full@retention.example.org"
+    ).subject_id
+    invoke = world["stack"].runtime.invoke
+    # When SES reports a transient bounce: nothing changes
+    transient = _ses_via_sns("Bounce", "full@retention.example.org", TENANT, full)
+    transient["Records"][0]["Sns"]["Message"] = transient["Records"][0]["Sns"]["Message"].replace(
+        "Permanent", "Transient"
+    )
+    assert invoke("RemindersFunction", transient) == {"unreachable": 0}
+    assert not registry.subject(TENANT, full).email_unreachable
+    # When SES reports a permanent bounce for the person's own address (message tags name them)
+    event = _ses_via_sns("Bounce", "Gone@retention.example.org", TENANT, bounced)
+    assert invoke("RemindersFunction", event) == {"unreachable": 1}
+    # Then it is recorded on the subject, and audited
+    assert registry.subject(TENANT, bounced).email_unreachable
+    _, events = audit_trail_service().verified_events(TENANT)
+    assert any(
+        e["action"] == "subject.email_unreachable" and e["subject_id"] == bounced for e in events
+    )
+    # And a complaint does the same
+    event = _ses_via_sns("Complaint", "full@retention.example.org", TENANT, full)
+    assert invoke("RemindersFunction", event) == {"unreachable": 1}
+    assert registry.subject(TENANT, full).email_unreachable

@@ -50,6 +50,7 @@ from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
@@ -384,6 +385,14 @@ def digest_service() -> Digest:
 
 
 @lru_cache(maxsize=1)
+def mail_feedback_service() -> MailFeedback:
+    """SES bounces and complaints, recorded on subjects (docs/retention.md)."""
+    _bound(get_settings())
+    registry = registry_service()
+    return MailFeedback(subjects=registry.subjects, update=registry.update_subject)
+
+
+@lru_cache(maxsize=1)
 def console_service() -> Console:
     """The principal-scoped facade the API and the HTTP CLI use."""
     settings = _bound(get_settings())
@@ -644,5 +653,6 @@ def reset_container(*, keep_settings: bool = False) -> None:
         offboarding_service,
         retention_service,
         digest_service,
+        mail_feedback_service,
     ):
         cached.cache_clear()
