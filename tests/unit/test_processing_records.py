@@ -8,6 +8,7 @@ from typing import Any
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.registry import Page
 from quitclaim.domain.rights import DataRequest, RequestKind
+from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.usecases.processing import (
     BUCKET_NONCURRENT_DAYS,
     Deployment,
@@ -64,7 +65,10 @@ def test_the_record_states_the_tenants_thresholds_and_the_deployment() -> None:
     )
     built = records.build("acme")
     record = built.record
-    assert record["transfers"] == {"third_countries": [], "region": "eu-west-1"}
+    assert (record["transfers"]["third_countries"], record["transfers"]["region"]) == (
+        [],
+        "eu-west-1",
+    )
     assert record["automated_decisions"]["policy"]["match_threshold"] == 0.42
     assert record["automated_decisions"]["policy"]["auto_redact"] is True
     assert record["purposes"][0]["publication_purposes"] == ["web"]
@@ -74,3 +78,48 @@ def test_the_record_states_the_tenants_thresholds_and_the_deployment() -> None:
     assert "match distance ≤ 0.42" in built.dpia_markdown
     assert "redact instead of holding: on" in " ".join(built.dpia_markdown.split())
     assert "| 2026-11 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in built.dpia_markdown
+
+
+class Endpoints:
+    def endpoints(self, tenant: str) -> list[Any]:
+        urls = [
+            "https://hooks.dam.example.de/in",
+            "https://api.hubapi.com/webhooks",
+            "https://crm.example.co.uk/x",
+            "https://dam.example.com/hook",
+        ]
+        return [type("E", (), {"url": u})() for u in urls]
+
+
+class Profiles:
+    def profile(self, tenant: str) -> TenantProfile:
+        return TenantProfile(tenant, name="Acme Media BV", contact_email="dpo@acme.example")
+
+
+def test_the_controller_is_the_tenant_profile_and_third_countries_come_from_the_hosts() -> None:
+    records = RecordsOfProcessing(
+        tenants=FakeTenants({"acme": TenantPolicy("acme", quarantine_retention_days=60)}),
+        assets=NoAssets(),  # type: ignore[arg-type]
+        requests=Requests(),  # type: ignore[arg-type]
+        engine_versions=lambda: {"engine": "e"},
+        deployment=Deployment("eu-central-1", 90, 2190, 45, (30, 7, 1), 7, 24.0),
+        clock=FixedClock(NOW),
+        webhooks=Endpoints(),  # type: ignore[arg-type]
+        profiles=Profiles(),  # type: ignore[arg-type]
+    )
+    built = records.build("acme")
+    record = built.record
+    assert record["controller"]["name"] == "Acme Media BV"
+    assert record["controller"]["contact"] == "dpo@acme.example"
+    transfers = record["transfers"]
+    assert transfers["third_countries"] == ["GB", "US"]
+    assert {e["host"]: (e["country"], e["rule"]) for e in transfers["endpoints"]} == {
+        "hooks.dam.example.de": ("EU/EEA", "country-code domain"),
+        "api.hubapi.com": ("US", "known provider"),
+        "crm.example.co.uk": ("GB", "country-code domain"),
+        "dam.example.com": ("TODO (controller)", "unresolved"),
+    }
+    kept = {r["data"]: r["kept"] for r in record["retention"]}
+    assert kept["quarantined images whose only blocker is unknown faces"].startswith("60 days")
+    assert "Acme Media BV (dpo@acme.example)" in built.dpia_markdown
+    assert "GB, US" in built.dpia_markdown and "check dam.example.com" in built.dpia_markdown

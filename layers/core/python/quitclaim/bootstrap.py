@@ -282,6 +282,7 @@ def processing_records_service() -> RecordsOfProcessing:
         ),
         clock=_clock,
         webhooks=DynamoWebhooks(),
+        profiles=DynamoTenants(),
     )
 
 
