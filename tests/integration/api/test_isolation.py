@@ -309,7 +309,7 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
     why = ["--justification", "tenant B trying"]
     return [
         ("api subjects get", ["api", "subjects", "get", s]),
-        ("api subjects enrol", ["api", "subjects", "enrol", s, face]),
+        ("api subjects enrol", ["api", "subjects", "enrol", s, face, "--biometric-consent"]),
         ("api subjects export", ["api", "subjects", "export", s, "--out", tmp]),
         ("api subjects erase", ["api", "subjects", "erase", s]),
         ("api subjects erasure", ["api", "subjects", "erasure", s]),
@@ -348,7 +348,10 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         ("audit verify", ["audit", "verify", "--tenant", b]),
         ("audit show", ["audit", "show", "--tenant", b]),
         # (a file that is no photo: refused before any face work, and never in A)
-        ("enrol", ["enrol", "--tenant", b, "--name", "B's person", __file__]),
+        (
+            "enrol",
+            ["enrol", "--tenant", b, "--name", "B's person", "--biometric-consent", __file__],
+        ),
         (
             "consents grant",
             ["consents", "grant", "--tenant", b, "--subject", s, "--purpose", "web"],

@@ -260,7 +260,10 @@ def stage(chalice_api: Api, local_stack: Any) -> dict[str, Any]:
             "POST",
             f"/subjects/{sid}/photos",
             key=tenant.admin,
-            json_body={"photos": [b64(photo("enroll", person, f"{person}-portrait.jpg"))]},
+            json_body={
+                "photos": [b64(photo("enroll", person, f"{person}-portrait.jpg"))],
+                "biometric_consent": True,
+            },
         )
         assert enrolled.status == 200, enrolled.body
     buckets = Buckets(local_stack, tenant.id)

@@ -239,6 +239,9 @@ class SubjectModel(_Base):
     # only. The table is KMS-encrypted at rest; the API never returns them.
     templates = BinarySetAttribute(null=True, legacy_encoding=False)
     enrolled_at = UTCDateTimeAttribute(null=True)
+    # Explicit consent to matching, recorded at enrolment (docs/retention.md).
+    biometric_consent_at = UTCDateTimeAttribute(null=True)
+    biometric_consent_source = UnicodeAttribute(null=True)
     # End of retention: DynamoDB TTL deletes the record (and its templates);
     # the stream's TTL REMOVE then purges what hangs off it.
     ttl = TTLAttribute(null=True)
@@ -733,6 +736,8 @@ def _subject_from(item: SubjectModel) -> Subject:
         created_at=item.created_at,
         updated_at=item.updated_at,
         email_unreachable=bool(item.email_unreachable),
+        biometric_consent_at=item.biometric_consent_at,
+        biometric_consent_source=item.biometric_consent_source,
     )
 
 
@@ -771,6 +776,8 @@ class DynamoSubjects:
                 else None
             ),
             "email_unreachable": True if subject.email_unreachable else None,
+            "biometric_consent_at": subject.biometric_consent_at,
+            "biometric_consent_source": subject.biometric_consent_source,
             "ref_key": _lookup_key(subject.tenant, subject.external_ref),
             "email_key": _lookup_key(subject.tenant, subject.email, fold=True),
             "updated_at": now,

@@ -263,11 +263,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "subjects",
         role=_ADMIN,
         body=s.EnrolPhotos,
+        query=s.EnrolQuery,
         response="Subject",
         errors=(400, 404, 409, 413, 415, 422),
         raw_types=s.PHOTO_TYPES,
         description=(
-            "JSON `{photos: [base64, ...]}`, or one raw image/jpeg or image/png body. "
+            "JSON `{photos: [base64, ...], biometric_consent: true}`, or one raw image/jpeg "
+            "or image/png body with `?biometric_consent=true`. Refused (400, field "
+            "`biometric_consent`) without the person's explicit consent to matching. "
             "Answers the subject with its template count; templates are never returned."
         ),
     ),

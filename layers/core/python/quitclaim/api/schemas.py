@@ -246,6 +246,14 @@ class UpdateSubject(_SubjectDetails):
 
 class EnrolPhotos(Body):
     photos: list[Base64Bytes] = Field(min_length=1, max_length=MAX_PHOTOS)
+    biometric_consent: bool = Field(
+        default=False,
+        description=(
+            "The person gave explicit consent to biometric matching (GDPR Art. 9(2)(a)); "
+            "required: without it enrolment is refused (400, field biometric_consent). "
+            "Recorded on the subject with when and through what."
+        ),
+    )
 
     def decoded(self) -> list[bytes]:
         return [_decode_base64(item) for item in self.photos]
@@ -356,6 +364,13 @@ class AssetQuery(PageQuery):
         if value is not None and start is not None and value < start:
             raise ValueError("must not be before since")
         return value
+
+
+class EnrolQuery(Query):
+    biometric_consent: bool = Field(
+        default=False,
+        description="For a raw photo body: the person's explicit consent to matching (required).",
+    )
 
 
 class OverviewQuery(Query):

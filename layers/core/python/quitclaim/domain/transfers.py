@@ -30,7 +30,15 @@ EU_EEA = frozenset(
     }
 )
 # Country-code TLDs whose country differs from the code (or is not a country).
-_CC_COUNTRY = {"uk": "GB", "ac": "SH", "io": None, "co": None, "me": None, "tv": None, "ai": None}
+_CC_COUNTRY: dict[str, str | None] = {
+    "uk": "GB",
+    "ac": "SH",
+    "io": None,
+    "co": None,
+    "me": None,
+    "tv": None,
+    "ai": None,
+}
 # Providers tenants connect, by host suffix: where their documented hosting is.
 KNOWN_HOSTS = {
     "hubapi.com": "US",
@@ -67,7 +75,7 @@ def country_of_host(host: str) -> HostCountry:
     if tld in EU_EEA:
         return HostCountry(name, "EU/EEA", "country-code domain")
     if len(tld) == 2 and tld.isalpha():
-        country = _CC_COUNTRY.get(tld, tld.upper())
-        if country is not None:
-            return HostCountry(name, country, "country-code domain")
+        coded = _CC_COUNTRY.get(tld, tld.upper())
+        if coded is not None:
+            return HostCountry(name, coded, "country-code domain")
     return HostCountry(name, None, "unresolved")

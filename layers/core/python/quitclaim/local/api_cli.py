@@ -419,16 +419,24 @@ def subjects_get(ctx: click.Context, subject_id: str, as_json: bool) -> None:
 @click.argument(
     "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--biometric-consent",
+    is_flag=True,
+    help="the person gave explicit consent to biometric matching (required; recorded)",
+)
 @json_option
 @click.pass_context
 def subjects_enrol(
-    ctx: click.Context, subject_id: str, photos: tuple[Path, ...], as_json: bool
+    ctx: click.Context,
+    subject_id: str,
+    photos: tuple[Path, ...],
+    biometric_consent: bool,
+    as_json: bool,
 ) -> None:
     """Enrol reference PHOTOS (exactly one face each) for SUBJECT_ID."""
     encoded = [base64.b64encode(p.read_bytes()).decode() for p in photos]
-    subject = _client(ctx).call(
-        "POST", f"/subjects/{_segment(subject_id)}/photos", {"photos": encoded}
-    )
+    body = {"photos": encoded, "biometric_consent": biometric_consent}
+    subject = _client(ctx).call("POST", f"/subjects/{_segment(subject_id)}/photos", body)
     _emit(ctx, subject, lambda s: _fields(s, SUBJECT_COLUMNS), as_json=as_json)
 
 
