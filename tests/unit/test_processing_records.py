@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.registry import Page
+from quitclaim.domain.registry import Page, Subject
 from quitclaim.domain.rights import DataRequest, RequestKind
 from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.usecases.processing import (
@@ -123,3 +123,31 @@ def test_the_controller_is_the_tenant_profile_and_third_countries_come_from_the_
     assert kept["quarantined images whose only blocker is unknown faces"].startswith("60 days")
     assert "Acme Media BV (dpo@acme.example)" in built.dpia_markdown
     assert "GB, US" in built.dpia_markdown and "check dam.example.com" in built.dpia_markdown
+
+
+class People:
+    def page(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        return Page(
+            (
+                Subject("acme", "s1", "A", templates=1, biometric_consent_at=NOW),
+                Subject("acme", "s2", "B", templates=2),  # enrolled before it was recorded
+                Subject("acme", "s3", "C"),  # not enrolled
+            )
+        )
+
+
+def test_the_legal_basis_for_matching_is_stated_only_as_far_as_enrolment_recorded_it() -> None:
+    records = RecordsOfProcessing(
+        tenants=FakeTenants({"acme": TenantPolicy("acme")}),
+        assets=NoAssets(),  # type: ignore[arg-type]
+        requests=Requests(),  # type: ignore[arg-type]
+        engine_versions=lambda: {"engine": "e"},
+        deployment=Deployment("eu-central-1", 90, 2190, 45, (30, 7, 1), 7, 24.0),
+        clock=FixedClock(NOW),
+        subjects=People(),  # type: ignore[arg-type]
+    )
+    record = records.build("acme").record
+    assert record["enrolment"] == {"enrolled": 2, "consent_recorded": 1}
+    basis = record["purposes"][1]["legal_basis"]
+    assert basis.startswith("Art. 9(2)(a) explicit consent to matching, recorded at enrolment")
+    assert "for 1 of 2 enrolled" in basis and "TODO (controller): 1 enrolled" in basis

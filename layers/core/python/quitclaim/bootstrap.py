@@ -283,6 +283,7 @@ def processing_records_service() -> RecordsOfProcessing:
         clock=_clock,
         webhooks=DynamoWebhooks(),
         profiles=DynamoTenants(),
+        subjects=DynamoSubjects(),
     )
 
 

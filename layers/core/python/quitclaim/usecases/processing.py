@@ -22,6 +22,7 @@ from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
     RequestLog,
+    SubjectRepository,
     TenantProfiles,
     TenantRepository,
     WebhookRepository,
@@ -69,6 +70,7 @@ class RecordsOfProcessing:
         clock: Clock,
         webhooks: WebhookRepository | None = None,
         profiles: TenantProfiles | None = None,
+        subjects: SubjectRepository | None = None,
     ) -> None:
         self._tenants = tenants
         self._assets = assets
@@ -78,6 +80,22 @@ class RecordsOfProcessing:
         self._clock = clock
         self._webhooks = webhooks
         self._profiles = profiles
+        self._subjects = subjects
+
+    def _enrolment_consents(self, tenant: str) -> tuple[int, int]:
+        """(people with templates, of whom with a recorded consent to matching)."""
+        assert self._subjects is not None
+        enrolled = recorded = 0
+        cursor: str | None = None
+        while True:
+            page = self._subjects.page(tenant, 100, cursor)
+            for subject in page.items:
+                if subject.templates:
+                    enrolled += 1
+                    recorded += subject.biometric_consent_at is not None
+            cursor = page.next_cursor
+            if not cursor:
+                return enrolled, recorded
 
     def build(self, tenant: str) -> ProcessingRecords:
         policy = self._tenants.policy(tenant)
@@ -111,6 +129,10 @@ class RecordsOfProcessing:
                 "dpo": TODO,
             }
         record["transfers"] = _transfers(recipients, self._deployment.region)
+        if self._subjects is not None:
+            enrolled, recorded = self._enrolment_consents(tenant)
+            record["enrolment"] = {"enrolled": enrolled, "consent_recorded": recorded}
+            record["purposes"][1]["legal_basis"] = _enrolment_basis(enrolled, recorded)
         record["retention"] = [*record["retention"], *_tenant_retention(policy)]
         return ProcessingRecords(tenant, now, record, dpia_markdown(record))
 
@@ -225,6 +247,19 @@ def _record(
         },
         "volumes": {"by_month": volumes, "total": totals},
     }
+
+
+def _enrolment_basis(enrolled: int, recorded: int) -> str:
+    """Art. 9(2)(a) only as far as enrolment recorded the explicit consent."""
+    basis = "Art. 9(2)(a) explicit consent to matching, recorded at enrolment"
+    if recorded == enrolled:
+        return basis + (f" ({enrolled} enrolled)" if enrolled else " (nobody enrolled yet)")
+    missing = enrolled - recorded
+    return (
+        f"{basis} for {recorded} of {enrolled} enrolled; {TODO}: {missing} enrolled "
+        "without a recorded explicit consent: record it (enrol again with consent) "
+        "or erase their templates"
+    )
 
 
 def _transfers(hosts: Sequence[str], region: str) -> dict[str, Any]:
