@@ -80,3 +80,13 @@ def test_the_cli_sets_an_end_of_retention(http_api: HttpApi, tenant: Tenant) -> 
     )
     assert result.exit_code == 0, result.output
     assert _ttl(tenant, sid) == datetime(2031, 5, 1, tzinfo=UTC)
+    # And the retention days through the CLI
+    result = CliRunner().invoke(
+        main,
+        ["api", "policy", "retention", "--quarantine-days", "45", "--digest", "off", "--json"],
+        env={"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": tenant.admin},
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    policy = http_api.call("GET", "/policy", key=tenant.admin).json
+    assert (policy["quarantine_retention_days"], policy["digest"]) == (45, "off")

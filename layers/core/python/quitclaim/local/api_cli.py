@@ -779,6 +779,35 @@ def policy_get(ctx: click.Context, as_json: bool) -> None:
     _emit(ctx, current, lambda p: _fields(p, sorted(p)), as_json=as_json)
 
 
+@policy.command("retention")
+@click.option("--quarantine-days", type=int, default=None, help="photos of unknown people (0: off)")
+@click.option("--rejected-days", type=int, default=None, help="rejected uploads (0: off)")
+@click.option("--digest", type=click.Choice(["daily", "weekly", "off"]), default=None)
+@json_option
+@click.pass_context
+def policy_retention(
+    ctx: click.Context,
+    quarantine_days: int | None,
+    rejected_days: int | None,
+    digest: str | None,
+    as_json: bool,
+) -> None:
+    """Set the retention days and the digest cadence (docs/retention.md)."""
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("quarantine_retention_days", quarantine_days),
+            ("rejected_retention_days", rejected_days),
+            ("digest", digest),
+        )
+        if v is not None
+    }
+    if not changes:
+        raise click.UsageError("give --quarantine-days, --rejected-days or --digest")
+    updated = _client(ctx).call("PATCH", "/policy", changes)
+    _emit(ctx, updated, lambda p: _fields(p, sorted(changes)), as_json=as_json)
+
+
 # -- webhooks ----------------------------------------------------------------------
 
 SOURCE_COLUMNS = ("name", "default_validity_days", "created_at", "rotated_at")
