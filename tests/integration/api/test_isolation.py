@@ -124,6 +124,7 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("POST", f"/subjects/{s}/erase", None),
         ("GET", f"/subjects/{s}/erasure", None),
         ("POST", f"/assets/{x}/redact", why),
+        ("PUT", f"/subjects/{s}/retention", {"until": "2030-01-01"}),
         # Webhooks: sources are named per tenant, so A's name is simply unknown to B
         ("DELETE", f"/webhook-sources/{w.source}", None),
         ("POST", f"/webhook-sources/{w.source}/rotate", {"overlap_hours": 0}),
@@ -313,6 +314,7 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         ("api subjects export", ["api", "subjects", "export", s, "--out", tmp]),
         ("api subjects erase", ["api", "subjects", "erase", s]),
         ("api subjects erasure", ["api", "subjects", "erasure", s]),
+        ("api subjects retain", ["api", "subjects", "retain", s, "--until", "2030-01-01"]),
         ("api consents list", ["api", "consents", "list", s]),
         (
             "api consents grant",
