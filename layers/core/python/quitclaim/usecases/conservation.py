@@ -32,8 +32,9 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
 - ``no_history``: no decision lacks its recorded history (the audit record);
 - ``deleted``: a deleted asset (a reviewer's delete, or retention's: docs/retention.md)
   is an accounted-for end, not a loss: it is nowhere (``misplaced`` checks that),
-  its history's last entry says who deleted it, and (with the audit trail)
-  its ``asset.deleted`` event is in the chain; ``deleted`` counts them;
+  its history's last entry says who deleted it, and (with the audit trail) a
+  deletion by retention has its ``asset.deleted`` event in the chain;
+  ``deleted`` counts them;
 - ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
   every decision's audit event is in the tenant's hash chain, and the chain
   verifies (usecases/audit_trail.py).
@@ -56,6 +57,7 @@ from quitclaim.domain.consent import best_consent, consent_verdict
 from quitclaim.domain.models import AssetStatus, ConsentVerdict
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.retention import RETENTION_ACTOR
 
 
 class ObjectKeys(Protocol):
@@ -248,10 +250,15 @@ class ConservationCheck:
             for record in records
             if record.asset_id not in (held if record.status is AssetStatus.HELD else decided)
         ]
+        # Retention deletes unattended: its deletions must be in the chain. (A
+        # reviewer's delete is audited by the API request's block like any action.)
         found.extend(
-            _at(record, "deleted", "deletion without its event in the audit chain")
+            _at(record, "deleted", "deletion by retention without its event in the audit chain")
             for record in records
-            if record.status is AssetStatus.DELETED and record.asset_id not in deleted
+            if record.status is AssetStatus.DELETED
+            and record.history
+            and record.history[-1].get("actor") == RETENTION_ACTOR
+            and record.asset_id not in deleted
         )
         return found
 
