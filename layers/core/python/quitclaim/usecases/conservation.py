@@ -32,9 +32,8 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
 - ``no_history``: no decision lacks its recorded history (the audit record);
 - ``deleted``: a deleted asset (a reviewer's delete, or retention's: docs/retention.md)
   is an accounted-for end, not a loss: it is nowhere (``misplaced`` checks that),
-  its history's last entry says who deleted it, and (with the audit trail) a
-  deletion by retention has its ``asset.deleted`` event in the chain;
-  ``deleted`` counts them;
+  its original is gone (``original``), and (with the audit trail) a deletion by
+  retention has its ``asset.deleted`` event in the chain; ``deleted`` counts them;
 - ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
   every decision's audit event is in the tenant's hash chain, and the chain
   verifies (usecases/audit_trail.py).
@@ -171,10 +170,6 @@ class ConservationCheck:
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
-            elif record.status is AssetStatus.DELETED and record.history[-1].get("action") != (
-                "deleted"
-            ):
-                found.append(_at(record, "deleted", "deleted without its history entry", None))
             if record.status is AssetStatus.APPROVED:
                 found.extend(self._consented(record, now))
         if self.audit is not None:
