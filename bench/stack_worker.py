@@ -166,7 +166,9 @@ def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=RECHECK_TENANT))
     portrait = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
-    subject = registry.enrol_subject(RECHECK_TENANT, "Bench Subject", [portrait])
+    subject = registry.enrol_subject(
+        RECHECK_TENANT, "Bench Subject", [portrait], biometric_consent=True
+    )
     consent = registry.grant_consent(
         RECHECK_TENANT, subject, ["web"], datetime(2026, 1, 1, tzinfo=UTC), None, source="bench"
     )

@@ -291,7 +291,9 @@ def set_up(stack: Any, now: datetime, tenant: str = TENANT) -> World:
         subjects, consents = {}, {}
         for folder in sorted((FACES / "enroll").iterdir()):
             photo = next(iter(sorted(folder.iterdir()))).read_bytes()
-            sid = registry.enrol_subject(tenant, f"Person {len(subjects) + 1}", [photo])
+            sid = registry.enrol_subject(
+                tenant, f"Person {len(subjects) + 1}", [photo], biometric_consent=True
+            )
             consent = registry.grant_consent(
                 tenant, sid, [PURPOSE], now - timedelta(days=1), now + timedelta(days=365)
             )

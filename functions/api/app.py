@@ -151,7 +151,10 @@ def delete_subject(call: Call, subject_id: str) -> None:
 @route("enrolSubject")
 def enrol_subject(call: Call, subject_id: str) -> Any:
     photos = [call.raw] if call.raw is not None else call.body.decoded()
-    return call.console.enrol(call.principal, subject_id, photos)
+    consent = call.query.biometric_consent or (
+        call.body is not None and call.body.biometric_consent
+    )
+    return call.console.enrol(call.principal, subject_id, photos, biometric_consent=consent)
 
 
 # ---------------------------------------------------------------- consents
@@ -699,6 +702,14 @@ def import_consents(call: Call) -> Any:
         actor=call.principal.key_id,
     )
     return report.as_dict()
+
+
+# ---------------------------------------------------------------- retention
+
+
+@route("setSubjectRetention")
+def set_subject_retention(call: Call, subject_id: str) -> None:
+    call.console.retain_subject(call.principal, subject_id, call.body.until)
 
 
 route.check_complete()

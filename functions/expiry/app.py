@@ -1,4 +1,4 @@
-"""Expiry: exact-time schedules, the hourly sweep, TTL purges, and releases of held uploads."""
+"""Expiry: exact-time schedules, the hourly sweep, TTL purges, held releases, retention."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from quitclaim.adapters.batch import ReasonedBatchProcessor
-from quitclaim.bootstrap import expiry_service, usage_service
+from quitclaim.bootstrap import expiry_service, retention_service, usage_service
 from quitclaim.config import get_settings
 from quitclaim.observability import audited, logger, metrics, tracer
 
@@ -51,4 +51,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if kind == "release_held":
         # Daily: a new UTC month makes room in every quota; held uploads go to ingest again.
         return {"released": usage_service().release_all()}
+    if kind == "retention":
+        # Daily: quarantined images of unknown people and rejected uploads past their days.
+        return {"deleted": retention_service().run_all()}
     raise ValueError(f"unknown expiry event kind: {kind!r}")

@@ -205,10 +205,39 @@ def test_a_reference_photo_is_enrolled(dashboard: Tabs, demo: DemoData) -> None:
     enrol.get_by_label("Photo (JPEG or PNG)").set_input_files(
         str(FACES / "resolution" / "obama-720p.jpg")
     )
+    # (the form asks for his explicit consent to face matching, recorded with the photo)
+    enrol.get_by_label("The person gave explicit consent to face matching").check()
     enrol.get_by_role("button", name="Enrol photo").click()
     # Then he has two reference photos
     expect(admin.said()).to_have_text("Photo enrolled for Obama: 2 reference photos.")
     expect(obama.get_by_role("cell").nth(3)).to_have_text("2")
+
+
+def test_retention_settings_and_a_persons_end_of_retention(
+    dashboard: Tabs, demo: DemoData, base_url: str
+) -> None:
+    admin = dashboard().sign_in(demo.keys.admin.secret)
+    # When the officer sets the retention days and a daily digest on the overview
+    admin.go("Overview")
+    form = admin.page.locator("#retention-form")
+    expect(form.get_by_label("Days to keep photos of unknown people")).to_have_value("90")
+    form.get_by_label("Days to keep photos of unknown people").fill("60")
+    form.get_by_label("Days to keep rejected uploads").fill("14")
+    form.get_by_label("Digest e-mail to the contact address").select_option("daily")
+    form.get_by_role("button", name="Save").click()
+    # Then the tenant's policy holds them
+    expect(admin.said()).to_have_text("Retention and digest settings saved.")
+    policy = api_get(base_url, "/policy", demo.keys.admin.secret)
+    assert (policy["quarantine_retention_days"], policy["rejected_retention_days"]) == (60, 14)
+    assert policy["digest"] == "daily"
+    # When the officer sets the end of retention of a person
+    admin.go("People")
+    admin.page.get_by_role("button", name="Open Kit Harington").click()
+    retain = admin.page.locator("#retain-form")
+    retain.get_by_label("Delete the record on").fill("2027-12-31")
+    retain.get_by_role("button", name="Set end of retention").click()
+    # Then it is set (DynamoDB TTL deletes the record then)
+    expect(admin.said()).to_have_text("Kit Harington's record will be deleted on 31 December 2027.")
 
 
 def test_a_reviewer_key_sees_no_registry_forms(dashboard: Tabs, demo: DemoData) -> None:
@@ -218,6 +247,7 @@ def test_a_reviewer_key_sees_no_registry_forms(dashboard: Tabs, demo: DemoData) 
     expect(tab.page.locator("#person-title")).to_have_text("Kit Harington")
     expect(tab.page.locator("#grant-form")).to_be_hidden()
     expect(tab.page.locator("#enrol-form")).to_be_hidden()
+    expect(tab.page.locator("#retain-form")).to_be_hidden()
 
 
 def test_the_overview(dashboard: Tabs, demo: DemoData, base_url: str) -> None:

@@ -31,7 +31,7 @@ def world(local_stack: Any) -> dict[str, Any]:
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=TENANT))
     obama = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
-    sid = registry.enrol_subject(TENANT, "Obama", [obama])
+    sid = registry.enrol_subject(TENANT, "Obama", [obama], biometric_consent=True)
     consent = registry.grant_consent(
         TENANT, sid, ["web"], DEMO_NOW - timedelta(days=1), DEMO_NOW + timedelta(days=365)
     )

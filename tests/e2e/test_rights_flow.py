@@ -80,7 +80,10 @@ def world(local_stack: Any) -> Iterator[World]:
             "POST",
             f"/subjects/{sid}/photos",
             key=tenant.admin,
-            json_body={"photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))]},
+            json_body={
+                "photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))],
+                "biometric_consent": True,
+            },
         )
         assert enrolled.status == 200, enrolled.body
         consent = api.call(

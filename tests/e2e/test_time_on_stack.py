@@ -38,7 +38,7 @@ def stack(local_stack: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def _person(name: str, email: str | None = None) -> str:
     registry = registry_service()
-    sid = registry.enrol_subject(TENANT, name, [OBAMA.read_bytes()])
+    sid = registry.enrol_subject(TENANT, name, [OBAMA.read_bytes()], biometric_consent=True)
     if email:
         registry.update_subject(TENANT, sid, {"email": email})
     return sid

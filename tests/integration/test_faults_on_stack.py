@@ -83,7 +83,9 @@ def world(local_stack: Any) -> Iterator[World]:
     world = World(local_stack)
     for tenant in (INGEST, RECHECK, EXPIRY):
         registry.create_tenant(TenantPolicy(tenant=tenant))
-        sid = registry.enrol_subject(tenant, "Person F", [OBAMA.read_bytes()])
+        sid = registry.enrol_subject(
+            tenant, "Person F", [OBAMA.read_bytes()], biometric_consent=True
+        )
         world.subjects[tenant] = sid
         if tenant == INGEST:
             registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -301,7 +303,7 @@ def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str
     """A tenant of its own, obama enrolled, one consent: (subject, consent)."""
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=tenant))
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     consent = registry.grant_consent(tenant, sid, purposes, DEMO_NOW - timedelta(days=1), None)
     return sid, consent.consent_id
 
@@ -403,7 +405,7 @@ def test_grant_publish_crash_then_withdrawal(world: World, step: str, via: str) 
     registry = registry_service()
     # Given the person's image held for want of a consent
     registry.create_tenant(TenantPolicy(tenant=tenant))
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     world.upload(tenant, path)
     world.stack.drain()
     assert world.where(tenant, path) == ["quarantine"], cell
@@ -438,7 +440,9 @@ def test_webhook_grant_publish_crash_then_withdrawal(world: World, step: str) ->
     registry = registry_service()
     # Given the person's image held for want of a consent, and a signed form submission
     registry.create_tenant(TenantPolicy(tenant=tenant))
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], external_ref="crm-reach")
+    sid = registry.enrol_subject(
+        tenant, "Person W", [OBAMA.read_bytes()], external_ref="crm-reach", biometric_consent=True
+    )
     world.upload(tenant, path)
     world.stack.drain()
     assert world.where(tenant, path) == ["quarantine"], cell
@@ -480,7 +484,7 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     console = console_service()
     tenant, asker, confirmer = _two_reviewers(console, f"it-reach-release-{step}")
     registry = registry_service()
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
     # Given a photo of the person with people nobody enrolled, held
     world.upload(tenant, path, STAGE.read_bytes())
@@ -508,7 +512,7 @@ def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
     tenant, asker, confirmer = _two_reviewers(console, f"it-reach-reassign-{step}")
     registry = registry_service()
     # Given the face matched to an enrolled person without a consent: held
-    registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()])
+    registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()], biometric_consent=True)
     world.upload(tenant, path, OBAMA.read_bytes())
     world.stack.drain()
     [record] = world.records(tenant, path)
@@ -548,7 +552,7 @@ def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     console = console_service()
     tenant, asker, confirmer = _two_reviewers(console, f"it-reach-redact-{step}")
     registry = registry_service()
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()])
+    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
     # Given a photo of the person with people nobody enrolled, held
     world.upload(tenant, path, STAGE.read_bytes())

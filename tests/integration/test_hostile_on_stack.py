@@ -316,7 +316,7 @@ def world(local_stack: Any) -> dict[str, Any]:
     registry.create_tenant(TenantPolicy(tenant=TENANT))
     registry.create_tenant(TenantPolicy(tenant=VICTIM))
     portrait = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
-    subject = registry.enrol_subject(TENANT, "Person A", [portrait])
+    subject = registry.enrol_subject(TENANT, "Person A", [portrait], biometric_consent=True)
     registry.grant_consent(TENANT, subject, ["web"], DEMO_NOW.replace(month=1, day=1), None)
     s3 = local_stack.client("s3")
     out = local_stack.outputs

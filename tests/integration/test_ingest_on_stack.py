@@ -24,7 +24,7 @@ def stack(local_stack: Any) -> Any:
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=TENANT))
     photo = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
-    sid = registry.enrol_subject(TENANT, "Person A", [photo])
+    sid = registry.enrol_subject(TENANT, "Person A", [photo], biometric_consent=True)
     from tests.conftest import DEMO_NOW
 
     registry.grant_consent(TENANT, sid, ["web"], DEMO_NOW.replace(year=2026, month=1, day=1), None)

@@ -55,7 +55,9 @@ def person(on: Stack) -> dict[str, str]:
     people = {}
     for tenant in (SCAN, RENEW):
         registry.create_tenant(TenantPolicy(tenant=tenant))
-        people[tenant] = registry.enrol_subject(tenant, "Person R", [OBAMA.read_bytes()])
+        people[tenant] = registry.enrol_subject(
+            tenant, "Person R", [OBAMA.read_bytes()], biometric_consent=True
+        )
     return people
 
 

@@ -22,7 +22,7 @@ def person(local_stack: Any) -> str:
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=TENANT))
     photo = (FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes()
-    return registry.enrol_subject(TENANT, "Person R", [photo])
+    return registry.enrol_subject(TENANT, "Person R", [photo], biometric_consent=True)
 
 
 def _where(stack: Any, name: str) -> list[str]:

@@ -38,11 +38,15 @@ def test_a_blurred_reference_photo_is_refused_and_nothing_is_stored(registry: An
     sid = registry.create_subject(TENANT, "Blurry Person").subject_id
     # When enrolled / Then refused with a reason naming the photo, and no template stored
     with pytest.raises(EnrolmentRejected) as err:
-        registry.enrol_subject(TENANT, "Blurry Person", [_blurred(PORTRAIT, 3)], subject_id=sid)
+        registry.enrol_subject(
+            TENANT, "Blurry Person", [_blurred(PORTRAIT, 3)], subject_id=sid, biometric_consent=True
+        )
     assert err.value.code == "face_blurred" and err.value.field == "photos[0]"
     assert registry.subject(TENANT, sid).templates == 0
     # And the sharp original is accepted
-    registry.enrol_subject(TENANT, "Blurry Person", [PORTRAIT.read_bytes()], subject_id=sid)
+    registry.enrol_subject(
+        TENANT, "Blurry Person", [PORTRAIT.read_bytes()], subject_id=sid, biometric_consent=True
+    )
     assert registry.subject(TENANT, sid).templates == 1
 
 

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.registry import Page
+from quitclaim.domain.registry import Page, Subject
 from quitclaim.domain.rights import DataRequest, RequestKind
+from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.usecases.processing import (
     BUCKET_NONCURRENT_DAYS,
     Deployment,
@@ -64,7 +65,10 @@ def test_the_record_states_the_tenants_thresholds_and_the_deployment() -> None:
     )
     built = records.build("acme")
     record = built.record
-    assert record["transfers"] == {"third_countries": [], "region": "eu-west-1"}
+    assert (record["transfers"]["third_countries"], record["transfers"]["region"]) == (
+        [],
+        "eu-west-1",
+    )
     assert record["automated_decisions"]["policy"]["match_threshold"] == 0.42
     assert record["automated_decisions"]["policy"]["auto_redact"] is True
     assert record["purposes"][0]["publication_purposes"] == ["web"]
@@ -74,3 +78,76 @@ def test_the_record_states_the_tenants_thresholds_and_the_deployment() -> None:
     assert "match distance ≤ 0.42" in built.dpia_markdown
     assert "redact instead of holding: on" in " ".join(built.dpia_markdown.split())
     assert "| 2026-11 | 0 | 0 | 0 | 0 | 0 | 0 | 1 |" in built.dpia_markdown
+
+
+class Endpoints:
+    def endpoints(self, tenant: str) -> list[Any]:
+        urls = [
+            "https://hooks.dam.example.de/in",
+            "https://api.hubapi.com/webhooks",
+            "https://crm.example.co.uk/x",
+            "https://dam.example.com/hook",
+        ]
+        return [type("E", (), {"url": u})() for u in urls]
+
+
+class Profiles:
+    def profile(self, tenant: str) -> TenantProfile:
+        return TenantProfile(tenant, name="Acme Media BV", contact_email="dpo@acme.example")
+
+
+def test_the_controller_is_the_tenant_profile_and_third_countries_come_from_the_hosts() -> None:
+    records = RecordsOfProcessing(
+        tenants=FakeTenants({"acme": TenantPolicy("acme", quarantine_retention_days=60)}),
+        assets=NoAssets(),  # type: ignore[arg-type]
+        requests=Requests(),  # type: ignore[arg-type]
+        engine_versions=lambda: {"engine": "e"},
+        deployment=Deployment("eu-central-1", 90, 2190, 45, (30, 7, 1), 7, 24.0),
+        clock=FixedClock(NOW),
+        webhooks=Endpoints(),  # type: ignore[arg-type]
+        profiles=Profiles(),  # type: ignore[arg-type]
+    )
+    built = records.build("acme")
+    record = built.record
+    assert record["controller"]["name"] == "Acme Media BV"
+    assert record["controller"]["contact"] == "dpo@acme.example"
+    transfers = record["transfers"]
+    assert transfers["third_countries"] == ["GB", "US"]
+    assert {e["host"]: (e["country"], e["rule"]) for e in transfers["endpoints"]} == {
+        "hooks.dam.example.de": ("EU/EEA", "country-code domain"),
+        "api.hubapi.com": ("US", "known provider"),
+        "crm.example.co.uk": ("GB", "country-code domain"),
+        "dam.example.com": ("TODO (controller)", "unresolved"),
+    }
+    kept = {r["data"]: r["kept"] for r in record["retention"]}
+    assert kept["quarantined images whose only blocker is unknown faces"].startswith("60 days")
+    assert "Acme Media BV (dpo@acme.example)" in built.dpia_markdown
+    assert "GB, US" in built.dpia_markdown and "check dam.example.com" in built.dpia_markdown
+
+
+class People:
+    def page(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        return Page(
+            (
+                Subject("acme", "s1", "A", templates=1, biometric_consent_at=NOW),
+                Subject("acme", "s2", "B", templates=2),  # enrolled before it was recorded
+                Subject("acme", "s3", "C"),  # not enrolled
+            )
+        )
+
+
+def test_the_legal_basis_for_matching_is_stated_only_as_far_as_enrolment_recorded_it() -> None:
+    records = RecordsOfProcessing(
+        tenants=FakeTenants({"acme": TenantPolicy("acme")}),
+        assets=NoAssets(),  # type: ignore[arg-type]
+        requests=Requests(),  # type: ignore[arg-type]
+        engine_versions=lambda: {"engine": "e"},
+        deployment=Deployment("eu-central-1", 90, 2190, 45, (30, 7, 1), 7, 24.0),
+        clock=FixedClock(NOW),
+        subjects=People(),  # type: ignore[arg-type]
+    )
+    record = records.build("acme").record
+    assert record["enrolment"] == {"enrolled": 2, "consent_recorded": 1}
+    basis = record["purposes"][1]["legal_basis"]
+    assert basis.startswith("Art. 9(2)(a) explicit consent to matching, recorded at enrolment")
+    assert "for 1 of 2 enrolled" in basis and "TODO (controller): 1 enrolled" in basis

@@ -58,7 +58,8 @@ def test_walkthrough(cli: Cli, admin_key: str, local_stack: Any, tmp_path: Path)
     # Given a person registered and enrolled from the command line
     subject = cli.json("subjects", "create", "--name", "Cli Person", "--ref", "crm-9")
     sid = subject["subject_id"]
-    enrolled = cli("subjects", "enrol", sid, str(FACES / "enroll" / "obama" / "obama-portrait.jpg"))
+    portrait = str(FACES / "enroll" / "obama" / "obama-portrait.jpg")
+    enrolled = cli("subjects", "enrol", sid, portrait, "--biometric-consent")
     assert re.search(r"^templates\s+1$", enrolled.stdout, re.MULTILINE), enrolled.stdout
     listed = cli("subjects", "list").stdout
     assert listed.splitlines()[0].split()[:2] == ["SUBJECT_ID", "DISPLAY_NAME"]

@@ -48,7 +48,10 @@ def _person(api: Api, tenant: Tenant, folder: str, upload: str | None = None) ->
         "POST",
         f"/subjects/{sid}/photos",
         key=tenant.admin,
-        json_body={"photos": [b64(photo("enroll", folder, upload or f"{folder}-portrait.jpg"))]},
+        json_body={
+            "photos": [b64(photo("enroll", folder, upload or f"{folder}-portrait.jpg"))],
+            "biometric_consent": True,
+        },
     )
     assert enrolled.status == 200, enrolled.body
     consent = api.call(

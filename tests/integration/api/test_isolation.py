@@ -143,6 +143,7 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         ("POST", f"/subjects/{s}/erase", None),
         ("GET", f"/subjects/{s}/erasure", None),
         ("POST", f"/assets/{x}/redact", why),
+        ("PUT", f"/subjects/{s}/retention", {"until": "2030-01-01"}),
         # Webhooks: sources are named per tenant, so A's name is simply unknown to B
         ("DELETE", f"/webhook-sources/{w.source}", None),
         ("POST", f"/webhook-sources/{w.source}/rotate", {"overlap_hours": 0}),
@@ -331,10 +332,11 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
     why = ["--justification", "tenant B trying"]
     return [
         ("api subjects get", ["api", "subjects", "get", s]),
-        ("api subjects enrol", ["api", "subjects", "enrol", s, face]),
+        ("api subjects enrol", ["api", "subjects", "enrol", s, face, "--biometric-consent"]),
         ("api subjects export", ["api", "subjects", "export", s, "--out", tmp]),
         ("api subjects erase", ["api", "subjects", "erase", s]),
         ("api subjects erasure", ["api", "subjects", "erasure", s]),
+        ("api subjects retain", ["api", "subjects", "retain", s, "--until", "2030-01-01"]),
         ("api consents list", ["api", "consents", "list", s]),
         (
             "api consents grant",
@@ -370,7 +372,10 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         ("audit verify", ["audit", "verify", "--tenant", b]),
         ("audit show", ["audit", "show", "--tenant", b]),
         # (a file that is no photo: refused before any face work, and never in A)
-        ("enrol", ["enrol", "--tenant", b, "--name", "B's person", __file__]),
+        (
+            "enrol",
+            ["enrol", "--tenant", b, "--name", "B's person", "--biometric-consent", __file__],
+        ),
         (
             "consents grant",
             ["consents", "grant", "--tenant", b, "--subject", s, "--purpose", "web"],

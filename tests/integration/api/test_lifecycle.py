@@ -42,10 +42,16 @@ def test_full_lifecycle(api: Api, local_stack: Any) -> None:
         "POST",
         f"/subjects/{sid}/photos",
         key=key,
-        json_body={"photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))]},
+        json_body={
+            "photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))],
+            "biometric_consent": True,
+        },
     )
     assert enrolled.status == 200, enrolled.body
     assert enrolled.json["templates"] == 1
+    # (the explicit consent to matching is recorded on the person: when, and through what)
+    assert enrolled.json["biometric_consent_source"] == "api"
+    assert enrolled.json["biometric_consent_at"]
     # (templates are counted, never returned)
     assert "encoding" not in enrolled.body.decode()
 

@@ -148,7 +148,7 @@ def _registered(api: Api, tenant: str, face: tuple[str, ...]) -> Tenancy:
     key = onboard(tenant)
     created = api.call("POST", "/subjects", key=key, json_body={"display_name": "Off Person"})
     sid = created.json["subject_id"]
-    enrol = {"photos": [b64(photo(*face))]}
+    enrol = {"photos": [b64(photo(*face))], "biometric_consent": True}
     assert api.call("POST", f"/subjects/{sid}/photos", key=key, json_body=enrol).status == 200
     consent = api.call(
         "POST",

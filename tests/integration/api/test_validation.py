@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO_ROOT
+from tests.conftest import FACES, REPO_ROOT
 from tests.integration.api.conftest import (
     Api,
     Buckets,
@@ -185,7 +185,7 @@ def test_photo_without_exactly_one_face_is_422_with_the_count(
 ) -> None:
     # Given a photo with no face / two faces
     data = NO_FACE.read_bytes() if name == "no-face" else photo("uploads", name)
-    body = {"photos": [b64(data)]}
+    body = {"photos": [b64(data)], "biometric_consent": True}
     # When it is enrolled
     reply = api.call("POST", f"/subjects/{subject}/photos", key=tenant.admin, json_body=body)
     # Then 422 naming the photo and the count, and nothing was enrolled
@@ -199,7 +199,7 @@ def test_raw_jpeg_body_is_enrolled_or_refused_like_json(
 ) -> None:
     reply = api.call(
         "POST",
-        f"/subjects/{subject}/photos",
+        f"/subjects/{subject}/photos?biometric_consent=true",
         key=tenant.admin,
         body=NO_FACE.read_bytes(),
         headers={"Content-Type": "image/jpeg"},
@@ -208,7 +208,7 @@ def test_raw_jpeg_body_is_enrolled_or_refused_like_json(
 
 
 def test_photos_must_be_base64(api: Api, tenant: Tenant, subject: str) -> None:
-    body = {"photos": [b64(b"x"), "not*base64"]}
+    body = {"photos": [b64(b"x"), "not*base64"], "biometric_consent": True}
     reply = api.call("POST", f"/subjects/{subject}/photos", key=tenant.admin, json_body=body)
     assert_error(reply, 400, "validation_failed", "photos.1")
 
@@ -216,7 +216,7 @@ def test_photos_must_be_base64(api: Api, tenant: Tenant, subject: str) -> None:
 def test_undecodable_photo_is_refused_not_a_server_error(
     api: Api, tenant: Tenant, subject: str
 ) -> None:
-    body = {"photos": [b64(b"GIF89a but not really an image")]}
+    body = {"photos": [b64(b"GIF89a but not really an image")], "biometric_consent": True}
     reply = api.call("POST", f"/subjects/{subject}/photos", key=tenant.admin, json_body=body)
     assert 400 <= reply.status < 500, reply.body
     assert_error(reply, reply.status)
@@ -225,3 +225,24 @@ def test_undecodable_photo_is_refused_not_a_server_error(
 def test_ids_that_cannot_exist_are_404(api: Api, tenant: Tenant) -> None:
     for path in ("/subjects/a%23b", "/subjects/..%2F..", "/assets/" + "a" * 200):
         assert_error(api.call("GET", path, key=tenant.admin), 404, "not_found")
+
+
+def test_enrolment_without_explicit_consent_to_matching_is_refused_naming_the_field(
+    api: Api, tenant: Tenant, subject: str
+) -> None:
+    portrait = b64((FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes())
+    # Given a valid reference photo, sent without (or with a false) biometric_consent
+    for body in ({"photos": [portrait]}, {"photos": [portrait], "biometric_consent": False}):
+        reply = api.call("POST", f"/subjects/{subject}/photos", key=tenant.admin, json_body=body)
+        # Then 400 naming the field, and no template is stored
+        assert_error(reply, 400, "validation_failed", "biometric_consent")
+    raw = api.call(
+        "POST",
+        f"/subjects/{subject}/photos",
+        key=tenant.admin,
+        body=(FACES / "enroll" / "obama" / "obama-portrait.jpg").read_bytes(),
+        headers={"Content-Type": "image/jpeg"},
+    )
+    assert_error(raw, 400, "validation_failed", "biometric_consent")
+    shown = api.call("GET", f"/subjects/{subject}", key=tenant.admin).json
+    assert shown["templates"] == 0 and shown["biometric_consent_at"] is None

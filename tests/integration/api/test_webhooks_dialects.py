@@ -84,7 +84,7 @@ def person(
             "POST",
             f"/subjects/{sid}/photos",
             key=tenant.admin,
-            json_body={"photos": [b64(photo("enroll", *enroll))]},
+            json_body={"photos": [b64(photo("enroll", *enroll))], "biometric_consent": True},
         )
         assert enrolled.status == 200, enrolled.body
         buckets.upload(upload, photo("uploads", upload))

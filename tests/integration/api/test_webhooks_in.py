@@ -96,7 +96,10 @@ def hook(http_api: HttpApi, local_stack: Any) -> Hook:
         "POST",
         f"/subjects/{sid}/photos",
         key=tenant.admin,
-        json_body={"photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))]},
+        json_body={
+            "photos": [b64(photo("enroll", "obama", "obama-portrait.jpg"))],
+            "biometric_consent": True,
+        },
     )
     assert enrolled.status == 200, enrolled.body
     # Held: a known face without a consent

@@ -41,6 +41,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "schedule SweepSchedule (rate(1 hour))",
         "schedule ReleaseHeldSchedule (cron(5 0 * * ? *))",
         "schedule RemindersSchedule (cron(0 7 * * ? *))",
+        "schedule RetentionSchedule (cron(30 2 * * ? *))",
+        "schedule DigestSchedule (cron(30 6 * * ? *))",
     ]
     # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
     once = {
@@ -97,6 +99,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "SweepSchedule": "AWS::Scheduler::Schedule",
         "ReleaseHeldSchedule": "AWS::Scheduler::Schedule",
         "RemindersSchedule": "AWS::Scheduler::Schedule",
+        "RetentionSchedule": "AWS::Scheduler::Schedule",
+        "DigestSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
     }

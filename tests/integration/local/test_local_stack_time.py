@@ -137,20 +137,26 @@ def test_the_templates_schedules_fire_on_tick(timed: tuple[LocalStack, Timed, Ti
     stack, expiry, reminders = timed
     # When a day passes
     report = stack.tick(START + timedelta(days=1))
-    # Then the sweep ran every hour, the held-upload release once at 00:05Z, and the
-    # reminders once, at 07:00 Amsterdam (06:00Z in CET)
+    # Then the sweep ran every hour, the held-upload release once at 00:05Z, retention
+    # once at 02:30Z, the reminders once, at 07:00 Amsterdam (06:00Z in CET), and the
+    # digest run once at 06:30Z
     assert expiry.of_kind("sweep") == [START + timedelta(hours=h) for h in range(1, 25)]
     assert expiry.of_kind("release_held") == [datetime(2026, 11, 27, 0, 5, tzinfo=UTC)]
-    assert len(expiry.calls) == 25
-    assert reminders.kinds() == ["reminders"]
-    assert reminders.times == [datetime(2026, 11, 27, 6, tzinfo=UTC)]
-    assert len(report.firings) == 26 and not report.errors
+    assert expiry.of_kind("retention") == [datetime(2026, 11, 27, 2, 30, tzinfo=UTC)]
+    assert len(expiry.calls) == 26
+    assert reminders.kinds() == ["reminders", "digest"]
+    assert reminders.times == [
+        datetime(2026, 11, 27, 6, tzinfo=UTC),
+        datetime(2026, 11, 27, 6, 30, tzinfo=UTC),
+    ]
+    assert len(report.firings) == 28 and not report.errors
     # When four days pass at once over the change to summer time
     stack.clock.set(datetime(2027, 3, 26, 12, tzinfo=UTC))  # set() fires nothing
-    expiry.calls.clear(), expiry.times.clear(), reminders.times.clear()
+    expiry.calls.clear(), expiry.times.clear()
+    reminders.calls.clear(), reminders.times.clear()
     report = stack.tick(datetime(2027, 3, 30, 12, tzinfo=UTC))
     # Then the reminders still ran every day, now at 05:00Z (07:00 CEST)
-    assert reminders.times == [
+    assert reminders.of_kind("reminders") == [
         datetime(2027, 3, 27, 6, tzinfo=UTC),
         datetime(2027, 3, 28, 5, tzinfo=UTC),
         datetime(2027, 3, 29, 5, tzinfo=UTC),

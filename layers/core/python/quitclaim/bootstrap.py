@@ -49,11 +49,13 @@ from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
+from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.forms import Forms
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import RateLimits
 from quitclaim.usecases.link_pages import LinkPages
+from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.person_requests import PersonRequests
@@ -62,6 +64,7 @@ from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
+from quitclaim.usecases.retention import Retention
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.rights import SubjectRights
 from quitclaim.usecases.scan_asset import ScanAsset
@@ -346,6 +349,8 @@ def processing_records_service() -> RecordsOfProcessing:
         ),
         clock=_clock,
         webhooks=DynamoWebhooks(),
+        profiles=DynamoTenants(),
+        subjects=DynamoSubjects(),
     )
 
 
@@ -419,6 +424,58 @@ def forms_service() -> Forms:
         base_url=settings.public_base_url,
         hash_key=_link_key,
     )
+
+
+@lru_cache(maxsize=1)
+def retention_service() -> Retention:
+    """Retention rules of every tenant (the daily schedule; docs/retention.md)."""
+    _bound(get_settings())
+    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+
+    return Retention(
+        tenants=DynamoTenants(),
+        directory=DynamoTenantDirectory(),
+        assets=DynamoAssets(),
+        placement=_placement(),
+        clock=_clock,
+    )
+
+
+@lru_cache(maxsize=1)
+def digest_service() -> Digest:
+    """The officer's digest e-mails (the daily schedule; docs/retention.md)."""
+    settings = _bound(get_settings())
+    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+
+    queues = {
+        "ingest": settings.ingest_dlq_url,
+        "bulk": settings.bulk_dlq_url,
+        "recheck": settings.recheck_dlq_url,
+        "purge": settings.purge_dlq_url,
+        "async": settings.async_dlq_url,
+        "inbound": settings.inbound_dlq_url,
+        "events": settings.events_dlq_url,
+    }
+    return Digest(
+        directory=DynamoTenantDirectory(),
+        assets=DynamoAssets(),
+        subjects=DynamoSubjects(),
+        expiries=DynamoConsents(),
+        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        clock=_clock,
+        queues=SqsQueueDepths(aws_client("sqs", settings), queues)
+        if any(queues.values())
+        else None,
+        base_url=settings.public_base_url,
+    )
+
+
+@lru_cache(maxsize=1)
+def mail_feedback_service() -> MailFeedback:
+    """SES bounces and complaints, recorded on subjects (docs/retention.md)."""
+    _bound(get_settings())
+    registry = registry_service()
+    return MailFeedback(subjects=registry.subjects, update=registry.update_subject)
 
 
 @lru_cache(maxsize=1)
@@ -684,6 +741,9 @@ def reset_container(*, keep_settings: bool = False) -> None:
         link_pages_service,
         person_requests_service,
         forms_service,
+        retention_service,
+        digest_service,
+        mail_feedback_service,
     ):
         cached.cache_clear()
 

@@ -112,6 +112,10 @@ class TenantModel(_Base):
     publishing_purposes = UnicodeSetAttribute(null=True)
     # Images of a backlog scan in flight at once; absent: the policy's default.
     backlog_concurrency = NumberAttribute(null=True)
+    # Retention and the digest (docs/retention.md); absent: the defaults.
+    quarantine_retention_days = NumberAttribute(null=True)
+    rejected_retention_days = NumberAttribute(null=True)
+    digest = UnicodeAttribute(null=True)
 
 
 class UsageModel(_Base):
@@ -238,6 +242,9 @@ class SubjectModel(_Base):
     # only. The table is KMS-encrypted at rest; the API never returns them.
     templates = BinarySetAttribute(null=True, legacy_encoding=False)
     enrolled_at = UTCDateTimeAttribute(null=True)
+    # Explicit consent to matching, recorded at enrolment (docs/retention.md).
+    biometric_consent_at = UTCDateTimeAttribute(null=True)
+    biometric_consent_source = UnicodeAttribute(null=True)
     # End of retention: DynamoDB TTL deletes the record (and its templates);
     # the stream's TTL REMOVE then purges what hangs off it.
     ttl = TTLAttribute(null=True)
@@ -489,7 +496,14 @@ def _policy_from(item: TenantModel) -> TenantPolicy:
         auto_redact=bool(item.auto_redact),
         publishing_purposes=frozenset(item.publishing_purposes or ()),
         backlog_concurrency=int(item.backlog_concurrency or DEFAULT_BACKLOG_CONCURRENCY),
+        quarantine_retention_days=_int_or(item.quarantine_retention_days, 90),
+        rejected_retention_days=_int_or(item.rejected_retention_days, 30),
+        digest=item.digest or "weekly",
     )
+
+
+def _int_or(value: Any, default: int) -> int:
+    return default if value is None else int(value)
 
 
 class DynamoTenants:
@@ -648,6 +662,9 @@ def _policy_attributes(policy: TenantPolicy) -> dict[str, Any]:
         "auto_redact": policy.auto_redact,
         "publishing_purposes": set(policy.publishing_purposes) or None,
         "backlog_concurrency": policy.backlog_concurrency,
+        "quarantine_retention_days": policy.quarantine_retention_days,
+        "rejected_retention_days": policy.rejected_retention_days,
+        "digest": policy.digest,
     }
 
 
@@ -725,6 +742,8 @@ def _subject_from(item: SubjectModel) -> Subject:
         created_at=item.created_at,
         updated_at=item.updated_at,
         email_unreachable=bool(item.email_unreachable),
+        biometric_consent_at=item.biometric_consent_at,
+        biometric_consent_source=item.biometric_consent_source,
     )
 
 
@@ -763,6 +782,8 @@ class DynamoSubjects:
                 else None
             ),
             "email_unreachable": True if subject.email_unreachable else None,
+            "biometric_consent_at": subject.biometric_consent_at,
+            "biometric_consent_source": subject.biometric_consent_source,
             "ref_key": _lookup_key(subject.tenant, subject.external_ref),
             "email_key": _lookup_key(subject.tenant, subject.email, fold=True),
             "updated_at": now,

@@ -16,8 +16,12 @@ class SesMailer:
         self._sender = sender
 
     def send(self, email: Email) -> None:
+        extra: dict[str, Any] = {}
+        if email.tags:
+            extra["Tags"] = [{"Name": k, "Value": v} for k, v in sorted(email.tags.items())]
         try:
             self._ses.send_email(
+                **extra,
                 Source=self._sender,
                 Destination={"ToAddresses": [email.to]},
                 Message={

@@ -265,11 +265,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "subjects",
         role=_ADMIN,
         body=s.EnrolPhotos,
+        query=s.EnrolQuery,
         response="Subject",
         errors=(400, 404, 409, 413, 415, 422),
         raw_types=s.PHOTO_TYPES,
         description=(
-            "JSON `{photos: [base64, ...]}`, or one raw image/jpeg or image/png body. "
+            "JSON `{photos: [base64, ...], biometric_consent: true}`, or one raw image/jpeg "
+            "or image/png body with `?biometric_consent=true`. Refused (400, field "
+            "`biometric_consent`) without the person's explicit consent to matching. "
             "Answers the subject with its template count; templates are never returned."
         ),
     ),
@@ -931,6 +934,27 @@ IMPORT_OPERATIONS: tuple[Operation, ...] = (
 
 OPERATIONS = OPERATIONS + WEBHOOK_OPERATIONS + RIGHTS_OPERATIONS
 OPERATIONS = OPERATIONS + FORM_OPERATIONS + IMPORT_OPERATIONS
+
+# Retention (docs/retention.md): the tenant's days are policy fields (updatePolicy).
+RETENTION_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "setSubjectRetention",
+        "PUT",
+        f"{_SUBJECT}/retention",
+        "Set a person's end of retention",
+        "rights",
+        role=_ADMIN,
+        body=s.SubjectRetention,
+        status=204,
+        errors=(400, 404),
+        description=(
+            "At `until` DynamoDB TTL deletes the person's record and templates; the TTL "
+            "stream then drops them from the gallery and removes their appearance rows "
+            "(their consents stay, as for a deleted person). Audited (`subject.retention_set`)."
+        ),
+    ),
+)
+OPERATIONS = OPERATIONS + RETENTION_OPERATIONS
 
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {

@@ -187,6 +187,21 @@ class PolicyChanges(Body):
         le=BACKLOG_CONCURRENCY_MAX,
         description="Images of a backlog scan in flight at once (default 4; docs/import.md).",
     )
+    quarantine_retention_days: Unsent[int] = Field(
+        default=None,
+        ge=0,
+        le=3650,
+        description=(
+            "Days a quarantined image whose only blocker is unknown faces is kept before "
+            "retention deletes it (default 90; 0: until a reviewer acts). docs/retention.md"
+        ),
+    )
+    rejected_retention_days: Unsent[int] = Field(
+        default=None, ge=0, le=3650, description="Days a rejected upload is kept (default 30)."
+    )
+    digest: Unsent[Literal["daily", "weekly", "off"]] = Field(
+        default=None, description="The officer's digest e-mail (default weekly)."
+    )
 
     def changes(self) -> dict[str, Any]:
         """The fields the client sent, as plain JSON values."""
@@ -238,6 +253,14 @@ class UpdateSubject(_SubjectDetails):
 
 class EnrolPhotos(Body):
     photos: list[Base64Bytes] = Field(min_length=1, max_length=MAX_PHOTOS)
+    biometric_consent: bool = Field(
+        default=False,
+        description=(
+            "The person gave explicit consent to biometric matching (GDPR Art. 9(2)(a)); "
+            "required: without it enrolment is refused (400, field biometric_consent). "
+            "Recorded on the subject with when and through what."
+        ),
+    )
 
     def decoded(self) -> list[bytes]:
         return [_decode_base64(item) for item in self.photos]
@@ -374,6 +397,13 @@ class AssetQuery(PageQuery):
         return value
 
 
+class EnrolQuery(Query):
+    biometric_consent: bool = Field(
+        default=False,
+        description="For a raw photo body: the person's explicit consent to matching (required).",
+    )
+
+
 class OverviewQuery(Query):
     months: int = Field(default=12, ge=1, le=24, description="Calendar months, this one included.")
 
@@ -483,3 +513,18 @@ class FormQuery(Query):
 
     token: str = Field(min_length=16, max_length=2048)
     lang: Literal["nl", "en"] | None = None
+
+
+# ------------------------------------------------------------------ retention
+
+
+class SubjectRetention(Body):
+    """A person's end of retention (docs/retention.md)."""
+
+    until: UtcDateTime = Field(
+        description=(
+            "When the person's record and templates are deleted (DynamoDB TTL; the TTL "
+            "stream then purges the gallery and appearance rows). In the past or now: "
+            "deleted within DynamoDB TTL's lag."
+        )
+    )

@@ -136,6 +136,9 @@ def policy_target(policy: TenantPolicy) -> dict[str, Any]:
         "language": policy.language,
         "auto_redact": policy.auto_redact,
         "publishing_purposes": sorted(policy.publishing_purposes),
+        "quarantine_retention_days": policy.quarantine_retention_days,
+        "rejected_retention_days": policy.rejected_retention_days,
+        "digest": policy.digest,
     }
 
 

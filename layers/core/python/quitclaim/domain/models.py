@@ -170,6 +170,12 @@ class TenantPolicy:
     publishing_purposes: frozenset[str] = frozenset()
     # How many images of a backlog scan (docs/import.md) are in flight at once.
     backlog_concurrency: int = DEFAULT_BACKLOG_CONCURRENCY
+    # Storage limitation (docs/retention.md): days a quarantined image of
+    # unknown people and a rejected upload are kept; 0 keeps them until a
+    # reviewer acts. The officer's digest: "daily", "weekly" or "off".
+    quarantine_retention_days: int = 90
+    rejected_retention_days: int = 30
+    digest: str = "weekly"
 
     def scan_mode_for(self, path: str) -> ScanMode:
         """The mode for an upload path (``collection/...``), falling back to ``*``."""

@@ -377,6 +377,9 @@ class Email:
     subject: str
     text: str
     html: str
+    # Ids only (SES message tags): a bounce or complaint names them back
+    # (usecases/mail_feedback.py), so it can be recorded on the subject.
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 class Mailer(Protocol):

@@ -63,6 +63,10 @@ class Subject:
     updated_at: datetime | None = None
     # The address bounces for good (a newsletter tool said so): no mail is sent to it.
     email_unreachable: bool = False
+    # Explicit consent to biometric matching (Art. 9(2)(a)), recorded at enrolment:
+    # when, and through what (api, dashboard, cli, import, demo). None: never recorded.
+    biometric_consent_at: datetime | None = None
+    biometric_consent_source: str | None = None
 
     def age_on(self, day: date) -> int | None:
         """Age in whole years on ``day`` (None when no date of birth)."""

@@ -419,16 +419,24 @@ def subjects_get(ctx: click.Context, subject_id: str, as_json: bool) -> None:
 @click.argument(
     "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
+@click.option(
+    "--biometric-consent",
+    is_flag=True,
+    help="the person gave explicit consent to biometric matching (required; recorded)",
+)
 @json_option
 @click.pass_context
 def subjects_enrol(
-    ctx: click.Context, subject_id: str, photos: tuple[Path, ...], as_json: bool
+    ctx: click.Context,
+    subject_id: str,
+    photos: tuple[Path, ...],
+    biometric_consent: bool,
+    as_json: bool,
 ) -> None:
     """Enrol reference PHOTOS (exactly one face each) for SUBJECT_ID."""
     encoded = [base64.b64encode(p.read_bytes()).decode() for p in photos]
-    subject = _client(ctx).call(
-        "POST", f"/subjects/{_segment(subject_id)}/photos", {"photos": encoded}
-    )
+    body = {"photos": encoded, "biometric_consent": biometric_consent}
+    subject = _client(ctx).call("POST", f"/subjects/{_segment(subject_id)}/photos", body)
     _emit(ctx, subject, lambda s: _fields(s, SUBJECT_COLUMNS), as_json=as_json)
 
 
@@ -494,6 +502,16 @@ def subjects_erasure(ctx: click.Context, subject_id: str, as_json: bool) -> None
     """Verify a past erasure of SUBJECT_ID again, store by store."""
     status = _client(ctx).call("GET", f"/subjects/{_segment(subject_id)}/erasure")
     _emit(ctx, status, _erasure_report, as_json=as_json)
+
+
+@subjects.command("retain")
+@click.argument("subject_id")
+@click.option("--until", "until", required=True, help="YYYY-MM-DD or ISO 8601 (UTC)")
+@click.pass_context
+def subjects_retain(ctx: click.Context, subject_id: str, until: str) -> None:
+    """Set SUBJECT_ID's end of retention: record and templates deleted then (docs/retention.md)."""
+    _client(ctx).call("PUT", f"/subjects/{_segment(subject_id)}/retention", {"until": until})
+    click.echo(f"{subject_id} retained until {until}")
 
 
 def _erasure_report(report: dict[str, Any]) -> str:
@@ -759,6 +777,35 @@ def policy_get(ctx: click.Context, as_json: bool) -> None:
     """Show the tenant policy."""
     current = _client(ctx).call("GET", "/policy")
     _emit(ctx, current, lambda p: _fields(p, sorted(p)), as_json=as_json)
+
+
+@policy.command("retention")
+@click.option("--quarantine-days", type=int, default=None, help="photos of unknown people (0: off)")
+@click.option("--rejected-days", type=int, default=None, help="rejected uploads (0: off)")
+@click.option("--digest", type=click.Choice(["daily", "weekly", "off"]), default=None)
+@json_option
+@click.pass_context
+def policy_retention(
+    ctx: click.Context,
+    quarantine_days: int | None,
+    rejected_days: int | None,
+    digest: str | None,
+    as_json: bool,
+) -> None:
+    """Set the retention days and the digest cadence (docs/retention.md)."""
+    changes: dict[str, Any] = {
+        k: v
+        for k, v in (
+            ("quarantine_retention_days", quarantine_days),
+            ("rejected_retention_days", rejected_days),
+            ("digest", digest),
+        )
+        if v is not None
+    }
+    if not changes:
+        raise click.UsageError("give --quarantine-days, --rejected-days or --digest")
+    updated = _client(ctx).call("PATCH", "/policy", changes)
+    _emit(ctx, updated, lambda p: _fields(p, sorted(changes)), as_json=as_json)
 
 
 # -- webhooks ----------------------------------------------------------------------

@@ -323,14 +323,30 @@ def audit_show(tenant: str, since: str | None) -> None:
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)
 @click.option("--ref", "external_ref", default=None)
+@click.option(
+    "--biometric-consent",
+    is_flag=True,
+    help="the person gave explicit consent to biometric matching (required; recorded)",
+)
 @click.argument("photos", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def enrol(
-    tenant: str, display_name: str, external_ref: str | None, photos: tuple[Path, ...]
+    tenant: str,
+    display_name: str,
+    external_ref: str | None,
+    biometric_consent: bool,
+    photos: tuple[Path, ...],
 ) -> None:
     """Enrol a subject from reference photos (exactly one face each)."""
     data = [p.read_bytes() for p in photos]
     sid = _run(
-        lambda: _registry().enrol_subject(tenant, display_name, data, external_ref=external_ref)
+        lambda: _registry().enrol_subject(
+            tenant,
+            display_name,
+            data,
+            external_ref=external_ref,
+            biometric_consent=biometric_consent,
+            consent_source="cli",
+        )
     )
     click.echo(json.dumps({"subject_id": sid}))
 

@@ -66,7 +66,13 @@ def enrol_people(registry: Registry, faces: Path, tenant: str = DEMO_TENANT) -> 
     for folder in sorted(p for p in (faces / "enroll").iterdir() if p.is_dir()):
         photos = [p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()]
         people[folder.name] = registry.enrol_subject(
-            tenant, folder.name.replace("_", " ").title(), photos, external_ref=folder.name
+            tenant,
+            folder.name.replace("_", " ").title(),
+            photos,
+            external_ref=folder.name,
+            # The demo's people consented to matching (fixtures/faces/README.md).
+            biometric_consent=True,
+            consent_source="demo",
         )
     for consent in DEMO_CONSENTS:
         granted = registry.grant_consent(

@@ -431,7 +431,13 @@ class ConsentImport:
             return "already_enrolled"
         photos = files.photos(row.person_ref)
         try:
-            self._registry.enrol_subject(tenant, row.name, photos, subject_id=subject_id)
+            self._registry.enrol_subject(
+                tenant,
+                row.name,
+                photos,
+                subject_id=subject_id,
+                biometric_consent=row.biometric_consent,
+            )
         except EnrolmentRejected as exc:
             return f"refused: {exc.code}: {exc.message}"
         return f"enrolled {len(photos)}"

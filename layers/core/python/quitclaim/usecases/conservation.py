@@ -30,6 +30,10 @@ For one tenant, ``ConservationCheck.check`` proves (or lists what breaks):
   for each subject its record names, the only way a withdrawal or an expiry
   finds it (I1, issue 19: otherwise it would stay published for ever);
 - ``no_history``: no decision lacks its recorded history (the audit record);
+- ``deleted``: a deleted asset (a reviewer's delete, or retention's: docs/retention.md)
+  is an accounted-for end, not a loss: it is nowhere (``misplaced`` checks that),
+  its original is gone (``original``), and (with the audit trail) a deletion by
+  retention has its ``asset.deleted`` event in the chain; ``deleted`` counts them;
 - ``unaudited`` / ``audit_chain`` (when the checker is given the audit trail):
   every decision's audit event is in the tenant's hash chain, and the chain
   verifies (usecases/audit_trail.py).
@@ -52,6 +56,7 @@ from quitclaim.domain.consent import best_consent, consent_verdict
 from quitclaim.domain.models import AssetStatus, ConsentVerdict
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
 from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.retention import RETENTION_ACTOR
 
 
 class ObjectKeys(Protocol):
@@ -73,6 +78,7 @@ class AuditEvents(Protocol):
 # The events that record a decision: a scan's, and a redacted variant's.
 DECISION_ACTIONS = frozenset({"asset.decided", "asset.redacted"})
 HOLD_ACTION = "asset.held"
+DELETE_ACTION = "asset.deleted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +100,7 @@ class ConservationReport:
     violations: tuple[Violation, ...] = field(default_factory=tuple)
     held: int = 0
     originals: int = 0
+    deleted: int = 0
 
     @property
     def holds(self) -> bool:
@@ -177,6 +184,7 @@ class ConservationCheck:
             violations=tuple(found),
             held=len(held),
             originals=len(originals),
+            deleted=sum(1 for r in records if r.status is AssetStatus.DELETED),
         )
 
     def _originals(self, records: list[AssetRecord], kept: set[str]) -> list[Violation]:
@@ -231,11 +239,23 @@ class ConservationCheck:
         decided = {str(e.get("asset_id")) for e in events if e.get("action") in DECISION_ACTIONS}
         # A held upload (over quota) is not decided yet: its hold is what is audited.
         held = {str(e.get("asset_id")) for e in events if e.get("action") == HOLD_ACTION}
-        return [
+        deleted = {str(e.get("asset_id")) for e in events if e.get("action") == DELETE_ACTION}
+        found = [
             _at(record, "unaudited", "decision without its event in the audit chain")
             for record in records
             if record.asset_id not in (held if record.status is AssetStatus.HELD else decided)
         ]
+        # Retention deletes unattended: its deletions must be in the chain. (A
+        # reviewer's delete is audited by the API request's block like any action.)
+        found.extend(
+            _at(record, "deleted", "deletion by retention without its event in the audit chain")
+            for record in records
+            if record.status is AssetStatus.DELETED
+            and record.history
+            and record.history[-1].get("actor") == RETENTION_ACTOR
+            and record.asset_id not in deleted
+        )
+        return found
 
     def _reachable(
         self, tenant: str, records: list[AssetRecord], library: set[str]

@@ -204,12 +204,29 @@ class Console:
         """Remove the subject and their templates; consents become tombstones."""
         self.erase_subject(principal, subject_id)
 
-    def enrol(self, principal: Principal, subject_id: str, photos: Sequence[bytes]) -> Subject:
-        """Add reference photos (exactly one face each, else ``EnrolmentRejected``)."""
+    def enrol(
+        self,
+        principal: Principal,
+        subject_id: str,
+        photos: Sequence[bytes],
+        *,
+        biometric_consent: bool = False,
+        source: str = "api",
+    ) -> Subject:
+        """Add reference photos (exactly one face each, else ``EnrolmentRejected``).
+
+        Refused (400, ``biometric_consent``) unless the caller states the
+        person's explicit consent to matching; it is recorded on the subject.
+        """
         _admin(principal)
         subject = self._registry.subject(principal.tenant, subject_id)
         self._registry.enrol_subject(
-            principal.tenant, subject.display_name, photos, subject_id=subject_id
+            principal.tenant,
+            subject.display_name,
+            photos,
+            subject_id=subject_id,
+            biometric_consent=biometric_consent,
+            consent_source=source,
         )
         return self._registry.subject(principal.tenant, subject_id)
 
@@ -360,6 +377,11 @@ class Console:
                 principal.tenant, subject_id, actor=principal.key_id
             )
         return self._rights.erase(principal.tenant, subject_id, actor=principal.key_id)
+
+    def retain_subject(self, principal: Principal, subject_id: str, until: datetime) -> None:
+        """Admin: the person's record ends at ``until`` (docs/retention.md)."""
+        _admin(principal)
+        self._registry.retain_subject_until(principal.tenant, subject_id, until)
 
     def erasure(self, principal: Principal, subject_id: str) -> ErasureStatus:
         """Admin: a past erasure's report, with every store verified again now."""

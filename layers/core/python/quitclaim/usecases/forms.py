@@ -465,13 +465,20 @@ class Forms:
             if answers.email and not subject.email:
                 details["email"] = answers.email
             if photo:
+                # A photo comes only with the ticked consent to matching (domain/forms.py).
                 self._registry.enrol_subject(
-                    tenant, subject.display_name, [photo], subject_id=subject.subject_id
+                    tenant,
+                    subject.display_name,
+                    [photo],
+                    subject_id=subject.subject_id,
+                    biometric_consent=answers.biometric_consent,
                 )
             self._registry.update_subject(tenant, subject.subject_id, details)
             return subject.subject_id
         if photo:
-            subject_id = self._registry.enrol_subject(tenant, answers.name, [photo])
+            subject_id = self._registry.enrol_subject(
+                tenant, answers.name, [photo], biometric_consent=answers.biometric_consent
+            )
             self._registry.update_subject(tenant, subject_id, {**details, "email": answers.email})
             return subject_id
         return self._registry.create_subject(

@@ -22,6 +22,8 @@ from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
     RequestLog,
+    SubjectRepository,
+    TenantProfiles,
     TenantRepository,
     WebhookRepository,
 )
@@ -31,6 +33,7 @@ from quitclaim.domain.rights import (
     monthly_volumes,
     versions_seen,
 )
+from quitclaim.domain.transfers import country_of_host
 from quitclaim.usecases.registry import every_asset
 
 RECORD_FORMAT = "quitclaim-records-of-processing/1"
@@ -66,6 +69,8 @@ class RecordsOfProcessing:
         deployment: Deployment,
         clock: Clock,
         webhooks: WebhookRepository | None = None,
+        profiles: TenantProfiles | None = None,
+        subjects: SubjectRepository | None = None,
     ) -> None:
         self._tenants = tenants
         self._assets = assets
@@ -74,6 +79,23 @@ class RecordsOfProcessing:
         self._deployment = deployment
         self._clock = clock
         self._webhooks = webhooks
+        self._profiles = profiles
+        self._subjects = subjects
+
+    def _enrolment_consents(self, tenant: str) -> tuple[int, int]:
+        """(people with templates, of whom with a recorded consent to matching)."""
+        assert self._subjects is not None
+        enrolled = recorded = 0
+        cursor: str | None = None
+        while True:
+            page = self._subjects.page(tenant, 100, cursor)
+            for subject in page.items:
+                if subject.templates:
+                    enrolled += 1
+                    recorded += subject.biometric_consent_at is not None
+            cursor = page.next_cursor
+            if not cursor:
+                return enrolled, recorded
 
     def build(self, tenant: str) -> ProcessingRecords:
         policy = self._tenants.policy(tenant)
@@ -97,6 +119,21 @@ class RecordsOfProcessing:
             recipients,
             self._deployment,
         )
+        profile = self._profiles.profile(tenant) if self._profiles is not None else None
+        if profile is not None:
+            # The controller as the operator onboarded it; its DPO only it knows.
+            record["controller"] = {
+                "tenant": tenant,
+                "name": profile.name or TODO,
+                "contact": profile.contact_email or TODO,
+                "dpo": TODO,
+            }
+        record["transfers"] = _transfers(recipients, self._deployment.region)
+        if self._subjects is not None:
+            enrolled, recorded = self._enrolment_consents(tenant)
+            record["enrolment"] = {"enrolled": enrolled, "consent_recorded": recorded}
+            record["purposes"][1]["legal_basis"] = _enrolment_basis(enrolled, recorded)
+        record["retention"] = [*record["retention"], *_tenant_retention(policy)]
         return ProcessingRecords(tenant, now, record, dpia_markdown(record))
 
 
@@ -216,6 +253,46 @@ def _record(
     }
 
 
+def _enrolment_basis(enrolled: int, recorded: int) -> str:
+    """Art. 9(2)(a) only as far as enrolment recorded the explicit consent."""
+    basis = "Art. 9(2)(a) explicit consent to matching, recorded at enrolment"
+    if recorded == enrolled:
+        return basis + (f" ({enrolled} enrolled)" if enrolled else " (nobody enrolled yet)")
+    missing = enrolled - recorded
+    return (
+        f"{basis} for {recorded} of {enrolled} enrolled; {TODO}: {missing} enrolled "
+        "without a recorded explicit consent: record it (enrol again with consent) "
+        "or erase their templates"
+    )
+
+
+def _transfers(hosts: Sequence[str], region: str) -> dict[str, Any]:
+    """Third countries from the outbound endpoints' hosts (domain/transfers.py: a rule)."""
+    found = [country_of_host(h) for h in hosts]
+    return {
+        "region": region,
+        "third_countries": sorted({f.country for f in found if f.third_country and f.country}),
+        "endpoints": [
+            {"host": f.host, "country": f.country or TODO, "rule": f.rule} for f in found
+        ],
+        "method": "host name rule (known providers, country-code domains); "
+        "unresolved hosts need the controller's check",
+    }
+
+
+def _tenant_retention(policy: TenantPolicy) -> list[dict[str, Any]]:
+    def days(n: int) -> str:
+        return f"{n} days after the decision" if n > 0 else "until a reviewer acts"
+
+    return [
+        {
+            "data": "quarantined images whose only blocker is unknown faces",
+            "kept": days(policy.quarantine_retention_days) + " (unless a reviewer keeps one)",
+        },
+        {"data": "rejected uploads", "kept": days(policy.rejected_retention_days)},
+    ]
+
+
 def _retention(d: Deployment) -> list[dict[str, Any]]:
     n = BUCKET_NONCURRENT_DAYS
     return [
@@ -259,6 +336,19 @@ def dpia_markdown(record: dict[str, Any]) -> str:
         or "| - | 0 | 0 | 0 | 0 | 0 | 0 | 0 |"
     )
     retention = "\n".join(f"- {r['data']}: {r['kept']}" for r in record["retention"])
+    named = record["controller"]
+    controller = TODO if named["name"] == TODO else f"{named['name']} ({named['contact']})"
+    third = record["transfers"]["third_countries"]
+    open_hosts = [
+        e["host"] for e in record["transfers"].get("endpoints", []) if e["country"] == TODO
+    ]
+    transfers = (
+        "third countries by the outbound endpoints' hosts: " + ", ".join(third)
+        if third
+        else "no third country found by the outbound endpoints' hosts"
+    )
+    if open_hosts:
+        transfers += f" ({TODO}: check {', '.join(open_hosts)})"
     risks = "\n".join(f"| {risk} | {measures} | {TODO} |" for risk, measures in _risks(policy))
     recipients = "\n".join(f"- {r['recipient']} ({r['kind']})" for r in record["recipients"])
     return f"""# DPIA starter: face consent gate ({tenant})
@@ -271,9 +361,8 @@ biometric data, possibly of children, systematic processing of images.)
 ## 1. The processing
 
 - **Activity:** {record["activity"]}.
-- **Controller:** {TODO}. **DPO:** {TODO}.
-- **Where:** Amazon Web Services, region {record["transfers"]["region"]}; no transfer to a
-  third country.
+- **Controller:** {controller}. **DPO:** {TODO}.
+- **Where:** Amazon Web Services, region {record["transfers"]["region"]}; {transfers}.
 - **How:** every uploaded image is scanned for faces (engine {engine.get("engine", "?")},
   encoder {engine.get("encoder", "?")}); each face is compared with the templates of the
   people who enrolled (explicit consent to matching); the image is published only when

@@ -13,7 +13,15 @@ from typing import Any
 
 from quitclaim.domain.clearance import Clearance, channel_summary, decide_channels
 from quitclaim.domain.errors import Conflict
-from quitclaim.domain.models import AssetStatus, Box, Consent, FaceMatch, Reason
+from quitclaim.domain.models import (
+    AssetStatus,
+    Box,
+    Consent,
+    FaceMatch,
+    Reason,
+    ScanMode,
+    TenantPolicy,
+)
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, EventPublisher
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.rights import SUBJECT_ERASED
@@ -47,6 +55,19 @@ def faces_of(record: AssetRecord) -> list[FaceMatch]:
     ]
 
 
+def unknown_face_reason(policy: TenantPolicy, mode: ScanMode) -> Reason:
+    """What an unknown face blocks as (docs/retention.md, ``unknown_face_policy``).
+
+    ``quarantine`` (the default): ``unknown_face``, a bystander nobody can ask;
+    retention deletes an image held only for that after the tenant's days.
+    ``review``: ``review_required``, a person must look; retention never
+    deletes it by time. Detect-only scans always ask for review.
+    """
+    if mode is ScanMode.RECOGNIZE and policy.unknown_face_policy == "quarantine":
+        return Reason.UNKNOWN_FACE
+    return Reason.REVIEW_REQUIRED
+
+
 def redecided_clearance(
     record: AssetRecord,
     consents_by_subject: Mapping[str, Sequence[Consent]],
@@ -57,13 +78,19 @@ def redecided_clearance(
 
     A record from before clearance per channel is decided for its one
     purpose, which is then its one publishing purpose (the same decision as
-    ``redecide_recorded``).
+    ``redecide_recorded``). Unknown faces keep the reason they were decided
+    with (``unknown_face_reason``): a re-decision does not turn a face held
+    for review into a bystander retention would delete.
     """
     recorded = record.clearance or {}
     purposes = tuple(recorded.get("channels") or ()) or (record.purpose,)
     publishing = tuple(recorded.get("publishing") or ()) or (record.purpose,)
+    review = any(
+        f.subject_id is None and f.reason == Reason.REVIEW_REQUIRED.value for f in record.faces
+    )
+    unknown = Reason.REVIEW_REQUIRED if review else Reason.UNKNOWN_FACE
     return decide_channels(
-        faces_of(record), consents_by_subject, purposes, publishing, now, waived=waived
+        faces_of(record), consents_by_subject, purposes, publishing, now, unknown, waived
     )
 
 

@@ -54,6 +54,7 @@ from quitclaim.domain.registry import (
     Principal,
     Subject,
 )
+from quitclaim.domain.retention import RETENTION_FIELDS, retention_changes
 from quitclaim.domain.rights import (
     ErasedItem,
     ErasureReport,
@@ -512,20 +513,41 @@ class Registry:
         *,
         external_ref: str | None = None,
         subject_id: str | None = None,
+        biometric_consent: bool,
+        consent_source: str = "registry",
     ) -> str:
         """Enrol a person from reference photos with exactly one face each.
 
-        Templates are computed only here, for a person who consented to
-        matching, and stored; nothing is stored when any photo is refused.
+        Templates are computed only here, for a person who gave explicit
+        consent to matching (``biometric_consent``, recorded on the subject
+        with when and through what; refused without it), and stored; nothing
+        is stored when any photo is refused.
         """
+        if biometric_consent is not True:
+            raise ValidationFailed(
+                "enrolment needs the person's explicit consent to biometric matching "
+                "(GDPR Art. 9(2)(a)): send biometric_consent: true",
+                field="biometric_consent",
+            )
         self.policy(tenant)
         templates = self._templates(photos)
         if subject_id is None:
             subject_id = self.create_subject(
                 tenant, display_name, external_ref=external_ref
             ).subject_id
-        else:
-            self.subject(tenant, subject_id)
+        subject = self.subject(tenant, subject_id)
+        if (
+            subject.biometric_consent_at is None
+            or subject.biometric_consent_source != consent_source
+        ):
+            self.subjects.save(
+                replace(
+                    subject,
+                    biometric_consent_at=self.clock.now(),
+                    biometric_consent_source=consent_source,
+                ),
+                new=False,
+            )
         for template in templates:
             self.subjects.add_template(tenant, subject_id, template)
         self.tenants.bump_gallery_version(tenant)
@@ -891,6 +913,7 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
         "auto_redact",
         "publishing_purposes",
         "backlog_concurrency",
+        *RETENTION_FIELDS,
     }
     unknown = set(changes) - allowed
     if unknown:
@@ -966,4 +989,5 @@ def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[s
                 field="backlog_concurrency",
             )
         out["backlog_concurrency"] = value
+    out.update(retention_changes(changes))
     return out

@@ -256,7 +256,8 @@ class Reminders:
         for action in ACTIONS:
             escaped = html.escape(links[action])
             body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
-        self._mailer.send(Email(to, template["subject"].format(**fields), text, body))
+        tags = {"tenant": consent.tenant, "subject": consent.subject_id}
+        self._mailer.send(Email(to, template["subject"].format(**fields), text, body, tags))
         if self._events is not None:
             self._events.publish(
                 "consent.expiring",

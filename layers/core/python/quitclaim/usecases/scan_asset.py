@@ -42,7 +42,6 @@ from quitclaim.domain.models import (
     AssetStatus,
     Decision,
     FaceMatch,
-    Reason,
     ScanMode,
     TenantPolicy,
     is_tenant_id,
@@ -74,7 +73,7 @@ from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.published import published_form, reencoded_type
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
-from quitclaim.usecases.recheck import redecided_clearance
+from quitclaim.usecases.recheck import redecided_clearance, unknown_face_reason
 
 if TYPE_CHECKING:
     from quitclaim.usecases.redaction import Redaction
@@ -549,7 +548,7 @@ class ScanAsset:
 
         # Decision time is read after the consents: a consent that expired
         # while we were encoding is judged expired.
-        unknown = Reason.UNKNOWN_FACE if mode is ScanMode.RECOGNIZE else Reason.REVIEW_REQUIRED
+        unknown = unknown_face_reason(policy, mode)
         # Every purpose the tenant uses is decided (clearance per channel); the
         # image is published when cleared for each publishing purpose.
         publishing = publishing_purposes(policy.publishing_purposes & policy.purposes, purpose)

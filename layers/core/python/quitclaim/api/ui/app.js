@@ -871,10 +871,27 @@
     const file = $("e-photo").files[0];
     if (!file) return void $("e-photo").focus();
     try {
-      const subject = await api("POST", `/subjects/${person.subject.subject_id}/photos`, { body: file, type: file.type });
+      // The box is required: enrolment records the person's explicit consent to matching.
+      const consent = $("e-consent").checked ? "?biometric_consent=true" : "";
+      const path = `/subjects/${person.subject.subject_id}/photos${consent}`;
+      const subject = await api("POST", path, { body: file, type: file.type });
       event.target.reset();
       await refreshPeople();
       say(t("doneEnrolled", subject.display_name, subject.templates));
+    } catch (error) {
+      fail(error);
+    }
+  });
+
+  $("retain-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const person = state.people.get(state.personId);
+    if (!event.target.reportValidity()) return;
+    const until = $("r-until").value;
+    try {
+      await api("PUT", `/subjects/${person.subject.subject_id}/retention`, { json: { until } });
+      event.target.reset();
+      say(t("doneRetained", person.subject.display_name, fmtDate(until)));
     } catch (error) {
       fail(error);
     }
@@ -955,7 +972,33 @@
       ]),
     );
     $("overview-generated").textContent = t("generated", fmtDateTime(o.generated_at));
+    renderRetention();
   }
+
+  function renderRetention() {
+    const p = state.policy;
+    if (!p) return;
+    $("rt-quarantine").value = p.quarantine_retention_days;
+    $("rt-rejected").value = p.rejected_retention_days;
+    $("rt-digest").value = p.digest;
+  }
+
+  $("retention-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!event.target.reportValidity()) return;
+    const json = {
+      quarantine_retention_days: Number($("rt-quarantine").value),
+      rejected_retention_days: Number($("rt-rejected").value),
+      digest: $("rt-digest").value,
+    };
+    try {
+      state.policy = await api("PATCH", "/policy", { json });
+      renderRetention();
+      say(t("doneRetention"));
+    } catch (error) {
+      fail(error);
+    }
+  });
 
   function chart(months) {
     const width = 760;
