@@ -44,7 +44,12 @@ def person(local_stack: Any) -> dict[str, Any]:
     console = console_service()
     admin = console.resolve_key(issued.secret)
     photographed = console.create_subject(admin, "Browser Person", email="browser@example.org")
-    console.enrol(admin, photographed.subject_id, [photo("enroll", "obama", "obama-portrait.jpg")])
+    console.enrol(
+        admin,
+        photographed.subject_id,
+        [photo("enroll", "obama", "obama-portrait.jpg")],
+        biometric_consent=True,
+    )
     before = len(local_stack.sent_emails())
     console.grant_consent(
         admin,

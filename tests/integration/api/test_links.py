@@ -28,7 +28,12 @@ def mailed(local_stack: Any) -> dict[str, Any]:
     console = console_service()
     admin = console.resolve_key(tenant.admin)
     subject = console.create_subject(admin, "Linked Person", email="linked@example.org")
-    console.enrol(admin, subject.subject_id, [photo("enroll", "obama", "obama-portrait.jpg")])
+    console.enrol(
+        admin,
+        subject.subject_id,
+        [photo("enroll", "obama", "obama-portrait.jpg")],
+        biometric_consent=True,
+    )
     consent = console.grant_consent(
         admin,
         subject.subject_id,

@@ -39,7 +39,12 @@ def granted(local_stack: Any) -> dict[str, Any]:
     admin = console_service().resolve_key(issued.secret)
     console = console_service()
     subject = console.create_subject(admin, "Paged Person", email="paged@example.org")
-    console.enrol(admin, subject.subject_id, [photo("enroll", "obama", "obama-portrait.jpg")])
+    console.enrol(
+        admin,
+        subject.subject_id,
+        [photo("enroll", "obama", "obama-portrait.jpg")],
+        biometric_consent=True,
+    )
     before = len(local_stack.sent_emails())
     # When an officer records their consent (no end date: no reminder will ever come)
     consent = console.grant_consent(
