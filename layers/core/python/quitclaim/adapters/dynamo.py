@@ -109,6 +109,9 @@ class TenantModel(_Base):
     pending_policy = JSONAttribute(null=True)
     # Purposes an image must be cleared for to be published; absent: the upload's own.
     publishing_purposes = UnicodeSetAttribute(null=True)
+    # The tenant's AWS Marketplace customer identifier (docs/billing.md); absent:
+    # billed through the usage.hourly event only.
+    marketplace_customer_id = UnicodeAttribute(null=True)
 
 
 class UsageModel(_Base):

@@ -244,12 +244,20 @@ def check(tenant: str) -> None:
         raise SystemExit(1)
 
 
-@main.command("usage")
-@click.option("--tenant", required=True)
+@main.group("usage", invoke_without_command=True)
+@click.option("--tenant", default=None, help="required without a subcommand")
 @click.option("--month", default=None, help="UTC month YYYY-MM (default: this one)")
 @click.option("--csv", "as_csv", is_flag=True, help="month,tenant,unit,quantity rows")
-def usage(tenant: str, month: str | None, as_csv: bool) -> None:
-    """Operator: a tenant's billable usage in one UTC month (JSON, or CSV)."""
+@click.pass_context
+def usage(ctx: click.Context, tenant: str | None, month: str | None, as_csv: bool) -> None:
+    """Operator: a tenant's billable usage in one UTC month (JSON, or CSV).
+
+    Subcommands (docs/billing.md): reconcile, billing, customer.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if tenant is None:
+        raise click.UsageError("give --tenant (or a subcommand)")
     from quitclaim.api.serialize import to_json
     from quitclaim.bootstrap import usage_service
     from quitclaim.domain.usage import usage_csv
@@ -374,6 +382,10 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
 
 
 main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
+
+from quitclaim.local.billing_cli import add_billing_commands  # noqa: E402
+
+add_billing_commands(usage)  # `quitclaim usage reconcile|billing|customer` (docs/billing.md)
 
 
 if __name__ == "__main__":  # pragma: no cover
