@@ -88,7 +88,7 @@ class DynamoLedgers:
         cumulative: Mapping[str, int],
         record: HourRecord | None,
     ) -> bool:
-        names = {"#v": "version", "#t": "through", "#c": "cumulative", "#h": "hours"}
+        names = {"#v": "version", "#t": "through", "#c": "cumulative"}
         values: dict[str, Any] = {
             ":v": ledger.version,
             ":n": ledger.version + 1,
@@ -97,17 +97,18 @@ class DynamoLedgers:
             ":o": ledger.tenant,
             ":m": ledger.month,
         }
-        sets = ["#v = :n", "#t = :t", "#c = :c", "owner = :o", "#mo = :m"]
-        names["#mo"] = "month"
+        sets = ["#v = :n", "#t = :t", "#c = :c", "#ow = :o", "#mo = :m"]
+        names["#ow"], names["#mo"] = "owner", "month"
         if ledger.version == 0:
             condition = "attribute_not_exists(tenant)"
             del values[":v"]
             values[":hs"] = {} if record is None else {hour: record.to_json()}
+            names["#h"] = "hours"
             sets.append("#h = :hs")
         else:
             condition = "#v = :v"
             if record is not None:
-                names["#k"] = hour
+                names["#h"], names["#k"] = "hours", hour
                 values[":r"] = record.to_json()
                 sets.append("#h.#k = :r")
         try:

@@ -260,7 +260,11 @@ class Billing:
     def set_customer(self, tenant: str, customer: str | None) -> None:
         """Onboarding: the tenant's Marketplace customer identifier (None: event only)."""
         self.ledgers.set_customer(tenant, customer)
-        audit("tenant.marketplace_customer_set", tenant=tenant, set=customer is not None)
+        audit(
+            "tenant.marketplace_customer_set",
+            tenant=tenant,
+            status="set" if customer is not None else "removed",
+        )
 
     def status(self, month: str) -> list[dict[str, Any]]:
         """Every claimed hour of the month with each record's status (the operator's view)."""
