@@ -207,3 +207,31 @@ def test_reconcile_is_clean_then_reports_a_counter_changed_by_hand(
         assert "metered-sent=+2" in line["problems"]
     finally:
         DynamoUsage().add(HOOK, MONTH, {"images_scanned": -2})
+
+
+def test_get_usage_shows_the_month_against_quota_and_prices_projected(
+    local_stack: Any, month_of_uploads: dict[str, Any]
+) -> None:
+    from chalice.test import Client
+
+    from quitclaim.local.api_server import api_dir, load_app
+
+    # Given the middle of December (half the month gone) and a reviewer's key (its
+    # request counts one API call in December: this test runs after the reconciliation)
+    key = ApiKeys(DynamoApiKeys()).issue(MKT, Role.REVIEWER, "bill").secret
+    local_stack.clock.set(datetime(2026, 12, 16, 12, tzinfo=UTC))
+    try:
+        with Client(load_app(), stage_name="prod", project_dir=str(api_dir())) as client:
+            reply = client.http.get(
+                f"/usage?month={MONTH}", headers={"Authorization": f"Bearer {key}"}
+            )
+    finally:
+        local_stack.clock.set(DEMO_NOW)
+    # When it asks for its usage, Then the bill shows each unit against quota and prices
+    assert reply.status_code == 200, reply.body
+    got = json.loads(reply.body)["bill"]
+    assert (got["plan"], got["currency"], got["month_elapsed"]) == ("standard", "EUR", 0.5)
+    images = next(d for d in got["dimensions"] if d["dimension"] == "images_scanned")
+    used = DynamoUsage().counters(MKT, MONTH)["images_scanned"]
+    assert (images["used"], images["quota"], images["projected"]) == (used, 20_000, used * 2)
+    assert images["unit_price"] > 0 and got["projected_amount"] > got["amount"] > 0

@@ -47,6 +47,7 @@ from quitclaim.domain.usage import (
     IMAGES_SCANNED,
     MATCHES_MADE,
     WEBHOOK_DELIVERIES,
+    UsageReport,
     billable,
     month_of,
     parse_month,
@@ -345,3 +346,9 @@ def hourly_event(record: HourRecord) -> dict[str, Any]:
         "quantities": {d: record.quantities.get(d, 0) for d in DIMENSIONS},
         "billed_via": record.sink,
     }
+
+
+def with_bill(report: UsageReport, plan: str | None, now: datetime) -> UsageReport:
+    """The report with this month's bill: per dimension against quota and prices, projected."""
+    figures = bill(report.month, plan, report.units, report.images_per_month, now)
+    return replace(report, bill=figures)
