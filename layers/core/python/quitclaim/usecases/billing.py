@@ -169,15 +169,15 @@ class Billing:
         )
         for account in self.ledgers.accounts():
             for month, hour in due_hours(now):
-                self._claim(account, month, hour)
-                self._send_pending(account, month)
+                self._send_pending(account, self._claim(account, month, hour))
         return dict(self.stats)
 
-    def _claim(self, account: Account, month: str, hour: datetime) -> None:
+    def _claim(self, account: Account, month: str, hour: datetime) -> Ledger:
+        """Claim the hour if it is due and has usage; the ledger as it now stands."""
         key = hour_key(hour)
         ledger = self.ledgers.read(account.tenant, month)
         if ledger.through is not None and ledger.through >= key:
-            return  # claimed already (this run retried, or an earlier run)
+            return ledger  # claimed already (this run retried, or an earlier run)
         counters = self.meter.counters(account.tenant, month)
         gained = deltas(counters, ledger.cumulative)
         cumulative = {d: int(counters.get(d, 0)) for d in DIMENSIONS}
@@ -186,7 +186,7 @@ class Billing:
             # month's last hour is still claimed, empty: the month is closed.
             if hour == last_hour_of(month) and ledger.version:
                 self.ledgers.claim(ledger, key, cumulative, None)
-            return
+            return ledger
         sink = MARKETPLACE if account.customer and self.marketplace else WEBHOOK
         record = HourRecord(
             hour=key,
@@ -201,12 +201,12 @@ class Billing:
             # Logged, not audited: billing is not an act on the tenant's data.
             logger.info("billing hour claimed", tenant=account.tenant, hour=key, sink=sink)
         # else: another run claimed from the same state; it sends, or the next run does
+        return self.ledgers.read(account.tenant, month)
 
-    def _send_pending(self, account: Account, month: str) -> None:
-        ledger = self.ledgers.read(account.tenant, month)
+    def _send_pending(self, account: Account, ledger: Ledger) -> None:
         for record in sorted(ledger.hours.values(), key=lambda h: h.hour):
             if record.unsent() or not record.event_published:
-                self._send(account.tenant, month, record)
+                self._send(account.tenant, ledger.month, record)
 
     def _send(self, tenant: str, month: str, record: HourRecord) -> None:
         if not record.event_published and self.events is not None:
