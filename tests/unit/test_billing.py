@@ -29,6 +29,17 @@ class MemLedgers:
     def read(self, tenant: str, month: str) -> Ledger:
         return self.items.get((tenant, month), Ledger(tenant, month))
 
+    meter: FakeUsage | None = None
+
+    def snapshot(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Ledger], dict[tuple[str, str], dict[str, int]]]:
+        assert self.meter is not None
+        return (
+            {k: self.read(*k) for k in keys},
+            {k: self.meter.counters(*k) for k in keys},
+        )
+
     def claim(
         self, ledger: Ledger, hour: str, cumulative: Mapping[str, int], record: HourRecord | None
     ) -> bool:
@@ -103,6 +114,7 @@ class Crashing:
 
 def setup() -> tuple[Billing, FakeUsage, MemLedgers, MemMarketplace, MemEvents, FixedClock]:
     meter, ledgers, market, events = FakeUsage(), MemLedgers(), MemMarketplace(), MemEvents()
+    ledgers.meter = meter
     ledgers.people = [Account("acme", "standard", "cust-acme"), Account("solo", "free", None)]
     market.subscribed = {"cust-acme"}
     clock = FixedClock(datetime(2026, 11, 3, 10, 5, tzinfo=UTC))

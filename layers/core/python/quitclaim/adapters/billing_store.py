@@ -18,7 +18,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from quitclaim.domain.billing import HourRecord, Ledger, RecordStatus
+from quitclaim.domain.billing import DIMENSIONS, HourRecord, Ledger, RecordStatus
 from quitclaim.domain.errors import DependencyFailed, NotFound
 from quitclaim.domain.records import AssetRecord
 from quitclaim.usecases.billing import (
@@ -53,6 +53,20 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _ledger(tenant: str, month: str, item: Mapping[str, Any] | None) -> Ledger:
+    if not item:
+        return Ledger(tenant, month)
+    data = _plain({k: _DES.deserialize(v) for k, v in item.items()})
+    return Ledger(
+        tenant=tenant,
+        month=month,
+        version=int(data.get("version", 0)),
+        through=data.get("through"),
+        cumulative=dict(data.get("cumulative") or {}),
+        hours={h: HourRecord.from_json(h, v) for h, v in (data.get("hours") or {}).items()},
+    )
+
+
 class DynamoLedgers:
     """``Ledgers`` on the tenants table (tenant in every key; scans only to list tenants)."""
 
@@ -69,17 +83,44 @@ class DynamoLedgers:
             ).get("Item")
         except ClientError as exc:
             raise DependencyFailed(f"DynamoDB ledger read failed: {_code(exc)}") from exc
-        if not item:
-            return Ledger(tenant, month)
-        data = _plain({k: _DES.deserialize(v) for k, v in item.items()})
-        return Ledger(
-            tenant=tenant,
-            month=month,
-            version=int(data.get("version", 0)),
-            through=data.get("through"),
-            cumulative=dict(data.get("cumulative") or {}),
-            hours={h: HourRecord.from_json(h, v) for h, v in (data.get("hours") or {}).items()},
-        )
+        return _ledger(tenant, month, item)
+
+    def snapshot(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Ledger], dict[tuple[str, str], dict[str, int]]]:
+        """Ledgers and usage counters with ``BatchGetItem`` (100 keys a call, consistent)."""
+        wanted: dict[str, tuple[str, tuple[str, str]]] = {}
+        for tenant, month in keys:
+            wanted[ledger_key(tenant, month)] = ("ledger", (tenant, month))
+            wanted[f"{tenant}#usage#{month}"] = ("usage", (tenant, month))
+        found: dict[str, dict[str, Any]] = {}
+        names = list(wanted)
+        for start in range(0, len(names), 100):
+            request = {
+                self._table: {
+                    "Keys": [{"tenant": {"S": n}} for n in names[start : start + 100]],
+                    "ConsistentRead": True,
+                }
+            }
+            try:
+                while request:
+                    reply = self._db.batch_get_item(RequestItems=request)
+                    for item in reply.get("Responses", {}).get(self._table, []):
+                        found[item["tenant"]["S"]] = item
+                    # Unprocessed keys (throttling): asked again (the client backs off).
+                    request = reply.get("UnprocessedKeys") or {}
+            except ClientError as exc:
+                raise DependencyFailed(f"DynamoDB batch read failed: {_code(exc)}") from exc
+        ledgers: dict[tuple[str, str], Ledger] = {}
+        counters: dict[tuple[str, str], dict[str, int]] = {}
+        for name, (kind, (tenant, month)) in wanted.items():
+            item = found.get(name)
+            if kind == "ledger":
+                ledgers[(tenant, month)] = _ledger(tenant, month, item)
+            else:
+                data = _plain({k: _DES.deserialize(v) for k, v in (item or {}).items()})
+                counters[(tenant, month)] = {d: int(data.get(d) or 0) for d in DIMENSIONS}
+        return ledgers, counters
 
     def claim(
         self,

@@ -94,6 +94,12 @@ class Ledgers(Protocol):
 
     def read(self, tenant: str, month: str) -> Ledger: ...
 
+    def snapshot(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> tuple[dict[tuple[str, str], Ledger], dict[tuple[str, str], dict[str, int]]]:
+        """The ledgers and the usage counters of these (tenant, month) pairs, batched."""
+        ...
+
     def claim(
         self,
         ledger: Ledger,
@@ -167,18 +173,34 @@ class Billing:
             ("claimed", "records_sent", "accepted", "not_subscribed", "duplicate", "throttled"),
             0,
         )
-        for account in self.ledgers.accounts():
-            for month, hour in due_hours(now):
-                self._send_pending(account, self._claim(account, month, hour))
+        accounts, due = self.ledgers.accounts(), due_hours(now)
+        # Every ledger and counter this run needs, read in batches: the run
+        # fires hourly for every tenant, most of which have nothing new.
+        keys = [(a.tenant, month) for a in accounts for month, _ in due]
+        ledgers, counters = self.ledgers.snapshot(keys)
+        for account in accounts:
+            for month, hour in due:
+                key = (account.tenant, month)
+                ledger = self._claim(account, month, hour, ledgers[key], counters[key])
+                self._send_pending(account, ledger)
         return dict(self.stats)
 
-    def _claim(self, account: Account, month: str, hour: datetime) -> Ledger:
-        """Claim the hour if it is due and has usage; the ledger as it now stands."""
+    def _claim(
+        self,
+        account: Account,
+        month: str,
+        hour: datetime,
+        ledger: Ledger,
+        counters: Mapping[str, int],
+    ) -> Ledger:
+        """Claim the hour if it is due and has usage; the ledger as it now stands.
+
+        ``counters`` were read with ``ledger``: a claim from a stale pair is
+        refused by the ledger's version, and the next run claims afresh.
+        """
         key = hour_key(hour)
-        ledger = self.ledgers.read(account.tenant, month)
         if ledger.through is not None and ledger.through >= key:
             return ledger  # claimed already (this run retried, or an earlier run)
-        counters = self.meter.counters(account.tenant, month)
         gained = deltas(counters, ledger.cumulative)
         cumulative = {d: int(counters.get(d, 0)) for d in DIMENSIONS}
         if not gained:
