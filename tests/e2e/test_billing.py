@@ -63,6 +63,18 @@ def crash() -> None:
     raise RuntimeError("injected crash")
 
 
+def billing_schedules(stack: Any, state: str) -> None:
+    """Turn the metering and reconciliation schedules on or off (deployed DISABLED locally)."""
+    scheduler = stack.client("scheduler")
+    for logical_id in ("MeteringSchedule", "ReconcileSchedule"):
+        found = scheduler.get_schedule(Name=stack.resources[logical_id])
+        keep = ("GroupName", "ScheduleExpression", "FlexibleTimeWindow", "Target")
+        extra = {k: found[k] for k in ("ScheduleExpressionTimezone",) if k in found}
+        scheduler.update_schedule(
+            Name=found["Name"], State=state, **{k: found[k] for k in keep}, **extra
+        )
+
+
 @pytest.fixture(scope="module")
 def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     # Given two tenants on the stack, one a subscribed Marketplace customer
@@ -83,6 +95,7 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     console_service().create_webhook_endpoint(
         console_service().resolve_key(admin.secret), url, ["usage.hourly"], "billing"
     )
+    billing_schedules(local_stack, "ENABLED")
     s3, bucket = local_stack.client("s3"), local_stack.outputs["UploadsBucketName"]
     original_send, original_mark = AwsMarketplace.batch_meter, DynamoLedgers.mark
     faults: dict[int, Callable[..., Any]] = {}
@@ -135,6 +148,7 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
         firings += [f for f in report.firings if f.function == "MeteringFunction"]
         yield {"receiver": receiver, "firings": firings}
     finally:
+        billing_schedules(local_stack, "DISABLED")
         AwsMarketplace.batch_meter = original_send  # type: ignore[method-assign]
         DynamoLedgers.mark = original_mark  # type: ignore[method-assign]
         receiver.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,6 @@ pytestmark = pytest.mark.integration
 
 START = datetime(2026, 11, 26, 12, tzinfo=UTC)  # a Thursday, CET (UTC+1)
 EXPIRY, REMINDERS = "ExpiryFunction", "RemindersFunction"
-METERING = "MeteringFunction"  # hourly billing and the daily reconciliation (docs/billing.md)
 
 
 class Timed(Recorder):
@@ -56,7 +54,6 @@ def timed() -> Iterator[tuple[LocalStack, Timed, Timed]]:
     stack.runtime.override_handler(REMINDERS, reminders)
     stack.runtime.override_handler(INGEST, Recorder())
     stack.runtime.override_handler("RecheckFunction", Recorder())
-    stack.runtime.override_handler(METERING, Recorder())
     stack.drain(timeout_s=10)
     try:
         yield stack, expiry, reminders
@@ -147,11 +144,7 @@ def test_the_templates_schedules_fire_on_tick(timed: tuple[LocalStack, Timed, Ti
     assert len(expiry.calls) == 25
     assert reminders.kinds() == ["reminders"]
     assert reminders.times == [datetime(2026, 11, 27, 6, tzinfo=UTC)]
-    assert not report.errors
-    # (and the hourly metering run every hour, the billing reconciliation once at 01:30Z)
-    metering = [f.event["kind"] for f in report.firings if f.function == METERING]
-    assert sorted(Counter(metering).items()) == [("meter_hour", 24), ("reconcile", 1)]
-    assert len(report.firings) == 26 + 25
+    assert len(report.firings) == 26 and not report.errors
     # When four days pass at once over the change to summer time
     stack.clock.set(datetime(2027, 3, 26, 12, tzinfo=UTC))  # set() fires nothing
     expiry.calls.clear(), expiry.times.clear(), reminders.times.clear()
@@ -266,7 +259,6 @@ def test_local_tick_posts_to_the_control_server(tmp_path: Path) -> None:
         stack.runtime.override_handler(EXPIRY, expiry)
         stack.runtime.override_handler(REMINDERS, Recorder())
         stack.runtime.override_handler(INGEST, Recorder())
-        stack.runtime.override_handler(METERING, Recorder())
         found = json.loads(control_file(tmp_path).read_text())
         assert found["url"] == stack.control_url
         assert control_file(tmp_path).stat().st_mode & 0o077 == 0  # the token is private
@@ -278,8 +270,7 @@ def test_local_tick_posts_to_the_control_server(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         report = json.loads(result.output)
         assert report["to"] == "2026-11-26T15:00:00+00:00"
-        fired = [f["function"] for f in report["firings"] if f["function"] != METERING]
-        assert fired == [EXPIRY] * 3
+        assert [f["function"] for f in report["firings"]] == [EXPIRY] * 3
         assert stack.clock.now() == datetime(2026, 11, 26, 15, tzinfo=UTC)
         # And going back in time is refused
         back = CliRunner().invoke(

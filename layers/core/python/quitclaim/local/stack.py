@@ -91,6 +91,9 @@ class LocalStack:
         self.parameters = {"WebhookTargets": "any", **(parameters or {})}
         # Marketplace metering on the emulator (docs/billing.md); "" turns it off.
         self.parameters.setdefault("MarketplaceProductCode", LOCAL_MARKETPLACE_PRODUCT)
+        # Off unless a test or developer turns them on: an hourly run over every
+        # tenant in every tick would cost the suite more than it checks.
+        self.parameters.setdefault("BillingSchedules", "DISABLED")
         self._emulator = Emulator(port=port)
         self._deployment: Deployment | None = None
         self._runtime: LocalRuntime | None = None
