@@ -147,7 +147,14 @@ def as_list(value: Any) -> list[Any]:
 # ---------------------------------------------------------------- lint
 
 # Actions that have no resource-level permissions: "*" is the only resource.
-RESOURCE_STAR_ONLY = frozenset({"xray:PutTraceSegments", "xray:PutTelemetryRecords"})
+RESOURCE_STAR_ONLY = frozenset(
+    {
+        "xray:PutTraceSegments",
+        "xray:PutTelemetryRecords",
+        # AWS Marketplace metering has no resource types (the product code is a parameter).
+        "aws-marketplace:BatchMeterUsage",
+    }
+)
 CONDITION_OPERATORS = re.compile(
     r"^(ForAnyValue:|ForAllValues:)?"
     r"(StringEquals|StringNotEquals|StringEqualsIgnoreCase|StringNotEqualsIgnoreCase|"

@@ -289,6 +289,11 @@ def test_the_overview(dashboard: Tabs, demo: DemoData, base_url: str) -> None:
     for days in ("30", "60", "90"):
         expect(tab.page.locator(f"#expiring dd[data-days='{days}']")).to_have_text("1")
     expect(tab.page.locator("#dlq dd")).to_have_text(["0"] * 8)
+    # And this month's usage against the plan's quota and prices, projected (docs/billing.md)
+    images = tab.page.locator("#bill-rows tr[data-dimension=images_scanned]")
+    expect(images.locator("[data-field=used]")).to_have_text("13")
+    total = tab.page.locator("#bill-rows tr[data-dimension=total] [data-field=amount]")
+    expect(total).to_contain_text("€")
     tab.screenshot("overview")
 
 

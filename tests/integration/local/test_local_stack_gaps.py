@@ -43,6 +43,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "schedule RemindersSchedule (cron(0 7 * * ? *))",
         "schedule RetentionSchedule (cron(30 2 * * ? *))",
         "schedule DigestSchedule (cron(30 6 * * ? *))",
+        "schedule MeteringSchedule (rate(1 hour))",
+        "schedule ReconcileSchedule (cron(30 1 * * ? *))",
     ]
     # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
     once = {
@@ -80,6 +82,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "ExpiryThrottles",
             "RemindersErrors",
             "RemindersThrottles",
+            "MeteringErrors",
             "ApiErrors",
             "ApiThrottles",
             "WebhooksInErrors",
@@ -101,6 +104,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "RemindersSchedule": "AWS::Scheduler::Schedule",
         "RetentionSchedule": "AWS::Scheduler::Schedule",
         "DigestSchedule": "AWS::Scheduler::Schedule",
+        "MeteringSchedule": "AWS::Scheduler::Schedule",
+        "ReconcileSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
     }
@@ -231,3 +236,46 @@ def test_moto_ses_refuses_unverified_senders_and_keeps_one_body(stack: LocalStac
     ][-1:]
     assert sent.body == "<p>html</p>"  # moto's own record: the HTML body only (the gap)
     assert sent.quitclaim_bodies == {"text": "plain", "html": "<p>html</p>"}
+
+
+def test_marketplace_metering_keeps_accepted_records_and_subscribes_on_request(
+    stack: LocalStack,
+) -> None:
+    # Gap 19: moto serves BatchMeterUsage but keeps nothing and subscribes nobody
+    from datetime import UTC, datetime
+
+    from botocore.exceptions import ClientError
+
+    from quitclaim.local import marketplace
+
+    mm, product = stack.client("meteringmarketplace"), "gap-19"
+    record = {
+        "Timestamp": datetime(2026, 11, 26, 10, tzinfo=UTC),
+        "CustomerIdentifier": "cust-gap",
+        "Dimension": "images_scanned",
+        "Quantity": 3,
+    }
+
+    def send(**change: object) -> dict[str, object]:
+        reply = mm.batch_meter_usage(ProductCode=product, UsageRecords=[{**record, **change}])
+        answer: dict[str, object] = reply["Results"][0]
+        return answer
+
+    # Given a customer who has not subscribed, Then the record is refused
+    assert send()["Status"] == "CustomerNotSubscribed"
+    # When the customer subscribes, Then it is accepted, and an identical repeat is the same record
+    marketplace.subscribe(product, "cust-gap", stack.region)
+    first = send()
+    assert first["Status"] == "Success"
+    assert send()["MeteringRecordId"] == first["MeteringRecordId"]
+    # And another quantity for the same hour is a DuplicateRecord, not a second record
+    assert send(Quantity=4)["Status"] == "DuplicateRecord"
+    held = marketplace.metered_records(product, stack.region)
+    assert [(r["customer"], r["dimension"], r["quantity"]) for r in held] == [
+        ("cust-gap", "images_scanned", 3)
+    ]
+    # And throttling is answered as AWS does (after the client's own retries)
+    marketplace.throttle_next(5)
+    with pytest.raises(ClientError) as refused:
+        send()
+    assert refused.value.response["Error"]["Code"] == "ThrottlingException"

@@ -94,6 +94,7 @@ def test_the_functions_and_their_layers_come_from_the_template() -> None:
         "RecheckFunction": ["CoreLayer"],
         "ExpiryFunction": ["CoreLayer"],
         "RemindersFunction": ["CoreLayer"],
+        "MeteringFunction": ["CoreLayer"],
         "WebhooksInFunction": ["CoreLayer"],
         "WebhooksOutFunction": ["CoreLayer"],
         "APIHandler": ["CoreLayer", "FaceLayer"],

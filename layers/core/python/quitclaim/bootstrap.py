@@ -73,6 +73,7 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 
 if TYPE_CHECKING:
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
+    from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
     from quitclaim.usecases.redaction import Redaction
 
@@ -153,6 +154,26 @@ def usage_service() -> Usage:
         assets=DynamoAssets(),
         clock=_clock,
         ingest=_queue(settings, settings.ingest_queue_url),
+    )
+
+
+@lru_cache(maxsize=1)
+def billing_service() -> Billing:
+    """Hourly Marketplace metering, the usage.hourly event, reconciliation (docs/billing.md)."""
+    from quitclaim.adapters.billing_store import AwsMarketplace, DynamoLedgers, StoredRecount
+    from quitclaim.usecases.billing import Billing
+
+    settings = _bound(get_settings())
+    code = settings.marketplace_product_code
+    return Billing(
+        ledgers=DynamoLedgers(aws_client("dynamodb", settings), settings.tenants_table),
+        meter=DynamoUsage(),
+        clock=_clock,
+        marketplace=AwsMarketplace(aws_client("meteringmarketplace", settings), code)
+        if code
+        else None,
+        events=_events(settings),
+        recount=StoredRecount(),
     )
 
 
@@ -735,6 +756,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         webhook_dispatcher,
         conservation_service,
         usage_service,
+        billing_service,
         audit_trail_service,
         offboarding_service,
         consent_mail,

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     idempotency_table: str = "quitclaim-idempotency"
     # Data-subject requests (access, selfie search, erasure): ids and counts only.
     requests_table: str = "quitclaim-requests"
+    # AWS Marketplace (docs/billing.md): the SaaS product's code; empty: every
+    # tenant is billed through the usage.hourly event only.
+    marketplace_product_code: str = ""
 
     # Fairness (docs/fairness.md): each tenant's first `admission_share` uploads
     # per `admission_window_s` are scanned on the main lane, the rest on the

@@ -116,6 +116,9 @@ class TenantModel(_Base):
     quarantine_retention_days = NumberAttribute(null=True)
     rejected_retention_days = NumberAttribute(null=True)
     digest = UnicodeAttribute(null=True)
+    # The tenant's AWS Marketplace customer identifier (docs/billing.md); absent:
+    # billed through the usage.hourly event only.
+    marketplace_customer_id = UnicodeAttribute(null=True)
 
 
 class UsageModel(_Base):

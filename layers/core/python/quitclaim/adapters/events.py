@@ -54,6 +54,36 @@ class SqsEventPublisher:
             return
         count("OutboundEvents")
 
+    def publish_once(
+        self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]
+    ) -> None:
+        """An event with the caller's id, or ``DependencyFailed``.
+
+        The id makes a re-publish after a crash the same event: the deliverer
+        derives each delivery's id from it and sends each once (usage.hourly).
+        """
+        event = {
+            "id": event_id,
+            "type": event_type,
+            "tenant": tenant,
+            "occurred_at": self._clock.now().astimezone(UTC).isoformat(),
+            "published_at": datetime.now(UTC).isoformat(),
+            "data": dict(data),
+        }
+        try:
+            self._sqs.send_message(
+                QueueUrl=self._queue,
+                MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
+                MessageAttributes={
+                    "type": {"DataType": "String", "StringValue": event_type},
+                    "tenant": {"DataType": "String", "StringValue": tenant},
+                },
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise DependencyFailed(f"outbound event not enqueued: {code}") from exc
+        count("OutboundEvents")
+
 
 class SqsWorkQueue:
     """Small JSON work items (ids only) on an SQS queue: inbound deliveries, replays."""

@@ -152,6 +152,8 @@ class UsageReport:
     units: dict[str, float | int] = field(default_factory=dict)
     images_per_month: int | None = None  # the quota; None: unlimited
     held: int = 0  # uploads waiting for quota (not billed)
+    # This month against quota and the plan's price list, projected (docs/billing.md).
+    bill: dict[str, Any] | None = None
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per unit: month, tenant, unit, quantity (the CSV export)."""

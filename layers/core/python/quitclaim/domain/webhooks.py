@@ -34,7 +34,12 @@ EVENT_TYPES: tuple[str, ...] = (
     "consent.expiring",
     "consent.expired",
     "subject.erased",
+    # A tenant's usage of one hour (docs/billing.md); opt-in: see OPT_IN_EVENT_TYPES.
+    "usage.hourly",
 )
+# Sent only to endpoints that name them: an "all events" receiver from before
+# billing events existed must not start receiving (and being billed for) them.
+OPT_IN_EVENT_TYPES: frozenset[str] = frozenset({"usage.hourly"})
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 _PATH_PART = re.compile(r"^([A-Za-z0-9_$@:-]+)((?:\[\d+\])*)$")
@@ -376,6 +381,8 @@ class WebhookEndpoint:
     rotated_at: datetime | None = None
 
     def wants(self, event_type: str) -> bool:
+        if event_type in OPT_IN_EVENT_TYPES:
+            return event_type in self.event_types
         return not self.event_types or event_type in self.event_types
 
 

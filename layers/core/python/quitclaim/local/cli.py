@@ -246,12 +246,20 @@ def check(tenant: str) -> None:
         raise SystemExit(1)
 
 
-@main.command("usage")
-@click.option("--tenant", required=True)
+@main.group("usage", invoke_without_command=True)
+@click.option("--tenant", default=None, help="required without a subcommand")
 @click.option("--month", default=None, help="UTC month YYYY-MM (default: this one)")
 @click.option("--csv", "as_csv", is_flag=True, help="month,tenant,unit,quantity rows")
-def usage(tenant: str, month: str | None, as_csv: bool) -> None:
-    """Operator: a tenant's billable usage in one UTC month (JSON, or CSV)."""
+@click.pass_context
+def usage(ctx: click.Context, tenant: str | None, month: str | None, as_csv: bool) -> None:
+    """Operator: a tenant's billable usage in one UTC month (JSON, or CSV).
+
+    Subcommands (docs/billing.md): reconcile, billing, customer.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if tenant is None:
+        raise click.UsageError("give --tenant (or a subcommand)")
     from quitclaim.api.serialize import to_json
     from quitclaim.bootstrap import usage_service
     from quitclaim.domain.usage import usage_csv
@@ -395,6 +403,10 @@ main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.l
 main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
 main.add_command(import_group)  # `quitclaim import consents`: quitclaim.local.bulk_cli
 main.add_command(backlog_group)  # `quitclaim backlog scan`: quitclaim.local.bulk_cli
+
+from quitclaim.local.billing_cli import add_billing_commands  # noqa: E402
+
+add_billing_commands(usage)  # `quitclaim usage reconcile|billing|customer` (docs/billing.md)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -324,6 +324,13 @@ def _list_moto_modules_once() -> None:
     backends.list_of_moto_modules = cached
 
 
+def _complete_marketplace_metering() -> None:
+    # Gap 19 in local/gaps.py: moto keeps no accepted record and subscribes nobody.
+    from quitclaim.local.marketplace import complete_marketplace_metering
+
+    complete_marketplace_metering()
+
+
 def _start_server(host: str, port: int) -> _Server:
     # Imported here: moto is a local-only dependency, never in a Lambda layer.
     from moto.server import ThreadedMotoServer
@@ -331,6 +338,7 @@ def _start_server(host: str, port: int) -> _Server:
     _quiet_request_log()
     _transact_without_table_copies()
     _serialise_dynamodb_writes()
+    _complete_marketplace_metering()
     _list_moto_modules_once()
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()

@@ -92,6 +92,15 @@ Filled here, after the stack is created (``apply``):
    Filled by ``serialise_key_policies`` (first of all): the stored policy is
    put back as JSON text with ``PutKeyPolicy``. moto checks key policies for
    explicit denies only; it does not evaluate them (prove them statically).
+19. **AWS Marketplace metering** is served (``BatchMeterUsage`` over the
+   server), but moto keeps no accepted record (nothing to read back, never a
+   ``DuplicateRecord``), has no way to subscribe a customer (every record is
+   ``CustomerNotSubscribed``) and accepts an identical repeat as a new record
+   (AWS answers it with the record it holds). Filled in-process when the
+   emulator starts, in ``local/marketplace.py``: accepted records are kept
+   and an identical repeat is answered with the one held; ``subscribe`` and
+   ``metered_records`` are the buyer's subscription and the read-back;
+   ``throttle_next`` simulates throttling for tests. Observed with moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

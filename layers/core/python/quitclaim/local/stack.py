@@ -55,6 +55,10 @@ def default_template_path() -> Path:
     return in_tree if in_tree.exists() else Path.cwd() / "infra" / "template.yaml"
 
 
+# The product code the local stack meters under (the emulator's Marketplace).
+LOCAL_MARKETPLACE_PRODUCT = "quitclaim-local"
+
+
 class LocalStack:
     """The whole stack on 127.0.0.1.
 
@@ -85,6 +89,11 @@ class LocalStack:
         self.stack_name = stack_name
         # Local receivers listen on loopback over http: let outbound webhooks reach them.
         self.parameters = {"WebhookTargets": "any", **(parameters or {})}
+        # Marketplace metering on the emulator (docs/billing.md); "" turns it off.
+        self.parameters.setdefault("MarketplaceProductCode", LOCAL_MARKETPLACE_PRODUCT)
+        # Off unless a test or developer turns them on: an hourly run over every
+        # tenant in every tick would cost the suite more than it checks.
+        self.parameters.setdefault("BillingSchedules", "DISABLED")
         self._emulator = Emulator(port=port)
         self._deployment: Deployment | None = None
         self._runtime: LocalRuntime | None = None

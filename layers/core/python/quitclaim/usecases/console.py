@@ -39,6 +39,7 @@ from quitclaim.domain.webhooks import (
     WebhookSource,
 )
 from quitclaim.faces.thumbnails import Thumbnail
+from quitclaim.usecases.billing import with_bill
 from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
@@ -414,7 +415,11 @@ class Console:
         """The tenant's billable units in one UTC month (any role may read its bill)."""
         if self._usage is None:
             raise DependencyFailed("usage metering is not configured")
-        return self._usage.report(principal.tenant, month)
+        report = self._usage.report(principal.tenant, month)
+        # The plan sets the price list; a store without profiles (unit fakes) has none.
+        read = getattr(self._registry.tenants, "profile", None)
+        profile = read(principal.tenant) if read is not None else None
+        return with_bill(report, profile.plan if profile else None, self._usage.clock.now())
 
     def _rights_or_fail(self) -> SubjectRights:
         if self._rights is None:

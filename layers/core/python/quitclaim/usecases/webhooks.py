@@ -918,10 +918,11 @@ class WebhookDispatcher:
                 delivered_at=now,
             )
             # Billed once per delivery: the first time it reaches the receiver.
-            # A replay of a delivered one keeps delivered_at and is not billed again.
+            # A replay of a delivered one keeps delivered_at and is not billed again;
+            # a usage event is the bill itself, not billed (it would bill itself hourly).
             usage = (
                 UsageIncrement(tenant, month_of(now), {WEBHOOK_DELIVERIES: 1})
-                if claimed.delivered_at is None
+                if claimed.delivered_at is None and not claimed.event_type.startswith("usage.")
                 else None
             )
             self.store.record_outbound(done, usage)

@@ -28,6 +28,7 @@
     thumbs: new Map(), // asset_id -> Promise of {src, width, height}
     personId: null,
     overview: null,
+    bill: null,
   };
 
   // ---------------------------------------------------------------- words
@@ -251,6 +252,7 @@
       if (state.personId) renderPerson();
     }
     if (state.view === "overview" && state.overview) renderOverview();
+    if (state.view === "overview") renderBill();
   }
 
   // ---------------------------------------------------------------- people data
@@ -921,6 +923,9 @@
     state.overview = await api("GET", "/overview?months=12");
     renderOverview();
     renderRequests((await api("GET", "/person-requests")).items);
+    // This month's usage against quota and prices (docs/billing.md); any role may read it.
+    state.bill = (await api("GET", "/usage")).bill;
+    renderBill();
   }
 
   // People's own access and erasure requests (docs/person-pages.md).
@@ -939,6 +944,37 @@
             ),
           )
         : [h("tr", {}, h("td", { colspan: "5", text: t("requestsNone") }))]),
+    );
+  }
+
+  const BILL_COLUMNS = ["dimension", "used", "quota", "price", "projected", "amount"];
+
+  function renderBill() {
+    const b = state.bill;
+    if (!b) return;
+    const money = (v) => new Intl.NumberFormat(state.lang, { style: "currency", currency: b.currency, maximumFractionDigits: 4 }).format(v);
+    $("bill-help").textContent = t("billHelp", Math.round(b.month_elapsed * 100));
+    $("bill-head").replaceChildren(h("tr", {}, ...BILL_COLUMNS.map((c) => h("th", { scope: "col", text: t(`b_${c}`) }))));
+    $("bill-rows").replaceChildren(
+      ...b.dimensions.map((d) =>
+        h(
+          "tr",
+          { "data-dimension": d.dimension },
+          h("th", { scope: "row", text: t(`d_${d.dimension}`) }),
+          h("td", { "data-field": "used", text: String(d.used) }),
+          h("td", { "data-field": "quota", text: d.quota === null ? "" : String(d.quota) }),
+          h("td", { "data-field": "price", text: money(d.unit_price) }),
+          h("td", { "data-field": "projected", text: String(d.projected) }),
+          h("td", { "data-field": "amount", text: money(d.projected_amount) }),
+        ),
+      ),
+      h(
+        "tr",
+        { "data-dimension": "total" },
+        h("th", { scope: "row", text: t("b_total") }),
+        h("td", { colspan: "4" }),
+        h("td", { "data-field": "amount", text: money(b.projected_amount) }),
+      ),
     );
   }
 

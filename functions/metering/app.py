@@ -1,0 +1,27 @@
+"""Metering: hourly usage to AWS Marketplace and the usage.hourly event; daily reconciliation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from quitclaim.bootstrap import billing_service
+from quitclaim.config import get_settings
+from quitclaim.observability import audited, logger, metrics, tracer
+
+get_settings()
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@audited("invocation")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    kind = event.get("kind")
+    if kind == "meter_hour":
+        return billing_service().run_hour()
+    if kind == "reconcile":
+        # Daily: this month and the last, to the operator digest's hook.
+        return {"differences": billing_service().reconcile_daily()}
+    raise ValueError(f"unknown metering event kind: {kind!r}")
