@@ -303,6 +303,11 @@ CLI_ID_PARAMS = {
 CLI_NOT_CROSSABLE = {
     "tenants delete": "the operator names the tenant to delete; nothing else is touched",
     "api tenants delete": "the same command as `tenants delete`",
+    "usage customer": "the operator names the tenant whose Marketplace customer id it sets",
+    "usage reconcile": "the operator's billing check: --tenant narrows what the operator reads",
+    "import consents": "the operator names the tenant the rows go into; person references "
+    "are looked up in that tenant only",
+    "backlog scan": "the operator names the tenant the images are fed to (its incoming/ prefix)",
 }
 
 
@@ -316,6 +321,8 @@ def _cli_commands() -> dict[str, set[str]]:
 
     def walk(command: click.Command, path: tuple[str, ...]) -> None:
         if isinstance(command, click.Group):
+            if command.invoke_without_command:  # a group that is a command too (`usage`)
+                found[" ".join(path)] = {p.name for p in command.params if p.name}
             for name, sub in command.commands.items():
                 walk(sub, (*path, name))
         else:

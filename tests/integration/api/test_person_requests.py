@@ -20,7 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from quitclaim.adapters.dynamo import DynamoSubjects
-from quitclaim.bootstrap import console_service, person_requests_service
+from quitclaim.bootstrap import console_service, digest_service, person_requests_service
 from quitclaim.config import get_settings
 from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW
@@ -186,6 +186,12 @@ def test_an_erasure_request_is_registered_with_a_deadline_and_reminders(
     assert cli_erasure["deadline"].startswith(deadline.date().isoformat())
     table = CliRunner().invoke(main, ["requests", "list"], env=env).stdout
     assert cli_erasure["request_id"] in table and "open" in table
+    # And the officer's digest lists it, with its deadline (docs/retention.md)
+    digest = digest_service().report(TENANT, since=DEMO_NOW - timedelta(days=7))
+    assert [(r.request_id, r.kind) for r in digest.open_requests] == [
+        (cli_erasure["request_id"], "erasure")
+    ]
+    assert digest.open_requests[0].deadline.date() == deadline.date()
     # When the day 7 days before the deadline comes, and then the one 2 days before
     service = person_requests_service()
     mails = []

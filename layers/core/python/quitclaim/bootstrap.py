@@ -488,6 +488,7 @@ def digest_service() -> Digest:
         if any(queues.values())
         else None,
         base_url=settings.public_base_url,
+        requests=person_requests_service(),
     )
 
 

@@ -10,8 +10,9 @@ sends one e-mail through the mail port (SES):
   guardian, or one that bounced: ``email_unreachable``);
 - the quarantine queue's size and its oldest item;
 - dead letters (messages in the dead-letter queues);
-- open data-subject requests and their deadlines (``OpenRequests``: a hook;
-  this base keeps no open-request store, so it answers none);
+- open data-subject requests and their deadlines (``OpenRequests``: the
+  verified, unanswered requests people made on the request page,
+  ``PersonRequests.open_requests``);
 - images deleted by retention since the last digest (the cadence's period).
 
 The e-mail leaves the stack, so it carries ids, counts and dates only, never
@@ -61,7 +62,7 @@ class OpenRequests(Protocol):
 
 
 class NoOpenRequests:
-    """The hook until a store of open requests exists: none are known."""
+    """No request store wired (unit tests, tools): none are known."""
 
     def open_requests(self, tenant: str) -> list[OpenRequest]:
         return []

@@ -35,6 +35,7 @@ from quitclaim.domain.person_requests import (
 from quitclaim.domain.ports import Clock, Email, Mailer, TenantRepository
 from quitclaim.domain.rights import AccessExport
 from quitclaim.observability import audit, count, logger
+from quitclaim.usecases.digest import OpenRequest
 from quitclaim.usecases.reminders import LinkClaims, LinkSigner
 
 ACTION = "request"  # the signed link's action: it verifies a request, nothing else
@@ -276,6 +277,14 @@ class PersonRequests:
         return urls
 
     # ------------------------------------------------------------------ the officer
+
+    def open_requests(self, tenant: str) -> list[OpenRequest]:
+        """Verified requests not answered yet, with their deadlines (the officer's digest)."""
+        return [
+            OpenRequest(request_id=r.request_id, kind=r.kind, deadline=r.deadline)
+            for r in self._store.verified(tenant)
+            if r.status == "open" and r.deadline is not None
+        ]
 
     def list(self, tenant: str) -> list[PersonRequest]:
         """The tenant's verified requests, the nearest deadline first."""
