@@ -537,9 +537,20 @@ def offboarding_service() -> Offboarding:
     s3 = aws_client("s3", settings)
     ddb = aws_client("dynamodb", settings)
 
-    def table(name: str, field: str, hash_key: str, range_key: str | None = None) -> Any:
+    def table(
+        name: str,
+        field: str,
+        hash_key: str,
+        range_key: str | None = None,
+        also: tuple[str, ...] = (),
+    ) -> Any:
         return DynamoTenantItems(
-            ddb, getattr(settings, field), name, hash_key=hash_key, range_key=range_key
+            ddb,
+            getattr(settings, field),
+            name,
+            hash_key=hash_key,
+            range_key=range_key,
+            also=also,
         )
 
     stores: list[TenantDataStore] = [
@@ -560,11 +571,13 @@ def offboarding_service() -> Offboarding:
         table("ddb:assets", "assets_table", "pk"),
         table("ddb:appearances", "appearances_table", "pk", "sk"),
         table("ddb:webhooks", "webhooks_table", "tenant", "sk"),
-        table("ddb:requests", "requests_table", "tenant", "sk"),
+        # A person's own requests live under ``{tenant}#person`` (docs/person-pages.md).
+        table("ddb:requests", "requests_table", "tenant", "sk", also=("#person",)),
         table("ddb:api-keys", "api_keys_table", "tenant", "key_hash"),
         CachedGalleries(galleries),
         # Last: while the record exists, a cut-off purge can be rerun as such.
-        table("ddb:tenants", "tenants_table", "tenant"),
+        # Form versions and settings live under ``{tenant}#form…`` (docs/consent-form.md).
+        table("ddb:tenants", "tenants_table", "tenant", also=("#form",)),
     ]
     return Offboarding(tenants=DynamoTenants(), keys=DynamoApiKeys(), stores=stores, clock=_clock)
 

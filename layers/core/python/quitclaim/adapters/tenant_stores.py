@@ -80,12 +80,24 @@ class DynamoTenantItems:
     """
 
     def __init__(
-        self, client: Any, table: str, name: str, *, hash_key: str, range_key: str | None = None
+        self,
+        client: Any,
+        table: str,
+        name: str,
+        *,
+        hash_key: str,
+        range_key: str | None = None,
+        also: tuple[str, ...] = (),
     ) -> None:
         self._ddb = client
         self._table = table
         self._hash = hash_key
         self._range = range_key
+        # A ``tenant``-keyed table that also holds partitions ``{tenant}{suffix}…``
+        # (the tenants table's form versions ``#form``, the requests table's
+        # person requests ``#person``): found by a scan for each such prefix.
+        # Only the named ones: usage counters and the billing ledger stay.
+        self._also = also
         self.name = name
 
     def _keys(self, tenant: str) -> Iterator[dict[str, Any]]:
@@ -101,13 +113,24 @@ class DynamoTenantItems:
             "ConsistentRead": True,
         }
         if self._hash == "tenant":
-            call = self._ddb.query
-            kwargs["KeyConditionExpression"] = "#h = :t"
-            kwargs["ExpressionAttributeValues"] = {":t": {"S": tenant}}
+            query = {
+                **kwargs,
+                "KeyConditionExpression": "#h = :t",
+                "ExpressionAttributeValues": {":t": {"S": tenant}},
+            }
+            yield from self._pages(self._ddb.query, query)
+            prefixes = [f"{tenant}{suffix}" for suffix in self._also]
         else:
-            call = self._ddb.scan
-            kwargs["FilterExpression"] = "begins_with(#h, :p)"
-            kwargs["ExpressionAttributeValues"] = {":p": {"S": f"{tenant}#"}}
+            prefixes = [f"{tenant}#"]
+        for prefix in prefixes:
+            scan = {
+                **kwargs,
+                "FilterExpression": "begins_with(#h, :p)",
+                "ExpressionAttributeValues": {":p": {"S": prefix}},
+            }
+            yield from self._pages(self._ddb.scan, scan)
+
+    def _pages(self, call: Callable[..., Any], kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             while True:
                 page = call(**kwargs)
