@@ -32,7 +32,7 @@ $(CHECKOV): $(STAMP)
 
 test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e (with a load test of 2,000 uploads), and the offline infra checks
 	# --dist loadfile: a file's tests share their module fixtures, so they stay on one worker.
-	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=20
 
 unit: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest tests/unit -q

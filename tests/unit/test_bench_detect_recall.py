@@ -43,3 +43,32 @@ def test_recall_and_false_positives_are_counted_per_category() -> None:
     assert scored["face_free"]["false_positives"] == 2
     assert scored["face_free"]["identifiable_fp"] == 1
     assert scored["overall"] == {"found": 1, "of": 2, "recall": 0.5}
+
+
+def test_each_photo_is_scanned_once_however_many_categories_it_is_in(tmp_path: Path) -> None:
+    # Given a photo that is a case in two categories, and one in a single category
+    face = Box(10, 10, 50, 50)
+    cases = [
+        ("hard:group", Path("crowd.jpg"), (face,), (face,)),
+        ("hard:small", Path("crowd.jpg"), (face,), (face,)),
+        ("frontal", Path("one.jpg"), (face,), (face,)),
+    ]
+    scanned: list[Path] = []
+
+    def run_both(paths: list[Path]) -> tuple[list[list[Box]], list[list[Box]]]:
+        scanned.extend(paths)
+        found = [[face] if p.name == "crowd.jpg" else [] for p in paths]
+        return found, found
+
+    # When both engines are run for the cases
+    base, ours = detect_recall._each_photo_once(run_both, cases)
+    # Then each photo was scanned once, and every case gets its photo's boxes
+    assert scanned == [Path("crowd.jpg"), Path("one.jpg")]
+    assert ours == base == [[face], [face], []]
+
+
+def test_a_quick_run_names_its_photos_and_leaves_the_hard_set_out(tmp_path: Path) -> None:
+    # When only named photos are asked for (the quick bench)
+    cases = detect_recall.cases(tmp_path, ["2008_002506.jpg"])
+    # Then no hard-case photo is among them (its crowds take minutes with HOG)
+    assert not [c for c in cases if c[0].startswith("hard:")]
