@@ -27,23 +27,8 @@ class SqsEventPublisher:
         self._clock = clock
 
     def publish(self, event_type: str, tenant: str, data: Mapping[str, Any]) -> None:
-        event = {
-            "id": f"evt_{uuid.uuid4().hex}",
-            "type": event_type,
-            "tenant": tenant,
-            "occurred_at": self._clock.now().astimezone(UTC).isoformat(),
-            "published_at": datetime.now(UTC).isoformat(),
-            "data": dict(data),
-        }
         try:
-            self._sqs.send_message(
-                QueueUrl=self._queue,
-                MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
-                MessageAttributes={
-                    "type": {"DataType": "String", "StringValue": event_type},
-                    "tenant": {"DataType": "String", "StringValue": tenant},
-                },
-            )
+            self._send(f"evt_{uuid.uuid4().hex}", event_type, tenant, data)
         except ClientError as exc:
             logger.error(
                 "outbound event not enqueued",
@@ -62,6 +47,14 @@ class SqsEventPublisher:
         The id makes a re-publish after a crash the same event: the deliverer
         derives each delivery's id from it and sends each once (usage.hourly).
         """
+        try:
+            self._send(event_id, event_type, tenant, data)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise DependencyFailed(f"outbound event not enqueued: {code}") from exc
+        count("OutboundEvents")
+
+    def _send(self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]) -> None:
         event = {
             "id": event_id,
             "type": event_type,
@@ -70,19 +63,14 @@ class SqsEventPublisher:
             "published_at": datetime.now(UTC).isoformat(),
             "data": dict(data),
         }
-        try:
-            self._sqs.send_message(
-                QueueUrl=self._queue,
-                MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
-                MessageAttributes={
-                    "type": {"DataType": "String", "StringValue": event_type},
-                    "tenant": {"DataType": "String", "StringValue": tenant},
-                },
-            )
-        except ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "unknown")
-            raise DependencyFailed(f"outbound event not enqueued: {code}") from exc
-        count("OutboundEvents")
+        self._sqs.send_message(
+            QueueUrl=self._queue,
+            MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
+            MessageAttributes={
+                "type": {"DataType": "String", "StringValue": event_type},
+                "tenant": {"DataType": "String", "StringValue": tenant},
+            },
+        )
 
 
 class SqsWorkQueue:
