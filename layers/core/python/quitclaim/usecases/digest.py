@@ -21,7 +21,6 @@ names or images (data minimisation): the dashboard shows the rest.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
@@ -37,13 +36,11 @@ from quitclaim.domain.ports import (
     QueueDepths,
     SubjectRepository,
 )
-from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.retention import RETENTION_ACTOR, digest_due, digest_period
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.retention import TenantDirectory
+from quitclaim.usecases.retention import TenantDirectory, assets_in
 
 EXPIRING_DAYS = 30
-PAGE = 100
 # A digest lists this many items per section; the counts are always complete.
 MAX_LISTED = 50
 
@@ -165,13 +162,13 @@ class Digest:
                 unreachable.append((sid, "no_email"))
         size = 0
         oldest: tuple[str, datetime] | None = None
-        for record in self._status(tenant, AssetStatus.QUARANTINED, None):
+        for record in assets_in(self._assets, tenant, AssetStatus.QUARANTINED):
             size += 1
             if oldest is None or record.decided_at < oldest[1]:
                 oldest = (record.asset_id, record.decided_at)
         deleted = [
             (r.asset_id, str(r.review.get("retention", {}).get("rule", "")), r.decided_at)
-            for r in self._status(tenant, AssetStatus.DELETED, since)
+            for r in assets_in(self._assets, tenant, AssetStatus.DELETED, since=since)
             if r.history and r.history[-1].get("actor") == RETENTION_ACTOR
         ]
         return DigestReport(
@@ -188,26 +185,6 @@ class Digest:
             ),
             deleted=tuple(deleted),
         )
-
-    def _status(
-        self, tenant: str, status: AssetStatus, since: datetime | None
-    ) -> Iterator[AssetRecord]:
-        cursor: str | None = None
-        while True:
-            page = self._assets.page(
-                tenant,
-                status=status.value,
-                reason=None,
-                subject_id=None,
-                since=since,
-                until=None,
-                limit=PAGE,
-                cursor=cursor,
-            )
-            yield from page.items
-            cursor = page.next_cursor
-            if not cursor:
-                return
 
 
 def _day(at: datetime) -> str:

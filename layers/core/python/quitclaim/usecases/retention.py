@@ -93,29 +93,11 @@ class Retention:
         ):
             if cutoff is None:
                 continue
-            for record in list(self._older(tenant, status, cutoff)):
+            for record in list(assets_in(self._assets, tenant, status, until=cutoff)):
                 rule = due_for_deletion(record, policy, now)
                 if rule is not None and self._delete(record, rule, policy, now):
                     done[rule] += 1
         return RetentionRun(tenant, done["quarantine"], done["rejected"])
-
-    def _older(self, tenant: str, status: AssetStatus, cutoff: datetime) -> Iterator[AssetRecord]:
-        cursor: str | None = None
-        while True:
-            page = self._assets.page(
-                tenant,
-                status=status.value,
-                reason=None,
-                subject_id=None,
-                since=None,
-                until=cutoff,
-                limit=PAGE,
-                cursor=cursor,
-            )
-            yield from page.items
-            cursor = page.next_cursor
-            if not cursor:
-                return
 
     def _delete(self, record: AssetRecord, rule: str, policy: TenantPolicy, now: datetime) -> bool:
         days = (
@@ -165,3 +147,30 @@ class Retention:
             reason=rule,
         )
         return True
+
+
+def assets_in(
+    assets: AssetRepository,
+    tenant: str,
+    status: AssetStatus,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Iterator[AssetRecord]:
+    """Every asset of ``tenant`` in ``status`` (optionally within a window), page by page."""
+    cursor: str | None = None
+    while True:
+        page = assets.page(
+            tenant,
+            status=status.value,
+            reason=None,
+            subject_id=None,
+            since=since,
+            until=until,
+            limit=PAGE,
+            cursor=cursor,
+        )
+        yield from page.items
+        cursor = page.next_cursor
+        if not cursor:
+            return
