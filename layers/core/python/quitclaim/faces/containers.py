@@ -89,7 +89,7 @@ _VIDEO_MAGIC: Final = (
 )
 
 # Same table as PIL.ImageOps.exif_transpose.
-_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
     3: Image.Transpose.ROTATE_180,
     4: Image.Transpose.FLIP_TOP_BOTTOM,
@@ -412,7 +412,7 @@ def _bare(im: Image.Image) -> Image.Image:
 
 
 def _upright(image: Image.Image, orientation: int) -> Image.Image:
-    method = _TRANSPOSE.get(orientation)
+    method = ORIENTATION_TRANSPOSE.get(orientation)
     return image if method is None else image.transpose(method)
 
 

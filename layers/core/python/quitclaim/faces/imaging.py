@@ -61,18 +61,6 @@ _SIXTEEN_BIT_MODES: Final = frozenset({"I;16", "I;16L", "I;16B", "I"})
 # The scale-downs libjpeg's DCT scaling offers through Pillow's draft mode.
 _DCT_REDUCTIONS: Final = frozenset({1, 2, 4, 8})
 
-# Same table as PIL.ImageOps.exif_transpose; applied per frame ourselves so an
-# animated image is oriented once, from frame 0's tag, without extra copies.
-_ORIENTATION_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-
 # A JPEG marker outside entropy-coded data: fill bytes, then a code that is
 # neither a stuffed zero nor another fill byte.
 # EXIF orientations that transpose the image (width and height swap).
@@ -426,7 +414,9 @@ def _to_rgb_array(im: Image.Image, orientation: int) -> Pixels:
         rgb_image = im.convert("L").filter(ImageFilter.GaussianBlur(1.0)).convert("RGB")
     else:
         rgb_image = im.convert("RGB")
-    method = _ORIENTATION_TRANSPOSE.get(orientation)
+    # Applied per frame ourselves so an animated image is oriented once, from
+    # frame 0's tag, without extra copies.
+    method = containers.ORIENTATION_TRANSPOSE.get(orientation)
     if method is not None:
         rgb_image = rgb_image.transpose(method)
     pixels = np.ascontiguousarray(np.asarray(rgb_image, dtype=np.uint8))
