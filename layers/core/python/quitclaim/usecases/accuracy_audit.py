@@ -1,0 +1,474 @@
+"""Accuracy and bias audit (issue #25): the deployed engine on the organisation's labelled photos.
+
+Each photo is analysed once (templates cached for the run only); faces are
+attributed to labels by box, enrolment photos pass the enrolment gates, and
+the statistics are ``domain/accuracy.py``'s. The photos and templates are
+dropped when the audit ends and the report says so; the report holds counts
+and rates, names only when per-person detail is asked for. The latest report
+is kept in the documents bucket as the DPIA's accuracy evidence.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from quitclaim.domain import accuracy as acc
+from quitclaim.domain.accuracy_report import render_html
+from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
+from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.ports import Clock, ObjectStore, TenantRepository
+from quitclaim.faces.ports import FaceEngine, FaceObservation
+from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
+from quitclaim.observability import audit
+from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
+
+LEGAL_BASIS = (
+    "Group attributes such as ethnic origin, health (glasses are not, a medical aid may be) or "
+    "religion (head coverings) are special-category data (GDPR Art. 9(1)); the face templates are "
+    "biometric data. The controller needs an Art. 9(2) condition to record and process them for "
+    "this audit, e.g. the people's explicit consent (Art. 9(2)(a)) or a legal duty to test for "
+    "discrimination (Art. 9(2)(g) with national law, and the AI Act Art. 10(5) for bias "
+    "detection), plus an Art. 6 basis, and must record them in its DPIA. Quitclaim deletes "
+    "them when the audit "
+    "ends; only counts and rates per group are kept."
+)
+METHOD = (
+    "Every photo is analysed once by the deployed engine. A labelled face with a box is found when "
+    "a detected face overlaps it with IoU >= 0.5; a photo without boxes is used only when it has "
+    "one labelled person and the engine finds exactly one face. Verification compares every two "
+    "attributed faces: genuine pairs (one person) miss when farther apart than the threshold, "
+    "impostor pairs (two people) falsely match when within it. Identification enrols each person "
+    "from their enrolment photos (pose 'enrol', else their first row) through the enrolment gates "
+    "and probes every other face with the gate's rule (threshold and margin); "
+    "strangers ('unknown') are never enrolled. Intervals: 95 % percentile bootstrap over "
+    "people, 1000 rounds, fixed seed."
+)
+LIMITS = (
+    "Rates describe these photos of these people, not the population.",
+    "A rate of 1 in N needs about 3N comparisons; fewer are reported as unmeasurable.",
+    "Pairs and probes of one person are not independent; intervals resample people.",
+    "Group labels are the organisation's own; the audit cannot check them.",
+    "Detection is measured only where boxes are given; unlabelled extra faces are not counted.",
+)
+
+
+class PhotoSource(Protocol):
+    """The audit's photos by the name the labels use; ``drop`` deletes them when it ends."""
+
+    def read(self, name: str) -> bytes: ...
+
+    def drop(self) -> tuple[int, list[str]]:
+        """Delete the photos; (deleted, names still present) — the second must be empty."""
+        ...
+
+
+class AccuracyAudit:
+    def __init__(
+        self,
+        *,
+        tenants: TenantRepository,
+        engine_factory: Callable[[], FaceEngine],
+        clock: Clock,
+        store: ObjectStore | None = None,
+        bucket: str | None = None,
+    ) -> None:
+        self._tenants = tenants
+        self._engine_factory = engine_factory
+        self._clock = clock
+        self._store = store
+        self._bucket = bucket
+
+    def run(
+        self,
+        tenant: str,
+        labels_text: str,
+        photos: PhotoSource,
+        *,
+        target_fmr: float = acc.DEFAULT_TARGET_FMR,
+        per_person: bool = False,
+        policy: TenantPolicy | None = None,
+        seed: int = acc.DEFAULT_SEED,
+    ) -> dict[str, Any]:
+        """Measure, advise, drop the photos and templates; the report (JSON-ready)."""
+        if policy is None:
+            policy = self._tenants.policy(tenant)
+            if policy is None:
+                raise NotFound(f"tenant {tenant!r} not found")
+        if not 0 < target_fmr < 1:
+            raise ValidationFailed("target_fmr must be between 0 and 1", field="target_fmr")
+        labels = acc.parse_labels(labels_text)
+        engine = self._engine_factory()
+        cache: dict[str, tuple[list[FaceObservation], bool]] = {}
+        try:
+            report = self._measure(
+                tenant, labels, photos, engine, cache, policy, target_fmr, per_person, seed
+            )
+        finally:
+            templates = sum(len(faces) for faces, _ in cache.values())
+            cache.clear()
+            deleted, left = photos.drop()
+        if left:
+            raise QuitclaimError(f"audit photos not deleted: {len(left)} remain")
+        report["cleanup"] = {
+            "photos_deleted": deleted,
+            "templates_deleted": templates,
+            "verified": not left and not cache,
+        }
+        audit(
+            "audit.accuracy_run",
+            tenant=tenant,
+            source="accuracy_audit",
+            # counts only: how many photos and faces were measured
+            results=report["data"]["photos"],
+            faces=report["data"]["attributed_faces"],
+        )
+        return report
+
+    def _faces(
+        self,
+        engine: FaceEngine,
+        photos: PhotoSource,
+        name: str,
+        cache: dict[str, tuple[list[FaceObservation], bool]],
+        bad: set[str],
+    ) -> tuple[list[FaceObservation], bool]:
+        """The photo's faces, once per run; and whether its one face passes the enrolment gates."""
+        if name not in cache:
+            try:
+                image = engine.decode(photos.read(name))
+            except (QuitclaimError, FileNotFoundError):
+                bad.add(name)
+                cache[name] = ([], False)
+                return cache[name]
+            faces = engine.analyze(image)
+            enrollable = False
+            if (
+                len(faces) == 1
+                and min(faces[0].box.width, faces[0].box.height) >= MIN_ENROL_FACE_PX
+            ):
+                face = faces[0]
+                box = face.box if image.scale == 1 else face.box.scaled(1 / image.scale)
+                enrollable = sharpness(image.frames[face.frame], box) >= MIN_SHARPNESS
+            cache[name] = (faces, enrollable)
+        return cache[name]
+
+    def _measure(
+        self,
+        tenant: str,
+        labels: acc.Labels,
+        photos: PhotoSource,
+        engine: FaceEngine,
+        cache: dict[str, tuple[list[FaceObservation], bool]],
+        policy: TenantPolicy,
+        target: float,
+        per_person: bool,
+        seed: int,
+    ) -> dict[str, Any]:
+        by_photo: dict[str, list[acc.LabelledFace]] = {}
+        for label in labels.faces:
+            by_photo.setdefault(label.photo, []).append(label)
+        persons: list[str] = []
+        encodings: list[Any] = []
+        enrol_rows: list[bool] = []
+        enrollable_rows: list[bool] = []
+        found: list[tuple[acc.LabelledFace, bool]] = []
+        unattributed = unreadable = 0
+        bad: set[str] = set()
+        for photo, rows in by_photo.items():
+            faces, enrollable = self._faces(engine, photos, photo, cache, bad)
+            unreadable += photo in bad
+            taken: set[int] = set()
+            for row in rows:
+                face: FaceObservation | None = None
+                if row.box is not None:
+                    best, best_iou = None, 0.0
+                    for k, candidate in enumerate(faces):
+                        overlap = acc.iou(row.box, candidate.box)
+                        if k not in taken and overlap > best_iou:
+                            best, best_iou = k, overlap
+                    hit = best is not None and best_iou >= acc.IOU_FOUND
+                    found.append((row, hit))
+                    if hit and best is not None:
+                        taken.add(best)
+                        face = faces[best]
+                elif len(rows) == 1 and len(faces) == 1:
+                    face = faces[0]
+                if face is None or not face.matchable:
+                    unattributed += 1
+                    continue
+                persons.append(row.person)
+                encodings.append(face.encoding)
+                enrol_rows.append(row.pose == acc.ENROL_POSE)
+                enrollable_rows.append(enrollable and len(rows) == 1)
+        matrix = acc.distances(np.stack(encodings) if encodings else np.zeros((0, 128)))
+        pairs = acc.Pairs.build(persons, matrix)
+        probes, enrolled, not_enrolled = _probes(persons, matrix, enrol_rows, enrollable_rows)
+        groups = {p: dict(g) for p, g in labels.groups.items()}
+        attrs = labels.attributes
+        values = {a: sorted({g[a] for g in groups.values() if a in g}) for a in attrs}
+
+        def members(attr: str, value: str) -> set[str]:
+            return {p for p, g in groups.items() if g.get(attr) == value}
+
+        t, m = policy.match_threshold, policy.match_margin
+        verification: dict[str, Any] = {
+            "overall": {
+                "fmr": acc.fmr(pairs, t, seed=seed).as_dict(),
+                "fnmr": acc.fnmr(pairs, t, seed=seed).as_dict(),
+            },
+            "by_group": {
+                a: {
+                    v: {
+                        "fmr": acc.fmr(pairs, t, members(a, v), seed=seed).as_dict(),
+                        "fnmr": acc.fnmr(pairs, t, members(a, v), seed=seed).as_dict(),
+                    }
+                    for v in values[a]
+                }
+                for a in attrs
+            },
+            "across": {
+                a: {
+                    "fmr": acc.fmr(
+                        pairs, t, across={p: g[a] for p, g in groups.items() if a in g}, seed=seed
+                    ).as_dict()
+                }
+                for a in attrs
+            },
+        }
+        identification = {
+            "overall": acc.identification(probes, t, m, seed=seed),
+            "by_group": {
+                a: {
+                    v: acc.identification(probes, t, m, members(a, v), seed=seed) for v in values[a]
+                }
+                for a in attrs
+            },
+        }
+        detection = _detection(found, groups, attrs, values, seed)
+        scopes = [acc.Scope("everyone")]
+        scopes += [acc.Scope(f"{a}={v}", members(a, v)) for a in attrs for v in values[a]]
+        scopes += [
+            acc.Scope(f"across {a}", None, {p: g[a] for p, g in groups.items() if a in g})
+            for a in attrs
+        ]
+        advice = acc.advise(pairs, probes, scopes, threshold=t, margin=m, target=target, seed=seed)
+        curves = {
+            "det": {"everyone": acc.det_curve(pairs)}
+            | {f"{a}={v}": acc.det_curve(pairs, members(a, v)) for a in attrs for v in values[a]},
+            "bins": list(acc.HIST_BINS),
+            "genuine": acc.histogram(pairs.genuine),
+            "impostor": acc.histogram(pairs.impostor),
+        }
+        report: dict[str, Any] = {
+            "format": acc.REPORT_FORMAT,
+            "tenant": tenant,
+            "created_at": self._clock.now().isoformat(),
+            "engine_versions": dict(engine.versions),
+            "policy": {"match_threshold": t, "match_margin": m},
+            "target_fmr": target,
+            "seed": seed,
+            "rules": {
+                "bootstrap_rounds": acc.BOOTSTRAP_ROUNDS,
+                "min_people": acc.MIN_PEOPLE,
+                "min_comparisons": acc.MIN_COMPARISONS,
+                "iou_found": acc.IOU_FOUND,
+                "comparisons_per_inverse_target": acc.COMPARISONS_PER_INVERSE_TARGET,
+            },
+            "data": {
+                "photos": len(by_photo),
+                "unreadable_photos": unreadable,
+                "labelled_faces": len(labels.faces),
+                "attributed_faces": len(persons),
+                "unattributed_faces": unattributed,
+                "people": len(pairs.people),
+                "enrolled": len(enrolled),
+                "not_enrollable": not_enrolled,
+                "probes": len(probes.person),
+                "genuine_pairs": int(pairs.genuine.size),
+                "impostor_pairs": int(pairs.impostor.size),
+                "groups": {a: {v: len(members(a, v)) for v in values[a]} for a in attrs},
+            },
+            "detection": detection,
+            "verification": verification,
+            "identification": identification,
+            "advice": advice,
+            "curves": curves,
+            "method": METHOD,
+            "limits": list(LIMITS),
+            "legal_basis": LEGAL_BASIS if attrs else None,
+        }
+        if per_person:
+            report["per_person"] = {
+                p: {
+                    "faces": persons.count(p),
+                    "fnmr": acc.fnmr(pairs, t, {p}, seed=seed).as_dict(),
+                }
+                for p in pairs.people
+                if not p.startswith(acc.UNKNOWN + ":")
+            }
+        return report
+
+    # -- the DPIA's evidence -------------------------------------------------------
+    def _key(self, tenant: str, suffix: str) -> str:
+        return f"{tenant}/audits/accuracy/latest.{suffix}"
+
+    def store(self, report: Mapping[str, Any]) -> None:
+        """Keep the report (JSON and HTML) as the tenant's latest accuracy evidence."""
+        if self._store is None or self._bucket is None:
+            raise QuitclaimError("no store configured for accuracy audits")
+        tenant = str(report["tenant"])
+        data = json.dumps(report, sort_keys=True).encode()
+        self._store.write(
+            self._bucket, self._key(tenant, "json"), data, content_type="application/json"
+        )
+        self._store.write(
+            self._bucket,
+            self._key(tenant, "html"),
+            render_html(report).encode(),
+            content_type="text/html",
+        )
+
+    def latest(self, tenant: str) -> dict[str, Any] | None:
+        """The last stored report with ``stale`` (reasons) against today's engine and policy."""
+        if self._store is None or self._bucket is None:
+            return None
+        key = self._key(tenant, "json")
+        if self._store.head(self._bucket, key) is None:
+            return None
+        report: dict[str, Any] = json.loads(self._store.read(self._bucket, key))
+        policy = self._tenants.policy(tenant)
+        reasons = acc.stale_reasons(
+            _stamp(report),
+            acc.AuditStamp(
+                dict(self._engine_factory().versions),
+                policy.match_threshold if policy else 0.0,
+                policy.match_margin if policy else 0.0,
+            ),
+        )
+        report["stale"] = reasons
+        return report
+
+
+def summary(report: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The few lines the dashboard, digest and records of processing show."""
+    if report is None:
+        return None
+    overall = report["verification"]["overall"]
+    return {
+        "created_at": report["created_at"],
+        "engine": report["engine_versions"].get("engine"),
+        "encoder": report["engine_versions"].get("encoder"),
+        "people": report["data"]["people"],
+        "fmr": overall["fmr"]["rate"],
+        "fnmr": overall["fnmr"]["rate"],
+        "wrong": report["identification"]["overall"]["wrong"],
+        "advice": report["advice"].get("status"),
+        "stale": bool(report.get("stale")),
+        "stale_reasons": list(report.get("stale") or []),
+    }
+
+
+def _stamp(report: Mapping[str, Any]) -> acc.AuditStamp:
+    return acc.AuditStamp(
+        dict(report.get("engine_versions", {})),
+        float(report["policy"]["match_threshold"]),
+        float(report["policy"]["match_margin"]),
+    )
+
+
+def _probes(
+    persons: list[str], matrix: Any, enrol_rows: list[bool], enrollable: list[bool]
+) -> tuple[acc.Probes, list[str], int]:
+    """Enrol each named person (their 'enrol' rows, else their first); probe the rest."""
+    chosen: dict[str, list[int]] = {}
+    for i, person in enumerate(persons):
+        if person.startswith(acc.UNKNOWN + ":"):
+            continue
+        if enrol_rows[i]:
+            chosen.setdefault(person, []).append(i)
+    for i, person in enumerate(persons):
+        if not person.startswith(acc.UNKNOWN + ":") and person not in chosen:
+            chosen[person] = [i]
+    gallery = {p: [i for i in rows if enrollable[i]] for p, rows in chosen.items()}
+    not_enrolled = sum(1 for rows in gallery.values() if not rows)
+    gallery = {p: rows for p, rows in sorted(gallery.items()) if rows}
+    enrolled = list(gallery)
+    used = {i for rows in chosen.values() for i in rows}
+    probe_rows = [i for i in range(len(persons)) if i not in used]
+    nearest = np.zeros((len(probe_rows), len(enrolled)))
+    for c, p in enumerate(enrolled):
+        if probe_rows:
+            nearest[:, c] = matrix[np.ix_(probe_rows, gallery[p])].min(axis=1)
+    probes = acc.Probes(
+        tuple(enrolled),
+        tuple(persons[i] for i in probe_rows),
+        tuple(persons[i] if persons[i] in gallery else None for i in probe_rows),
+        nearest,
+    )
+    return probes, enrolled, not_enrolled
+
+
+def _detection(
+    found: list[tuple[acc.LabelledFace, bool]],
+    groups: Mapping[str, Mapping[str, str]],
+    attrs: list[str],
+    values: Mapping[str, list[str]],
+    seed: int,
+) -> dict[str, Any]:
+    """Missed labelled faces per person → miss rates overall, per group and per pose."""
+
+    def rate(rows: list[tuple[acc.LabelledFace, bool]]) -> dict[str, Any]:
+        per: dict[str, list[int]] = {}
+        for row, hit in rows:
+            c = per.setdefault(row.person, [0, 0])
+            c[0] += not hit
+            c[1] += 1
+        result = acc.person_rate(
+            [c[0] for c in per.values()], [c[1] for c in per.values()], seed=seed
+        ).as_dict()
+        result["found"] = sum(hit for _, hit in rows)
+        return result
+
+    poses = sorted({row.pose for row, _ in found if row.pose})
+    return {
+        "boxed_faces": len(found),
+        "miss": rate(found),
+        "by_group": {
+            a: {
+                v: rate([(r, h) for r, h in found if groups.get(r.person, {}).get(a) == v])
+                for v in values[a]
+            }
+            for a in attrs
+        },
+        "by_pose": {p: rate([(r, h) for r, h in found if r.pose == p]) for p in poses},
+    }
+
+
+class DirectoryPhotos:
+    """Photos read from an operator's directory (the CLI). The audit never copies them.
+
+    ``drop`` deletes nothing of the organisation's own directory: it forgets the bytes read
+    and reports what it held.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = Path(root).resolve()
+        self._read: dict[str, int] = {}
+
+    def read(self, name: str) -> bytes:
+        path = (self._root / name).resolve()
+        if self._root not in path.parents:
+            raise ValidationFailed("photo path leaves the photos directory", field="photo")
+        data = path.read_bytes()
+        self._read[name] = len(data)
+        return data
+
+    def drop(self) -> tuple[int, list[str]]:
+        count = len(self._read)
+        self._read.clear()
+        return count, []
