@@ -472,3 +472,26 @@ class DirectoryPhotos:
         count = len(self._read)
         self._read.clear()
         return count, []
+
+
+class StoredPhotos:
+    """Photos uploaded for one audit job under ``prefix`` in a bucket (the API path).
+
+    ``drop`` deletes each and then checks, as erasure does, that none is still
+    there; the audit fails loudly when one is.
+    """
+
+    def __init__(self, store: ObjectStore, bucket: str, prefix: str, names: list[str]) -> None:
+        self._store = store
+        self._bucket = bucket
+        self._prefix = prefix.rstrip("/") + "/"
+        self._names = list(names)
+
+    def read(self, name: str) -> bytes:
+        return self._store.read(self._bucket, self._prefix + name)
+
+    def drop(self) -> tuple[int, list[str]]:
+        for name in self._names:
+            self._store.delete(self._bucket, self._prefix + name)
+        left = [n for n in self._names if self._store.head(self._bucket, self._prefix + n)]
+        return len(self._names) - len(left), left
