@@ -72,6 +72,7 @@ from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
+    from quitclaim.usecases.accuracy_audit import AccuracyAudit
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
@@ -372,6 +373,7 @@ def processing_records_service() -> RecordsOfProcessing:
         webhooks=DynamoWebhooks(),
         profiles=DynamoTenants(),
         subjects=DynamoSubjects(),
+        accuracy=accuracy_evidence,
     )
 
 
@@ -489,6 +491,7 @@ def digest_service() -> Digest:
         else None,
         base_url=settings.public_base_url,
         requests=person_requests_service(),
+        accuracy=accuracy_evidence,
     )
 
 
@@ -604,6 +607,7 @@ def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
         if any(queues.values())
         else None,
         webhooks=DynamoWebhooks(),
+        accuracy=accuracy_evidence,
     )
 
 
@@ -815,3 +819,24 @@ def backlog_source(source: str) -> BacklogSource:
     if source.startswith("s3://"):
         return S3Source.from_url(aws_client("s3", _bound(get_settings())), source)
     return FolderSource(Path(source))
+
+
+def accuracy_audit_service() -> AccuracyAudit:
+    """The accuracy and bias audit (CLI, API job); reports kept in the documents bucket."""
+    from quitclaim.usecases.accuracy_audit import AccuracyAudit
+
+    settings = _bound(get_settings())
+    return AccuracyAudit(
+        tenants=DynamoTenants(),
+        engine_factory=face_engine,
+        clock=_clock,
+        store=S3ObjectStore(aws_client("s3", settings)),
+        bucket=settings.documents_bucket,
+    )
+
+
+def accuracy_evidence(tenant: str) -> dict[str, Any] | None:
+    """The last accuracy audit's summary, marked stale against today's engine and policy."""
+    from quitclaim.usecases.accuracy_audit import summary
+
+    return summary(accuracy_audit_service().latest(tenant))

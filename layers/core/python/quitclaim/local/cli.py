@@ -327,6 +327,55 @@ def audit_show(tenant: str, since: str | None) -> None:
         click.echo(json.dumps(event, sort_keys=True))
 
 
+@audit.command("accuracy")
+@click.option("--tenant", required=True)
+@click.option(
+    "--labels",
+    "labels_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CSV: photo, person, box, pose, group:<name>=<value>...",
+)
+@click.option(
+    "--photos", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path)
+)
+@click.option("--target-fmr", type=float, default=1e-4, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("."), show_default=True)
+@click.option("--per-person", is_flag=True, help="name people in the report (the officer asks)")
+@click.option("--no-store", is_flag=True, help="do not keep it as the DPIA's accuracy evidence")
+def audit_accuracy(
+    tenant: str,
+    labels_path: Path,
+    photos: Path,
+    target_fmr: float,
+    out: Path,
+    per_person: bool,
+    no_store: bool,
+) -> None:
+    """Accuracy and bias audit on labelled photos with the deployed engine (docs/accuracy-audit.md).
+
+    Writes accuracy-audit.json and accuracy-audit.html to --out, keeps the
+    report as the tenant's accuracy evidence, prints a summary.
+    """
+    from quitclaim.bootstrap import accuracy_audit_service
+    from quitclaim.domain.accuracy_report import render_html
+    from quitclaim.usecases.accuracy_audit import DirectoryPhotos, summary
+
+    service = accuracy_audit_service()
+    labels = labels_path.read_text(encoding="utf-8")
+    report = _run(
+        lambda: service.run(
+            tenant, labels, DirectoryPhotos(photos), target_fmr=target_fmr, per_person=per_person
+        )
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "accuracy-audit.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    (out / "accuracy-audit.html").write_text(render_html(report), encoding="utf-8")
+    if not no_store:
+        _run(lambda: service.store(report))
+    click.echo(json.dumps({**(summary(report) or {}), "advice": report["advice"]}, indent=2))
+
+
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)

@@ -7,6 +7,7 @@ know what "now" is: "expiring within 30 days" is decided here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -70,6 +71,9 @@ class OverviewReport:
     # Messages waiting per dead-letter queue of the stack (counts only, shared
     # by every tenant); None where a queue could not be read.
     dead_letters: dict[str, int | None] = field(default_factory=dict)
+    # The last accuracy audit's summary, with ``stale`` when the engine, model
+    # or threshold changed since (usecases/accuracy_audit.py); None: never run.
+    accuracy: dict[str, Any] | None = None
 
 
 ConsentStatus = Literal["valid", "expiring", "expired", "withdrawn", "not_yet_valid", "none"]
@@ -173,6 +177,7 @@ class Dashboard:
         limits: ImageLimits,
         queues: QueueDepths | None = None,
         webhooks: WebhookRepository | None = None,
+        accuracy: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self._registry = registry
         self._assets = assets
@@ -183,6 +188,7 @@ class Dashboard:
         self._limits = limits
         self._queues = queues
         self._webhooks = webhooks
+        self._accuracy = accuracy
 
     def overview(self, tenant: str, months: int = 12) -> OverviewReport:
         if not 1 <= months <= MAX_MONTHS:
@@ -208,6 +214,7 @@ class Dashboard:
             volumes_complete=complete,
             expiring=expiring,
             dead_letters=self._dead_letters(tenant),
+            accuracy=self._accuracy(tenant) if self._accuracy is not None else None,
         )
 
     def _dead_letters(self, tenant: str) -> dict[str, int | None]:

@@ -21,10 +21,11 @@ names or images (data minimisation): the dashboard shows the rest.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
-from typing import Protocol
+from typing import Any, Protocol
 
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import (
@@ -77,6 +78,8 @@ class DigestReport:
     dead_letters: dict[str, int | None] = field(default_factory=dict)
     open_requests: tuple[OpenRequest, ...] = ()
     deleted: tuple[tuple[str, str, datetime], ...] = ()  # asset, rule, deleted_at
+    # Why the last accuracy audit no longer describes the gate (empty: current or none).
+    accuracy_stale: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         return {
@@ -104,6 +107,7 @@ class Digest:
         queues: QueueDepths | None = None,
         requests: OpenRequests | None = None,
         base_url: str = "",
+        accuracy: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self._directory = directory
         self._assets = assets
@@ -114,6 +118,7 @@ class Digest:
         self._queues = queues
         self._requests = requests or NoOpenRequests()
         self._base_url = base_url.rstrip("/")
+        self._accuracy = accuracy
 
     def send_due(self) -> int:
         """Send today's digests; how many were sent."""
@@ -184,7 +189,12 @@ class Digest:
                 sorted(self._requests.open_requests(tenant), key=lambda r: r.deadline)
             ),
             deleted=tuple(deleted),
+            accuracy_stale=tuple(self._stale_audit(tenant)),
         )
+
+    def _stale_audit(self, tenant: str) -> list[str]:
+        evidence = self._accuracy(tenant) if self._accuracy is not None else None
+        return list(evidence.get("stale_reasons", [])) if evidence else []
 
 
 def _day(at: datetime) -> str:
@@ -232,6 +242,8 @@ def render(report: DigestReport, to: str, base_url: str = "") -> Email:
             [f"asset {a} ({rule}), deleted {_day(at)}" for a, rule, at in report.deleted],
         ),
     ]
+    if report.accuracy_stale:
+        sections.append(("Accuracy audit is stale: run it again", list(report.accuracy_stale)))
     title = f"Quitclaim digest for {report.tenant}, {_day(report.at)}"
     text_lines = [title, ""]
     html_parts = [f"<h1>{escape(title)}</h1>"]

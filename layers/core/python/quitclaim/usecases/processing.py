@@ -71,6 +71,7 @@ class RecordsOfProcessing:
         webhooks: WebhookRepository | None = None,
         profiles: TenantProfiles | None = None,
         subjects: SubjectRepository | None = None,
+        accuracy: Callable[[str], dict[str, Any] | None] | None = None,
     ) -> None:
         self._tenants = tenants
         self._assets = assets
@@ -81,6 +82,8 @@ class RecordsOfProcessing:
         self._webhooks = webhooks
         self._profiles = profiles
         self._subjects = subjects
+        # The last accuracy audit's summary (usecases/accuracy_audit.py), if any.
+        self._accuracy = accuracy
 
     def _enrolment_consents(self, tenant: str) -> tuple[int, int]:
         """(people with templates, of whom with a recorded consent to matching)."""
@@ -134,7 +137,12 @@ class RecordsOfProcessing:
             record["enrolment"] = {"enrolled": enrolled, "consent_recorded": recorded}
             record["purposes"][1]["legal_basis"] = _enrolment_basis(enrolled, recorded)
         record["retention"] = [*record["retention"], *_tenant_retention(policy)]
-        return ProcessingRecords(tenant, now, record, dpia_markdown(record))
+        markdown = dpia_markdown(record)
+        if self._accuracy is not None:
+            evidence = self._accuracy(tenant)
+            record["accuracy_evidence"] = evidence
+            markdown += accuracy_markdown(evidence)
+        return ProcessingRecords(tenant, now, record, markdown)
 
 
 def _record(
@@ -439,3 +447,24 @@ def _risks(policy: dict[str, Any]) -> list[tuple[str, str]]:
             "consent expiry on time; erasure with verification; lifecycle rules",
         ),
     ]
+
+
+def accuracy_markdown(evidence: dict[str, Any] | None) -> str:
+    """The DPIA's accuracy evidence: the last accuracy and bias audit (docs/accuracy-audit.md)."""
+    if evidence is None:
+        return (
+            "\n## 5. Accuracy evidence\n\n- No accuracy and bias audit yet: run "
+            "`quitclaim audit accuracy` on the organisation's own labelled photos.\n"
+        )
+    stale = (
+        f"- **Stale**: {'; '.join(evidence['stale_reasons'])}. Run the audit again.\n"
+        if evidence.get("stale")
+        else ""
+    )
+    return (
+        f"\n## 5. Accuracy evidence\n\n- Last audit: {evidence['created_at']}, engine "
+        f"{evidence['engine']}, encoder {evidence['encoder']}, {evidence['people']} people.\n"
+        f"- False match rate {evidence['fmr']}, false non-match rate {evidence['fnmr']}, "
+        f"wrong identifications {evidence['wrong']}; threshold advice: {evidence['advice']}.\n"
+        + stale
+    )
