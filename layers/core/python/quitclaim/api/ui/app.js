@@ -1007,6 +1007,13 @@
         h("dd", { "data-queue": name, text: count === null ? t("unknown") : String(count) }),
       ]),
     );
+    const acc = o.accuracy;
+    $("accuracy-audit").textContent = !acc
+      ? t("accuracyNone")
+      : acc.stale
+        ? t("accuracyStale", fmtDateTime(acc.created_at), acc.stale_reasons.join("; "))
+        : t("accuracyCurrent", fmtDateTime(acc.created_at));
+    $("accuracy-audit").classList.toggle("stale", Boolean(acc && acc.stale));
     $("overview-generated").textContent = t("generated", fmtDateTime(o.generated_at));
     renderRetention();
   }
