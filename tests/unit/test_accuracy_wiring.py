@@ -5,9 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from quitclaim.domain.errors import Forbidden, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.registry import Principal, Role
 from quitclaim.usecases.digest import DigestReport, render
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing, accuracy_markdown
+from quitclaim.usecases.registry import Registry
 from tests.unit.fakes import FakeTenants, FixedClock
 from tests.unit.test_processing_records import NoAssets, Requests
 
@@ -57,3 +62,60 @@ def test_the_digest_asks_for_a_new_audit_when_stale() -> None:
     assert "Accuracy audit is stale: run it again" in mail.text
     assert "engine or model changed: encoder" in mail.html
     assert "Accuracy audit" not in render(DigestReport("acme", NOW, NOW), "d@x.example").text
+
+
+class PolicyTenants(FakeTenants):
+    """Tenants with a stored policy and a pending change, as the table keeps them."""
+
+    pending: dict[str, Any] | None = None
+
+    def update_policy(self, policy: TenantPolicy) -> None:
+        self.policies[policy.tenant] = policy
+
+    def pending_policy(self, tenant: str) -> dict[str, Any] | None:
+        return self.pending
+
+    def set_pending_policy(self, tenant: str, pending: dict[str, Any] | None) -> None:
+        self.pending = pending
+
+
+ADVICE = {"status": "ok", "policy_change": {"match_threshold": 0.45, "match_margin": 0.06}}
+
+
+def _registry() -> tuple[Registry, PolicyTenants]:
+    tenants = PolicyTenants({"acme": TenantPolicy("acme", match_threshold=0.5)})
+    registry = Registry(
+        tenants=tenants,
+        subjects=None,  # type: ignore[arg-type]
+        consents=None,  # type: ignore[arg-type]
+        clock=FixedClock(NOW),
+        engine_factory=lambda: None,  # type: ignore[arg-type,return-value]
+    )
+    return registry, tenants
+
+
+def test_adopting_advice_takes_two_people_even_when_it_tightens() -> None:
+    registry, tenants = _registry()
+    ann = Principal("acme", "key_a", Role.ADMIN, person="Ann")
+    bob = Principal("acme", "key_b", Role.ADMIN, person="Bob")
+    # When one administrator adopts a tightening advice
+    first = registry.adopt_accuracy_advice("acme", ADVICE, who=ann)
+    # Then nothing changes yet: it waits for a second person
+    assert first.pending is not None and first.pending["loosens"] == ["accuracy_advice"]
+    assert tenants.policies["acme"].match_threshold == 0.5
+    # and the same person cannot confirm it
+    with pytest.raises(Forbidden):
+        registry.adopt_accuracy_advice("acme", ADVICE, who=ann)
+    # When a second person confirms the same advice, it applies
+    done = registry.adopt_accuracy_advice("acme", ADVICE, who=bob)
+    assert done.pending is None
+    assert (done.policy.match_threshold, done.policy.match_margin) == (0.45, 0.06)
+    assert tenants.pending is None
+
+
+def test_no_advice_no_change() -> None:
+    registry, _ = _registry()
+    who = Principal("acme", "key_a", Role.ADMIN, person="Ann")
+    with pytest.raises(ValidationFailed) as caught:
+        registry.adopt_accuracy_advice("acme", {"status": "unmeasurable with this data"}, who=who)
+    assert caught.value.field == "advice"

@@ -165,6 +165,13 @@ class Console:
         _admin(principal)
         return self._registry.update_policy(principal.tenant, changes, who=principal)
 
+    def adopt_accuracy_advice(
+        self, principal: Principal, advice: Mapping[str, Any]
+    ) -> PolicyUpdate:
+        """Admin: adopt an accuracy audit's threshold advice (two people, audited)."""
+        _admin(principal)
+        return self._registry.adopt_accuracy_advice(principal.tenant, advice, who=principal)
+
     # -- subjects -----------------------------------------------------------
     def create_subject(
         self,

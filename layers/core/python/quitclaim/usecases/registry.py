@@ -205,6 +205,59 @@ class Registry:
         )
         return PolicyUpdate(updated)
 
+    def adopt_accuracy_advice(
+        self, tenant: str, advice: Mapping[str, Any], *, who: Principal
+    ) -> PolicyUpdate:
+        """Adopt an accuracy audit's threshold advice: always two people, audited.
+
+        Unlike ``update_policy`` a tightening waits for a second person too: the
+        advice rests on the organisation's own labelled photos, so a second
+        administrator confirms it (docs/accuracy-audit.md). The first call keeps
+        the request; a second, different person's call with the same advice applies it.
+        """
+        if advice.get("status") != "ok" or not isinstance(advice.get("policy_change"), Mapping):
+            raise ValidationFailed("the audit gave no threshold advice to adopt", field="advice")
+        changes = {
+            k: advice["policy_change"][k]
+            for k in ("match_threshold", "match_margin")
+            if k in advice["policy_change"]
+        }
+        current = self.policy(tenant)
+        updated = replace(current, **_policy_changes(current, changes))
+        target = policy_target(updated)
+        pending = self.tenants.pending_policy(tenant)
+        if pending is None or pending.get("target") != target:
+            request = requested_by(
+                who,
+                self.clock.now().isoformat(),
+                changes=changes,
+                loosens=loosened(current, updated) or ["accuracy_advice"],
+                target=target,
+            )
+            self.tenants.set_pending_policy(tenant, request)
+            audit(
+                "policy.change_requested",
+                tenant=tenant,
+                policy=sorted(changes),
+                source=who.key_id,
+                reason="accuracy_advice",
+                people=[person_of(who)],
+            )
+            return PolicyUpdate(current, _shown(request))
+        people = confirm(pending, who, "policy change")
+        self.tenants.update_policy(updated)
+        self.tenants.set_pending_policy(tenant, None)
+        audit(
+            "policy.updated",
+            tenant=tenant,
+            policy=sorted(changes),
+            source=who.key_id,
+            reason="accuracy_advice",
+            requested_by=pending["by"],
+            people=people,
+        )
+        return PolicyUpdate(updated)
+
     def pending_policy(self, tenant: str) -> dict[str, Any] | None:
         """The loosening policy change waiting for a second administrator, if any."""
         self.policy(tenant)
