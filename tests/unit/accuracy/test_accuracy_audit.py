@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from quitclaim.bootstrap import face_engine
 from quitclaim.domain.accuracy import parse_labels
@@ -212,3 +213,34 @@ def test_a_photo_left_behind_fails_the_audit(engine: OnceEngine) -> None:
 
     with pytest.raises(QuitclaimError):
         _audit(engine).run("acme", LABELS, Sticky(FACES), policy=TenantPolicy("acme"))
+
+
+def test_the_cli_writes_the_report_and_keeps_the_evidence(
+    engine: OnceEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the operator CLI wired to an in-memory tenant and documents bucket
+    import quitclaim.bootstrap as bootstrap
+    import quitclaim.local.cli as cli
+
+    store = FakeStore()
+    service = _audit(engine, store)
+    monkeypatch.setattr(bootstrap, "accuracy_audit_service", lambda: service)
+    # (the audit chain's bucket is the integration tests' business)
+    monkeypatch.setattr(cli, "_run", lambda action: action())
+    labels = tmp_path / "labels.csv"
+    labels.write_text(LABELS, encoding="utf-8")
+    # When the audit runs from the command line
+    result = CliRunner().invoke(
+        cli.main,
+        [
+            "audit", "accuracy", "--tenant", "acme", "--labels", str(labels),
+            "--photos", str(FACES), "--target-fmr", str(TARGET), "--out", str(tmp_path),
+        ],
+    )  # fmt: skip
+    # Then it prints the summary, writes JSON and HTML, and keeps both as evidence
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout[result.stdout.index("{\n") :])
+    assert printed["people"] == 7 and printed["advice"]["status"] == "ok"
+    assert json.loads((tmp_path / "accuracy-audit.json").read_text())["data"]["probes"] == 17
+    assert "<svg" in (tmp_path / "accuracy-audit.html").read_text()
+    assert ("docs", "acme/audits/accuracy/latest.json") in store.objects
