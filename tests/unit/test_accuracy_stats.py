@@ -241,3 +241,12 @@ def test_the_html_report_draws_its_own_svg_and_states_limits() -> None:
     page = render_html(report)
     assert page.count("<svg") == 4
     assert "a limit" in page and "Art. 9" in page and "Stale: match_threshold changed" in page
+
+
+def test_det_curves_run_from_all_misses_down_and_are_empty_without_data() -> None:
+    pairs = _pairs()
+    curve = acc.det_curve(pairs)
+    assert curve[0][1:] == (0.0, 1.0) and curve[-1][2] == 0.0  # impostors reach 2.0
+    fmrs = [p[1] for p in curve]
+    assert fmrs == sorted(fmrs)
+    assert acc.det_curve(pairs, {"cat"}) == []  # one face: no pairs at all

@@ -186,9 +186,10 @@ def _weights(people: int, seed: int, rounds: int) -> npt.NDArray[np.float64]:
 
 
 def _interval(values: npt.NDArray[np.float64]) -> tuple[float, float]:
+    # A round that drew only people without comparisons has no rate: left out.
     finite = values[np.isfinite(values)]
     if finite.size == 0:
-        return (math.nan, math.nan)
+        return (0.0, 1.0)
     low, high = np.percentile(finite, [2.5, 97.5])
     return (round(float(low), 6), round(float(high), 6))
 
@@ -418,7 +419,7 @@ def identification(
 
 
 def det_curve(pairs: Pairs, chosen: set[str] | None = None) -> list[tuple[float, float, float]]:
-    """(threshold, FMR, FNMR) over ``CURVE_GRID`` (point rates, no intervals)."""
+    """(threshold, FMR, FNMR) over ``CURVE_GRID`` (point rates, no intervals); [] without data."""
     g = (
         pairs.genuine[_mask(pairs.people, chosen)[pairs.genuine_person]]
         if pairs.genuine.size
@@ -430,12 +431,11 @@ def det_curve(pairs: Pairs, chosen: set[str] | None = None) -> list[tuple[float,
         if pairs.impostor.size
         else pairs.impostor
     )
-    points = []
-    for t in CURVE_GRID:
-        fm = float((i <= t).mean()) if i.size else math.nan
-        fn = float((g > t).mean()) if g.size else math.nan
-        points.append((t, round(fm, 6), round(fn, 6)))
-    return points
+    if not i.size or not g.size:
+        return []  # no curve without both kinds of pair (and no NaN in the JSON)
+    return [
+        (t, round(float((i <= t).mean()), 6), round(float((g > t).mean()), 6)) for t in CURVE_GRID
+    ]
 
 
 def histogram(values: npt.NDArray[np.float64]) -> list[int]:

@@ -100,7 +100,7 @@ def det_svg(curves: Mapping[str, Sequence[Sequence[float]]]) -> str:
     """FNMR against FMR per group as the threshold moves (linear axes)."""
     body: list[str] = []
     for k, (name, points) in enumerate(curves.items()):
-        xy = [(p[1], p[2]) for p in points if p[1] == p[1] and p[2] == p[2]]  # drop NaN
+        xy = [(p[1], p[2]) for p in points]
         if not xy:
             continue
         path = " ".join(f"{_x(a, 1):.1f},{_y(b, 1):.1f}" for a, b in xy)
