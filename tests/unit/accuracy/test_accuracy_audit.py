@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from quitclaim.bootstrap import face_engine
 from quitclaim.domain.accuracy import parse_labels
-from quitclaim.domain.errors import QuitclaimError
+from quitclaim.domain.errors import QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.faces.ports import DecodedImage, FaceObservation
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, DirectoryPhotos, StoredPhotos, summary
@@ -172,7 +172,8 @@ def test_no_names_in_the_report_or_logs_unless_asked(
 ) -> None:
     text = json.dumps(at_policy, allow_nan=False)  # strict JSON for the dashboard
     assert not any(name in text for name in NAMES)
-    assert at_policy["cleanup"] == {"photos_deleted": 18, "templates_deleted": 22, "verified": True}
+    cleanup = {k: v for k, v in at_policy["cleanup"].items() if k != "photos"}
+    assert cleanup == {"photos_deleted": 18, "templates_deleted": 22, "verified": True}
     with caplog.at_level(logging.DEBUG):
         detailed = _run(engine, 0.5, per_person=True)
     assert set(detailed["per_person"]) == set(NAMES)
@@ -244,3 +245,12 @@ def test_the_cli_writes_the_report_and_keeps_the_evidence(
     assert json.loads((tmp_path / "accuracy-audit.json").read_text())["data"]["probes"] == 17
     assert "<svg" in (tmp_path / "accuracy-audit.html").read_text()
     assert ("docs", "acme/audits/accuracy/latest.json") in store.objects
+
+
+def test_staged_photos_are_deleted_even_when_the_labels_are_refused(engine: OnceEngine) -> None:
+    store = FakeStore()
+    store.write("staging", "acme/audit-2/a.jpg", b"x")
+    photos = StoredPhotos(store, "staging", "acme/audit-2", ["a.jpg"])
+    with pytest.raises(ValidationFailed):
+        _audit(engine).run("acme", "a.jpg,ann,1 2 3\n", photos)
+    assert store.objects == {}

@@ -60,6 +60,9 @@ LIMITS = (
 class PhotoSource(Protocol):
     """The audit's photos by the name the labels use; ``drop`` deletes them when it ends."""
 
+    # What "deleted" means for this source, stated in the report.
+    kind: str
+
     def read(self, name: str) -> bytes: ...
 
     def drop(self) -> tuple[int, list[str]]:
@@ -101,10 +104,11 @@ class AccuracyAudit:
                 raise NotFound(f"tenant {tenant!r} not found")
         if not 0 < target_fmr < 1:
             raise ValidationFailed("target_fmr must be between 0 and 1", field="target_fmr")
-        labels = acc.parse_labels(labels_text)
-        engine = self._engine_factory()
         cache: dict[str, tuple[list[FaceObservation], bool]] = {}
         try:
+            # inside: staged photos are deleted even when the labels are refused
+            labels = acc.parse_labels(labels_text)
+            engine = self._engine_factory()
             report = self._measure(
                 tenant, labels, photos, engine, cache, policy, target_fmr, per_person, seed
             )
@@ -115,6 +119,7 @@ class AccuracyAudit:
         if left:
             raise QuitclaimError(f"audit photos not deleted: {len(left)} remain")
         report["cleanup"] = {
+            "photos": photos.kind,
             "photos_deleted": deleted,
             "templates_deleted": templates,
             "verified": not left and not cache,
@@ -456,6 +461,8 @@ class DirectoryPhotos:
     and reports what it held.
     """
 
+    kind = "operator's directory: read in place, never copied; bytes dropped from memory"
+
     def __init__(self, root: Path) -> None:
         self._root = Path(root).resolve()
         self._read: dict[str, int] = {}
@@ -480,6 +487,8 @@ class StoredPhotos:
     ``drop`` deletes each and then checks, as erasure does, that none is still
     there; the audit fails loudly when one is.
     """
+
+    kind = "staged in the bucket: deleted, and verified gone"
 
     def __init__(self, store: ObjectStore, bucket: str, prefix: str, names: list[str]) -> None:
         self._store = store
