@@ -491,7 +491,6 @@ def digest_service() -> Digest:
         else None,
         base_url=settings.public_base_url,
         requests=person_requests_service(),
-        accuracy=accuracy_evidence,
     )
 
 
