@@ -9,6 +9,11 @@ transaction: the head moves only from the state it was read in, and the
 block marker is created only if absent; that serialises one tenant's appends
 across Lambdas and makes a retried block a no-op.
 
+Lanes (``domain/audit_chain.py``): lane ``k > 0`` has its own head item
+``sk = "head#<kk>"`` and records ``audit/<tenant>/s<kk>/<seq>.json``; block
+markers are the tenant's, whatever the lane, so a retry on another lane is
+still a duplicate.
+
 Records go to ``audit/<tenant>/<seq>.json`` in the audit bucket (Object Lock,
 versioned, SSE-KMS under the stack key by bucket default), created only:
 every put carries ``If-None-Match: *`` (the bucket policy denies any other
@@ -30,6 +35,13 @@ from quitclaim.domain.ports import Clock
 from quitclaim.observability import count
 
 HEAD = "head"
+
+
+def head_key(lane: int) -> str:
+    """The sort key of a lane's head item (lane 0: the original ``head``)."""
+    return f"{HEAD}#{lane:02d}" if lane else HEAD
+
+
 BLOCK_MEMORY = timedelta(days=30)
 # What S3 answers a create-only put whose key exists (or is being created).
 _EXISTS = ("PreconditionFailed", "ConditionalRequestConflict")
@@ -45,21 +57,33 @@ class DynamoS3AuditChain:
         self._bucket = bucket
         self._clock = clock
 
-    def head(self, tenant: str) -> ChainHead | None:
+    def head(self, tenant: str, lane: int = 0) -> ChainHead | None:
         try:
             item = self._ddb.get_item(
                 TableName=self._table,
-                Key={"tenant": {"S": tenant}, "sk": {"S": HEAD}},
+                Key={"tenant": {"S": tenant}, "sk": {"S": head_key(lane)}},
                 ConsistentRead=True,
             ).get("Item")
         except ClientError as exc:
             raise DependencyFailed(f"audit head read failed: {_code(exc)}") from exc
-        if item is None:
-            return None
-        pending = item.get("pending", {}).get("B")
-        return ChainHead(
-            int(item["seq"]["N"]), item["hash"]["S"], bytes(pending) if pending else None
-        )
+        return None if item is None else _head(item)
+
+    def heads(self, tenant: str) -> dict[int, ChainHead]:
+        found: dict[int, ChainHead] = {}
+        try:
+            pages = self._ddb.get_paginator("query").paginate(
+                TableName=self._table,
+                KeyConditionExpression="tenant = :t AND begins_with(sk, :h)",
+                ExpressionAttributeValues={":t": {"S": tenant}, ":h": {"S": HEAD}},
+                ConsistentRead=True,
+            )
+            for page in pages:
+                for item in page.get("Items", []):
+                    sk = item["sk"]["S"]
+                    found[int(sk[len(HEAD) + 1 :]) if sk != HEAD else 0] = _head(item)
+        except ClientError as exc:
+            raise DependencyFailed(f"audit heads read failed: {_code(exc)}") from exc
+        return found
 
     def advance(
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
@@ -68,7 +92,7 @@ class DynamoS3AuditChain:
             "TableName": self._table,
             "Item": {
                 "tenant": {"S": tenant},
-                "sk": {"S": HEAD},
+                "sk": {"S": head_key(int(record.get("lane", 0)))},
                 "seq": {"N": str(record["seq"])},
                 "hash": {"S": str(record["hash"])},
                 "pending": {"B": body},
@@ -111,11 +135,11 @@ class DynamoS3AuditChain:
             raise DependencyFailed(f"audit head advance failed: {code}") from exc
         return "advanced"
 
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+    def put_record(self, tenant: str, seq: int, body: bytes, lane: int = 0) -> None:
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
-                Key=record_key(tenant, seq),
+                Key=record_key(tenant, seq, lane),
                 Body=body,
                 ContentType="application/json",
                 # Object Lock's default retention needs an integrity checksum on PUT.
@@ -133,11 +157,11 @@ class DynamoS3AuditChain:
                 return
             raise DependencyFailed(f"audit record put failed: {_code(exc)}") from exc
 
-    def mark_written(self, tenant: str, seq: int) -> None:
+    def mark_written(self, tenant: str, seq: int, lane: int = 0) -> None:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key={"tenant": {"S": tenant}, "sk": {"S": HEAD}},
+                Key={"tenant": {"S": tenant}, "sk": {"S": head_key(lane)}},
                 UpdateExpression="REMOVE pending",
                 ConditionExpression="#seq = :seq",
                 ExpressionAttributeNames={"#seq": "seq"},
@@ -175,6 +199,11 @@ class DynamoS3AuditChain:
                     yield key, None
         except ClientError as exc:
             raise DependencyFailed(f"audit records read failed: {_code(exc)}") from exc
+
+
+def _head(item: Mapping[str, Any]) -> ChainHead:
+    pending = item.get("pending", {}).get("B")
+    return ChainHead(int(item["seq"]["N"]), item["hash"]["S"], bytes(pending) if pending else None)
 
 
 def _code(exc: ClientError) -> str:
