@@ -28,8 +28,8 @@ Pure: no I/O. ``quitclaim audit verify`` feeds it the bucket's objects.
 from __future__ import annotations
 
 import hashlib
-import json
 import heapq
+import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -335,8 +335,8 @@ def chain_records(
         by_lane.setdefault(int(match["lane"] or 0), []).append(json.loads(body))
     for lane, lane_head in heads.items():
         found = by_lane.setdefault(lane, [])
-        if lane_head is not None and lane_head.pending is not None:
-            if lane_head.seq == len(found) + 1:  # sealed in the head, its put not landed yet
-                found.append(json.loads(lane_head.pending))
+        pending = lane_head.pending if lane_head is not None else None
+        if lane_head is not None and pending is not None and lane_head.seq == len(found) + 1:
+            found.append(json.loads(pending))  # sealed in the head, its put not landed yet
     merged = heapq.merge(*(by_lane[k] for k in sorted(by_lane)), key=lambda r: str(r.get("at")))
     return list(merged)

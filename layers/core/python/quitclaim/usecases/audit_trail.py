@@ -78,7 +78,7 @@ class AuditTrail:
         return appended
 
     def append(self, tenant: str, block: str, events: Sequence[Mapping[str, Any]]) -> int:
-        """Append ``events`` as block ``block``; the record's seq in its lane (0: appended before)."""
+        """Append ``events`` as block ``block``; its seq in its lane (0: appended before)."""
         lane = self._lane.get(tenant, 0)
         seq, lane, digest = self._append(tenant, block, events, lane, None)
         if seq and anchored(lane, seq):
@@ -120,12 +120,12 @@ class AuditTrail:
             if fresh and self.lanes and anchor is None:
                 # Lost to another appender on a head read just now: contention.
                 # Another lane is (most likely) free: no backoff needed.
-                lane = random.randint(1, self.lanes)  # noqa: S311 - spreading load, not secrecy
+                lane = random.randint(1, self.lanes)
                 self._lane[tenant] = lane
                 head = self._last_heads.pop((tenant, lane), None)
                 count("AuditLaneSwitched")
                 continue
-            self.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))  # noqa: S311
+            self.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
         raise DependencyFailed(f"audit chain of {tenant} stayed contended")
 
     def _anchor(self, tenant: str, lane: int, seq: int, digest: str) -> None:
@@ -143,7 +143,7 @@ class AuditTrail:
         return heads.pop(0, None), heads
 
     def verify(self, tenant: str) -> Verification:
-        """Recompute the tenant's chain from every stored version (listing first, then the heads)."""
+        """Recompute the tenant's chain from every stored version (listing, then heads)."""
         objects = list(self.store.records(tenant))
         head, lanes = self._heads(tenant)
         return verify(tenant, objects, head, lanes)
