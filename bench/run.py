@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from bench import audit_append as audit_append_module
 from bench import backlog as backlog_module
 from bench import cost as cost_module
 from bench import engine as engine_module
@@ -52,6 +53,8 @@ class Plan:
     recheck_assets: int = 1000
     recheck_repeats: int = 1
     backlog_images: int = 1000
+    audit_seconds: float = 5.0
+    audit_writers: tuple[int, ...] = audit_append_module.WRITERS
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -70,6 +73,8 @@ QUICK = Plan(
     pipeline_batch=2,
     recheck_assets=10,
     backlog_images=10,
+    audit_seconds=1.0,
+    audit_writers=(1, 10),
 )
 
 
@@ -153,6 +158,13 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
             "backlog_1k",
             lambda: backlog_module.backlog_1k(
                 backlog_module.run_backlog(images=plan.backlog_images, log=log)
+            ),
+        )
+    if "audit_append_concurrency" in wanted:
+        step(
+            "audit_append_concurrency",
+            lambda: audit_append_module.audit_append_concurrency(
+                seconds=plan.audit_seconds, writers=plan.audit_writers, log=log
             ),
         )
     if "cost_per_1000" in wanted:
