@@ -141,7 +141,9 @@ def _cell(
     deadline = [0.0]
 
     def work(w: int) -> None:
-        trail = AuditTrail(store, current_clock(), **({} if lanes is None else {"lanes": lanes}))
+        trail = AuditTrail(store, current_clock())
+        if lanes is not None:
+            trail.lanes = lanes
         start.wait()
         i = 0
         while time.perf_counter() < deadline[0]:

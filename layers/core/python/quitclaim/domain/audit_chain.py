@@ -200,8 +200,12 @@ def _walk(
     lane: int,
     listed: list[tuple[str, list[bytes | None]]],
     head: ChainHead | None,
+    wanted: frozenset[int] = frozenset(),
 ) -> _Walked | ChainBreak:
-    """One lane in key order: the first broken link, or what it holds."""
+    """One lane in key order: the first broken link, or what it holds.
+
+    ``wanted``: the seqs whose hashes lane 0's anchors name (kept for the check).
+    """
     walked = _Walked(anchored={}, anchors=[])
     expected, prev = 1, GENESIS
     if head is not None and head.pending is not None and head.seq == len(listed) + 1:
@@ -243,7 +247,7 @@ def _walk(
             detail = "prev is not the hash of the record before"
             return ChainBreak(at_key, key, "prev_mismatch", detail)
         prev = str(record["hash"])
-        if anchored(lane, at_key):
+        if at_key in wanted:
             walked.anchored[at_key] = prev  # type: ignore[index]
         anchor = record.get("anchor")
         if lane == 0 and anchor is not None:
@@ -289,25 +293,31 @@ def verify(
     heads = {0: head, **(lanes or {})}
     records = events = 0
     walked: dict[int, _Walked] = {}
+    wanted: dict[int, set[int]] = {}
+    # Lane 0 first: its anchors say which records of the other lanes to remember.
     for lane in sorted({0, *grouped, *(k for k, h in heads.items() if h is not None)}):
-        result = _walk(tenant, lane, grouped.get(lane, []), heads.get(lane))
+        seqs = frozenset(wanted.get(lane, ()))
+        result = _walk(tenant, lane, grouped.get(lane, []), heads.get(lane), seqs)
         if isinstance(result, ChainBreak):
             return Verification(tenant, records, events, result)
         walked[lane] = result
         records, events = records + result.records, events + result.events
+        for _, anchor in result.anchors or []:
+            if isinstance(anchor.get("lane"), int) and isinstance(anchor.get("seq"), int):
+                wanted.setdefault(anchor["lane"], set()).add(anchor["seq"])
     for at, anchor in walked[0].anchors or []:
-        lane, seq = anchor.get("lane"), anchor.get("seq")
-        if not isinstance(lane, int) or not isinstance(seq, int) or lane < 1 or seq < 1:
+        named, seq = anchor.get("lane"), anchor.get("seq")
+        if not isinstance(named, int) or not isinstance(seq, int) or named < 1 or seq < 1:
             key = record_key(tenant, at)
             return Verification(
                 tenant, records, events, ChainBreak(at, key, "unreadable", "a malformed anchor")
             )
-        have = walked.get(lane, _Walked()).records
-        key = record_key(tenant, seq, lane)
+        have = walked.get(named, _Walked()).records
+        key = record_key(tenant, seq, named)
         if have < seq:
-            detail = f"anchored by record {at} of lane 0; lane {lane} ends at {have} (cut off)"
+            detail = f"anchored by record {at} of lane 0; lane {named} ends at {have} (cut off)"
             return Verification(tenant, records, events, ChainBreak(seq, key, "missing", detail))
-        if (walked[lane].anchored or {}).get(seq) != anchor.get("hash"):
+        if (walked[named].anchored or {}).get(seq) != anchor.get("hash"):
             detail = f"not the record anchored by record {at} of lane 0"
             return Verification(
                 tenant, records, events, ChainBreak(seq, key, "anchor_mismatch", detail)
