@@ -237,7 +237,8 @@ def test_concurrent_appenders_on_the_stack_leave_no_gap_and_no_fork(
     assert failures == []
     result = trail.verify(tenant)
     assert result.intact, result.first_break
-    assert (result.records, result.events) == (12, 12)
+    # (records: the blocks, plus lane 0's anchors of any lane that contention opened)
+    assert result.events == 12 and result.records >= 12
 
 
 def test_a_retried_work_item_appends_no_second_block(world: dict[str, Any]) -> None:

@@ -261,8 +261,10 @@ def test_concurrent_appenders_leave_no_gap_and_no_fork() -> None:
         th.join()
     # Then the chain is one unbroken line holding every block exactly once
     result = t.verify(TENANT)
-    assert result.intact and result.records == 80
-    blocks = [json.loads(body)["block"] for _, body in store.records(TENANT)]
+    assert result.intact and result.events == 80
+    # (an appender that lost a race may have moved to a lane: anchors are no blocks of work)
+    records = [json.loads(body) for _, body in store.records(TENANT)]
+    blocks = [r["block"] for r in records if "anchor" not in r]
     assert sorted(blocks) == sorted(f"sqs/{n}-{i}" for n in range(8) for i in range(10))
 
 
