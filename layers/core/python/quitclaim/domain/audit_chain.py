@@ -15,7 +15,7 @@ however well the new versions were re-sealed.
 Lanes (format 2). One head serialises a tenant: under a backlog every
 appender of the tenant contends for it. An appender that loses a race for a
 head it has just read moves to one of ``LANES`` further chains of the same
-tenant (lane ``k``: ``audit/<tenant>/s<kk>/<seq>.json``, its own head), each
+tenant (lane ``k``: ``audit/<tenant>/s<kkk>/<seq>.json``, its own head), each
 built by the same rules; lane 0 is the original chain, whose records keep
 format 1. A lane's first record and every ``ANCHOR_EVERY``-th are
 **anchored** in lane 0 (a record whose ``anchor`` names the lane, seq and
@@ -39,12 +39,12 @@ GENESIS = "0" * 64
 FORMAT = 1
 # Records of a lane > 0, and anchors: they carry fields format 1 does not know.
 LANE_FORMAT = 2
-# Lanes besides lane 0: enough that a hundred concurrent appenders of one
-# tenant rarely meet on one head (docs/audit-capacity.md).
-LANES = 64
+# Lanes besides lane 0: enough that a thousand appends a second of one tenant
+# keep each head mostly idle (docs/audit-capacity.md). At most 999 (the key).
+LANES = 128
 ANCHOR_EVERY = 64
 _SEQ_DIGITS = 12
-_KEY = re.compile(r"^audit/(?P<tenant>[^/]+)/(?:s(?P<lane>\d{2})/)?(?P<seq>\d{12})\.json$")
+_KEY = re.compile(r"^audit/(?P<tenant>[^/]+)/(?:s(?P<lane>\d{3})/)?(?P<seq>\d{12})\.json$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,8 +107,8 @@ def digest(record: Mapping[str, Any]) -> str:
 
 
 def record_key(tenant: str, seq: int, lane: int = 0) -> str:
-    """``audit/<tenant>/[s<lane>/]<seq, 12 digits>.json``: lexical order is a lane's order."""
-    where = f"s{lane:02d}/" if lane else ""
+    """``audit/<tenant>/[s<lane, 3 digits>/]<seq, 12 digits>.json``: key order is lane order."""
+    where = f"s{lane:03d}/" if lane else ""
     return f"audit/{tenant}/{where}{seq:0{_SEQ_DIGITS}d}.json"
 
 

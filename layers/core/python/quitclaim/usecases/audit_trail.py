@@ -134,7 +134,7 @@ class AuditTrail:
         """Seal lane ``lane``'s record ``seq`` into lane 0 (best effort)."""
         anchor = {"lane": lane, "seq": seq, "hash": digest}
         try:
-            self._append(tenant, f"anchor/s{lane:02d}/{seq}", [], 0, anchor, self.anchor_attempts)
+            self._append(tenant, f"anchor/s{lane:03d}/{seq}", [], 0, anchor, self.anchor_attempts)
         except DependencyFailed:
             # The work item's own record is in its lane: failing it would only
             # retry into "duplicate". The lane's head still witnesses its length,
