@@ -39,10 +39,11 @@ GENESIS = "0" * 64
 FORMAT = 1
 # Records of a lane > 0, and anchors: they carry fields format 1 does not know.
 LANE_FORMAT = 2
-# Lanes besides lane 0: enough that a thousand appends a second of one tenant
+# Lanes besides lane 0: enough that a thousand uploads a second of one tenant
 # keep each head mostly idle (docs/audit-capacity.md). At most 999 (the key).
-LANES = 128
-ANCHOR_EVERY = 64
+LANES = 256
+# Anchors are appends to lane 0: rare enough that they never crowd it.
+ANCHOR_EVERY = 256
 _SEQ_DIGITS = 12
 _KEY = re.compile(r"^audit/(?P<tenant>[^/]+)/(?:s(?P<lane>\d{3})/)?(?P<seq>\d{12})\.json$")
 
