@@ -134,7 +134,10 @@ class AuditTrail:
         """Seal lane ``lane``'s record ``seq`` into lane 0 (best effort)."""
         anchor = {"lane": lane, "seq": seq, "hash": digest}
         try:
-            self._append(tenant, f"anchor/s{lane:03d}/{seq}", [], 0, anchor, self.anchor_attempts)
+            # A lane's first anchor is tried once: lanes open in bursts (a crowd
+            # leaving lane 0 at once), and the lane's next anchor covers it.
+            tries = 1 if seq == 1 else self.anchor_attempts
+            self._append(tenant, f"anchor/s{lane:03d}/{seq}", [], 0, anchor, tries)
         except DependencyFailed:
             # The work item's own record is in its lane: failing it would only
             # retry into "duplicate". The lane's head still witnesses its length,
