@@ -254,3 +254,16 @@ def test_an_anchor_of_lane_zero_cannot_be_dropped_quietly() -> None:
     anchor_key = next(k for k, b in lane_records(store)[0] if "anchor" in json.loads(b))
     del store.objects[anchor_key]
     assert broken(check(store))[2] == "missing"
+
+
+def test_a_forged_lane_without_a_head_is_beyond_its_head() -> None:
+    # Given a whole lane forged into the bucket, well chained, but never appended
+    store = build(containers=1, blocks=1)
+    unused = next(k for k in range(1, audit_chain.LANES + 1) if k not in lane_records(store))
+    prev = audit_chain.GENESIS
+    for seq in (1, 2):
+        record = seal(TENANT, seq, prev, f"forged-{seq}", "2026-01-01T00:00:00+00:00", [], unused)
+        prev = record["hash"]
+        store.objects[record_key(TENANT, seq, unused)] = canonical(record)
+    # Then, the lanes' heads known, the lane has none: all of it is beyond its head
+    assert broken(check(store)) == (1, record_key(TENANT, 1, unused), "beyond_head")

@@ -284,14 +284,19 @@ def verify(
     ``objects`` are ``(key, body)`` under the tenant's prefix: every stored
     version of each key, oldest first, a delete marker as ``(key, None)``
     (a store without versions gives one per key). ``head`` (lane 0's) and
-    ``lanes`` (the other lanes' heads), when known, reveal records cut off
-    the end; lane 0's anchors reveal a lane cut below its newest anchor
-    even without them.
+    ``lanes`` (the other lanes' heads; None: not known), when known, reveal
+    records cut off the end or added after it (a lane with records and no
+    head included); lane 0's anchors reveal a lane cut below its newest
+    anchor even without them.
     """
     grouped = _lanes_of(tenant, sorted(stored_versions(objects).items()))
     if isinstance(grouped, ChainBreak):
         return Verification(tenant, 0, 0, grouped)
-    heads = {0: head, **(lanes or {})}
+    heads: dict[int, ChainHead | None] = {0: head, **(lanes or {})}
+    if lanes is not None:
+        # The lanes' heads are known: a lane without one was never appended
+        # to (a forged lane, however well chained): all of it is beyond its head.
+        heads.update({k: ChainHead(0, GENESIS) for k in grouped if k and k not in lanes})
     records = events = 0
     walked: dict[int, _Walked] = {}
     wanted: dict[int, set[int]] = {}
