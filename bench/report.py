@@ -21,6 +21,7 @@ REQUIRED = (
     "cost_per_1000",
     "backlog_1k",
     "accuracy_audit",
+    "audit_append_concurrency",
 )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import accuracy as accuracy_module
+from bench import audit_append as audit_append_module
 from bench import backlog as backlog_module
 from bench import cost as cost_module
 from bench import engine as engine_module
@@ -55,6 +56,8 @@ class Plan:
     backlog_images: int = 1000
     accuracy_repeats: int = 2
     accuracy_quick: bool = False
+    audit_seconds: float = 5.0
+    audit_writers: tuple[int, ...] = audit_append_module.WRITERS
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -75,6 +78,8 @@ QUICK = Plan(
     backlog_images=10,
     accuracy_repeats=1,
     accuracy_quick=True,
+    audit_seconds=1.0,
+    audit_writers=(1, 10),
 )
 
 
@@ -165,6 +170,13 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
             "accuracy_audit",
             lambda: accuracy_module.accuracy_audit(
                 repeats=plan.accuracy_repeats, quick=plan.accuracy_quick, log=log
+            ),
+        )
+    if "audit_append_concurrency" in wanted:
+        step(
+            "audit_append_concurrency",
+            lambda: audit_append_module.audit_append_concurrency(
+                seconds=plan.audit_seconds, writers=plan.audit_writers, log=log
             ),
         )
     if "cost_per_1000" in wanted:

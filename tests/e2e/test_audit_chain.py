@@ -95,7 +95,8 @@ def verify_cli(tenant: str = TENANT) -> tuple[int, dict[str, Any]]:
 
 
 def _event_key(event: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in event.items() if k not in ("seq", "at")}, sort_keys=True)
+    where = ("seq", "lane", "at")  # the record's place, not the event
+    return json.dumps({k: v for k, v in event.items() if k not in where}, sort_keys=True)
 
 
 def test_every_audit_event_of_a_handler_invocation_is_in_the_chain(
@@ -237,7 +238,8 @@ def test_concurrent_appenders_on_the_stack_leave_no_gap_and_no_fork(
     assert failures == []
     result = trail.verify(tenant)
     assert result.intact, result.first_break
-    assert (result.records, result.events) == (12, 12)
+    # (records: the blocks, plus lane 0's anchors of any lane that contention opened)
+    assert result.events == 12 and result.records >= 12
 
 
 def test_a_retried_work_item_appends_no_second_block(world: dict[str, Any]) -> None:

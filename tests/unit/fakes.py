@@ -324,45 +324,64 @@ class FakeAuditChain:
     """The AuditChainStore port in memory: one lock plays DynamoDB's conditional write.
 
     ``fail_puts`` makes the next N record puts fail (after the head advanced),
-    as an S3 outage between the two steps would.
+    as an S3 outage between the two steps would. ``heads`` holds lane 0's
+    head per tenant, ``lane_heads`` the other lanes' per (tenant, lane).
     """
 
-    heads: dict[str, ChainHead] = field(default_factory=dict)
+    heads_: dict[str, ChainHead] = field(default_factory=dict)
+    lane_heads: dict[tuple[str, int], ChainHead] = field(default_factory=dict)
     blocks: set[tuple[str, str]] = field(default_factory=set)
     objects: dict[str, bytes] = field(default_factory=dict)
     fail_puts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def head(self, tenant: str) -> ChainHead | None:
+    def _get(self, tenant: str, lane: int) -> ChainHead | None:
+        return self.lane_heads.get((tenant, lane)) if lane else self.heads_.get(tenant)
+
+    def _set(self, tenant: str, lane: int, head: ChainHead) -> None:
+        if lane:
+            self.lane_heads[(tenant, lane)] = head
+        else:
+            self.heads_[tenant] = head
+
+    def head(self, tenant: str, lane: int = 0) -> ChainHead | None:
         with self.lock:
-            return self.heads.get(tenant)
+            return self._get(tenant, lane)
+
+    def heads(self, tenant: str) -> dict[int, ChainHead]:
+        with self.lock:
+            found = {k: h for (t, k), h in self.lane_heads.items() if t == tenant}
+            if tenant in self.heads_:
+                found[0] = self.heads_[tenant]
+            return found
 
     def advance(
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
     ) -> str:
+        lane = int(record.get("lane", 0))
         with self.lock:
             if (tenant, record["block"]) in self.blocks:
                 return "duplicate"
-            current = self.heads.get(tenant)
+            current = self._get(tenant, lane)
             now = (current.seq, current.hash) if current else None
             if now != ((expected.seq, expected.hash) if expected else None):
                 return "race"
-            self.heads[tenant] = ChainHead(record["seq"], record["hash"], body)
+            self._set(tenant, lane, ChainHead(record["seq"], record["hash"], body))
             self.blocks.add((tenant, record["block"]))
             return "advanced"
 
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+    def put_record(self, tenant: str, seq: int, body: bytes, lane: int = 0) -> None:
         with self.lock:
             if self.fail_puts:
                 self.fail_puts -= 1
                 raise DependencyFailed("audit record put failed: SlowDown")
-            self.objects[record_key(tenant, seq)] = body
+            self.objects.setdefault(record_key(tenant, seq, lane), body)
 
-    def mark_written(self, tenant: str, seq: int) -> None:
+    def mark_written(self, tenant: str, seq: int, lane: int = 0) -> None:
         with self.lock:
-            head = self.heads.get(tenant)
+            head = self._get(tenant, lane)
             if head is not None and head.seq == seq:
-                self.heads[tenant] = replace(head, pending=None)
+                self._set(tenant, lane, replace(head, pending=None))
 
     def records(self, tenant: str) -> list[tuple[str, bytes]]:
         with self.lock:

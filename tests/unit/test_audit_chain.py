@@ -261,8 +261,10 @@ def test_concurrent_appenders_leave_no_gap_and_no_fork() -> None:
         th.join()
     # Then the chain is one unbroken line holding every block exactly once
     result = t.verify(TENANT)
-    assert result.intact and result.records == 80
-    blocks = [json.loads(body)["block"] for _, body in store.records(TENANT)]
+    assert result.intact and result.events == 80
+    # (an appender that lost a race may have moved to a lane: anchors are no blocks of work)
+    records = [json.loads(body) for _, body in store.records(TENANT)]
+    blocks = [r["block"] for r in records if "anchor" not in r]
     assert sorted(blocks) == sorted(f"sqs/{n}-{i}" for n in range(8) for i in range(10))
 
 
@@ -272,9 +274,9 @@ def test_two_containers_taking_turns_keep_one_chain_and_read_the_head_only_when_
     reads: list[str] = []
     original = store.head
 
-    def counted(tenant: str) -> ChainHead | None:
+    def counted(tenant: str, lane: int = 0) -> ChainHead | None:
         reads.append(tenant)
-        return original(tenant)
+        return original(tenant, lane)
 
     store.head = counted  # type: ignore[method-assign]
     a, b = trail(store), trail(store)
@@ -285,7 +287,7 @@ def test_two_containers_taking_turns_keep_one_chain_and_read_the_head_only_when_
     # that had not written it last (the 1st, 2nd, 3rd and 4th appends: not the 5th)
     result = a.verify(TENANT)
     assert result.intact and result.records == 5
-    assert len(reads) == 4 + 1  # + verify's own read
+    assert len(reads) == 4  # (verify reads every lane's head with one query)
 
 
 def test_a_block_of_several_tenants_goes_to_each_chain() -> None:

@@ -9,6 +9,15 @@ transaction: the head moves only from the state it was read in, and the
 block marker is created only if absent; that serialises one tenant's appends
 across Lambdas and makes a retried block a no-op.
 
+Lanes (``domain/audit_chain.py``): lane ``k > 0`` has its own head item
+under its own partition key, ``tenant = "<tenant>#s<kkk>"`` (``sk = "head"``),
+and records ``audit/<tenant>/s<kkk>/<seq>.json``. Block markers live under
+``tenant = "<tenant>#b<nn>"``, ``nn`` from the block id's hash: the same
+place whatever the lane, so a retry on another lane is still a duplicate.
+Spreading the partition keys is the point: DynamoDB gives one partition
+about 1,000 write units a second, and a tenant's backlog needs several
+times that (docs/audit-capacity.md).
+
 Records go to ``audit/<tenant>/<seq>.json`` in the audit bucket (Object Lock,
 versioned, SSE-KMS under the stack key by bucket default), created only:
 every put carries ``If-None-Match: *`` (the bucket policy denies any other
@@ -18,18 +27,34 @@ every stored version so that one replaced by other means is reported.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from quitclaim.domain.audit_chain import ChainHead, chain_prefix, record_key
+from quitclaim.domain.audit_chain import LANES, ChainHead, chain_prefix, record_key
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
 from quitclaim.observability import count
 
 HEAD = "head"
+# Partition keys the block markers of one tenant are spread over.
+MARKER_SPREAD = 16
+
+
+def head_key(tenant: str, lane: int) -> dict[str, Any]:
+    """The key of a lane's head item (lane 0: the original ``tenant`` / ``head``)."""
+    return {"tenant": {"S": f"{tenant}#s{lane:03d}" if lane else tenant}, "sk": {"S": HEAD}}
+
+
+def marker_key(tenant: str, block: str) -> dict[str, Any]:
+    """Where a block's marker lives: a function of the block id only."""
+    spread = int.from_bytes(hashlib.sha256(block.encode()).digest()[:4], "big") % MARKER_SPREAD
+    return {"tenant": {"S": f"{tenant}#b{spread:02d}"}, "sk": {"S": f"block#{block}"}}
+
+
 BLOCK_MEMORY = timedelta(days=30)
 # What S3 answers a create-only put whose key exists (or is being created).
 _EXISTS = ("PreconditionFailed", "ConditionalRequestConflict")
@@ -45,21 +70,34 @@ class DynamoS3AuditChain:
         self._bucket = bucket
         self._clock = clock
 
-    def head(self, tenant: str) -> ChainHead | None:
+    def head(self, tenant: str, lane: int = 0) -> ChainHead | None:
         try:
             item = self._ddb.get_item(
                 TableName=self._table,
-                Key={"tenant": {"S": tenant}, "sk": {"S": HEAD}},
+                Key=head_key(tenant, lane),
                 ConsistentRead=True,
             ).get("Item")
         except ClientError as exc:
             raise DependencyFailed(f"audit head read failed: {_code(exc)}") from exc
-        if item is None:
-            return None
-        pending = item.get("pending", {}).get("B")
-        return ChainHead(
-            int(item["seq"]["N"]), item["hash"]["S"], bytes(pending) if pending else None
-        )
+        return None if item is None else _head(item)
+
+    def heads(self, tenant: str) -> dict[int, ChainHead]:
+        """Every lane's head (strongly consistent batch reads: one partition key each)."""
+        lanes = {head_key(tenant, lane)["tenant"]["S"]: lane for lane in range(LANES + 1)}
+        keys = [head_key(tenant, lane) for lane in range(LANES + 1)]
+        found: dict[int, ChainHead] = {}
+        try:
+            while keys:
+                batch, keys = keys[:100], keys[100:]
+                request = {self._table: {"Keys": batch, "ConsistentRead": True}}
+                while request:
+                    reply = self._ddb.batch_get_item(RequestItems=request)
+                    for item in reply.get("Responses", {}).get(self._table, []):
+                        found[lanes[item["tenant"]["S"]]] = _head(item)
+                    request = reply.get("UnprocessedKeys") or {}
+        except ClientError as exc:
+            raise DependencyFailed(f"audit heads read failed: {_code(exc)}") from exc
+        return found
 
     def advance(
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
@@ -67,8 +105,7 @@ class DynamoS3AuditChain:
         head_put: dict[str, Any] = {
             "TableName": self._table,
             "Item": {
-                "tenant": {"S": tenant},
-                "sk": {"S": HEAD},
+                **head_key(tenant, int(record.get("lane", 0))),
                 "seq": {"N": str(record["seq"])},
                 "hash": {"S": str(record["hash"])},
                 "pending": {"B": body},
@@ -87,8 +124,7 @@ class DynamoS3AuditChain:
         marker = {
             "TableName": self._table,
             "Item": {
-                "tenant": {"S": tenant},
-                "sk": {"S": f"block#{record['block']}"},
+                **marker_key(tenant, str(record["block"])),
                 "seq": {"N": str(record["seq"])},
                 "ttl": {"N": str(int(expires.timestamp()))},
             },
@@ -111,11 +147,11 @@ class DynamoS3AuditChain:
             raise DependencyFailed(f"audit head advance failed: {code}") from exc
         return "advanced"
 
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
+    def put_record(self, tenant: str, seq: int, body: bytes, lane: int = 0) -> None:
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
-                Key=record_key(tenant, seq),
+                Key=record_key(tenant, seq, lane),
                 Body=body,
                 ContentType="application/json",
                 # Object Lock's default retention needs an integrity checksum on PUT.
@@ -133,11 +169,11 @@ class DynamoS3AuditChain:
                 return
             raise DependencyFailed(f"audit record put failed: {_code(exc)}") from exc
 
-    def mark_written(self, tenant: str, seq: int) -> None:
+    def mark_written(self, tenant: str, seq: int, lane: int = 0) -> None:
         try:
             self._ddb.update_item(
                 TableName=self._table,
-                Key={"tenant": {"S": tenant}, "sk": {"S": HEAD}},
+                Key=head_key(tenant, lane),
                 UpdateExpression="REMOVE pending",
                 ConditionExpression="#seq = :seq",
                 ExpressionAttributeNames={"#seq": "seq"},
@@ -175,6 +211,11 @@ class DynamoS3AuditChain:
                     yield key, None
         except ClientError as exc:
             raise DependencyFailed(f"audit records read failed: {_code(exc)}") from exc
+
+
+def _head(item: Mapping[str, Any]) -> ChainHead:
+    pending = item.get("pending", {}).get("B")
+    return ChainHead(int(item["seq"]["N"]), item["hash"]["S"], bytes(pending) if pending else None)
 
 
 def _code(exc: ClientError) -> str:

@@ -12,12 +12,23 @@ once (create-only puts): a key with more than one stored version was
 overwritten, one with a delete marker was deleted, and either is reported,
 however well the new versions were re-sealed.
 
+Lanes (format 2). One head serialises a tenant: under a backlog every
+appender of the tenant contends for it. An appender that loses a race for a
+head it has just read moves to one of ``LANES`` further chains of the same
+tenant (lane ``k``: ``audit/<tenant>/s<kkk>/<seq>.json``, its own head), each
+built by the same rules; lane 0 is the original chain, whose records keep
+format 1. A lane's first record and every ``ANCHOR_EVERY``-th are
+**anchored** in lane 0 (a record whose ``anchor`` names the lane, seq and
+hash): cutting a lane's tail below its newest anchor, or rewriting an
+anchored record, is caught from lane 0 even without the lanes' heads.
+
 Pure: no I/O. ``quitclaim audit verify`` feeds it the bucket's objects.
 """
 
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -26,8 +37,15 @@ from typing import Any
 
 GENESIS = "0" * 64
 FORMAT = 1
+# Records of a lane > 0, and anchors: they carry fields format 1 does not know.
+LANE_FORMAT = 2
+# Lanes besides lane 0: enough that a thousand uploads a second of one tenant
+# keep each head mostly idle (docs/audit-capacity.md). At most 999 (the key).
+LANES = 256
+# Anchors are appends to lane 0: rare enough that they never crowd it.
+ANCHOR_EVERY = 256
 _SEQ_DIGITS = 12
-_KEY = re.compile(r"^audit/(?P<tenant>[^/]+)/(?P<seq>\d{12})\.json$")
+_KEY = re.compile(r"^audit/(?P<tenant>[^/]+)/(?:s(?P<lane>\d{3})/)?(?P<seq>\d{12})\.json$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +107,15 @@ def digest(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
 
 
-def record_key(tenant: str, seq: int) -> str:
-    """``audit/<tenant>/<seq, 12 digits>.json``: lexical order is chain order."""
-    return f"audit/{tenant}/{seq:0{_SEQ_DIGITS}d}.json"
+def record_key(tenant: str, seq: int, lane: int = 0) -> str:
+    """``audit/<tenant>/[s<lane, 3 digits>/]<seq, 12 digits>.json``: key order is lane order."""
+    where = f"s{lane:03d}/" if lane else ""
+    return f"audit/{tenant}/{where}{seq:0{_SEQ_DIGITS}d}.json"
+
+
+def anchored(lane: int, seq: int) -> bool:
+    """Whether record ``seq`` of ``lane`` is anchored in lane 0 (its first, then every Nth)."""
+    return lane > 0 and (seq == 1 or seq % ANCHOR_EVERY == 0)
 
 
 def chain_prefix(tenant: str) -> str:
@@ -105,8 +129,13 @@ def seal(
     block: str,
     at: str,
     events: Sequence[Mapping[str, Any]],
+    lane: int = 0,
+    anchor: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Record ``seq`` of ``tenant``'s chain, hashed over everything else it holds."""
+    """Record ``seq`` of ``tenant``'s lane ``lane``, hashed over everything else it holds.
+
+    ``anchor`` (lane 0 only): ``{"lane", "seq", "hash"}`` of a lane's record.
+    """
     record: dict[str, Any] = {
         "v": FORMAT,
         "tenant": tenant,
@@ -116,6 +145,10 @@ def seal(
         "at": at,
         "events": [dict(e) for e in events],
     }
+    if lane:
+        record["v"], record["lane"] = LANE_FORMAT, lane
+    if anchor is not None:
+        record["v"], record["anchor"] = LANE_FORMAT, dict(anchor)
     record["hash"] = digest(record)
     return record
 
@@ -140,80 +173,186 @@ def first_versions(objects: Iterable[tuple[str, bytes | None]]) -> list[tuple[st
     return found
 
 
-def verify(
-    tenant: str, objects: Iterable[tuple[str, bytes | None]], head: ChainHead | None = None
-) -> Verification:
-    """Walk the chain in key order and report the first broken link (if any).
+@dataclass(slots=True)
+class _Walked:
+    """What an intact lane holds: counts, its newest hash, and what anchoring needs."""
 
-    ``objects`` are ``(key, body)`` under the tenant's prefix: every stored
-    version of each key, oldest first, a delete marker as ``(key, None)``
-    (a store without versions gives one per key). ``head`` (when known)
-    reveals records cut off the end.
+    records: int = 0
+    events: int = 0
+    last: str = GENESIS
+    anchored: dict[int, str] | None = None  # seq -> hash, of the records anchored in lane 0
+    anchors: list[tuple[int, Mapping[str, Any]]] | None = None  # lane 0: (seq, anchor)
+
+
+def _lanes_of(
+    tenant: str, listed: Sequence[tuple[str, list[bytes | None]]]
+) -> dict[int, list[tuple[str, list[bytes | None]]]] | ChainBreak:
+    lanes: dict[int, list[tuple[str, list[bytes | None]]]] = {}
+    for key, history in listed:
+        match = _KEY.fullmatch(key)
+        if match is None or match["tenant"] != tenant:
+            return ChainBreak(1, key, "unexpected_key", "not a record key of this chain")
+        lanes.setdefault(int(match["lane"] or 0), []).append((key, history))
+    return lanes
+
+
+def _walk(
+    tenant: str,
+    lane: int,
+    listed: list[tuple[str, list[bytes | None]]],
+    head: ChainHead | None,
+    wanted: frozenset[int] = frozenset(),
+) -> _Walked | ChainBreak:
+    """One lane in key order: the first broken link, or what it holds.
+
+    ``wanted``: the seqs whose hashes lane 0's anchors name (kept for the check).
     """
-    expected, prev, records, events = 1, GENESIS, 0, 0
-    listed = sorted(stored_versions(objects).items())
+    walked = _Walked(anchored={}, anchors=[])
+    expected, prev = 1, GENESIS
     if head is not None and head.pending is not None and head.seq == len(listed) + 1:
         # The newest record is sealed in the head but its put has not landed
         # yet (in flight, or its appender died): the next append writes it.
         # It is hashed and linked like the others, so it is checked the same.
-        listed.append((record_key(tenant, head.seq), [head.pending]))
-
-    def broken(seq: int, key: str, problem: str, detail: str) -> Verification:
-        return Verification(tenant, records, events, ChainBreak(seq, key, problem, detail))
-
+        listed = [*listed, (record_key(tenant, head.seq, lane), [head.pending])]
     for key, history in listed:
         match = _KEY.fullmatch(key)
-        if match is None or match["tenant"] != tenant:
-            return broken(expected, key, "unexpected_key", "not a record key of this chain")
+        assert match is not None  # _lanes_of sorted out every other key
         at_key = int(match["seq"])
         if at_key != expected:
-            return broken(
-                expected,
-                record_key(tenant, expected),
-                "missing",
-                f"record {expected} is missing (next present is {at_key})",
-            )
+            detail = f"record {expected} is missing (next present is {at_key})"
+            return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
         written = [v for v in history if v is not None]
         if len(written) > 1:
             detail = f"{len(written)} versions stored: a record is written once"
-            return broken(at_key, key, "overwritten", detail)
+            return ChainBreak(at_key, key, "overwritten", detail)
         if len(written) < len(history):
-            return broken(at_key, key, "deleted", "the record has a delete marker")
-        body = written[0]
+            return ChainBreak(at_key, key, "deleted", "the record has a delete marker")
         try:
-            record = json.loads(body)
+            record = json.loads(written[0])
             if not isinstance(record, dict):
                 raise ValueError("not an object")
         except ValueError:
-            return broken(at_key, key, "unreadable", "not a JSON object")
-        if record.get("seq") != at_key or record.get("tenant") != tenant:
-            return broken(
-                at_key,
-                key,
-                "seq_mismatch",
-                f"holds seq {record.get('seq')!r} of {record.get('tenant')!r}: moved or reordered",
-            )
+            return ChainBreak(at_key, key, "unreadable", "not a JSON object")
+        if (
+            record.get("seq") != at_key
+            or record.get("tenant") != tenant
+            or record.get("lane", 0) != lane
+        ):
+            where = f"seq {record.get('seq')!r} of {record.get('tenant')!r}"
+            if record.get("lane", 0) != lane:
+                where += f", lane {record.get('lane')!r}"
+            return ChainBreak(at_key, key, "seq_mismatch", f"holds {where}: moved or reordered")
         if record.get("hash") != digest(record):
-            return broken(at_key, key, "hash_mismatch", "content does not match its hash")
+            return ChainBreak(at_key, key, "hash_mismatch", "content does not match its hash")
         if record.get("prev") != prev:
-            return broken(at_key, key, "prev_mismatch", "prev is not the hash of the record before")
+            detail = "prev is not the hash of the record before"
+            return ChainBreak(at_key, key, "prev_mismatch", detail)
         prev = str(record["hash"])
-        records += 1
-        events += len(record.get("events") or [])
+        if at_key in wanted:
+            walked.anchored[at_key] = prev  # type: ignore[index]
+        anchor = record.get("anchor")
+        if lane == 0 and anchor is not None:
+            if not isinstance(anchor, dict):
+                return ChainBreak(at_key, key, "unreadable", "an anchor that is no object")
+            walked.anchors.append((at_key, anchor))  # type: ignore[union-attr]
+        walked.records += 1
+        walked.events += len(record.get("events") or [])
         expected += 1
+    walked.last = prev
     if head is not None:
         if head.seq >= expected:
-            return broken(
-                expected,
-                record_key(tenant, expected),
-                "missing",
-                f"the chain head is at {head.seq}; records from {expected} are missing",
-            )
+            detail = f"the chain head is at {head.seq}; records from {expected} are missing"
+            return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
         if head.seq < expected - 1:
             # The head advances before the put, so the bucket never runs ahead.
-            key = record_key(tenant, head.seq + 1)
-            return broken(head.seq + 1, key, "beyond_head", f"the chain head is at {head.seq}")
+            key = record_key(tenant, head.seq + 1, lane)
+            return ChainBreak(head.seq + 1, key, "beyond_head", f"the chain head is at {head.seq}")
         if head.seq > 0 and head.hash != prev:
-            key = record_key(tenant, head.seq)
-            return broken(head.seq, key, "head_mismatch", "the newest record is not the head's")
+            key = record_key(tenant, head.seq, lane)
+            return ChainBreak(head.seq, key, "head_mismatch", "the newest record is not the head's")
+    return walked
+
+
+def verify(
+    tenant: str,
+    objects: Iterable[tuple[str, bytes | None]],
+    head: ChainHead | None = None,
+    lanes: Mapping[int, ChainHead] | None = None,
+) -> Verification:
+    """Walk every lane in key order, then lane 0's anchors; report the first broken link.
+
+    ``objects`` are ``(key, body)`` under the tenant's prefix: every stored
+    version of each key, oldest first, a delete marker as ``(key, None)``
+    (a store without versions gives one per key). ``head`` (lane 0's) and
+    ``lanes`` (the other lanes' heads; None: not known), when known, reveal
+    records cut off the end or added after it (a lane with records and no
+    head included); lane 0's anchors reveal a lane cut below its newest
+    anchor even without them.
+    """
+    grouped = _lanes_of(tenant, sorted(stored_versions(objects).items()))
+    if isinstance(grouped, ChainBreak):
+        return Verification(tenant, 0, 0, grouped)
+    heads: dict[int, ChainHead | None] = {0: head, **(lanes or {})}
+    if lanes is not None:
+        # The lanes' heads are known: a lane without one was never appended
+        # to (a forged lane, however well chained): all of it is beyond its head.
+        heads.update({k: ChainHead(0, GENESIS) for k in grouped if k and k not in lanes})
+    records = events = 0
+    walked: dict[int, _Walked] = {}
+    wanted: dict[int, set[int]] = {}
+    # Lane 0 first: its anchors say which records of the other lanes to remember.
+    for lane in sorted({0, *grouped, *(k for k, h in heads.items() if h is not None)}):
+        seqs = frozenset(wanted.get(lane, ()))
+        result = _walk(tenant, lane, grouped.get(lane, []), heads.get(lane), seqs)
+        if isinstance(result, ChainBreak):
+            return Verification(tenant, records, events, result)
+        walked[lane] = result
+        records, events = records + result.records, events + result.events
+        for _, anchor in result.anchors or []:
+            if isinstance(anchor.get("lane"), int) and isinstance(anchor.get("seq"), int):
+                wanted.setdefault(anchor["lane"], set()).add(anchor["seq"])
+    for at, anchor in walked[0].anchors or []:
+        named, seq = anchor.get("lane"), anchor.get("seq")
+        if not isinstance(named, int) or not isinstance(seq, int) or named < 1 or seq < 1:
+            key = record_key(tenant, at)
+            return Verification(
+                tenant, records, events, ChainBreak(at, key, "unreadable", "a malformed anchor")
+            )
+        have = walked.get(named, _Walked()).records
+        key = record_key(tenant, seq, named)
+        if have < seq:
+            detail = f"anchored by record {at} of lane 0; lane {named} ends at {have} (cut off)"
+            return Verification(tenant, records, events, ChainBreak(seq, key, "missing", detail))
+        if (walked[named].anchored or {}).get(seq) != anchor.get("hash"):
+            detail = f"not the record anchored by record {at} of lane 0"
+            return Verification(
+                tenant, records, events, ChainBreak(seq, key, "anchor_mismatch", detail)
+            )
     return Verification(tenant, records, events, None)
+
+
+def chain_records(
+    tenant: str,
+    objects: Iterable[tuple[str, bytes | None]],
+    head: ChainHead | None = None,
+    lanes: Mapping[int, ChainHead] | None = None,
+) -> list[dict[str, Any]]:
+    """Every record (first versions, pending ones too), unverified, in one order.
+
+    Each lane in its own order; lanes merged by ``at`` (appends of one tenant
+    on different lanes have no other order between them).
+    """
+    heads = {0: head, **(lanes or {})}
+    by_lane: dict[int, list[dict[str, Any]]] = {}
+    for key, body in first_versions(objects):
+        match = _KEY.fullmatch(key)
+        if match is None or match["tenant"] != tenant:
+            continue
+        by_lane.setdefault(int(match["lane"] or 0), []).append(json.loads(body))
+    for lane, lane_head in heads.items():
+        found = by_lane.setdefault(lane, [])
+        pending = lane_head.pending if lane_head is not None else None
+        if lane_head is not None and pending is not None and lane_head.seq == len(found) + 1:
+            found.append(json.loads(pending))  # sealed in the head, its put not landed yet
+    merged = heapq.merge(*(by_lane[k] for k in sorted(by_lane)), key=lambda r: str(r.get("at")))
+    return list(merged)

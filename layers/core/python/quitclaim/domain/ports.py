@@ -528,17 +528,23 @@ class AuditChainStore(Protocol):
     already). Records are written after the head, so a record may be pending.
     """
 
-    def head(self, tenant: str) -> ChainHead | None: ...
+    def head(self, tenant: str, lane: int = 0) -> ChainHead | None: ...
+
+    def heads(self, tenant: str) -> Mapping[int, ChainHead]:
+        """Every lane's head of the tenant (lane 0 included, when it has one)."""
+        ...
 
     def advance(
         self, tenant: str, expected: ChainHead | None, record: Mapping[str, Any], body: bytes
-    ) -> str: ...
-
-    def put_record(self, tenant: str, seq: int, body: bytes) -> None:
-        """Create record ``seq``, never replace it: an existing one is left as it is."""
+    ) -> str:
+        """Move the head of ``record``'s lane (``record["lane"]``, default 0); claim its block."""
         ...
 
-    def mark_written(self, tenant: str, seq: int) -> None: ...
+    def put_record(self, tenant: str, seq: int, body: bytes, lane: int = 0) -> None:
+        """Create record ``seq`` of ``lane``, never replace it: an existing one is left as it is."""
+        ...
+
+    def mark_written(self, tenant: str, seq: int, lane: int = 0) -> None: ...
 
     def records(self, tenant: str) -> Iterable[tuple[str, bytes | None]]:
         """``(key, body)`` of every stored version of every record, any key order.

@@ -15,11 +15,17 @@ The mechanism (one tenant, many concurrent Lambdas):
 4. Put the record and mark it written. A failure anywhere raises: the work
    item fails and is retried (fail closed); its block id is deterministic
    (the message / event / request id), so the retry finds its block claimed.
+
+Lanes: one head serialises a tenant. An appender that loses the race for a
+head it has just read (not a stale guess: contention) moves, for this
+tenant and this container, to a random lane of ``lanes`` further chains, and
+on the next lost race to another. A lane's first record and every
+``ANCHOR_EVERY``-th are anchored in lane 0 (best effort: the lane's head is
+the other witness of its length). ``lanes = 0`` is the single-head design.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,16 +35,18 @@ from typing import Any
 
 from quitclaim.domain.audit_chain import (
     GENESIS,
+    LANES,
     ChainHead,
     Verification,
+    anchored,
     canonical,
-    chain_prefix,
-    first_versions,
+    chain_records,
     seal,
     verify,
 )
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import AuditChainStore, Clock
+from quitclaim.observability import count
 
 
 @dataclass
@@ -49,7 +57,11 @@ class AuditTrail:
     max_record_bytes: int = 200_000
     # Backoff between lost races (seconds, jittered): tests pass a no-op.
     sleep: Callable[[float], None] = field(default=time.sleep)
-    _last_heads: dict[str, ChainHead] = field(default_factory=dict, repr=False)
+    # Lanes besides lane 0 that contended appenders spread over (0: one head).
+    lanes: int = LANES
+    anchor_attempts: int = 3
+    _last_heads: dict[tuple[str, int], ChainHead] = field(default_factory=dict, repr=False)
+    _lane: dict[str, int] = field(default_factory=dict, repr=False)
 
     def record_block(self, block: str, events: Sequence[Mapping[str, Any]]) -> dict[str, int]:
         """Append one work item's events, one record per tenant; ``{tenant: last seq}``.
@@ -67,36 +79,81 @@ class AuditTrail:
         return appended
 
     def append(self, tenant: str, block: str, events: Sequence[Mapping[str, Any]]) -> int:
-        """Append ``events`` as block ``block``; the record's seq (0: appended before)."""
+        """Append ``events`` as block ``block``; its seq in its lane (0: appended before)."""
+        lane = self._lane.get(tenant, 0)
+        seq, lane, digest = self._append(tenant, block, events, lane, None)
+        if seq and anchored(lane, seq):
+            self._anchor(tenant, lane, seq, digest)
+        return seq
+
+    def _append(
+        self,
+        tenant: str,
+        block: str,
+        events: Sequence[Mapping[str, Any]],
+        lane: int,
+        anchor: Mapping[str, Any] | None,
+        attempts: int | None = None,
+    ) -> tuple[int, int, str]:
         at = self.clock.now().isoformat()
         # The head this container left last time saves a read; if another
         # appender moved it since, the advance loses and the head is read.
-        head = self._last_heads.pop(tenant, None)
-        for attempt in range(self.attempts):
+        head = self._last_heads.pop((tenant, lane), None)
+        for attempt in range(attempts or self.attempts):
+            fresh = head is None
             if head is None:
-                head = self.store.head(tenant)
+                head = self.store.head(tenant, lane)
             if head is not None and head.pending is not None:
-                self.store.put_record(tenant, head.seq, head.pending)
-                self.store.mark_written(tenant, head.seq)
+                self.store.put_record(tenant, head.seq, head.pending, lane)
+                self.store.mark_written(tenant, head.seq, lane)
             seq = (head.seq if head else 0) + 1
-            record = seal(tenant, seq, head.hash if head else GENESIS, block, at, events)
+            prev = head.hash if head else GENESIS
+            record = seal(tenant, seq, prev, block, at, events, lane, anchor)
             body = canonical(record)
             outcome = self.store.advance(tenant, head, record, body)
             if outcome == "duplicate":
-                return 0
+                return 0, lane, ""
             if outcome == "advanced":
-                self.store.put_record(tenant, seq, body)
-                self.store.mark_written(tenant, seq)
-                self._last_heads[tenant] = ChainHead(seq, str(record["hash"]))
-                return seq
+                self.store.put_record(tenant, seq, body, lane)
+                self.store.mark_written(tenant, seq, lane)
+                self._last_heads[(tenant, lane)] = ChainHead(seq, str(record["hash"]))
+                return seq, lane, str(record["hash"])
             head = None
+            if fresh and self.lanes and anchor is None:
+                # Lost to another appender on a head read just now: contention.
+                # Another lane is (most likely) free: no backoff needed.
+                lane = random.randint(1, self.lanes)
+                self._lane[tenant] = lane
+                head = self._last_heads.pop((tenant, lane), None)
+                count("AuditLaneSwitched")
+                continue
             self.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
         raise DependencyFailed(f"audit chain of {tenant} stayed contended")
 
+    def _anchor(self, tenant: str, lane: int, seq: int, digest: str) -> None:
+        """Seal lane ``lane``'s record ``seq`` into lane 0 (best effort)."""
+        anchor = {"lane": lane, "seq": seq, "hash": digest}
+        try:
+            # A lane's first anchor is tried once: lanes open in bursts (a crowd
+            # leaving lane 0 at once), and the lane's next anchor covers it.
+            tries = 1 if seq == 1 else self.anchor_attempts
+            self._append(tenant, f"anchor/s{lane:03d}/{seq}", [], 0, anchor, tries)
+        except DependencyFailed:
+            # The work item's own record is in its lane: failing it would only
+            # retry into "duplicate". The lane's head still witnesses its length,
+            # and the lane's next anchor covers this one (anchors are cumulative):
+            # a few tries, so that anchors never queue up on lane 0.
+            count("AuditAnchorSkipped")
+
+    def _heads(self, tenant: str) -> tuple[ChainHead | None, dict[int, ChainHead]]:
+        heads = dict(self.store.heads(tenant))
+        return heads.pop(0, None), heads
+
     def verify(self, tenant: str) -> Verification:
-        """Recompute the tenant's chain from every stored version (listing first, then the head)."""
+        """Recompute the tenant's chain from every stored version (listing, then heads)."""
         objects = list(self.store.records(tenant))
-        return verify(tenant, objects, self.store.head(tenant))
+        head, lanes = self._heads(tenant)
+        return verify(tenant, objects, head, lanes)
 
     def events(self, tenant: str, since: datetime | None = None) -> list[dict[str, Any]]:
         """Every event of the chain in chain order, each with its record's seq and time.
@@ -104,33 +161,31 @@ class AuditTrail:
         Unverified (``verify`` first); ``since`` keeps records appended at or after it.
         """
         objects = list(self.store.records(tenant))
-        return _events(tenant, objects, self.store.head(tenant), since)
+        head, lanes = self._heads(tenant)
+        return _events(tenant, objects, head, lanes, since)
 
     def verified_events(self, tenant: str) -> tuple[Verification, list[dict[str, Any]]]:
         """``verify`` and ``events`` from one read of the chain (it may hold millions)."""
         objects = list(self.store.records(tenant))
-        head = self.store.head(tenant)
-        return verify(tenant, objects, head), _events(tenant, objects, head, None)
+        head, lanes = self._heads(tenant)
+        return verify(tenant, objects, head, lanes), _events(tenant, objects, head, lanes, None)
 
 
 def _events(
     tenant: str,
     objects: Sequence[tuple[str, bytes | None]],
     head: ChainHead | None,
+    lanes: Mapping[int, ChainHead],
     since: datetime | None,
 ) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     # Each record as first written (``verify`` reports any later version).
-    records = first_versions(objects)
-    bodies = [b for k, b in records if k.startswith(chain_prefix(tenant))]
-    if head is not None and head.pending is not None and head.seq == len(bodies) + 1:
-        bodies.append(head.pending)  # sealed in the head, its put not landed yet
-    for body in bodies:
-        record = json.loads(body)
+    for record in chain_records(tenant, objects, head, lanes):
         if since is not None and datetime.fromisoformat(record["at"]) < since:
             continue
+        where = {"lane": record["lane"]} if record.get("lane") else {}
         for event in record.get("events") or []:
-            found.append({"seq": record["seq"], "at": record["at"], **event})
+            found.append({"seq": record["seq"], **where, "at": record["at"], **event})
     return found
 
 
