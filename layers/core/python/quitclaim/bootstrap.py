@@ -489,6 +489,7 @@ def digest_service() -> Digest:
         else None,
         base_url=settings.public_base_url,
         requests=person_requests_service(),
+        keys=DynamoApiKeys(),
     )
 
 

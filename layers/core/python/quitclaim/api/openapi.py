@@ -22,7 +22,7 @@ from quitclaim.api.errors import ERROR_SCHEMA
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
-from quitclaim.domain.registry import ConsentView, IssuedKey, Principal, Role, Subject
+from quitclaim.domain.registry import ApiKeyInfo, ConsentView, IssuedKey, Principal, Role, Subject
 from quitclaim.domain.rights import (
     ErasureReport,
     ErasureStatus,
@@ -956,6 +956,47 @@ RETENTION_OPERATIONS: tuple[Operation, ...] = (
 )
 OPERATIONS = OPERATIONS + RETENTION_OPERATIONS
 
+# Key lifecycle (docs/access.md): list, revoke, rotate.
+_KEY = "/keys/{key_id}"
+KEY_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "listKeys",
+        "GET",
+        "/keys",
+        "List the tenant's API keys (never their secrets)",
+        "keys",
+        role=_ADMIN,
+        response="ApiKeyList",
+        description="Every key with its name, person, role, expiry and status "
+        "(`active`, `expired`, `revoked`).",
+    ),
+    Operation(
+        "revokeKey",
+        "POST",
+        f"{_KEY}/revoke",
+        "Revoke an API key: refused from its next request on",
+        "keys",
+        role=_ADMIN,
+        response="ApiKeyInfo",
+        errors=(404,),
+        description="Idempotent; audited (`key.revoked`, who and which key).",
+    ),
+    Operation(
+        "rotateKey",
+        "POST",
+        f"{_KEY}/rotate",
+        "Rotate an API key: a new secret, same name and person; the old key is revoked",
+        "keys",
+        role=_ADMIN,
+        body=s.RotateKey,
+        status=201,
+        response="IssuedKey",
+        errors=(400, 404),
+        description="The new secret is shown once. Audited (`key.rotated`).",
+    ),
+)
+OPERATIONS = OPERATIONS + KEY_OPERATIONS
+
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
     "releaseAsset": {202: ("Release requested; waiting for a second person", "AssetRecord")},
@@ -981,6 +1022,7 @@ def _component_schemas() -> dict[str, Any]:
         AssetRecord,
         TenantPolicy,
         IssuedKey,
+        ApiKeyInfo,
         WebhookSource,
         WebhookEndpoint,
         InboundDelivery,
@@ -1082,6 +1124,7 @@ def _component_schemas() -> dict[str, Any]:
             "WebhookEndpointList": _list("WebhookEndpoint"),
             "InboundDeliveryList": _list("InboundDelivery"),
             "OutboundDeliveryList": _list("OutboundDelivery"),
+            "ApiKeyList": _list("ApiKeyInfo"),
             "SubjectPage": _page("Subject"),
             "PersonPage": _page("Person"),
             "Thumbnail": {
