@@ -18,7 +18,9 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
+from quitclaim.api.access import capability_of
 from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
@@ -68,7 +70,9 @@ class Operation:
     path: str
     summary: str
     tag: str
-    role: Role | None = Role.REVIEWER  # minimum role; None: no key needed
+    # Who may call it is api/access.py (one capability per operation); this role
+    # is what it was before capabilities (documented, and the fallback). None: no key.
+    role: Role | None = Role.REVIEWER
     # Authenticated by a Standard Webhooks signature instead of a key (role None).
     signed: bool = False
     body: type[s.Body] | None = None
@@ -1316,6 +1320,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         entry["security"] = []
     else:
         entry["x-quitclaim-role"] = op.role.value
+        entry["x-quitclaim-roles"] = sorted(r.value for r in ROLES[capability_of(op)])
     if op.signed and op.method != "GET":
         signed_body: dict[str, Any] = {"application/json": {"schema": {}}}
         for media in op.raw_types:
