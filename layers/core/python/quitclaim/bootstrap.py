@@ -41,7 +41,7 @@ from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSen
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
+from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore, UsagePlanKeys
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
@@ -72,9 +72,11 @@ from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
+    from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
+    from quitclaim.usecases.plans import PlanChanges
     from quitclaim.usecases.redaction import Redaction
 
 _clock: Clock = SystemClock()
@@ -528,6 +530,7 @@ def console_service() -> Console:
         usage=usage_service(),
         limits=RateLimits(DynamoTenants().plan_of),
         deployment_region=settings.region,
+        usage_plans=usage_plan_keys(),
     )
 
 
@@ -816,3 +819,37 @@ def backlog_source(source: str) -> BacklogSource:
     if source.startswith("s3://"):
         return S3Source.from_url(aws_client("s3", _bound(get_settings())), source)
     return FolderSource(Path(source))
+
+
+# ---------------------------------------------------------------- API Gateway (docs/access.md)
+
+
+def usage_plan_keys() -> UsagePlanKeys | None:
+    """The tenants' usage-plan keys, where the stack has usage plans (not locally)."""
+    settings = _bound(get_settings())
+    plans = dict(
+        pair.strip().split("=", 1) for pair in settings.usage_plan_ids.split(",") if "=" in pair
+    )
+    if not plans:
+        return None
+    from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
+
+    return ApiGatewayUsagePlanKeys(
+        aws_client("apigateway", settings), namespace=settings.usage_key_namespace, plans=plans
+    )
+
+
+def plan_service() -> PlanChanges:
+    """The operator's plan change: stored plan and usage-plan key."""
+    from quitclaim.usecases.plans import PlanChanges
+
+    return PlanChanges(DynamoTenants(), usage_plan_keys())
+
+
+@lru_cache(maxsize=1)
+def authorizer_service() -> KeyAuthorizer:
+    """The API's Lambda authorizer (functions/authorizer)."""
+    settings = _bound(get_settings())
+    from quitclaim.usecases.authorizer import KeyAuthorizer
+
+    return KeyAuthorizer(ApiKeys(DynamoApiKeys()).resolve, namespace=settings.usage_key_namespace)

@@ -575,6 +575,22 @@ class DynamoTenants:
                     raise NotFound(f"tenant {tenant!r} not found") from exc
                 raise
 
+    def set_plan(self, tenant: str, plan: str) -> None:
+        """Move the tenant to ``plan`` (``NotFound`` for an unknown tenant)."""
+        with _dependency("tenant update"):
+            try:
+                TenantModel(tenant).update(
+                    actions=[
+                        TenantModel.plan.set(plan),
+                        TenantModel.updated_at.set(datetime.now(UTC)),
+                    ],
+                    condition=TenantModel.tenant.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"tenant {tenant!r} not found") from exc
+                raise
+
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
             try:

@@ -577,3 +577,11 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class UsagePlanKeys(Protocol):
+    """Each tenant's API Gateway key on its plan's usage plan (docs/access.md)."""
+
+    def attach(self, tenant: str, plan: str) -> None:
+        """Create the tenant's key if needed and leave it on ``plan``'s usage plan only."""
+        ...

@@ -23,6 +23,7 @@ from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
 from quitclaim.local.bulk_cli import backlog_group, import_group
 from quitclaim.local.control import tick_command
 from quitclaim.local.keys_cli import keys as keys_commands
+from quitclaim.local.keys_cli import tenants_plan
 from quitclaim.local.requests_cli import requests as requests_commands
 
 if TYPE_CHECKING:
@@ -228,6 +229,7 @@ def tenants() -> None:
 # The operator's onboarding and offboarding: the same commands as `quitclaim api tenants`.
 tenants.add_command(api_tenants_create)
 tenants.add_command(api_tenants_delete)
+tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: local.keys_cli
 
 
 @main.command("check")

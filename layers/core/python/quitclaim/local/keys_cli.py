@@ -1,4 +1,4 @@
-"""``quitclaim keys list|create|revoke|rotate``: the tenant's API keys over the API.
+"""``quitclaim keys list|create|revoke|rotate`` (over the API) and ``quitclaim tenants plan``.
 
 One HTTP call each with the key as a Bearer token, as ``quitclaim api`` does
 ($QUITCLAIM_URL, $QUITCLAIM_KEY). Secrets are printed only by ``create`` and
@@ -11,7 +11,16 @@ from typing import Any
 
 import click
 
-from quitclaim.local.api_cli import ApiClient, _emit, _fields, _segment, _table, json_option
+from quitclaim.domain.tenancy import PLANS
+from quitclaim.local.api_cli import (
+    ApiClient,
+    _emit,
+    _fields,
+    _segment,
+    _table,
+    json_option,
+    run_operator,
+)
 
 KEY_COLUMNS = ("key_id", "label", "person", "role", "status", "expires_at", "revoked_at")
 
@@ -85,3 +94,14 @@ def keys_rotate(ctx: click.Context, key_id: str, valid_days: int | None, as_json
     body = {"valid_days": valid_days} if valid_days is not None else {}
     issued = _client(ctx).call("POST", f"/keys/{_segment(key_id)}/rotate", body)
     _emit(ctx, issued, _issued, as_json=as_json)
+
+
+@click.command("plan")
+@click.argument("tenant")
+@click.argument("plan", type=click.Choice(list(PLANS)))
+def tenants_plan(tenant: str, plan: str) -> None:
+    """Operator: move TENANT to PLAN (stored plan, and its usage-plan key in AWS)."""
+    from quitclaim.bootstrap import plan_service
+
+    run_operator(lambda: plan_service().change(tenant, plan))
+    click.echo(f"{tenant}: plan {plan}")

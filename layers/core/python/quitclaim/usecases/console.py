@@ -20,7 +20,7 @@ from quitclaim.domain.errors import (
 )
 from quitclaim.domain.four_eyes import PolicyUpdate, person_name, person_of
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import AssetRepository
+from quitclaim.domain.ports import AssetRepository, UsagePlanKeys
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import (
     ApiKeyInfo,
@@ -86,7 +86,9 @@ class Console:
         limits: RateLimits | None = None,
         deployment_region: str = "eu-central-1",
         usage: Usage | None = None,
+        usage_plans: UsagePlanKeys | None = None,
     ) -> None:
+        self._usage_plans = usage_plans
         self._usage = usage
         self._limits = limits
         self._deployment_region = deployment_region
@@ -134,6 +136,9 @@ class Console:
                 deployment_region=self._deployment_region,
             )
         self._registry.create_tenant(policy or TenantPolicy(tenant=tenant), profile)
+        if profile is not None and self._usage_plans is not None:
+            # API Gateway throttles the tenant by this key from its first request.
+            self._usage_plans.attach(tenant, profile.plan)
         return self._keys.issue(tenant, Role.ADMIN, label)
 
     def admit(self, principal: Principal) -> None:
