@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from quitclaim.adapters.dynamo import DynamoTenants
 from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.bootstrap import console_service
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.tenancy import usage_key_name, usage_key_value
+from quitclaim.local.cli import main
 from quitclaim.usecases.plans import PlanChanges
 
 pytestmark = pytest.mark.integration
@@ -83,3 +85,20 @@ def test_onboarding_and_a_plan_change_move_the_key(apigw: Any, local_stack: Any)
     with pytest.raises(ValidationFailed) as refused:
         PlanChanges(DynamoTenants(), keys).change("it-plan-b", "platinum")
     assert refused.value.field == "plan"
+
+
+def test_the_operator_changes_a_plan_from_the_command_line(local_stack: Any) -> None:
+    # Given a tenant on the free plan (the local stack manages no usage-plan keys)
+    console_service().create_tenant(
+        "it-plan-c", name="Plan C", plan="free", contact_email="dpo@plan-c.example"
+    )
+    # When the operator moves it to standard
+    result = CliRunner().invoke(
+        main, ["tenants", "plan", "it-plan-c", "standard"], catch_exceptions=False
+    )
+    # Then the stored plan (what the in-app limit reads) is standard
+    assert result.exit_code == 0, result.output
+    assert DynamoTenants().plan_of("it-plan-c") == "standard"
+    # And an unknown tenant is refused, naming nothing it should not
+    unknown = CliRunner().invoke(main, ["tenants", "plan", "it-plan-none", "free"])
+    assert unknown.exit_code != 0 and "not_found" in unknown.output
