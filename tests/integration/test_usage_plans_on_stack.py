@@ -62,6 +62,11 @@ def test_a_tenants_key_is_created_once_and_follows_its_plan(apigw: Any) -> None:
     assert _plans_holding(client, plans, key["id"]) == ["standard"]
     assert keys.plan_of("it-plan-a") == "standard"
     assert keys.plan_of("it-plan-nobody") is None
+    # And offboarding's purge deletes it, and its count proves it
+    assert (keys.count("it-plan-a"), keys.count("it-plan-nobody")) == (1, 0)
+    assert keys.purge("it-plan-a") == 1 and keys.purge("it-plan-a") == 0
+    assert keys.count("it-plan-a") == 0 and keys.plan_of("it-plan-a") is None
+    assert _plans_holding(client, plans, key["id"]) == []
 
 
 def test_onboarding_and_a_plan_change_move_the_key(apigw: Any, local_stack: Any) -> None:

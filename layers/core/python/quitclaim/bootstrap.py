@@ -37,11 +37,12 @@ from quitclaim.adapters.tenant_stores import (
     SsmTenantPath,
     TenantSchedules,
 )
+from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore, UsagePlanKeys
+from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
@@ -578,6 +579,8 @@ def offboarding_service() -> Offboarding:
         # A person's own requests live under ``{tenant}#person`` (docs/person-pages.md).
         table("ddb:requests", "requests_table", "tenant", "sk", also=("#person",)),
         table("ddb:api-keys", "api_keys_table", "tenant", "key_hash"),
+        # The tenant's API Gateway key (AWS only: docs/access.md).
+        *[k for k in [usage_plan_keys()] if k is not None],
         CachedGalleries(galleries),
         # Last: while the record exists, a cut-off purge can be rerun as such.
         # Form versions and settings live under ``{tenant}#form…`` (docs/consent-form.md).
@@ -824,7 +827,7 @@ def backlog_source(source: str) -> BacklogSource:
 # ---------------------------------------------------------------- API Gateway (docs/access.md)
 
 
-def usage_plan_keys() -> UsagePlanKeys | None:
+def usage_plan_keys() -> ApiGatewayUsagePlanKeys | None:
     """The tenants' usage-plan keys, where the stack has usage plans (not locally)."""
     settings = _bound(get_settings())
     plans = dict(
@@ -832,8 +835,6 @@ def usage_plan_keys() -> UsagePlanKeys | None:
     )
     if not plans:
         return None
-    from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
-
     return ApiGatewayUsagePlanKeys(
         aws_client("apigateway", settings), namespace=settings.usage_key_namespace, plans=plans
     )

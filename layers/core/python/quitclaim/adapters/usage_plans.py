@@ -18,7 +18,13 @@ from quitclaim.domain.tenancy import usage_key_name, usage_key_value
 
 
 class ApiGatewayUsagePlanKeys:
-    """``UsagePlanKeys`` on API Gateway (``plans``: plan name -> usage plan id)."""
+    """``UsagePlanKeys`` on API Gateway (``plans``: plan name -> usage plan id).
+
+    Also a ``TenantDataStore`` for offboarding: the purge takes the key off
+    its usage plan and deletes it, and its count proves it gone.
+    """
+
+    name = "apigateway:usage-key"
 
     def __init__(self, client: Any, *, namespace: str, plans: Mapping[str, str]) -> None:
         self._apigw = client
@@ -55,6 +61,25 @@ class ApiGatewayUsagePlanKeys:
             )
         except ClientError as exc:
             raise DependencyFailed(f"usage plans failed: {_code(exc)}") from exc
+
+    def count(self, tenant: str) -> int:
+        try:
+            return 0 if self._find(tenant) is None else 1
+        except ClientError as exc:
+            raise DependencyFailed(f"usage plans failed: {_code(exc)}") from exc
+
+    def purge(self, tenant: str) -> int:
+        try:
+            key_id = self._find(tenant)
+            if key_id is None:
+                return 0
+            # Off every usage plan first: not every API Gateway drops them with the key.
+            for usage_plan in self._plans.values():
+                self._detach(usage_plan, key_id)
+            self._apigw.delete_api_key(apiKey=key_id)
+        except ClientError as exc:
+            raise DependencyFailed(f"usage plans failed: {_code(exc)}") from exc
+        return 1
 
     def _key_id(self, tenant: str) -> str:
         found = self._find(tenant)
