@@ -87,7 +87,22 @@ def list_people(call: Call) -> Any:
 @route("createKey")
 def create_key(call: Call) -> Any:
     b = call.body
-    return call.console.create_key(call.principal, b.role, b.label, b.person)
+    return call.console.create_key(call.principal, b.role, b.label, b.person, b.valid_days)
+
+
+@route("listKeys")
+def list_keys(call: Call) -> Any:
+    return {"items": call.console.list_keys(call.principal)}
+
+
+@route("revokeKey")
+def revoke_key(call: Call, key_id: str) -> Any:
+    return call.console.revoke_key(call.principal, key_id)
+
+
+@route("rotateKey")
+def rotate_key(call: Call, key_id: str) -> Any:
+    return call.console.rotate_key(call.principal, key_id, call.body.valid_days)
 
 
 @route("whoAmI")

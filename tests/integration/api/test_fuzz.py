@@ -136,6 +136,12 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         key=tenant.admin,
         json_body={"url": "http://127.0.0.1:9/hooks", "event_types": ["asset.approved"]},
     )
+    spare = api.call(
+        "POST",
+        "/keys",
+        key=tenant.admin,
+        json_body={"role": "reviewer", "label": "fuzz", "person": "fuzz"},
+    )
     ids = {
         "subject_id": [subject_id],
         "consent_id": [consent.json["consent_id"]],
@@ -145,6 +151,8 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         "endpoint_id": [endpoint.json["endpoint"]["endpoint_id"]],
         "delivery_id": ["msg_0000", "msg_unknown"],
         "file": ["app.js", "app.css", "index.html"],
+        # A key of its own to revoke and rotate: never the admin's the fuzzing uses
+        "key_id": [spare.json["key_id"], "key_unknown"],
     }
     return tenant, ids
 
@@ -205,6 +213,7 @@ def test_path_params_reach_only_real_routes() -> None:
         "delivery_id",
         "file",
         "version",
+        "key_id",
     }
 
 

@@ -40,6 +40,7 @@ class World:
     source: str = "a-crm"
     endpoint: str = ""
     delivery: str = ""
+    key: str = ""  # the id of A's reviewer key
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +112,7 @@ def world(local_stack: Any, chalice_api: Api) -> World:
         asset_id_of(api, b.admin, "stranger.png"),
         endpoint=endpoint.json["endpoint"]["endpoint_id"],
         delivery=delivery["delivery_id"],
+        key=api.call("GET", "/me", key=a.reviewer).json["key_id"],
     )
 
 
@@ -156,6 +158,9 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         # The hosted form: A's versions are not B's; nor are A's people
         ("GET", "/forms/a-only-form", None),
         ("POST", "/form-links", {"subject_id": s}),
+        # A's keys: B can neither revoke nor rotate them
+        ("POST", f"/keys/{w.key}/revoke", None),
+        ("POST", f"/keys/{w.key}/rotate", {}),
     ]
 
 
@@ -178,7 +183,7 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             reply = api.call(method, path, key=key, json_body=body)
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
-            admin_only = path.startswith(("/webhook", "/form-links")) or (
+            admin_only = path.startswith(("/webhook", "/form-links", "/keys")) or (
                 path.startswith("/subjects")
                 and (method != "GET" or "/eras" in path or "/export" in path)
             )
@@ -215,6 +220,8 @@ def test_as_data_is_unchanged_after_bs_attempts(api: Api, world: World) -> None:
     assert [(x["endpoint_id"], x["rotated_at"]) for x in endpoints] == [(world.endpoint, None)]
     deliveries = api.call("GET", "/webhook-deliveries", key=world.a.admin).json["items"]
     assert [(d["delivery_id"], d["replays"]) for d in deliveries] == [(world.delivery, 0)]
+    # And A's reviewer key still works, unrevoked
+    assert api.call("GET", "/me", key=world.a.reviewer).json["key_id"] == world.key
 
 
 def test_b_cannot_post_into_as_webhook_source(api: Api, world: World) -> None:

@@ -112,6 +112,7 @@ def test_real_responses_match_their_documented_schemas(
         "getConsent": f"/subjects/{sid}/consents/{cid}",
         "listAssets": "/assets?status=all",
         "getAsset": f"/assets/{asset_id}",
+        "listKeys": "/keys",
     }
     components = {"components": spec["components"]}
     for operation_id, url in calls.items():

@@ -97,6 +97,7 @@ def test_the_functions_and_their_layers_come_from_the_template() -> None:
         "MeteringFunction": ["CoreLayer"],
         "WebhooksInFunction": ["CoreLayer"],
         "WebhooksOutFunction": ["CoreLayer"],
+        "AuthorizerFunction": ["CoreLayer"],
         "APIHandler": ["CoreLayer", "FaceLayer"],
     }
 

@@ -37,6 +37,7 @@ from quitclaim.adapters.tenant_stores import (
     SsmTenantPath,
     TenantSchedules,
 )
+from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.adapters.webhook_store import DynamoWebhooks
@@ -73,9 +74,11 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 
 if TYPE_CHECKING:
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
+    from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
+    from quitclaim.usecases.plans import PlanChanges
     from quitclaim.usecases.redaction import Redaction
 
 _clock: Clock = SystemClock()
@@ -491,6 +494,7 @@ def digest_service() -> Digest:
         else None,
         base_url=settings.public_base_url,
         requests=person_requests_service(),
+        keys=DynamoApiKeys(),
     )
 
 
@@ -529,6 +533,7 @@ def console_service() -> Console:
         usage=usage_service(),
         limits=RateLimits(DynamoTenants().plan_of),
         deployment_region=settings.region,
+        usage_plans=usage_plan_keys(),
     )
 
 
@@ -576,6 +581,8 @@ def offboarding_service() -> Offboarding:
         # A person's own requests live under ``{tenant}#person`` (docs/person-pages.md).
         table("ddb:requests", "requests_table", "tenant", "sk", also=("#person",)),
         table("ddb:api-keys", "api_keys_table", "tenant", "key_hash"),
+        # The tenant's API Gateway key (AWS only: docs/access.md).
+        *[k for k in [usage_plan_keys()] if k is not None],
         CachedGalleries(galleries),
         # Last: while the record exists, a cut-off purge can be rerun as such.
         # Form versions and settings live under ``{tenant}#form…`` (docs/consent-form.md).
@@ -839,3 +846,35 @@ def accuracy_evidence(tenant: str) -> dict[str, Any] | None:
     from quitclaim.usecases.accuracy_audit import summary
 
     return summary(accuracy_audit_service().latest(tenant))
+
+
+# ---------------------------------------------------------------- API Gateway (docs/access.md)
+
+
+def usage_plan_keys() -> ApiGatewayUsagePlanKeys | None:
+    """The tenants' usage-plan keys, where the stack has usage plans (not locally)."""
+    settings = _bound(get_settings())
+    plans = dict(
+        pair.strip().split("=", 1) for pair in settings.usage_plan_ids.split(",") if "=" in pair
+    )
+    if not plans:
+        return None
+    return ApiGatewayUsagePlanKeys(
+        aws_client("apigateway", settings), namespace=settings.usage_key_namespace, plans=plans
+    )
+
+
+def plan_service() -> PlanChanges:
+    """The operator's plan change: stored plan and usage-plan key."""
+    from quitclaim.usecases.plans import PlanChanges
+
+    return PlanChanges(DynamoTenants(), usage_plan_keys())
+
+
+@lru_cache(maxsize=1)
+def authorizer_service() -> KeyAuthorizer:
+    """The API's Lambda authorizer (functions/authorizer)."""
+    settings = _bound(get_settings())
+    from quitclaim.usecases.authorizer import KeyAuthorizer
+
+    return KeyAuthorizer(ApiKeys(DynamoApiKeys()).resolve, namespace=settings.usage_key_namespace)

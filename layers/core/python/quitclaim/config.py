@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # per `admission_window_s` are scanned on the main lane, the rest on the
     # bulk lane. Without a table or a bulk queue everything stays on the main lane.
     admission_table: str = ""
+    # API Gateway usage plans (docs/access.md): "free=<id>,standard=<id>,..." from the
+    # stack's outputs; empty (the local stack): no usage-plan keys are managed.
+    usage_plan_ids: str = ""
+    # Names the tenants' usage-plan keys of this stack (the stack's name in AWS).
+    usage_key_namespace: str = "local"
     bulk_queue_url: str = ""
     admission_share: int = Field(default=100, ge=1)
     admission_window_s: int = Field(default=60, ge=1, le=3600)

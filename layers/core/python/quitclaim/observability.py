@@ -88,6 +88,10 @@ _AUDIT_FIELDS = frozenset(
         # four eyes (domain/four_eyes.py): the key that asked, and both people
         "requested_by",
         "people",
+        # key lifecycle (docs/access.md): which key, its successor, its role
+        "key_id",
+        "new_key_id",
+        "role",
     }
 )
 

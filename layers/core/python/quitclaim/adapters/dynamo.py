@@ -45,6 +45,7 @@ from quitclaim.domain.errors import (
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.domain.records import AssetRecord, FaceRecord
 from quitclaim.domain.registry import (
+    ApiKeyInfo,
     ConsentEvent,
     Evidence,
     Guardian,
@@ -197,6 +198,8 @@ class ApiKeyModel(_Base):
     # Who holds the key (four eyes count people); absent on keys issued before.
     person = UnicodeAttribute(null=True)
     created_at = UTCDateTimeAttribute()
+    # Absent on keys issued before keys expired: those never expire.
+    expires_at = UTCDateTimeAttribute(null=True)
     revoked_at = UTCDateTimeAttribute(null=True)
     # Why it was revoked when the caller should be told (e.g. "tenant_deleting").
     revoked_reason = UnicodeAttribute(null=True)
@@ -572,6 +575,22 @@ class DynamoTenants:
                     raise NotFound(f"tenant {tenant!r} not found") from exc
                 raise
 
+    def set_plan(self, tenant: str, plan: str) -> None:
+        """Move the tenant to ``plan`` (``NotFound`` for an unknown tenant)."""
+        with _dependency("tenant update"):
+            try:
+                TenantModel(tenant).update(
+                    actions=[
+                        TenantModel.plan.set(plan),
+                        TenantModel.updated_at.set(datetime.now(UTC)),
+                    ],
+                    condition=TenantModel.tenant.exists(),
+                )
+            except UpdateError as exc:
+                if _conditional_failed(exc):
+                    raise NotFound(f"tenant {tenant!r} not found") from exc
+                raise
+
     def gallery_version(self, tenant: str) -> int:
         with _dependency("tenant read"):
             try:
@@ -675,7 +694,14 @@ class DynamoApiKeys:
     """API keys by (tenant, hash of secret)."""
 
     def put(
-        self, tenant: str, key_hash: str, key_id: str, role: Role, label: str, person: str = ""
+        self,
+        tenant: str,
+        key_hash: str,
+        key_id: str,
+        role: Role,
+        label: str,
+        person: str = "",
+        expires_at: datetime | None = None,
     ) -> None:
         with _dependency("api key write"):
             ApiKeyModel(
@@ -686,6 +712,7 @@ class DynamoApiKeys:
                 label=label,
                 person=person or None,
                 created_at=datetime.now(UTC),
+                expires_at=expires_at,
             ).save(condition=ApiKeyModel.key_hash.does_not_exist())
 
     def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str, str] | None:
@@ -705,6 +732,42 @@ class DynamoApiKeys:
             return None
         return item.key_id, Role(item.role), item.label, item.person or ""
 
+    def info(self, tenant: str, key_hash: str) -> ApiKeyInfo | None:
+        """The key with this hash, live or not (``Unauthorized`` for a deleting tenant)."""
+        with _dependency("api key read"):
+            try:
+                item = ApiKeyModel.get(tenant, key_hash, consistent_read=True)
+            except ApiKeyModel.DoesNotExist:
+                return None
+        if item.revoked_at is not None and item.revoked_reason == TenantDeleting.code:
+            raise Unauthorized(
+                "this tenant is being deleted; its API keys were revoked",
+                code=TenantDeleting.code,
+            )
+        return _key_info(item)
+
+    def keys(self, tenant: str) -> list[ApiKeyInfo]:
+        """Every key of ``tenant`` (a tenant has tens of keys: one partition query)."""
+        with _dependency("api key query"):
+            items = list(ApiKeyModel.query(tenant, consistent_read=True))
+        return sorted((_key_info(i) for i in items), key=lambda k: (k.created_at, k.key_id))
+
+    def revoke(self, tenant: str, key_id: str, *, reason: str) -> ApiKeyInfo | None:
+        """Revoke one key by its id now (idempotent: a revoked key keeps its first time)."""
+        with _dependency("api key revoke"):
+            for item in ApiKeyModel.query(tenant, consistent_read=True):
+                if item.key_id != key_id:
+                    continue
+                if item.revoked_at is None:
+                    item.update(
+                        actions=[
+                            ApiKeyModel.revoked_at.set(datetime.now(UTC)),
+                            ApiKeyModel.revoked_reason.set(reason),
+                        ]
+                    )
+                return _key_info(item)
+        return None
+
     def revoke_all(self, tenant: str, *, reason: str) -> int:
         """Revoke every live key of ``tenant`` now; the number revoked."""
         now = datetime.now(UTC)
@@ -721,6 +784,19 @@ class DynamoApiKeys:
                 )
                 revoked += 1
         return revoked
+
+
+def _key_info(item: ApiKeyModel) -> ApiKeyInfo:
+    return ApiKeyInfo(
+        tenant=item.tenant,
+        key_id=item.key_id,
+        role=Role(item.role),
+        label=item.label or "",
+        person=item.person or "",
+        created_at=item.created_at,
+        expires_at=item.expires_at,
+        revoked_at=item.revoked_at,
+    )
 
 
 def _lookup_key(tenant: str, value: str | None, *, fold: bool = False) -> str | None:

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from quitclaim.domain.errors import Forbidden, Unauthorized
+from quitclaim.domain.access import Capability, require
+from quitclaim.domain.errors import Unauthorized
 from quitclaim.domain.registry import Principal, Role
 
 # Real secrets are far shorter; this bounds the hashing work of a hostile caller.
 MAX_SECRET_LENGTH = 256
 
-# Which roles satisfy a route's minimum role.
-_SATISFIES: dict[Role, frozenset[Role]] = {
-    Role.REVIEWER: frozenset({Role.REVIEWER, Role.ADMIN}),
-    Role.ADMIN: frozenset({Role.ADMIN}),
-}
+# A bare role (callers from before capabilities) means what "minimum role" meant.
+_LEGACY: dict[Role, Capability] = {Role.REVIEWER: Capability.READ, Role.ADMIN: Capability.WRITE}
 
 
 def secret_from_headers(headers: Mapping[str, str]) -> str:
@@ -47,10 +45,14 @@ def _bounded(secret: str) -> str:
 
 
 def authenticate(
-    headers: Mapping[str, str], resolve_key: Callable[[str], Principal], minimum: Role
+    headers: Mapping[str, str],
+    resolve_key: Callable[[str], Principal],
+    needs: Capability | Role,
 ) -> Principal:
-    """The caller's principal, checked against the route's minimum role."""
+    """The caller's principal, checked against the capability the route needs.
+
+    The one place a route's access rule is checked (``quitclaim.domain.access``).
+    """
     principal = resolve_key(secret_from_headers(headers))
-    if principal.role not in _SATISFIES[minimum]:
-        raise Forbidden(f"this action needs the {minimum.value} role")
+    require(principal, _LEGACY[needs] if isinstance(needs, Role) else needs)
     return principal

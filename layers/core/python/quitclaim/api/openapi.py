@@ -18,11 +18,13 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
+from quitclaim.api.access import capability_of
 from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
-from quitclaim.domain.registry import ConsentView, IssuedKey, Principal, Role, Subject
+from quitclaim.domain.registry import ApiKeyInfo, ConsentView, IssuedKey, Principal, Role, Subject
 from quitclaim.domain.rights import (
     ErasureReport,
     ErasureStatus,
@@ -68,7 +70,9 @@ class Operation:
     path: str
     summary: str
     tag: str
-    role: Role | None = Role.REVIEWER  # minimum role; None: no key needed
+    # Who may call it is api/access.py (one capability per operation); this role
+    # is what it was before capabilities (documented, and the fallback). None: no key.
+    role: Role | None = Role.REVIEWER
     # Authenticated by a Standard Webhooks signature instead of a key (role None).
     signed: bool = False
     body: type[s.Body] | None = None
@@ -956,6 +960,47 @@ RETENTION_OPERATIONS: tuple[Operation, ...] = (
 )
 OPERATIONS = OPERATIONS + RETENTION_OPERATIONS
 
+# Key lifecycle (docs/access.md): list, revoke, rotate.
+_KEY = "/keys/{key_id}"
+KEY_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "listKeys",
+        "GET",
+        "/keys",
+        "List the tenant's API keys (never their secrets)",
+        "keys",
+        role=_ADMIN,
+        response="ApiKeyList",
+        description="Every key with its name, person, role, expiry and status "
+        "(`active`, `expired`, `revoked`).",
+    ),
+    Operation(
+        "revokeKey",
+        "POST",
+        f"{_KEY}/revoke",
+        "Revoke an API key: refused from its next request on",
+        "keys",
+        role=_ADMIN,
+        response="ApiKeyInfo",
+        errors=(404,),
+        description="Idempotent; audited (`key.revoked`, who and which key).",
+    ),
+    Operation(
+        "rotateKey",
+        "POST",
+        f"{_KEY}/rotate",
+        "Rotate an API key: a new secret, same name and person; the old key is revoked",
+        "keys",
+        role=_ADMIN,
+        body=s.RotateKey,
+        status=201,
+        response="IssuedKey",
+        errors=(400, 404),
+        description="The new secret is shown once. Audited (`key.rotated`).",
+    ),
+)
+OPERATIONS = OPERATIONS + KEY_OPERATIONS
+
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
     "releaseAsset": {202: ("Release requested; waiting for a second person", "AssetRecord")},
@@ -981,6 +1026,7 @@ def _component_schemas() -> dict[str, Any]:
         AssetRecord,
         TenantPolicy,
         IssuedKey,
+        ApiKeyInfo,
         WebhookSource,
         WebhookEndpoint,
         InboundDelivery,
@@ -1082,6 +1128,7 @@ def _component_schemas() -> dict[str, Any]:
             "WebhookEndpointList": _list("WebhookEndpoint"),
             "InboundDeliveryList": _list("InboundDelivery"),
             "OutboundDeliveryList": _list("OutboundDelivery"),
+            "ApiKeyList": _list("ApiKeyInfo"),
             "SubjectPage": _page("Subject"),
             "PersonPage": _page("Person"),
             "Thumbnail": {
@@ -1273,6 +1320,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         entry["security"] = []
     else:
         entry["x-quitclaim-role"] = op.role.value
+        entry["x-quitclaim-roles"] = sorted(r.value for r in ROLES[capability_of(op)])
     if op.signed and op.method != "GET":
         signed_body: dict[str, Any] = {"application/json": {"schema": {}}}
         for media in op.raw_types:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, Response
 
 from quitclaim.api import errors
+from quitclaim.api.access import capability_of
 from quitclaim.api.auth import authenticate
 from quitclaim.api.openapi import BY_ID, OPERATIONS, Operation
 from quitclaim.api.schemas import Body, Query, is_id
@@ -164,7 +165,8 @@ class Router:
                         reply = _as_reply(op, view(*args, **path))
                     else:
                         console = self._console()
-                        principal = authenticate(request.headers, console.resolve_key, op.role)
+                        needs = capability_of(op)
+                        principal = authenticate(request.headers, console.resolve_key, needs)
                         console.admit(principal)
                         # Billed once per authenticated request: API Gateway does not retry.
                         console.count_api_call(principal)

@@ -147,6 +147,23 @@ class CreateKey(Body):
             )
         ),
     ]
+    valid_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=730,
+        description="Days until the key expires (default 365, at most 730).",
+    )
+
+
+class RotateKey(Body):
+    """A new secret for the key's name, role and person; the old key is revoked."""
+
+    valid_days: int | None = Field(
+        default=None,
+        ge=1,
+        le=730,
+        description="Days until the new key expires (default 365, at most 730).",
+    )
 
 
 class PolicyChanges(Body):

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 from quitclaim.domain.audit_chain import ChainHead
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.records import AssetRecord
-from quitclaim.domain.registry import ConsentEvent, Evidence, Page, Role, Subject
+from quitclaim.domain.registry import ApiKeyInfo, ConsentEvent, Evidence, Page, Role, Subject
 from quitclaim.domain.rights import DataRequest, RequestKind
 from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.domain.usage import UsageIncrement
@@ -348,7 +348,14 @@ class QueueDepths(Protocol):
 
 class ApiKeyRepository(Protocol):
     def put(
-        self, tenant: str, key_hash: str, key_id: str, role: Role, label: str, person: str = ""
+        self,
+        tenant: str,
+        key_hash: str,
+        key_id: str,
+        role: Role,
+        label: str,
+        person: str = "",
+        expires_at: datetime | None = None,
     ) -> None: ...
 
     def find(self, tenant: str, key_hash: str) -> tuple[str, Role, str, str] | None:
@@ -356,6 +363,18 @@ class ApiKeyRepository(Protocol):
 
         ``person`` is "" for a key issued without one.
         """
+        ...
+
+    def info(self, tenant: str, key_hash: str) -> ApiKeyInfo | None:
+        """The key with this hash, live or not (``Unauthorized`` for a deleting tenant)."""
+        ...
+
+    def keys(self, tenant: str) -> list[ApiKeyInfo]:
+        """Every key of ``tenant``, revoked and expired ones included."""
+        ...
+
+    def revoke(self, tenant: str, key_id: str, *, reason: str) -> ApiKeyInfo | None:
+        """Revoke the key now (idempotent); None when ``tenant`` has no such key."""
         ...
 
 
@@ -564,3 +583,11 @@ class SystemClock:
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+
+class UsagePlanKeys(Protocol):
+    """Each tenant's API Gateway key on its plan's usage plan (docs/access.md)."""
+
+    def attach(self, tenant: str, plan: str) -> None:
+        """Create the tenant's key if needed and leave it on ``plan``'s usage plan only."""
+        ...

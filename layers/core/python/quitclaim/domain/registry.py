@@ -15,6 +15,8 @@ from typing import Any
 class Role(enum.StrEnum):
     ADMIN = "admin"  # everything of the tenant
     REVIEWER = "reviewer"  # review queue and read access
+    DPO = "dpo"  # data protection officer: reads everything, exports, changes nothing
+    AUDITOR = "auditor"  # the audit trail and records of processing only
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,31 @@ class IssuedKey:
     label: str
     secret: str
     person: str = ""
+    expires_at: datetime | None = None  # None: a key from before keys expired
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyInfo:
+    """A key as listings show it: never its secret nor its hash."""
+
+    tenant: str
+    key_id: str
+    role: Role
+    label: str
+    person: str
+    created_at: datetime
+    expires_at: datetime | None = None
+    revoked_at: datetime | None = None
+    status: str = ""  # active | revoked | expired, as of the listing (``key_status``)
+
+
+def key_status(key: ApiKeyInfo, now: datetime) -> str:
+    """``active``, ``revoked`` or ``expired`` at ``now``."""
+    if key.revoked_at is not None:
+        return "revoked"
+    if key.expires_at is not None and key.expires_at <= now:
+        return "expired"
+    return "active"
 
 
 @dataclass(frozen=True, slots=True)

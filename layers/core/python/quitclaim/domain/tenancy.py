@@ -193,3 +193,19 @@ class TokenBucket:
 def retry_after_seconds(wait: float) -> int:
     """A Retry-After header value: whole seconds, at least one."""
     return max(1, math.ceil(wait))
+
+
+def usage_key_name(namespace: str, tenant: str) -> str:
+    """The name of the tenant's API Gateway key (one per tenant and stack)."""
+    return f"quitclaim-{namespace}-{tenant}"
+
+
+def usage_key_value(namespace: str, tenant: str) -> str:
+    """The value of the tenant's API Gateway key, known to the authorizer without a lookup.
+
+    Not a credential: with the API's key source ``AUTHORIZER`` API Gateway
+    ignores any ``x-api-key`` a client sends and takes the key from the
+    authorizer only, so a guessable value grants nothing. It is the key's
+    name padded past API Gateway's minimum of 20 characters.
+    """
+    return f"usage-{usage_key_name(namespace, tenant)}".ljust(20, "0")

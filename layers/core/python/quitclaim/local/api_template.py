@@ -25,6 +25,10 @@ because Chalice cannot be told:
 - one API Gateway usage plan per plan of ``Metadata.Plans`` (the plan
   catalogue) on the generated ``RestAPI``'s stage: ``infra/template.yaml``
   holds the numbers but cannot name the API Chalice generates;
+- the Lambda authorizer (``AuthorizerFunction`` of ``infra/template.yaml``)
+  in front of every authenticated route, key source ``AUTHORIZER``, no
+  result cache, and its invoke permission (``wire_authorizer``;
+  docs/access.md);
 - the security scan's suppressions for the generated resources, each with
   its reason (``API_SCAN_SUPPRESSIONS``), go into their ``Metadata``; those
   for what SAM generates from them (the stage) are applied to the
@@ -183,6 +187,8 @@ def fix_up(merged: dict[str, Any], template_dir: Path, out_dir: Path) -> dict[st
         api_resource["DependsOn"] = API_LOG_GROUP
     if rest_api is not None:
         resources.update(usage_plans(merged))
+    if rest_api is not None and AUTHORIZER_FUNCTION in resources:
+        wire_authorizer(merged)
     for logical_id, skips in API_SCAN_SUPPRESSIONS.items():
         if logical_id in resources:
             metadata = resources[logical_id].setdefault("Metadata", {})
@@ -219,6 +225,78 @@ def usage_plans(template: dict[str, Any]) -> dict[str, Any]:
             },
         }
         for plan, numbers in plans.items()
+    }
+
+
+AUTHORIZER_FUNCTION = "AuthorizerFunction"
+AUTHORIZER = "QuitclaimKeyAuthorizer"
+
+
+def wire_authorizer(template: dict[str, Any]) -> None:
+    """Put ``AuthorizerFunction`` in front of every authenticated route (in place).
+
+    On the generated API's Swagger: a REQUEST authorizer with result cache
+    TTL 0 (a revoked key is refused on its next request; with no cache API
+    Gateway needs no identity source, so the key may come in either header),
+    the API's key source ``AUTHORIZER`` (the usage-plan key is the one the
+    authorizer returns, never a client's ``x-api-key``), and on each method
+    of ``OPERATIONS`` that takes a key both requirements: the authorizer, and
+    an API key (so the tenant's usage plan throttles and meters it). Public
+    and signature-authenticated routes keep no security. Also API Gateway's
+    permission to invoke the function, and the outputs the operator CLI
+    needs to attach tenants' keys (``QC_USAGE_PLAN_IDS``, ``QC_USAGE_KEY_NAMESPACE``).
+    """
+    from quitclaim.api.openapi import OPERATIONS
+
+    resources = template["Resources"]
+    body = resources["RestAPI"]["Properties"]["DefinitionBody"]
+    invocations = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
+    body["x-amazon-apigateway-api-key-source"] = "AUTHORIZER"
+    body.setdefault("securityDefinitions", {}).update(
+        {
+            AUTHORIZER: {
+                "type": "apiKey",
+                "name": "Authorization",
+                "in": "header",
+                "x-amazon-apigateway-authtype": "custom",
+                "x-amazon-apigateway-authorizer": {
+                    "type": "request",
+                    "authorizerUri": {
+                        "Fn::Sub": f"{invocations}/functions/${{{AUTHORIZER_FUNCTION}.Arn}}"
+                        "/invocations"
+                    },
+                    "authorizerResultTtlInSeconds": 0,
+                },
+            },
+            "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+        }
+    )
+    for op in OPERATIONS:
+        if op.role is None:
+            continue
+        method = body["paths"][op.path][op.method.lower()]
+        method["security"] = [{AUTHORIZER: [], "api_key": []}]
+    resources["AuthorizerInvokePermission"] = {
+        "Type": "AWS::Lambda::Permission",
+        "Properties": {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [AUTHORIZER_FUNCTION, "Arn"]},
+            "Principal": "apigateway.amazonaws.com",
+            "SourceArn": {
+                "Fn::Sub": "arn:${AWS::Partition}:execute-api:${AWS::Region}:"
+                "${AWS::AccountId}:${RestAPI}/authorizers/*"
+            },
+        },
+    }
+    plans = (template.get("Metadata") or {}).get("Plans") or {}
+    outputs = template.setdefault("Outputs", {})
+    outputs["UsagePlanIds"] = {
+        "Description": "QC_USAGE_PLAN_IDS for the operator CLI (tenants' usage-plan keys)",
+        "Value": {"Fn::Sub": ",".join(f"{p}=${{{usage_plan_id(p)}}}" for p in plans)},
+    }
+    outputs["UsageKeyNamespace"] = {
+        "Description": "QC_USAGE_KEY_NAMESPACE for the operator CLI",
+        "Value": {"Ref": "AWS::StackName"},
     }
 
 
@@ -259,6 +337,7 @@ def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
     local = copy.deepcopy(merged)
     resources = local["Resources"]
     apis = {k for k, v in resources.items() if v.get("Type") == "AWS::Serverless::Api"}
+    removed = set(apis)
     for logical_id, resource in list(resources.items()):
         uses_api = apis & _refs(resource)
         kind = str(resource.get("Type", ""))
@@ -266,8 +345,10 @@ def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
             uses_api and (kind == "AWS::Lambda::Permission" or kind.startswith("AWS::ApiGateway::"))
         ):
             del resources[logical_id]
+            removed.add(logical_id)
     outputs = local.get("Outputs") or {}
-    for name in [n for n, out in outputs.items() if apis & _refs(out)]:
+    # Outputs naming what went (the API, its usage plans) go too.
+    for name in [n for n, out in outputs.items() if removed & _refs(out)]:
         del outputs[name]
     return local
 

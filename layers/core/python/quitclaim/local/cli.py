@@ -22,6 +22,8 @@ from quitclaim.local.api_cli import tenants_create as api_tenants_create
 from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
 from quitclaim.local.bulk_cli import backlog_group, import_group
 from quitclaim.local.control import tick_command
+from quitclaim.local.keys_cli import keys as keys_commands
+from quitclaim.local.keys_cli import tenants_plan
 from quitclaim.local.requests_cli import requests as requests_commands
 
 if TYPE_CHECKING:
@@ -227,6 +229,7 @@ def tenants() -> None:
 # The operator's onboarding and offboarding: the same commands as `quitclaim api tenants`.
 tenants.add_command(api_tenants_create)
 tenants.add_command(api_tenants_delete)
+tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: local.keys_cli
 
 
 @main.command("check")
@@ -452,6 +455,7 @@ main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.l
 main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
 main.add_command(import_group)  # `quitclaim import consents`: quitclaim.local.bulk_cli
 main.add_command(backlog_group)  # `quitclaim backlog scan`: quitclaim.local.bulk_cli
+main.add_command(keys_commands)  # `quitclaim keys list|create|revoke|rotate`: local.keys_cli
 
 from quitclaim.local.billing_cli import add_billing_commands  # noqa: E402
 

@@ -11,17 +11,19 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from quitclaim.domain.access import Capability, require
 from quitclaim.domain.errors import (
     ConfigurationError,
     DependencyFailed,
     Forbidden,
     ValidationFailed,
 )
-from quitclaim.domain.four_eyes import PolicyUpdate, person_name
+from quitclaim.domain.four_eyes import PolicyUpdate, person_name, person_of
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import AssetRepository
+from quitclaim.domain.ports import AssetRepository, UsagePlanKeys
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import (
+    ApiKeyInfo,
     ConsentView,
     Guardian,
     IssuedKey,
@@ -39,6 +41,7 @@ from quitclaim.domain.webhooks import (
     WebhookSource,
 )
 from quitclaim.faces.thumbnails import Thumbnail
+from quitclaim.observability import audit
 from quitclaim.usecases.billing import with_bill
 from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
@@ -83,7 +86,9 @@ class Console:
         limits: RateLimits | None = None,
         deployment_region: str = "eu-central-1",
         usage: Usage | None = None,
+        usage_plans: UsagePlanKeys | None = None,
     ) -> None:
+        self._usage_plans = usage_plans
         self._usage = usage
         self._limits = limits
         self._deployment_region = deployment_region
@@ -131,6 +136,9 @@ class Console:
                 deployment_region=self._deployment_region,
             )
         self._registry.create_tenant(policy or TenantPolicy(tenant=tenant), profile)
+        if profile is not None and self._usage_plans is not None:
+            # API Gateway throttles the tenant by this key from its first request.
+            self._usage_plans.attach(tenant, profile.plan)
         return self._keys.issue(tenant, Role.ADMIN, label)
 
     def admit(self, principal: Principal) -> None:
@@ -142,12 +150,49 @@ class Console:
         """The caller as the API sees them (the dashboard shows it, and hides admin forms)."""
         return principal
 
-    def create_key(self, principal: Principal, role: Role, label: str, person: str) -> IssuedKey:
+    def create_key(
+        self,
+        principal: Principal,
+        role: Role,
+        label: str,
+        person: str,
+        valid_days: int | None = None,
+    ) -> IssuedKey:
         """Admin: issue another key to a named person (four eyes count people, not keys)."""
         _admin(principal)
-        return self._keys.issue(
-            principal.tenant, Role(role), label.strip()[:100], person_name(person)
+        issued = self._keys.issue(
+            principal.tenant,
+            Role(role),
+            label.strip()[:100],
+            person_name(person),
+            valid_days=valid_days,
         )
+        audit(
+            "key.created",
+            tenant=principal.tenant,
+            key_id=issued.key_id,
+            role=issued.role.value,
+            source=principal.key_id,
+            people=[person_of(principal)],
+        )
+        return issued
+
+    def list_keys(self, principal: Principal) -> list[ApiKeyInfo]:
+        """Admin or DPO: every key of the tenant, with status (never a secret)."""
+        require(principal, Capability.ADMIN_READ)
+        return self._keys.list_keys(principal.tenant)
+
+    def revoke_key(self, principal: Principal, key_id: str) -> ApiKeyInfo:
+        """Admin: revoke a key; it is refused from its next request on."""
+        _admin(principal)
+        return self._keys.revoke(principal, key_id)
+
+    def rotate_key(
+        self, principal: Principal, key_id: str, valid_days: int | None = None
+    ) -> IssuedKey:
+        """Admin: a new secret for the key's name and person; the old one is revoked."""
+        _admin(principal)
+        return self._keys.rotate(principal, key_id, valid_days=valid_days)
 
     def get_policy(self, principal: Principal) -> TenantPolicy:
         return self._registry.policy(principal.tenant)
@@ -369,12 +414,12 @@ class Console:
     # -- data-subject rights --------------------------------------------------
     def export_subject(self, principal: Principal, subject_id: str) -> AccessExport:
         """Admin: everything held about the person, as a ZIP (GDPR Art. 15)."""
-        _admin(principal)
+        require(principal, Capability.EXPORT)
         return self._rights_or_fail().export(principal.tenant, subject_id, actor=principal.key_id)
 
     def search_appearances(self, principal: Principal, photo: bytes) -> SelfieSearch:
         """Admin: where does the person in this photo appear? Nothing of it is stored."""
-        _admin(principal)
+        require(principal, Capability.EXPORT)
         return self._rights_or_fail().search(principal.tenant, photo, actor=principal.key_id)
 
     def erase_subject(self, principal: Principal, subject_id: str) -> ErasureReport:
@@ -393,7 +438,7 @@ class Console:
 
     def erasure(self, principal: Principal, subject_id: str) -> ErasureStatus:
         """Admin: a past erasure's report, with every store verified again now."""
-        _admin(principal)
+        require(principal, Capability.ADMIN_READ)
         return self._rights_or_fail().erasure(principal.tenant, subject_id)
 
     def redact_asset(self, principal: Principal, asset_id: str, justification: str) -> AssetRecord:
@@ -407,7 +452,7 @@ class Console:
 
     def records_of_processing(self, principal: Principal) -> ProcessingRecords:
         """Admin: the tenant's records of processing (Art. 30) and a DPIA starter."""
-        _admin(principal)
+        require(principal, Capability.RECORDS)
         if self._processing is None:
             raise DependencyFailed("records of processing are not configured")
         return self._processing.build(principal.tenant)
@@ -485,7 +530,7 @@ class Console:
         }
 
     def list_webhook_sources(self, principal: Principal) -> list[WebhookSource]:
-        _admin(principal)
+        require(principal, Capability.ADMIN_READ)
         return self._admin_webhooks().sources(principal.tenant)
 
     def delete_webhook_source(self, principal: Principal, name: str) -> None:
@@ -503,7 +548,7 @@ class Console:
     def list_inbound_deliveries(
         self, principal: Principal, name: str, status: str | None
     ) -> list[InboundDelivery]:
-        _admin(principal)
+        require(principal, Capability.ADMIN_READ)
         admin = self._admin_webhooks()
         admin.source(principal.tenant, name)
         return admin.inbound_deliveries(principal.tenant, name, status)
@@ -530,7 +575,7 @@ class Console:
         return {"endpoint": endpoint, "secret": secret.secret}
 
     def list_webhook_endpoints(self, principal: Principal) -> list[WebhookEndpoint]:
-        _admin(principal)
+        require(principal, Capability.ADMIN_READ)
         return self._admin_webhooks().endpoints(principal.tenant)
 
     def delete_webhook_endpoint(self, principal: Principal, endpoint_id: str) -> None:
@@ -548,7 +593,7 @@ class Console:
     def list_outbound_deliveries(
         self, principal: Principal, status: str | None, endpoint_id: str | None
     ) -> list[OutboundDelivery]:
-        _admin(principal)
+        require(principal, Capability.ADMIN_READ)
         return self._admin_webhooks().outbound_deliveries(principal.tenant, status, endpoint_id)
 
     def replay_delivery(self, principal: Principal, delivery_id: str) -> OutboundDelivery:

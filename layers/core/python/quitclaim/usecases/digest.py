@@ -13,7 +13,8 @@ sends one e-mail through the mail port (SES):
 - open data-subject requests and their deadlines (``OpenRequests``: the
   verified, unanswered requests people made on the request page,
   ``PersonRequests.open_requests``);
-- images deleted by retention since the last digest (the cadence's period).
+- images deleted by retention since the last digest (the cadence's period);
+- API keys expiring in the next 30 days (key id and role: rotate them in time).
 
 The e-mail leaves the stack, so it carries ids, counts and dates only, never
 names or images (data minimisation): the dashboard shows the rest.
@@ -37,6 +38,7 @@ from quitclaim.domain.ports import (
     QueueDepths,
     SubjectRepository,
 )
+from quitclaim.domain.registry import ApiKeyInfo, key_status
 from quitclaim.domain.retention import RETENTION_ACTOR, digest_due, digest_period
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.retention import TenantDirectory, assets_in
@@ -56,6 +58,12 @@ class OpenRequest:
 class OpenRequests(Protocol):
     def open_requests(self, tenant: str) -> list[OpenRequest]:
         """Data-subject requests not answered yet, with their deadlines."""
+        ...
+
+
+class KeyListing(Protocol):
+    def keys(self, tenant: str) -> list[ApiKeyInfo]:
+        """Every API key of ``tenant`` (revoked and expired ones included)."""
         ...
 
 
@@ -80,6 +88,7 @@ class DigestReport:
     deleted: tuple[tuple[str, str, datetime], ...] = ()  # asset, rule, deleted_at
     # Why the last accuracy audit no longer describes the gate (empty: current or none).
     accuracy_stale: tuple[str, ...] = ()
+    expiring_keys: tuple[tuple[str, str, datetime], ...] = ()  # key id, role, expires_at
 
     def counts(self) -> dict[str, int]:
         return {
@@ -89,6 +98,7 @@ class DigestReport:
             "dead_letters": sum(v or 0 for v in self.dead_letters.values()),
             "open_requests": len(self.open_requests),
             "deleted": len(self.deleted),
+            "expiring_keys": len(self.expiring_keys),
         }
 
 
@@ -108,7 +118,9 @@ class Digest:
         requests: OpenRequests | None = None,
         base_url: str = "",
         accuracy: Callable[[str], dict[str, Any] | None] | None = None,
+        keys: KeyListing | None = None,
     ) -> None:
+        self._keys = keys
         self._directory = directory
         self._assets = assets
         self._subjects = subjects
@@ -190,11 +202,23 @@ class Digest:
             ),
             deleted=tuple(deleted),
             accuracy_stale=tuple(self._stale_audit(tenant)),
+            expiring_keys=self._expiring_keys(tenant, now),
         )
 
     def _stale_audit(self, tenant: str) -> list[str]:
         evidence = self._accuracy(tenant) if self._accuracy is not None else None
         return list(evidence.get("stale_reasons", [])) if evidence else []
+
+    def _expiring_keys(self, tenant: str, now: datetime) -> tuple[tuple[str, str, datetime], ...]:
+        if self._keys is None:
+            return ()
+        until = now + timedelta(days=EXPIRING_DAYS)
+        rows = [
+            (k.key_id, k.role.value, k.expires_at)
+            for k in self._keys.keys(tenant)
+            if key_status(k, now) == "active" and k.expires_at is not None and k.expires_at <= until
+        ]
+        return tuple(sorted(rows, key=lambda row: row[2]))
 
 
 def _day(at: datetime) -> str:
@@ -240,6 +264,10 @@ def render(report: DigestReport, to: str, base_url: str = "") -> Email:
         (
             f"Deleted by retention since {_day(report.since)}: {c['deleted']}",
             [f"asset {a} ({rule}), deleted {_day(at)}" for a, rule, at in report.deleted],
+        ),
+        (
+            f"API keys expiring in the next {EXPIRING_DAYS} days: {c['expiring_keys']}",
+            [f"key {k} ({role}), expires {_day(at)}" for k, role, at in report.expiring_keys],
         ),
     ]
     if report.accuracy_stale:

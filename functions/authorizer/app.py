@@ -1,0 +1,35 @@
+"""API Gateway's Lambda authorizer (REQUEST): an API key to its tenant's usage-plan key.
+
+The logic is ``quitclaim.usecases.authorizer``; this only shapes the event.
+It audits nothing (a read), so its audit block stays empty.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from quitclaim.bootstrap import authorizer_service
+from quitclaim.config import get_settings
+from quitclaim.domain.errors import Unauthorized
+from quitclaim.observability import audited, logger, metrics, tracer
+
+get_settings()
+
+
+class Refused(Exception):
+    """API Gateway answers 401 for an authorizer error whose message is "Unauthorized"."""
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+@audited("invocation")
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    # Lower-cased: HTTP header names are case-insensitive, the lookup is not.
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    try:
+        return authorizer_service().authorize(headers, str(event.get("methodArn") or ""))
+    except Unauthorized:
+        raise Refused("Unauthorized") from None
