@@ -164,7 +164,9 @@ class Router:
                         reply = _as_reply(op, view(*args, **path))
                     else:
                         console = self._console()
-                        principal = authenticate(request.headers, console.resolve_key, op.role)
+                        principal = authenticate(
+                            request.headers, console.resolve_key, op.role, console.resolve_token
+                        )
                         console.admit(principal)
                         # Billed once per authenticated request: API Gateway does not retry.
                         console.count_api_call(principal)
