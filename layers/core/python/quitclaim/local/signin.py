@@ -142,7 +142,9 @@ def create_user(
     return str(next(a["Value"] for a in user["UserAttributes"] if a["Name"] == "sub"))
 
 
-def sign_in_tokens(cognito: Any, pool_id: str, client_id: str, email: str, password: str) -> dict[str, str]:
+def sign_in_tokens(
+    cognito: Any, pool_id: str, client_id: str, email: str, password: str
+) -> dict[str, str]:
     """The pool's ID and access tokens for a password (what the hosted UI hands out)."""
     result = cognito.admin_initiate_auth(
         UserPoolId=pool_id,
@@ -250,6 +252,8 @@ class SignInStandIn:
                 _send(request, 400, b'{"error":"invalid_request"}', "application/json")
                 return
             _redirect(request, target)
+        elif parsed.path == "/favicon.ico":
+            _send(request, 204, b"", "image/x-icon")  # a browser asks; nothing to show
         else:
             _send(request, 404, b'{"error":"not_found"}', "application/json")
 
@@ -345,8 +349,15 @@ def _redirect(request: BaseHTTPRequestHandler, location: str) -> None:
     request.end_headers()
 
 
-_CARRIED = ("client_id", "response_type", "redirect_uri", "state", "code_challenge",
-            "code_challenge_method", "scope")
+_CARRIED = (
+    "client_id",
+    "response_type",
+    "redirect_uri",
+    "state",
+    "code_challenge",
+    "code_challenge_method",
+    "scope",
+)
 
 
 def _login_page(query: dict[str, str], error: str) -> str:
@@ -361,7 +372,7 @@ def _login_page(query: dict[str, str], error: str) -> str:
         "<h1>Sign in</h1><p>Local stand-in for the user pool's hosted sign-in.</p>"
         f'{message}<form method="post" action="/login">{hidden}'
         '<label>E-mail <input name="username" type="email" autocomplete="username" required>'
-        "</label><label>Password <input name=\"password\" type=\"password\" "
+        '</label><label>Password <input name="password" type="password" '
         'autocomplete="current-password" required></label>'
         '<button type="submit">Sign in</button></form></body></html>'
     )
