@@ -120,3 +120,21 @@ def test_tokens_not_of_this_pool_and_client_are_401(api: Api, pool: dict[str, An
         reply = api.call("GET", "/me", key=token)
         assert reply.status == 401, (case, reply.body)
         assert_error(reply, 401, "unauthorized")
+
+
+def test_the_cli_creates_an_account_that_signs_in(pool: dict[str, Any]) -> None:
+    # Given the stack's environment (what `local up` writes to its env file)
+    from click.testing import CliRunner
+
+    from quitclaim.local.cli import main
+
+    # When an operator creates an auditor account with the CLI
+    email = f"cli@{TENANT}.example.org"
+    args = ["local", "user", "--tenant", TENANT, "--email", email, "--group", "auditor"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    password = result.output.rsplit("password: ", 1)[1].strip()
+    # Then that account signs in, as an auditor of the tenant
+    tokens = sign_in_tokens(pool["cognito"], pool["id"], pool["client"], email, password)
+    claims = _claims(tokens["id_token"])
+    assert (claims["custom:tenant"], claims["cognito:groups"]) == (TENANT, ["auditor"])
