@@ -199,3 +199,24 @@ def test_the_wall_clock_decides_expiry() -> None:
     token = _sign(_claims())
     with pytest.raises(Unauthorized):
         _verifier(now=NOW + 3600).principal(token)
+
+
+def test_every_audit_event_of_a_request_names_who_acted() -> None:
+    from quitclaim import observability
+
+    # Given an audit block in which a signed-in person acts
+    flushed: list[tuple[str, list[dict[str, Any]]]] = []
+    observability.set_audit_sink(lambda block, events: flushed.append((block, list(events))))
+    try:
+        with observability.audit_block("api/r1"):
+            with observability.acting_as("user:sub-ana", email_hash("ana@example.org")):
+                observability.audit("asset.kept", tenant="acme", asset_id="a1")
+            # an event outside the caller's part names nobody
+            observability.audit("asset.kept", tenant="acme", asset_id="a2")
+    finally:
+        observability.set_audit_sink(None)
+    # Then the event names the person by sub and e-mail hash, and nothing else of them
+    events = flushed[0][1]
+    assert events[0]["actor"] == "user:sub-ana"
+    assert events[0]["actor_email_hash"] == email_hash("ana@example.org")
+    assert "actor" not in events[1]
