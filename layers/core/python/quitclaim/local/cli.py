@@ -240,6 +240,8 @@ def _up_summary(
         f"  CLI and AWS CLI: source {env_file}",
         "    then e.g. `aws s3 ls` or `.venv/bin/quitclaim check --tenant demo`",
         "  move time:   .venv/bin/quitclaim local tick --to 2027-07-01T00:00:00Z",
+        "  accounts:    .venv/bin/quitclaim local user --tenant demo --email you@example.org"
+        " (then 'Sign in with your account')",
     ]
     if not verbose:
         lines.append(f"  logs:        {LOG_FILE} (--verbose shows them here)")
