@@ -79,8 +79,45 @@ def _skipped(deployment: Deployment, kind: str) -> list[tuple[str, dict[str, Any
     ]
 
 
+def share_pool_signing_key() -> bool:
+    """Import moto's one pool signing key once per process, not once per pool.
+
+    moto signs every pool with the same static key and imports it from its JWK
+    file for each new pool (0.3-0.4 s of RSA key checks on this machine), which
+    every local stack pays at start. Same key, same tokens: only the time goes.
+    True the first time (moto runs in this process, as for ``gaps``).
+    """
+    from moto.cognitoidp import models
+
+    if getattr(models.jwk, "_quitclaim_shared", False):
+        return False
+    real = models.jwk
+    cache: dict[str, Any] = {}
+
+    class SharedRSAKey:
+        @staticmethod
+        def import_key(data: Any, *args: Any, **kwargs: Any) -> Any:
+            marker = json.dumps(data, sort_keys=True) if not args and not kwargs else None
+            if marker is None:
+                return real.RSAKey.import_key(data, *args, **kwargs)
+            if marker not in cache:
+                cache[marker] = real.RSAKey.import_key(data)
+            return cache[marker]
+
+    class SharedJwk:
+        _quitclaim_shared = True
+        RSAKey = SharedRSAKey
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    models.jwk = SharedJwk()  # type: ignore[assignment]
+    return True
+
+
 def create_user_pools(deployment: Deployment, report: GapReport) -> list[str]:
     """Create the template's user pools, app clients, domains and groups (gap 20)."""
+    share_pool_signing_key()
     cognito = deployment.client("cognito-idp")
     done = []
     for logical_id, properties in _skipped(deployment, "AWS::Cognito::UserPool"):
