@@ -147,6 +147,8 @@ def split_requirements(requirements: Iterable[str]) -> tuple[list[str], list[str
             "pydantic-settings",
             "standardwebhooks",
             "segno",
+            # RS256 sign-in tokens (docs/sign-in.md); [crypto] adds cryptography and cffi.
+            "pyjwt",
         }:
             core.append(requirement)
         else:

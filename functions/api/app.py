@@ -62,7 +62,8 @@ def openapi() -> dict[str, Any]:
 
 @route("dashboard")
 def dashboard() -> Any:
-    return static.page()
+    settings = get_settings()  # the user pool's sign-in, when the stack has one
+    return static.page(settings.user_pool_client_id, settings.user_pool_domain_url)
 
 
 @route("dashboardFile")

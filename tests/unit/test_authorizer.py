@@ -102,3 +102,27 @@ def test_the_handler_answers_unauthorized_as_api_gateway_expects(app: ModuleType
     with pytest.raises(Exception, match=r"^Unauthorized$") as raised:
         app.handler(_event({"Authorization": "Bearer qc_acme_" + "1" * 48}), CONTEXT)
     assert not isinstance(raised.value, Unauthorized)
+
+
+def test_a_sign_in_token_is_verified_and_metered_on_its_tenants_key() -> None:
+    # Given an authorizer that knows the pool's verifier beside the keys
+    seen: list[str] = []
+
+    def verify(token: str) -> Principal:
+        seen.append(token)
+        if token != "h.p.s":
+            raise Unauthorized("invalid sign-in token")
+        return Principal("acme", "user:sub-1", Role.REVIEWER, "", "sub-1")
+
+    keys = ApiKeys(MemoryKeys(), Clock())
+    authorizer = KeyAuthorizer(keys.resolve, namespace="qc-prod", resolve_token=verify)
+    # When a person's token (a JWT's three parts) is presented
+    answer = authorizer.authorize({"authorization": "Bearer h.p.s"}, ARN)
+    # Then the token went to the verifier and meters on the tenant's usage-plan key
+    assert seen == ["h.p.s"]
+    assert answer["usageIdentifierKey"] == usage_key_value("qc-prod", "acme")
+    assert answer["principalId"] == "user:sub-1"
+    # And a token the verifier refuses is Unauthorized, never tried as a key
+    with pytest.raises(Unauthorized):
+        authorizer.authorize({"authorization": "Bearer h.p.forged"}, ARN)
+    assert seen[-1] == "h.p.forged"

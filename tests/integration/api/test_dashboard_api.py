@@ -17,6 +17,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from quitclaim.api.openapi import document
+from quitclaim.config import get_settings
 from tests.integration.api.conftest import (
     Api,
     Buckets,
@@ -57,6 +58,11 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(api: Api) -> None:
     assert reply.header("X-Frame-Options") == "DENY"
     # And it names no other host: everything is bundled
     assert not re.search(rb"(src|href)=\"(https?:)?//", reply.body)
+    # And with the stack's user pool it names the app client, and may reach only the
+    # pool's sign-in origin besides its own (the token exchange; docs/sign-in.md)
+    settings = get_settings()
+    assert f'data-client-id="{settings.user_pool_client_id}"'.encode() in reply.body
+    assert f"connect-src 'self' {settings.user_pool_domain_url};" in policy
 
 
 def test_every_file_the_page_loads_is_served_with_its_type(api: Api) -> None:

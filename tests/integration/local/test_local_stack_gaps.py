@@ -5,9 +5,16 @@ If a moto upgrade closes a gap, a test here fails: update ``quitclaim.local.gaps
 
 from __future__ import annotations
 
+import base64
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
 import pytest
 
-from quitclaim.local import gaps
+from quitclaim.local import gaps, signin
 from quitclaim.local.stack import LocalStack
 from tests.integration.local.conftest import INGEST, depth, fresh_stack
 
@@ -45,6 +52,28 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "schedule DigestSchedule (cron(30 6 * * ? *))",
         "schedule MeteringSchedule (rate(1 hour))",
         "schedule ReconcileSchedule (cron(30 1 * * ? *))",
+        # 20: the user pool, its app client, domain and role groups (quitclaim.local.signin)
+        "user pool UserPool (MFA ON)",
+        "app client UserPoolClient",
+        "user pool domain UserPoolDomain",
+        "group admin",
+        "group reviewer",
+        "group dpo",
+        "group auditor",
+        # 12: every function's QC_USER_POOL_* refer to the skipped pool
+        *[
+            f"environment of {function} "
+            "(QC_USER_POOL_CLIENT_ID, QC_USER_POOL_DOMAIN_URL, QC_USER_POOL_ID)"
+            for function in (
+                "IngestFunction",
+                "RecheckFunction",
+                "ExpiryFunction",
+                "RemindersFunction",
+                "MeteringFunction",
+                "WebhooksInFunction",
+                "WebhooksOutFunction",
+            )
+        ],
     ]
     # Wrappers of moto and the account-wide SES identity: only the first stack fills them.
     once = {
@@ -108,7 +137,35 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "ReconcileSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
+        "UserPool": "AWS::Cognito::UserPool",
+        "UserPoolClient": "AWS::Cognito::UserPoolClient",
+        "UserPoolDomain": "AWS::Cognito::UserPoolDomain",
+        **{
+            f"{g}Group": "AWS::Cognito::UserPoolGroup"
+            for g in ("Admin", "Reviewer", "Dpo", "Auditor")
+        },
     }
+
+
+def _user_pool_from_the_template(stack: LocalStack) -> None:
+    # Given the stack's pool, created by the fill (gap 20)
+    cognito = stack.client("cognito-idp")
+    pool_id = stack.resources["UserPool"]
+    pool = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
+    # Then it has the template's MFA setting and the tenant attribute
+    assert pool["MfaConfiguration"] == "ON"
+    assert "custom:tenant" in {a["Name"] for a in pool["SchemaAttributes"]}
+    # And the app client is public (no secret), code flow only, and cannot write the tenant
+    client = cognito.describe_user_pool_client(
+        UserPoolId=pool_id, ClientId=stack.resources["UserPoolClient"]
+    )["UserPoolClient"]
+    assert "ClientSecret" not in client and client["AllowedOAuthFlows"] == ["code"]
+    assert "custom:tenant" not in client["WriteAttributes"]
+    # And the role groups exist, and the functions are pointed at this pool
+    groups = {g["GroupName"] for g in cognito.list_groups(UserPoolId=pool_id)["Groups"]}
+    assert groups == {"admin", "reviewer", "dpo", "auditor"}
+    assert stack.function_env(INGEST)["QC_USER_POOL_ID"] == pool_id
+    assert stack.client_env()["QC_USER_POOL_DOMAIN_URL"] == stack.signin.url  # the stand-in
 
 
 def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
@@ -139,6 +196,9 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
         "UTC",
     )
     assert release["Target"]["Input"] == '{"kind": "release_held"}'
+    # The user pool (gap 20) and the hosted sign-in's stand-in (gap 21)
+    _user_pool_from_the_template(stack)
+    _stand_in_gives_tokens_only_for_the_right_pkce_verifier(stack)
 
 
 def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(
@@ -279,3 +339,97 @@ def test_marketplace_metering_keeps_accepted_records_and_subscribes_on_request(
     with pytest.raises(ClientError) as refused:
         send()
     assert refused.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+def _stand_in_gives_tokens_only_for_the_right_pkce_verifier(stack: LocalStack) -> None:
+    # Given an account, and a page that starts the code flow with a PKCE challenge
+    cognito = stack.client("cognito-idp")
+    pool, client_id = stack.resources["UserPool"], stack.resources["UserPoolClient"]
+    signin.create_user(
+        cognito,
+        pool,
+        email="gap@example.org",
+        tenant="gaps",
+        group="auditor",
+        password="Pw-123456789",
+    )
+    verifier, redirect = "v" * 43, "http://127.0.0.1:9/"
+    flow = {
+        "client_id": client_id,
+        "response_type": "code",
+        "redirect_uri": redirect,
+        "state": "s1",
+        "code_challenge": signin.s256(verifier),
+        "code_challenge_method": "S256",
+    }
+    assert _get(stack.signin.url + "/oauth2/authorize?" + urlencode(flow))[0] == 200
+    assert (
+        _get(
+            stack.signin.url
+            + "/oauth2/authorize?"
+            + urlencode({**flow, "code_challenge_method": "plain"})
+        )[0]
+        == 400
+    )
+    # When the person signs in on the login page, Then they come back with a code and the state
+    status, location = _post(
+        stack.signin.url + "/login",
+        {**flow, "username": "gap@example.org", "password": "Pw-123456789"},
+    )
+    query = parse_qs(urlsplit(location).query)
+    assert status == 302 and location.startswith(redirect) and query["state"] == ["s1"]
+    code = query["code"][0]
+    token = {"grant_type": "authorization_code", "client_id": client_id, "redirect_uri": redirect}
+    # And a wrong verifier gets no tokens (the code is then spent: one use only) ...
+    assert (
+        _post(
+            stack.signin.url + "/oauth2/token", {**token, "code": code, "code_verifier": "w" * 43}
+        )[0]
+        == 400
+    )
+    assert (
+        _post(
+            stack.signin.url + "/oauth2/token", {**token, "code": code, "code_verifier": verifier}
+        )[0]
+        == 400
+    )
+    # ... while a fresh code with the right verifier gets the pool's RS256 ID token
+    location = _post(
+        stack.signin.url + "/login",
+        {**flow, "username": "gap@example.org", "password": "Pw-123456789"},
+    )[1]
+    code = parse_qs(urlsplit(location).query)["code"][0]
+    status, body = _post(
+        stack.signin.url + "/oauth2/token", {**token, "code": code, "code_verifier": verifier}
+    )
+    claims = json.loads(base64.urlsafe_b64decode(json.loads(body)["id_token"].split(".")[1] + "=="))
+    assert (status, claims["custom:tenant"], claims["cognito:groups"]) == (200, "gaps", ["auditor"])
+    # And a wrong password is refused on the page, with no code
+    assert (
+        _post(
+            stack.signin.url + "/login", {**flow, "username": "gap@example.org", "password": "no"}
+        )[0]
+        == 200
+    )
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def _get(url: str) -> tuple[int, str]:
+    return _open(urllib.request.Request(url))
+
+
+def _post(url: str, form: dict[str, str]) -> tuple[int, str]:
+    return _open(urllib.request.Request(url, data=urlencode(form).encode(), method="POST"))
+
+
+def _open(request: urllib.request.Request) -> tuple[int, str]:
+    """(status, Location or body) without following redirects."""
+    try:
+        with urllib.request.build_opener(_NoRedirect).open(request, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers.get("Location") or exc.read().decode()

@@ -30,6 +30,7 @@ def test_every_runtime_dependency_has_a_place() -> None:
         "pydantic-settings",
         "standardwebhooks",
         "segno",
+        "pyjwt",
     }
     assert {layers.requirement_name(r) for r in face} == layers.FACE_DISTRIBUTIONS
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -73,6 +73,7 @@ from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
 if TYPE_CHECKING:
+    from quitclaim.domain.registry import Principal
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
     from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
@@ -534,7 +535,23 @@ def console_service() -> Console:
         limits=RateLimits(DynamoTenants().plan_of),
         deployment_region=settings.region,
         usage_plans=usage_plan_keys(),
+        user_tokens=_user_tokens(settings),
     )
+
+
+def _user_tokens(settings: Settings) -> Callable[[str], Principal] | None:
+    """The sign-in token verifier of the stack's user pool (None: keys only)."""
+    if not (settings.user_pool_id and settings.user_pool_client_id):
+        return None
+    from quitclaim.adapters.user_tokens import UserTokens, issuer_of, jwks_url_of
+
+    issuer = issuer_of(settings.region, settings.user_pool_id)
+    return UserTokens(
+        issuer=issuer,
+        client_id=settings.user_pool_client_id,
+        # Locally the emulator serves the pool's keys; in AWS the issuer does.
+        jwks_url=jwks_url_of(issuer, settings.endpoint_url),
+    ).principal
 
 
 @lru_cache(maxsize=1)
@@ -877,4 +894,8 @@ def authorizer_service() -> KeyAuthorizer:
     settings = _bound(get_settings())
     from quitclaim.usecases.authorizer import KeyAuthorizer
 
-    return KeyAuthorizer(ApiKeys(DynamoApiKeys()).resolve, namespace=settings.usage_key_namespace)
+    return KeyAuthorizer(
+        ApiKeys(DynamoApiKeys()).resolve,
+        namespace=settings.usage_key_namespace,
+        resolve_token=_user_tokens(settings),
+    )

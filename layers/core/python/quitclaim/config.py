@@ -140,6 +140,12 @@ class Settings(BaseSettings):
     default_margin: float = 0.05
     default_min_face_px: int = 40
     default_purpose: str = "web"
+    # People's sign-in (docs/sign-in.md): the stack's Cognito user pool and its
+    # app client; empty: the API takes API keys only. The hosted sign-in's base
+    # URL (the pool's domain; locally the stand-in) is what the dashboard opens.
+    user_pool_id: str = ""
+    user_pool_client_id: str = ""
+    user_pool_domain_url: str = ""
 
     @field_validator("allowed_regions", mode="before")
     @classmethod

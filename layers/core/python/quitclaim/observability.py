@@ -92,6 +92,10 @@ _AUDIT_FIELDS = frozenset(
         "key_id",
         "new_key_id",
         "role",
+        # who acted (``acting_as``, set per API request): the key id or
+        # ``user:<sub>``, and a signed-in person's e-mail as SHA-256
+        "actor",
+        "actor_email_hash",
     }
 )
 
@@ -124,12 +128,30 @@ def audit(action: str, **fields: Any) -> None:
         raise ValueError(f"audit fields not allowed: {sorted(unknown)}")
     if "tenant" not in fields:
         raise ValueError("an audit event names its tenant (each tenant has its own chain)")
-    event = {"action": action, **fields}
+    event = {"action": action, **_actor.get(), **fields}
     logger.info(action, extra={"audit": event})
     blocks = _open_blocks.get()
     if blocks:
         # JSON-shaped now (as the log line is), so the chain hashes what was logged.
         blocks[-1].events.append(json.loads(json.dumps(event, default=str)))
+
+
+_actor: ContextVar[Mapping[str, str]] = ContextVar("audit_actor", default={})  # noqa: B039 (never mutated)
+
+
+@contextmanager
+def acting_as(actor: str, email_hash: str = "") -> Iterator[None]:
+    """Name who acts in every audit event of the block (an API request's caller).
+
+    ``actor`` is the API key's id or ``user:<sub>`` of a signed-in person; a
+    person's e-mail goes in only as ``email_hash`` (docs/sign-in.md).
+    """
+    fields = {"actor": actor, **({"actor_email_hash": email_hash} if email_hash else {})}
+    token = _actor.set(fields)
+    try:
+        yield
+    finally:
+        _actor.reset(token)
 
 
 # ---------------------------------------------------------------- audit blocks

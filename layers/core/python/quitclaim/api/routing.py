@@ -31,7 +31,7 @@ from quitclaim.api.schemas import Body, Query, is_id
 from quitclaim.api.serialize import to_json
 from quitclaim.domain.errors import NotFound, Unauthorized, ValidationFailed
 from quitclaim.domain.registry import Principal
-from quitclaim.observability import audit_block, logger
+from quitclaim.observability import acting_as, audit_block, logger
 
 if TYPE_CHECKING:
     from chalice.app import Request
@@ -166,14 +166,18 @@ class Router:
                     else:
                         console = self._console()
                         needs = capability_of(op)
-                        principal = authenticate(request.headers, console.resolve_key, needs)
+                        principal = authenticate(
+                            request.headers, console.resolve_key, needs, console.resolve_token
+                        )
                         console.admit(principal)
                         # Billed once per authenticated request: API Gateway does not retry.
                         console.count_api_call(principal)
                         if not all(is_id(value) for value in path.values()):
                             raise NotFound("not found")
                         call = _call(op, request, principal, console)
-                        reply = _as_reply(op, view(call, **path))
+                        # Every audit event of this request names the key or the person.
+                        with acting_as(principal.key_id, principal.email_hash):
+                            reply = _as_reply(op, view(call, **path))
                 response = _json_response(reply.status, reply.payload)
             except Exception as exc:  # one mapping for every failure
                 status, payload = errors.for_exception(exc)

@@ -7,6 +7,8 @@ API with the key the person signs in with, like any other client.
 
 from __future__ import annotations
 
+import html
+import urllib.parse
 from functools import lru_cache
 from importlib import resources
 
@@ -45,8 +47,28 @@ def files() -> dict[str, str]:
     }
 
 
-def page() -> Content:
-    return Content(files()[PAGE], _TYPES["html"], dict(PAGE_HEADERS))
+SIGN_IN_PLACEHOLDER = '<meta name="qc-signin">'
+
+
+def page(client_id: str = "", sign_in_url: str = "") -> Content:
+    """The page; with a user pool, it names the app client and the hosted sign-in.
+
+    The page then exchanges its code at ``<sign_in_url>/oauth2/token``: that
+    origin (and only that one) joins ``connect-src`` (docs/sign-in.md).
+    """
+    text, headers = files()[PAGE], dict(PAGE_HEADERS)
+    split = urllib.parse.urlsplit(sign_in_url)
+    if client_id and split.scheme in ("https", "http") and split.netloc:
+        origin = f"{split.scheme}://{split.netloc}"
+        meta = (
+            f'<meta name="qc-signin" data-client-id="{html.escape(client_id)}" '
+            f'data-url="{html.escape(origin)}">'
+        )
+        text = text.replace(SIGN_IN_PLACEHOLDER, meta, 1)
+        headers["Content-Security-Policy"] = headers["Content-Security-Policy"].replace(
+            "connect-src 'self'", f"connect-src 'self' {origin}", 1
+        )
+    return Content(text, _TYPES["html"], headers)
 
 
 def ui_file(name: str) -> Content:

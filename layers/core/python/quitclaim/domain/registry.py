@@ -21,7 +21,7 @@ class Role(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: resolved from an API key, never from the request body."""
+    """Who is calling: resolved from an API key or a sign-in token, never from the body."""
 
     tenant: str
     key_id: str
@@ -30,6 +30,9 @@ class Principal:
     # Who holds the key (four eyes count people, not keys); a key issued
     # without one is its own person: resolving it gives its key id here.
     person: str = ""
+    # A signed-in person (a user-pool token): SHA-256 of their e-mail for the
+    # audit trail ("" for API keys); ``person`` is then the user's sub.
+    email_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

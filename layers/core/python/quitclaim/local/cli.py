@@ -188,6 +188,40 @@ def local_up(
             echo("stopping")
 
 
+@local.command("user")
+@click.option("--tenant", required=True, help="the account's tenant (custom:tenant)")
+@click.option("--email", required=True, help="the sign-in name")
+@click.option(
+    "--group",
+    type=click.Choice(["admin", "reviewer", "dpo", "auditor"]),
+    default="reviewer",
+    show_default=True,
+    help="the role",
+)
+@click.option("--password", default=None, help="default: a random one, printed once")
+def local_user(tenant: str, email: str, group: str, password: str | None) -> None:
+    """Create an account in the stack's user pool (source the env file of `local up`)."""
+    import secrets
+
+    from quitclaim.adapters.aws import aws_client
+    from quitclaim.config import get_settings
+    from quitclaim.local.signin import create_user
+
+    settings = get_settings()
+    if not settings.user_pool_id:
+        raise click.UsageError("no user pool: source the env file `quitclaim local up` wrote")
+    password = password or f"Qc-{secrets.token_urlsafe(12)}9"
+    sub = create_user(
+        aws_client("cognito-idp", settings),
+        settings.user_pool_id,
+        email=email,
+        tenant=tenant,
+        group=group,
+        password=password,
+    )
+    click.echo(f"{email} ({group} of {tenant}, sub {sub}); password: {password}")
+
+
 def _up_summary(
     api_url: str, endpoint: str, keys: list[tuple[str, str]], env_file: Path, verbose: bool
 ) -> list[str]:
@@ -208,6 +242,8 @@ def _up_summary(
         f"  CLI and AWS CLI: source {env_file}",
         "    then e.g. `aws s3 ls` or `.venv/bin/quitclaim check --tenant demo`",
         "  move time:   .venv/bin/quitclaim local tick --to 2027-07-01T00:00:00Z",
+        "  accounts:    .venv/bin/quitclaim local user --tenant demo --email you@example.org"
+        " (then 'Sign in with your account')",
     ]
     if not verbose:
         lines.append(f"  logs:        {LOG_FILE} (--verbose shows them here)")

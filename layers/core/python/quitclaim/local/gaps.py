@@ -171,6 +171,10 @@ Known, not filled (do not rely on them locally):
   only (AWS also takes the ARN); the runtime lists all and filters itself.
 - Outputs and ``Ref`` of a queue are ``https://sqs.<region>.amazonaws.com/..``
   URLs, as in AWS; boto3 with the emulator's endpoint accepts them.
+20. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
+   and 21. moto has no hosted sign-in (``/oauth2/authorize``,
+   ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
+   from the template's resources, and a stand-in for the hosted sign-in.
 """
 
 from __future__ import annotations
@@ -184,6 +188,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from quitclaim.local import signin
 from quitclaim.local.clock import Reaped
 
 if TYPE_CHECKING:
@@ -223,6 +228,8 @@ def apply(deployment: Deployment) -> GapReport:
     report.filled.extend(create_secrets(deployment, report))
     report.filled.extend(create_schedule_groups(deployment, report))
     report.filled.extend(create_template_schedules(deployment, report))
+    # 20 (quitclaim.local.signin): the user pool, before the environments refer to it.
+    report.filled.extend(signin.create_user_pools(deployment, report))
     report.filled.extend(apply_function_environments(deployment))
     report.filled.extend(verify_mail_sender(deployment))
     if capture_email_bodies():
@@ -559,6 +566,8 @@ def release(deployment: Deployment, report: GapReport) -> None:
                 deployment.client("scheduler").delete_schedule(Name=name, GroupName=group)
             elif kind == "schedule-group":
                 deployment.client("scheduler").delete_schedule_group(Name=identifier)
+            elif kind == "user-pool":
+                signin.release_user_pool(deployment, identifier)
             elif kind == "secret":
                 deployment.client("secretsmanager").delete_secret(
                     SecretId=identifier, ForceDeleteWithoutRecovery=True

@@ -41,6 +41,7 @@ from quitclaim.local.deploy import (
 )
 from quitclaim.local.emulator import Emulator
 from quitclaim.local.runtime import LocalRuntime, RunReport, aws_client_env
+from quitclaim.local.signin import SignInStandIn
 
 if TYPE_CHECKING:
     from quitclaim.local.control import ControlServer
@@ -108,6 +109,7 @@ class LocalStack:
         self.lock = threading.RLock()
         self.gaps = gaps.GapReport()
         self.timings: dict[str, float] = {}  # seconds per start-up step
+        self.signin: SignInStandIn | None = None  # the hosted sign-in's stand-in (gap 21)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -156,6 +158,7 @@ class LocalStack:
                 lambda now: gaps.reap_expired_items(deployment, tables, now),
             )
             self._mark("gaps+runtime", step)
+            self.signin = _start_signin(self._deployment)
             if self._control_enabled:
                 from quitclaim.local.control import ControlServer
 
@@ -176,6 +179,9 @@ class LocalStack:
         if self._control is not None:
             self._control.stop()
             self._control = None
+        if self.signin is not None:
+            self.signin.stop()
+            self.signin = None
         if self._runtime is not None:
             self._runtime.close()
         if self._deployment is not None and self._emulator.shared:
@@ -252,6 +258,8 @@ class LocalStack:
             for name, value in variables.items()
             if name.startswith("QC_")
         }
+        if self.signin is not None:  # the dashboard opens the stand-in, not AWS's domain
+            settings["QC_USER_POOL_DOMAIN_URL"] = self.signin.url
         return {**settings, **aws_client_env(self.endpoint_url, self.region)}
 
     @contextmanager
@@ -320,3 +328,11 @@ class LocalStack:
         return emulator_module.sent_emails(
             self.region, self.deployment.account_id, start=self._emails_from
         )
+
+
+def _start_signin(deployment: Deployment) -> SignInStandIn | None:
+    """The hosted sign-in's stand-in for the template's user pool (None without one)."""
+    pool, client = deployment.resources.get("UserPool"), deployment.resources.get("UserPoolClient")
+    if not (pool and client):
+        return None
+    return SignInStandIn(deployment.client("cognito-idp"), pool, client).start()

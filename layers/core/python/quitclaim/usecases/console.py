@@ -7,7 +7,7 @@ tenant's ids therefore simply do not exist for the caller (``NotFound``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from quitclaim.domain.errors import (
     ConfigurationError,
     DependencyFailed,
     Forbidden,
+    Unauthorized,
     ValidationFailed,
 )
 from quitclaim.domain.four_eyes import PolicyUpdate, person_name, person_of
@@ -87,9 +88,11 @@ class Console:
         deployment_region: str = "eu-central-1",
         usage: Usage | None = None,
         usage_plans: UsagePlanKeys | None = None,
+        user_tokens: Callable[[str], Principal] | None = None,
     ) -> None:
         self._usage_plans = usage_plans
         self._usage = usage
+        self._user_tokens = user_tokens
         self._limits = limits
         self._deployment_region = deployment_region
         self._rights = rights
@@ -107,6 +110,12 @@ class Console:
     def resolve_key(self, secret: str) -> Principal:
         """The principal an API key stands for; ``Unauthorized`` otherwise."""
         return self._keys.resolve(secret)
+
+    def resolve_token(self, token: str) -> Principal:
+        """The person a user-pool sign-in token stands for (docs/sign-in.md)."""
+        if self._user_tokens is None:
+            raise Unauthorized("sign-in is not configured on this stack: use an API key")
+        return self._user_tokens(token)
 
     def create_tenant(
         self,

@@ -1,8 +1,10 @@
 /* Quitclaim review dashboard: plain JavaScript, no build step, no third parties.
 
-   Everything shown comes from the API of the same origin, called with the key
-   the person signed in with (kept in sessionStorage: this tab only). The tenant
-   is the key's; nothing here can name another one. */
+   Everything shown comes from the API of the same origin, called with the
+   person's sign-in token (the user pool's hosted sign-in, authorization code
+   with PKCE; the token is kept in memory only) or with an API key (kept in
+   sessionStorage: this tab only). The tenant is the token's or the key's;
+   nothing here can name another one. */
 "use strict";
 
 (() => {
@@ -10,11 +12,20 @@
   const $ = (id) => document.getElementById(id);
   const SVG_NS = "http://www.w3.org/2000/svg";
   const KEY_STORE = "qc.key";
+  // Only for the hosted sign-in's round trip (this tab, removed on return):
+  // the PKCE verifier and state, never a token.
+  const PKCE_STORE = "qc.pkce";
+  const POOL = (() => {
+    const meta = document.querySelector('meta[name="qc-signin"]');
+    const clientId = meta?.dataset.clientId;
+    return clientId ? { clientId, url: meta.dataset.url } : null;
+  })();
   const LANG_STORE = "qc.lang";
   const VIEWS = ["queue", "people", "overview"];
 
   const state = {
     key: null,
+    user: null, // a signed-in person: {email} from their ID token (null: an API key)
     me: null,
     lang: "en",
     view: null,
@@ -147,7 +158,7 @@
 
   // ---------------------------------------------------------------- sign in
 
-  async function signIn(key) {
+  async function signIn(key, user = null) {
     state.key = key;
     try {
       state.me = await api("GET", "/me");
@@ -155,7 +166,13 @@
       state.key = null;
       throw error;
     }
-    sessionStorage.setItem(KEY_STORE, key);
+    if (user) {
+      // A person: the token stays in this page's memory; show who they are.
+      state.user = user;
+      state.me = { ...state.me, label: user.email || state.me.person };
+    } else {
+      sessionStorage.setItem(KEY_STORE, key);
+    }
     document.body.classList.toggle("is-admin", state.me.role === "admin");
     $("nav").hidden = false;
     $("signout").hidden = false;
@@ -164,9 +181,15 @@
     route();
   }
 
-  function signOut(message) {
+  function signOut(message, { leavePool = false } = {}) {
+    const wasUser = Boolean(state.user);
     sessionStorage.removeItem(KEY_STORE);
-    Object.assign(state, { key: null, me: null, view: null, selected: null, record: null });
+    Object.assign(state, { key: null, user: null, me: null, view: null, selected: null, record: null });
+    if (wasUser && leavePool && POOL) {
+      // End the hosted sign-in's session too, then come back here signed out.
+      const back = location.origin + location.pathname;
+      location.assign(`${POOL.url}/logout?${new URLSearchParams({ client_id: POOL.clientId, logout_uri: back })}`);
+    }
     state.thumbs.clear();
     state.people.clear();
     $("nav").hidden = true;
@@ -198,7 +221,7 @@
   });
 
   $("signout").addEventListener("click", () => {
-    signOut("");
+    signOut("", { leavePool: true });
     history.replaceState(null, "", "#");
   });
 
@@ -208,6 +231,71 @@
     applyText();
     rerender();
   });
+
+  // ---------------------------------------------------------------- sign in with the pool
+
+  const b64url = (bytes) =>
+    btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+
+  function randomText() {
+    return b64url(crypto.getRandomValues(new Uint8Array(32)));
+  }
+
+  function claimsOf(jwt) {
+    const part = jwt.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    return JSON.parse(decodeURIComponent(escape(atob(part))));
+  }
+
+  const redirectUri = () => location.origin + location.pathname;
+
+  // Authorization code with PKCE (RFC 7636): off to the hosted sign-in page.
+  async function startPoolSignIn() {
+    const verifier = randomText();
+    const challenge = b64url(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier)));
+    const pending = { verifier, state: randomText() };
+    sessionStorage.setItem(PKCE_STORE, JSON.stringify(pending));
+    const query = new URLSearchParams({
+      response_type: "code",
+      client_id: POOL.clientId,
+      redirect_uri: redirectUri(),
+      scope: "openid email",
+      state: pending.state,
+      code_challenge: challenge,
+      code_challenge_method: "S256",
+    });
+    location.assign(`${POOL.url}/oauth2/authorize?${query}`);
+  }
+
+  // Back from the hosted sign-in with ?code&state: exchange the code for tokens.
+  async function finishPoolSignIn(params) {
+    const pending = JSON.parse(sessionStorage.getItem(PKCE_STORE) || "null");
+    sessionStorage.removeItem(PKCE_STORE);
+    history.replaceState(null, "", location.pathname + location.hash);
+    if (!pending || params.get("state") !== pending.state) throw new Error("state");
+    const response = await fetch(`${POOL.url}/oauth2/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({
+        grant_type: "authorization_code",
+        client_id: POOL.clientId,
+        code: params.get("code"),
+        redirect_uri: redirectUri(),
+        code_verifier: pending.verifier,
+      }),
+      cache: "no-store",
+    });
+    if (!response.ok) throw new Error(`token ${response.status}`);
+    const tokens = await response.json();
+    // The ID token names the tenant and the person (docs/sign-in.md).
+    await signIn(tokens.id_token, { email: claimsOf(tokens.id_token).email || "" });
+  }
+
+  if (POOL) {
+    $("signin-pool").hidden = false;
+    $("signin-account").addEventListener("click", () => {
+      startPoolSignIn().catch(() => ($("signin-error").textContent = t("signInFailed")));
+    });
+  }
 
   // ---------------------------------------------------------------- views
 
@@ -1099,6 +1187,12 @@
     const stored = localStorage.getItem(LANG_STORE);
     state.lang = TEXT[stored] ? stored : (navigator.language || "en").toLowerCase().startsWith("nl") ? "nl" : "en";
     applyText();
+    const params = new URLSearchParams(location.search);
+    if (POOL && params.has("code")) {
+      finishPoolSignIn(params).catch(() => signOut(t("signInFailed")));
+      return;
+    }
+    if (POOL && params.has("error")) history.replaceState(null, "", location.pathname);
     const key = sessionStorage.getItem(KEY_STORE);
     if (key) {
       signIn(key).catch(() => signOut(""));
