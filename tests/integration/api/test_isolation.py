@@ -315,6 +315,10 @@ CLI_NOT_CROSSABLE = {
     "import consents": "the operator names the tenant the rows go into; person references "
     "are looked up in that tenant only",
     "backlog scan": "the operator names the tenant the images are fed to (its incoming/ prefix)",
+    "tenants plan": "the operator names the tenant whose plan and usage-plan key change",
+    "audit accuracy": "the operator names the tenant whose engine and threshold are audited; "
+    "the photos come from a local folder and are deleted with the audit",
+    "local user": "the operator creates a local-stack account in the tenant it names",
 }
 
 

@@ -70,6 +70,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
                 "ExpiryFunction",
                 "RemindersFunction",
                 "MeteringFunction",
+                "AuthorizerFunction",
                 "WebhooksInFunction",
                 "WebhooksOutFunction",
             )
@@ -118,6 +119,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "WebhooksInThrottles",
             "WebhooksOutErrors",
             "WebhooksOutThrottles",
+            "AuthorizerErrors",
+            "AuthorizerThrottles",
         ]
     }
     buckets = ["Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs"]
