@@ -32,7 +32,8 @@ $(CHECKOV): $(STAMP)
 
 test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e (with a load test of 500 uploads), and the offline infra checks
 	# --dist loadfile: a file's tests share their module fixtures, so they stay on one worker.
-	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile --durations=20
+	# --no-loadscope-reorder: files go out in collection order, the longest first (tests/conftest.py).
+	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
 
 unit: $(STAMP) $(CHECKOV)
 	$(BIN)/python -m pytest tests/unit -q
