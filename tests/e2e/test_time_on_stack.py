@@ -80,7 +80,7 @@ def test_assets_leave_the_library_at_the_exact_expiry(stack: Any) -> None:
     # Given obama's consent expiring at T and two approved images of him
     sid = _person("Exact Expiry")
     # Days ahead, not months: every simulated day fires each daily job once (reminders,
-    # retention, the digest...) at ~1.5 s a day; three and a half days still walk each of
+    # retention, the digest...) at ~0.7 s of CPU a day; three and a half days still walk each of
     # them, and the sweep, several times before T. What is proved is the moment, not the span.
     t = EXPIRY_T
     consent = registry_service().grant_consent(TENANT, sid, ["web"], DEMO_NOW, t, source="test")
