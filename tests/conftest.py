@@ -50,3 +50,31 @@ def local_stack() -> Iterator[object]:
             os.environ.clear()
             os.environ.update(saved)
             bootstrap.reset_container()
+
+
+# The longest files first (measured with `--durations` in `make test`). `make test` runs
+# `--dist loadfile --no-loadscope-reorder`: the two workers take whole files in collection
+# order, so these start at once and the many short files fill in behind them. (xdist's own
+# order, most tests first, started the longest files late, and one of them could run alone
+# at the end beside an idle worker.) A file not named here keeps its place after them.
+LONGEST_FIRST = (
+    "tests/e2e/test_load.py",
+    "tests/e2e/test_time_on_stack.py",
+    "tests/integration/test_bench_quick.py",
+    "tests/e2e/test_billing.py",
+    "tests/integration/test_hostile_on_stack.py",
+    "tests/unit/faces/test_dlib_engine.py",
+    "tests/unit/infra/test_security_scan.py",
+    "tests/integration/test_consent_import_on_stack.py",
+    "tests/e2e/test_metering.py",
+    "tests/e2e/test_fairness.py",
+    "tests/e2e/test_backlog_scan.py",
+    "tests/e2e/test_demo_flow.py",
+    "tests/e2e/test_retention.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
+    # A stable sort: within a file, and for every other file, collection order stays.
+    items.sort(key=lambda item: rank.get(item.nodeid.partition("::")[0], len(rank)))

@@ -1,13 +1,15 @@
 """Load on the local stack: uploads, duplicate deliveries and consent churn at once.
 
-Runs ``tests.load.run_load`` on a stack of its own (so its thousands of
-records slow no other test's table scans); ``make soak`` runs the same at
-20,000 uploads. Figures go to ``build/load-report.json`` and one summary line
-to the terminal.
+Runs ``tests.load.run_load`` on a stack of its own (so its records slow no
+other test's table scans). ``make test`` runs a reduced load of 500 uploads;
+``make soak`` runs this file at issue #10's 2,000 (``QC_LOAD_UPLOADS=2000``)
+and ``python -m tests.load`` at 20,000. Figures go to
+``build/load-report.json`` and one summary line to the terminal.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,10 +21,15 @@ from tests.load import LoadReport, own_stack, run_load, set_up, write_report
 # The run is the first test's setup: on a loaded machine it may pass the default 600 s.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
-# Issue #10's 2,000: ~6 min of one core on the 2-core machine (~0.18 s an upload, mostly the
-# stack's ~22 AWS calls against the in-process moto server). `make soak` runs 20,000.
-UPLOADS = 2000
+# ~0.18 s an upload of one core (mostly the stack's ~22 AWS calls against the in-process moto
+# server): issue #10's 2,000 took ~10 min of `make test` beside the other worker, so the suite
+# runs 500 (still ~50 faces, ~10 bad files, ~25 redeliveries and all 16 consent changes) and
+# `make soak` runs the full 2,000 (and 20,000 through `python -m tests.load`).
+UPLOADS = int(os.environ.get("QC_LOAD_UPLOADS", "500"))
 REPORT = REPO_ROOT / "build" / "load-report.json"
+# A floor far below what the stack does (~3.4 uploads/s in `make test` beside the other worker,
+# 5.5 alone): it catches a stall or a per-upload cost that grows with the load, not a busy machine.
+MIN_UPLOADS_PER_S = 0.5
 
 
 @pytest.fixture(scope="module")
@@ -66,3 +73,5 @@ def test_the_load_was_the_load_it_claims(report: LoadReport) -> None:
     assert report.churn_errors == []
     assert {"revoke", "grant"} <= set(report.churn)
     assert report.statuses.get("rejected") == report.bad_uploads
+    # and it went through at a throughput worth the name
+    assert report.uploads_per_s >= MIN_UPLOADS_PER_S, report.summary()

@@ -25,6 +25,10 @@ OBAMA = FACES / "enroll" / "obama" / "obama-portrait.jpg"
 # One tenant per test: each enrols the same face, and two people with one face
 # in one gallery are (rightly) ambiguous.
 TENANT = ""
+# Midnight UTC three and a half days after DEMO_NOW; a morning almost three days after it
+# (ticks longer than two days, as the months-long ones were: the hourly sweep coalesced).
+EXPIRY_T = datetime(2026, 11, 30, tzinfo=UTC)
+LOST_T = datetime(2026, 11, 29, 10, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -75,7 +79,10 @@ def _reasons(stack: Any, name: str) -> list[str]:
 def test_assets_leave_the_library_at_the_exact_expiry(stack: Any) -> None:
     # Given obama's consent expiring at T and two approved images of him
     sid = _person("Exact Expiry")
-    t = datetime(2027, 6, 30, tzinfo=UTC)
+    # Days ahead, not months: every simulated day fires each daily job once (reminders,
+    # retention, the digest...) at ~0.7 s of CPU a day; three and a half days still walk each of
+    # them, and the sweep, several times before T. What is proved is the moment, not the span.
+    t = EXPIRY_T
     consent = registry_service().grant_consent(TENANT, sid, ["web"], DEMO_NOW, t, source="test")
     _upload(stack, "exact-1.jpg", "exact-2.jpg")
     assert [_where(stack, n) for n in ("exact-1.jpg", "exact-2.jpg")] == ["library"] * 2
@@ -98,7 +105,9 @@ def test_assets_leave_the_library_at_the_exact_expiry(stack: Any) -> None:
 
 def test_the_sweep_catches_a_schedule_deleted_by_hand(stack: Any) -> None:
     sid = _person("Lost Schedule")
-    t = datetime(2027, 3, 1, 10, tzinfo=UTC)
+    # Days ahead (as above): the tick passes T by two hours, so the hourly sweep runs after T
+    # whatever the length of the walk to it.
+    t = LOST_T
     consent = registry_service().grant_consent(TENANT, sid, ["web"], DEMO_NOW, t, source="test")
     _upload(stack, "lost.jpg")
     assert _where(stack, "lost.jpg") == "library"
