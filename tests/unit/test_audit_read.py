@@ -146,3 +146,16 @@ def test_a_chain_too_large_for_the_time_budget_says_so_and_points_at_the_cli() -
     # Then neither pretends: not decided, nothing listed, the CLI named
     assert (verdict.intact, verdict.complete, verdict.hint) == (None, False, CLI_HINT)
     assert (page.items, page.complete, page.hint) == ((), False, CLI_HINT)
+
+
+def test_a_chain_longer_than_the_limit_by_its_heads_is_not_even_listed() -> None:
+    # Given a chain of 5 records and a reader that lists at most 4
+    store = chain()
+    read = AuditReader(AuditTrail(store=store, clock=FixedClock()), max_records=4)
+    listed: list[str] = []
+    records = store.records
+    store.records = lambda tenant: (listed.append(tenant), records(tenant))[1]  # type: ignore[method-assign]
+    # When it verifies
+    verdict = read.verify(who())
+    # Then it answers "not decided" without listing the bucket
+    assert (verdict.intact, verdict.complete, listed) == (None, False, [])

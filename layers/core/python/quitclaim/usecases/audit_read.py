@@ -73,6 +73,10 @@ EVENT_FIELDS = frozenset(
 )
 # API Gateway's integration timeout is 29 s: the Lambda needs time to answer.
 BUDGET_S = 20.0
+# Listing a chain's versions cannot be interrupted (the adapter lists before it
+# reads): a chain longer than this, by its heads, is not even listed (about
+# 50 list calls). Reading the records is what the time budget bounds.
+MAX_RECORDS = 50_000
 CLI_HINT = "quitclaim audit verify --tenant <tenant> (or audit show) reads a chain of any size"
 
 
@@ -106,6 +110,7 @@ class AuditVerdict:
 class AuditReader:
     trail: AuditTrail
     budget_s: float = BUDGET_S
+    max_records: int = MAX_RECORDS
     monotonic: Callable[[], float] = field(default=time.monotonic)
 
     def events(
@@ -158,6 +163,7 @@ class AuditReader:
         trail = self.trail
         deadline = self.monotonic() + self.budget_s
         try:
+            self._not_too_long(tenant)
             objects = list(self._bounded(trail.store.records(tenant), deadline))
             heads = dict(trail.store.heads(tenant))
             result: Verification = verify(tenant, objects, heads.pop(0, None), heads)
@@ -178,9 +184,16 @@ class AuditReader:
     def _records(self, tenant: str) -> list[dict[str, Any]]:
         deadline = self.monotonic() + self.budget_s
         store = self.trail.store
+        self._not_too_long(tenant)
         objects = list(self._bounded(store.records(tenant), deadline))
         heads = dict(store.heads(tenant))
         return chain_records(tenant, objects, heads.pop(0, None), heads)
+
+    def _not_too_long(self, tenant: str) -> None:
+        # The heads say how long the chain is before anything is listed (the
+        # heads are read again after the listing, as ``verify`` needs them).
+        if sum(head.seq for head in self.trail.store.heads(tenant).values()) > self.max_records:
+            raise OutOfTime()
 
     def _bounded(self, items: Iterable[Any], deadline: float) -> Iterator[Any]:
         for item in items:
