@@ -269,6 +269,7 @@ def test_an_auditor_reads_and_verifies_the_audit_trail_only(
     expect(tab.page.get_by_role("heading", level=1)).to_have_text("Audit trail")
     nav = tab.page.get_by_role("navigation").get_by_role("link")
     expect(nav).to_have_text(["Audit trail"])
+    expect(tab.page.locator("#audit-rows tr[data-seq]").first).to_be_visible()
     # When they ask for the key creations
     tab.page.get_by_label("Kind of event").fill("key.created")
     tab.page.get_by_role("button", name="Show", exact=True).click()

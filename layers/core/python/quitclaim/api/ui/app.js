@@ -1020,7 +1020,12 @@
   // ---------------------------------------------------------------- audit trail
 
   // GET /audit/events pages through the tenant's chain (docs/audit.md).
+  let auditLoads = 0;
+
   async function loadAudit({ fresh = false } = {}) {
+    // Only the newest request's answer is shown (a filter applied while the
+    // previous page was loading must not get that page appended).
+    const load = ++auditLoads;
     if (fresh) {
       state.audit = [];
       state.auditCursor = null;
@@ -1033,6 +1038,7 @@
     if (form.elements.until.value) query.set("until", `${form.elements.until.value}T00:00:00Z`);
     if (state.auditCursor) query.set("cursor", state.auditCursor);
     const page = await api("GET", `/audit/events?${query}`);
+    if (load !== auditLoads) return;
     state.audit = state.audit.concat(page.items);
     state.auditCursor = page.next_cursor;
     if (!page.complete) say(page.hint ? t("auditTooLarge", page.hint) : t("auditTooLarge", ""));
