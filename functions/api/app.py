@@ -328,6 +328,24 @@ def get_records_of_processing(call: Call) -> Any:
     return call.console.records_of_processing(call.principal)
 
 
+@route("listAuditEvents")
+def list_audit_events(call: Call) -> Any:
+    q = call.query
+    return bootstrap.audit_reader_service().events(
+        call.principal,
+        limit=q.limit,
+        cursor=q.cursor,
+        since=q.since,
+        until=q.until,
+        action=q.action,
+    )
+
+
+@route("verifyAuditTrail")
+def verify_audit_trail(call: Call) -> Any:
+    return bootstrap.audit_reader_service().verify(call.principal)
+
+
 @route("getUsage")
 def get_usage(call: Call) -> Any:
     return call.console.usage(call.principal, call.query.month)

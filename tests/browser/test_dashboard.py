@@ -250,6 +250,39 @@ def test_a_reviewer_key_sees_no_registry_forms(dashboard: Tabs, demo: DemoData) 
     expect(tab.page.locator("#retain-form")).to_be_hidden()
 
 
+def test_an_auditor_reads_and_verifies_the_audit_trail_only(
+    dashboard: Tabs, demo: DemoData, base_url: str
+) -> None:
+    # Given an auditor's key, issued by the admin (audited as key.created)
+    admin = api_get(base_url, "/me", demo.keys.admin.secret)["key_id"]
+    issued = _post(
+        base_url,
+        "/keys",
+        demo.keys.admin.secret,
+        {"role": "auditor", "label": "audit", "person": "Auditor"},
+    )
+    tab = dashboard()
+    tab.page.goto("/")
+    tab.page.get_by_label("API key").fill(issued["secret"])
+    tab.page.get_by_role("button", name="Sign in", exact=True).click()
+    # Then the audit trail is all they are shown (the API would refuse the rest)
+    expect(tab.page.get_by_role("heading", level=1)).to_have_text("Audit trail")
+    nav = tab.page.get_by_role("navigation").get_by_role("link")
+    expect(nav).to_have_text(["Audit trail"])
+    expect(tab.page.locator("#audit-rows tr[data-seq]").first).to_be_visible()
+    # When they ask for the key creations
+    tab.page.get_by_label("Kind of event").fill("key.created")
+    tab.page.get_by_role("button", name="Show", exact=True).click()
+    # Then the admin is named as who acted (its key id: the chain holds no names)
+    rows = tab.page.locator("#audit-rows tr")
+    expect(rows.locator("[data-field=action]").first).to_have_text("key.created")
+    expect(rows.locator("[data-field=actor]").last).to_have_text(admin)
+    # And verifying the chain says it is intact
+    tab.page.get_by_role("button", name="Verify the chain").click()
+    expect(tab.page.locator("#audit-verdict")).to_contain_text("Intact")
+    tab.screenshot("audit-trail")
+
+
 def test_the_overview(dashboard: Tabs, demo: DemoData, base_url: str) -> None:
     # Given Biden also signed a short consent that ends in 20 days
     biden = next(

@@ -175,9 +175,39 @@ def test_functions_only_append_to_the_audit_chains(function: str) -> None:
     assert s3(role(function), identity, "s3:PutObject", record, **create_only) == "Allow"
     assert s3(role(function), identity, "s3:PutObject", record) != "Allow"
     assert s3(role(function), identity, "s3:PutObject", record, **{"s3:if-match": "e"}) != "Allow"
+    # (the API reads the chain's record versions: GET /audit/events, /audit/verify)
+    reads = READ_THE_CHAIN.get(function, ())
     for action in (*READS, *WRITES[1:]):
         arn = bucket("Audit") if action == "s3:ListBucket" else record
-        assert s3(role(function), identity, action, arn) != "Allow", action
+        if action in reads:
+            assert s3(role(function), identity, action, arn) == "Allow", action
+        else:
+            assert s3(role(function), identity, action, arn) != "Allow", action
+
+
+# Who reads the tenants' chains besides the operator's CLI: the API's audit routes.
+READ_THE_CHAIN = {"APIHandler": ("s3:GetObjectVersion",)}
+
+
+def test_only_the_api_lists_the_chain_versions_and_only_under_audit() -> None:
+    identity = [doc(iam.declared_calls()["APIHandler"]["policy"])]
+    audit = bucket("Audit")
+    api = role("APIHandler")
+    # The API lists the chains' versions, under audit/ only (not the CloudTrail logs)
+    assert s3(api, identity, "s3:ListBucketVersions", audit, **{"s3:prefix": "audit/acme/"}) == (
+        "Allow"
+    )
+    assert s3(api, identity, "s3:ListBucketVersions", audit, **{"s3:prefix": "AWSLogs/"}) != (
+        "Allow"
+    )
+    assert s3(api, identity, "s3:GetObjectVersion", f"{audit}/AWSLogs/x") != "Allow"
+    # And no other function may list them at all
+    for function in sorted(set(iam.declared_calls()) - {"APIHandler"}):
+        other = [doc(iam.declared_calls()[function]["policy"])]
+        listing = s3(
+            role(function), other, "s3:ListBucketVersions", audit, **{"s3:prefix": "audit/"}
+        )
+        assert listing != "Allow", function
 
 
 # ---------------------------------------------------------------- the DAM's roles

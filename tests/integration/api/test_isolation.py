@@ -266,6 +266,26 @@ def test_lists_never_show_the_other_tenant(api: Api, world: World) -> None:
     assert by_subject.status == 200 and by_subject.json["items"] == []
 
 
+def test_the_audit_trail_answers_only_the_callers_tenant(api: Api, world: World) -> None:
+    # Given A's audit events (A registered the person; B's attempts are B's own)
+    mine = api.call("GET", "/audit/events?limit=1", key=world.a.admin)
+    assert mine.status == 200 and mine.json["next_cursor"], mine.body
+    # When B lists its audit events, with a tenant in the query, and A's cursor
+    listed = api.call("GET", "/audit/events?limit=100", key=world.b.admin)
+    verdict = api.call("GET", "/audit/verify", key=world.b.admin)
+    named = api.call("GET", f"/audit/events?tenant={world.a.id}", key=world.b.admin)
+    crossed = api.call("GET", f"/audit/events?cursor={mine.json['next_cursor']}", key=world.b.admin)
+    # Then B sees only B's chain, never an id of A's, and the rest is refused
+    assert listed.status == 200 and verdict.status == 200, (listed.body, verdict.body)
+    assert {e["tenant"] for e in listed.json["items"]} <= {world.b.id}
+    text = listed.body.decode() + verdict.body.decode()
+    for secret in (world.subject, world.consent, world.asset, SECRET_NAME):
+        assert secret not in text
+    assert verdict.json["tenant"] == world.b.id
+    assert_error(named, 400, "validation_failed", "tenant")
+    assert_error(crossed, 400, "validation_failed", "cursor")
+
+
 def test_b_cannot_link_its_asset_to_as_subject(api: Api, world: World) -> None:
     # When B says a face in B's own asset is A's subject
     reply = api.call(

@@ -113,6 +113,8 @@ def test_real_responses_match_their_documented_schemas(
         "listAssets": "/assets?status=all",
         "getAsset": f"/assets/{asset_id}",
         "listKeys": "/keys",
+        "listAuditEvents": "/audit/events?limit=5",
+        "verifyAuditTrail": "/audit/verify",
     }
     components = {"components": spec["components"]}
     for operation_id, url in calls.items():

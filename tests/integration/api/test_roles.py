@@ -54,13 +54,21 @@ def test_each_role_gets_exactly_its_routes(chalice_api: ChaliceApi, keys: dict[R
                 assert reply.status not in (401, 403), (role, op.operation_id, reply.body)
             else:
                 assert_error(reply, 403, "forbidden")
-    # And the dpo is refused every write route, the auditor everything but its two reads
+    # And the dpo is refused every write route, the auditor everything but its reads
     writes = [op for op in ROUTES if capability_of(op) in CHANGES]
     assert writes and all(seen[(Role.DPO, op.operation_id)] == 403 for op in writes)
     auditor_ok = {
         oid for (role, oid), status in seen.items() if role is Role.AUDITOR and status != 403
     }
-    assert auditor_ok == {"whoAmI", "getRecordsOfProcessing"}
+    assert auditor_ok == {
+        "whoAmI",
+        "getRecordsOfProcessing",
+        "listAuditEvents",
+        "verifyAuditTrail",
+    }
+    # And the audit trail is not the reviewer's (it is not theirs to judge)
+    for oid in ("listAuditEvents", "verifyAuditTrail"):
+        assert seen[(Role.REVIEWER, oid)] == 403, oid
 
 
 def test_a_dpo_exports_a_person_and_reads_the_records_of_processing(

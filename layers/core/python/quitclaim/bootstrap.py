@@ -75,6 +75,7 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 if TYPE_CHECKING:
     from quitclaim.domain.registry import Principal
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
+    from quitclaim.usecases.audit_read import AuditReader
     from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
@@ -759,6 +760,13 @@ def audit_trail_service() -> AuditTrail:
         clock=_clock,
     )
     return AuditTrail(store=chain, clock=_clock)
+
+
+def audit_reader_service() -> AuditReader:
+    """The audit trail as the API reads it (bounded in time); built per call."""
+    from quitclaim.usecases.audit_read import AuditReader
+
+    return AuditReader(audit_trail_service())
 
 
 def _chain_block(block_id: str, events: Sequence[Mapping[str, Any]]) -> None:

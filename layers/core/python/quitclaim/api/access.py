@@ -88,6 +88,9 @@ ACCESS: dict[str, Capability] = {
     "createFormLink": _W,
     "createImportUploads": _W,
     "importConsents": _W,
+    # the audit trail (docs/audit.md)
+    "listAuditEvents": Capability.AUDIT,
+    "verifyAuditTrail": Capability.AUDIT,
 }
 
 

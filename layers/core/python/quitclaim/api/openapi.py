@@ -1001,6 +1001,45 @@ KEY_OPERATIONS: tuple[Operation, ...] = (
 )
 OPERATIONS = OPERATIONS + KEY_OPERATIONS
 
+# The tenant's audit trail over HTTP (docs/audit.md): auditors, the dpo, admins.
+AUDIT_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "listAuditEvents",
+        "GET",
+        "/audit/events",
+        "A page of the tenant's audit events, oldest first (ids, codes, counts, actors)",
+        "audit",
+        role=_ADMIN,
+        query=s.AuditEventQuery,
+        response="AuditEventPage",
+        errors=(400,),
+        description=(
+            "Events as the tenant's hash chain holds them (unverified: see "
+            "`GET /audit/verify`): `seq` (and `lane`) of their record, its `at`, the "
+            "`action`, the ids it names and `actor` (the key id or `user:<sub>`). "
+            "Filters: `since` / `until` (record time), `action`. Read within about 20 s "
+            "(API Gateway's 29 s limit): a chain too large for that answers "
+            "`complete: false` and no items; `quitclaim audit show` reads any size."
+        ),
+    ),
+    Operation(
+        "verifyAuditTrail",
+        "GET",
+        "/audit/verify",
+        "Verify the tenant's audit hash chain: intact, or the first broken link",
+        "audit",
+        role=_ADMIN,
+        response="AuditVerdict",
+        description=(
+            "Recomputes every record's hash and link, and the chain's end against its "
+            "head. `problems` counts breaks by code (the verifier stops at the first). "
+            "Within about 20 s: a larger chain answers `complete: false`, `intact: null` "
+            "and points at `quitclaim audit verify` (docs/audit.md)."
+        ),
+    ),
+)
+OPERATIONS = OPERATIONS + AUDIT_OPERATIONS
+
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
     "releaseAsset": {202: ("Release requested; waiting for a second person", "AssetRecord")},
@@ -1223,7 +1262,72 @@ def _component_schemas() -> dict[str, Any]:
             },
         }
     )
+    components.update(_audit_schemas())
     return components
+
+
+def _audit_schemas() -> dict[str, Any]:
+    """The audit trail's answers (usecases/audit_read.py)."""
+    incomplete = {
+        "complete": {
+            "type": "boolean",
+            "description": "false: the chain was too large to read within the request's time",
+        },
+        "hint": {"type": ["string", "null"], "description": "What to run instead (the CLI)."},
+    }
+    event = {
+        "type": "object",
+        "required": ["seq", "at", "action"],
+        "properties": {
+            "seq": {"type": "integer", "minimum": 1},
+            "lane": {"type": "integer", "minimum": 1},
+            "at": {"type": "string", "format": "date-time"},
+            "action": {"type": "string"},
+            "actor": {"type": "string", "description": "key id, or user:<sub>"},
+            "actor_email_hash": {"type": "string", "description": "SHA-256 of the e-mail"},
+        },
+        "description": "Besides these: only ids, codes and counts (the chain's allow-list).",
+    }
+    return {
+        "AuditEvent": event,
+        "AuditEventPage": {
+            "type": "object",
+            "required": ["items", "next_cursor", "complete"],
+            "properties": {
+                "items": {"type": "array", "items": _ref("AuditEvent")},
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "Pass back as ?cursor= for the next page; null: no more.",
+                },
+                **incomplete,
+            },
+        },
+        "AuditVerdict": {
+            "type": "object",
+            "required": ["tenant", "intact", "complete", "records", "events", "problems"],
+            "properties": {
+                "tenant": {"type": "string"},
+                "intact": {"type": ["boolean", "null"], "description": "null: not decided"},
+                "records": {"type": "integer", "minimum": 0},
+                "events": {"type": "integer", "minimum": 0},
+                "problems": {
+                    "type": "object",
+                    "additionalProperties": {"type": "integer"},
+                    "description": "Breaks by code: hash_mismatch, missing, prev_mismatch...",
+                },
+                "first_break": {
+                    "type": ["object", "null"],
+                    "properties": {
+                        "seq": {"type": "integer"},
+                        "key": {"type": "string"},
+                        "problem": {"type": "string"},
+                        "detail": {"type": "string"},
+                    },
+                },
+                **incomplete,
+            },
+        },
+    }
 
 
 def _ref(name: str) -> dict[str, str]:

@@ -545,3 +545,26 @@ class SubjectRetention(Body):
             "deleted within DynamoDB TTL's lag."
         )
     )
+
+
+# ------------------------------------------------------------------ the audit trail
+
+
+class AuditEventQuery(PageQuery):
+    """A page of the tenant's audit events (docs/audit.md)."""
+
+    since: UtcDateTime | None = Field(default=None, description="Records appended at or after.")
+    until: UtcDateTime | None = Field(default=None, description="Records appended before.")
+    action: str | None = Field(
+        default=None,
+        pattern=r"^[a-z][a-z0-9_.]{0,63}$",
+        description="Only events of this kind, e.g. `subject.created`.",
+    )
+
+    @field_validator("until")
+    @classmethod
+    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        start = info.data.get("since")
+        if value is not None and start is not None and value < start:
+            raise ValueError("must not be before since")
+        return value

@@ -21,7 +21,12 @@
     return clientId ? { clientId, url: meta.dataset.url } : null;
   })();
   const LANG_STORE = "qc.lang";
-  const VIEWS = ["queue", "people", "overview"];
+  const VIEWS = ["queue", "people", "overview", "audit"];
+  // Which roles hold the capabilities the views need (quitclaim/domain/access.py;
+  // the API refuses the rest anyway): "read" for the queue, people and overview,
+  // "audit" for the audit trail.
+  const CAN = { read: ["admin", "reviewer", "dpo"], audit: ["admin", "dpo", "auditor"] };
+  const can = (capability) => Boolean(state.me) && CAN[capability].includes(state.me.role);
 
   const state = {
     key: null,
@@ -40,6 +45,8 @@
     personId: null,
     overview: null,
     bill: null,
+    audit: [], // the audit trail's events listed so far (ids, codes, actors)
+    auditCursor: null,
   };
 
   // ---------------------------------------------------------------- words
@@ -174,10 +181,13 @@
       sessionStorage.setItem(KEY_STORE, key);
     }
     document.body.classList.toggle("is-admin", state.me.role === "admin");
+    document.body.classList.toggle("can-read", can("read"));
+    document.body.classList.toggle("can-audit", can("audit"));
     $("nav").hidden = false;
     $("signout").hidden = false;
     applyText();
-    [state.policy] = await Promise.all([api("GET", "/policy"), loadPeople()]);
+    // An auditor reads the audit trail only: no policy, no people to load.
+    if (can("read")) [state.policy] = await Promise.all([api("GET", "/policy"), loadPeople()]);
     route();
   }
 
@@ -195,7 +205,9 @@
     $("nav").hidden = true;
     $("signout").hidden = true;
     $("who").textContent = "";
-    document.body.classList.remove("is-admin");
+    document.body.classList.remove("is-admin", "can-read", "can-audit");
+    state.audit = [];
+    state.auditCursor = null;
     for (const view of document.querySelectorAll(".view")) view.hidden = view.id !== "view-signin";
     $("signin-error").textContent = message || "";
     applyText();
@@ -302,7 +314,8 @@
   function route() {
     if (!state.me) return;
     const wanted = location.hash.replace("#", "");
-    show(VIEWS.includes(wanted) ? wanted : "queue");
+    const open = VIEWS.filter((view) => can(view === "audit" ? "audit" : "read"));
+    show(open.includes(wanted) ? wanted : open[0]);
   }
 
   window.addEventListener("hashchange", route);
@@ -323,6 +336,7 @@
       if (view === "queue") await loadQueue();
       if (view === "people") await loadPeople().then(renderPeople);
       if (view === "overview") await loadOverview();
+      if (view === "audit") await loadAudit({ fresh: true });
     } catch (error) {
       fail(error);
     }
@@ -341,6 +355,7 @@
     }
     if (state.view === "overview" && state.overview) renderOverview();
     if (state.view === "overview") renderBill();
+    if (state.view === "audit") renderAudit();
   }
 
   // ---------------------------------------------------------------- people data
@@ -998,6 +1013,78 @@
       say(t("donePersonAdded", subject.display_name));
       openPerson(subject.subject_id);
     } catch (error) {
+      fail(error);
+    }
+  });
+
+  // ---------------------------------------------------------------- audit trail
+
+  // GET /audit/events pages through the tenant's chain (docs/audit.md).
+  let auditLoads = 0;
+
+  async function loadAudit({ fresh = false } = {}) {
+    // Only the newest request's answer is shown (a filter applied while the
+    // previous page was loading must not get that page appended).
+    const load = ++auditLoads;
+    if (fresh) {
+      state.audit = [];
+      state.auditCursor = null;
+    }
+    const form = $("audit-filters");
+    const query = new URLSearchParams({ limit: "50" });
+    const action = form.elements.action.value.trim();
+    if (action) query.set("action", action);
+    if (form.elements.since.value) query.set("since", `${form.elements.since.value}T00:00:00Z`);
+    if (form.elements.until.value) query.set("until", `${form.elements.until.value}T00:00:00Z`);
+    if (state.auditCursor) query.set("cursor", state.auditCursor);
+    const page = await api("GET", `/audit/events?${query}`);
+    if (load !== auditLoads) return;
+    state.audit = state.audit.concat(page.items);
+    state.auditCursor = page.next_cursor;
+    if (!page.complete) say(page.hint ? t("auditTooLarge", page.hint) : t("auditTooLarge", ""));
+    renderAudit();
+  }
+
+  // What an event is about: its ids (never names: the chain holds none).
+  const AUDIT_IDS = ["subject_id", "consent_id", "asset_id", "request_id", "key_id", "new_key_id", "endpoint_id", "delivery_id", "role", "status"];
+
+  function renderAudit() {
+    $("audit-rows").replaceChildren(
+      ...(state.audit.length
+        ? state.audit.map((e) =>
+            h(
+              "tr",
+              { "data-seq": String(e.seq) },
+              h("td", { text: fmtDateTime(e.at) }),
+              h("td", { "data-field": "action", text: e.action }),
+              h("td", { "data-field": "actor", text: e.actor || t("auditNoActor") }),
+              h("td", { text: AUDIT_IDS.filter((k) => e[k] !== undefined).map((k) => `${k}: ${e[k]}`).join(", ") }),
+              h("td", { text: e.lane ? `${e.lane}/${e.seq}` : String(e.seq) }),
+            ),
+          )
+        : [h("tr", {}, h("td", { colspan: "5", text: t("auditNone") }))]),
+    );
+    $("audit-more").hidden = !state.auditCursor;
+  }
+
+  $("audit-filters").addEventListener("submit", (event) => {
+    event.preventDefault();
+    loadAudit({ fresh: true }).catch(fail);
+  });
+
+  $("audit-more").addEventListener("click", () => loadAudit().catch(fail));
+
+  $("audit-verify").addEventListener("click", async () => {
+    const out = $("audit-verdict");
+    out.textContent = t("auditVerifying");
+    try {
+      const v = await api("GET", "/audit/verify");
+      if (!v.complete) out.textContent = t("auditTooLarge", v.hint || "");
+      else if (v.intact) out.textContent = t("auditIntact", v.records, v.events);
+      else out.textContent = t("auditBroken", Object.keys(v.problems).join(", "), v.first_break?.seq);
+      out.dataset.intact = String(v.intact);
+    } catch (error) {
+      out.textContent = "";
       fail(error);
     }
   });
