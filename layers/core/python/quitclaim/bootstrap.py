@@ -73,6 +73,7 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 
 if TYPE_CHECKING:
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
+    from quitclaim.usecases.accuracy_jobs import AccuracyJobs
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
@@ -831,6 +832,24 @@ def accuracy_audit_service() -> AccuracyAudit:
         clock=_clock,
         store=S3ObjectStore(aws_client("s3", settings)),
         bucket=settings.documents_bucket,
+    )
+
+
+def accuracy_jobs_service() -> AccuracyJobs:
+    """Accuracy audits as API jobs (upload URLs, queue, worker, status)."""
+    from quitclaim.adapters.audit_staging import S3UploadUrls
+    from quitclaim.usecases.accuracy_jobs import AccuracyJobs
+
+    settings = _bound(get_settings())
+    s3 = aws_client("s3", settings)
+    return AccuracyJobs(
+        store=S3ObjectStore(s3),
+        bucket=settings.documents_bucket,
+        clock=_clock,
+        audit=accuracy_audit_service,
+        urls=S3UploadUrls(s3, settings.documents_bucket),
+        queue=_queue(settings, settings.audits_queue_url),
+        versions=S3ObjectStore(s3),
     )
 
 
