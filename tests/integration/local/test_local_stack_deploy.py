@@ -266,6 +266,7 @@ def test_two_stacks_share_the_emulator_without_seeing_each_other(stack: LocalSta
                 "WebhooksInFunction",
                 "WebhooksOutFunction",
                 "MeteringFunction",
+                "AuditsFunction",
             }
         )
         assert {m.stream_arn for m in stack.runtime.stream_mappings}.isdisjoint(

@@ -89,6 +89,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "WebhooksInThrottles",
             "WebhooksOutErrors",
             "WebhooksOutThrottles",
+            "AuditsDeadLetter",
+            "AuditsErrors",
         ]
     }
     buckets = ["Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs"]

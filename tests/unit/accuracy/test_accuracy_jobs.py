@@ -139,3 +139,18 @@ def test_a_failed_audit_is_recorded_and_still_deletes_the_staged_files() -> None
     assert not [k for (_, k) in store.objects if "/photos/" in k or k.endswith("labels.csv")]
     with pytest.raises(NotFound):
         jobs.report_html("acme", job)
+
+
+def test_a_crashed_run_is_recorded_failed_and_its_staged_files_deleted() -> None:
+    # Given a job whose run crashed midway (status "running", files still staged)
+    jobs, store, _ = _jobs(StubAudit())
+    job = jobs.prepare("acme", ["a.jpg", "sub/b.jpg"])["job_id"]
+    _stage(store, "acme", job)
+    jobs.submit("acme", job)
+    key = job_prefix("acme", job) + "status.json"
+    store.write("docs", key, store.read("docs", key).replace(b'"queued"', b'"running"'))
+    # When its message is delivered again
+    ended = jobs.run("acme", job)
+    # Then the job failed as crashed and nothing staged remains
+    assert ended["status"] == "failed" and ended["error"]["code"] == "crashed"
+    assert not [k for (_, k) in store.objects if "/photos/" in k or k.endswith("labels.csv")]

@@ -98,6 +98,7 @@ def test_the_functions_and_their_layers_come_from_the_template() -> None:
         "WebhooksInFunction": ["CoreLayer"],
         "WebhooksOutFunction": ["CoreLayer"],
         "APIHandler": ["CoreLayer", "FaceLayer"],
+        "AuditsFunction": ["CoreLayer", "FaceLayer"],
     }
 
 

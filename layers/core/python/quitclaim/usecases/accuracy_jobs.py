@@ -168,13 +168,20 @@ class AccuracyJobs:
     def run(self, tenant: str, job_id: str) -> dict[str, Any]:
         """Audit a queued job; staged files deleted (verified) whatever happens."""
         state = self._read_status(tenant, job_id)
+        prefix = job_prefix(tenant, job_id)
+        photos = StoredPhotos(self._store, self._bucket, prefix + "photos", state["photos"])
+        if state["status"] == RUNNING:
+            # Delivered again while "running": the last run crashed (timeout, memory).
+            # Nothing staged may stay: delete it and record the failure.
+            photos.drop()
+            self._delete_verified(prefix + LABELS)
+            self._purge_versions(prefix)
+            return self._end(tenant, job_id, state, {"code": "crashed", "field": None})
         if state["status"] != QUEUED:
             # A redelivered message after the job ended: nothing to do again.
             logger.info("accuracy job not queued", job_id=job_id, status=state["status"])
             return self._public(job_id, state)
-        prefix = job_prefix(tenant, job_id)
         self._write_status(tenant, job_id, {**state, "status": RUNNING})
-        photos = StoredPhotos(self._store, self._bucket, prefix + "photos", state["photos"])
         audit = self._audit()
         try:
             try:
@@ -192,12 +199,9 @@ class AccuracyJobs:
         except QuitclaimError as exc:
             photos.drop()  # again: also when the labels could not be read
             self._purge_versions(prefix)
-            error = {"code": exc.code, "field": getattr(exc, "field", None)}
-            ended = {**state, "status": FAILED, "error": error}
-            ended["ended_at"] = self._clock.now().isoformat()
-            self._write_status(tenant, job_id, ended)
-            logger.warning("accuracy job failed", job_id=job_id, code=exc.code)
-            return self._public(job_id, ended)
+            return self._end(
+                tenant, job_id, state, {"code": exc.code, "field": getattr(exc, "field", None)}
+            )
         report["cleanup"]["versions_deleted"] = self._purge_versions(prefix)
         audit.store(report, job_prefix=prefix + "report")
         ended = {
@@ -208,6 +212,16 @@ class AccuracyJobs:
             "cleanup": report["cleanup"],
         }
         self._write_status(tenant, job_id, ended)
+        return self._public(job_id, ended)
+
+    def _end(
+        self, tenant: str, job_id: str, state: dict[str, Any], error: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record a failed job: the error's code and field only (no names, no rows)."""
+        ended = {**state, "status": FAILED, "error": error}
+        ended["ended_at"] = self._clock.now().isoformat()
+        self._write_status(tenant, job_id, ended)
+        logger.warning("accuracy job failed", job_id=job_id, code=error["code"])
         return self._public(job_id, ended)
 
     # -- storage -------------------------------------------------------------------

@@ -1,0 +1,149 @@
+"""The accuracy audit as an API job on the local stack (issue #25): upload, 202, worker, GET.
+
+A handful of fixture photos keeps the engine's CPU small. The staged photos and
+labels are looked up again after the job (every version): none may remain.
+"""
+
+from __future__ import annotations
+
+import urllib.request
+from typing import Any
+
+import pytest
+
+from quitclaim.bootstrap import console_service
+from quitclaim.domain.registry import Role
+from tests.conftest import FACES
+from tests.integration.api.conftest import Api, Tenant, make_tenant
+
+pytestmark = pytest.mark.integration
+
+PHOTOS = [
+    "enroll/biden/biden-portrait.jpg",
+    "enroll/kit_harington/kit-portrait.jpg",
+    "enroll/obama/obama-portrait.jpg",
+    "enroll/rose_leslie/rose-portrait.jpg",
+    "uploads/obama-office.jpg",
+    "uploads/kit-closeup.jpg",
+]
+LABELS = (
+    "photo,person,box,pose,groups\n"
+    "enroll/biden/biden-portrait.jpg,biden,,enrol,group:g=a\n"
+    "enroll/kit_harington/kit-portrait.jpg,kit,,enrol,group:g=a\n"
+    "enroll/obama/obama-portrait.jpg,obama,,enrol,group:g=a\n"
+    "enroll/rose_leslie/rose-portrait.jpg,rose,,enrol,group:g=b\n"
+    "uploads/obama-office.jpg,obama,,frontal\n"
+    "uploads/kit-closeup.jpg,kit,,frontal\n"
+)
+# 6 faces of 4 people: 13 impostor pairs, so a 1-in-4 target is measurable (needs 12).
+TARGET = 0.25
+
+
+@pytest.fixture(scope="module")
+def tenant(local_stack: Any) -> Tenant:
+    return make_tenant("api-accuracy")
+
+
+def put(url: str, data: bytes) -> int:
+    headers = {"Content-Type": "application/octet-stream"}
+    request = urllib.request.Request(url, data=data, headers=headers, method="PUT")
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(response.status)
+
+
+def staged_versions(stack: Any, tenant: str, job: str) -> list[str]:
+    s3 = stack.client("s3")
+    bucket = stack.outputs["DocumentsBucketName"]
+    prefix = f"{tenant}/audits/accuracy/jobs/{job}/"
+    found = []
+    for part in ("photos/", "labels.csv"):
+        page = s3.list_object_versions(Bucket=bucket, Prefix=prefix + part)
+        found += [v["Key"] for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+    return found
+
+
+def prepare(api: Api, tenant: Tenant, *, labels: bool = True) -> str:
+    reply = api.call(
+        "POST", "/audits/accuracy/uploads", key=tenant.admin, json_body={"photos": PHOTOS}
+    )
+    assert reply.status == 201, reply.body
+    if labels:
+        assert put(reply.json["labels"], LABELS.encode()) == 200
+    for name, url in reply.json["photos"].items():
+        assert put(url, FACES.joinpath(name).read_bytes()) == 200
+    return str(reply.json["job_id"])
+
+
+def test_an_audit_job_runs_on_the_worker_and_leaves_no_staged_photo(
+    http_api: Api, tenant: Tenant, local_stack: Any
+) -> None:
+    # Given a job whose labels and photos are uploaded
+    job = prepare(http_api, tenant)
+    # When it is started
+    started = http_api.call(
+        "POST",
+        "/audits/accuracy",
+        key=tenant.admin,
+        json_body={"job_id": job, "target_fmr": TARGET},
+    )
+    # Then the API answers at once: accepted, queued
+    assert started.status == 202, started.body
+    assert started.json["status"] == "queued"
+    assert http_api.call("GET", f"/audits/accuracy/{job}", key=tenant.admin).json["status"] in (
+        "queued",
+        "running",
+    )
+    # When the worker drains the queue
+    local_stack.drain()
+    # Then the job is done with the counts of the labels and the report
+    done = http_api.call("GET", f"/audits/accuracy/{job}", key=tenant.admin)
+    assert done.status == 200, done.body
+    assert done.json["status"] == "done", done.json
+    assert done.json["counts"] == {"photos": 6, "people": 4, "attributed_faces": 6}
+    report = done.json["report"]
+    assert report["data"]["genuine_pairs"] == 2 and report["data"]["impostor_pairs"] == 13
+    assert report["cleanup"]["photos_deleted"] == 6 and report["cleanup"]["verified"]
+    html = http_api.call("GET", f"/audits/accuracy/{job}/report", key=tenant.admin)
+    assert html.status == 200 and b"<svg" in html.body
+    # And nothing staged is left, no version either (looked up again)
+    assert staged_versions(local_stack, tenant.id, job) == []
+    # And the report is the tenant's latest accuracy evidence
+    overview = http_api.call("GET", "/overview", key=tenant.admin).json
+    assert overview["accuracy"]["people"] == 4
+
+
+def test_adopting_the_advice_needs_a_second_administrator(
+    http_api: Api, tenant: Tenant, local_stack: Any
+) -> None:
+    # Given a done audit job (the previous test's job is the latest report)
+    # When one administrator adopts its advice, twice
+    first = http_api.call("POST", "/policy/accuracy-advice", key=tenant.admin, json_body={})
+    again = http_api.call("POST", "/policy/accuracy-advice", key=tenant.admin, json_body={})
+    # Then it only waits for a second person, and the same person cannot confirm it
+    assert first.status == 202, first.body
+    assert first.json["pending_change"]["loosens"]
+    assert again.status == 403 and again.json["error"] == "same_reviewer"
+    # When a second administrator adopts the same advice, it applies
+    console = console_service()
+    admin = console.resolve_key(tenant.admin)
+    other = console.create_key(admin, Role.ADMIN, "second admin", "second admin").secret
+    second = http_api.call("POST", "/policy/accuracy-advice", key=other, json_body={})
+    assert second.status == 200, second.body
+    assert "pending_change" not in second.json
+
+
+def test_audit_routes_name_the_field_and_are_for_admins(http_api: Api, tenant: Tenant) -> None:
+    # A job without its labels uploaded is refused, naming the labels
+    job = prepare(http_api, tenant, labels=False)
+    missing = http_api.call("POST", "/audits/accuracy", key=tenant.admin, json_body={"job_id": job})
+    assert missing.status == 400 and missing.json["field"] == "labels"
+    bad = http_api.call("POST", "/audits/accuracy", key=tenant.admin, json_body={"job_id": "x"})
+    assert bad.status == 400 and bad.json["field"] == "job_id"
+    escaping = http_api.call(
+        "POST", "/audits/accuracy/uploads", key=tenant.admin, json_body={"photos": ["../a.jpg"]}
+    )
+    assert escaping.status == 400 and escaping.json["field"] == "photos"
+    reviewer = http_api.call("GET", f"/audits/accuracy/{job}", key=tenant.reviewer)
+    assert reviewer.status == 403
+    other = make_tenant("api-accuracy-other")
+    assert http_api.call("GET", f"/audits/accuracy/{job}", key=other.admin).status == 404
