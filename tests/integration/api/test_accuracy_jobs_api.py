@@ -6,13 +6,16 @@ labels are looked up again after the job (every version): none may remain.
 
 from __future__ import annotations
 
+import json
 import urllib.request
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
 from quitclaim.bootstrap import console_service
 from quitclaim.domain.registry import Role
+from quitclaim.local.cli import main
 from tests.conftest import FACES
 from tests.integration.api.conftest import Api, Tenant, make_tenant
 
@@ -147,3 +150,27 @@ def test_audit_routes_name_the_field_and_are_for_admins(http_api: Api, tenant: T
     assert reviewer.status == 403
     other = make_tenant("api-accuracy-other")
     assert http_api.call("GET", f"/audits/accuracy/{job}", key=other.admin).status == 404
+
+
+def test_the_cli_adopts_only_with_a_second_administrator(tenant: Tenant, local_stack: Any) -> None:
+    # Given the tenant's latest audit report (the first test's) and two admin keys
+    console = console_service()
+    admin = console.resolve_key(tenant.admin)
+    ann = console.create_key(admin, Role.ADMIN, "ann", "ann").secret
+    bob = console.create_key(admin, Role.ADMIN, "bob", "bob").secret
+    args = ["audit", "adopt-advice", "--tenant", tenant.id]
+    # When ann adopts it twice, then bob once
+    first = CliRunner().invoke(main, [*args, "--key", ann])
+    alone = CliRunner().invoke(main, [*args, "--key", ann])
+    second = CliRunner().invoke(main, [*args, "--key", bob])
+    # Then ann's adoption waits, ann alone cannot apply it, and bob's applies it
+    assert first.exit_code == 0 and "pending" in printed(first.output)["status"], first.output
+    assert alone.exit_code != 0 and "same_reviewer" in alone.output
+    assert second.exit_code == 0 and printed(second.output)["status"] == "applied"
+    assert printed(second.output)["pending_change"] is None
+
+
+def printed(output: str) -> dict[str, Any]:
+    """The command's indented JSON (the audit log lines before it are one line each)."""
+    shown: dict[str, Any] = json.loads(output[output.index("{\n") :])
+    return shown
