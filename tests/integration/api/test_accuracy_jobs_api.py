@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
-from quitclaim.bootstrap import console_service
+from quitclaim.bootstrap import console_service, digest_service
 from quitclaim.domain.registry import Role
 from quitclaim.local.cli import main
-from tests.conftest import FACES
+from tests.conftest import DEMO_NOW, FACES
 from tests.integration.api.conftest import Api, Tenant, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -174,3 +175,28 @@ def printed(output: str) -> dict[str, Any]:
     """The command's indented JSON (the audit log lines before it are one line each)."""
     shown: dict[str, Any] = json.loads(output[output.index("{\n") :])
     return shown
+
+
+def test_the_digest_marks_the_audit_stale_when_the_threshold_changes(
+    http_api: Api, tenant: Tenant, local_stack: Any
+) -> None:
+    # Given the tenant's last audit (the first test's), with its stamp beside the report
+    s3 = local_stack.client("s3")
+    bucket = local_stack.outputs["DocumentsBucketName"]
+    stamp = s3.get_object(Bucket=bucket, Key=f"{tenant.id}/audits/accuracy/stamp.json")
+    assert set(json.loads(stamp["Body"].read())) == {
+        "created_at",
+        "engine_versions",
+        "match_threshold",
+        "match_margin",
+    }
+    # When the tenant's threshold is set to another value than the audit measured with
+    policy = http_api.call("GET", "/policy", key=tenant.admin).json
+    tighter = round(policy["match_threshold"] - 0.05, 2)
+    changed = http_api.call(
+        "PATCH", "/policy", key=tenant.admin, json_body={"match_threshold": tighter}
+    )
+    assert changed.status == 200, changed.body
+    # Then the deployed digest (the reminders function's composition) says the audit is stale
+    digest = digest_service().report(tenant.id, since=DEMO_NOW - timedelta(days=1))
+    assert digest.accuracy_stale == ("match_threshold changed",)

@@ -74,6 +74,7 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 if TYPE_CHECKING:
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
     from quitclaim.usecases.accuracy_jobs import AccuracyJobs
+    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
@@ -492,7 +493,16 @@ def digest_service() -> Digest:
         else None,
         base_url=settings.public_base_url,
         requests=person_requests_service(),
+        accuracy=_accuracy_stamps(settings).evidence,
     )
+
+
+def _accuracy_stamps(settings: Settings) -> AccuracyStamps:
+    """The last accuracy audit's stamp (no face layer needed: the digest's function)."""
+    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
+
+    store = S3ObjectStore(aws_client("s3", settings))
+    return AccuracyStamps(store, settings.documents_bucket, DynamoTenants())
 
 
 @lru_cache(maxsize=1)

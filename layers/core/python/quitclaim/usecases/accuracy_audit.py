@@ -25,6 +25,7 @@ from quitclaim.domain.ports import Clock, ObjectStore, TenantRepository
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
+from quitclaim.usecases.accuracy_stamp import AccuracyStamps
 from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
 
 LEGAL_BASIS = (
@@ -339,6 +340,8 @@ class AccuracyAudit:
         for stem in stems:
             self._store.write(self._bucket, stem + ".json", data, content_type="application/json")
             self._store.write(self._bucket, stem + ".html", html, content_type="text/html")
+        # The small record the digest reads without the face layer (usecases/accuracy_stamp.py).
+        AccuracyStamps(self._store, self._bucket, self._tenants).write(report)
 
     def latest(self, tenant: str) -> dict[str, Any] | None:
         """The last stored report with ``stale`` (reasons) against today's engine and policy."""
