@@ -58,7 +58,7 @@ def put(url: str, data: bytes) -> int:
 def staged_versions(stack: Any, tenant: str, job: str) -> list[str]:
     s3 = stack.client("s3")
     bucket = stack.outputs["DocumentsBucketName"]
-    prefix = f"{tenant}/audits/accuracy/jobs/{job}/"
+    prefix = f"audit-staging/{tenant}/{job}/"
     found = []
     for part in ("photos/", "labels.csv"):
         page = s3.list_object_versions(Bucket=bucket, Prefix=prefix + part)

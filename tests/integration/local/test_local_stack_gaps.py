@@ -20,8 +20,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     per_stack = [
         "key policy of DataKey as JSON text",
         # the ingest (main and bulk lanes), inbound-webhook and outbox queues and the
-        # consents and subjects streams
-        "detached moto's own delivery from 6 event source(s)",
+        # consents and subjects streams; the accuracy audit jobs' queue
+        "detached moto's own delivery from 7 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",

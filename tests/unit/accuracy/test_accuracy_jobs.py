@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from quitclaim.domain.errors import Conflict, NotFound, ValidationFailed
-from quitclaim.usecases.accuracy_jobs import AccuracyJobs, job_prefix
+from quitclaim.usecases.accuracy_jobs import AccuracyJobs, job_prefix, staging_prefix
 from tests.unit.fakes import FakeStore, FixedClock
 
 
@@ -62,7 +62,7 @@ def _jobs(audit: StubAudit) -> tuple[AccuracyJobs, FakeStore, Queue]:
 
 
 def _stage(store: FakeStore, tenant: str, job: str) -> None:
-    prefix = job_prefix(tenant, job)
+    prefix = staging_prefix(tenant, job)
     for key in ("labels.csv", "photos/a.jpg", "photos/sub/b.jpg"):
         store.write("docs", prefix + key, b"bytes")
 
@@ -74,7 +74,7 @@ def test_a_job_runs_queued_and_leaves_no_staged_file() -> None:
     prepared = jobs.prepare("acme", ["a.jpg", "sub/b.jpg"])
     job = prepared["job_id"]
     url = prepared["photos"]["sub/b.jpg"]
-    assert url.endswith(f"acme/audits/accuracy/jobs/{job}/photos/sub/b.jpg")
+    assert url.endswith(f"audit-staging/acme/{job}/photos/sub/b.jpg")
     _stage(store, "acme", job)
     # When it is submitted, then run by the worker
     queued = jobs.submit("acme", job, target_fmr=0.01, actor="key_1")

@@ -7,7 +7,8 @@ queued (tenant and job id only) and answered 202. The worker function
 (``run``) audits with the face engine, deletes the staged photos and labels
 (verified), keeps the report with the job and as the tenant's latest evidence,
 and records the status, which ``status`` reads back. Every key starts with the
-tenant: ``<tenant>/audits/accuracy/jobs/<job>/...`` in the documents bucket.
+tenant: ``<tenant>/audits/accuracy/jobs/<job>/`` (status, report) and
+``audit-staging/<tenant>/<job>/`` (the uploads) in the documents bucket.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ _PHOTO_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- /]{0,199}$")
 MAX_PHOTOS = 2000
 UPLOAD_URL_SECONDS = 900
 LABELS = "labels.csv"
+STAGING = "audit-staging/"
 
 # A job's states, in order; "failed" ends it too.
 AWAITING_UPLOAD, QUEUED, RUNNING, DONE, FAILED = (
@@ -52,7 +54,14 @@ class WorkQueue(Protocol):
 
 
 def job_prefix(tenant: str, job_id: str) -> str:
+    """The job's status and report."""
     return f"{tenant}/audits/accuracy/jobs/{job_id}/"
+
+
+def staging_prefix(tenant: str, job_id: str) -> str:
+    """The job's uploaded labels and photos: a prefix of its own, so that the
+    bucket's lifecycle expires what a job never started leaves (2 days)."""
+    return f"{STAGING}{tenant}/{job_id}/"
 
 
 class AccuracyJobs:
@@ -93,7 +102,7 @@ class AccuracyJobs:
         if len(set(photos)) != len(photos):
             raise ValidationFailed("a photo is named twice", field="photos")
         job_id = new_id("acc")
-        prefix = job_prefix(tenant, job_id)
+        prefix = staging_prefix(tenant, job_id)
         self._write_status(tenant, job_id, {"status": AWAITING_UPLOAD, "photos": sorted(photos)})
         return {
             "job_id": job_id,
@@ -121,7 +130,7 @@ class AccuracyJobs:
             raise Conflict(f"the job is {state['status']}, not awaiting its upload")
         if not 0 < target_fmr < 1:
             raise ValidationFailed("target_fmr must be between 0 and 1", field="target_fmr")
-        if self._store.head(self._bucket, job_prefix(tenant, job_id) + LABELS) is None:
+        if self._store.head(self._bucket, staging_prefix(tenant, job_id) + LABELS) is None:
             raise ValidationFailed("the labels CSV is not uploaded", field="labels")
         state = {
             **state,
@@ -168,7 +177,7 @@ class AccuracyJobs:
     def run(self, tenant: str, job_id: str) -> dict[str, Any]:
         """Audit a queued job; staged files deleted (verified) whatever happens."""
         state = self._read_status(tenant, job_id)
-        prefix = job_prefix(tenant, job_id)
+        prefix = staging_prefix(tenant, job_id)
         photos = StoredPhotos(self._store, self._bucket, prefix + "photos", state["photos"])
         if state["status"] == RUNNING:
             # Delivered again while "running": the last run crashed (timeout, memory).
@@ -203,7 +212,7 @@ class AccuracyJobs:
                 tenant, job_id, state, {"code": exc.code, "field": getattr(exc, "field", None)}
             )
         report["cleanup"]["versions_deleted"] = self._purge_versions(prefix)
-        audit.store(report, job_prefix=prefix + "report")
+        audit.store(report, job_prefix=job_prefix(tenant, job_id) + "report")
         ended = {
             **state,
             "status": DONE,
