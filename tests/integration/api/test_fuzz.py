@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from quitclaim.api.openapi import OPERATIONS, Operation
+from quitclaim.bootstrap import accuracy_jobs_service
 from tests.integration.api.conftest import ERROR_KEYS, Api, Buckets, Tenant, make_tenant, photo
 
 pytestmark = pytest.mark.integration
@@ -145,6 +146,7 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         "endpoint_id": [endpoint.json["endpoint"]["endpoint_id"]],
         "delivery_id": ["msg_0000", "msg_unknown"],
         "file": ["app.js", "app.css", "index.html"],
+        "job_id": [accuracy_jobs_service().prepare(tenant.id, ["a.jpg"])["job_id"]],
     }
     return tenant, ids
 
@@ -205,6 +207,7 @@ def test_path_params_reach_only_real_routes() -> None:
         "delivery_id",
         "file",
         "version",
+        "job_id",
     }
 
 

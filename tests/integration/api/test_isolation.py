@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.api.openapi import OPERATIONS
+from quitclaim.bootstrap import accuracy_jobs_service
 from tests.conftest import FACES
 from tests.integration.api.conftest import (
     Api,
@@ -40,6 +41,7 @@ class World:
     source: str = "a-crm"
     endpoint: str = ""
     delivery: str = ""
+    job: str = ""  # an accuracy audit job of A's (prepared, not started)
 
 
 @pytest.fixture(scope="module")
@@ -111,6 +113,7 @@ def world(local_stack: Any, chalice_api: Api) -> World:
         asset_id_of(api, b.admin, "stranger.png"),
         endpoint=endpoint.json["endpoint"]["endpoint_id"],
         delivery=delivery["delivery_id"],
+        job=accuracy_jobs_service().prepare(a.id, ["a.jpg"])["job_id"],
     )
 
 
@@ -156,6 +159,11 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         # The hosted form: A's versions are not B's; nor are A's people
         ("GET", "/forms/a-only-form", None),
         ("POST", "/form-links", {"subject_id": s}),
+        # Accuracy audit jobs (docs/accuracy-audit.md): the job id is looked up in B's keys
+        ("GET", f"/audits/accuracy/{w.job}", None),
+        ("GET", f"/audits/accuracy/{w.job}/report", None),
+        ("POST", "/audits/accuracy", {"job_id": w.job}),
+        ("POST", "/policy/accuracy-advice", {"job_id": w.job}),
     ]
 
 
@@ -178,7 +186,9 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             reply = api.call(method, path, key=key, json_body=body)
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
-            admin_only = path.startswith(("/webhook", "/form-links")) or (
+            admin_only = path.startswith(
+                ("/webhook", "/form-links", "/audits/", "/policy/accuracy-advice")
+            ) or (
                 path.startswith("/subjects")
                 and (method != "GET" or "/eras" in path or "/export" in path)
             )
@@ -308,6 +318,8 @@ CLI_NOT_CROSSABLE = {
     "import consents": "the operator names the tenant the rows go into; person references "
     "are looked up in that tenant only",
     "backlog scan": "the operator names the tenant the images are fed to (its incoming/ prefix)",
+    "audit accuracy": "the operator's own labels and photos, measured with the named tenant's "
+    "policy; the report is kept under that tenant only",
 }
 
 
@@ -378,6 +390,8 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         # The audit chain named is B's own (A's chain is never read for B)
         ("audit verify", ["audit", "verify", "--tenant", b]),
         ("audit show", ["audit", "show", "--tenant", b]),
+        # B's admin key on B's tenant, naming A's accuracy audit job: not found
+        ("audit adopt-advice", ["audit", "adopt-advice", "--tenant", b, "--job", w.job]),
         # (a file that is no photo: refused before any face work, and never in A)
         (
             "enrol",
