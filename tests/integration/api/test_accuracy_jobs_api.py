@@ -200,3 +200,27 @@ def test_the_digest_marks_the_audit_stale_when_the_threshold_changes(
     # Then the deployed digest (the reminders function's composition) says the audit is stale
     digest = digest_service().report(tenant.id, since=DEMO_NOW - timedelta(days=1))
     assert digest.accuracy_stale == ("match_threshold changed",)
+
+
+def test_the_api_cli_uploads_starts_and_reads_a_job(
+    http_api: Any, tenant: Tenant, local_stack: Any, tmp_path: Any
+) -> None:
+    # Given labels naming three portraits under the fixtures
+    labels = tmp_path / "labels.csv"
+    labels.write_text("photo,person\n" + "".join(LABELS.splitlines(True)[1:4]), encoding="utf-8")
+    env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": tenant.admin}
+    # When the CLI uploads and starts the job, the worker drains, and the CLI reads it
+    args = ["api", "--json", "audits", "accuracy", "--labels", str(labels), "--photos", str(FACES)]
+    started = CliRunner().invoke(main, [*args, "--target-fmr", "0.3"], env=env)
+    assert started.exit_code == 0, started.output
+    job = printed(started.output)
+    assert job["status"] == "queued" and job["photos"] == 3
+    local_stack.drain()
+    out = tmp_path / "report.json"
+    status = CliRunner().invoke(
+        main, ["api", "--json", "audits", "status", job["job_id"], "--out", str(out)], env=env
+    )
+    # Then the job is done and its report written, its staged photos gone
+    assert status.exit_code == 0 and printed(status.output)["status"] == "done", status.output
+    assert json.loads(out.read_text(encoding="utf-8"))["data"]["people"] == 3
+    assert staged_versions(local_stack, tenant.id, job["job_id"]) == []

@@ -392,6 +392,7 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         ("audit show", ["audit", "show", "--tenant", b]),
         # B's admin key on B's tenant, naming A's accuracy audit job: not found
         ("audit adopt-advice", ["audit", "adopt-advice", "--tenant", b, "--job", w.job]),
+        ("api audits status", ["api", "audits", "status", w.job]),
         # (a file that is no photo: refused before any face work, and never in A)
         (
             "enrol",

@@ -20,6 +20,7 @@ from quitclaim.local.api_cli import api as api_commands
 from quitclaim.local.api_cli import run_operator as _run
 from quitclaim.local.api_cli import tenants_create as api_tenants_create
 from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
+from quitclaim.local.audit_api_cli import audits as api_audits
 from quitclaim.local.bulk_cli import backlog_group, import_group
 from quitclaim.local.control import tick_command
 from quitclaim.local.requests_cli import requests as requests_commands
@@ -486,6 +487,7 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
 
 
 main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
+api_commands.add_command(api_audits)  # `quitclaim api audits ...`: accuracy audit jobs
 main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
 main.add_command(import_group)  # `quitclaim import consents`: quitclaim.local.bulk_cli
 main.add_command(backlog_group)  # `quitclaim backlog scan`: quitclaim.local.bulk_cli
