@@ -18,6 +18,7 @@ from chalice import Chalice
 from quitclaim import bootstrap
 from quitclaim.api import errors as api_errors
 from quitclaim.api import form_pages, person_pages, static
+from quitclaim.api import routing as api_routing
 from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Posted, Reply, Router, Signed, reshape_chalice_errors
 from quitclaim.api.serialize import policy_json
@@ -744,6 +745,46 @@ def import_consents(call: Call) -> Any:
 @route("setSubjectRetention")
 def set_subject_retention(call: Call, subject_id: str) -> None:
     call.console.retain_subject(call.principal, subject_id, call.body.until)
+
+
+# ---------------------------------------------------------------- accuracy audits (#25)
+
+
+@route("prepareAccuracyAudit")
+def prepare_accuracy_audit(call: Call) -> Any:
+    return bootstrap.accuracy_jobs_service().prepare(call.principal.tenant, call.body.photos)
+
+
+@route("startAccuracyAudit")
+def start_accuracy_audit(call: Call) -> Any:
+    b = call.body
+    return bootstrap.accuracy_jobs_service().submit(
+        call.principal.tenant,
+        b.job_id,
+        target_fmr=b.target_fmr,
+        per_person=b.per_person,
+        actor=call.principal.key_id,
+    )
+
+
+@route("getAccuracyAudit")
+def get_accuracy_audit(call: Call, job_id: str) -> Any:
+    return bootstrap.accuracy_jobs_service().status(call.principal.tenant, job_id)
+
+
+@route("getAccuracyAuditReport")
+def get_accuracy_audit_report(call: Call, job_id: str) -> Any:
+    html = bootstrap.accuracy_jobs_service().report_html(call.principal.tenant, job_id)
+    return api_routing.Content(html, "text/html; charset=utf-8")
+
+
+@route("adoptAccuracyAdvice")
+def adopt_accuracy_advice(call: Call) -> Any:
+    advice = bootstrap.accuracy_jobs_service().advice(call.principal.tenant, call.body.job_id)
+    update = call.console.adopt_accuracy_advice(call.principal, advice)
+    if update.pending is not None:
+        return Reply(202, {**policy_json(update.policy), "pending_change": update.pending})
+    return policy_json(update.policy)
 
 
 route.check_complete()

@@ -413,7 +413,13 @@ def test_every_handler_and_record_handler_runs_in_an_audit_block(path: Path) -> 
     text = path.read_text(encoding="utf-8")
     handlers = ["handler"] + [
         name
-        for name in ("record_handler", "purge_record", "apply_record", "deliver_record")
+        for name in (
+            "record_handler",
+            "purge_record",
+            "apply_record",
+            "deliver_record",
+            "run_record",  # functions/audits (accuracy audit jobs)
+        )
         if f"record_handler={name}" in text
     ]
     # Then each one is audited (its events reach the chain before it reports success)

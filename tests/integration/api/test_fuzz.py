@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from quitclaim.api.openapi import OPERATIONS, Operation
+from quitclaim.bootstrap import accuracy_jobs_service
 from tests.integration.api.conftest import ERROR_KEYS, Api, Buckets, Tenant, make_tenant, photo
 
 pytestmark = pytest.mark.integration
@@ -153,6 +154,7 @@ def fuzz_world(local_stack: Any, chalice_api: Api) -> tuple[Tenant, dict[str, li
         "file": ["app.js", "app.css", "index.html"],
         # A key of its own to revoke and rotate: never the admin's the fuzzing uses
         "key_id": [spare.json["key_id"], "key_unknown"],
+        "job_id": [accuracy_jobs_service().prepare(tenant.id, ["a.jpg"])["job_id"]],
     }
     return tenant, ids
 
@@ -214,6 +216,7 @@ def test_path_params_reach_only_real_routes() -> None:
         "file",
         "version",
         "key_id",
+        "job_id",
     }
 
 

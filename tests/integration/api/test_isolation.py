@@ -11,6 +11,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from quitclaim.api.openapi import OPERATIONS
+from quitclaim.bootstrap import accuracy_jobs_service
 from tests.conftest import FACES
 from tests.integration.api.conftest import (
     Api,
@@ -41,6 +42,7 @@ class World:
     endpoint: str = ""
     delivery: str = ""
     key: str = ""  # the id of A's reviewer key
+    job: str = ""  # an accuracy audit job of A's (prepared, not started)
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +115,7 @@ def world(local_stack: Any, chalice_api: Api) -> World:
         endpoint=endpoint.json["endpoint"]["endpoint_id"],
         delivery=delivery["delivery_id"],
         key=api.call("GET", "/me", key=a.reviewer).json["key_id"],
+        job=accuracy_jobs_service().prepare(a.id, ["a.jpg"])["job_id"],
     )
 
 
@@ -161,6 +164,11 @@ def _attempts(w: World) -> list[tuple[str, str, Any]]:
         # A's keys: B can neither revoke nor rotate them
         ("POST", f"/keys/{w.key}/revoke", None),
         ("POST", f"/keys/{w.key}/rotate", {}),
+        # Accuracy audit jobs (docs/accuracy-audit.md): the job id is looked up in B's keys
+        ("GET", f"/audits/accuracy/{w.job}", None),
+        ("GET", f"/audits/accuracy/{w.job}/report", None),
+        ("POST", "/audits/accuracy", {"job_id": w.job}),
+        ("POST", "/policy/accuracy-advice", {"job_id": w.job}),
     ]
 
 
@@ -183,7 +191,9 @@ def test_b_gets_404_for_every_one_of_as_ids(api: Api, world: World) -> None:
             reply = api.call(method, path, key=key, json_body=body)
             # Then 404, or 403 where a reviewer key meets an admin-only route (the role
             # is checked before anything is looked up), and never any of A's data
-            admin_only = path.startswith(("/webhook", "/form-links", "/keys")) or (
+            admin_only = path.startswith(
+                ("/webhook", "/form-links", "/keys", "/audits/", "/policy/accuracy-advice")
+            ) or (
                 path.startswith("/subjects")
                 and (method != "GET" or "/eras" in path or "/export" in path)
             )
@@ -336,9 +346,9 @@ CLI_NOT_CROSSABLE = {
     "are looked up in that tenant only",
     "backlog scan": "the operator names the tenant the images are fed to (its incoming/ prefix)",
     "tenants plan": "the operator names the tenant whose plan and usage-plan key change",
-    "audit accuracy": "the operator names the tenant whose engine and threshold are audited; "
-    "the photos come from a local folder and are deleted with the audit",
     "local user": "the operator creates a local-stack account in the tenant it names",
+    "audit accuracy": "the operator's own labels and photos, measured with the named tenant's "
+    "policy; the report is kept under that tenant only",
 }
 
 
@@ -409,6 +419,9 @@ def _cli_attempts(w: World, tmp: str) -> list[tuple[str, list[str]]]:
         # The audit chain named is B's own (A's chain is never read for B)
         ("audit verify", ["audit", "verify", "--tenant", b]),
         ("audit show", ["audit", "show", "--tenant", b]),
+        # B's admin key on B's tenant, naming A's accuracy audit job: not found
+        ("audit adopt-advice", ["audit", "adopt-advice", "--tenant", b, "--job", w.job]),
+        ("api audits status", ["api", "audits", "status", w.job]),
         # (a file that is no photo: refused before any face work, and never in A)
         (
             "enrol",

@@ -267,6 +267,7 @@ def test_two_stacks_share_the_emulator_without_seeing_each_other(stack: LocalSta
                 "WebhooksOutFunction",
                 "MeteringFunction",
                 "AuthorizerFunction",  # deployed, never invoked: the emulator has no API Gateway
+                "AuditsFunction",
             }
         )
         assert {m.stream_arn for m in stack.runtime.stream_mappings}.isdisjoint(

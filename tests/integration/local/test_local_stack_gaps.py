@@ -27,8 +27,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
     per_stack = [
         "key policy of DataKey as JSON text",
         # the ingest (main and bulk lanes), inbound-webhook and outbox queues and the
-        # consents and subjects streams
-        "detached moto's own delivery from 6 event source(s)",
+        # consents and subjects streams; the accuracy audit jobs' queue
+        "detached moto's own delivery from 7 event source(s)",
         "notification configuration of UploadsBucket",
         "versioning Enabled on UploadsBucket",
         "versioning Enabled on LibraryBucket",
@@ -73,6 +73,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
                 "AuthorizerFunction",
                 "WebhooksInFunction",
                 "WebhooksOutFunction",
+                "AuditsFunction",
             )
         ],
     ]
@@ -121,6 +122,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "WebhooksOutThrottles",
             "AuthorizerErrors",
             "AuthorizerThrottles",
+            "AuditsDeadLetter",
+            "AuditsErrors",
         ]
     }
     buckets = ["Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs"]

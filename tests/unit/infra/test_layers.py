@@ -100,6 +100,7 @@ def test_the_functions_and_their_layers_come_from_the_template() -> None:
         "WebhooksOutFunction": ["CoreLayer"],
         "AuthorizerFunction": ["CoreLayer"],
         "APIHandler": ["CoreLayer", "FaceLayer"],
+        "AuditsFunction": ["CoreLayer", "FaceLayer"],
     }
 
 

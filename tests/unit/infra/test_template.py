@@ -281,6 +281,7 @@ def test_every_queue_has_a_dead_letter_or_is_one_and_is_encrypted() -> None:
         "AsyncDeadLetterQueue",
         "InboundDeadLetterQueue",
         "EventsDeadLetterQueue",
+        "AuditsDeadLetterQueue",
     }
     for logical_id, queue in queues.items():
         assert queue["Properties"]["SqsManagedSseEnabled"] is True
@@ -307,7 +308,7 @@ def test_alarms_cover_dead_letters_errors_throttles_and_age() -> None:
     for alarm in _alarms():
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
         assert alarm["TreatMissingData"] == "notBreaching"
-    for queue in ("Ingest", "Bulk", "Recheck", "Purge", "Async", "Inbound", "Events"):
+    for queue in ("Ingest", "Bulk", "Recheck", "Purge", "Async", "Inbound", "Events", "Audits"):
         value = json.dumps({"Fn::GetAtt": [f"{queue}DeadLetterQueue", "QueueName"]})
         assert value in _watched("ApproximateNumberOfMessagesVisible", "QueueName"), queue
     age = json.dumps({"Fn::GetAtt": ["IngestQueue", "QueueName"]})

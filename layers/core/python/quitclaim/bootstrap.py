@@ -75,6 +75,8 @@ from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispa
 if TYPE_CHECKING:
     from quitclaim.domain.registry import Principal
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
+    from quitclaim.usecases.accuracy_jobs import AccuracyJobs
+    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
     from quitclaim.usecases.audit_read import AuditReader
     from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
@@ -497,7 +499,16 @@ def digest_service() -> Digest:
         base_url=settings.public_base_url,
         requests=person_requests_service(),
         keys=DynamoApiKeys(),
+        accuracy=_accuracy_stamps(settings).evidence,
     )
+
+
+def _accuracy_stamps(settings: Settings) -> AccuracyStamps:
+    """The last accuracy audit's stamp (no face layer needed: the digest's function)."""
+    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
+
+    store = S3ObjectStore(aws_client("s3", settings))
+    return AccuracyStamps(store, settings.documents_bucket, DynamoTenants())
 
 
 @lru_cache(maxsize=1)
@@ -863,6 +874,24 @@ def accuracy_audit_service() -> AccuracyAudit:
         clock=_clock,
         store=S3ObjectStore(aws_client("s3", settings)),
         bucket=settings.documents_bucket,
+    )
+
+
+def accuracy_jobs_service() -> AccuracyJobs:
+    """Accuracy audits as API jobs (upload URLs, queue, worker, status)."""
+    from quitclaim.adapters.audit_staging import S3UploadUrls
+    from quitclaim.usecases.accuracy_jobs import AccuracyJobs
+
+    settings = _bound(get_settings())
+    s3 = aws_client("s3", settings)
+    return AccuracyJobs(
+        store=S3ObjectStore(s3),
+        bucket=settings.documents_bucket,
+        clock=_clock,
+        audit=accuracy_audit_service,
+        urls=S3UploadUrls(s3, settings.documents_bucket),
+        queue=_queue(settings, settings.audits_queue_url),
+        versions=S3ObjectStore(s3),
     )
 
 

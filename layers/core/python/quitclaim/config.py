@@ -98,6 +98,8 @@ class Settings(BaseSettings):
     ingest_queue_url: str = ""
     # Webhooks: verified inbound deliveries wait here for the worker.
     inbound_queue_url: str = ""
+    # Accuracy audit jobs (tenant and job id) wait here for the audits worker.
+    audits_queue_url: str = ""
     # Signing secrets: SSM SecureString parameters under this path, this key.
     webhook_secrets_prefix: str = "/quitclaim/webhooks"
     webhook_secrets_key_id: str = ""

@@ -1039,6 +1039,78 @@ AUDIT_OPERATIONS: tuple[Operation, ...] = (
     ),
 )
 OPERATIONS = OPERATIONS + AUDIT_OPERATIONS
+# The accuracy and bias audit as an asynchronous job (docs/accuracy-audit.md).
+_ACCURACY = "/audits/accuracy"
+ACCURACY_OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "prepareAccuracyAudit",
+        "POST",
+        f"{_ACCURACY}/uploads",
+        "A new accuracy audit job: upload URLs for its labels CSV and photos",
+        "audits",
+        role=_ADMIN,
+        body=s.AccuracyUploadsBody,
+        status=201,
+        response="AccuracyUploads",
+        errors=(400,),
+        description=(
+            "PUT the labels CSV (docs/accuracy-audit.md) to `labels` and each photo to its "
+            "URL (valid 15 minutes), then POST /audits/accuracy with the `job_id`. The "
+            "staged files are deleted when the audit ends, verified."
+        ),
+    ),
+    Operation(
+        "startAccuracyAudit",
+        "POST",
+        _ACCURACY,
+        "Start a prepared accuracy audit (asynchronous: 202 and the job)",
+        "audits",
+        role=_ADMIN,
+        body=s.AccuracyJobBody,
+        status=202,
+        response="AccuracyJob",
+        errors=(400, 404, 409),
+        description="Poll GET /audits/accuracy/{job_id} until `done` or `failed`.",
+    ),
+    Operation(
+        "getAccuracyAudit",
+        "GET",
+        f"{_ACCURACY}/{{job_id}}",
+        "An accuracy audit job's status; when done, its report (JSON)",
+        "audits",
+        role=_ADMIN,
+        response="AccuracyJob",
+        errors=(400, 404),
+    ),
+    Operation(
+        "getAccuracyAuditReport",
+        "GET",
+        f"{_ACCURACY}/{{job_id}}/report",
+        "A done accuracy audit job's report, readable (HTML)",
+        "audits",
+        role=_ADMIN,
+        produces=("text/html",),
+        errors=(400, 404),
+    ),
+    Operation(
+        "adoptAccuracyAdvice",
+        "POST",
+        "/policy/accuracy-advice",
+        "Adopt an accuracy audit's threshold advice (two administrators, audited)",
+        "policy",
+        role=_ADMIN,
+        body=s.AccuracyAdviceBody,
+        response="TenantPolicy",
+        errors=(400, 403, 404, 409),
+        description=(
+            "The advice of the job named, else of the latest stored report. Always two "
+            "people: the first call keeps it pending (202, `pending_change`); a second, "
+            "different administrator's call applies it (200); the first again gets 403 "
+            "`same_reviewer`. Audited (`policy.change_requested`, `policy.updated`)."
+        ),
+    ),
+)
+OPERATIONS = OPERATIONS + ACCURACY_OPERATIONS
 
 # Four-eyes actions answer 202 while they wait for a second person.
 EXTRA_SUCCESS = {
@@ -1046,6 +1118,10 @@ EXTRA_SUCCESS = {
     "reassignFace": {202: ("Reassignment requested; waiting for a second person", "AssetRecord")},
     "redactAsset": {202: ("Redaction requested; waiting for a second person", "AssetRecord")},
     "updatePolicy": {202: ("Change requested; waiting for a second administrator", "TenantPolicy")},
+}
+
+EXTRA_SUCCESS["adoptAccuracyAdvice"] = {
+    202: ("Adoption requested; waiting for a second administrator", "TenantPolicy")
 }
 
 BY_ID = {op.operation_id: op for op in OPERATIONS}
@@ -1263,6 +1339,7 @@ def _component_schemas() -> dict[str, Any]:
         }
     )
     components.update(_audit_schemas())
+    components.update(ACCURACY_SCHEMAS)
     return components
 
 
@@ -1468,3 +1545,33 @@ def document() -> dict[str, Any]:
             },
         },
     }
+
+
+ACCURACY_SCHEMAS: dict[str, Any] = {
+    "AccuracyUploads": {
+        "type": "object",
+        "required": ["job_id", "expires_in_s", "labels", "photos"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "expires_in_s": {"type": "integer"},
+            "labels": {"type": "string", "description": "PUT URL of the labels CSV"},
+            "photos": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "AccuracyJob": {
+        "type": "object",
+        "required": ["job_id", "status", "photos"],
+        "properties": {
+            "job_id": {"type": "string"},
+            "status": {"enum": ["awaiting_upload", "queued", "running", "done", "failed"]},
+            "photos": {"type": "integer"},
+            "queued_at": {"type": "string"},
+            "ended_at": {"type": "string"},
+            "target_fmr": {"type": "number"},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "cleanup": {"type": "object"},
+            "error": {"type": "object"},
+            "report": {"type": "object", "description": "when done: the report's JSON"},
+        },
+    },
+}

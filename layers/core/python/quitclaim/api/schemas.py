@@ -568,3 +568,30 @@ class AuditEventQuery(PageQuery):
         if value is not None and start is not None and value < start:
             raise ValueError("must not be before since")
         return value
+
+
+# ------------------------------------------------------------------ accuracy audits
+
+
+class AccuracyUploadsBody(Body):
+    """The photos an accuracy audit's labels CSV names: one presigned PUT URL each."""
+
+    photos: list[Annotated[str, StringConstraints(min_length=1, max_length=200)]] = Field(
+        min_length=1,
+        max_length=2000,
+        description="Photo names exactly as the labels CSV's `photo` column writes them.",
+    )
+
+
+class AccuracyJobBody(Body):
+    """Start a prepared accuracy audit job whose labels and photos are uploaded."""
+
+    job_id: Annotated[str, StringConstraints(pattern=r"^acc_[0-9a-f]{16}$")]
+    target_fmr: float = Field(default=0.0001, gt=0, lt=1, description="FMR target (1 in N)")
+    per_person: bool = Field(default=False, description="per-person detail (the officer asks)")
+
+
+class AccuracyAdviceBody(Body):
+    """Adopt the threshold advice of an audit: a job's, or the latest stored report's."""
+
+    job_id: Unsent[Annotated[str, StringConstraints(pattern=r"^acc_[0-9a-f]{16}$")]] = None

@@ -13,12 +13,14 @@ import csv
 import io
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from quitclaim.domain.accuracy_stamp import AuditStamp as AuditStamp
+from quitclaim.domain.accuracy_stamp import stale_reasons as stale_reasons
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import Box
 
@@ -554,27 +556,5 @@ def advise(
 # -- staleness ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class AuditStamp:
-    """What an audit measured with: it goes stale when any of this changes."""
-
-    engine_versions: Mapping[str, str] = field(default_factory=dict)
-    match_threshold: float = 0.0
-    match_margin: float = 0.0
-
-
-def stale_reasons(measured: AuditStamp, now: AuditStamp) -> list[str]:
-    """Why the last audit no longer describes the deployed gate ([] when it still does)."""
-    reasons = []
-    changed = sorted(
-        k
-        for k in set(measured.engine_versions) | set(now.engine_versions)
-        if measured.engine_versions.get(k) != now.engine_versions.get(k)
-    )
-    if changed:
-        reasons.append("engine or model changed: " + ", ".join(changed))
-    if not math.isclose(measured.match_threshold, now.match_threshold):
-        reasons.append("match_threshold changed")
-    if not math.isclose(measured.match_margin, now.match_margin):
-        reasons.append("match_margin changed")
-    return reasons
+# AuditStamp and stale_reasons live in domain/accuracy_stamp.py (no numpy: the
+# digest's function has no face layer); re-exported here for the audit.

@@ -20,6 +20,7 @@ from quitclaim.local.api_cli import api as api_commands
 from quitclaim.local.api_cli import run_operator as _run
 from quitclaim.local.api_cli import tenants_create as api_tenants_create
 from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
+from quitclaim.local.audit_api_cli import audits as api_audits
 from quitclaim.local.bulk_cli import backlog_group, import_group
 from quitclaim.local.control import tick_command
 from quitclaim.local.keys_cli import keys as keys_commands
@@ -415,6 +416,43 @@ def audit_accuracy(
     click.echo(json.dumps({**(summary(report) or {}), "advice": report["advice"]}, indent=2))
 
 
+@audit.command("adopt-advice")
+@click.option("--tenant", required=True)
+@click.option(
+    "--key",
+    envvar="QUITCLAIM_KEY",
+    required=True,
+    help="your admin API key: it names the person (two different people must adopt)",
+)
+@click.option("--job", "job_id", default=None, help="an API job's advice (default: the latest)")
+def audit_adopt_advice(tenant: str, key: str, job_id: str | None) -> None:
+    """Adopt the accuracy audit's threshold advice: one audited, two-person policy change.
+
+    The first administrator's call keeps it pending; a second, different
+    administrator's call with the same advice applies it (docs/accuracy-audit.md).
+    """
+    from quitclaim.bootstrap import accuracy_jobs_service, console_service
+
+    console = console_service()
+    principal = _run(lambda: console.resolve_key(key))
+    if principal.tenant != tenant:
+        raise click.ClickException("forbidden: the key is another tenant's (field: key)")
+    advice = _run(lambda: accuracy_jobs_service().advice(tenant, job_id))
+    update = _run(lambda: console.adopt_accuracy_advice(principal, advice))
+    state = "pending: a second administrator must adopt it too" if update.pending else "applied"
+    click.echo(
+        json.dumps(
+            {
+                "status": state,
+                "match_threshold": update.policy.match_threshold,
+                "match_margin": update.policy.match_margin,
+                "pending_change": update.pending,
+            },
+            indent=2,
+        )
+    )
+
+
 @main.command()
 @click.option("--tenant", required=True)
 @click.option("--name", "display_name", required=True)
@@ -488,6 +526,7 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
 
 
 main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
+api_commands.add_command(api_audits)  # `quitclaim api audits ...`: accuracy audit jobs
 main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
 main.add_command(import_group)  # `quitclaim import consents`: quitclaim.local.bulk_cli
 main.add_command(backlog_group)  # `quitclaim backlog scan`: quitclaim.local.bulk_cli

@@ -25,6 +25,7 @@ from quitclaim.domain.ports import Clock, ObjectStore, TenantRepository
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
+from quitclaim.usecases.accuracy_stamp import AccuracyStamps
 from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
 
 LEGAL_BASIS = (
@@ -322,21 +323,25 @@ class AccuracyAudit:
     def _key(self, tenant: str, suffix: str) -> str:
         return f"{tenant}/audits/accuracy/latest.{suffix}"
 
-    def store(self, report: Mapping[str, Any]) -> None:
-        """Keep the report (JSON and HTML) as the tenant's latest accuracy evidence."""
+    def store(self, report: Mapping[str, Any], *, job_prefix: str | None = None) -> None:
+        """Keep the report (JSON and HTML) as the tenant's latest accuracy evidence.
+
+        ``job_prefix``: an API job's copy too (``<prefix>.json`` / ``.html``), which
+        its status route serves.
+        """
         if self._store is None or self._bucket is None:
             raise QuitclaimError("no store configured for accuracy audits")
         tenant = str(report["tenant"])
         data = json.dumps(report, sort_keys=True).encode()
-        self._store.write(
-            self._bucket, self._key(tenant, "json"), data, content_type="application/json"
-        )
-        self._store.write(
-            self._bucket,
-            self._key(tenant, "html"),
-            render_html(report).encode(),
-            content_type="text/html",
-        )
+        html = render_html(report).encode()
+        stems = [self._key(tenant, "")[:-1]]
+        if job_prefix is not None:
+            stems.append(job_prefix)
+        for stem in stems:
+            self._store.write(self._bucket, stem + ".json", data, content_type="application/json")
+            self._store.write(self._bucket, stem + ".html", html, content_type="text/html")
+        # The small record the digest reads without the face layer (usecases/accuracy_stamp.py).
+        AccuracyStamps(self._store, self._bucket, self._tenants).write(report)
 
     def latest(self, tenant: str) -> dict[str, Any] | None:
         """The last stored report with ``stale`` (reasons) against today's engine and policy."""
