@@ -113,7 +113,16 @@ def test_the_function_and_its_queue_mapping_are_deployed(stack: LocalStack) -> N
     variables = function["Environment"]["Variables"]
     client_env = stack.client_env()
     qc = {k: v for k, v in client_env.items() if k.startswith("QC_")}
-    own = {k: v for k, v in variables.items() if k.startswith("QC_") and k not in qc}
+    # (but the sign-in domain: a local client opens the stand-in, the deployed
+    # function keeps the template's AWS domain; docs/sign-in.md)
+    assert stack.signin is not None
+    assert qc.pop("QC_USER_POOL_DOMAIN_URL") == stack.signin.url
+    assert variables["QC_USER_POOL_DOMAIN_URL"].endswith(".amazoncognito.com")
+    own = {
+        k: v
+        for k, v in variables.items()
+        if k.startswith("QC_") and k not in qc and k != "QC_USER_POOL_DOMAIN_URL"
+    }
     assert qc and qc == {k: v for k, v in variables.items() if k in qc}
     assert qc["QC_ASSETS_TABLE"] == stack.resources["AssetsTable"]
     assert own == {
