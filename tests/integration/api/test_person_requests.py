@@ -20,10 +20,12 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from quitclaim import bootstrap
 from quitclaim.adapters.dynamo import DynamoSubjects
 from quitclaim.bootstrap import console_service, digest_service, person_requests_service
 from quitclaim.config import get_settings
 from quitclaim.local.cli import main
+from quitclaim.usecases.limits import PublicLimits
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, HttpApi
 
@@ -264,3 +266,21 @@ def test_stale_requests_and_old_exports_are_deleted_by_the_daily_run(
     # And the stale request's link answers a page that says so, not an error
     again = chalice_api.call("POST", stale, headers=FORM, body=b"")
     assert again.status == 403 and "not valid" in again.body.decode().lower()
+
+
+def test_the_public_request_page_is_rate_limited(
+    http_api: HttpApi, tenant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the public pages' bound at two requests from one address (the real one: 20)
+    small = PublicLimits(source_rate=0.01, source_burst=2)
+    monkeypatch.setattr(bootstrap, "public_limits", lambda: small)
+    before = len(tenant["stack"].sent_emails())
+    # When one client asks three times at once
+    replies = [_ask(http_api, f"flood{n}@example.org", "access") for n in range(3)]
+    # Then the third is refused with 429, a message and when to retry, and mails nothing
+    assert [r.status for r in replies] == [202, 202, 429]
+    refused = replies[2]
+    assert refused.json["error"] == "rate_limited"
+    assert "too many requests" in refused.json["message"]
+    assert int(refused.header("Retry-After") or 0) >= 1
+    assert len(tenant["stack"].sent_emails()) == before + 2

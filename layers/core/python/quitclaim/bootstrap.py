@@ -54,7 +54,7 @@ from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.forms import Forms
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.limits import PublicLimits, RateLimits
 from quitclaim.usecases.link_pages import LinkPages
 from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
@@ -807,6 +807,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         retention_service,
         digest_service,
         mail_feedback_service,
+        public_limits,
     ):
         cached.cache_clear()
 
@@ -899,3 +900,9 @@ def authorizer_service() -> KeyAuthorizer:
         namespace=settings.usage_key_namespace,
         resolve_token=_user_tokens(settings),
     )
+
+
+@lru_cache(maxsize=1)
+def public_limits() -> PublicLimits:
+    """The public pages' bound (a person's request, the hosted form), per container."""
+    return PublicLimits()
