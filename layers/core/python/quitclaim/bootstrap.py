@@ -293,7 +293,11 @@ def consent_mail() -> ConsentMail | None:
     return ConsentMail(
         subjects=DynamoSubjects(),
         tenants=DynamoTenants(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -333,7 +337,11 @@ def person_requests_service() -> PersonRequests:
         find_subjects=lambda tenant, email: registry.find_subjects(tenant, email=email),
         export=lambda tenant, sid: rights_service().export(tenant, sid, actor="person-request"),
         links=S3ExportLinks(aws_client("s3", settings), bucket=settings.documents_bucket),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -425,7 +433,11 @@ def reminders_service() -> Reminders:
         subjects=DynamoSubjects(),
         tenants=DynamoTenants(),
         registry=registry_service(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -446,7 +458,11 @@ def forms_service() -> Forms:
         registry=registry_service(),
         store=DynamoFormStore(),
         signer=LinkSigner(_link_key),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         clock=_clock,
         base_url=settings.public_base_url,
         hash_key=_link_key,
@@ -488,7 +504,11 @@ def digest_service() -> Digest:
         assets=DynamoAssets(),
         subjects=DynamoSubjects(),
         expiries=DynamoConsents(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         clock=_clock,
         queues=SqsQueueDepths(aws_client("sqs", settings), queues)
         if any(queues.values())
