@@ -469,6 +469,8 @@ def person_request_page(tenant: str) -> Any:
 def submit_person_request(posted: Posted, tenant: str) -> Any:
     if not is_tenant_id(tenant):
         raise NotFound("no such organisation")
+    # Bounded before anything is read or mailed: 429 with Retry-After (docs/person-pages.md).
+    bootstrap.public_limits().admit(tenant, posted.source_ip)
     fields = _form_fields(posted)
     email, kind = fields.get("email", ""), fields.get("kind", "")
     lang = _page_language()
@@ -613,7 +615,13 @@ def open_form(query: Any, posted: Posted) -> Any:
 
 @route("signForm")
 def sign_form(query: Any, posted: Posted) -> Any:
-    return form_pages.sign(bootstrap.forms_service(), query.token, query.lang, posted)
+    return form_pages.sign(
+        bootstrap.forms_service(),
+        query.token,
+        query.lang,
+        posted,
+        admit=bootstrap.public_limits().admit,
+    )
 
 
 # ---------------------------------------------------------------- webhooks

@@ -40,4 +40,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise ValueError(f"unknown reminders event kind: {kind!r}")
     sent = reminders_service().send_due()
     # The officer's reminders of a person's requests due in 7 and 2 days.
-    return {"sent": sent, "request_reminders": person_requests_service().remind_officers()}
+    requests = person_requests_service()
+    reminded = requests.remind_officers()
+    # Then what a person's requests leave behind: stale unverified ones, old export ZIPs.
+    return {"sent": sent, "request_reminders": reminded, "request_sweep": requests.sweep()}

@@ -178,6 +178,7 @@ def test_the_page_language(stored: str | None, accept: str | None, lang: str) ->
 class Requests:
     items: dict[str, PersonRequest] = field(default_factory=dict)
     due: dict[tuple[str, str, str, int], bool] = field(default_factory=dict)
+    sweeps: set[tuple[str, str, str, str]] = field(default_factory=set)
 
     def create(self, request: PersonRequest) -> None:
         assert request.request_id not in self.items
@@ -214,6 +215,18 @@ class Requests:
     def release_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> None:
         self.due[(day, tenant, request_id, days_before)] = False
 
+    def delete(self, tenant: str, request_id: str) -> None:
+        self.items.pop(request_id, None)
+
+    def add_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
+        self.sweeps.add((day, tenant, request_id, what))
+
+    def sweeps_on(self, day: str) -> list[tuple[str, str, str]]:
+        return [(t, r, w) for (d, t, r, w) in self.sweeps if d == day]
+
+    def drop_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
+        self.sweeps.discard((day, tenant, request_id, what))
+
 
 class Spy:
     """The subjects lookup; ``armed`` makes any call fail the test."""
@@ -238,6 +251,9 @@ def _service(clock: FixedClock) -> tuple[PersonRequests, Requests, Outbox, Spy]:
     class Links:
         def publish(self, tenant: str, request_id: str, filename: str, data: bytes) -> str:
             return f"https://s3.example/{tenant}/{request_id}/{filename}?X-Amz-Expires=604800"
+
+        def remove(self, tenant: str, request_id: str) -> int:
+            return 0
 
     service = PersonRequests(
         store=store,

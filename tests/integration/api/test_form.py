@@ -19,7 +19,9 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
+from quitclaim import bootstrap
 from quitclaim.bootstrap import registry_service, reminders_service
+from quitclaim.usecases.limits import PublicLimits
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import (
     HttpApi,
@@ -345,3 +347,20 @@ def test_a_reference_photo_is_enrolled_only_with_the_biometric_consent(
     assert http_api.call("GET", f"/subjects/{sid}", key=tenant.admin).json["templates"] == 1
     [consent] = _consents(http_api, tenant, sid)
     assert consent["evidence"]["biometric_consent"] is True
+
+
+def test_signing_is_rate_limited_per_source(
+    http_api: HttpApi, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the public pages' bound at one post from one address (the real one: 20)
+    small = PublicLimits(source_rate=0.01, source_burst=1)
+    monkeypatch.setattr(bootstrap, "public_limits", lambda: small)
+    token = _token(_link(http_api, tenant, event="crowded-fair", days=1)["url"])
+    # When one client posts the form twice at once (the first without a name)
+    first = _post(http_api, token, {"form_version": "v1"})
+    second = _post(http_api, token, {"form_version": "v1"})
+    # Then the first gets the form again naming the field, the second 429 with Retry-After
+    assert first.status == 400
+    assert second.status == 429
+    assert second.json["error"] == "rate_limited"
+    assert int(second.header("Retry-After") or 0) >= 1

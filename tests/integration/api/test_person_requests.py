@@ -17,12 +17,15 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import pytest
+from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from quitclaim import bootstrap
 from quitclaim.adapters.dynamo import DynamoSubjects
 from quitclaim.bootstrap import console_service, digest_service, person_requests_service
 from quitclaim.config import get_settings
 from quitclaim.local.cli import main
+from quitclaim.usecases.limits import PublicLimits
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, HttpApi
 
@@ -209,3 +212,75 @@ def test_an_erasure_request_is_registered_with_a_deadline_and_reminders(
         f"Erasure request due in 2 days ({TENANT})",
     ]
     assert KNOWN not in str(mails)
+
+
+def _request_id(path: str) -> str:
+    token = parse_qs(urlparse(path).query)["token"][0]
+    return person_requests_service().pending(TENANT, token).request_id
+
+
+def test_stale_requests_and_old_exports_are_deleted_by_the_daily_run(
+    chalice_api: Api, tenant: dict[str, Any]
+) -> None:
+    stack = tenant["stack"]
+    service = person_requests_service()
+    bucket = get_settings().documents_bucket
+    s3 = stack.client("s3")
+    # Given a request nobody verified, and an access request answered with an export
+    before = len(stack.sent_emails())
+    assert _ask(chalice_api, UNKNOWN, "access").status == 202
+    stale = _verify_path(stack, before, UNKNOWN)
+    stale_id = _request_id(stale)
+    before = len(stack.sent_emails())
+    assert _ask(chalice_api, KNOWN, "access").status == 202
+    answered = _verify_path(stack, before, KNOWN)
+    answered_id = _request_id(answered)
+    done = chalice_api.call("POST", answered, headers=FORM, body=b"")
+    [link] = re.findall(r'<a href="([^"]+)">Download', done.body.decode())
+    prefix = f"exports/{TENANT}/{answered_id}/"
+    assert s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions")
+    try:
+        # When the daily run comes within the windows, nothing goes
+        stack.clock.set(DEMO_NOW + timedelta(days=6))
+        service.sweep()
+        assert service._store.get(TENANT, stale_id) is not None
+        assert s3.list_object_versions(Bucket=bucket, Prefix=prefix).get("Versions")
+        # When it comes after them (7 days unverified; the 7-day download window)
+        stack.clock.set(DEMO_NOW + timedelta(days=8))
+        service.sweep()
+    finally:
+        stack.clock.set(DEMO_NOW)
+    # Then the unverified request, with its address, is gone; the answered one stays listed
+    assert service._store.get(TENANT, stale_id) is None
+    assert answered_id in [r.request_id for r in service.list(TENANT)]
+    # And every version of the export ZIP is gone
+    listed = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
+    assert not listed.get("Versions") and not listed.get("DeleteMarkers")
+    # And the key the download link names answers S3's clear 404 (NoSuchKey), not a 500
+    # (read with the stack's client: the moto server refuses presigned signatures)
+    key = unquote(urlparse(html.unescape(link)).path.lstrip("/")).removeprefix(bucket + "/")
+    with pytest.raises(ClientError) as gone:
+        s3.get_object(Bucket=bucket, Key=key)
+    assert gone.value.response["Error"]["Code"] == "NoSuchKey"
+    assert gone.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    # And the stale request's link answers a page that says so, not an error
+    again = chalice_api.call("POST", stale, headers=FORM, body=b"")
+    assert again.status == 403 and "not valid" in again.body.decode().lower()
+
+
+def test_the_public_request_page_is_rate_limited(
+    http_api: HttpApi, tenant: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the public pages' bound at two requests from one address (the real one: 20)
+    small = PublicLimits(source_rate=0.01, source_burst=2)
+    monkeypatch.setattr(bootstrap, "public_limits", lambda: small)
+    before = len(tenant["stack"].sent_emails())
+    # When one client asks three times at once
+    replies = [_ask(http_api, f"flood{n}@example.org", "access") for n in range(3)]
+    # Then the third is refused with 429, a message and when to retry, and mails nothing
+    assert [r.status for r in replies] == [202, 202, 429]
+    refused = replies[2]
+    assert refused.json["error"] == "rate_limited"
+    assert "too many requests" in refused.json["message"]
+    assert int(refused.header("Retry-After") or 0) >= 1
+    assert len(tenant["stack"].sent_emails()) == before + 2

@@ -52,6 +52,9 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "schedule DigestSchedule (cron(30 6 * * ? *))",
         "schedule MeteringSchedule (rate(1 hour))",
         "schedule ReconcileSchedule (cron(30 1 * * ? *))",
+        # 22: the SES configuration set every mail goes through, bounces and complaints to SNS
+        f"SES configuration set MailConfigurationSet (quitclaim-{stage}-mail)",
+        "SES event destination MailFeedbackDestination (bounces-and-complaints)",
         # 20: the user pool, its app client, domain and role groups (quitclaim.local.signin)
         "user pool UserPool (MFA ON)",
         "app client UserPoolClient",
@@ -60,10 +63,11 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "group reviewer",
         "group dpo",
         "group auditor",
-        # 12: every function's QC_USER_POOL_* refer to the skipped pool
+        # 12: every function's QC_USER_POOL_* and QC_MAIL_CONFIGURATION_SET refer to
+        # skipped resources
         *[
-            f"environment of {function} "
-            "(QC_USER_POOL_CLIENT_ID, QC_USER_POOL_DOMAIN_URL, QC_USER_POOL_ID)"
+            f"environment of {function} (QC_MAIL_CONFIGURATION_SET, "
+            "QC_USER_POOL_CLIENT_ID, QC_USER_POOL_DOMAIN_URL, QC_USER_POOL_ID)"
             for function in (
                 "IngestFunction",
                 "RecheckFunction",
@@ -114,6 +118,8 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
             "RemindersErrors",
             "RemindersThrottles",
             "MeteringErrors",
+            "AuthorizerErrors",
+            "AuthorizerThrottles",
             "ApiErrors",
             "ApiThrottles",
             "WebhooksInErrors",
@@ -142,6 +148,11 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "MeteringSchedule": "AWS::Scheduler::Schedule",
         "ReconcileSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
+        # 22: SES feedback (the set and destination are created; moto publishes no events)
+        "MailConfigurationSet": "AWS::SES::ConfigurationSet",
+        "MailFeedbackDestination": "AWS::SES::ConfigurationSetEventDestination",
+        "MailFeedbackTopicPolicy": "AWS::SNS::TopicPolicy",
+        "RemindersFunctionMailFeedback": "AWS::SNS::Subscription",
         **{name: "AWS::CloudWatch::Alarm" for name in alarms},
         "UserPool": "AWS::Cognito::UserPool",
         "UserPoolClient": "AWS::Cognito::UserPoolClient",
@@ -202,6 +213,18 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
         "UTC",
     )
     assert release["Target"]["Input"] == '{"kind": "release_held"}'
+    # The mail configuration set every function sends through reports bounces and
+    # complaints to the feedback topic (gap 22)
+    ses = stack.client("ses")
+    mail_set = stack.function_env("RemindersFunction")["QC_MAIL_CONFIGURATION_SET"]
+    assert mail_set == f"quitclaim-{stage}-mail" == stack.client_env()["QC_MAIL_CONFIGURATION_SET"]
+    [destination] = ses.describe_configuration_set(
+        ConfigurationSetName=mail_set, ConfigurationSetAttributeNames=["eventDestinations"]
+    )["EventDestinations"]
+    assert destination["Enabled"] and destination["MatchingEventTypes"] == ["bounce", "complaint"]
+    topic = destination["SNSDestination"]["TopicARN"]
+    assert topic.endswith(f":quitclaim-{stage}-mail-feedback")
+    assert topic in [t["TopicArn"] for t in stack.client("sns").list_topics()["Topics"]]
     # The user pool (gap 20) and the hosted sign-in's stand-in (gap 21)
     _user_pool_from_the_template(stack)
     _stand_in_gives_tokens_only_for_the_right_pkce_verifier(stack)
@@ -215,6 +238,7 @@ def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(
     name = other.resources["SweepSchedule"]
     group = other.function_env(INGEST)["QC_SCHEDULE_GROUP"]
     secret = other.resources["LinkSigningSecret"]
+    mail_set = other.resources["MailConfigurationSet"]
     # When it stops
     other.stop()
     # Then its schedules, group and secret are gone; the first stack's remain
@@ -225,6 +249,9 @@ def test_a_stack_leaving_a_shared_emulator_removes_what_the_fills_created(
         scheduler.get_schedule_group(Name=group)
     with pytest.raises(stack.client("secretsmanager").exceptions.ResourceNotFoundException):
         stack.client("secretsmanager").describe_secret(SecretId=secret)
+    ses = stack.client("ses")
+    with pytest.raises(ses.exceptions.ConfigurationSetDoesNotExistException):
+        ses.describe_configuration_set(ConfigurationSetName=mail_set)
 
 
 def test_moto_does_not_consume_messages_after_the_pollers_are_detached(

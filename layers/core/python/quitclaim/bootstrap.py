@@ -54,7 +54,7 @@ from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
 from quitclaim.usecases.forms import Forms
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.limits import RateLimits
+from quitclaim.usecases.limits import PublicLimits, RateLimits
 from quitclaim.usecases.link_pages import LinkPages
 from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
@@ -296,7 +296,11 @@ def consent_mail() -> ConsentMail | None:
     return ConsentMail(
         subjects=DynamoSubjects(),
         tenants=DynamoTenants(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -336,7 +340,11 @@ def person_requests_service() -> PersonRequests:
         find_subjects=lambda tenant, email: registry.find_subjects(tenant, email=email),
         export=lambda tenant, sid: rights_service().export(tenant, sid, actor="person-request"),
         links=S3ExportLinks(aws_client("s3", settings), bucket=settings.documents_bucket),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -428,7 +436,11 @@ def reminders_service() -> Reminders:
         subjects=DynamoSubjects(),
         tenants=DynamoTenants(),
         registry=registry_service(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         signer=LinkSigner(_link_key),
         clock=_clock,
         base_url=settings.public_base_url,
@@ -449,7 +461,11 @@ def forms_service() -> Forms:
         registry=registry_service(),
         store=DynamoFormStore(),
         signer=LinkSigner(_link_key),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         clock=_clock,
         base_url=settings.public_base_url,
         hash_key=_link_key,
@@ -491,7 +507,11 @@ def digest_service() -> Digest:
         assets=DynamoAssets(),
         subjects=DynamoSubjects(),
         expiries=DynamoConsents(),
-        mailer=SesMailer(aws_client("ses", settings), sender=settings.mail_from),
+        mailer=SesMailer(
+            aws_client("ses", settings),
+            sender=settings.mail_from,
+            configuration_set=settings.mail_configuration_set,
+        ),
         clock=_clock,
         queues=SqsQueueDepths(aws_client("sqs", settings), queues)
         if any(queues.values())
@@ -826,6 +846,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         retention_service,
         digest_service,
         mail_feedback_service,
+        public_limits,
     ):
         cached.cache_clear()
 
@@ -936,3 +957,9 @@ def authorizer_service() -> KeyAuthorizer:
         namespace=settings.usage_key_namespace,
         resolve_token=_user_tokens(settings),
     )
+
+
+@lru_cache(maxsize=1)
+def public_limits() -> PublicLimits:
+    """The public pages' bound (a person's request, the hosted form), per container."""
+    return PublicLimits()

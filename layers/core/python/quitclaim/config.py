@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     scheduler_role_arn: str = ""
     schedule_group: str = "default"
     mail_from: str = "quitclaim@example.org"
+    # SES configuration set every mail goes through: it reports bounces and
+    # complaints to the feedback topic (empty: none, as in unit tests).
+    mail_configuration_set: str = ""
     public_base_url: str = "http://127.0.0.1:8000"
     link_secret_arn: str = ""
     # The outbound-event outbox (webhooks to the DAM and CRMs consume it).

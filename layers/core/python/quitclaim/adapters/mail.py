@@ -11,12 +11,16 @@ from quitclaim.domain.ports import Email
 
 
 class SesMailer:
-    def __init__(self, client: Any, *, sender: str) -> None:
+    def __init__(self, client: Any, *, sender: str, configuration_set: str = "") -> None:
         self._ses = client
         self._sender = sender
+        self._configuration_set = configuration_set
 
     def send(self, email: Email) -> None:
         extra: dict[str, Any] = {}
+        if self._configuration_set:
+            # Bounces and complaints come back only for mail sent through it, with its tags.
+            extra["ConfigurationSetName"] = self._configuration_set
         if email.tags:
             extra["Tags"] = [{"Name": k, "Value": v} for k, v in sorted(email.tags.items())]
         try:

@@ -6,7 +6,10 @@ log partition (``{tenant}``), so that log reads exactly as before:
 - a request: ``tenant`` = ``{tenant}#person``, ``sk`` = ``req#{request_id}``;
 - an officer reminder: ``tenant`` = ``person-due#{YYYY-MM-DD}``, ``sk`` =
   ``{tenant}#{request_id}#{days}``: the daily run reads one day's partition
-  (like the consents' by-expiry-day index), the tenant leading each sort key.
+  (like the consents' by-expiry-day index), the tenant leading each sort key;
+- a sweep (the daily deletion of an unverified request or an answered one's
+  export ZIPs): ``tenant`` = ``person-sweep#{YYYY-MM-DD}``, ``sk`` =
+  ``{tenant}#{request_id}#{what}``, deleted once done.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.person_requests import PersonRequest
 
 DUE = "person-due#"
+SWEEP = "person-sweep#"
 
 
 class PersonRequestModel(Model):
@@ -179,6 +183,35 @@ class DynamoPersonRequests:
         except PynamoDBException as exc:
             raise DependencyFailed(f"DynamoDB reminder release failed: {exc}") from exc
 
+    def delete(self, tenant: str, request_id: str) -> None:
+        try:
+            PersonRequestModel(_pk(tenant), f"req#{request_id}").delete()
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB person request delete failed: {exc}") from exc
+
+    def add_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
+        try:
+            PersonRequestModel(SWEEP + day, f"{tenant}#{request_id}#{what}").save()
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB sweep write failed: {exc}") from exc
+
+    def sweeps_on(self, day: str) -> list[tuple[str, str, str]]:
+        try:
+            found = list(PersonRequestModel.query(SWEEP + day))
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB sweep query failed: {exc}") from exc
+        due = []
+        for item in found:
+            tenant, request_id, what = item.sk.rsplit("#", 2)
+            due.append((tenant, request_id, what))
+        return due
+
+    def drop_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
+        try:
+            PersonRequestModel(SWEEP + day, f"{tenant}#{request_id}#{what}").delete()
+        except PynamoDBException as exc:
+            raise DependencyFailed(f"DynamoDB sweep delete failed: {exc}") from exc
+
 
 def _conditional(exc: PynamoDBException) -> bool:
     return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
@@ -215,3 +248,19 @@ class S3ExportLinks:
             code = exc.response.get("Error", {}).get("Code", "unknown")
             raise DependencyFailed(f"S3 export write failed: {code}") from exc
         return url
+
+    def remove(self, tenant: str, request_id: str) -> int:
+        # The bucket is versioned: every version goes, not just the newest
+        # (a delete marker would leave the personal data behind it).
+        prefix = f"exports/{tenant}/{request_id}/"
+        try:
+            listed = self._s3.list_object_versions(Bucket=self._bucket, Prefix=prefix)
+            found = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+            for version in found:
+                self._s3.delete_object(
+                    Bucket=self._bucket, Key=version["Key"], VersionId=version["VersionId"]
+                )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "unknown")
+            raise DependencyFailed(f"S3 export delete failed: {code}") from exc
+        return len({v["Key"] for v in listed.get("Versions", [])})

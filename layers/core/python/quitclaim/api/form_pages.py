@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import html
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, quote
@@ -287,12 +287,24 @@ def show(forms: Forms, token: str, chosen: str | None, posted: Posted) -> Reply:
     return form_page(opened, language(chosen, posted.accept_language, opened.language))
 
 
-def sign(forms: Forms, token: str, chosen: str | None, posted: Posted) -> Reply:
-    """POST /form: sign, or the form again naming the field that was refused."""
+def sign(
+    forms: Forms,
+    token: str,
+    chosen: str | None,
+    posted: Posted,
+    *,
+    admit: Callable[[str, str], None] | None = None,
+) -> Reply:
+    """POST /form: sign, or the form again naming the field that was refused.
+
+    ``admit(tenant, source_ip)`` bounds the signing rate (``RateLimited``: 429).
+    """
     try:
         opened = forms.open(token)
     except QuitclaimError as exc:
         return _refused(exc, language(chosen, posted.accept_language, "en"))
+    if admit is not None:
+        admit(opened.tenant, posted.source_ip)
     lang = language(chosen, posted.accept_language, opened.language)
     values: dict[str, str] = {}
     purposes: list[str] = []

@@ -480,7 +480,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "person requests",
         role=None,
         status=202,
-        errors=(400, 404),
+        errors=(400, 404, 429),
         raw_types=("application/x-www-form-urlencoded",),
         description=(
             "Fields `email` and `kind` (access | erasure), as a form or JSON. The answer is "
@@ -889,7 +889,7 @@ FORM_OPERATIONS: tuple[Operation, ...] = (
         query=s.FormQuery,
         status=201,
         produces=("text/html",),
-        errors=(400, 403, 409, 422),
+        errors=(400, 403, 409, 422, 429),
         raw_types=_FORM_TYPES,
         description=(
             "application/x-www-form-urlencoded, or multipart/form-data with an optional "

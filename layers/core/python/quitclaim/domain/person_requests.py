@@ -17,6 +17,11 @@ from quitclaim.domain.errors import ValidationFailed
 
 KINDS = ("access", "erasure")
 REMIND_DAYS_BEFORE = (7, 2)
+# An unverified request (an address and a kind, nothing more) is deleted this
+# many days after it was made: its 24-hour link cannot verify it any more.
+UNVERIFIED_DAYS = 7
+# An access export's ZIP is deleted the day after its download window ends.
+DOWNLOAD_DAYS = 7
 # Deliberately loose (one @, a dot in the domain, no spaces): the mail itself verifies.
 _EMAIL = re.compile(r"^[^@\s<>\"']{1,64}@[^@\s<>\"']{1,251}\.[^@\s<>\"'.]{2,63}$")
 

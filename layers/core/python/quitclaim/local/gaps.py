@@ -171,6 +171,14 @@ Known, not filled (do not rely on them locally):
   only (AWS also takes the ARN); the runtime lists all and filters itself.
 - Outputs and ``Ref`` of a queue are ``https://sqs.<region>.amazonaws.com/..``
   URLs, as in AWS; boto3 with the emulator's endpoint accepts them.
+22. **AWS::SES::ConfigurationSet** and **ConfigurationSetEventDestination**
+   are skipped, so ``Ref`` of the set (every function's
+   ``QC_MAIL_CONFIGURATION_SET``) has no value. Filled by
+   ``create_mail_configuration_sets``: the set and its SNS event destination
+   are created through the SES API, under the template's names. moto sends
+   through the set but publishes no bounce or complaint events (and skips the
+   SNS subscription, gap 5): locally, mail feedback is tested by calling the
+   reminders handler with SNS-shaped records (``tests/integration/local/``).
 20. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
    and 21. moto has no hosted sign-in (``/oauth2/authorize``,
    ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
@@ -228,6 +236,8 @@ def apply(deployment: Deployment) -> GapReport:
     report.filled.extend(create_secrets(deployment, report))
     report.filled.extend(create_schedule_groups(deployment, report))
     report.filled.extend(create_template_schedules(deployment, report))
+    # 22: the SES configuration set, before the environments refer to it.
+    report.filled.extend(create_mail_configuration_sets(deployment, report))
     # 20 (quitclaim.local.signin): the user pool, before the environments refer to it.
     report.filled.extend(signin.create_user_pools(deployment, report))
     report.filled.extend(apply_function_environments(deployment))
@@ -568,6 +578,8 @@ def release(deployment: Deployment, report: GapReport) -> None:
                 deployment.client("scheduler").delete_schedule_group(Name=identifier)
             elif kind == "user-pool":
                 signin.release_user_pool(deployment, identifier)
+            elif kind == "ses-configuration-set":
+                deployment.client("ses").delete_configuration_set(ConfigurationSetName=identifier)
             elif kind == "secret":
                 deployment.client("secretsmanager").delete_secret(
                     SecretId=identifier, ForceDeleteWithoutRecovery=True
@@ -716,6 +728,39 @@ def verify_mail_sender(deployment: Deployment) -> list[str]:
         return []
     ses.verify_email_identity(EmailAddress=sender)
     return [f"SES sender {sender} verified"]
+
+
+def create_mail_configuration_sets(deployment: Deployment, report: GapReport) -> list[str]:
+    """Create each skipped SES configuration set and its event destinations (gap 22)."""
+    ses = deployment.client("ses")
+    done = []
+    for logical_id, properties in _skipped(deployment, "AWS::SES::ConfigurationSet"):
+        name = deployment.resolve(properties.get("Name")) or _physical_name(deployment, logical_id)
+        try:
+            ses.create_configuration_set(ConfigurationSet={"Name": name})
+        except ses.exceptions.ConfigurationSetAlreadyExistsException:
+            pass  # a fill that ran before
+        else:
+            report.created.append(("ses-configuration-set", name))
+        deployment.resources[logical_id] = name  # Ref of a configuration set is its name
+        done.append(f"SES configuration set {logical_id} ({name})")
+    for logical_id, properties in _skipped(
+        deployment, "AWS::SES::ConfigurationSetEventDestination"
+    ):
+        spec = deployment.resolve(properties)
+        destination = dict(spec["EventDestination"])
+        if "SnsDestination" in destination:  # CloudFormation's spelling; the API's is SNS…
+            destination["SNSDestination"] = destination.pop("SnsDestination")
+        try:
+            ses.create_configuration_set_event_destination(
+                ConfigurationSetName=spec["ConfigurationSetName"],
+                EventDestination=destination,
+            )
+        except ses.exceptions.EventDestinationAlreadyExistsException:
+            continue
+        deployment.resources[logical_id] = destination["Name"]
+        done.append(f"SES event destination {logical_id} ({destination['Name']})")
+    return done
 
 
 _SES_LOCK = threading.Lock()

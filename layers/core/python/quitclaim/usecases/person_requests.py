@@ -12,6 +12,11 @@
    - erasure: registered for the officer, who decides (nothing is erased here).
 3. ``remind_officers``: the daily reminders run mails the tenant's contact
    about open requests whose deadline is 7 or 2 days away, each once.
+4. ``sweep``: the same daily run deletes what is kept no longer than needed:
+   a request still unverified ``UNVERIFIED_DAYS`` after it was made (its
+   address with it), and an answered request's export ZIPs the day after their
+   ``DOWNLOAD_DAYS`` download window (the bucket's lifecycle rule on
+   ``exports/`` is the backstop in AWS; docs/person-pages.md).
 
 Logs and audit records hold ids and kinds only, never the address.
 """
@@ -27,7 +32,9 @@ from typing import Protocol
 
 from quitclaim.domain.errors import Conflict, DependencyFailed, Forbidden, NotFound
 from quitclaim.domain.person_requests import (
+    DOWNLOAD_DAYS,
     REMIND_DAYS_BEFORE,
+    UNVERIFIED_DAYS,
     PersonRequest,
     checked_request,
     one_month_after,
@@ -70,10 +77,28 @@ class PersonRequestStore(Protocol):
         self, day: str, tenant: str, request_id: str, days_before: int
     ) -> None: ...
 
+    def delete(self, tenant: str, request_id: str) -> None:
+        """Remove the request (and the address it holds)."""
+        ...
+
+    def add_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
+        """Due on ``day``: ``unverified`` (delete if still so) or ``export`` (delete ZIPs)."""
+        ...
+
+    def sweeps_on(self, day: str) -> list[tuple[str, str, str]]:
+        """(tenant, request_id, what) due on the day and not done yet."""
+        ...
+
+    def drop_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None: ...
+
 
 class ExportLinks(Protocol):
     def publish(self, tenant: str, request_id: str, filename: str, data: bytes) -> str:
         """Store the ZIP privately and return a link to it that expires."""
+        ...
+
+    def remove(self, tenant: str, request_id: str) -> int:
+        """Delete the request's ZIPs; how many there were."""
         ...
 
 
@@ -141,7 +166,8 @@ class PersonRequests:
         base_url: str,
         contact: Callable[[str], str | None],
         verify_hours: int = 24,
-        download_days: int = 7,
+        download_days: int = DOWNLOAD_DAYS,
+        unverified_days: int = UNVERIFIED_DAYS,
     ) -> None:
         self._store = store
         self._tenants = tenants
@@ -155,6 +181,7 @@ class PersonRequests:
         self._contact = contact
         self._verify = timedelta(hours=verify_hours)
         self.download_days = download_days
+        self._unverified_days = unverified_days
 
     # ------------------------------------------------------------------ the person
 
@@ -178,6 +205,8 @@ class PersonRequests:
             tenant, "prq_" + secrets.token_hex(10), kind, address, now, detail={"lang": language}
         )
         self._store.create(request)
+        gone = (now + timedelta(days=self._unverified_days)).date().isoformat()
+        self._store.add_sweep(gone, tenant, request.request_id, "unverified")
         claims = LinkClaims(
             tenant, request.request_id, kind, ACTION, int((now + self._verify).timestamp())
         )
@@ -250,6 +279,9 @@ class PersonRequests:
         return Verified(verified, downloads, contact=contact)
 
     def _deliver(self, request: PersonRequest) -> list[str]:
+        # Scheduled before the ZIPs exist: a failure half-way leaves nothing unswept.
+        gone = self._clock.now() + timedelta(days=self.download_days + 1)
+        self._store.add_sweep(gone.date().isoformat(), request.tenant, request.request_id, "export")
         urls = []
         for subject_id in request.subject_ids:
             export = self._export(request.tenant, subject_id)
@@ -331,6 +363,44 @@ class PersonRequests:
                 sent += 1
         count("PersonRequestReminders", sent)
         return sent
+
+    # ------------------------------------------------------------------ the daily run
+
+    def sweep(self, lookback_days: int = 14) -> int:
+        """Delete expired unverified requests and export ZIPs; how many things went.
+
+        Each due item is dropped once done, so a run missed for up to
+        ``lookback_days`` catches up, and running twice deletes nothing twice.
+        """
+        now = self._clock.now()
+        deleted = 0
+        for back in range(lookback_days, -1, -1):
+            day = (now - timedelta(days=back)).date().isoformat()
+            for tenant, request_id, what in self._store.sweeps_on(day):
+                deleted += self._sweep_one(tenant, request_id, what)
+                self._store.drop_sweep(day, tenant, request_id, what)
+        count("PersonRequestsSwept", deleted)
+        return deleted
+
+    def _sweep_one(self, tenant: str, request_id: str, what: str) -> int:
+        if what == "unverified":
+            request = self._store.get(tenant, request_id)
+            if request is None or request.status != "unverified":
+                return 0  # verified meanwhile: it lives on as a registered request
+            self._store.delete(tenant, request_id)
+            audit("person_request.expired", tenant=tenant, request_id=request_id)
+            return 1
+        if what == "export":
+            removed = self._links.remove(tenant, request_id)
+            audit(
+                "person_request.export_deleted",
+                tenant=tenant,
+                request_id=request_id,
+                results=removed,
+            )
+            return removed
+        logger.warning("unknown person request sweep", tenant=tenant, what=what)
+        return 0
 
 
 def _html(text: str, links: list[str]) -> str:
