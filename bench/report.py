@@ -20,6 +20,7 @@ REQUIRED = (
     "recheck_1000",
     "cost_per_1000",
     "backlog_1k",
+    "conservation_20k",
 )
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import backlog as backlog_module
+from bench import conservation as conservation_module
 from bench import cost as cost_module
 from bench import engine as engine_module
 from bench import gallery as gallery_module
@@ -52,6 +53,8 @@ class Plan:
     recheck_assets: int = 1000
     recheck_repeats: int = 1
     backlog_images: int = 1000
+    conservation_records: int = 20_000
+    conservation_assets: int = 2_000
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -70,6 +73,8 @@ QUICK = Plan(
     pipeline_batch=2,
     recheck_assets=10,
     backlog_images=10,
+    conservation_records=60,
+    conservation_assets=10,
 )
 
 
@@ -138,21 +143,35 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
         log("local stack (pipeline_throughput, recheck_1000) …")
         started = time.perf_counter()
         raw = stack_module.run_stack(
-            uploads=plan.pipeline_uploads,
+            uploads=plan.pipeline_uploads if "pipeline_throughput" in wanted else 0,
             batch=plan.pipeline_batch,
-            assets=plan.recheck_assets,
+            assets=plan.recheck_assets if "recheck_1000" in wanted else 0,
             repeats=plan.recheck_repeats,
             log=log,
         )
         took = round(time.perf_counter() - started, 1)
-        entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
-        entries["recheck_1000"] = stack_module.recheck_1000(raw)
-        entries["pipeline_throughput"]["seconds_to_measure"] = took
+        if raw["pipeline"] is not None:
+            entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
+            entries["pipeline_throughput"]["seconds_to_measure"] = took
+        if raw["recheck"] is not None:
+            entries["recheck_1000"] = stack_module.recheck_1000(raw)
     if "backlog_1k" in wanted:
         step(
             "backlog_1k",
             lambda: backlog_module.backlog_1k(
                 backlog_module.run_backlog(images=plan.backlog_images, log=log)
+            ),
+        )
+    if "conservation_20k" in wanted:
+        step(
+            "conservation_20k",
+            lambda: conservation_module.conservation_20k(
+                conservation_module.run_conservation(
+                    records=plan.conservation_records,
+                    assets=plan.conservation_assets,
+                    repeats=1,
+                    log=log,
+                )
             ),
         )
     if "cost_per_1000" in wanted:

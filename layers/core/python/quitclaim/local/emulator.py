@@ -342,7 +342,8 @@ def _lazy_queue_attributes() -> None:
     from moto.core.utils import camelcase_to_underscores
     from moto.sqs.models import Queue
 
-    if getattr(Queue.attributes.fget, "_quitclaim_lazy", False):
+    current: Any = Queue.__dict__["attributes"]
+    if getattr(current.fget, "_quitclaim_lazy", False):
         return
 
     class _Attributes(Mapping[str, Any]):
