@@ -6,7 +6,9 @@ asset record already holds (no re-scan, no biometrics needed).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -34,6 +36,8 @@ _REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
 _WAIVERS = ("released", "pending_release", "pending_reassign")
 # Assets re-decided per round of reads: one BatchGetItem holds 100 keys.
 CHUNK = 100
+# Assets of a chunk re-decided at once: each move waits on S3 and DynamoDB.
+WORKERS = 4
 # An event for the outbox: (type, tenant, payload).
 Event = tuple[str, str, dict[str, Any]]
 
@@ -131,9 +135,14 @@ class Recheck:
         quarantine_bucket: str,
         events: EventPublisher | None = None,
         chunk: int = CHUNK,
+        workers: int = WORKERS,
     ) -> None:
-        """``chunk``: assets per round of batched reads; 1 re-reads per asset (the old path)."""
+        """``chunk``: assets per round of batched reads; 1 re-reads per asset (the old path).
+
+        ``workers``: assets of a chunk re-decided at once (1: one after another).
+        """
         self.chunk = chunk
+        self.workers = workers
         self._events = events
         self._library = library_bucket
         self._quarantine = quarantine_bucket
@@ -178,19 +187,31 @@ class Recheck:
             {s for r in records.values() if r.status in _REDECIDABLE for s in r.subject_ids}
         )
         consents = self._consents.for_subjects(tenant, subjects) if subjects else {}
-        changes: list[Change] = []
         outbox: list[Event] = []
+
+        def one(asset_id: str) -> Change | None:
+            read = (records.get(asset_id), consents)
+            return self.redecide(
+                tenant, asset_id, actor=actor, cause=cause, read=read, outbox=outbox
+            )
+
         try:
-            for asset_id in asset_ids:
-                read = (records.get(asset_id), consents)
-                change = self.redecide(
-                    tenant, asset_id, actor=actor, cause=cause, read=read, outbox=outbox
-                )
-                if change is not None:
-                    changes.append(change)
+            if self.workers <= 1 or len(asset_ids) < 2:
+                results = [one(asset_id) for asset_id in asset_ids]
+            else:
+                # Each asset is its own unit, as it would be in concurrent
+                # Lambdas (the races they run are the ones tests/integration
+                # proves). Each task runs in a copy of this context, so its
+                # audit events join this work item's block.
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="recheck") as pool:
+                    futures = [
+                        pool.submit(contextvars.copy_context().run, one, asset_id)
+                        for asset_id in asset_ids
+                    ]
+                results = [future.result() for future in futures]
         finally:
             self._publish(outbox)
-        return changes
+        return [change for change in results if change is not None]
 
     def redecide(
         self,
