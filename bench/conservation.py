@@ -12,7 +12,7 @@ from typing import Any
 
 from bench.engine import worker_env
 from bench.labelled import REPO
-from bench.stack import _from_summary
+from bench.stack import _beside, _from_summary
 
 
 def run_conservation(
@@ -62,7 +62,7 @@ def conservation_20k(raw: dict[str, Any]) -> dict[str, Any]:
         speedup=base["wall_s"]["median"] / ours["wall_s"]["median"],
         violations=len(raw["violations"]),
         cases={
-            "cpu": _from_summary("s", ours["cpu_s"], baseline=base["cpu_s"]["median"]),
+            "cpu": _beside(ours["cpu_s"], base["cpu_s"]),
         },
         note=(
             "ConservationCheck.check of one tenant: audit records read ahead on 8 "
