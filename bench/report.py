@@ -22,6 +22,7 @@ REQUIRED = (
     "backlog_1k",
     "accuracy_audit",
     "audit_append_concurrency",
+    "conservation_20k",
 )
 
 

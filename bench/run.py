@@ -24,6 +24,7 @@ from typing import Any
 from bench import accuracy as accuracy_module
 from bench import audit_append as audit_append_module
 from bench import backlog as backlog_module
+from bench import conservation as conservation_module
 from bench import cost as cost_module
 from bench import engine as engine_module
 from bench import gallery as gallery_module
@@ -58,6 +59,8 @@ class Plan:
     accuracy_quick: bool = False
     audit_seconds: float = 5.0
     audit_writers: tuple[int, ...] = audit_append_module.WRITERS
+    conservation_records: int = 20_000
+    conservation_assets: int = 2_000
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -80,6 +83,8 @@ QUICK = Plan(
     accuracy_quick=True,
     audit_seconds=1.0,
     audit_writers=(1, 10),
+    conservation_records=60,
+    conservation_assets=10,
 )
 
 
@@ -148,16 +153,18 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
         log("local stack (pipeline_throughput, recheck_1000) …")
         started = time.perf_counter()
         raw = stack_module.run_stack(
-            uploads=plan.pipeline_uploads,
+            uploads=plan.pipeline_uploads if "pipeline_throughput" in wanted else 0,
             batch=plan.pipeline_batch,
-            assets=plan.recheck_assets,
+            assets=plan.recheck_assets if "recheck_1000" in wanted else 0,
             repeats=plan.recheck_repeats,
             log=log,
         )
         took = round(time.perf_counter() - started, 1)
-        entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
-        entries["recheck_1000"] = stack_module.recheck_1000(raw)
-        entries["pipeline_throughput"]["seconds_to_measure"] = took
+        if raw["pipeline"] is not None:
+            entries["pipeline_throughput"] = stack_module.pipeline_throughput(raw)
+            entries["pipeline_throughput"]["seconds_to_measure"] = took
+        if raw["recheck"] is not None:
+            entries["recheck_1000"] = stack_module.recheck_1000(raw)
     if "backlog_1k" in wanted:
         step(
             "backlog_1k",
@@ -177,6 +184,18 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
             "audit_append_concurrency",
             lambda: audit_append_module.audit_append_concurrency(
                 seconds=plan.audit_seconds, writers=plan.audit_writers, log=log
+            ),
+        )
+    if "conservation_20k" in wanted:
+        step(
+            "conservation_20k",
+            lambda: conservation_module.conservation_20k(
+                conservation_module.run_conservation(
+                    records=plan.conservation_records,
+                    assets=plan.conservation_assets,
+                    repeats=1,
+                    log=log,
+                )
             ),
         )
     if "cost_per_1000" in wanted:

@@ -155,8 +155,16 @@ def _put(s3: Any, bucket: str, index: int, source: Path) -> tuple[str, str]:
     return key, str(resp.get("VersionId") or str(resp["ETag"]).strip('"'))
 
 
-def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
-    """One subject in ``assets_n`` library assets; withdraw, time until all are out."""
+def run_recheck(
+    stack: Any, assets_n: int, repeats: int, counter: RequestCounter | None = None
+) -> dict[str, Any]:
+    """One subject in ``assets_n`` library assets; withdraw, time until all are out.
+
+    Each round withdraws twice, restoring in between: once batched (the
+    design of issue 27) and once one asset at a time (``chunk = 1``, the
+    design before it), on the same stack and assets; wall and process CPU
+    (the emulator runs in this process, so that is client and server).
+    """
     from quitclaim.adapters.dynamo import DynamoAssets
     from quitclaim.bootstrap import registry_service
     from quitclaim.domain.models import AssetStatus, TenantPolicy
@@ -219,17 +227,37 @@ def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
     if _library_count(s3, library, prefix) != assets_n:
         raise RuntimeError("the recheck assets did not all reach the library")
 
-    withdrawals: list[float] = []
-    restores: list[float] = []
-    for round_ in range(repeats):
-        started = time.perf_counter()
-        registry.revoke_consent(RECHECK_TENANT, subject, consent.consent_id, source="bench")
-        left = _library_count(s3, library, prefix)
-        withdrawals.append(time.perf_counter() - started)
-        if left:
-            raise RuntimeError(f"{left} assets still in the library after the withdrawal")
-        if round_ + 1 < repeats:
-            started = time.perf_counter()
+    recheck = registry.recheck
+    if recheck is None:
+        raise RuntimeError("the registry has no recheck")
+    batched_chunk = recheck.chunk
+    modes = {"batched": batched_chunk, "per_asset": 1}
+    found: dict[str, dict[str, list[float]]] = {
+        mode: {"withdrawal_s": [], "withdrawal_cpu_s": [], "restore_s": [], "restore_cpu_s": []}
+        for mode in modes
+    }
+    requests: dict[str, dict[str, float]] = {}
+    for _ in range(repeats):
+        for mode, chunk in modes.items():
+            recheck.chunk = chunk
+            if counter is not None:
+                counter.calls.clear()
+            started, cpu = time.perf_counter(), time.process_time()
+            if counter is not None:
+                with counter.counting():
+                    registry.revoke_consent(
+                        RECHECK_TENANT, subject, consent.consent_id, source="bench"
+                    )
+            else:
+                registry.revoke_consent(RECHECK_TENANT, subject, consent.consent_id, source="bench")
+            left = _library_count(s3, library, prefix)
+            found[mode]["withdrawal_s"].append(time.perf_counter() - started)
+            found[mode]["withdrawal_cpu_s"].append(time.process_time() - cpu)
+            if counter is not None:
+                requests[mode] = counter.per(assets_n)["requests"]
+            if left:
+                raise RuntimeError(f"{left} assets still in the library after the withdrawal")
+            started, cpu = time.perf_counter(), time.process_time()
             consent = registry.grant_consent(
                 RECHECK_TENANT,
                 subject,
@@ -238,14 +266,23 @@ def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
                 None,
                 source="bench",
             )
-            restores.append(time.perf_counter() - started)
+            found[mode]["restore_s"].append(time.perf_counter() - started)
+            found[mode]["restore_cpu_s"].append(time.process_time() - cpu)
             if _library_count(s3, library, prefix) != assets_n:
                 raise RuntimeError("a new grant did not restore every asset")
+    recheck.chunk = batched_chunk
+    batched = found["batched"]
     return {
         "assets": assets_n,
         "setup_s": setup_s,
-        "withdrawal_s": summary(withdrawals),
-        "restore_s": summary(restores) if restores else None,
+        "chunk": batched_chunk,
+        "withdrawal_s": summary(batched["withdrawal_s"]),
+        "restore_s": summary(batched["restore_s"]),
+        "modes": {
+            mode: {name: summary(values) for name, values in figures.items()}
+            for mode, figures in found.items()
+        },
+        "requests_per_asset": requests,
     }
 
 
@@ -277,8 +314,8 @@ def main() -> None:
         bootstrap.set_clock(_Clock())
         stack_s = time.perf_counter() - started
         enrol_people(bootstrap.registry_service(), FACES)
-        pipeline = run_pipeline(stack, counter, args.uploads, args.batch)
-        recheck = run_recheck(stack, args.assets, args.repeats)
+        pipeline = run_pipeline(stack, counter, args.uploads, args.batch) if args.uploads else None
+        recheck = run_recheck(stack, args.assets, args.repeats, counter) if args.assets else None
     bootstrap.reset_container()
     args.out.write_text(
         json.dumps({"stack_start_s": stack_s, "pipeline": pipeline, "recheck": recheck}, indent=2)

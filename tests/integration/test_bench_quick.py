@@ -25,7 +25,13 @@ from tests.conftest import REPO_ROOT
 pytestmark = [pytest.mark.integration]
 
 # Entries measured against a baseline in the same run.
-WITH_BASELINE = {"engine_12mp", "engine_cold_start", "cost_per_1000"}
+WITH_BASELINE = {
+    "engine_12mp",
+    "engine_cold_start",
+    "cost_per_1000",
+    "recheck_1000",
+    "conservation_20k",
+}
 
 
 @pytest.fixture(scope="module")

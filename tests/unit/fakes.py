@@ -209,6 +209,9 @@ class FakeAssets:
     def get(self, tenant: str, asset_id: str) -> AssetRecord | None:
         return self.records.get((tenant, asset_id))
 
+    def get_many(self, tenant: str, asset_ids: Sequence[str]) -> dict[str, AssetRecord]:
+        return {a: r for a in asset_ids if (r := self.records.get((tenant, a))) is not None}
+
     # Where metered writes add their usage (as the DynamoDB transaction does).
     meter: FakeUsage | None = None
 

@@ -28,6 +28,7 @@ from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.person_requests import DynamoPersonRequests, S3ExportLinks
 from quitclaim.adapters.person_requests import bind as bind_person_requests
 from quitclaim.adapters.queues import SqsQueueDepths
+from quitclaim.adapters.read_ahead import ReadAheadS3
 from quitclaim.adapters.s3_store import S3ObjectStore
 from quitclaim.adapters.schedules import SchedulerExpirySchedules, SchedulerRetrySchedules
 from quitclaim.adapters.tenant_stores import (
@@ -785,7 +786,8 @@ def audit_trail_service() -> AuditTrail:
     settings = get_settings()
     chain = DynamoS3AuditChain(
         dynamodb=aws_client("dynamodb", settings),
-        s3=aws_client("s3", settings),
+        # Verifying reads every record: ahead, in parallel (adapters/read_ahead.py).
+        s3=ReadAheadS3(aws_client("s3", settings)),
         table=settings.audit_heads_table,
         bucket=settings.audit_bucket,
         clock=_clock,

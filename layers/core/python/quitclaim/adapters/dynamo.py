@@ -1385,6 +1385,15 @@ class DynamoAssets:
                 return None
         return _record_from(item)
 
+    def get_many(self, tenant: str, asset_ids: Sequence[str]) -> dict[str, AssetRecord]:
+        """BatchGetItem, consistent, 100 keys a request (PynamoDB retries unprocessed keys)."""
+        keys = [tenant_key(tenant, a) for a in dict.fromkeys(asset_ids)]
+        with _dependency("asset batch read"):
+            records = [
+                _record_from(item) for item in AssetModel.batch_get(keys, consistent_read=True)
+            ]
+        return {r.asset_id: r for r in records if r.tenant == tenant}
+
     def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
         """The first write of a decision (conditional: a redelivery finds it).
 

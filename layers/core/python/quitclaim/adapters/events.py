@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +39,26 @@ class SqsEventPublisher:
             return
         count("OutboundEvents")
 
+    def publish_many(self, events: Sequence[tuple[str, str, Mapping[str, Any]]]) -> None:
+        """``publish`` for each, ten to a SendMessageBatch request (the SQS limit)."""
+        for start in range(0, len(events), 10):
+            chunk = events[start : start + 10]
+            entries = [
+                {"Id": str(i), **self._message(f"evt_{uuid.uuid4().hex}", *event)}
+                for i, event in enumerate(chunk)
+            ]
+            try:
+                resp = self._sqs.send_message_batch(QueueUrl=self._queue, Entries=entries)
+            except ClientError as exc:
+                failed = [(event[0], exc.response.get("Error", {}).get("Code")) for event in chunk]
+            else:
+                failed = [(chunk[int(f["Id"])][0], f.get("Code")) for f in resp.get("Failed", [])]
+            for event_type, code in failed:
+                logger.error("outbound event not enqueued", event_type=event_type, code=code)
+                count("OutboundEventFailed")
+            if len(chunk) > len(failed):
+                count("OutboundEvents", len(chunk) - len(failed))
+
     def publish_once(
         self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]
     ) -> None:
@@ -55,6 +75,13 @@ class SqsEventPublisher:
         count("OutboundEvents")
 
     def _send(self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]) -> None:
+        self._sqs.send_message(
+            QueueUrl=self._queue, **self._message(event_id, event_type, tenant, data)
+        )
+
+    def _message(
+        self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]
+    ) -> dict[str, Any]:
         event = {
             "id": event_id,
             "type": event_type,
@@ -63,14 +90,13 @@ class SqsEventPublisher:
             "published_at": datetime.now(UTC).isoformat(),
             "data": dict(data),
         }
-        self._sqs.send_message(
-            QueueUrl=self._queue,
-            MessageBody=json.dumps(event, separators=(",", ":"), sort_keys=True),
-            MessageAttributes={
+        return {
+            "MessageBody": json.dumps(event, separators=(",", ":"), sort_keys=True),
+            "MessageAttributes": {
                 "type": {"DataType": "String", "StringValue": event_type},
                 "tenant": {"DataType": "String", "StringValue": tenant},
             },
-        )
+        }
 
 
 class SqsWorkQueue:

@@ -243,6 +243,10 @@ class ConsentRepository(Protocol):
 class AssetRepository(Protocol):
     def get(self, tenant: str, asset_id: str) -> AssetRecord | None: ...
 
+    def get_many(self, tenant: str, asset_ids: Sequence[str]) -> dict[str, AssetRecord]:
+        """Strongly consistent reads of many records (absent ones left out)."""
+        ...
+
     def create(self, record: AssetRecord, usage: UsageIncrement | None = None) -> bool:
         """Write a new decision; False when one with this id already exists.
 

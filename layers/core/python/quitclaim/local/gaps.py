@@ -101,6 +101,12 @@ Filled here, after the stack is created (``apply``):
    and an identical repeat is answered with the one held; ``subscribe`` and
    ``metered_records`` are the buyer's subscription and the read-back;
    ``throttle_next`` simulates throttling for tests. Observed with moto 5.2.6.
+20. **SQS SendMessage costs O(queue length)** in moto: it reads one queue
+   attribute through ``Queue.attributes``, which computes them all, among
+   them three message counts that walk the queue. An undrained outbox (a
+   recheck of 1,000 assets) slowed with every event. Filled when the
+   emulator starts, in ``emulator._lazy_queue_attributes``: the same keys and
+   values, each computed when read. Observed with moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

@@ -6,7 +6,9 @@ asset record already holds (no re-scan, no biometrics needed).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -32,6 +34,12 @@ from quitclaim.usecases.placement import Placement, history_entry
 _REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
 # Review state that vouches for the faces as they were: void once one changes.
 _WAIVERS = ("released", "pending_release", "pending_reassign")
+# Assets re-decided per round of reads: one BatchGetItem holds 100 keys.
+CHUNK = 100
+# Assets of a chunk re-decided at once: each move waits on S3 and DynamoDB.
+WORKERS = 4
+# An event for the outbox: (type, tenant, payload).
+Event = tuple[str, str, dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +134,15 @@ class Recheck:
         library_bucket: str,
         quarantine_bucket: str,
         events: EventPublisher | None = None,
+        chunk: int = CHUNK,
+        workers: int = WORKERS,
     ) -> None:
+        """``chunk``: assets per round of batched reads; 1 re-reads per asset (the old path).
+
+        ``workers``: assets of a chunk re-decided at once (1: one after another).
+        """
+        self.chunk = chunk
+        self.workers = workers
         self._events = events
         self._library = library_bucket
         self._quarantine = quarantine_bucket
@@ -138,20 +154,90 @@ class Recheck:
     def recheck_subject(self, tenant: str, subject_id: str, *, actor: str) -> list[Change]:
         """Re-decide each asset of the subject; move those whose outcome changed."""
         changes: list[Change] = []
-        for asset_id in self._assets.appearances(tenant, subject_id):
-            change = self.redecide(tenant, asset_id, actor=actor, cause=subject_id)
-            if change is not None:
-                changes.append(change)
+        asset_ids = self._assets.appearances(tenant, subject_id)
+        if self.chunk <= 1:
+            # The path before issue 27: every asset reads its record and consents.
+            for asset_id in asset_ids:
+                change = self.redecide(tenant, asset_id, actor=actor, cause=subject_id)
+                if change is not None:
+                    changes.append(change)
+        else:
+            for start in range(0, len(asset_ids), self.chunk):
+                chunk = asset_ids[start : start + self.chunk]
+                changes.extend(self._redecide_chunk(tenant, chunk, actor=actor, cause=subject_id))
         count("AssetsRechecked", len(changes))
         return changes
 
-    def redecide(self, tenant: str, asset_id: str, *, actor: str, cause: str) -> Change | None:
-        """Re-decide one asset with the consents valid *now*; retried on a lost race."""
+    def _redecide_chunk(
+        self, tenant: str, asset_ids: Sequence[str], *, actor: str, cause: str
+    ) -> list[Change]:
+        """Re-decide many assets from one batched read of their records, then of the consents.
+
+        The order is the point: each decision uses consents read *after* its
+        record, as ``redecide`` does one asset at a time, and writes only if
+        the record is still the version read. A consent change racing the
+        chunk is then either in the consents read, or its own re-decision
+        reads the asset after that change and meets our conditional write
+        (whichever writes second re-reads and decides again). Events go to
+        the outbox ten to a request once the chunk is done (also when it
+        fails halfway: the changes made are announced).
+        """
+        records = self._assets.get_many(tenant, asset_ids)
+        subjects = sorted(
+            {s for r in records.values() if r.status in _REDECIDABLE for s in r.subject_ids}
+        )
+        consents = self._consents.for_subjects(tenant, subjects) if subjects else {}
+        outbox: list[Event] = []
+
+        def one(asset_id: str) -> Change | None:
+            read = (records.get(asset_id), consents)
+            return self.redecide(
+                tenant, asset_id, actor=actor, cause=cause, read=read, outbox=outbox
+            )
+
+        try:
+            if self.workers <= 1 or len(asset_ids) < 2:
+                results = [one(asset_id) for asset_id in asset_ids]
+            else:
+                # Each asset is its own unit, as it would be in concurrent
+                # Lambdas (the races they run are the ones tests/integration
+                # proves). Each task runs in a copy of this context, so its
+                # audit events join this work item's block.
+                with ThreadPoolExecutor(self.workers, thread_name_prefix="recheck") as pool:
+                    futures = [
+                        pool.submit(contextvars.copy_context().run, one, asset_id)
+                        for asset_id in asset_ids
+                    ]
+                results = [future.result() for future in futures]
+        finally:
+            self._publish(outbox)
+        return [change for change in results if change is not None]
+
+    def redecide(
+        self,
+        tenant: str,
+        asset_id: str,
+        *,
+        actor: str,
+        cause: str,
+        read: tuple[AssetRecord | None, Mapping[str, Sequence[Consent]]] | None = None,
+        outbox: list[Event] | None = None,
+    ) -> Change | None:
+        """Re-decide one asset with the consents valid *now*; retried on a lost race.
+
+        ``read``: the record and consents a batched read already holds (their
+        consents read after the record); used for the first attempt only, a
+        retry reads both again.
+        """
         for _ in range(5):
-            record = self._assets.get(tenant, asset_id)
+            consents: Mapping[str, Sequence[Consent]] | None = None
+            if read is not None:
+                (record, consents), read = read, None
+            else:
+                record = self._assets.get(tenant, asset_id)
             if record is None or record.status not in _REDECIDABLE:
                 return None
-            after = self.decided(record)
+            after = self.decided(record, consents=consents)
             if (after.status, after.reasons) == (record.status, record.reasons):
                 if record.clearance and after.clearance != record.clearance:
                     # Same place, another clearance (a channel, the expiry): the
@@ -160,7 +246,7 @@ class Recheck:
                         self._placement.transition(record, after)
                     except Conflict:
                         continue
-                    self._announce(record, after, actor=actor, cause=cause)
+                    self._announce(record, after, actor=actor, cause=cause, outbox=outbox)
                     return None
                 # Nothing to decide; finish a move an earlier run died in.
                 other = self._quarantine if record.dest_bucket == self._library else self._library
@@ -170,8 +256,18 @@ class Recheck:
                 self._placement.transition(record, after)
             except Conflict:
                 continue  # someone else changed it; decide again on the new state
-            return self._announce(record, after, actor=actor, cause=cause)
+            return self._announce(record, after, actor=actor, cause=cause, outbox=outbox)
         raise Conflict(f"asset {asset_id} kept changing; re-decision abandoned for now")
+
+    def _publish(self, outbox: list[Event]) -> None:
+        if self._events is None or not outbox:
+            return
+        many = getattr(self._events, "publish_many", None)
+        if many is not None:
+            many(outbox)
+            return
+        for event in outbox:
+            self._events.publish(*event)
 
     def forget_subject(
         self, tenant: str, subject_id: str, asset_ids: Iterable[str], *, actor: str
@@ -257,7 +353,13 @@ class Recheck:
         return True
 
     def _announce(
-        self, record: AssetRecord, after: AssetRecord, *, actor: str, cause: str
+        self,
+        record: AssetRecord,
+        after: AssetRecord,
+        *,
+        actor: str,
+        cause: str,
+        outbox: list[Event] | None = None,
     ) -> Change:
         """Audit a re-decision and tell the tenant's systems (ids only)."""
         audit(
@@ -276,26 +378,36 @@ class Recheck:
             "reasons": list(after.reasons),
             **channel_summary(after.clearance),
         }
-        if self._events is not None and (after.status, after.reasons) != (
-            record.status,
-            record.reasons,
-        ):
+        event: str | None = None
+        if (after.status, after.reasons) != (record.status, record.reasons):
             withdrawn = record.status is AssetStatus.APPROVED
-            self._events.publish(
-                "asset.withdrawn" if withdrawn else f"asset.{after.status.value}",
-                record.tenant,
-                payload,
-            )
-        elif self._events is not None and after.clearance != record.clearance:
-            self._events.publish("asset.clearance_changed", record.tenant, payload)
+            event = "asset.withdrawn" if withdrawn else f"asset.{after.status.value}"
+        elif after.clearance != record.clearance:
+            event = "asset.clearance_changed"
+        if event is not None and self._events is not None:
+            if outbox is not None:
+                outbox.append((event, record.tenant, payload))
+            else:
+                self._events.publish(event, record.tenant, payload)
         return Change(record.asset_id, record.status, after.status, after.reasons)
 
     def decided(
-        self, record: AssetRecord, *, action: str = "redecided", actor: str = "system"
+        self,
+        record: AssetRecord,
+        *,
+        action: str = "redecided",
+        actor: str = "system",
+        consents: Mapping[str, Sequence[Consent]] | None = None,
     ) -> AssetRecord:
-        """The record as the gate would decide it now (not persisted)."""
+        """The record as the gate would decide it now (not persisted).
+
+        ``consents``: the subjects' consents, read after ``record`` (else read here).
+        """
         now = self._clock.now()
-        consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
+        if consents is None:
+            consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
+        else:
+            consents = {s: consents.get(s, ()) for s in sorted(set(record.subject_ids))}
         clearance = redecided_clearance(record, consents, now, waived_reasons(record))
         decision = clearance.gate
         faces = tuple(
