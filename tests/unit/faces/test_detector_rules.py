@@ -5,11 +5,13 @@ The engine is built as the ingest function builds it (``bootstrap.face_engine()`
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from quitclaim import bootstrap
 from quitclaim.domain.models import Box
@@ -21,7 +23,7 @@ from quitclaim.faces.yunet_engine import (
     _Hit,
     _upright,
 )
-from tests.unit.faces._fixtures import REPO, covers
+from tests.unit.faces._fixtures import REPO, covers, enroll_portraits
 
 HARD = REPO / "tests" / "fixtures" / "hard_faces"
 
@@ -94,3 +96,59 @@ def test_small_faces_of_a_street_crowd_are_found(engine: YuNetFaceEngine) -> Non
     hits = sum(any(covers(b, f.box) for f in found) for b in small)
     assert hits / len(small) >= 0.9, hits
     assert sum(not any(covers(b, f.box) for b in every) for f in found) <= 1
+
+
+def _frame_with(faces: list[tuple[Image.Image, tuple[int, int]]]) -> bytes:
+    rng = np.random.default_rng(7)
+    noise = rng.integers(80, 170, (300, 400, 3), dtype=np.uint8)
+    frame = Image.fromarray(noise).resize((4000, 3000), Image.Resampling.BICUBIC)
+    for face, at in faces:
+        frame.paste(face, at)
+    buf = io.BytesIO()
+    frame.save(buf, "JPEG", quality=92)  # no EXIF: nothing says which way is up
+    return buf.getvalue()
+
+
+def _portrait(engine: YuNetFaceEngine, face_px: int, turns: int) -> Image.Image:
+    """The enrolment portrait scaled so its face is ``face_px`` wide, turned ``turns`` x 90°."""
+    portrait = Image.open(enroll_portraits()["obama"]).convert("RGB")
+    face = engine.analyze(engine.decode(read_bytes(portrait)))[0].box
+    factor = face_px / face.width
+    small = portrait.resize(
+        (round(portrait.width * factor), round(portrait.height * factor)),
+        Image.Resampling.LANCZOS,
+    )
+    return small.rotate(90 * turns, expand=True)
+
+
+def read_bytes(image: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, "JPEG", quality=92)
+    return buf.getvalue()
+
+
+def test_a_small_face_lying_sideways_is_found_in_a_photo_with_no_upright_face(
+    engine: YuNetFaceEngine,
+) -> None:
+    # Given a 12 MP photo whose only face is 48 px and lies turned 90 degrees
+    face = _portrait(engine, 48, 1)
+    found = engine.analyze(engine.decode(_frame_with([(face, (2600, 1700))])))
+    # Then it is found (no face stands as stored: every orientation at the fine pass)
+    assert len(found) == 1
+    assert found[0].box.left >= 2600 and found[0].box.right <= 2600 + face.width
+
+
+def test_a_large_face_lying_sideways_is_found_beside_an_upright_one(
+    engine: YuNetFaceEngine,
+) -> None:
+    # Given a 12 MP photo with an upright 200 px face and a 200 px face lying turned 90 degrees
+    upright = _portrait(engine, 200, 0)
+    lying = _portrait(engine, 200, 1)
+    data = _frame_with([(upright, (300, 300)), (lying, (2400, 1200))])
+    # When scanned (the turned orientations at the coarse passes only: faces stand as stored)
+    found = engine.analyze(engine.decode(data))
+    # Then both are found
+    assert len(found) == 2
+    assert any(f.box.left >= 2400 for f in found) and any(
+        f.box.right <= 300 + upright.width for f in found
+    )
