@@ -374,6 +374,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         height, width = pixels.shape[:2]
         left, top, right, bottom = hit.box
         side = max(right - left, bottom - top, 1.0)
+        sides: tuple[float, ...]
         if upright:
             if hit.score < _UPRIGHT_MIN_SCORE:
                 return False
