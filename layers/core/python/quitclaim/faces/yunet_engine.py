@@ -94,6 +94,8 @@ _UPRIGHT_MIN_SCORE: Final = 0.5
 _UPRIGHT_CONTEXT: Final = 2.0
 _UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0)
 _UPRIGHT_NEED: Final = 3
+# ... for hits under this many floors (4: 160 px at the default).
+_UPRIGHT_MAX_FLOORS: Final = 4.0
 # The dense pass: run when a confident upright face is under this many floors.
 _DENSE_TRIGGER: Final = 2.5
 _DENSE_WORK_FACE_PX: Final = 20.0
@@ -294,11 +296,16 @@ class YuNetFaceEngine(DlibFaceEngine):
         if upright is not None and dense is not None:
             copy = _shrink(pixels, (_size(width, dense)[0], _size(height, dense)[0]))
             raw.extend(self._scan(copy, width, height, (upright,)))
+        # The looser upright rule is for faces of crowds, near the floor: a large
+        # low-scoring hit (a painted backdrop) is judged by the strict one.
+        loose_under = _UPRIGHT_MAX_FLOORS * self._floor_px / frame_scale
         kept: list[_Hit] = []
         for hit in sorted(raw, key=lambda h: -h.score):
             if any(_iou(hit.box, k.box) > _NMS_IOU for k in kept):
                 continue
-            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, hit.turns == upright):
+            side = max(hit.box[2] - hit.box[0], hit.box[3] - hit.box[1])
+            loose = hit.turns == upright and side < loose_under
+            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, loose):
                 continue
             kept.append(hit)
         return kept
