@@ -23,13 +23,17 @@ or upside down: every pass is run in the four quarter-turn orientations of
 its working copy (a rotation of the small copy, not of the photo). Hits of
 every pass and orientation are merged by non-maximum suppression.
 
-Verification: a hit scoring under ``_ACCEPT_SCORE`` is looked at again on a
-crop around it, at three face sizes (48, 64, 128 px) with both YuNet models,
-and kept only if at least ``_RELOOK_NEED`` of the six looks find it at
-``_RELOOK_SCORE``. Chosen on the hard-case set and the fixtures' uploads (444
-candidate hits, 371 real): this rule keeps 358 real faces and 13 false hits
-(the first rule, every look at 0.5 at 32/64/128 px, kept 326 and 6), and
-drops the dog (0.85) and the painted backgrounds of biden-event.jpg (0.63-0.70).
+The photo's upright (``_upright``) is the quarter turn in which most hits
+score ``_ACCEPT_SCORE`` or more. When one of those is near the floor (under
+``_DENSE_TRIGGER`` floors: a crowd), the upright alone is scanned once more
+with the floor face at ``_DENSE_WORK_FACE_PX`` (the dense pass).
+
+Verification: a hit scoring under ``_ACCEPT_SCORE`` is looked at again on
+crops around it with both YuNet models. In the upright: with two face sides
+of context, at 24-64 px, kept when ``_UPRIGHT_NEED`` of the eight looks find
+it at ``_RELOOK_SCORE``. Turned against the upright (or without one): with
+half a side of context, at 48, 64 and 128 px, kept only when all six do.
+Chosen on the hard-case set (docs/face-detector.md, "Verification").
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
 pixels, turned upright for faces found in another orientation. A face that
@@ -55,7 +59,7 @@ from quitclaim.faces.dlib_engine import DEFAULT_DETECT_BUDGET_PIXELS, DlibFaceEn
 from quitclaim.faces.matchability import assess
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
-ENGINE_VERSION: Final = "quitclaim-yunet/2"
+ENGINE_VERSION: Final = "quitclaim-yunet/3"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
@@ -75,10 +79,26 @@ _NMS_IOU: Final = 0.3
 _ACCEPT_SCORE: Final = 0.9
 _RELOOK_SCORE: Final = 0.6
 _RELOOK_SIDES: Final = (48.0, 64.0, 128.0)
-# Of the six looks (three sizes, two models), this many must find the hit.
-_RELOOK_NEED: Final = 4
+# Of the six looks (three sizes, two models), this many must find the hit:
+# all of them, for a hit turned against the photo's confident faces (hands,
+# specks and printed faces lying sideways were the false positives left).
+_RELOOK_NEED: Final = 6
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
+# In the photo's upright orientation (``_upright``), where the confident faces
+# stand, a hit under _ACCEPT_SCORE needs fewer relooks than a hit turned
+# against them (see docs/face-detector.md, "Verification").
+_UPRIGHT_MIN_SCORE: Final = 0.5
+# Two face sides of context: on a tight crop YuNet misses small, dim faces of
+# a crowd that it finds with their neighbours around them.
+_UPRIGHT_CONTEXT: Final = 2.0
+_UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0)
+_UPRIGHT_NEED: Final = 3
+# ... for hits under this many floors (4: 160 px at the default).
+_UPRIGHT_MAX_FLOORS: Final = 4.0
+# The dense pass: run when a confident upright face is under this many floors.
+_DENSE_TRIGGER: Final = 2.5
+_DENSE_WORK_FACE_PX: Final = 20.0
 # dlib's 5-point predictor was trained on HOG boxes: about the square from the
 # brows to the lower lip. From YuNet's landmarks: centred between the eyes'
 # midpoint and the mouth's, side a multiple of their distance (checked on
@@ -256,51 +276,119 @@ class YuNetFaceEngine(DlibFaceEngine):
     def detect(self, pixels: Pixels, frame_scale: float = 1.0) -> list[_Hit]:
         """Verified faces of one frame (boxes in frame pixels), best first."""
         height, width = pixels.shape[:2]
-        raw: list[_Hit] = []
+        copies: list[npt.NDArray[Any]] = []
         source: npt.NDArray[Any] = pixels
         for scale in self.detection_passes(width, height, frame_scale):
-            size = (_size(width, scale)[0], _size(height, scale)[0])
             # Each pass is shrunk from the previous, larger, copy (not from the
-            # frame again), RGB to BGR on the small copy: YuNet reads BGR.
-            source = _shrink(source, size)
-            work = cv2.cvtColor(source, cv2.COLOR_RGB2BGR)
-            sx, sy = work.shape[1] / width, work.shape[0] / height
-            for turns in self._turns:
-                turned = _turned(work, turns)
-                for row in _run(self._detector, turned):
-                    if not _sane(row, turned.shape[1], turned.shape[0]):
-                        continue
-                    points = row[4:14].reshape(5, 2).astype(np.float32)
-                    corners = np.array(
-                        [[row[0], row[1]], [row[0] + row[2], row[1] + row[3]]], dtype=np.float32
-                    )
-                    back = _unturn(corners, turns, work.shape[1], work.shape[0])
-                    box = (
-                        float(back[:, 0].min() / sx),
-                        float(back[:, 1].min() / sy),
-                        float(back[:, 0].max() / sx),
-                        float(back[:, 1].max() / sy),
-                    )
-                    # Landmarks in the full-resolution frame turned ``turns`` times.
-                    fx, fy = (sx, sy) if turns % 2 == 0 else (sy, sx)
-                    raw.append(
-                        _Hit(box, points / np.array([fx, fy], np.float32), float(row[14]), turns)
-                    )
+            # frame again).
+            source = _shrink(source, (_size(width, scale)[0], _size(height, scale)[0]))
+            copies.append(source)
+        stored, others = self._turns[:1], self._turns[1:]
+        raw = [h for copy in copies for h in self._scan(copy, width, height, stored)]
+        # A photo whose faces stand confidently as stored is not stored turned:
+        # its other orientations (someone lying down) are scanned at the coarse
+        # passes only. Without such a face, every pass in every orientation.
+        coarse_only = _upright(raw) == stored[0] and len(copies) > 1
+        for copy in copies[1:] if coarse_only else copies:
+            raw.extend(self._scan(copy, width, height, others))
+        upright = _upright(raw)
+        dense = self._dense_scale(width, height, frame_scale, raw, upright)
+        if upright is not None and dense is not None:
+            copy = _shrink(pixels, (_size(width, dense)[0], _size(height, dense)[0]))
+            raw.extend(self._scan(copy, width, height, (upright,)))
+        # The looser upright rule is for faces of crowds, near the floor: a large
+        # low-scoring hit (a painted backdrop) is judged by the strict one.
+        loose_under = _UPRIGHT_MAX_FLOORS * self._floor_px / frame_scale
         kept: list[_Hit] = []
         for hit in sorted(raw, key=lambda h: -h.score):
             if any(_iou(hit.box, k.box) > _NMS_IOU for k in kept):
                 continue
-            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit):
+            side = max(hit.box[2] - hit.box[0], hit.box[3] - hit.box[1])
+            loose = hit.turns == upright and side < loose_under
+            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, loose):
                 continue
             kept.append(hit)
         return kept
 
-    def _confirmed(self, pixels: Pixels, hit: _Hit) -> bool:
-        """Whether enough relooks (three sizes, both models) find the hit again."""
+    def _scan(
+        self, source: npt.NDArray[Any], width: int, height: int, turns_list: tuple[int, ...]
+    ) -> list[_Hit]:
+        """YuNet's hits on an RGB working copy of a ``width`` x ``height`` frame, per turn."""
+        # RGB to BGR on the small copy: YuNet reads BGR.
+        work = cv2.cvtColor(source, cv2.COLOR_RGB2BGR)
+        sx, sy = work.shape[1] / width, work.shape[0] / height
+        out: list[_Hit] = []
+        for turns in turns_list:
+            turned = _turned(work, turns)
+            for row in _run(self._detector, turned):
+                if not _sane(row, turned.shape[1], turned.shape[0]):
+                    continue
+                points = row[4:14].reshape(5, 2).astype(np.float32)
+                corners = np.array(
+                    [[row[0], row[1]], [row[0] + row[2], row[1] + row[3]]], dtype=np.float32
+                )
+                back = _unturn(corners, turns, work.shape[1], work.shape[0])
+                box = (
+                    float(back[:, 0].min() / sx),
+                    float(back[:, 1].min() / sy),
+                    float(back[:, 0].max() / sx),
+                    float(back[:, 1].max() / sy),
+                )
+                # Landmarks in the full-resolution frame turned ``turns`` times.
+                fx, fy = (sx, sy) if turns % 2 == 0 else (sy, sx)
+                out.append(
+                    _Hit(box, points / np.array([fx, fy], np.float32), float(row[14]), turns)
+                )
+        return out
+
+    def _dense_scale(
+        self,
+        width: int,
+        height: int,
+        frame_scale: float,
+        raw: list[_Hit],
+        upright: int | None,
+    ) -> float | None:
+        """Scale of the dense pass over the frame, or None when it is not run.
+
+        Small faces come in crowds: when a confident face near the floor stands
+        in the photo's upright orientation, that orientation is scanned again
+        with the floor face at ``_DENSE_WORK_FACE_PX``, where YuNet finds more
+        of the small, dim and half-hidden faces beside it. Never finer than
+        the frame, not when the fine pass already was as fine, and not beyond
+        the pixel budget.
+        """
+        if upright is None:
+            return None
+        floor = self._floor_px / frame_scale
+        near_floor = any(
+            h.turns == upright
+            and h.score >= _ACCEPT_SCORE
+            and min(h.box[2] - h.box[0], h.box[3] - h.box[1]) < _DENSE_TRIGGER * floor
+            for h in raw
+        )
+        fine = self.detection_passes(width, height, frame_scale)[0]
+        dense = min(1.0, _DENSE_WORK_FACE_PX / floor)
+        if not near_floor or dense <= fine * 1.05:
+            return None
+        extra = _size(width, dense)[0] * _size(height, dense)[0]
+        if self.scan_pixels(width, height, frame_scale) + extra > self._detect_budget_pixels:
+            return None
+        return dense
+
+    def _confirmed(self, pixels: Pixels, hit: _Hit, upright: bool) -> bool:
+        """Whether enough relooks find the hit again (a looser rule in the upright orientation)."""
         height, width = pixels.shape[:2]
         left, top, right, bottom = hit.box
         side = max(right - left, bottom - top, 1.0)
-        margin = side * _RELOOK_CONTEXT
+        sides: tuple[float, ...]
+        if upright:
+            if hit.score < _UPRIGHT_MIN_SCORE:
+                return False
+            context, sides, need = _UPRIGHT_CONTEXT, _UPRIGHT_SIDES, _UPRIGHT_NEED
+        else:
+            context, sides, need = _RELOOK_CONTEXT, _RELOOK_SIDES, _RELOOK_NEED
+        margin = side * context
         x0, y0 = max(0, math.floor(left - margin)), max(0, math.floor(top - margin))
         x1, y1 = min(width, math.ceil(right + margin)), min(height, math.ceil(bottom + margin))
         if x1 - x0 < 2 or y1 - y0 < 2:
@@ -308,7 +396,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         # A large hit is first reduced by a whole factor (OpenCV's fast area
         # path; the crop trimmed to a multiple of it, under ``step`` px of
         # context) so that the looks below resize a small crop, not a frame-sized one.
-        step = max(1, int(side // (2 * max(_RELOOK_SIDES))))
+        step = max(1, int(side // (2 * max(sides))))
         x1, y1 = x0 + (x1 - x0) // step * step, y0 + (y1 - y0) // step * step
         crop: npt.NDArray[Any] = pixels[y0:y1, x0:x1]
         if step > 1:
@@ -316,10 +404,10 @@ class YuNetFaceEngine(DlibFaceEngine):
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
         target = _turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
         passed = failed = 0
-        looks = 2 * len(_RELOOK_SIDES)
-        for want in _RELOOK_SIDES:
+        looks = 2 * len(sides)
+        for want in sides:
             # The verdict is known once enough looks passed, or too many failed.
-            if passed >= _RELOOK_NEED or looks - failed < _RELOOK_NEED:
+            if passed >= need or looks - failed < need:
                 break
             factor = want / side
             size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
@@ -345,7 +433,17 @@ class YuNetFaceEngine(DlibFaceEngine):
                     passed += 1
                 else:
                     failed += 1
-        return passed >= _RELOOK_NEED
+        return passed >= need
+
+
+def _upright(raw: list[_Hit]) -> int | None:
+    """The photo's upright: the quarter turn of most confident hits (None without one).
+
+    Ties go to the turn scanned first (0: as stored).
+    """
+    counts = [sum(h.turns == t and h.score >= _ACCEPT_SCORE for h in raw) for t in _ALL_TURNS]
+    best = max(counts)
+    return _ALL_TURNS[counts.index(best)] if best > 0 else None
 
 
 _ROTATIONS: Final = {
