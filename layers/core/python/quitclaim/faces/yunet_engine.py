@@ -96,6 +96,9 @@ _UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0)
 _UPRIGHT_NEED: Final = 3
 # ... for hits under this many floors (4: 160 px at the default).
 _UPRIGHT_MAX_FLOORS: Final = 4.0
+# Scan the other orientations of a photo with upright faces at the coarse passes
+# only (faster; lying faces then found from about 2.5 floors). Off: see detect().
+_TURNED_COARSE_ONLY: Final = False
 # The dense pass: run when a confident upright face is under this many floors.
 _DENSE_TRIGGER: Final = 2.5
 _DENSE_WORK_FACE_PX: Final = 20.0
@@ -285,10 +288,11 @@ class YuNetFaceEngine(DlibFaceEngine):
             copies.append(source)
         stored, others = self._turns[:1], self._turns[1:]
         raw = [h for copy in copies for h in self._scan(copy, width, height, stored)]
-        # A photo whose faces stand confidently as stored is not stored turned:
-        # its other orientations (someone lying down) are scanned at the coarse
-        # passes only. Without such a face, every pass in every orientation.
-        coarse_only = _upright(raw) == stored[0] and len(copies) > 1
+        # A photo whose faces stand confidently as stored is not stored turned,
+        # but someone in it may lie down (a patient in bed): scanning its other
+        # orientations at the coarse passes only would raise their floor to about
+        # 100 px in 12 MP. The floor is a promise, so that saving is off.
+        coarse_only = _TURNED_COARSE_ONLY and _upright(raw) == stored[0] and len(copies) > 1
         for copy in copies[1:] if coarse_only else copies:
             raw.extend(self._scan(copy, width, height, others))
         upright = _upright(raw)
