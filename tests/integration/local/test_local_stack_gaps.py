@@ -52,10 +52,10 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "schedule DigestSchedule (cron(30 6 * * ? *))",
         "schedule MeteringSchedule (rate(1 hour))",
         "schedule ReconcileSchedule (cron(30 1 * * ? *))",
-        # 22: the SES configuration set every mail goes through, bounces and complaints to SNS
+        # 23: the SES configuration set every mail goes through, bounces and complaints to SNS
         f"SES configuration set MailConfigurationSet (quitclaim-{stage}-mail)",
         "SES event destination MailFeedbackDestination (bounces-and-complaints)",
-        # 20: the user pool, its app client, domain and role groups (quitclaim.local.signin)
+        # 21: the user pool, its app client, domain and role groups (quitclaim.local.signin)
         "user pool UserPool (MFA ON)",
         "app client UserPoolClient",
         "user pool domain UserPoolDomain",
@@ -148,7 +148,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         "MeteringSchedule": "AWS::Scheduler::Schedule",
         "ReconcileSchedule": "AWS::Scheduler::Schedule",
         "AlarmEmailSubscription": "AWS::SNS::Subscription",
-        # 22: SES feedback (the set and destination are created; moto publishes no events)
+        # 23: SES feedback (the set and destination are created; moto publishes no events)
         "MailConfigurationSet": "AWS::SES::ConfigurationSet",
         "MailFeedbackDestination": "AWS::SES::ConfigurationSetEventDestination",
         "MailFeedbackTopicPolicy": "AWS::SNS::TopicPolicy",
@@ -165,7 +165,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
 
 
 def _user_pool_from_the_template(stack: LocalStack) -> None:
-    # Given the stack's pool, created by the fill (gap 20)
+    # Given the stack's pool, created by the fill (gap 21)
     cognito = stack.client("cognito-idp")
     pool_id = stack.resources["UserPool"]
     pool = cognito.describe_user_pool(UserPoolId=pool_id)["UserPool"]
@@ -214,7 +214,7 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
     )
     assert release["Target"]["Input"] == '{"kind": "release_held"}'
     # The mail configuration set every function sends through reports bounces and
-    # complaints to the feedback topic (gap 22)
+    # complaints to the feedback topic (gap 23)
     ses = stack.client("ses")
     mail_set = stack.function_env("RemindersFunction")["QC_MAIL_CONFIGURATION_SET"]
     assert mail_set == f"quitclaim-{stage}-mail" == stack.client_env()["QC_MAIL_CONFIGURATION_SET"]
@@ -225,7 +225,7 @@ def test_the_skipped_resources_exist_after_the_fills(stack: LocalStack) -> None:
     topic = destination["SNSDestination"]["TopicARN"]
     assert topic.endswith(f":quitclaim-{stage}-mail-feedback")
     assert topic in [t["TopicArn"] for t in stack.client("sns").list_topics()["Topics"]]
-    # The user pool (gap 20) and the hosted sign-in's stand-in (gap 21)
+    # The user pool (gap 21) and the hosted sign-in's stand-in (gap 22)
     _user_pool_from_the_template(stack)
     _stand_in_gives_tokens_only_for_the_right_pkce_verifier(stack)
 

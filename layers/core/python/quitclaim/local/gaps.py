@@ -107,6 +107,18 @@ Filled here, after the stack is created (``apply``):
    recheck of 1,000 assets) slowed with every event. Filled when the
    emulator starts, in ``emulator._lazy_queue_attributes``: the same keys and
    values, each computed when read. Observed with moto 5.2.6.
+21. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
+   and (22) moto has no hosted sign-in (``/oauth2/authorize``,
+   ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
+   from the template's resources, and a stand-in for the hosted sign-in.
+23. **AWS::SES::ConfigurationSet** and **ConfigurationSetEventDestination**
+   are skipped, so ``Ref`` of the set (every function's
+   ``QC_MAIL_CONFIGURATION_SET``) has no value. Filled by
+   ``create_mail_configuration_sets``: the set and its SNS event destination
+   are created through the SES API, under the template's names. moto sends
+   through the set but publishes no bounce or complaint events (and skips the
+   SNS subscription, gap 5): locally, mail feedback is tested by calling the
+   reminders handler with SNS-shaped records (``tests/integration/local/``).
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):
@@ -177,18 +189,6 @@ Known, not filled (do not rely on them locally):
   only (AWS also takes the ARN); the runtime lists all and filters itself.
 - Outputs and ``Ref`` of a queue are ``https://sqs.<region>.amazonaws.com/..``
   URLs, as in AWS; boto3 with the emulator's endpoint accepts them.
-22. **AWS::SES::ConfigurationSet** and **ConfigurationSetEventDestination**
-   are skipped, so ``Ref`` of the set (every function's
-   ``QC_MAIL_CONFIGURATION_SET``) has no value. Filled by
-   ``create_mail_configuration_sets``: the set and its SNS event destination
-   are created through the SES API, under the template's names. moto sends
-   through the set but publishes no bounce or complaint events (and skips the
-   SNS subscription, gap 5): locally, mail feedback is tested by calling the
-   reminders handler with SNS-shaped records (``tests/integration/local/``).
-20. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
-   and 21. moto has no hosted sign-in (``/oauth2/authorize``,
-   ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
-   from the template's resources, and a stand-in for the hosted sign-in.
 """
 
 from __future__ import annotations
@@ -242,7 +242,7 @@ def apply(deployment: Deployment) -> GapReport:
     report.filled.extend(create_secrets(deployment, report))
     report.filled.extend(create_schedule_groups(deployment, report))
     report.filled.extend(create_template_schedules(deployment, report))
-    # 22: the SES configuration set, before the environments refer to it.
+    # 23: the SES configuration set, before the environments refer to it.
     report.filled.extend(create_mail_configuration_sets(deployment, report))
     # 20 (quitclaim.local.signin): the user pool, before the environments refer to it.
     report.filled.extend(signin.create_user_pools(deployment, report))
@@ -737,7 +737,7 @@ def verify_mail_sender(deployment: Deployment) -> list[str]:
 
 
 def create_mail_configuration_sets(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create each skipped SES configuration set and its event destinations (gap 22)."""
+    """Create each skipped SES configuration set and its event destinations (gap 23)."""
     ses = deployment.client("ses")
     done = []
     for logical_id, properties in _skipped(deployment, "AWS::SES::ConfigurationSet"):

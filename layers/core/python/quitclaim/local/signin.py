@@ -116,7 +116,7 @@ def share_pool_signing_key() -> bool:
 
 
 def create_user_pools(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create the template's user pools, app clients, domains and groups (gap 20)."""
+    """Create the template's user pools, app clients, domains and groups (gap 21)."""
     share_pool_signing_key()
     cognito = deployment.client("cognito-idp")
     done = []
@@ -215,7 +215,7 @@ class _Pending:
 
 
 class SignInStandIn:
-    """The hosted UI's authorize, login, token and logout endpoints on 127.0.0.1 (gap 21)."""
+    """The hosted UI's authorize, login, token and logout endpoints on 127.0.0.1 (gap 22)."""
 
     def __init__(self, cognito: Any, pool_id: str, client_id: str) -> None:
         self._cognito = cognito

@@ -109,7 +109,7 @@ class LocalStack:
         self.lock = threading.RLock()
         self.gaps = gaps.GapReport()
         self.timings: dict[str, float] = {}  # seconds per start-up step
-        self.signin: SignInStandIn | None = None  # the hosted sign-in's stand-in (gap 21)
+        self.signin: SignInStandIn | None = None  # the hosted sign-in's stand-in (gap 22)
 
     # ------------------------------------------------------------ lifecycle
 
