@@ -164,37 +164,7 @@ class Registry:
         updated = replace(current, **_policy_changes(current, changes))
         loosens = loosened(current, updated)
         if loosens:
-            target = policy_target(updated)
-            pending = self.tenants.pending_policy(tenant)
-            if pending is None or pending.get("target") != target:
-                request = requested_by(
-                    who,
-                    self.clock.now().isoformat(),
-                    changes=dict(changes),
-                    loosens=loosens,
-                    target=target,
-                )
-                self.tenants.set_pending_policy(tenant, request)
-                audit(
-                    "policy.change_requested",
-                    tenant=tenant,
-                    policy=sorted(changes),
-                    source=who.key_id,
-                    people=[person_of(who)],
-                )
-                return PolicyUpdate(current, _shown(request))
-            people = confirm(pending, who, "policy change")
-            self.tenants.update_policy(updated)
-            self.tenants.set_pending_policy(tenant, None)
-            audit(
-                "policy.updated",
-                tenant=tenant,
-                policy=sorted(changes),
-                source=who.key_id,
-                requested_by=pending["by"],
-                people=people,
-            )
-            return PolicyUpdate(updated)
+            return self._two_person_change(tenant, current, updated, dict(changes), loosens, who)
         self.tenants.update_policy(updated)
         audit(
             "policy.updated",
@@ -224,6 +194,22 @@ class Registry:
         }
         current = self.policy(tenant)
         updated = replace(current, **_policy_changes(current, changes))
+        loosens = loosened(current, updated) or ["accuracy_advice"]
+        return self._two_person_change(
+            tenant, current, updated, changes, loosens, who, reason="accuracy_advice"
+        )
+
+    def _two_person_change(
+        self,
+        tenant: str,
+        current: TenantPolicy,
+        updated: TenantPolicy,
+        changes: dict[str, Any],
+        loosens: list[str],
+        who: Principal,
+        **why: str,
+    ) -> PolicyUpdate:
+        """Keep the change as a request, or apply it when a second person asks the same."""
         target = policy_target(updated)
         pending = self.tenants.pending_policy(tenant)
         if pending is None or pending.get("target") != target:
@@ -231,7 +217,7 @@ class Registry:
                 who,
                 self.clock.now().isoformat(),
                 changes=changes,
-                loosens=loosened(current, updated) or ["accuracy_advice"],
+                loosens=loosens,
                 target=target,
             )
             self.tenants.set_pending_policy(tenant, request)
@@ -240,8 +226,8 @@ class Registry:
                 tenant=tenant,
                 policy=sorted(changes),
                 source=who.key_id,
-                reason="accuracy_advice",
                 people=[person_of(who)],
+                **why,
             )
             return PolicyUpdate(current, _shown(request))
         people = confirm(pending, who, "policy change")
@@ -252,9 +238,9 @@ class Registry:
             tenant=tenant,
             policy=sorted(changes),
             source=who.key_id,
-            reason="accuracy_advice",
             requested_by=pending["by"],
             people=people,
+            **why,
         )
         return PolicyUpdate(updated)
 
