@@ -15,17 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.engine import worker_env
-from bench.labelled import REPO
+from bench.engine import run_worker
 
 WRITERS = (1, 10, 50)
 # 0: loopback as it is; 10: a modelled in-region round trip per AWS call.
@@ -37,29 +34,9 @@ def audit_append_concurrency(
     *, seconds: float, writers: tuple[int, ...] = WRITERS, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """The report entry: the lane design's appends/s beside the one-head design's."""
-    with tempfile.TemporaryDirectory(prefix="qc-audit-") as folder:
-        out = Path(folder) / "audit.json"
-        errors = Path(folder) / "stderr.txt"
-        with errors.open("w") as err:
-            done = subprocess.run(  # noqa: S603 - our interpreter, our module
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.audit_append",
-                    str(out),
-                    "--seconds",
-                    str(seconds),
-                    "--writers",
-                    *map(str, writers),
-                ],
-                cwd=REPO,
-                env=worker_env(),
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        if done.returncode != 0:
-            raise RuntimeError("audit worker failed:\n" + errors.read_text()[-4000:])
-        raw: dict[str, Any] = json.loads(out.read_text())
+    raw = run_worker(
+        "bench.audit_append", "--seconds", str(seconds), "--writers", *map(str, writers)
+    )
     return entry(raw, log)
 
 

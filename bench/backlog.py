@@ -11,16 +11,10 @@ machine's local stack and on AWS with the bulk lane's ceiling.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bench.engine import worker_env
-from bench.labelled import REPO
+from bench.engine import run_worker
 from quitclaim.domain.backlog import BULK_FORWARD_USD, CHECKPOINT_PUT_USD, cost_usd
 
 # The template's bulk lane: BulkMaxConcurrency invocations of IngestBatchSize images.
@@ -28,20 +22,7 @@ AWS_BULK_CONCURRENCY = 2
 
 
 def run_backlog(*, images: int, log: Callable[[str], None]) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="qc-backlog-bench-") as folder:
-        out = Path(folder) / "backlog.json"
-        errors = Path(folder) / "stderr.txt"
-        with errors.open("w") as err:
-            done = subprocess.run(  # noqa: S603 - our interpreter, our module
-                [sys.executable, "-m", "bench.backlog_worker", str(out), "--images", str(images)],
-                cwd=REPO,
-                env=worker_env(),
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        if done.returncode != 0:
-            raise RuntimeError("backlog worker failed:\n" + errors.read_text()[-4000:])
-        raw: dict[str, Any] = json.loads(out.read_text())
+    raw = run_worker("bench.backlog_worker", "--images", str(images))
     took = (raw["backlog"]["elapsed_s"], raw["uploads"]["elapsed_s"])
     log(f"  backlog {took[0]:.1f} s, uploads {took[1]:.1f} s")
     return raw

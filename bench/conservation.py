@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bench.engine import worker_env
-from bench.labelled import REPO
+from bench.engine import run_worker
 from bench.stack import _beside, _from_summary
 
 
@@ -19,31 +13,10 @@ def run_conservation(
     *, records: int, assets: int, repeats: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """The check as it was and as it is, one stack, one set-up (``bench.conservation_worker``)."""
-    with tempfile.TemporaryDirectory(prefix="qc-conservation-") as folder:
-        out = Path(folder) / "conservation.json"
-        errors = Path(folder) / "stderr.txt"
-        with errors.open("w") as err:
-            done = subprocess.run(  # noqa: S603 - our interpreter, our module
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.conservation_worker",
-                    str(out),
-                    "--records",
-                    str(records),
-                    "--assets",
-                    str(assets),
-                    "--repeats",
-                    str(repeats),
-                ],
-                cwd=REPO,
-                env=worker_env(),
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        if done.returncode != 0:
-            raise RuntimeError("conservation worker failed:\n" + errors.read_text()[-4000:])
-        raw: dict[str, Any] = json.loads(out.read_text())
+    raw = run_worker(
+        "bench.conservation_worker",
+        *("--records", str(records), "--assets", str(assets), "--repeats", str(repeats)),
+    )
     log(f"  seeded {raw['records']} records, {raw['assets']} assets: {raw['seed']}")
     return raw
 

@@ -52,6 +52,30 @@ def worker_env() -> dict[str, str]:
     return {**os.environ, **SINGLE_THREAD}
 
 
+def run_worker(module: str, *args: str) -> dict[str, Any]:
+    """Run ``python -m module OUT *args`` in a fresh process; its JSON output.
+
+    Each stack measurement gets a process of its own (moto's state is
+    process-global); its stdout (the handlers' logs) is dropped, its stderr
+    shown when it fails.
+    """
+    with tempfile.TemporaryDirectory(prefix="qc-bench-") as folder:
+        out = Path(folder) / "out.json"
+        errors = Path(folder) / "stderr.txt"
+        with errors.open("w") as err:
+            done = subprocess.run(  # noqa: S603 - our interpreter, our module
+                [sys.executable, "-m", module, str(out), *args],
+                cwd=REPO,
+                env=worker_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(f"{module} failed:\n" + errors.read_text()[-4000:])
+        raw: dict[str, Any] = json.loads(out.read_text())
+    return raw
+
+
 def cpus(count: int = 2) -> list[int]:
     """CPUs this process may use: the timed core first."""
     allowed = sorted(os.sched_getaffinity(0))

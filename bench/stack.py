@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
-from bench.engine import worker_env
-from bench.labelled import REPO
+from bench.engine import run_worker
 
 
 def _from_summary(unit: str, s: dict[str, float], **extra: Any) -> dict[str, Any]:
@@ -29,34 +23,11 @@ def run_stack(
     *, uploads: int, batch: int, assets: int, repeats: int, log: Callable[[str], None]
 ) -> dict[str, Any]:
     """Both stack measurements (one stack start); raw worker output as well."""
-    with tempfile.TemporaryDirectory(prefix="qc-stack-") as folder:
-        out = Path(folder) / "stack.json"
-        errors = Path(folder) / "stderr.txt"
-        with errors.open("w") as err:
-            done = subprocess.run(  # noqa: S603 - our interpreter, our module
-                [
-                    sys.executable,
-                    "-m",
-                    "bench.stack_worker",
-                    str(out),
-                    "--uploads",
-                    str(uploads),
-                    "--batch",
-                    str(batch),
-                    "--assets",
-                    str(assets),
-                    "--repeats",
-                    str(repeats),
-                ],
-                cwd=REPO,
-                env=worker_env(),
-                # The handlers' structured logs go to stdout: not for the table.
-                stdout=subprocess.DEVNULL,
-                stderr=err,
-            )
-        if done.returncode != 0:
-            raise RuntimeError("stack worker failed:\n" + errors.read_text()[-4000:])
-        raw: dict[str, Any] = json.loads(out.read_text())
+    raw = run_worker(
+        "bench.stack_worker",
+        *("--uploads", str(uploads), "--batch", str(batch)),
+        *("--assets", str(assets), "--repeats", str(repeats)),
+    )
     log(f"  stack started in {raw['stack_start_s']:.1f} s")
     return raw
 
