@@ -1,7 +1,8 @@
 """Report entries: every figure as median, min and max, beside its baseline.
 
 An entry is ``{"value", "unit", "min", "max"}``, plus ``"baseline"`` and
-``"speedup"`` (baseline / value: bigger is better, for times and costs alike)
+``"speedup"`` (bigger is better: baseline / value for times and costs, value /
+baseline for rates, whose unit ends in ``/s``)
 where there is a baseline measured in the same run, and ``"target"`` /
 ``"target_met"`` where the design states one (reported, never asserted).
 """

@@ -27,9 +27,14 @@ def test_the_stated_bucket_retention_is_the_templates_lifecycle() -> None:
         kept = [
             r["NoncurrentVersionExpiration"]["NoncurrentDays"]
             for r in rules["Rules"]
-            if "NoncurrentVersionExpiration" in r
+            if "NoncurrentVersionExpiration" in r and "Prefix" not in r
         ]
         assert kept == [days], bucket
+        # Rules for a prefix (exports, audit uploads) only keep things shorter
+        # than the stated maximum
+        for r in rules["Rules"]:
+            if "Prefix" in r and "NoncurrentVersionExpiration" in r:
+                assert r["NoncurrentVersionExpiration"]["NoncurrentDays"] <= days, r["Id"]
 
 
 def test_the_stacks_retention_parameters_reach_the_functions() -> None:

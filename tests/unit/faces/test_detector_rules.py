@@ -23,6 +23,7 @@ from quitclaim.faces.yunet_engine import (
     _Hit,
     _upright,
 )
+from tests import hostile
 from tests.unit.faces._fixtures import REPO, UPLOADS, covers, enroll_portraits, read
 
 HARD = REPO / "tests" / "fixtures" / "hard_faces"
@@ -163,3 +164,15 @@ def test_a_large_weak_hit_in_the_upright_gets_the_strict_verification(
     # Then only the person is a face (the looser upright rule is for hits under 4 floors)
     assert len(found) == 1
     assert found[0].box.left > 300
+
+
+def test_a_lone_damaged_face_is_kept_by_the_rule_for_photos_without_a_confident_face(
+    engine: YuNetFaceEngine,
+) -> None:
+    # Given kit's portrait as a WebP whose middle third of bytes is corrupted: the
+    # face is smeared (YuNet scores it under 0.9) and no face in the photo is confident
+    data = hostile.webp_flipped(hostile.kit_webp())
+    # When scanned
+    found = engine.analyze(engine.decode(data))
+    # Then the face is kept (v2's 4-of-6 rule, not the strict one for turned hits)
+    assert len(found) == 1

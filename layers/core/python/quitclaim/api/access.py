@@ -88,6 +88,13 @@ ACCESS: dict[str, Capability] = {
     "createFormLink": _W,
     "createImportUploads": _W,
     "importConsents": _W,
+    # the accuracy and bias audit (docs/accuracy-audit.md): admins run and adopt
+    # it; the dpo reads its reports (the DPIA's accuracy evidence)
+    "prepareAccuracyAudit": _W,
+    "startAccuracyAudit": _W,
+    "getAccuracyAudit": _AR,
+    "getAccuracyAuditReport": _AR,
+    "adoptAccuracyAdvice": _W,
     # the audit trail (docs/audit.md)
     "listAuditEvents": Capability.AUDIT,
     "verifyAuditTrail": Capability.AUDIT,

@@ -83,6 +83,9 @@ _RELOOK_SIDES: Final = (48.0, 64.0, 128.0)
 # all of them, for a hit turned against the photo's confident faces (hands,
 # specks and printed faces lying sideways were the false positives left).
 _RELOOK_NEED: Final = 6
+# ... and in a photo with no confident face at all (nothing to be turned
+# against): v2's rule, so that a lone damaged or blurred face is kept.
+_RELOOK_NEED_ALONE: Final = 4
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
 # In the photo's upright orientation (``_upright``), where the confident faces
@@ -303,13 +306,17 @@ class YuNetFaceEngine(DlibFaceEngine):
         # The looser upright rule is for faces of crowds, near the floor: a large
         # low-scoring hit (a painted backdrop) is judged by the strict one.
         loose_under = _UPRIGHT_MAX_FLOORS * self._floor_px / frame_scale
+        # With no confident face in the photo there is nothing to be turned
+        # against: a lone face blurred or damaged below 0.9 is judged by v2's
+        # rule (tight looks, 4 of 6), not the strict one for turned hits.
+        lenient = _RELOOK_NEED_ALONE if upright is None else _RELOOK_NEED
         kept: list[_Hit] = []
         for hit in sorted(raw, key=lambda h: -h.score):
             if any(_iou(hit.box, k.box) > _NMS_IOU for k in kept):
                 continue
             side = max(hit.box[2] - hit.box[0], hit.box[3] - hit.box[1])
             loose = hit.turns == upright and side < loose_under
-            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, loose):
+            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, loose, lenient):
                 continue
             kept.append(hit)
         return kept
@@ -380,7 +387,9 @@ class YuNetFaceEngine(DlibFaceEngine):
             return None
         return dense
 
-    def _confirmed(self, pixels: Pixels, hit: _Hit, upright: bool) -> bool:
+    def _confirmed(
+        self, pixels: Pixels, hit: _Hit, upright: bool, relook_need: int = _RELOOK_NEED
+    ) -> bool:
         """Whether enough relooks find the hit again (a looser rule in the upright orientation)."""
         height, width = pixels.shape[:2]
         left, top, right, bottom = hit.box
@@ -391,7 +400,7 @@ class YuNetFaceEngine(DlibFaceEngine):
                 return False
             context, sides, need = _UPRIGHT_CONTEXT, _UPRIGHT_SIDES, _UPRIGHT_NEED
         else:
-            context, sides, need = _RELOOK_CONTEXT, _RELOOK_SIDES, _RELOOK_NEED
+            context, sides, need = _RELOOK_CONTEXT, _RELOOK_SIDES, relook_need
         margin = side * context
         x0, y0 = max(0, math.floor(left - margin)), max(0, math.floor(top - margin))
         x1, y1 = min(width, math.ceil(right + margin)), min(height, math.ceil(bottom + margin))

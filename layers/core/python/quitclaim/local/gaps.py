@@ -763,7 +763,13 @@ def create_mail_configuration_sets(deployment: Deployment, report: GapReport) ->
                 EventDestination=destination,
             )
         except ses.exceptions.EventDestinationAlreadyExistsException:
-            continue
+            # moto keys destination names per account, SES per configuration
+            # set: another stack's set holds this name, so attach it in moto's
+            # backend (only this stack's own set is touched).
+            from moto.ses.models import ses_backends
+
+            backend = ses_backends[deployment.account_id][deployment.region]
+            backend.config_set_event_destination[spec["ConfigurationSetName"]] = destination
         deployment.resources[logical_id] = destination["Name"]
         done.append(f"SES event destination {logical_id} ({destination['Name']})")
     return done
