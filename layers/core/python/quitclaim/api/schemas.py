@@ -398,6 +398,14 @@ class PageQuery(Query):
     cursor: str | None = Field(default=None, min_length=1, max_length=2048)
 
 
+def _until_not_before_since(value: datetime | None, info: ValidationInfo) -> datetime | None:
+    """A time window's end is not before its start (``since`` is validated first)."""
+    start = info.data.get("since")
+    if value is not None and start is not None and value < start:
+        raise ValueError("must not be before since")
+    return value
+
+
 class AssetQuery(PageQuery):
     status: Literal["quarantined", "approved", "rejected", "deleted", "held", "all"] = "quarantined"
     reason: ShortText | None = None
@@ -405,13 +413,7 @@ class AssetQuery(PageQuery):
     since: UtcDateTime | None = None
     until: UtcDateTime | None = None
 
-    @field_validator("until")
-    @classmethod
-    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        start = info.data.get("since")
-        if value is not None and start is not None and value < start:
-            raise ValueError("must not be before since")
-        return value
+    _after_since = field_validator("until")(_until_not_before_since)
 
 
 class EnrolQuery(Query):
@@ -561,13 +563,7 @@ class AuditEventQuery(PageQuery):
         description="Only events of this kind, e.g. `subject.created`.",
     )
 
-    @field_validator("until")
-    @classmethod
-    def _after_since(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
-        start = info.data.get("since")
-        if value is not None and start is not None and value < start:
-            raise ValueError("must not be before since")
-        return value
+    _after_since = field_validator("until")(_until_not_before_since)
 
 
 # ------------------------------------------------------------------ accuracy audits
