@@ -24,7 +24,7 @@ from chalice.test import Client
 
 from quitclaim.adapters.dynamo import DynamoSubjects
 from quitclaim.local.api_server import api_dir, load_app
-from quitclaim.usecases import rights as rights_module
+from quitclaim.usecases import subject_rights as rights_module
 from tests.conftest import FACES
 from tests.integration.api.conftest import (
     Buckets,

@@ -26,7 +26,7 @@ from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.pdf import render
 from quitclaim.domain.ports import Email
 from quitclaim.domain.registry import Guardian, Subject
-from quitclaim.usecases.forms import Forms, OpenForm, ip_digest, qr_svg
+from quitclaim.usecases.form_submissions import Forms, OpenForm, ip_digest, qr_svg
 from quitclaim.usecases.reminders import LinkSigner
 from tests.unit.fakes import FixedClock
 

@@ -14,8 +14,8 @@ from quitclaim.domain.person_requests import PersonRequest, checked_request, one
 from quitclaim.domain.ports import Email
 from quitclaim.domain.registry import Guardian, Subject
 from quitclaim.domain.rights import AccessExport
+from quitclaim.usecases.handle_person_requests import PersonRequests
 from quitclaim.usecases.notices import OPEN_ENDED, ConsentMail
-from quitclaim.usecases.person_requests import PersonRequests
 from quitclaim.usecases.reminders import LinkSigner
 from tests.unit.fakes import FakeTenants, FixedClock
 

@@ -53,23 +53,23 @@ from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
-from quitclaim.usecases.forms import Forms
+from quitclaim.usecases.form_submissions import Forms
+from quitclaim.usecases.handle_person_requests import PersonRequests
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.limits import PublicLimits, RateLimits
 from quitclaim.usecases.link_pages import LinkPages
 from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
-from quitclaim.usecases.person_requests import PersonRequests
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
-from quitclaim.usecases.retention import Retention
+from quitclaim.usecases.retention_sweep import Retention
 from quitclaim.usecases.review import Review
-from quitclaim.usecases.rights import SubjectRights
 from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.subject_rights import SubjectRights
 from quitclaim.usecases.usage import Usage
 from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
 
@@ -82,7 +82,7 @@ if TYPE_CHECKING:
     from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
-    from quitclaim.usecases.consent_import import ConsentImport
+    from quitclaim.usecases.import_consents import ConsentImport
     from quitclaim.usecases.plans import PlanChanges
     from quitclaim.usecases.redaction import Redaction
 
@@ -856,7 +856,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
 def consent_import_service() -> ConsentImport:
     """Import of existing consents from a spreadsheet (CLI and API); built per call."""
     from quitclaim.adapters.import_files import S3ImportStaging
-    from quitclaim.usecases.consent_import import ConsentImport
+    from quitclaim.usecases.import_consents import ConsentImport
 
     settings = _bound(get_settings())
     staging = S3ImportStaging(aws_client("s3", settings), settings.documents_bucket)

@@ -28,7 +28,7 @@ from quitclaim.domain.errors import (
     ValidationFailed,
 )
 from quitclaim.domain.forms import LANGUAGES
-from quitclaim.usecases.forms import Forms, OpenForm, Signed
+from quitclaim.usecases.form_submissions import Forms, OpenForm, Signed
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 FIELDS = (

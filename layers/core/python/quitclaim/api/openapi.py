@@ -40,7 +40,7 @@ from quitclaim.domain.webhooks import (
     WebhookSource,
 )
 from quitclaim.usecases.dashboard import OverviewReport, Person
-from quitclaim.usecases.forms import IssuedLink
+from quitclaim.usecases.form_submissions import IssuedLink
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"

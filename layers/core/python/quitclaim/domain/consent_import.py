@@ -5,7 +5,7 @@ and UTF-8, with or without a byte-order mark. ``parse_csv`` accepts all of
 them and turns each line into an ``ImportRow`` or the reasons it is refused,
 naming the column. What needs the registry (is the purpose allowed, is this
 a duplicate, is the document there) is decided by ``check_row`` with the
-facts passed in, so every rule is a pure function (usecases/consent_import.py
+facts passed in, so every rule is a pure function (usecases/import_consents.py
 gathers the facts).
 """
 

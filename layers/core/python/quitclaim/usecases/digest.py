@@ -41,7 +41,7 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.registry import ApiKeyInfo, key_status
 from quitclaim.domain.retention import RETENTION_ACTOR, digest_due, digest_period
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.retention import TenantDirectory, assets_in
+from quitclaim.usecases.retention_sweep import TenantDirectory, assets_in
 
 EXPIRING_DAYS = 30
 # A digest lists this many items per section; the counts are always complete.
