@@ -15,10 +15,12 @@ from pydantic import ValidationError
 from quitclaim.api import schemas
 from quitclaim.api.schemas import is_id
 from quitclaim.domain.audit_chain import canonical, record_key, seal, verify
+from quitclaim.domain.dialects import SignatureRejected
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import is_tenant_id
 from quitclaim.domain.webhooks import lookup
-from quitclaim.usecases.webhooks import SignatureRejected, WebhookAdmin, WebhookInbox
+from quitclaim.usecases.webhook_admin import WebhookAdmin
+from quitclaim.usecases.webhook_inbox import WebhookInbox
 
 TRAILING = ["\n", "\r\n", "\n\n"]
 

@@ -21,7 +21,7 @@ from quitclaim.domain.webhooks import (
     SecretSet,
     WebhookEndpoint,
 )
-from quitclaim.usecases.webhooks import WebhookDispatcher
+from quitclaim.usecases.webhook_dispatch import WebhookDispatcher
 from tests.unit.fakes import FixedClock
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

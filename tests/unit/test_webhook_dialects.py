@@ -32,7 +32,7 @@ from quitclaim.domain.dialects import (
     verify_typeform,
 )
 from quitclaim.domain.webhooks import ConsentAction, ConsentMapping
-from quitclaim.usecases.webhooks import presets
+from quitclaim.usecases.webhook_admin import presets
 
 SAMPLES = resources.files("quitclaim") / "webhook_mappings" / "samples"
 HS_SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"

@@ -22,7 +22,7 @@ from quitclaim.domain.webhooks import (
     next_attempt_at,
     retry_delay,
 )
-from quitclaim.usecases.webhooks import presets
+from quitclaim.usecases.webhook_admin import presets
 
 FOLDER = resources.files("quitclaim") / "webhook_mappings"
 

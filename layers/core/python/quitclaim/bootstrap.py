@@ -71,7 +71,10 @@ from quitclaim.usecases.review import Review
 from quitclaim.usecases.scan_asset import ScanAsset
 from quitclaim.usecases.subject_rights import SubjectRights
 from quitclaim.usecases.usage import Usage
-from quitclaim.usecases.webhooks import ApplyInbound, WebhookAdmin, WebhookDispatcher, WebhookInbox
+from quitclaim.usecases.webhook_admin import WebhookAdmin
+from quitclaim.usecases.webhook_apply import ApplyInbound
+from quitclaim.usecases.webhook_dispatch import WebhookDispatcher
+from quitclaim.usecases.webhook_inbox import WebhookInbox
 
 if TYPE_CHECKING:
     from quitclaim.domain.registry import Principal

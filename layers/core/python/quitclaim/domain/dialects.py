@@ -33,7 +33,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from quitclaim.domain.errors import ValidationFailed
+from quitclaim.domain.errors import Unauthorized, ValidationFailed
+from quitclaim.domain.webhooks import WebhookSource
 
 HUBSPOT_TOLERANCE = timedelta(minutes=5)
 MAX_BATCH = 100
@@ -54,6 +55,20 @@ class Dialect(enum.StrEnum):
     @property
     def uses_url_token(self) -> bool:
         return self is Dialect.MAILCHIMP
+
+
+def dialect_of(source: WebhookSource) -> Dialect:
+    """The source's dialect; a record from a newer release is refused rather than guessed."""
+    try:
+        return Dialect(source.dialect)
+    except ValueError:
+        raise SignatureRejected("unknown source or invalid signature") from None
+
+
+class SignatureRejected(Unauthorized):
+    """Missing headers, a wrong or stale signature, or an unknown source: all look alike."""
+
+    code = "invalid_signature"
 
 
 class BodyUnreadable(ValidationFailed):

@@ -490,6 +490,11 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+# The secret store's two kinds: an inbound source's secrets, an outbound endpoint's.
+SOURCES = "sources"
+ENDPOINTS = "endpoints"
+
+
 @dataclass(frozen=True, slots=True)
 class SecretSet:
     current: str

@@ -48,7 +48,8 @@ from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.review import Review
-from quitclaim.usecases.webhooks import Receipt, WebhookAdmin, WebhookInbox
+from quitclaim.usecases.webhook_admin import WebhookAdmin
+from quitclaim.usecases.webhook_inbox import Receipt, WebhookInbox
 
 if TYPE_CHECKING:
     from quitclaim.domain.rights import (
