@@ -215,62 +215,86 @@ def _walk(
         # It is hashed and linked like the others, so it is checked the same.
         listed = [*listed, (record_key(tenant, head.seq, lane), [head.pending])]
     for key, history in listed:
-        match = _KEY.fullmatch(key)
-        assert match is not None  # _lanes_of sorted out every other key
-        at_key = int(match["seq"])
-        if at_key != expected:
-            detail = f"record {expected} is missing (next present is {at_key})"
-            return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
-        written = [v for v in history if v is not None]
-        if len(written) > 1:
-            detail = f"{len(written)} versions stored: a record is written once"
-            return ChainBreak(at_key, key, "overwritten", detail)
-        if len(written) < len(history):
-            return ChainBreak(at_key, key, "deleted", "the record has a delete marker")
-        try:
-            record = json.loads(written[0])
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            return ChainBreak(at_key, key, "unreadable", "not a JSON object")
-        if (
-            record.get("seq") != at_key
-            or record.get("tenant") != tenant
-            or record.get("lane", 0) != lane
-        ):
-            where = f"seq {record.get('seq')!r} of {record.get('tenant')!r}"
-            if record.get("lane", 0) != lane:
-                where += f", lane {record.get('lane')!r}"
-            return ChainBreak(at_key, key, "seq_mismatch", f"holds {where}: moved or reordered")
-        if record.get("hash") != digest(record):
-            return ChainBreak(at_key, key, "hash_mismatch", "content does not match its hash")
-        if record.get("prev") != prev:
-            detail = "prev is not the hash of the record before"
-            return ChainBreak(at_key, key, "prev_mismatch", detail)
+        record = _stored_record(tenant, lane, key, history, expected)
+        if isinstance(record, ChainBreak):
+            return record
+        broken = _link_break(tenant, lane, key, record, expected, prev)
+        if broken is not None:
+            return broken
         prev = str(record["hash"])
-        if at_key in wanted:
-            walked.anchored[at_key] = prev  # type: ignore[index]
+        if expected in wanted:
+            walked.anchored[expected] = prev  # type: ignore[index]
         anchor = record.get("anchor")
         if lane == 0 and anchor is not None:
             if not isinstance(anchor, dict):
-                return ChainBreak(at_key, key, "unreadable", "an anchor that is no object")
-            walked.anchors.append((at_key, anchor))  # type: ignore[union-attr]
+                return ChainBreak(expected, key, "unreadable", "an anchor that is no object")
+            walked.anchors.append((expected, anchor))  # type: ignore[union-attr]
         walked.records += 1
         walked.events += len(record.get("events") or [])
         expected += 1
     walked.last = prev
-    if head is not None:
-        if head.seq >= expected:
-            detail = f"the chain head is at {head.seq}; records from {expected} are missing"
-            return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
-        if head.seq < expected - 1:
-            # The head advances before the put, so the bucket never runs ahead.
-            key = record_key(tenant, head.seq + 1, lane)
-            return ChainBreak(head.seq + 1, key, "beyond_head", f"the chain head is at {head.seq}")
-        if head.seq > 0 and head.hash != prev:
-            key = record_key(tenant, head.seq, lane)
-            return ChainBreak(head.seq, key, "head_mismatch", "the newest record is not the head's")
-    return walked
+    broken = _head_break(tenant, lane, head, expected, prev)
+    return walked if broken is None else broken
+
+
+def _stored_record(
+    tenant: str, lane: int, key: str, history: list[bytes | None], expected: int
+) -> dict[str, Any] | ChainBreak:
+    """The record at the next seq, written once and readable; or what the store did to it."""
+    match = _KEY.fullmatch(key)
+    assert match is not None  # _lanes_of sorted out every other key
+    at_key = int(match["seq"])
+    if at_key != expected:
+        detail = f"record {expected} is missing (next present is {at_key})"
+        return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
+    written = [v for v in history if v is not None]
+    if len(written) > 1:
+        detail = f"{len(written)} versions stored: a record is written once"
+        return ChainBreak(at_key, key, "overwritten", detail)
+    if len(written) < len(history):
+        return ChainBreak(at_key, key, "deleted", "the record has a delete marker")
+    try:
+        record = json.loads(written[0])
+        if not isinstance(record, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        return ChainBreak(at_key, key, "unreadable", "not a JSON object")
+    return record
+
+
+def _link_break(
+    tenant: str, lane: int, key: str, record: Mapping[str, Any], seq: int, prev: str
+) -> ChainBreak | None:
+    """A readable record in the wrong place, with a wrong hash, or not linked to the one before."""
+    if record.get("seq") != seq or record.get("tenant") != tenant or record.get("lane", 0) != lane:
+        where = f"seq {record.get('seq')!r} of {record.get('tenant')!r}"
+        if record.get("lane", 0) != lane:
+            where += f", lane {record.get('lane')!r}"
+        return ChainBreak(seq, key, "seq_mismatch", f"holds {where}: moved or reordered")
+    if record.get("hash") != digest(record):
+        return ChainBreak(seq, key, "hash_mismatch", "content does not match its hash")
+    if record.get("prev") != prev:
+        return ChainBreak(seq, key, "prev_mismatch", "prev is not the hash of the record before")
+    return None
+
+
+def _head_break(
+    tenant: str, lane: int, head: ChainHead | None, expected: int, prev: str
+) -> ChainBreak | None:
+    """The lane's end against its head: records cut off, added beyond it, or another newest."""
+    if head is None:
+        return None
+    if head.seq >= expected:
+        detail = f"the chain head is at {head.seq}; records from {expected} are missing"
+        return ChainBreak(expected, record_key(tenant, expected, lane), "missing", detail)
+    if head.seq < expected - 1:
+        # The head advances before the put, so the bucket never runs ahead.
+        key = record_key(tenant, head.seq + 1, lane)
+        return ChainBreak(head.seq + 1, key, "beyond_head", f"the chain head is at {head.seq}")
+    if head.seq > 0 and head.hash != prev:
+        key = record_key(tenant, head.seq, lane)
+        return ChainBreak(head.seq, key, "head_mismatch", "the newest record is not the head's")
+    return None
 
 
 def verify(
