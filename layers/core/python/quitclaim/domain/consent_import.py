@@ -15,6 +15,7 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -229,44 +230,15 @@ def parse_csv(data: bytes) -> ParsedFile:
 
 def parse_line(line: int, values: dict[str, str]) -> ParsedLine:
     """One data line (column name to cell text) as a row, or its refusals."""
-    refusals: list[Refusal] = []
-
-    def refuse(code: str, column: str | None, message: str) -> None:
-        refusals.append(Refusal(code, column, message))
-
-    for column in REQUIRED:
-        if not values.get(column):
-            refuse("missing_value", column, f"{column} is empty")
-    email = values.get("email") or None
-    if email is not None and not _EMAIL.fullmatch(email):
-        refuse("bad_email", "email", f"email: {email!r} is not an e-mail address")
-    guardian_email = values.get("guardian_email") or None
-    if guardian_email is not None and not _EMAIL.fullmatch(guardian_email):
-        refuse("bad_email", "guardian_email", "guardian_email is not an e-mail address")
-
-    def moment(column: str) -> datetime | None:
-        raw = values.get(column) or ""
-        if not raw:
-            return None
-        try:
-            return parse_moment(raw, column)
-        except ValueError as exc:
-            refuse("bad_date", column, str(exc))
-            return None
-
-    born: date | None = None
-    if values.get("date_of_birth"):
-        try:
-            born = parse_date(values["date_of_birth"], "date_of_birth")
-        except ValueError as exc:
-            refuse("bad_date", "date_of_birth", str(exc))
-    valid_from = moment("valid_from")
-    valid_until = moment("valid_until")
-    if valid_from and valid_until and valid_until <= valid_from:
-        refuse("bad_window", "valid_until", "valid_until must be after valid_from")
+    refusals = _contact_refusals(values)
+    born, valid_from, valid_until = _dates(values, refusals)
     biometric = parse_yes_no(values.get("biometric_consent", ""))
     if biometric is None:
-        refuse("bad_value", "biometric_consent", "biometric_consent must be yes or no (ja/nee)")
+        refusals.append(
+            Refusal(
+                "bad_value", "biometric_consent", "biometric_consent must be yes or no (ja/nee)"
+            )
+        )
     purposes = parse_purposes(values.get("purposes", ""))
     person_ref = values.get("person_ref", "")
     if refusals or valid_from is None:
@@ -275,10 +247,10 @@ def parse_line(line: int, values: dict[str, str]) -> ParsedLine:
         line=line,
         person_ref=person_ref,
         name=values["name"],
-        email=email,
+        email=values.get("email") or None,
         date_of_birth=born,
         guardian_name=values.get("guardian_name") or None,
-        guardian_email=guardian_email,
+        guardian_email=values.get("guardian_email") or None,
         guardian_relation=values.get("guardian_relation") or None,
         purposes=purposes,
         valid_from=valid_from,
@@ -288,6 +260,54 @@ def parse_line(line: int, values: dict[str, str]) -> ParsedLine:
         biometric_consent=bool(biometric),
     )
     return ParsedLine(line, person_ref, row)
+
+
+def _contact_refusals(values: Mapping[str, str]) -> list[Refusal]:
+    """Required cells left empty, and e-mail addresses that are none."""
+    refusals = [
+        Refusal("missing_value", column, f"{column} is empty")
+        for column in REQUIRED
+        if not values.get(column)
+    ]
+    email = values.get("email") or None
+    if email is not None and not _EMAIL.fullmatch(email):
+        refusals.append(Refusal("bad_email", "email", f"email: {email!r} is not an e-mail address"))
+    guardian_email = values.get("guardian_email") or None
+    if guardian_email is not None and not _EMAIL.fullmatch(guardian_email):
+        refusals.append(
+            Refusal("bad_email", "guardian_email", "guardian_email is not an e-mail address")
+        )
+    return refusals
+
+
+def _dates(
+    values: Mapping[str, str], refusals: list[Refusal]
+) -> tuple[date | None, datetime | None, datetime | None]:
+    """Date of birth and the consent's window; an unreadable one is refused by its column."""
+
+    def moment(column: str) -> datetime | None:
+        raw = values.get(column) or ""
+        if not raw:
+            return None
+        try:
+            return parse_moment(raw, column)
+        except ValueError as exc:
+            refusals.append(Refusal("bad_date", column, str(exc)))
+            return None
+
+    born: date | None = None
+    if values.get("date_of_birth"):
+        try:
+            born = parse_date(values["date_of_birth"], "date_of_birth")
+        except ValueError as exc:
+            refusals.append(Refusal("bad_date", "date_of_birth", str(exc)))
+    valid_from = moment("valid_from")
+    valid_until = moment("valid_until")
+    if valid_from and valid_until and valid_until <= valid_from:
+        refusals.append(
+            Refusal("bad_window", "valid_until", "valid_until must be after valid_from")
+        )
+    return born, valid_from, valid_until
 
 
 def document_type(name: str, data: bytes, max_bytes: int) -> str | Refusal:
