@@ -319,24 +319,39 @@ def _text(value: Any, spec: FieldSpec | None, *, lower: bool = False) -> str | N
 
 
 def _convert(raw: Any, kind: str, split: str | None, where: str) -> Any:
+    """A payload value as the mapping's type says; ``where`` names it in the refusal."""
     if kind == "string":
         if isinstance(raw, bool) or not isinstance(raw, (str, int)):
             raise PayloadUnmappable(f"{where}: expected a string", field=where)
         return str(raw)
     if kind == "list":
-        if isinstance(raw, str):
-            raw = raw.split(split) if split else [raw]
-        if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-            raise PayloadUnmappable(f"{where}: expected a list of strings", field=where)
-        return [v.strip().lower() for v in raw if v.strip()]
+        return _as_list(raw, split, where)
     if kind in ("epoch_s", "epoch_ms"):
-        if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
-            raise PayloadUnmappable(f"{where}: expected a number of seconds", field=where)
-        try:
-            seconds = float(raw) / (1000 if kind == "epoch_ms" else 1)
-            return datetime.fromtimestamp(seconds, tz=UTC)
-        except (ValueError, OverflowError, OSError):
-            raise PayloadUnmappable(f"{where}: not a timestamp", field=where) from None
+        return _from_epoch(raw, 1000 if kind == "epoch_ms" else 1, where)
+    return _from_iso(raw, kind, where)
+
+
+def _as_list(raw: Any, split: str | None, where: str) -> list[str]:
+    """A list of strings, or one string split (or taken whole), trimmed and lower-cased."""
+    if isinstance(raw, str):
+        raw = raw.split(split) if split else [raw]
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise PayloadUnmappable(f"{where}: expected a list of strings", field=where)
+    return [v.strip().lower() for v in raw if v.strip()]
+
+
+def _from_epoch(raw: Any, per_second: int, where: str) -> datetime:
+    """Seconds (or milliseconds: ``per_second`` 1000) since 1970, as a number or its text."""
+    if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
+        raise PayloadUnmappable(f"{where}: expected a number of seconds", field=where)
+    try:
+        return datetime.fromtimestamp(float(raw) / per_second, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise PayloadUnmappable(f"{where}: not a timestamp", field=where) from None
+
+
+def _from_iso(raw: Any, kind: str, where: str) -> datetime:
+    """An ISO 8601 ``date`` (midnight UTC) or ``datetime`` (which must carry its zone)."""
     if not isinstance(raw, str):
         raise PayloadUnmappable(f"{where}: expected an ISO 8601 {kind}", field=where)
     try:
