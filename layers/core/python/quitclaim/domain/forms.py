@@ -197,37 +197,11 @@ def check_answers(
     name = _text(values, "name")
     assert name is not None
     email = _email(values, "email")
-    raw_born = (values.get("date_of_birth") or "").strip()
-    if not raw_born:
-        raise ValidationFailed("date_of_birth is required", field="date_of_birth")
-    try:
-        born = date.fromisoformat(raw_born)
-    except ValueError:
-        raise ValidationFailed("date_of_birth is not a date", field="date_of_birth") from None
-    if born > today or born.year < 1900:
-        raise ValidationFailed("date_of_birth is not possible", field="date_of_birth")
-    chosen = tuple(sorted({p.strip() for p in purposes if p.strip()}))
-    if not chosen:
-        raise ValidationFailed("tick at least one purpose", field="purposes")
-    if set(chosen) - set(form.purposes):
-        raise ValidationFailed("a purpose is not on this form", field="purposes")
+    born = _date_of_birth(values, today)
+    chosen = _chosen_purposes(purposes, form)
     age = age_on(born, today)
     minor = age < age_of_consent
-    guardian_name = guardian_email = None
-    if minor:
-        guardian_name = _text(values, "guardian_name")
-        guardian_email = _email(values, "guardian_email")
-        signature = _text(values, "guardian_signature")
-        assert guardian_name is not None and signature is not None
-        if signature.casefold() != guardian_name.casefold():
-            raise ValidationFailed(
-                "the guardian signs with their own name", field="guardian_signature"
-            )
-    else:
-        signature = _text(values, "signature")
-        assert signature is not None
-        if signature.casefold() != name.casefold():
-            raise ValidationFailed("sign with the name given above", field="signature")
+    signature, guardian_name, guardian_email = _signed(values, name, minor)
     if not _ticked(values, "agree"):
         raise ValidationFailed("tick the box to agree", field="agree")
     biometric = _ticked(values, "biometric_consent")
@@ -249,3 +223,45 @@ def check_answers(
         minor=minor,
         age=age,
     )
+
+
+def _date_of_birth(values: Mapping[str, str], today: date) -> date:
+    raw_born = (values.get("date_of_birth") or "").strip()
+    if not raw_born:
+        raise ValidationFailed("date_of_birth is required", field="date_of_birth")
+    try:
+        born = date.fromisoformat(raw_born)
+    except ValueError:
+        raise ValidationFailed("date_of_birth is not a date", field="date_of_birth") from None
+    if born > today or born.year < 1900:
+        raise ValidationFailed("date_of_birth is not possible", field="date_of_birth")
+    return born
+
+
+def _chosen_purposes(purposes: list[str], form: FormVersion) -> tuple[str, ...]:
+    """At least one ticked, each one the form offers."""
+    chosen = tuple(sorted({p.strip() for p in purposes if p.strip()}))
+    if not chosen:
+        raise ValidationFailed("tick at least one purpose", field="purposes")
+    if set(chosen) - set(form.purposes):
+        raise ValidationFailed("a purpose is not on this form", field="purposes")
+    return chosen
+
+
+def _signed(
+    values: Mapping[str, str], name: str, minor: bool
+) -> tuple[str, str | None, str | None]:
+    """The typed signature, and the guardian's name and e-mail for a minor (who signs then)."""
+    if not minor:
+        signature = _text(values, "signature")
+        assert signature is not None
+        if signature.casefold() != name.casefold():
+            raise ValidationFailed("sign with the name given above", field="signature")
+        return signature, None, None
+    guardian_name = _text(values, "guardian_name")
+    guardian_email = _email(values, "guardian_email")
+    signature = _text(values, "guardian_signature")
+    assert guardian_name is not None and signature is not None
+    if signature.casefold() != guardian_name.casefold():
+        raise ValidationFailed("the guardian signs with their own name", field="guardian_signature")
+    return signature, guardian_name, guardian_email
