@@ -278,38 +278,24 @@ class Forms:
         claims = self._signer.verify(token, ACTION, now)
         tenant = claims.tenant
         settings = self._store.settings(tenant)
-        version = (values.get("form_version") or "").strip()
-        if not version:
-            raise ValidationFailed("form_version is required", field="form_version")
-        form = self._store.version(tenant, version)
-        if form is None:
-            raise ValidationFailed(
-                "form_version is not a form of this tenant", field="form_version"
-            )
+        form = self._signed_version(tenant, values)
         answers = check_answers(
             values, purposes, form, now.date(), settings.age_of_consent, has_photo=bool(photo)
         )
         personal = bool(claims.subject_id)
         if personal and self._already_signed(claims):
             raise Conflict("this form was signed already", code="already_signed")
-        guardian = (
-            Guardian(answers.guardian_name, answers.guardian_email, "guardian")
-            if answers.minor and answers.guardian_name
-            else None
-        )
-        subject_id = self._person(tenant, claims, answers, guardian, photo)
+        subject_id = self._person(tenant, claims, answers, photo)
         expires_at = None if form.period_days is None else now + timedelta(days=form.period_days)
-        text = form.text(language)
         consent_id = claims.consent_id if personal else _new_consent_id()
         evidence = self._evidence(
             tenant,
             form,
             language,
-            text,
             answers,
             now,
             expires_at,
-            ip_digest(self._hash_key(), ip),
+            ip,
             subject_id,
             consent_id,
             personal=personal,
@@ -332,17 +318,27 @@ class Forms:
             biometric_consent=answers.biometric_consent,
         )
         if answers.minor:
-            day = majority_day(answers.date_of_birth, settings.age_of_consent)
-            if expires_at is None or day < expires_at.date():
-                self._store.add_majority(
-                    MajorityDue(tenant, subject_id, consent.consent_id, day.isoformat())
-                )
+            self._remember_majority(
+                tenant, subject_id, consent.consent_id, answers, expires_at, settings
+            )
         count("FormsSigned")
-        view = self._registry.consent_view(tenant, subject_id, consent.consent_id)
+        return self._receipt(tenant, subject_id, consent.consent_id, answers, expires_at, photo)
+
+    def _receipt(
+        self,
+        tenant: str,
+        subject_id: str,
+        consent_id: str,
+        answers: Answers,
+        expires_at: datetime | None,
+        photo: bytes | None,
+    ) -> Signed:
+        """What the thank-you page shows, with the stored evidence's hash."""
+        view = self._registry.consent_view(tenant, subject_id, consent_id)
         return Signed(
             tenant,
             subject_id,
-            consent.consent_id,
+            consent_id,
             answers.purposes,
             expires_at,
             answers.minor,
@@ -350,6 +346,32 @@ class Forms:
             bool(photo),
             view.evidence.document_sha256 or "" if view.evidence else "",
         )
+
+    def _signed_version(self, tenant: str, values: Mapping[str, str]) -> FormVersion:
+        """The form version the person saw (named in the answers), one of this tenant's."""
+        version = (values.get("form_version") or "").strip()
+        if not version:
+            raise ValidationFailed("form_version is required", field="form_version")
+        form = self._store.version(tenant, version)
+        if form is None:
+            raise ValidationFailed(
+                "form_version is not a form of this tenant", field="form_version"
+            )
+        return form
+
+    def _remember_majority(
+        self,
+        tenant: str,
+        subject_id: str,
+        consent_id: str,
+        answers: Answers,
+        expires_at: datetime | None,
+        settings: FormSettings,
+    ) -> None:
+        """A guardian's consent outlasting the minority: ask the person when they come of age."""
+        day = majority_day(answers.date_of_birth, settings.age_of_consent)
+        if expires_at is None or day < expires_at.date():
+            self._store.add_majority(MajorityDue(tenant, subject_id, consent_id, day.isoformat()))
 
     # -- coming of age (called by the daily reminder run) ------------------------------
     def ask_majority(self) -> int:
@@ -451,7 +473,6 @@ class Forms:
         tenant: str,
         claims: LinkClaims,
         answers: Answers,
-        guardian: Guardian | None,
         photo: bytes | None,
     ) -> str:
         """The signer's subject id: the link's person, or a new one (event links).
@@ -459,6 +480,11 @@ class Forms:
         A reference photo passes the enrolment quality gates before anything is
         written, so a refused photo leaves no half-made person behind.
         """
+        guardian = (
+            Guardian(answers.guardian_name, answers.guardian_email, "guardian")
+            if answers.minor and answers.guardian_name
+            else None
+        )
         details: dict[str, Any] = {"date_of_birth": answers.date_of_birth, "guardian": guardian}
         if claims.subject_id:
             subject = self._registry.subject(tenant, claims.subject_id)
@@ -494,11 +520,10 @@ class Forms:
         tenant: str,
         form: FormVersion,
         language: str,
-        text: FormText,
         answers: Answers,
         now: datetime,
         expires_at: datetime | None,
-        ip_hash: str,
+        ip: str,
         subject_id: str,
         consent_id: str,
         *,
@@ -506,6 +531,8 @@ class Forms:
         enrolled: bool,
     ) -> bytes:
         """The evidence PDF: the text as shown, the answers, when, and a hash of the IP."""
+        text = form.text(language)
+        ip_hash = ip_digest(self._hash_key(), ip)
         digest = hashlib.sha256(f"{text.title}\n{text.body}".encode()).hexdigest()
         yes = {True: "yes", False: "no"}
         lines = [
