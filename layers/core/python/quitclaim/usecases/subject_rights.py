@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Any
 
 from quitclaim.domain.errors import EnrolmentRejected, NotFound
+from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import AssetRepository, Clock, RequestLog, TenantRepository
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Subject
@@ -34,7 +35,7 @@ from quitclaim.domain.rights import (
     SelfieSearch,
     faces_of_subject,
 )
-from quitclaim.faces.gallery import GalleryCache
+from quitclaim.faces.gallery import GalleryCache, GalleryMatch
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import Registry, new_id
@@ -172,28 +173,7 @@ class SubjectRights:
         if found is None:
             raise NotFound(f"tenant {tenant!r} not found")
         policy, version = found
-        engine = self._engine_factory()
-        faces = engine.analyze(engine.decode(photo))
-        if len(faces) != 1:
-            raise EnrolmentRejected(
-                f"the photo must show exactly one face; found {len(faces)}",
-                field="photo",
-                code="face_count",
-            )
-        box = faces[0].box
-        if min(box.width, box.height) < policy.min_face_px:
-            raise EnrolmentRejected(
-                f"the face is {box.width}px wide; at least {policy.min_face_px}px needed",
-                field="photo",
-                code="face_too_small",
-            )
-        gallery = self._galleries.load(
-            tenant, version, lambda: self._registry.subjects.templates(tenant)
-        )
-        hit = gallery.match(
-            faces[0].encoding, threshold=policy.match_threshold, margin=policy.match_margin
-        )[0]
-        del faces  # the template is gone from here on
+        hit = self._match_one_face(tenant, policy, version, photo)  # the template is gone now
         appearances: tuple[Appearance, ...] = ()
         if hit.subject_id is not None:
             appearances = tuple(
@@ -232,6 +212,32 @@ class SubjectRights:
             None if hit.subject_id is None or hit.distance is None else round(hit.distance, 4),
             appearances,
         )
+
+    def _match_one_face(
+        self, tenant: str, policy: TenantPolicy, version: int, photo: bytes
+    ) -> GalleryMatch:
+        """The enrolled person nearest the photo's one face (large enough), if near enough."""
+        engine = self._engine_factory()
+        faces = engine.analyze(engine.decode(photo))
+        if len(faces) != 1:
+            raise EnrolmentRejected(
+                f"the photo must show exactly one face; found {len(faces)}",
+                field="photo",
+                code="face_count",
+            )
+        box = faces[0].box
+        if min(box.width, box.height) < policy.min_face_px:
+            raise EnrolmentRejected(
+                f"the face is {box.width}px wide; at least {policy.min_face_px}px needed",
+                field="photo",
+                code="face_too_small",
+            )
+        gallery = self._galleries.load(
+            tenant, version, lambda: self._registry.subjects.templates(tenant)
+        )
+        return gallery.match(
+            faces[0].encoding, threshold=policy.match_threshold, margin=policy.match_margin
+        )[0]
 
     # ------------------------------------------------------------------ erasure
 
@@ -385,9 +391,58 @@ def _fields(entry: Mapping[str, Any], names: Iterable[tuple[str, str]]) -> str:
     return f"<table>{rows}</table>"
 
 
+# What each table of the summary page shows: (manifest key, column heading).
+_SUBJECT_FIELDS = (
+    ("subject_id", "Id"),
+    ("display_name", "Name"),
+    ("external_ref", "Reference"),
+    ("email", "E-mail"),
+    ("date_of_birth", "Date of birth"),
+    ("guardian", "Guardian"),
+    ("templates_enrolled", "Face templates held (not exported)"),
+    ("created_at", "Registered"),
+    ("updated_at", "Last changed"),
+)
+_CONSENT_FIELDS = (
+    ("purposes", "Purposes"),
+    ("valid_from", "Valid from"),
+    ("expires_at", "Expires"),
+    ("revoked_at", "Withdrawn"),
+    ("evidence_signer", "Signed by"),
+    ("evidence_form_version", "Form version"),
+    ("evidence_source", "Received through"),
+    ("evidence_document_file", "Signed document (in this ZIP)"),
+    ("evidence_document_sha256", "Document SHA-256"),
+    ("evidence_document_sha256_verified", "Document matches its hash"),
+)
+_CONSENT_HISTORY = (("at", "When"), ("event", "What"), ("source", "Through"), ("actor", "By"))
+_IMAGES = (
+    ("asset_id", "Image id"),
+    ("path", "Name"),
+    ("status", "Status"),
+    ("reasons", "Held because"),
+    ("location", "Stored at"),
+    ("other_faces", "Other faces"),
+)
+_IMAGE_FACES = (
+    ("face_index", "Face"),
+    ("box", "Box (left, top, right, bottom)"),
+    ("verdict", "Consent"),
+    ("reason", "Reason"),
+)
+_IMAGE_DECISIONS = (
+    ("at", "When"),
+    ("action", "What"),
+    ("actor", "By"),
+    ("status", "Status"),
+    ("reasons", "Reasons"),
+    ("justification", "Justification"),
+)
+_REQUESTS = (("request_id", "Request"), ("kind", "Kind"), ("at", "When"))
+
+
 def summary_html(manifest: Mapping[str, Any]) -> str:
     """The export as a page a person can read (every value escaped)."""
-    subject = manifest["subject"]
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<title>What we hold about you</title><style>",
@@ -399,89 +454,43 @@ def summary_html(manifest: Mapping[str, Any]) -> str:
         f"<p>Export {_e(manifest['request_id'])} of {_e(manifest['generated_at'])} "
         f"({_e(manifest['legal_basis'])}), from {_e(manifest['tenant'])}.</p>",
         "<h2>Your record</h2>",
-        _fields(
-            subject,
-            (
-                ("subject_id", "Id"),
-                ("display_name", "Name"),
-                ("external_ref", "Reference"),
-                ("email", "E-mail"),
-                ("date_of_birth", "Date of birth"),
-                ("guardian", "Guardian"),
-                ("templates_enrolled", "Face templates held (not exported)"),
-                ("created_at", "Registered"),
-                ("updated_at", "Last changed"),
-            ),
-        ),
+        _fields(manifest["subject"], _SUBJECT_FIELDS),
         "<h2>Your consents</h2>",
-    ]
-    for consent in manifest["consents"]:
-        evidence = consent.get("evidence") or {}
-        parts += [
-            f"<h3>{_e(consent['consent_id'])}: {_e(consent['status'])}</h3>",
-            _fields(
-                {**consent, **{f"evidence_{k}": v for k, v in evidence.items()}},
-                (
-                    ("purposes", "Purposes"),
-                    ("valid_from", "Valid from"),
-                    ("expires_at", "Expires"),
-                    ("revoked_at", "Withdrawn"),
-                    ("evidence_signer", "Signed by"),
-                    ("evidence_form_version", "Form version"),
-                    ("evidence_source", "Received through"),
-                    ("evidence_document_file", "Signed document (in this ZIP)"),
-                    ("evidence_document_sha256", "Document SHA-256"),
-                    ("evidence_document_sha256_verified", "Document matches its hash"),
-                ),
-            ),
-            _table(
-                consent.get("history") or [],
-                (("at", "When"), ("event", "What"), ("source", "Through"), ("actor", "By")),
-            ),
-        ]
-    parts += [
+        *_consents_html(manifest["consents"]),
         "<h2>Images you appear in</h2>",
-        _table(
-            manifest["appearances"],
-            (
-                ("asset_id", "Image id"),
-                ("path", "Name"),
-                ("status", "Status"),
-                ("reasons", "Held because"),
-                ("location", "Stored at"),
-                ("other_faces", "Other faces"),
-            ),
-        ),
-    ]
-    for asset in manifest["appearances"]:
-        parts += [
-            f"<h3>Decisions on {_e(asset['path'])}</h3>",
-            _table(
-                [{**f, "box": f.get("box")} for f in asset.get("faces", [])],
-                (
-                    ("face_index", "Face"),
-                    ("box", "Box (left, top, right, bottom)"),
-                    ("verdict", "Consent"),
-                    ("reason", "Reason"),
-                ),
-            ),
-            _table(
-                asset.get("decisions") or [],
-                (
-                    ("at", "When"),
-                    ("action", "What"),
-                    ("actor", "By"),
-                    ("status", "Status"),
-                    ("reasons", "Reasons"),
-                    ("justification", "Justification"),
-                ),
-            ),
-        ]
-    parts += [
+        _table(manifest["appearances"], _IMAGES),
+        *_decisions_html(manifest["appearances"]),
         "<h2>Your earlier requests</h2>",
-        _table(manifest["requests"], (("request_id", "Request"), ("kind", "Kind"), ("at", "When"))),
+        _table(manifest["requests"], _REQUESTS),
         "<h2>Not in this export</h2><ul>",
         *(f"<li>{_e(text)}</li>" for text in manifest["not_exported"].values()),
         "</ul></body></html>",
     ]
     return "\n".join(parts)
+
+
+def _consents_html(consents: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each consent: its window and evidence, then its history."""
+    parts: list[str] = []
+    for consent in consents:
+        evidence = consent.get("evidence") or {}
+        parts += [
+            f"<h3>{_e(consent['consent_id'])}: {_e(consent['status'])}</h3>",
+            _fields(
+                {**consent, **{f"evidence_{k}": v for k, v in evidence.items()}}, _CONSENT_FIELDS
+            ),
+            _table(consent.get("history") or [], _CONSENT_HISTORY),
+        ]
+    return parts
+
+
+def _decisions_html(appearances: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Each image the person appears in: its faces, then the decisions taken on it."""
+    parts: list[str] = []
+    for asset in appearances:
+        parts += [
+            f"<h3>Decisions on {_e(asset['path'])}</h3>",
+            _table([{**f, "box": f.get("box")} for f in asset.get("faces", [])], _IMAGE_FACES),
+            _table(asset.get("decisions") or [], _IMAGE_DECISIONS),
+        ]
+    return parts
