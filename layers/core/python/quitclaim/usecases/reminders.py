@@ -218,6 +218,27 @@ class Reminders:
             count("ReminderNoContact")
             logger.info("no contact for reminder", tenant=consent.tenant)
             return False
+        links = self._links(consent, consent.expires_at, now)
+        template = TEMPLATES.get(policy.language, TEMPLATES["en"])
+        name = subject.guardian.name if minor and subject.guardian else subject.display_name
+        fields = {
+            "name": name,
+            "tenant": consent.tenant,
+            "date": consent.expires_at.date().isoformat(),
+            "days": days_left,
+            "renew": links["renew"],
+            "withdraw": links["withdraw"],
+        }
+        text = template["body"].format(**fields)
+        tags = {"tenant": consent.tenant, "subject": consent.subject_id}
+        self._mailer.send(
+            Email(to, template["subject"].format(**fields), text, _linked_html(text, links), tags)
+        )
+        self._announce(consent, consent.expires_at, days_left)
+        return True
+
+    def _links(self, consent: Consent, expires_at: datetime, now: datetime) -> dict[str, str]:
+        """The signed renew and withdraw links of one reminder."""
         claims = {
             # Renewal: once, for this version of the consent, within the link TTL.
             "renew": LinkClaims(
@@ -234,30 +255,16 @@ class Reminders:
                 consent.subject_id,
                 consent.consent_id,
                 "withdraw",
-                int(consent.expires_at.timestamp()),
+                int(expires_at.timestamp()),
             ),
         }
-        links = {
+        return {
             action: f"{self._base}/links/{action}?token=" + self._signer.sign(claims[action])
             for action in ACTIONS
         }
-        template = TEMPLATES.get(policy.language, TEMPLATES["en"])
-        name = subject.guardian.name if minor and subject.guardian else subject.display_name
-        fields = {
-            "name": name,
-            "tenant": consent.tenant,
-            "date": consent.expires_at.date().isoformat(),
-            "days": days_left,
-            "renew": links["renew"],
-            "withdraw": links["withdraw"],
-        }
-        text = template["body"].format(**fields)
-        body = html.escape(text).replace("\n", "<br>")
-        for action in ACTIONS:
-            escaped = html.escape(links[action])
-            body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
-        tags = {"tenant": consent.tenant, "subject": consent.subject_id}
-        self._mailer.send(Email(to, template["subject"].format(**fields), text, body, tags))
+
+    def _announce(self, consent: Consent, expires_at: datetime, days_left: int) -> None:
+        """Tell the tenant's systems (``consent.expiring``) and the audit trail."""
         if self._events is not None:
             self._events.publish(
                 "consent.expiring",
@@ -265,7 +272,7 @@ class Reminders:
                 {
                     "subject_id": consent.subject_id,
                     "consent_id": consent.consent_id,
-                    "expires_at": consent.expires_at.isoformat(),
+                    "expires_at": expires_at.isoformat(),
                     "days_left": days_left,
                 },
             )
@@ -276,7 +283,6 @@ class Reminders:
             consent_id=consent.consent_id,
             source="reminders",
         )
-        return True
 
     def check_link(self, action: str, token: str) -> LinkClaims:
         """Verify a link without acting on it (what a GET, or a mail scanner, gets)."""
@@ -337,3 +343,12 @@ def _used() -> Conflict:
         "this link was used already, or the consent changed since it was sent",
         code="link_used",
     )
+
+
+def _linked_html(text: str, links: dict[str, str]) -> str:
+    """The mail's text as HTML, its links clickable."""
+    body = html.escape(text).replace("\n", "<br>")
+    for action in ACTIONS:
+        escaped = html.escape(links[action])
+        body = body.replace(escaped, f'<a href="{escaped}">{escaped}</a>')
+    return body
