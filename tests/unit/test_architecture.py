@@ -58,3 +58,57 @@ def test_only_config_reads_the_environment() -> None:
         ):
             offenders.append(str(path.relative_to(REPO_ROOT)))
     assert offenders == []
+
+
+# ---- rest
+# The use-cases of the consent, webhook and rights services (branch `rest`).
+_REST_USECASES = (
+    "webhook_admin",
+    "webhook_inbox",
+    "webhook_apply",
+    "webhook_dispatch",
+    "subject_rights",
+    "form_submissions",
+    "handle_person_requests",
+    "import_consents",
+    "notices",
+    "link_pages",
+    "mail_feedback",
+    "reminders",
+    "expiry",
+    "retention_sweep",
+)
+_NOT_IN_USECASES = {"boto3", "botocore", "pynamodb", "dlib", "numpy", "PIL"}
+
+
+@pytest.mark.parametrize("name", _REST_USECASES)
+def test_rest_usecases_reach_ports_not_adapters_sdks_or_private_names(name: str) -> None:
+    # Given one use-case module of the slice
+    path = PACKAGE / "usecases" / f"{name}.py"
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    # When its imports are read (lazy ones too)
+    offenders: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules, names = [alias.name for alias in node.names], []
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            modules, names = [node.module], [alias.name for alias in node.names]
+        else:
+            continue
+        for module in modules:
+            if module.split(".")[0] in _NOT_IN_USECASES or module.startswith("quitclaim.adapters"):
+                offenders.append(module)
+            if module.startswith("quitclaim."):
+                offenders += [f"{module}.{n}" for n in names if n.startswith("_")]
+    # Then it names no adapter, no SDK or array library, and no other module's private name
+    assert offenders == []
+
+
+@pytest.mark.parametrize(
+    "noun", ["webhooks", "rights", "forms", "person_requests", "consent_import", "retention"]
+)
+def test_rest_usecase_file_names_differ_from_their_domain_nouns(noun: str) -> None:
+    # Given a domain module, which keeps the plain noun
+    assert (PACKAGE / "domain" / f"{noun}.py").is_file()
+    # Then no use-case repeats its file name: a path says its layer
+    assert sorted(p.name for p in PACKAGE.rglob(f"{noun}.py") if "usecases" in p.parts) == []
