@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
+from quitclaim.adapters.dynamo_sqs_admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival
 from tests.integration.faults import failing_calls

@@ -286,7 +286,7 @@ class StoredRecount:
         return every_asset(DynamoAssets(), tenant)
 
     def delivered(self, tenant: str) -> Iterable[tuple[str, datetime]]:
-        from quitclaim.adapters.webhook_store import DynamoWebhooks
+        from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
 
         return [
             (d.event_type, d.delivered_at)

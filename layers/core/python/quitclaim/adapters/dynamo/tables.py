@@ -340,6 +340,51 @@ class RequestModel(_Base):
     detail = JSONAttribute(default=dict)
 
 
+class FormItem(_Base):
+    """Form settings, versions and majority items in the tenants table (``form_store``).
+
+    Bound by ``form_store`` to wherever ``TenantModel`` is bound.
+    """
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant = UnicodeAttribute(hash_key=True)
+    owner = UnicodeAttribute(null=True)
+    version = UnicodeAttribute(null=True)
+    texts = JSONAttribute(null=True)
+    purposes = UnicodeSetAttribute(null=True)
+    period_days = NumberAttribute(null=True)
+    created_at = UTCDateTimeAttribute(null=True)
+    age_of_consent = NumberAttribute(null=True)
+    current = UnicodeAttribute(null=True)
+    versions = UnicodeSetAttribute(null=True)
+    due = UnicodeSetAttribute(null=True)
+    asked = UnicodeSetAttribute(null=True)
+
+
+class PersonRequestModel(Model):
+    """A person's own requests in the requests table (``person_request_store``, its ``bind``)."""
+
+    class Meta:
+        table_name = "unbound"
+        region = "eu-central-1"
+        max_retry_attempts = 5
+
+    tenant = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    request_id = UnicodeAttribute(null=True)
+    kind = UnicodeAttribute(null=True)
+    email = UnicodeAttribute(null=True)
+    received_at = UTCDateTimeAttribute(null=True)
+    status = UnicodeAttribute(null=True)
+    verified_at = UTCDateTimeAttribute(null=True)
+    deadline = UTCDateTimeAttribute(null=True)
+    subject_ids = ListAttribute(of=UnicodeAttribute, null=True)
+    detail = JSONAttribute(null=True)
+    sent = BooleanAttribute(null=True)  # reminder items
+
+
 _TABLES: dict[type[Model], str] = {
     TenantModel: "tenants_table",
     UsageModel: "tenants_table",

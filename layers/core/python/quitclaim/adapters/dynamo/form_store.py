@@ -13,17 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import (
-    JSONAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-    UnicodeSetAttribute,
-    UTCDateTimeAttribute,
-)
 from pynamodb.exceptions import PutError, UpdateError
 
 from quitclaim.adapters.dynamo.plumbing import conditional_failed, dependency, tenant_key
-from quitclaim.adapters.dynamo.tables import TenantModel, _Base
+from quitclaim.adapters.dynamo.tables import FormItem, TenantModel
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.forms import (
     DEFAULT_AGE_OF_CONSENT,
@@ -32,26 +25,6 @@ from quitclaim.domain.forms import (
     FormVersion,
     MajorityDue,
 )
-
-
-class FormItem(_Base):
-    """Any of this module's items in the tenants table (hash key ``tenant``)."""
-
-    class Meta(_Base.Meta):
-        abstract = False
-
-    tenant = UnicodeAttribute(hash_key=True)
-    owner = UnicodeAttribute(null=True)
-    version = UnicodeAttribute(null=True)
-    texts = JSONAttribute(null=True)
-    purposes = UnicodeSetAttribute(null=True)
-    period_days = NumberAttribute(null=True)
-    created_at = UTCDateTimeAttribute(null=True)
-    age_of_consent = NumberAttribute(null=True)
-    current = UnicodeAttribute(null=True)
-    versions = UnicodeSetAttribute(null=True)
-    due = UnicodeSetAttribute(null=True)
-    asked = UnicodeSetAttribute(null=True)
 
 
 def _bind() -> None:
