@@ -43,9 +43,8 @@ from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
+from quitclaim.domain.ports import Clock, FaceEngine, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
-from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck

@@ -21,7 +21,7 @@ from enum import Enum
 from typing import Any
 
 from quitclaim.domain.errors import EnrolmentRejected, NotFound
-from quitclaim.domain.ports import AssetRepository, Clock, RequestLog, TenantRepository
+from quitclaim.domain.ports import AssetRepository, Clock, FaceEngine, RequestLog, TenantRepository
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Subject
 from quitclaim.domain.rights import (
@@ -35,7 +35,6 @@ from quitclaim.domain.rights import (
     faces_of_subject,
 )
 from quitclaim.faces.gallery import GalleryCache
-from quitclaim.faces.ports import FaceEngine
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import Registry, new_id
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -240,6 +240,12 @@ class DynamoAssets:
                     limit=limit,
                 )
             ]
+
+    def every(self, tenant: str) -> Iterator[AssetRecord]:
+        """Every asset record of the tenant, any status (the status index, page by page)."""
+        with dependency("assets query"):
+            for item in AssetModel.by_status.query(tenant):
+                yield _record_from(item)
 
     def mark_placed(self, tenant: str, asset_id: str, at: datetime) -> None:
         item = AssetModel(tenant_key(tenant, asset_id))
