@@ -186,3 +186,13 @@ def test_faces_reach_their_port_through_domain_ports() -> None:
         if any(m == "quitclaim.faces.ports" for m, _ in _quitclaim_imports(p))
     ]
     assert users == []
+
+
+def test_the_ports_package_names_every_port() -> None:
+    # Given every port defined in domain/ports/
+    import quitclaim.domain.ports as ports
+
+    defined = {name for path in _files(PORTS) for name in _protocols(path)}
+    # Then each is importable as quitclaim.domain.ports.<name>
+    assert defined <= set(ports.__all__)
+    assert all(getattr(ports, name) is not None for name in defined)
