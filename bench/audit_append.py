@@ -83,7 +83,7 @@ def _cell(
 ) -> dict[str, Any]:
     from botocore.config import Config
 
-    from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+    from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
     from quitclaim.bootstrap import current_clock
     from quitclaim.config import get_settings
     from quitclaim.domain.errors import DependencyFailed

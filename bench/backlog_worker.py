@@ -82,7 +82,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from quitclaim import bootstrap
-    from quitclaim.adapters.backlog import FolderSource
+    from quitclaim.adapters.s3_backlog import FolderSource
     from quitclaim.domain.models import TenantPolicy
     from quitclaim.local.stack import LocalStack
 

@@ -110,7 +110,7 @@ def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
 
 
 def _check(parallel: bool) -> tuple[float, float, Any]:
-    from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+    from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
     from quitclaim.adapters.aws import aws_client
     from quitclaim.adapters.read_ahead import ReadAheadS3
     from quitclaim.bootstrap import _clock, conservation_service

@@ -20,8 +20,9 @@ from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
+from quitclaim.domain.ports import LANE_ATTRIBUTE, Arrival, Lane
 from quitclaim.observability import audited, logger, metrics, tracer
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival, Lane, Routing
+from quitclaim.usecases.admission import Routing
 from quitclaim.usecases.scan_asset import ScanRequest
 
 # Validated at cold start: a container outside the EU refuses to run at all.

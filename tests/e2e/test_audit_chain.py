@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from chalice.test import Client
 from click.testing import CliRunner
 
-from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.bootstrap import audit_trail_service, console_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import record_key

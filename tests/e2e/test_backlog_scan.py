@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters.backlog import FolderSource
+from quitclaim.adapters.s3_backlog import FolderSource
 from quitclaim.bootstrap import backlog_service, conservation_service, registry_service
 from quitclaim.domain.backlog import Progress
 from quitclaim.domain.models import TenantPolicy

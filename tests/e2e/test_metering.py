@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubjects
-from quitclaim.adapters.webhook_store import DynamoWebhooks
+from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
 from quitclaim.bootstrap import (
     conservation_service,
     console_service,

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
+from quitclaim.adapters.dynamo_sqs_admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival
+from quitclaim.domain.ports import LANE_ATTRIBUTE, Arrival
 from tests.integration.faults import failing_calls
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters.audit_chain import HEAD
+from quitclaim.adapters.audit_chain_store import HEAD
 from quitclaim.bootstrap import audit_trail_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import digest, record_key

@@ -18,7 +18,7 @@ import pytest
 from botocore.config import Config
 from click.testing import CliRunner
 
-from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.bootstrap import current_clock
 from quitclaim.config import get_settings
 from quitclaim.local.cli import main

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.adapters.read_ahead import ReadAheadS3
 from quitclaim.bootstrap import audit_trail_service
 from quitclaim.config import get_settings

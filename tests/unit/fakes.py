@@ -14,10 +14,9 @@ import numpy as np
 from quitclaim.domain.audit_chain import ChainHead, chain_prefix, record_key
 from quitclaim.domain.errors import DependencyFailed, RejectedInput
 from quitclaim.domain.models import Box, Consent, TenantPolicy
-from quitclaim.domain.ports import ObjectInfo
+from quitclaim.domain.ports import DecodedImage, FaceObservation, ObjectInfo
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
-from quitclaim.faces.ports import DecodedImage, FaceObservation
 
 
 def template_for(index: int) -> np.ndarray:

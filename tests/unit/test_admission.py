@@ -15,12 +15,11 @@ from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import TenantPolicy
+from quitclaim.domain.ports import Arrival, Lane
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
 from quitclaim.usecases.admission import (
     Admission,
-    Arrival,
-    Lane,
     main_lane_slots,
     tenant_of,
 )

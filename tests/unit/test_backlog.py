@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 
 from quitclaim.domain.backlog import Checkpoint, Progress, backlog_name, cost_usd, upload_path
 from quitclaim.domain.models import AssetStatus, TenantPolicy
+from quitclaim.domain.ports import Arrival
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Page
-from quitclaim.usecases.admission import Arrival
 from quitclaim.usecases.backlog import BacklogScan
 from tests.unit.fakes import FakeTenants, FixedClock
 from tests.unit.test_admission import FakeBulkLane, FakeCounter, admission, s3_event

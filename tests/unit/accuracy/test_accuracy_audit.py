@@ -19,7 +19,7 @@ from quitclaim.bootstrap import face_engine
 from quitclaim.domain.accuracy import parse_labels
 from quitclaim.domain.errors import QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.faces.ports import DecodedImage, FaceObservation
+from quitclaim.domain.ports import DecodedImage, FaceObservation
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, DirectoryPhotos, StoredPhotos, summary
 from tests.conftest import FACES
 from tests.unit.fakes import FakeStore, FakeTenants, FixedClock

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from quitclaim.domain.errors import RejectedInput
+from quitclaim.domain.ports import DecodedImage
 from quitclaim.faces.dlib_engine import DlibFaceEngine
-from quitclaim.faces.ports import DecodedImage
 
 # The default budget (Settings.detect_budget_pixels): a 24 MP photo scanned
 # for 40 px faces (96 MP after dlib's upsampling) fits, a 60 MP one does not.

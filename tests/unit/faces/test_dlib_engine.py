@@ -24,6 +24,7 @@ from PIL import Image
 from bench.corpus import Corpus
 from bench.corpus import build as build_corpus
 from quitclaim.domain.models import Box, TenantPolicy
+from quitclaim.domain.ports import DecodedImage, FaceObservation
 from quitclaim.faces.dlib_engine import (
     ENCODER_MODEL,
     LANDMARKS_MODEL,
@@ -32,7 +33,6 @@ from quitclaim.faces.dlib_engine import (
     export_detector,
 )
 from quitclaim.faces.gallery import Gallery
-from quitclaim.faces.ports import DecodedImage, FaceObservation
 from tests.unit.faces._fixtures import (
     DETECTION,
     ONE_FACE,

@@ -21,10 +21,10 @@ from PIL import Image, ImageFile
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
+from quitclaim.domain.ports import DecodedImage
 from quitclaim.faces import imaging
 from quitclaim.faces.dlib_engine import DlibFaceEngine
 from quitclaim.faces.imaging import decode_image
-from quitclaim.faces.ports import DecodedImage
 from tests import inputs
 from tests.unit.faces._fixtures import ONE_FACE, REPO, UPLOADS, encode, iou, read
 

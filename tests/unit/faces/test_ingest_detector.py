@@ -16,8 +16,8 @@ from PIL import Image, ImageFilter
 from quitclaim import bootstrap
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
+from quitclaim.domain.ports import DecodedImage, FaceEngine
 from quitclaim.faces.matchability import MAX_YAW_DEG, MIN_IOD_PX, estimate_yaw
-from quitclaim.faces.ports import DecodedImage, FaceEngine
 from quitclaim.faces.yunet_engine import YuNetFaceEngine
 from tests.unit.faces._fixtures import REPO, UPLOADS, covers, enroll_portraits, read
 

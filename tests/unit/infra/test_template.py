@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.adapters import admission, dynamo
+from quitclaim.adapters import dynamo, dynamo_sqs_admission
 from quitclaim.local.deploy import preflight
 from tests.unit.infra import templates
 
@@ -207,11 +207,11 @@ def test_keys_indexes_and_ttl_are_the_ones_the_code_uses(logical_id: str) -> Non
 def test_the_admission_table_has_the_key_and_ttl_the_counter_writes() -> None:
     p = props("AdmissionTable")
     assert {k["AttributeName"]: k["KeyType"] for k in p["KeySchema"]} == {
-        admission.HASH_KEY: "HASH",
-        admission.RANGE_KEY: "RANGE",
+        dynamo_sqs_admission.HASH_KEY: "HASH",
+        dynamo_sqs_admission.RANGE_KEY: "RANGE",
     }
     assert p["TimeToLiveSpecification"] == {
-        "AttributeName": admission.TTL_ATTRIBUTE,
+        "AttributeName": dynamo_sqs_admission.TTL_ATTRIBUTE,
         "Enabled": True,
     }
 

@@ -8,8 +8,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from quitclaim import observability
-from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
-from quitclaim.adapters.audit_chain import DynamoS3AuditChain
+from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.adapters.aws import aws_client
 from quitclaim.adapters.dynamo import (
     DynamoApiKeys,
@@ -21,12 +20,14 @@ from quitclaim.adapters.dynamo import (
     DynamoUsage,
     bind_models,
 )
+from quitclaim.adapters.dynamo.form_store import DynamoFormStore
+from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
+from quitclaim.adapters.dynamo_sqs_admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.adapters.events import SqsEventPublisher, SqsWorkQueue
-from quitclaim.adapters.form_store import DynamoFormStore
 from quitclaim.adapters.idempotency import PowertoolsOnce
 from quitclaim.adapters.mail import SesMailer, secret_bytes
-from quitclaim.adapters.person_requests import DynamoPersonRequests, S3ExportLinks
-from quitclaim.adapters.person_requests import bind as bind_person_requests
+from quitclaim.adapters.person_request_store import DynamoPersonRequests, S3ExportLinks
+from quitclaim.adapters.person_request_store import bind as bind_person_requests
 from quitclaim.adapters.queues import SqsQueueDepths
 from quitclaim.adapters.read_ahead import ReadAheadS3
 from quitclaim.adapters.s3_store import S3ObjectStore
@@ -41,11 +42,9 @@ from quitclaim.adapters.tenant_stores import (
 from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.adapters.webhook_http import StandardWebhooksSignature, UrllibSender
 from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
-from quitclaim.adapters.webhook_store import DynamoWebhooks
 from quitclaim.config import Settings, get_settings
-from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
+from quitclaim.domain.ports import Clock, FaceEngine, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
-from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
@@ -480,7 +479,7 @@ def forms_service() -> Forms:
 def retention_service() -> Retention:
     """Retention rules of every tenant (the daily schedule; docs/retention.md)."""
     _bound(get_settings())
-    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+    from quitclaim.adapters.dynamo.tenant_directory import DynamoTenantDirectory
 
     return Retention(
         tenants=DynamoTenants(),
@@ -495,7 +494,7 @@ def retention_service() -> Retention:
 def digest_service() -> Digest:
     """The officer's digest e-mails (the daily schedule; docs/retention.md)."""
     settings = _bound(get_settings())
-    from quitclaim.adapters.tenant_directory import DynamoTenantDirectory
+    from quitclaim.adapters.dynamo.tenant_directory import DynamoTenantDirectory
 
     queues = {
         "ingest": settings.ingest_dlq_url,
@@ -868,7 +867,7 @@ def consent_import_service() -> ConsentImport:
 
 def backlog_service() -> BacklogScan:
     """Scanning an existing library through the bulk lane (CLI, bench); built per call."""
-    from quitclaim.adapters.backlog import S3BacklogStore
+    from quitclaim.adapters.s3_backlog import S3BacklogStore
     from quitclaim.usecases.backlog import BacklogScan
 
     settings = _bound(get_settings())
@@ -882,7 +881,7 @@ def backlog_source(source: str) -> BacklogSource:
     """``s3://bucket/prefix`` or a local folder."""
     from pathlib import Path
 
-    from quitclaim.adapters.backlog import FolderSource, S3Source
+    from quitclaim.adapters.s3_backlog import FolderSource, S3Source
 
     if source.startswith("s3://"):
         return S3Source.from_url(aws_client("s3", _bound(get_settings())), source)

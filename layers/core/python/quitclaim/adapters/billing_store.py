@@ -280,13 +280,12 @@ class StoredRecount:
     """``Recount`` from the assets and webhooks tables (the metering test's sources)."""
 
     def records(self, tenant: str) -> Iterable[AssetRecord]:
-        from quitclaim.adapters.dynamo import DynamoAssets
-        from quitclaim.usecases.registry import every_asset
+        from quitclaim.adapters.dynamo.asset_store import DynamoAssets
 
-        return every_asset(DynamoAssets(), tenant)
+        return DynamoAssets().every(tenant)
 
     def delivered(self, tenant: str) -> Iterable[tuple[str, datetime]]:
-        from quitclaim.adapters.webhook_store import DynamoWebhooks
+        from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
 
         return [
             (d.event_type, d.delivered_at)

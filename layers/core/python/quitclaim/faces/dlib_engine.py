@@ -60,8 +60,8 @@ from PIL import Image
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
+from quitclaim.domain.ports import DecodedImage, FaceObservation, Pixels
 from quitclaim.faces.imaging import decode_image, merge_views
-from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 log = logging.getLogger(__name__)
 

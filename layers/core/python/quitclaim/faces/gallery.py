@@ -20,7 +20,7 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from quitclaim.faces.ports import Encoding
+from quitclaim.domain.ports import Encoding
 
 ENCODING_DIM: Final = 128
 _WIRE_DTYPE: Final = np.dtype("<f4")

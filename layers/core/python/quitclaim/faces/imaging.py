@@ -30,8 +30,8 @@ from PIL import ExifTags, Image, ImageFile, ImageFilter
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
+from quitclaim.domain.ports import DecodedImage, FaceObservation, Pixels
 from quitclaim.faces import containers
-from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 # Magic bytes → Pillow format: these four are decoded as they are; HEIF, AVIF
 # and TIFF through faces/containers.py. The file name and the declared content

@@ -36,7 +36,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from quitclaim.domain.models import Box
-from quitclaim.faces.ports import Pixels
+from quitclaim.domain.ports import Pixels
 
 # Nose-tip depth in front of the eye plane, in inter-ocular distances (adult
 # average about 0.5-0.6): offset / iod = NOSE_DEPTH * tan(yaw) / cos... kept

@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image
 
 from quitclaim.domain.models import Box
-from quitclaim.faces.ports import Pixels
+from quitclaim.domain.ports import Pixels
 
 # Calibrated on the enrolment fixtures (crop normalised to 128 px): sharp
 # portraits scored 317-685, the same portraits after a 2 px Gaussian blur

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from quitclaim.domain.models import Box
-from quitclaim.faces.ports import Pixels
+from quitclaim.domain.ports import Pixels
 
 METHOD: Final = "mosaic/1"
 # A face box is grown by this fraction of its side on every side: detector

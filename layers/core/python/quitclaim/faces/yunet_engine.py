@@ -55,9 +55,9 @@ import numpy as np
 import numpy.typing as npt
 
 from quitclaim.domain.models import Box
+from quitclaim.domain.ports import DecodedImage, FaceObservation, Pixels
 from quitclaim.faces.dlib_engine import DEFAULT_DETECT_BUDGET_PIXELS, DlibFaceEngine
 from quitclaim.faces.matchability import assess
-from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
 ENGINE_VERSION: Final = "quitclaim-yunet/3"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"

@@ -21,8 +21,7 @@ from quitclaim.domain import accuracy as acc
 from quitclaim.domain.accuracy_report import render_html
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import Clock, ObjectStore, TenantRepository
-from quitclaim.faces.ports import FaceEngine, FaceObservation
+from quitclaim.domain.ports import Clock, FaceEngine, FaceObservation, ObjectStore, TenantRepository
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
 from quitclaim.usecases.accuracy_stamp import AccuracyStamps

@@ -22,32 +22,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
 
 from quitclaim.adapters.s3_events import MalformedEvent, uploads_from_message
 from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.ports import Clock
+from quitclaim.domain.ports import AdmissionCounter, Arrival, BulkLane, Clock, Lane
 from quitclaim.observability import count, logger
 from quitclaim.usecases.scan_asset import split_upload_key
-
-# The message attribute that names the lane a message was forwarded to.
-LANE_ATTRIBUTE = "lane"
-
-
-class Lane(StrEnum):
-    MAIN = "main"
-    BULK = "bulk"
-
-
-@dataclass(frozen=True, slots=True)
-class Arrival:
-    """One SQS message as ingest received it."""
-
-    message_id: str
-    body: str
-    lane: Lane = Lane.MAIN
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,21 +38,6 @@ class Routing:
     scan: tuple[str, ...] = ()  # decide here, now
     forwarded: tuple[str, ...] = ()  # safely on the bulk lane: acknowledge
     failed: tuple[str, ...] = ()  # not forwarded: report as batch item failures
-
-
-class AdmissionCounter(Protocol):
-    def add(self, tenant: str, window: int, amount: int, expires_at: int) -> int:
-        """Atomically add ``amount`` to the tenant's count in ``window``; the new total.
-
-        Raises ``DependencyFailed`` when the count cannot be read or written.
-        """
-        ...
-
-
-class BulkLane(Protocol):
-    def forward(self, messages: Sequence[Arrival]) -> set[str]:
-        """Send each message body to the bulk lane; the ids that were NOT sent."""
-        ...
 
 
 def main_lane_slots(total_before: int, arrivals: int, share: int) -> list[Lane]:

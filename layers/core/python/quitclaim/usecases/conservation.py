@@ -49,32 +49,19 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
 
-from quitclaim.domain.audit_chain import Verification
 from quitclaim.domain.clearance import clearance_tags
 from quitclaim.domain.consent import best_consent, consent_verdict
 from quitclaim.domain.models import AssetStatus, Consent, ConsentVerdict
-from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, ObjectStore
+from quitclaim.domain.ports import (
+    AssetRepository,
+    AuditEvents,
+    Clock,
+    ConsentRepository,
+    ListableObjectStore,
+)
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.retention import RETENTION_ACTOR
-
-
-class ObjectKeys(Protocol):
-    def keys(self, bucket: str, prefix: str) -> list[str]:
-        """Current object keys under ``prefix``."""
-        ...
-
-
-class Store(ObjectStore, ObjectKeys, Protocol):
-    """What the check reads: objects and their listings."""
-
-
-class AuditEvents(Protocol):
-    """The tenants' audit chains (``AuditTrail``)."""
-
-    def verified_events(self, tenant: str) -> tuple[Verification, list[dict[str, Any]]]: ...
-
 
 # The events that record a decision: a scan's, and a redacted variant's.
 DECISION_ACTIONS = frozenset({"asset.decided", "asset.redacted"})
@@ -112,7 +99,7 @@ class ConservationReport:
 class ConservationCheck:
     assets: AssetRepository
     consents: ConsentRepository
-    store: Store
+    store: ListableObjectStore
     clock: Clock
     uploads_bucket: str
     library_bucket: str

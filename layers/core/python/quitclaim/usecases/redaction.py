@@ -35,7 +35,11 @@ from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
     ConsentRepository,
+    DecodedImage,
+    Encoding,
     EventPublisher,
+    FaceEngine,
+    FaceObservation,
     ObjectStore,
     SubjectRepository,
     TenantRepository,
@@ -45,7 +49,6 @@ from quitclaim.domain.registry import Principal
 from quitclaim.domain.rights import REDACTED, redactable
 from quitclaim.faces import redaction as pixels
 from quitclaim.faces.gallery import GalleryCache
-from quitclaim.faces.ports import DecodedImage, Encoding, FaceEngine, FaceObservation
 from quitclaim.observability import audit, count
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, Placement, history_entry
 from quitclaim.usecases.recheck import Recheck

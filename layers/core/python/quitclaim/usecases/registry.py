@@ -39,6 +39,7 @@ from quitclaim.domain.ports import (
     ConsentRepository,
     EventPublisher,
     ExpirySchedules,
+    FaceEngine,
     ObjectStore,
     ObjectVersion,
     ObjectVersions,
@@ -64,7 +65,6 @@ from quitclaim.domain.rights import (
 )
 from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.faces.gallery import encoding_to_bytes
-from quitclaim.faces.ports import FaceEngine
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.placement import META_ASSET_ID

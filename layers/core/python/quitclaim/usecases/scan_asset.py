@@ -51,6 +51,8 @@ from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
     EventPublisher,
+    FaceEngine,
+    FaceObservation,
     ObjectInfo,
     ObjectStore,
     SubjectRepository,
@@ -69,7 +71,6 @@ from quitclaim.domain.usage import (
     scan_units,
 )
 from quitclaim.faces.gallery import Gallery, GalleryCache
-from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.published import published_form, reencoded_type
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach

@@ -19,8 +19,8 @@ import numpy as np
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box, TenantPolicy
+from quitclaim.domain.ports import FaceEngine
 from quitclaim.faces.gallery import Gallery
-from quitclaim.faces.ports import FaceEngine
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp"})
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from quitclaim.domain.errors import EnrolmentRejected, NotFound
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import AssetRepository, Clock, RequestLog, TenantRepository
+from quitclaim.domain.ports import AssetRepository, Clock, FaceEngine, RequestLog, TenantRepository
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Subject
 from quitclaim.domain.rights import (
@@ -36,7 +36,6 @@ from quitclaim.domain.rights import (
     faces_of_subject,
 )
 from quitclaim.faces.gallery import GalleryCache, GalleryMatch
-from quitclaim.faces.ports import FaceEngine
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import Registry, new_id
 

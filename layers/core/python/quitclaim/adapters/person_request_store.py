@@ -18,42 +18,15 @@ from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
-from pynamodb.attributes import (
-    BooleanAttribute,
-    JSONAttribute,
-    ListAttribute,
-    UnicodeAttribute,
-    UTCDateTimeAttribute,
-)
 from pynamodb.exceptions import PutError, PynamoDBException, UpdateError
-from pynamodb.models import Model
 
+from quitclaim.adapters.dynamo.tables import PersonRequestModel
 from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.person_requests import PersonRequest
 
 DUE = "person-due#"
 SWEEP = "person-sweep#"
-
-
-class PersonRequestModel(Model):
-    class Meta:
-        table_name = "unbound"
-        region = "eu-central-1"
-        max_retry_attempts = 5
-
-    tenant = UnicodeAttribute(hash_key=True)
-    sk = UnicodeAttribute(range_key=True)
-    request_id = UnicodeAttribute(null=True)
-    kind = UnicodeAttribute(null=True)
-    email = UnicodeAttribute(null=True)
-    received_at = UTCDateTimeAttribute(null=True)
-    status = UnicodeAttribute(null=True)
-    verified_at = UTCDateTimeAttribute(null=True)
-    deadline = UTCDateTimeAttribute(null=True)
-    subject_ids = ListAttribute(of=UnicodeAttribute, null=True)
-    detail = JSONAttribute(null=True)
-    sent = BooleanAttribute(null=True)  # reminder items
 
 
 def bind(settings: Settings) -> None:

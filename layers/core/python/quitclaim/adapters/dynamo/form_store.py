@@ -13,22 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from pynamodb.attributes import (
-    JSONAttribute,
-    NumberAttribute,
-    UnicodeAttribute,
-    UnicodeSetAttribute,
-    UTCDateTimeAttribute,
-)
 from pynamodb.exceptions import PutError, UpdateError
 
-from quitclaim.adapters.dynamo import (
-    TenantModel,
-    _Base,
-    _conditional_failed,
-    _dependency,
-    tenant_key,
-)
+from quitclaim.adapters.dynamo.plumbing import conditional_failed, dependency, tenant_key
+from quitclaim.adapters.dynamo.tables import FormItem, TenantModel
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.forms import (
     DEFAULT_AGE_OF_CONSENT,
@@ -37,26 +25,6 @@ from quitclaim.domain.forms import (
     FormVersion,
     MajorityDue,
 )
-
-
-class FormItem(_Base):
-    """Any of this module's items in the tenants table (hash key ``tenant``)."""
-
-    class Meta(_Base.Meta):
-        abstract = False
-
-    tenant = UnicodeAttribute(hash_key=True)
-    owner = UnicodeAttribute(null=True)
-    version = UnicodeAttribute(null=True)
-    texts = JSONAttribute(null=True)
-    purposes = UnicodeSetAttribute(null=True)
-    period_days = NumberAttribute(null=True)
-    created_at = UTCDateTimeAttribute(null=True)
-    age_of_consent = NumberAttribute(null=True)
-    current = UnicodeAttribute(null=True)
-    versions = UnicodeSetAttribute(null=True)
-    due = UnicodeSetAttribute(null=True)
-    asked = UnicodeSetAttribute(null=True)
 
 
 def _bind() -> None:
@@ -71,7 +39,7 @@ def _bind() -> None:
 
 def _get(key: str) -> FormItem | None:
     _bind()
-    with _dependency("form read"):
+    with dependency("form read"):
         try:
             return FormItem.get(key, consistent_read=True)
         except FormItem.DoesNotExist:
@@ -92,7 +60,7 @@ class DynamoFormStore:
 
     def set_age_of_consent(self, tenant: str, age: int) -> FormSettings:
         _bind()
-        with _dependency("form settings write"):
+        with dependency("form settings write"):
             FormItem(tenant_key(tenant, "form")).update(
                 actions=[FormItem.owner.set(tenant), FormItem.age_of_consent.set(age)]
             )
@@ -109,11 +77,11 @@ class DynamoFormStore:
             period_days=form.period_days,
             created_at=form.created_at,
         )
-        with _dependency("form version write"):
+        with dependency("form version write"):
             try:
                 item.save(condition=FormItem.tenant.does_not_exist())
             except PutError as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     raise Conflict(
                         f"form version {form.version} exists and is never changed; "
                         "publish a new version",
@@ -143,7 +111,7 @@ class DynamoFormStore:
 
     def add_majority(self, due: MajorityDue) -> None:
         _bind()
-        with _dependency("majority write"):
+        with dependency("majority write"):
             FormItem(f"majority#{due.day}").update(actions=[FormItem.due.add({_entry(due)})])
 
     def majority_on(self, day: str) -> list[MajorityDue]:
@@ -156,21 +124,21 @@ class DynamoFormStore:
     def claim_majority(self, due: MajorityDue) -> bool:
         _bind()
         entry = _entry(due)
-        with _dependency("majority claim"):
+        with dependency("majority claim"):
             try:
                 FormItem(f"majority#{due.day}").update(
                     actions=[FormItem.asked.add({entry})],
                     condition=~FormItem.asked.contains(entry),
                 )
             except UpdateError as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     return False
                 raise
         return True
 
     def release_majority(self, due: MajorityDue) -> None:
         _bind()
-        with _dependency("majority release"):
+        with dependency("majority release"):
             FormItem(f"majority#{due.day}").update(actions=[FormItem.asked.delete({_entry(due)})])
 
 

@@ -10,12 +10,9 @@ from typing import Any
 from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from quitclaim.adapters.dynamo import (
-    WebhookModel,
-    _conditional_failed,
-    _dependency,
-    usage_update,
-)
+from quitclaim.adapters.dynamo.plumbing import conditional_failed, dependency
+from quitclaim.adapters.dynamo.tables import WebhookModel
+from quitclaim.adapters.dynamo.usage_meter import usage_update
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.usage import UsageIncrement
 from quitclaim.domain.webhooks import (
@@ -57,7 +54,7 @@ class DynamoWebhooks:
             },
         )
         if not new:
-            with _dependency("webhook source write"):
+            with dependency("webhook source write"):
                 item.save()
         elif not _create(item):
             raise Conflict(f"source {source.name} exists", code="exists")
@@ -70,7 +67,7 @@ class DynamoWebhooks:
         return [_source_from(i) for i in self._query(tenant, "source#")]
 
     def delete_source(self, tenant: str, name: str) -> None:
-        with _dependency("webhook source delete"):
+        with dependency("webhook source delete"):
             WebhookModel(tenant, f"source#{name}").delete()
 
     # ------------------------------------------------------------ endpoints
@@ -87,7 +84,7 @@ class DynamoWebhooks:
                 "rotated_at": _iso(endpoint.rotated_at),
             },
         )
-        with _dependency("webhook endpoint write"):
+        with dependency("webhook endpoint write"):
             item.save(condition=WebhookModel.sk.does_not_exist() if new else None)
 
     def endpoint(self, tenant: str, endpoint_id: str) -> WebhookEndpoint | None:
@@ -98,7 +95,7 @@ class DynamoWebhooks:
         return [_endpoint_from(i) for i in self._query(tenant, "endpoint#")]
 
     def delete_endpoint(self, tenant: str, endpoint_id: str) -> None:
-        with _dependency("webhook endpoint delete"):
+        with dependency("webhook endpoint delete"):
             WebhookModel(tenant, f"endpoint#{endpoint_id}").delete()
 
     # ------------------------------------------------------------ inbound
@@ -133,11 +130,11 @@ class DynamoWebhooks:
         ]
         if not keep_payload:
             actions.append(WebhookModel.payload.remove())  # contact data: not kept once applied
-        with _dependency("webhook delivery update"):
+        with dependency("webhook delivery update"):
             try:
                 item.update(actions=actions, condition=WebhookModel.status == expected.value)
             except UpdateError as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     raise Conflict("the delivery changed meanwhile", code="changed") from None
                 raise
 
@@ -176,7 +173,7 @@ class DynamoWebhooks:
             last_attempt_at=at,
         )
         item = WebhookModel(delivery.tenant, f"out#{delivery.delivery_id}")
-        with _dependency("webhook delivery update"):
+        with dependency("webhook delivery update"):
             try:
                 item.update(
                     actions=[
@@ -187,7 +184,7 @@ class DynamoWebhooks:
                     & (WebhookModel.status == delivery.status.value),
                 )
             except UpdateError as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     return None
                 raise
         return claimed
@@ -207,7 +204,7 @@ class DynamoWebhooks:
             WebhookModel.data.set(_outbound_data(delivery)),
         ]
         condition = WebhookModel.attempts == delivery.attempts
-        with _dependency("webhook delivery update"):
+        with dependency("webhook delivery update"):
             if usage is None:
                 item.update(actions=actions, condition=condition)
                 return
@@ -227,7 +224,7 @@ class DynamoWebhooks:
             replays=delivery.replays + 1,
         )
         item = WebhookModel(delivery.tenant, f"out#{delivery.delivery_id}")
-        with _dependency("webhook delivery update"):
+        with dependency("webhook delivery update"):
             try:
                 item.update(
                     actions=[
@@ -239,7 +236,7 @@ class DynamoWebhooks:
                     & (WebhookModel.status == delivery.status.value),
                 )
             except UpdateError as exc:
-                if _conditional_failed(exc):
+                if conditional_failed(exc):
                     raise Conflict("the delivery changed meanwhile", code="changed") from None
                 raise
         return fresh
@@ -257,14 +254,14 @@ class DynamoWebhooks:
 
     # ------------------------------------------------------------ internals
     def _get(self, tenant: str, sk: str) -> WebhookModel | None:
-        with _dependency("webhooks read"):
+        with dependency("webhooks read"):
             try:
                 return WebhookModel.get(tenant, sk, consistent_read=True)
             except WebhookModel.DoesNotExist:
                 return None
 
     def _query(self, tenant: str, prefix: str) -> list[WebhookModel]:
-        with _dependency("webhooks query"):
+        with dependency("webhooks query"):
             return list(
                 WebhookModel.query(tenant, WebhookModel.sk.startswith(prefix), consistent_read=True)
             )
@@ -272,11 +269,11 @@ class DynamoWebhooks:
 
 def _create(item: WebhookModel) -> bool:
     """Write a new item; False when one with its key exists."""
-    with _dependency("webhooks write"):
+    with dependency("webhooks write"):
         try:
             item.save(condition=WebhookModel.sk.does_not_exist())
         except PutError as exc:
-            if _conditional_failed(exc):
+            if conditional_failed(exc):
                 return False
             raise
     return True

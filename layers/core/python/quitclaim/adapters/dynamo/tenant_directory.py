@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from quitclaim.adapters.dynamo import TenantModel, _dependency, _policy_from
+from quitclaim.adapters.dynamo.plumbing import dependency
+from quitclaim.adapters.dynamo.tables import TenantModel
+from quitclaim.adapters.dynamo.tenant_store import policy_from
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.tenancy import TenantState
 
@@ -19,11 +21,11 @@ class DynamoTenantDirectory:
 
     def tenants(self) -> list[tuple[TenantPolicy, str]]:
         """(policy, contact e-mail or "") of every active tenant, by id."""
-        with _dependency("tenants scan"):
+        with dependency("tenants scan"):
             items = list(TenantModel.scan(filter_condition=TenantModel.match_threshold.exists()))
         return sorted(
             (
-                (_policy_from(item), item.contact_email or "")
+                (policy_from(item), item.contact_email or "")
                 for item in items
                 if (item.state or TenantState.ACTIVE) != TenantState.DELETING
             ),

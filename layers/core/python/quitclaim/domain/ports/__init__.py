@@ -1,0 +1,146 @@
+"""Ports the use-cases depend on and adapters implement, grouped by aggregate.
+
+Pure typing and the value objects that cross a port: no boto3, no pynamodb.
+Every port lives here (tests/unit/test_architecture.py checks it); import
+them from this package: ``from quitclaim.domain.ports import AssetRepository``.
+The face engine port is loaded on first use (it needs numpy, which a function
+that never sees an image should not pay for at cold start).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from quitclaim.domain.ports.admission_ports import (
+    LANE_ATTRIBUTE,
+    AdmissionCounter,
+    Arrival,
+    BulkLane,
+    Lane,
+)
+from quitclaim.domain.ports.asset_ports import (
+    AssetActivity,
+    AssetRepository,
+    HeldAssets,
+)
+from quitclaim.domain.ports.audit_ports import (
+    AuditChainStore,
+    AuditEvents,
+)
+from quitclaim.domain.ports.mail_ports import (
+    ConsentNotifier,
+    Email,
+    Mailer,
+)
+from quitclaim.domain.ports.runtime_ports import (
+    Clock,
+    EventPublisher,
+    OnceGuard,
+    QueueDepths,
+    SystemClock,
+    WorkQueue,
+)
+from quitclaim.domain.ports.storage_ports import (
+    ListableObjectStore,
+    ObjectInfo,
+    ObjectKeys,
+    ObjectStore,
+    ObjectVersion,
+    ObjectVersions,
+)
+from quitclaim.domain.ports.subject_ports import (
+    ConsentExpiries,
+    ConsentRepository,
+    ExpirySchedules,
+    RequestLog,
+    SubjectRepository,
+)
+from quitclaim.domain.ports.tenant_ports import (
+    ApiKeyRepository,
+    KeyRevocation,
+    TenantDataStore,
+    TenantProfiles,
+    TenantRepository,
+)
+from quitclaim.domain.ports.usage_ports import (
+    UsageMeter,
+    UsagePlanKeys,
+)
+from quitclaim.domain.ports.webhook_ports import (
+    RetrySchedules,
+    WebhookRepository,
+    WebhookSecrets,
+    WebhookSender,
+    WebhookSignature,
+)
+
+if TYPE_CHECKING:
+    from quitclaim.domain.ports.face_ports import (
+        DecodedImage,
+        Encoding,
+        FaceEngine,
+        FaceObservation,
+        Pixels,
+    )
+
+_FACE_PORTS = frozenset({"DecodedImage", "Encoding", "FaceEngine", "FaceObservation", "Pixels"})
+
+
+def __getattr__(name: str) -> Any:
+    """The face engine port's names, imported on first use (PEP 562)."""
+    if name in _FACE_PORTS:
+        from quitclaim.domain.ports import face_ports
+
+        return getattr(face_ports, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "LANE_ATTRIBUTE",
+    "AdmissionCounter",
+    "ApiKeyRepository",
+    "Arrival",
+    "AssetActivity",
+    "AssetRepository",
+    "AuditChainStore",
+    "AuditEvents",
+    "BulkLane",
+    "Clock",
+    "ConsentExpiries",
+    "ConsentNotifier",
+    "ConsentRepository",
+    "DecodedImage",
+    "Email",
+    "Encoding",
+    "EventPublisher",
+    "ExpirySchedules",
+    "FaceEngine",
+    "FaceObservation",
+    "HeldAssets",
+    "KeyRevocation",
+    "Lane",
+    "ListableObjectStore",
+    "Mailer",
+    "ObjectInfo",
+    "ObjectKeys",
+    "ObjectStore",
+    "ObjectVersion",
+    "ObjectVersions",
+    "OnceGuard",
+    "Pixels",
+    "QueueDepths",
+    "RequestLog",
+    "RetrySchedules",
+    "SubjectRepository",
+    "SystemClock",
+    "TenantDataStore",
+    "TenantProfiles",
+    "TenantRepository",
+    "UsageMeter",
+    "UsagePlanKeys",
+    "WebhookRepository",
+    "WebhookSecrets",
+    "WebhookSender",
+    "WebhookSignature",
+    "WorkQueue",
+]
