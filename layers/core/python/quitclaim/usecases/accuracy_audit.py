@@ -25,8 +25,8 @@ from quitclaim.domain.ports import Clock, ObjectStore, TenantRepository
 from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
-from quitclaim.usecases.accuracy_stamp import AccuracyStamps
 from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
+from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
 LEGAL_BASIS = (
     "Group attributes such as ethnic origin, health (glasses are not, a medical aid may be) or "
@@ -340,7 +340,7 @@ class AccuracyAudit:
         for stem in stems:
             self._store.write(self._bucket, stem + ".json", data, content_type="application/json")
             self._store.write(self._bucket, stem + ".html", html, content_type="text/html")
-        # The small record the digest reads without the face layer (usecases/accuracy_stamp.py).
+        # The small record the digest reads without the face layer (usecases/stamp_accuracy.py).
         AccuracyStamps(self._store, self._bucket, self._tenants).write(report)
 
     def latest(self, tenant: str) -> dict[str, Any] | None:
