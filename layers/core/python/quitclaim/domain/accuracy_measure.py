@@ -176,6 +176,15 @@ def identification(
     }
 
 
+def per_person(pairs: acc.Pairs, persons: list[str], t: float, seed: int) -> dict[str, Any]:
+    """Each named person's faces and FNMR (only when the organisation asks for it)."""
+    return {
+        p: {"faces": persons.count(p), "fnmr": acc.fnmr(pairs, t, {p}, seed=seed).as_dict()}
+        for p in pairs.people
+        if not p.startswith(acc.UNKNOWN + ":")
+    }
+
+
 def scopes(grouping: Grouping) -> list[acc.Scope]:
     """Where the advice must hold: everyone, each group, and across each attribute."""
     result = [acc.Scope("everyone")]

@@ -217,14 +217,7 @@ class AccuracyAudit:
         report["limits"] = list(LIMITS)
         report["legal_basis"] = LEGAL_BASIS if grouping.attrs else None
         if per_person:
-            report["per_person"] = {
-                p: {
-                    "faces": seen.persons.count(p),
-                    "fnmr": acc.fnmr(pairs, t, {p}, seed=seed).as_dict(),
-                }
-                for p in pairs.people
-                if not p.startswith(acc.UNKNOWN + ":")
-            }
+            report["per_person"] = measure.per_person(pairs, seen.persons, t, seed)
         return report
 
     def _header(
