@@ -86,7 +86,6 @@ def _cell(
     from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
     from quitclaim.bootstrap import current_clock
     from quitclaim.config import get_settings
-    from quitclaim.domain.errors import DependencyFailed
     from quitclaim.local.emulator import BOTO_CONFIG, fake_session
     from quitclaim.usecases.audit_trail import AuditTrail
 
@@ -104,16 +103,40 @@ def _cell(
     store = DynamoS3AuditChain(
         ddb, s3, settings.audit_heads_table, settings.audit_bucket, current_clock()
     )
-    advances = [0]
-    real_advance = store.advance
+    run = _append_for(store, tenant, writers, lanes, seconds)
+    took, appended = run["took"], run["appended"]
+    checked = time.perf_counter()
+    result = AuditTrail(store, current_clock()).verify(tenant)
+    verify_s = time.perf_counter() - checked
+    if not result.intact:
+        raise RuntimeError(f"{tenant}: chain broken: {result.first_break}")
+    if result.events != appended + writers - run["warm_failed"]:  # + the warm-up appends
+        raise RuntimeError(f"{tenant}: {result.events} events chained, {appended} appended")
+    lanes_used = {k for k in store.heads(tenant)}
+    return {
+        "writers": writers,
+        "appends": appended,
+        "failed_appends": run["failed"],
+        "seconds": round(took, 2),
+        "appends_per_s": round(appended / took, 1),
+        "advance_attempts_per_append": round(run["advances"] / max(appended, 1), 2),
+        "records": result.records,
+        "lanes_used": len(lanes_used),
+        "verify_s": round(verify_s, 2),
+        "verified": result.intact,
+    }
+
+
+def _append_for(
+    store: Any, tenant: str, writers: int, lanes: int | None, seconds: float
+) -> dict[str, Any]:
+    """``writers`` threads append for ``seconds`` once all have warmed up; what they did."""
+    from quitclaim.bootstrap import current_clock
+    from quitclaim.domain.errors import DependencyFailed
+    from quitclaim.usecases.audit_trail import AuditTrail
+
     lock = threading.Lock()
-
-    def counted(*args: Any, **kwargs: Any) -> str:
-        with lock:
-            advances[0] += 1
-        return real_advance(*args, **kwargs)
-
-    store.advance = counted  # type: ignore[method-assign]
+    advances = _count_advances(store, lock)
     done, failed = [0] * writers, [0] * writers
     deadline, began = [0.0], [0.0]
 
@@ -154,28 +177,27 @@ def _cell(
         th.start()
     for th in threads:
         th.join()
-    took = time.perf_counter() - began[0]
-    appended = sum(done)
-    checked = time.perf_counter()
-    result = AuditTrail(store, current_clock()).verify(tenant)
-    verify_s = time.perf_counter() - checked
-    if not result.intact:
-        raise RuntimeError(f"{tenant}: chain broken: {result.first_break}")
-    if result.events != appended + writers - warm_failed[0]:  # + the warm-up appends
-        raise RuntimeError(f"{tenant}: {result.events} events chained, {appended} appended")
-    lanes_used = {k for k in store.heads(tenant)}
     return {
-        "writers": writers,
-        "appends": appended,
-        "failed_appends": sum(failed),
-        "seconds": round(took, 2),
-        "appends_per_s": round(appended / took, 1),
-        "advance_attempts_per_append": round(advances[0] / max(appended, 1), 2),
-        "records": result.records,
-        "lanes_used": len(lanes_used),
-        "verify_s": round(verify_s, 2),
-        "verified": result.intact,
+        "took": time.perf_counter() - began[0],
+        "appended": sum(done),
+        "failed": sum(failed),
+        "warm_failed": warm_failed[0],
+        "advances": advances[0],
     }
+
+
+def _count_advances(store: Any, lock: threading.Lock) -> list[int]:
+    """Count the store's head-advance attempts from now on (one counter, shared by threads)."""
+    advances = [0]
+    real_advance = store.advance
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        with lock:
+            advances[0] += 1
+        return real_advance(*args, **kwargs)
+
+    store.advance = counted
+    return advances
 
 
 def _delay(seconds: float) -> Callable[..., None]:

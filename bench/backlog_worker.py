@@ -75,6 +75,44 @@ def scan_seconds(tenant: str) -> tuple[int, float, dict[str, int]]:
     return decided, seconds, statuses
 
 
+def _upload(stack: Any, made: list[tuple[str, bytes]]) -> float:
+    """The same images as ordinary uploads of the other tenant; seconds until all decided."""
+    s3 = stack.client("s3")
+    bucket = stack.outputs["UploadsBucketName"]
+    began = time.perf_counter()
+    for path, data in made:
+        s3.put_object(Bucket=bucket, Key=f"incoming/{UPLOADS_TENANT}/{path}", Body=data)
+    stack.drain(timeout_s=3600)
+    return time.perf_counter() - began
+
+
+def _result(
+    images_n: int,
+    report: Any,
+    backlog: tuple[float, int, float, dict[str, int]],
+    uploads: tuple[float, int, float, dict[str, int]],
+) -> dict[str, Any]:
+    """(elapsed, decided, scan seconds, statuses) of each path, and the scan's own report."""
+    return {
+        "images": images_n,
+        "concurrency": CONCURRENCY,
+        "backlog": {
+            "elapsed_s": backlog[0],
+            "decided": backlog[1],
+            "scan_s": backlog[2],
+            "statuses": backlog[3],
+            "unaccounted": len(report.unaccounted) + len(report.decided_twice),
+            "exceptions": len(report.exceptions),
+        },
+        "uploads": {
+            "elapsed_s": uploads[0],
+            "decided": uploads[1],
+            "scan_s": uploads[2],
+            "statuses": uploads[3],
+        },
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
@@ -110,35 +148,12 @@ def main() -> None:
             )
             backlog_s = time.perf_counter() - began
 
-            s3 = stack.client("s3")
-            bucket = stack.outputs["UploadsBucketName"]
-            began = time.perf_counter()
-            for path, data in made:
-                s3.put_object(Bucket=bucket, Key=f"incoming/{UPLOADS_TENANT}/{path}", Body=data)
-            stack.drain(timeout_s=3600)
-            uploads_s = time.perf_counter() - began
+            uploads_s = _upload(stack, made)
 
             backlog = scan_seconds(BACKLOG_TENANT)
             uploads = scan_seconds(UPLOADS_TENANT)
         bootstrap.reset_container()
-    result: dict[str, Any] = {
-        "images": args.images,
-        "concurrency": CONCURRENCY,
-        "backlog": {
-            "elapsed_s": backlog_s,
-            "decided": backlog[0],
-            "scan_s": backlog[1],
-            "statuses": backlog[2],
-            "unaccounted": len(report.unaccounted) + len(report.decided_twice),
-            "exceptions": len(report.exceptions),
-        },
-        "uploads": {
-            "elapsed_s": uploads_s,
-            "decided": uploads[0],
-            "scan_s": uploads[1],
-            "statuses": uploads[2],
-        },
-    }
+    result = _result(args.images, report, (backlog_s, *backlog), (uploads_s, *uploads))
     args.out.write_text(json.dumps(result, indent=2))
 
 

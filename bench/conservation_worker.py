@@ -34,19 +34,28 @@ TENANT = "bench-conservation"
 
 
 def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
+    from quitclaim.bootstrap import conservation_service
+
+    conservation_service()  # binds the table models to the stack's tables
+    began = time.perf_counter()
+    decided = _place_assets(stack, assets)
+    assets_s = time.perf_counter() - began
+    began = time.perf_counter()
+    _chain(decided, records)
+    return {"assets_s": assets_s, "records_s": time.perf_counter() - began}
+
+
+def _place_assets(stack: Any, assets: int) -> list[dict[str, Any]]:
+    """Approved decisions with their library object and original; their audit events."""
     from quitclaim.adapters.dynamo import DynamoAssets
-    from quitclaim.bootstrap import audit_trail_service, conservation_service
     from quitclaim.config import get_settings
-    from quitclaim.domain.audit_chain import GENESIS, canonical, seal
     from quitclaim.domain.models import AssetStatus
     from quitclaim.domain.records import AssetRecord
     from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
 
-    conservation_service()  # binds the table models to the stack's tables
     settings = get_settings()
     s3 = stack.client("s3")
     repo = DynamoAssets()
-    began = time.perf_counter()
     decided: list[dict[str, Any]] = []
 
     def place(i: int) -> None:
@@ -85,9 +94,14 @@ def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
         list(pool.map(place, range(assets)))
     for i in range(assets):
         decided.append({"action": "asset.decided", "tenant": TENANT, "asset_id": f"bench{i:06d}"})
-    assets_s = time.perf_counter() - began
+    return decided
 
-    began = time.perf_counter()
+
+def _chain(decided: list[dict[str, Any]], records: int) -> None:
+    """``records`` sealed audit records (the decisions' events first), head advanced once."""
+    from quitclaim.bootstrap import audit_trail_service
+    from quitclaim.domain.audit_chain import GENESIS, canonical, seal
+
     store = audit_trail_service().store
     at = PINNED_NOW.isoformat()
     bodies: list[tuple[int, dict[str, Any], bytes]] = []
@@ -106,14 +120,13 @@ def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
         raise RuntimeError("the bench tenant's chain head was not new")
     store.put_record(TENANT, seq, body)
     store.mark_written(TENANT, seq)
-    return {"assets_s": assets_s, "records_s": time.perf_counter() - began}
 
 
 def _check(parallel: bool) -> tuple[float, float, Any]:
     from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
     from quitclaim.adapters.aws import aws_client
     from quitclaim.adapters.read_ahead import ReadAheadS3
-    from quitclaim.bootstrap import _clock, conservation_service
+    from quitclaim.bootstrap import conservation_service, current_clock
     from quitclaim.config import get_settings
     from quitclaim.usecases.audit_trail import AuditTrail
 
@@ -124,11 +137,11 @@ def _check(parallel: bool) -> tuple[float, float, Any]:
         s3=ReadAheadS3(s3) if parallel else s3,
         table=settings.audit_heads_table,
         bucket=settings.audit_bucket,
-        clock=_clock,
+        clock=current_clock(),
     )
     check = replace(
         conservation_service(),
-        audit=AuditTrail(store=chain, clock=_clock),
+        audit=AuditTrail(store=chain, clock=current_clock()),
         reads=8 if parallel else 1,
     )
     started, cpu = time.perf_counter(), time.process_time()

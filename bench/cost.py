@@ -70,6 +70,20 @@ def requests_cost(requests: dict[str, float], write_units: dict[str, float]) -> 
     return {"s3": s3, "dynamodb": dynamodb, "sqs": sqs, "lambda_requests": LAMBDA_REQUEST_USD}
 
 
+# The prices above as the report states them.
+PRICES_USD = {
+    "lambda_arm64_gb_second": LAMBDA_GB_SECOND_USD,
+    "lambda_request": LAMBDA_REQUEST_USD,
+    "s3_put_copy_post_list_request": S3_PUT_COPY_POST_LIST_USD,
+    "s3_get_and_other_request": S3_GET_AND_OTHER_USD,
+    "dynamodb_write_unit": DYNAMODB_WRITE_UNIT_USD,
+    "dynamodb_read_unit": DYNAMODB_READ_UNIT_USD,
+    "sqs_request": SQS_REQUEST_USD,
+    "rekognition_detect_faces_image": REKOGNITION_DETECT_FACES_USD,
+    "rekognition_search_faces_by_image": REKOGNITION_SEARCH_FACES_BY_IMAGE_USD,
+}
+
+
 def cost_per_1000(
     engine: dict[str, Any], pipeline: dict[str, Any], memory_mb: int
 ) -> dict[str, Any]:
@@ -115,17 +129,7 @@ def cost_per_1000(
         "seconds_per_image": engine["value"],
         "faces_per_image": faces,
         "prices_as_of": PRICES_AS_OF,
-        "prices_usd": {
-            "lambda_arm64_gb_second": LAMBDA_GB_SECOND_USD,
-            "lambda_request": LAMBDA_REQUEST_USD,
-            "s3_put_copy_post_list_request": S3_PUT_COPY_POST_LIST_USD,
-            "s3_get_and_other_request": S3_GET_AND_OTHER_USD,
-            "dynamodb_write_unit": DYNAMODB_WRITE_UNIT_USD,
-            "dynamodb_read_unit": DYNAMODB_READ_UNIT_USD,
-            "sqs_request": SQS_REQUEST_USD,
-            "rekognition_detect_faces_image": REKOGNITION_DETECT_FACES_USD,
-            "rekognition_search_faces_by_image": REKOGNITION_SEARCH_FACES_BY_IMAGE_USD,
-        },
+        "prices_usd": dict(PRICES_USD),
         "cases": cases,
         "note": (
             "Lambda seconds are engine_12mp's decode-to-encodings on this machine's core, "

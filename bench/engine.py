@@ -243,8 +243,6 @@ def engine_12mp(
 ) -> dict[str, Any]:
     """Decode → detect → encode per image, ours against face_recognition."""
     timed_cpu, other_cpu = cpus(2)
-    recall_report: dict[str, Any] = {"12mp": {}, "native": {}}
-    portraits: dict[str, Pass] = {}
     subjects = sorted(enroll_portraits())
     with tempfile.TemporaryDirectory(prefix="qc-bench-") as scratch:
         started = time.perf_counter()
@@ -255,60 +253,18 @@ def engine_12mp(
         )
         names = sorted(corpus.uploads)
         files = [corpus.uploads[n].path for n in names]
-        det_names = sorted(corpus.detection)
         warm_up = UPLOADS / "kit-closeup.jpg"
         with Worker("baseline", warm_up) as base, Worker("ours", warm_up) as ours:
             # Untimed, side by side on two cores: recall on the labelled sets.
             base.pin(timed_cpu)
             ours.pin(other_cpu)
-            started = time.perf_counter()
-            big = _both(base, ours, [corpus.detection[n].path for n in det_names])
-            for who, found in zip(("baseline", "ours"), big, strict=True):
-                recall_report["12mp"][who] = {
-                    "sets": _labelled_recall(corpus.truth, det_names, found)
-                }
-            if native_recall:
-                native_names = sorted(labels()["uploads"])
-                det = _both(base, ours, [DETECTION / n for n in det_names])
-                ups = _both(base, ours, [UPLOADS / n for n in native_names], encodings=True)
-                por = _both(base, ours, [enroll_portraits()[s] for s in subjects], encodings=True)
-                for i, who in enumerate(("baseline", "ours")):
-                    portraits[who] = por[i]
-                    right, of = _identity(native_names, ups[i], por[i], subjects)
-                    recall_report["native"][who] = {
-                        "sets": _labelled_recall(_native_truth, det_names, det[i]),
-                        "uploads": _counts(native_names, ups[i]),
-                        "identities": {"right": right, "of": of},
-                    }
-            started = time.perf_counter()
-
-            def run_both(paths: list[Path]) -> tuple[list[list[Box]], list[list[Box]]]:
-                base_pass, ours_pass = _both(base, ours, paths)
-                return base_pass.boxes, ours_pass.boxes
-
-            detect_report = detect_recall.compare(run_both, Path(scratch) / "categories", detection)
-            log(f"  recall passes (untimed, two cores): {time.perf_counter() - started:.0f} s")
-
-            # Timed: the two alternate on one core.
+            recall_report, portraits, detect_report = _untimed_recall(
+                base, ours, corpus, Path(scratch), detection, subjects, native_recall, log
+            )
             ours.pin(timed_cpu)
-            passes: dict[str, list[Pass]] = {"baseline": [], "ours": []}
-            for round_ in range(repeats):
-                order = (base, ours) if round_ % 2 == 0 else (ours, base)
-                for worker in order:
-                    started = time.perf_counter()
-                    passes[worker.which].append(worker.run(files, encodings=round_ == 0))
-                    log(
-                        f"  {worker.which} pass {round_ + 1}/{repeats}: "
-                        f"{time.perf_counter() - started:.1f} s"
-                    )
+            passes = _timed_passes(base, ours, files, repeats, log)
 
-    for who in ("baseline", "ours"):
-        first = passes[who][0]
-        side = recall_report["12mp"][who]
-        side["uploads"] = _counts(names, first)
-        if who in portraits:
-            right, of = _identity(names, first, portraits[who], subjects)
-            side["identities"] = {"right": right, "of": of}
+    _upload_recall(recall_report["12mp"], names, passes, portraits, subjects)
     if not native_recall:
         del recall_report["native"]
     ok = {
@@ -316,15 +272,6 @@ def engine_12mp(
         for scale, report in recall_report.items()
     }
     per_pass = {who: [sum(p.seconds) / len(p.seconds) for p in ps] for who, ps in passes.items()}
-    per_image = {
-        name: {
-            "baseline_s": float(np.median([p.seconds[i] for p in passes["baseline"]])),
-            "ours_s": float(np.median([p.seconds[i] for p in passes["ours"]])),
-            "baseline_faces": len(passes["baseline"][0].boxes[i]),
-            "ours_faces": len(passes["ours"][0].boxes[i]),
-        }
-        for i, name in enumerate(names)
-    }
     faces = sum(len(b) for b in passes["ours"][0].boxes)
     result = entry(
         "s/image",
@@ -335,13 +282,114 @@ def engine_12mp(
         size=f"{size[0]}x{size[1]}",
         recall=recall_report,
         recall_not_below_baseline=ok,
-        per_image=per_image,
+        per_image=_per_image(names, passes),
         detect_recall=detect_report,
         engine="bootstrap.face_engine() (the ingest function's factory and settings)",
         target="speedup >= 5 at recall >= baseline",
     )
     result["target_met"] = result["speedup"] >= 5 and all(ok.values())
     return result
+
+
+def _untimed_recall(
+    base: Worker,
+    ours: Worker,
+    corpus: corpus_module.Corpus,
+    scratch: Path,
+    detection: list[str] | None,
+    subjects: list[str],
+    native_recall: bool,
+    log: Callable[[str], None],
+) -> tuple[dict[str, Any], dict[str, Pass], dict[str, Any]]:
+    """Recall on the labelled sets (generated size, and native), portraits, detect_recall."""
+    recall_report: dict[str, Any] = {"12mp": {}, "native": {}}
+    portraits: dict[str, Pass] = {}
+    det_names = sorted(corpus.detection)
+    big = _both(base, ours, [corpus.detection[n].path for n in det_names])
+    for who, found in zip(("baseline", "ours"), big, strict=True):
+        recall_report["12mp"][who] = {"sets": _labelled_recall(corpus.truth, det_names, found)}
+    if native_recall:
+        recall_report["native"] = _native_recall(base, ours, det_names, subjects, portraits)
+    started = time.perf_counter()
+
+    def run_both(paths: list[Path]) -> tuple[list[list[Box]], list[list[Box]]]:
+        base_pass, ours_pass = _both(base, ours, paths)
+        return base_pass.boxes, ours_pass.boxes
+
+    detect_report = detect_recall.compare(run_both, scratch / "categories", detection)
+    log(f"  recall passes (untimed, two cores): {time.perf_counter() - started:.0f} s")
+    return recall_report, portraits, detect_report
+
+
+def _native_recall(
+    base: Worker,
+    ours: Worker,
+    det_names: list[str],
+    subjects: list[str],
+    portraits: dict[str, Pass],
+) -> dict[str, Any]:
+    """Recall and identities on the images at their own size (untimed); fills ``portraits``."""
+    report: dict[str, Any] = {}
+    native_names = sorted(labels()["uploads"])
+    det = _both(base, ours, [DETECTION / n for n in det_names])
+    ups = _both(base, ours, [UPLOADS / n for n in native_names], encodings=True)
+    por = _both(base, ours, [enroll_portraits()[s] for s in subjects], encodings=True)
+    for i, who in enumerate(("baseline", "ours")):
+        portraits[who] = por[i]
+        right, of = _identity(native_names, ups[i], por[i], subjects)
+        report[who] = {
+            "sets": _labelled_recall(_native_truth, det_names, det[i]),
+            "uploads": _counts(native_names, ups[i]),
+            "identities": {"right": right, "of": of},
+        }
+    return report
+
+
+def _timed_passes(
+    base: Worker, ours: Worker, files: list[Path], repeats: int, log: Callable[[str], None]
+) -> dict[str, list[Pass]]:
+    """The two alternate on one core, ``repeats`` rounds; the first round also encodes."""
+    passes: dict[str, list[Pass]] = {"baseline": [], "ours": []}
+    for round_ in range(repeats):
+        order = (base, ours) if round_ % 2 == 0 else (ours, base)
+        for worker in order:
+            started = time.perf_counter()
+            passes[worker.which].append(worker.run(files, encodings=round_ == 0))
+            log(
+                f"  {worker.which} pass {round_ + 1}/{repeats}: "
+                f"{time.perf_counter() - started:.1f} s"
+            )
+    return passes
+
+
+def _upload_recall(
+    sides: dict[str, Any],
+    names: list[str],
+    passes: dict[str, list[Pass]],
+    portraits: dict[str, Pass],
+    subjects: list[str],
+) -> None:
+    """Face counts (and identities, with portraits) of the first timed pass on the uploads."""
+    for who in ("baseline", "ours"):
+        first = passes[who][0]
+        side = sides[who]
+        side["uploads"] = _counts(names, first)
+        if who in portraits:
+            right, of = _identity(names, first, portraits[who], subjects)
+            side["identities"] = {"right": right, "of": of}
+
+
+def _per_image(names: list[str], passes: dict[str, list[Pass]]) -> dict[str, Any]:
+    """Median seconds and the faces found per upload, both engines."""
+    return {
+        name: {
+            "baseline_s": float(np.median([p.seconds[i] for p in passes["baseline"]])),
+            "ours_s": float(np.median([p.seconds[i] for p in passes["ours"]])),
+            "baseline_faces": len(passes["baseline"][0].boxes[i]),
+            "ours_faces": len(passes["ours"][0].boxes[i]),
+        }
+        for i, name in enumerate(names)
+    }
 
 
 def _native_truth(xml_name: str) -> dict[str, tuple[Box, ...]]:
@@ -357,41 +405,17 @@ YuNetFaceEngine(model_dir=sys.argv[1] if len(sys.argv) > 1 else None)
 
 def engine_cold_start(*, repeats: int, log: Callable[[str], None]) -> dict[str, Any]:
     """A new process importing the engine and loading its models, vs ``import face_recognition``."""
-    from quitclaim.faces.dlib_engine import DETECTOR_FILE, default_model_dir, export_detector
-
     timed_cpu = cpus(1)[0]
     with tempfile.TemporaryDirectory(prefix="qc-models-") as folder:
-        # The face layer's model folder: the two .dat files the engine uses,
-        # plus the serialised detector the layer build is to add.
         models = Path(folder)
-        for name in (
-            "shape_predictor_5_face_landmarks.dat",
-            "dlib_face_recognition_resnet_model_v1.dat",
-        ):
-            (models / name).symlink_to(default_model_dir() / name)
-        export_detector(models)
-        shipped = (default_model_dir() / DETECTOR_FILE).is_file()
+        shipped = _models_folder(models)
         commands = {
             "baseline": [sys.executable, "-c", "import face_recognition"],
             "ours": [sys.executable, "-c", _COLD_OURS, str(models)],
             "ours_builtin_detector": [sys.executable, "-c", _COLD_OURS],
             "python": [sys.executable, "-c", "pass"],
         }
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        for round_ in range(repeats):
-            names = list(commands) if round_ % 2 == 0 else list(reversed(commands))
-            for name in names:
-                started = time.perf_counter()
-                subprocess.run(  # noqa: S603 - our interpreter
-                    commands[name],
-                    check=True,
-                    cwd=REPO,
-                    env=worker_env(),
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    preexec_fn=lambda: os.sched_setaffinity(0, {timed_cpu}),
-                )
-                samples[name].append(time.perf_counter() - started)
+        samples = _process_starts(commands, repeats, timed_cpu)
         log(f"  {repeats} rounds of {len(commands)} process starts")
     base = samples["baseline"]
     result = entry(
@@ -416,3 +440,39 @@ def engine_cold_start(*, repeats: int, log: Callable[[str], None]) -> dict[str, 
     )
     result["target_met"] = result["value"] <= 0.5 * result["baseline"]
     return result
+
+
+def _models_folder(models: Path) -> bool:
+    """The face layer's model folder: the two .dat files the engine uses, plus the
+    serialised detector the layer build is to add; whether this environment ships it."""
+    from quitclaim.faces.dlib_engine import DETECTOR_FILE, default_model_dir, export_detector
+
+    for name in (
+        "shape_predictor_5_face_landmarks.dat",
+        "dlib_face_recognition_resnet_model_v1.dat",
+    ):
+        (models / name).symlink_to(default_model_dir() / name)
+    export_detector(models)
+    return (default_model_dir() / DETECTOR_FILE).is_file()
+
+
+def _process_starts(
+    commands: dict[str, list[str]], repeats: int, cpu: int
+) -> dict[str, list[float]]:
+    """Wall seconds of each command's process, rounds alternating the order, on one core."""
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for round_ in range(repeats):
+        names = list(commands) if round_ % 2 == 0 else list(reversed(commands))
+        for name in names:
+            started = time.perf_counter()
+            subprocess.run(  # noqa: S603 - our interpreter
+                commands[name],
+                check=True,
+                cwd=REPO,
+                env=worker_env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
+            )
+            samples[name].append(time.perf_counter() - started)
+    return samples

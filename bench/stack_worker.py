@@ -167,9 +167,7 @@ def run_recheck(
     """
     from quitclaim.adapters.dynamo import DynamoAssets
     from quitclaim.bootstrap import registry_service
-    from quitclaim.domain.models import AssetStatus, TenantPolicy
-    from quitclaim.domain.records import AssetRecord, asset_id_for
-    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS
+    from quitclaim.domain.models import TenantPolicy
 
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=RECHECK_TENANT))
@@ -177,14 +175,66 @@ def run_recheck(
     subject = registry.enrol_subject(
         RECHECK_TENANT, "Bench Subject", [portrait], biometric_consent=True
     )
+    consent_id = _grant(registry, subject)
+    assets = DynamoAssets()
+    template, photo = _approved_template(stack, assets)
+    began = time.perf_counter()
+    _fill_library(stack, assets, template, photo, assets_n)
+    setup_s = time.perf_counter() - began
+    rounds = _Rounds(registry, subject, stack, assets_n, counter)
+    if rounds.in_library() != assets_n:
+        raise RuntimeError("the recheck assets did not all reach the library")
+
+    recheck = registry.recheck
+    if recheck is None:
+        raise RuntimeError("the registry has no recheck")
+    batched_chunk = recheck.chunk
+    modes = {"batched": batched_chunk, "per_asset": 1}
+    found: dict[str, dict[str, list[float]]] = {
+        mode: {"withdrawal_s": [], "withdrawal_cpu_s": [], "restore_s": [], "restore_cpu_s": []}
+        for mode in modes
+    }
+    requests: dict[str, dict[str, float]] = {}
+    for _ in range(repeats):
+        for mode, chunk in modes.items():
+            recheck.chunk = chunk
+            consent_id = rounds.withdraw_and_restore(consent_id, found[mode])
+            if counter is not None:
+                requests[mode] = rounds.requests
+    recheck.chunk = batched_chunk
+    batched = found["batched"]
+    return {
+        "assets": assets_n,
+        "setup_s": setup_s,
+        "chunk": batched_chunk,
+        "withdrawal_s": summary(batched["withdrawal_s"]),
+        "restore_s": summary(batched["restore_s"]),
+        "modes": {
+            mode: {name: summary(values) for name, values in figures.items()}
+            for mode, figures in found.items()
+        },
+        "requests_per_asset": requests,
+    }
+
+
+def _grant(registry: Any, subject: str) -> str:
+    """The subject's consent to web use (the same each time it is granted again)."""
     consent = registry.grant_consent(
         RECHECK_TENANT, subject, ["web"], datetime(2026, 1, 1, tzinfo=UTC), None, source="bench"
     )
-    # A real approved decision for a photo of this person, to copy: the
-    # ingest handler's own record shape, not one written by hand.
+    return str(consent.consent_id)
+
+
+def _approved_template(stack: Any, assets: Any) -> tuple[Any, bytes]:
+    """A real approved decision for a photo of the subject, to copy, and the photo.
+
+    The ingest handler's own record shape, not one written by hand.
+    """
+    from quitclaim.domain.models import AssetStatus
+    from quitclaim.domain.records import asset_id_for
+
     s3 = stack.client("s3")
     uploads = stack.outputs["UploadsBucketName"]
-    library = stack.outputs["LibraryBucketName"]
     photo = (UPLOADS / "obama-speech.jpg").read_bytes()
     resp = s3.put_object(
         Bucket=uploads,
@@ -194,16 +244,23 @@ def run_recheck(
     )
     stack.drain(timeout_s=600)
     version = str(resp.get("VersionId") or str(resp["ETag"]).strip('"'))
-    assets = DynamoAssets()
     template = assets.get(
         RECHECK_TENANT,
         asset_id_for(RECHECK_TENANT, uploads, f"incoming/{RECHECK_TENANT}/template.jpg", version),
     )
     if template is None or template.status is not AssetStatus.APPROVED:
         raise RuntimeError(f"the template upload was not approved: {template}")
+    return template, photo
 
-    began = time.perf_counter()
-    prefix = f"{RECHECK_TENANT}/many/"
+
+def _fill_library(stack: Any, assets: Any, template: Any, photo: bytes, assets_n: int) -> None:
+    """``assets_n`` copies of the approved decision, each with its object in the library."""
+    from quitclaim.domain.records import AssetRecord, asset_id_for
+    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS
+
+    s3 = stack.client("s3")
+    uploads = stack.outputs["UploadsBucketName"]
+    library = stack.outputs["LibraryBucketName"]
     for i in range(assets_n):
         path = f"many/{i:05d}.jpg"
         source_key = f"incoming/{RECHECK_TENANT}/{path}"
@@ -223,67 +280,54 @@ def run_recheck(
             Body=photo,
             Metadata={META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
         )
-    setup_s = time.perf_counter() - began
-    if _library_count(s3, library, prefix) != assets_n:
-        raise RuntimeError("the recheck assets did not all reach the library")
 
-    recheck = registry.recheck
-    if recheck is None:
-        raise RuntimeError("the registry has no recheck")
-    batched_chunk = recheck.chunk
-    modes = {"batched": batched_chunk, "per_asset": 1}
-    found: dict[str, dict[str, list[float]]] = {
-        mode: {"withdrawal_s": [], "withdrawal_cpu_s": [], "restore_s": [], "restore_cpu_s": []}
-        for mode in modes
-    }
-    requests: dict[str, dict[str, float]] = {}
-    for _ in range(repeats):
-        for mode, chunk in modes.items():
-            recheck.chunk = chunk
-            if counter is not None:
-                counter.calls.clear()
-            started, cpu = time.perf_counter(), time.process_time()
-            if counter is not None:
-                with counter.counting():
-                    registry.revoke_consent(
-                        RECHECK_TENANT, subject, consent.consent_id, source="bench"
-                    )
-            else:
-                registry.revoke_consent(RECHECK_TENANT, subject, consent.consent_id, source="bench")
-            left = _library_count(s3, library, prefix)
-            found[mode]["withdrawal_s"].append(time.perf_counter() - started)
-            found[mode]["withdrawal_cpu_s"].append(time.process_time() - cpu)
-            if counter is not None:
-                requests[mode] = counter.per(assets_n)["requests"]
-            if left:
-                raise RuntimeError(f"{left} assets still in the library after the withdrawal")
-            started, cpu = time.perf_counter(), time.process_time()
-            consent = registry.grant_consent(
-                RECHECK_TENANT,
-                subject,
-                ["web"],
-                datetime(2026, 1, 1, tzinfo=UTC),
-                None,
-                source="bench",
-            )
-            found[mode]["restore_s"].append(time.perf_counter() - started)
-            found[mode]["restore_cpu_s"].append(time.process_time() - cpu)
-            if _library_count(s3, library, prefix) != assets_n:
-                raise RuntimeError("a new grant did not restore every asset")
-    recheck.chunk = batched_chunk
-    batched = found["batched"]
-    return {
-        "assets": assets_n,
-        "setup_s": setup_s,
-        "chunk": batched_chunk,
-        "withdrawal_s": summary(batched["withdrawal_s"]),
-        "restore_s": summary(batched["restore_s"]),
-        "modes": {
-            mode: {name: summary(values) for name, values in figures.items()}
-            for mode, figures in found.items()
-        },
-        "requests_per_asset": requests,
-    }
+
+class _Rounds:
+    """Withdraw the subject's consent, check the library emptied, grant it again; timed."""
+
+    def __init__(
+        self, registry: Any, subject: str, stack: Any, assets_n: int, counter: RequestCounter | None
+    ) -> None:
+        self._registry = registry
+        self._subject = subject
+        self._s3 = stack.client("s3")
+        self._library = stack.outputs["LibraryBucketName"]
+        self._assets_n = assets_n
+        self._counter = counter
+        # the last withdrawal's AWS requests per asset (with a counter)
+        self.requests: dict[str, float] = {}
+
+    def in_library(self) -> int:
+        return _library_count(self._s3, self._library, f"{RECHECK_TENANT}/many/")
+
+    def withdraw_and_restore(self, consent_id: str, figures: dict[str, list[float]]) -> str:
+        """One round into ``figures``; the id of the consent granted again."""
+        counter = self._counter
+        if counter is not None:
+            counter.calls.clear()
+        started, cpu = time.perf_counter(), time.process_time()
+        if counter is not None:
+            with counter.counting():
+                self._revoke(consent_id)
+        else:
+            self._revoke(consent_id)
+        left = self.in_library()
+        figures["withdrawal_s"].append(time.perf_counter() - started)
+        figures["withdrawal_cpu_s"].append(time.process_time() - cpu)
+        if counter is not None:
+            self.requests = counter.per(self._assets_n)["requests"]
+        if left:
+            raise RuntimeError(f"{left} assets still in the library after the withdrawal")
+        started, cpu = time.perf_counter(), time.process_time()
+        consent_id = _grant(self._registry, self._subject)
+        figures["restore_s"].append(time.perf_counter() - started)
+        figures["restore_cpu_s"].append(time.process_time() - cpu)
+        if self.in_library() != self._assets_n:
+            raise RuntimeError("a new grant did not restore every asset")
+        return consent_id
+
+    def _revoke(self, consent_id: str) -> None:
+        self._registry.revoke_consent(RECHECK_TENANT, self._subject, consent_id, source="bench")
 
 
 def _library_count(s3: Any, bucket: str, prefix: str) -> int:

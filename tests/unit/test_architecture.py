@@ -250,3 +250,66 @@ def test_the_ports_package_names_every_port() -> None:
     # Then each is importable as quitclaim.domain.ports.<name>
     assert defined <= set(ports.__all__)
     assert all(getattr(ports, name) is not None for name in defined)
+
+
+# ---- accuracy3
+# Issue #20 for the accuracy, billing, usage, conservation, backlog, digest,
+# dashboard and audit use-cases: ports only, public names only, one meaning per file name.
+_ACCURACY3_USECASES = (
+    "accuracy_audit",
+    "accuracy_jobs",
+    "stamp_accuracy",
+    "billing_runs",
+    "usage_metering",
+    "conservation",
+    "backlog_scan",
+    "digest",
+    "dashboard",
+    "audit_read",
+    "audit_trail",
+)
+
+
+def _from_imports(path: Path) -> list[ast.ImportFrom | ast.Import]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
+
+
+@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
+def test_accuracy3_usecases_import_no_sdk_adapter_or_image_library(name: str) -> None:
+    # Given one of these use-cases
+    path = PACKAGE / "usecases" / f"{name}.py"
+    # When its imports (module level and inside functions) are read
+    modules = set()
+    for node in _from_imports(path):
+        if isinstance(node, ast.Import):
+            modules.update(alias.name for alias in node.names)
+        elif node.module and node.level == 0:
+            modules.add(node.module)
+    # Then none is an SDK, an adapter, or an image/array library (those sit behind ports)
+    banned = {"boto3", "botocore", "pynamodb", "dlib", "cv2", "numpy", "PIL"}
+    assert not {m for m in modules if m.split(".")[0] in banned}
+    assert not {m for m in modules if m.startswith("quitclaim.adapters")}
+
+
+@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
+def test_accuracy3_usecases_import_no_private_names(name: str) -> None:
+    # Given one of these use-cases, when its names imported from the package are read
+    path = PACKAGE / "usecases" / f"{name}.py"
+    private = [
+        f"{node.module}.{alias.name}"
+        for node in _from_imports(path)
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("quitclaim")
+        for alias in node.names
+        if alias.name.startswith("_")
+    ]
+    # Then none is another module's private name
+    assert private == []
+
+
+@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
+def test_accuracy3_usecase_file_names_have_one_meaning(name: str) -> None:
+    # Given one of these use-cases, when the package's modules are listed
+    same = [p for p in _files(PACKAGE) if p.stem == name]
+    # Then no module in another folder has its file name
+    assert [str(p.relative_to(PACKAGE)) for p in same] == [f"usecases/{name}.py"]

@@ -15,7 +15,7 @@ from quitclaim.domain.models import AssetStatus, TenantPolicy
 from quitclaim.domain.ports import Arrival
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Page
-from quitclaim.usecases.backlog import BacklogScan
+from quitclaim.usecases.backlog_scan import BacklogScan
 from tests.unit.fakes import FakeTenants, FixedClock
 from tests.unit.test_admission import FakeBulkLane, FakeCounter, admission, s3_event
 

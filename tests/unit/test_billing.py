@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from quitclaim.domain.billing import HourRecord, Ledger, bill, deltas, due_hours
-from quitclaim.usecases.billing import (
+from quitclaim.usecases.billing_runs import (
     Account,
     Billing,
     MeterAnswer,

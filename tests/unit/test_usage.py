@@ -31,7 +31,7 @@ from quitclaim.domain.usage import (
     usage_csv,
 )
 from quitclaim.usecases.scan_asset import ScanRequest
-from quitclaim.usecases.usage import Usage
+from quitclaim.usecases.usage_metering import Usage
 from tests.unit.fakes import FakeUsage, fake_image
 from tests.unit.test_scan_asset import NOW, UP, World
 

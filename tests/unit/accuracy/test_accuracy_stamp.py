@@ -9,7 +9,7 @@ from typing import Any
 from quitclaim.bootstrap import face_engine
 from quitclaim.domain.accuracy_stamp import MODEL_VERSIONS
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.usecases.accuracy_stamp import AccuracyStamps, stamp_key
+from quitclaim.usecases.stamp_accuracy import AccuracyStamps, stamp_key
 from tests.conftest import REPO_ROOT
 from tests.unit.fakes import FakeStore, FakeTenants
 
@@ -32,7 +32,7 @@ def test_the_stamp_reads_without_the_face_layer() -> None:
     code = (
         "import sys\n"
         "for m in ('numpy', 'cv2', 'dlib', 'PIL'): sys.modules[m] = None\n"
-        "import quitclaim.usecases.accuracy_stamp, quitclaim.usecases.digest\n"
+        "import quitclaim.usecases.stamp_accuracy, quitclaim.usecases.digest\n"
         "print('ok')\n"
     )
     path = f"{REPO_ROOT / 'layers' / 'core' / 'python'}"

@@ -69,7 +69,7 @@ from quitclaim.usecases.retention_sweep import Retention
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.scan_asset import ScanAsset
 from quitclaim.usecases.subject_rights import SubjectRights
-from quitclaim.usecases.usage import Usage
+from quitclaim.usecases.usage_metering import Usage
 from quitclaim.usecases.webhook_admin import WebhookAdmin
 from quitclaim.usecases.webhook_apply import ApplyInbound
 from quitclaim.usecases.webhook_dispatch import WebhookDispatcher
@@ -79,14 +79,14 @@ if TYPE_CHECKING:
     from quitclaim.domain.registry import Principal
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
     from quitclaim.usecases.accuracy_jobs import AccuracyJobs
-    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
     from quitclaim.usecases.audit_read import AuditReader
     from quitclaim.usecases.authorizer import KeyAuthorizer
-    from quitclaim.usecases.backlog import BacklogScan, BacklogSource
-    from quitclaim.usecases.billing import Billing
+    from quitclaim.usecases.backlog_scan import BacklogScan, BacklogSource
+    from quitclaim.usecases.billing_runs import Billing
     from quitclaim.usecases.import_consents import ConsentImport
     from quitclaim.usecases.plans import PlanChanges
     from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
 _clock: Clock = SystemClock()
 
@@ -172,7 +172,7 @@ def usage_service() -> Usage:
 def billing_service() -> Billing:
     """Hourly Marketplace metering, the usage.hourly event, reconciliation (docs/billing.md)."""
     from quitclaim.adapters.billing_store import AwsMarketplace, DynamoLedgers, StoredRecount
-    from quitclaim.usecases.billing import Billing
+    from quitclaim.usecases.billing_runs import Billing
 
     settings = _bound(get_settings())
     code = settings.marketplace_product_code
@@ -528,7 +528,7 @@ def digest_service() -> Digest:
 
 def _accuracy_stamps(settings: Settings) -> AccuracyStamps:
     """The last accuracy audit's stamp (no face layer needed: the digest's function)."""
-    from quitclaim.usecases.accuracy_stamp import AccuracyStamps
+    from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
     store = S3ObjectStore(aws_client("s3", settings))
     return AccuracyStamps(store, settings.documents_bucket, DynamoTenants())
@@ -868,7 +868,7 @@ def consent_import_service() -> ConsentImport:
 def backlog_service() -> BacklogScan:
     """Scanning an existing library through the bulk lane (CLI, bench); built per call."""
     from quitclaim.adapters.s3_backlog import S3BacklogStore
-    from quitclaim.usecases.backlog import BacklogScan
+    from quitclaim.usecases.backlog_scan import BacklogScan
 
     settings = _bound(get_settings())
     store = S3BacklogStore(

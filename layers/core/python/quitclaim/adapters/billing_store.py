@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from quitclaim.domain.billing import DIMENSIONS, HourRecord, Ledger, RecordStatus
 from quitclaim.domain.errors import DependencyFailed, NotFound
 from quitclaim.domain.records import AssetRecord
-from quitclaim.usecases.billing import (
+from quitclaim.usecases.billing_runs import (
     Account,
     MeterAnswer,
     MeteringThrottled,

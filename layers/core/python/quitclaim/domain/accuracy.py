@@ -88,23 +88,8 @@ def parse_labels(text: str) -> Labels:
         box = _box(box_text, number)
         if person.lower() == UNKNOWN:
             person = f"{UNKNOWN}:{len(faces)}"
-        attrs: dict[str, str] = {}
-        for cell in cells[4:]:
-            if not cell:
-                continue
-            if not cell.startswith("group:") or "=" not in cell:
-                raise ValidationFailed(
-                    f"labels line {number}: expected group:<name>=<value>, got a malformed cell",
-                    field="labels",
-                )
-            name, value = cell[len("group:") :].split("=", 1)
-            if not name.strip() or not value.strip():
-                raise ValidationFailed(
-                    f"labels line {number}: empty group name or value", field="labels"
-                )
-            attrs[name.strip()] = value.strip()
         known = groups.setdefault(person, {})
-        for name, value in attrs.items():
+        for name, value in _groups(cells[4:], number).items():
             if known.get(name, value) != value:
                 raise ValidationFailed(
                     f"labels line {number}: group {name!r} differs from an earlier row "
@@ -116,6 +101,26 @@ def parse_labels(text: str) -> Labels:
     if not faces:
         raise ValidationFailed("the labels file has no rows", field="labels")
     return Labels(tuple(faces), groups)
+
+
+def _groups(cells: list[str], number: int) -> dict[str, str]:
+    """A row's ``group:<name>=<value>`` cells (empty cells skipped)."""
+    attrs: dict[str, str] = {}
+    for cell in cells:
+        if not cell:
+            continue
+        if not cell.startswith("group:") or "=" not in cell:
+            raise ValidationFailed(
+                f"labels line {number}: expected group:<name>=<value>, got a malformed cell",
+                field="labels",
+            )
+        name, value = cell[len("group:") :].split("=", 1)
+        if not name.strip() or not value.strip():
+            raise ValidationFailed(
+                f"labels line {number}: empty group name or value", field="labels"
+            )
+        attrs[name.strip()] = value.strip()
+    return attrs
 
 
 def _box(text: str, number: int) -> Box | None:
@@ -474,6 +479,33 @@ class Scope:
     across: Mapping[str, str] | None = None
 
 
+def _measurable_scopes(
+    pairs: Pairs, scopes: Sequence[Scope], target: float
+) -> tuple[list[Scope], list[npt.NDArray[np.float64]], list[Scope]]:
+    """The scopes with enough impostor comparisons (and their distances), and the rest."""
+    unmeasurable: list[Scope] = []
+    judged: list[Scope] = []
+    scoped: list[npt.NDArray[np.float64]] = []
+    for scope in scopes:
+        d = scope_impostors(pairs, scope)
+        if measurable(d.size, target):
+            judged.append(scope)
+            scoped.append(d)
+        else:
+            unmeasurable.append(scope)
+    return judged, scoped, unmeasurable
+
+
+def _least_margin(probes: Probes, threshold: float, margin: float, target: float) -> float:
+    """The tenant's margin, or the least above it keeping the probes' wrong rate at ``target``."""
+    probe_count = len(probes.person)
+    for m in (x for x in MARGIN_GRID if x >= margin - 1e-9):
+        wrong = outcomes(probes, threshold, m).count("wrong")
+        if probe_count == 0 or wrong / probe_count <= target:
+            return m
+    return MARGIN_GRID[-1]
+
+
 def advise(
     pairs: Pairs,
     probes: Probes,
@@ -495,16 +527,7 @@ def advise(
     """
     if not 0 < target < 1:
         raise ValidationFailed("target FMR must be between 0 and 1", field="target_fmr")
-    unmeasurable: list[Scope] = []
-    judged: list[Scope] = []
-    scoped: list[npt.NDArray[np.float64]] = []
-    for scope in scopes:
-        d = scope_impostors(pairs, scope)
-        if measurable(d.size, target):
-            judged.append(scope)
-            scoped.append(d)
-        else:
-            unmeasurable.append(scope)
+    judged, scoped, unmeasurable = _measurable_scopes(pairs, scopes, target)
     base: dict[str, Any] = {
         "target_fmr": target,
         "needs_comparisons": math.ceil(COMPARISONS_PER_INVERSE_TARGET / target),
@@ -519,15 +542,7 @@ def advise(
             chosen_t = t
     if chosen_t is None:
         return {**base, "status": "no threshold in the allowed range meets the target"}
-    chosen_m: float | None = None
-    probe_count = len(probes.person)
-    for m in (x for x in MARGIN_GRID if x >= margin - 1e-9):
-        wrong = outcomes(probes, chosen_t, m).count("wrong")
-        if probe_count == 0 or wrong / probe_count <= target:
-            chosen_m = m
-            break
-    if chosen_m is None:
-        chosen_m = MARGIN_GRID[-1]
+    chosen_m = _least_margin(probes, chosen_t, margin, target)
     cost = {
         s.name: fnmr(pairs, chosen_t, s.chosen, seed=seed).as_dict()
         for s in judged

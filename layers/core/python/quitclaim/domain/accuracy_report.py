@@ -149,24 +149,33 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+_STYLE = (
+    "<!doctype html><html><head><meta charset='utf-8'><title>Accuracy audit</title>",
+    "<style>body{font-family:sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem}"
+    "table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;"
+    "padding:.25rem .5rem;text-align:left}.stale{background:#fee;padding:.5rem}"
+    "</style></head><body>",
+)
+
+
 def render_html(report: Mapping[str, Any]) -> str:
     """The report people read: summary, method, limits, legal basis, tables and plots."""
-    v = report["verification"]
-    ident = report["identification"]
-    data = report["data"]
-    groups = [("everyone", v["overall"])] + [
-        (f"{a}={val}", r) for a, by in v["by_group"].items() for val, r in by.items()
-    ]
-    id_rows = [("everyone", ident["overall"])] + [
-        (f"{a}={val}", r) for a, by in ident["by_group"].items() for val, r in by.items()
-    ]
-    advice = report["advice"]
     parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>Accuracy audit</title>",
-        "<style>body{font-family:sans-serif;max-width:64rem;margin:2rem auto;padding:0 1rem}"
-        "table{border-collapse:collapse;margin:.5rem 0 1.5rem}td,th{border:1px solid #ccc;"
-        "padding:.25rem .5rem;text-align:left}.stale{background:#fee;padding:.5rem}"
-        "</style></head><body>",
+        *_heading(report),
+        *_data(report),
+        *_verification(report),
+        *_identification(report),
+        *_detection(report),
+        *_advice(report),
+        *_closing(report),
+    ]
+    return "\n".join(parts)
+
+
+def _heading(report: Mapping[str, Any]) -> list[str]:
+    """Title, what was measured with, and the stale warning."""
+    parts = [
+        *_STYLE,
         f"<h1>Accuracy and bias audit — {_e(report['tenant'])}</h1>",
         f"<p>Dated {_e(report['created_at'])}; "
         f"engine {_e(json.dumps(report['engine_versions'], sort_keys=True))}; "
@@ -178,13 +187,28 @@ def render_html(report: Mapping[str, Any]) -> str:
         parts.append(
             f"<p class='stale'>Stale: {_e('; '.join(report['stale']))}. Run the audit again.</p>"
         )
-    parts += [
+    return parts
+
+
+def _data(report: Mapping[str, Any]) -> list[str]:
+    data = report["data"]
+    return [
         "<h2>Data</h2>",
         _table(["what", "count"], [(k, str(val)) for k, val in data.items() if k != "groups"]),
         _table(
             ["group", "people"],
             [(f"{a}={val}", str(n)) for a, by in data["groups"].items() for val, n in by.items()],
         ),
+    ]
+
+
+def _verification(report: Mapping[str, Any]) -> list[str]:
+    """FMR/FNMR tables and plots per group, the DET curves and the distance histogram."""
+    v = report["verification"]
+    groups = [("everyone", v["overall"])] + [
+        (f"{a}={val}", r) for a, by in v["by_group"].items() for val, r in by.items()
+    ]
+    return [
         "<h2>Verification</h2>",
         _table(
             ["group", "FMR", "FNMR"], [(n, _rate(r["fmr"]), _rate(r["fnmr"])) for n, r in groups]
@@ -201,6 +225,15 @@ def render_html(report: Mapping[str, Any]) -> str:
             report["curves"]["impostor"],
             float(report["policy"]["match_threshold"]),
         ),
+    ]
+
+
+def _identification(report: Mapping[str, Any]) -> list[str]:
+    ident = report["identification"]
+    id_rows = [("everyone", ident["overall"])] + [
+        (f"{a}={val}", r) for a, by in ident["by_group"].items() for val, r in by.items()
+    ]
+    return [
         "<h2>Identification as the gate decides</h2>",
         _table(
             ["group", "right", "unknown", "wrong", "wrong rate", "miss rate"],
@@ -216,26 +249,30 @@ def render_html(report: Mapping[str, Any]) -> str:
                 for n, r in id_rows
             ],
         ),
+    ]
+
+
+def _detection(report: Mapping[str, Any]) -> list[str]:
+    d = report["detection"]
+    return [
         "<h2>Detection</h2>",
         _table(
             ["scope", "found", "miss rate"],
-            [
-                (
-                    "everyone",
-                    str(report["detection"]["miss"]["found"]),
-                    _rate(report["detection"]["miss"]),
-                )
-            ]
+            [("everyone", str(d["miss"]["found"]), _rate(d["miss"]))]
             + [
                 (f"{a}={val}", str(r["found"]), _rate(r))
-                for a, by in report["detection"]["by_group"].items()
+                for a, by in d["by_group"].items()
                 for val, r in by.items()
             ]
-            + [
-                (f"pose {p}", str(r["found"]), _rate(r))
-                for p, r in report["detection"]["by_pose"].items()
-            ],
+            + [(f"pose {p}", str(r["found"]), _rate(r)) for p, r in d["by_pose"].items()],
         ),
+    ]
+
+
+def _advice(report: Mapping[str, Any]) -> list[str]:
+    """The advised threshold and margin, what is unmeasurable, and the FNMR it costs."""
+    advice = report["advice"]
+    parts = [
         "<h2>Threshold advice</h2>",
         f"<p>{_e(advice['status'])}"
         + (
@@ -258,7 +295,12 @@ def render_html(report: Mapping[str, Any]) -> str:
                 [(n, _rate(r)) for n, r in advice["fnmr_cost"].items()],
             )
         )
-    parts += [
+    return parts
+
+
+def _closing(report: Mapping[str, Any]) -> list[str]:
+    """Method, limits, legal basis, and what was deleted when the audit ended."""
+    parts = [
         "<h2>Method</h2>",
         f"<p>{_e(report['method'])}</p>",
         "<h2>Limits</h2><ul>" + "".join(f"<li>{_e(x)}</li>" for x in report["limits"]) + "</ul>",
@@ -273,4 +315,4 @@ def render_html(report: Mapping[str, Any]) -> str:
             f"verified: {_e(c['verified'])}.</p>"
         )
     parts.append("</body></html>")
-    return "\n".join(parts)
+    return parts

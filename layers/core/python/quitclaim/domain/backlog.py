@@ -5,7 +5,7 @@ feeds each image into the uploads under ``incoming/<tenant>/backlog/<name>/``;
 admission sends every upload under that collection to the bulk lane
 (docs/fairness.md), so other tenants' uploads keep the main lane. The
 checkpoint records the last source key fed, so a stopped scan resumes after
-it. usecases/backlog.py does the work; this module holds the rules.
+it. usecases/backlog_scan.py does the work; this module holds the rules.
 """
 
 from __future__ import annotations

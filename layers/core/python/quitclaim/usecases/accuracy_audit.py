@@ -15,17 +15,17 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
-
 from quitclaim.domain import accuracy as acc
+from quitclaim.domain import accuracy_measure as measure
+from quitclaim.domain.accuracy_measure import Attributed
 from quitclaim.domain.accuracy_report import render_html
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import Clock, FaceEngine, FaceObservation, ObjectStore, TenantRepository
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
-from quitclaim.usecases.accuracy_stamp import AccuracyStamps
 from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
+from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
 LEGAL_BASIS = (
     "Group attributes such as ethnic origin, health (glasses are not, a medical aid may be) or "
@@ -177,104 +177,61 @@ class AccuracyAudit:
         by_photo: dict[str, list[acc.LabelledFace]] = {}
         for label in labels.faces:
             by_photo.setdefault(label.photo, []).append(label)
-        persons: list[str] = []
-        encodings: list[Any] = []
-        enrol_rows: list[bool] = []
-        enrollable_rows: list[bool] = []
-        found: list[tuple[acc.LabelledFace, bool]] = []
-        unattributed = unreadable = 0
+        seen = Attributed()
         bad: set[str] = set()
         for photo, rows in by_photo.items():
             faces, enrollable = self._faces(engine, photos, photo, cache, bad)
-            unreadable += photo in bad
-            taken: set[int] = set()
-            for row in rows:
-                face: FaceObservation | None = None
-                if row.box is not None:
-                    best, best_iou = None, 0.0
-                    for k, candidate in enumerate(faces):
-                        overlap = acc.iou(row.box, candidate.box)
-                        if k not in taken and overlap > best_iou:
-                            best, best_iou = k, overlap
-                    hit = best is not None and best_iou >= acc.IOU_FOUND
-                    found.append((row, hit))
-                    if hit and best is not None:
-                        taken.add(best)
-                        face = faces[best]
-                elif len(rows) == 1 and len(faces) == 1:
-                    face = faces[0]
-                if face is None or not face.matchable:
-                    unattributed += 1
-                    continue
-                persons.append(row.person)
-                encodings.append(face.encoding)
-                enrol_rows.append(row.pose == acc.ENROL_POSE)
-                enrollable_rows.append(enrollable and len(rows) == 1)
-        matrix = acc.distances(np.stack(encodings) if encodings else np.zeros((0, 128)))
-        pairs = acc.Pairs.build(persons, matrix)
-        probes, enrolled, not_enrolled = _probes(persons, matrix, enrol_rows, enrollable_rows)
-        groups = {p: dict(g) for p, g in labels.groups.items()}
-        attrs = labels.attributes
-        values = {a: sorted({g[a] for g in groups.values() if a in g}) for a in attrs}
-
-        def members(attr: str, value: str) -> set[str]:
-            return {p for p, g in groups.items() if g.get(attr) == value}
-
+            seen.add_photo(rows, faces, enrollable)
+        matrix = seen.distances()
+        pairs = acc.Pairs.build(seen.persons, matrix)
+        probes, enrolled, not_enrolled = measure.probes(
+            seen.persons, matrix, seen.enrol_rows, seen.enrollable_rows
+        )
+        grouping = measure.Grouping(labels)
         t, m = policy.match_threshold, policy.match_margin
-        verification: dict[str, Any] = {
-            "overall": {
-                "fmr": acc.fmr(pairs, t, seed=seed).as_dict(),
-                "fnmr": acc.fnmr(pairs, t, seed=seed).as_dict(),
-            },
-            "by_group": {
-                a: {
-                    v: {
-                        "fmr": acc.fmr(pairs, t, members(a, v), seed=seed).as_dict(),
-                        "fnmr": acc.fnmr(pairs, t, members(a, v), seed=seed).as_dict(),
-                    }
-                    for v in values[a]
-                }
-                for a in attrs
-            },
-            "across": {
-                a: {
-                    "fmr": acc.fmr(
-                        pairs, t, across={p: g[a] for p, g in groups.items() if a in g}, seed=seed
-                    ).as_dict()
-                }
-                for a in attrs
-            },
+        report = self._header(tenant, engine, policy, target, seed)
+        report["data"] = {
+            "photos": len(by_photo),
+            "unreadable_photos": len(bad),
+            "labelled_faces": len(labels.faces),
+            "attributed_faces": len(seen.persons),
+            "unattributed_faces": seen.unattributed,
+            "people": len(pairs.people),
+            "enrolled": len(enrolled),
+            "not_enrollable": not_enrolled,
+            "probes": len(probes.person),
+            "genuine_pairs": int(pairs.genuine.size),
+            "impostor_pairs": int(pairs.impostor.size),
+            "groups": grouping.sizes(),
         }
-        identification = {
-            "overall": acc.identification(probes, t, m, seed=seed),
-            "by_group": {
-                a: {
-                    v: acc.identification(probes, t, m, members(a, v), seed=seed) for v in values[a]
-                }
-                for a in attrs
-            },
-        }
-        detection = _detection(found, groups, attrs, values, seed)
-        scopes = [acc.Scope("everyone")]
-        scopes += [acc.Scope(f"{a}={v}", members(a, v)) for a in attrs for v in values[a]]
-        scopes += [
-            acc.Scope(f"across {a}", None, {p: g[a] for p, g in groups.items() if a in g})
-            for a in attrs
-        ]
-        advice = acc.advise(pairs, probes, scopes, threshold=t, margin=m, target=target, seed=seed)
-        curves = {
-            "det": {"everyone": acc.det_curve(pairs)}
-            | {f"{a}={v}": acc.det_curve(pairs, members(a, v)) for a in attrs for v in values[a]},
-            "bins": list(acc.HIST_BINS),
-            "genuine": acc.histogram(pairs.genuine),
-            "impostor": acc.histogram(pairs.impostor),
-        }
-        report: dict[str, Any] = {
+        g = grouping
+        report["detection"] = measure.detection(seen.found, g.groups, g.attrs, g.values, seed)
+        report["verification"] = measure.verification(pairs, grouping, t, seed)
+        report["identification"] = measure.identification(probes, grouping, t, m, seed)
+        report["advice"] = acc.advise(
+            pairs, probes, measure.scopes(grouping), threshold=t, margin=m, target=target, seed=seed
+        )
+        report["curves"] = measure.curves(pairs, grouping)
+        report["method"] = METHOD
+        report["limits"] = list(LIMITS)
+        report["legal_basis"] = LEGAL_BASIS if grouping.attrs else None
+        if per_person:
+            report["per_person"] = measure.per_person(pairs, seen.persons, t, seed)
+        return report
+
+    def _header(
+        self, tenant: str, engine: FaceEngine, policy: TenantPolicy, target: float, seed: int
+    ) -> dict[str, Any]:
+        """What was measured with: engine, policy, target and the statistics' fixed rules."""
+        return {
             "format": acc.REPORT_FORMAT,
             "tenant": tenant,
             "created_at": self._clock.now().isoformat(),
             "engine_versions": dict(engine.versions),
-            "policy": {"match_threshold": t, "match_margin": m},
+            "policy": {
+                "match_threshold": policy.match_threshold,
+                "match_margin": policy.match_margin,
+            },
             "target_fmr": target,
             "seed": seed,
             "rules": {
@@ -284,39 +241,7 @@ class AccuracyAudit:
                 "iou_found": acc.IOU_FOUND,
                 "comparisons_per_inverse_target": acc.COMPARISONS_PER_INVERSE_TARGET,
             },
-            "data": {
-                "photos": len(by_photo),
-                "unreadable_photos": unreadable,
-                "labelled_faces": len(labels.faces),
-                "attributed_faces": len(persons),
-                "unattributed_faces": unattributed,
-                "people": len(pairs.people),
-                "enrolled": len(enrolled),
-                "not_enrollable": not_enrolled,
-                "probes": len(probes.person),
-                "genuine_pairs": int(pairs.genuine.size),
-                "impostor_pairs": int(pairs.impostor.size),
-                "groups": {a: {v: len(members(a, v)) for v in values[a]} for a in attrs},
-            },
-            "detection": detection,
-            "verification": verification,
-            "identification": identification,
-            "advice": advice,
-            "curves": curves,
-            "method": METHOD,
-            "limits": list(LIMITS),
-            "legal_basis": LEGAL_BASIS if attrs else None,
         }
-        if per_person:
-            report["per_person"] = {
-                p: {
-                    "faces": persons.count(p),
-                    "fnmr": acc.fnmr(pairs, t, {p}, seed=seed).as_dict(),
-                }
-                for p in pairs.people
-                if not p.startswith(acc.UNKNOWN + ":")
-            }
-        return report
 
     # -- the DPIA's evidence -------------------------------------------------------
     def _key(self, tenant: str, suffix: str) -> str:
@@ -339,7 +264,7 @@ class AccuracyAudit:
         for stem in stems:
             self._store.write(self._bucket, stem + ".json", data, content_type="application/json")
             self._store.write(self._bucket, stem + ".html", html, content_type="text/html")
-        # The small record the digest reads without the face layer (usecases/accuracy_stamp.py).
+        # The small record the digest reads without the face layer (usecases/stamp_accuracy.py).
         AccuracyStamps(self._store, self._bucket, self._tenants).write(report)
 
     def latest(self, tenant: str) -> dict[str, Any] | None:
@@ -388,74 +313,6 @@ def _stamp(report: Mapping[str, Any]) -> acc.AuditStamp:
         float(report["policy"]["match_threshold"]),
         float(report["policy"]["match_margin"]),
     )
-
-
-def _probes(
-    persons: list[str], matrix: Any, enrol_rows: list[bool], enrollable: list[bool]
-) -> tuple[acc.Probes, list[str], int]:
-    """Enrol each named person (their 'enrol' rows, else their first); probe the rest."""
-    chosen: dict[str, list[int]] = {}
-    for i, person in enumerate(persons):
-        if person.startswith(acc.UNKNOWN + ":"):
-            continue
-        if enrol_rows[i]:
-            chosen.setdefault(person, []).append(i)
-    for i, person in enumerate(persons):
-        if not person.startswith(acc.UNKNOWN + ":") and person not in chosen:
-            chosen[person] = [i]
-    gallery = {p: [i for i in rows if enrollable[i]] for p, rows in chosen.items()}
-    not_enrolled = sum(1 for rows in gallery.values() if not rows)
-    gallery = {p: rows for p, rows in sorted(gallery.items()) if rows}
-    enrolled = list(gallery)
-    used = {i for rows in chosen.values() for i in rows}
-    probe_rows = [i for i in range(len(persons)) if i not in used]
-    nearest = np.zeros((len(probe_rows), len(enrolled)))
-    for c, p in enumerate(enrolled):
-        if probe_rows:
-            nearest[:, c] = matrix[np.ix_(probe_rows, gallery[p])].min(axis=1)
-    probes = acc.Probes(
-        tuple(enrolled),
-        tuple(persons[i] for i in probe_rows),
-        tuple(persons[i] if persons[i] in gallery else None for i in probe_rows),
-        nearest,
-    )
-    return probes, enrolled, not_enrolled
-
-
-def _detection(
-    found: list[tuple[acc.LabelledFace, bool]],
-    groups: Mapping[str, Mapping[str, str]],
-    attrs: list[str],
-    values: Mapping[str, list[str]],
-    seed: int,
-) -> dict[str, Any]:
-    """Missed labelled faces per person → miss rates overall, per group and per pose."""
-
-    def rate(rows: list[tuple[acc.LabelledFace, bool]]) -> dict[str, Any]:
-        per: dict[str, list[int]] = {}
-        for row, hit in rows:
-            c = per.setdefault(row.person, [0, 0])
-            c[0] += not hit
-            c[1] += 1
-        result = acc.person_rate(
-            [c[0] for c in per.values()], [c[1] for c in per.values()], seed=seed
-        ).as_dict()
-        result["found"] = sum(hit for _, hit in rows)
-        return result
-
-    poses = sorted({row.pose for row, _ in found if row.pose})
-    return {
-        "boxed_faces": len(found),
-        "miss": rate(found),
-        "by_group": {
-            a: {
-                v: rate([(r, h) for r, h in found if groups.get(r.person, {}).get(a) == v])
-                for v in values[a]
-            }
-            for a in attrs
-        },
-        "by_pose": {p: rate([(r, h) for r, h in found if r.pose == p]) for p in poses},
-    }
 
 
 class DirectoryPhotos:

@@ -115,15 +115,9 @@ class ConservationCheck:
     def check(self, tenant: str) -> ConservationReport:
         now = self.clock.now()
         records = list(self._records(tenant))
-        found: list[Violation] = []
         latest = _latest_per_path(records)
         held = {r.source_key: r for r in latest if r.status is AssetStatus.HELD}
-        waiting = set(self.store.keys(self.uploads_bucket, f"{self.incoming_prefix}{tenant}/"))
-        for key in sorted(waiting - held.keys()):
-            found.append(Violation("unprocessed", "an upload was never decided", location=key))
-        for key, record in sorted(held.items()):
-            if key not in waiting:
-                found.append(_at(record, "held", "a held upload is gone from the uploads", key))
+        found = self._uploads(tenant, held)
         placed = {
             "library": set(self.store.keys(self.library_bucket, f"{tenant}/")),
             "quarantine": set(self.store.keys(self.quarantine_bucket, f"{tenant}/")),
@@ -131,6 +125,51 @@ class ConservationCheck:
                 self.store.keys(self.quarantine_bucket, f"{self.rejected_prefix}{tenant}/")
             ),
         }
+        found.extend(self._placement(records, latest, placed))
+        found.extend(self._reachable(tenant, records, placed["library"]))
+        originals = set(
+            self.store.keys(self.quarantine_bucket, f"{self.originals_prefix}{tenant}/")
+        )
+        found.extend(self._originals(records, originals))
+        published = [
+            r
+            for r in latest
+            if r.status is AssetStatus.APPROVED and r.dest_key in placed["library"]
+        ]
+        for read in self._each(published, lambda r: self._published_bytes(r) + self._tagged(r)):
+            found.extend(read)
+        found.extend(self._decisions(records, now))
+        if self.audit is not None:
+            found.extend(self._audited(tenant, records))
+        return ConservationReport(
+            tenant=tenant,
+            checked_at=now,
+            decisions=len(records),
+            library=len(placed["library"]),
+            quarantine=len(placed["quarantine"]),
+            rejected=len(placed["rejected"]),
+            violations=tuple(found),
+            held=len(held),
+            originals=len(originals),
+            deleted=sum(1 for r in records if r.status is AssetStatus.DELETED),
+        )
+
+    def _uploads(self, tenant: str, held: dict[str, AssetRecord]) -> list[Violation]:
+        """Every waiting upload is held by a decision, and every held one still waits."""
+        found: list[Violation] = []
+        waiting = set(self.store.keys(self.uploads_bucket, f"{self.incoming_prefix}{tenant}/"))
+        for key in sorted(waiting - held.keys()):
+            found.append(Violation("unprocessed", "an upload was never decided", location=key))
+        for key, record in sorted(held.items()):
+            if key not in waiting:
+                found.append(_at(record, "held", "a held upload is gone from the uploads", key))
+        return found
+
+    def _placement(
+        self, records: list[AssetRecord], latest: list[AssetRecord], placed: dict[str, set[str]]
+    ) -> list[Violation]:
+        """Each decision's object is where it says and nowhere else; no object lacks one."""
+        found: list[Violation] = []
         expected: dict[str, set[str]] = {name: set() for name in placed}
         for record in latest:
             where = _place(record, self.rejected_prefix)
@@ -149,38 +188,18 @@ class ConservationCheck:
             claimed = {r.dest_key for r in records if _place(r, self.rejected_prefix) == name}
             for key in sorted(keys - claimed):
                 found.append(Violation("orphan", f"in the {name} without a decision", None, key))
-        found.extend(self._reachable(tenant, records, placed["library"]))
-        originals = set(
-            self.store.keys(self.quarantine_bucket, f"{self.originals_prefix}{tenant}/")
-        )
-        found.extend(self._originals(records, originals))
-        published = [
-            r
-            for r in latest
-            if r.status is AssetStatus.APPROVED and r.dest_key in placed["library"]
-        ]
-        for read in self._each(published, lambda r: self._published_bytes(r) + self._tagged(r)):
-            found.extend(read)
+        return found
+
+    def _decisions(self, records: list[AssetRecord], now: datetime) -> list[Violation]:
+        """Every decision has its history, and every approval a consent that covered it."""
+        found: list[Violation] = []
         consents: dict[str, list[Consent]] = {}
         for record in records:
             if not record.history:
                 found.append(_at(record, "no_history", "decision without history", None))
             if record.status is AssetStatus.APPROVED:
                 found.extend(self._consented(record, now, consents))
-        if self.audit is not None:
-            found.extend(self._audited(tenant, records))
-        return ConservationReport(
-            tenant=tenant,
-            checked_at=now,
-            decisions=len(records),
-            library=len(placed["library"]),
-            quarantine=len(placed["quarantine"]),
-            rejected=len(placed["rejected"]),
-            violations=tuple(found),
-            held=len(held),
-            originals=len(originals),
-            deleted=sum(1 for r in records if r.status is AssetStatus.DELETED),
-        )
+        return found
 
     def _each(
         self, items: list[AssetRecord], read: Callable[[AssetRecord], list[Violation]]

@@ -43,7 +43,7 @@ from quitclaim.domain.webhooks import (
 )
 from quitclaim.faces.thumbnails import Thumbnail
 from quitclaim.observability import audit
-from quitclaim.usecases.billing import with_bill
+from quitclaim.usecases.billing_runs import with_bill
 from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import Registry
@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from quitclaim.usecases.processing import RecordsOfProcessing
     from quitclaim.usecases.redaction import Redaction
     from quitclaim.usecases.subject_rights import SubjectRights
-    from quitclaim.usecases.usage import Usage
+    from quitclaim.usecases.usage_metering import Usage
 
 MAX_PAGE = 200
 

@@ -225,8 +225,8 @@ def _day(at: datetime) -> str:
     return at.date().isoformat()
 
 
-def render(report: DigestReport, to: str, base_url: str = "") -> Email:
-    """The digest as an e-mail: a plain-text and an HTML body with the same lines."""
+def _sections(report: DigestReport) -> list[tuple[str, list[str]]]:
+    """Each section's heading (with its count) and its lines, in the e-mail's order."""
     c = report.counts()
     sections: list[tuple[str, list[str]]] = [
         (
@@ -272,6 +272,12 @@ def render(report: DigestReport, to: str, base_url: str = "") -> Email:
     ]
     if report.accuracy_stale:
         sections.append(("Accuracy audit is stale: run it again", list(report.accuracy_stale)))
+    return sections
+
+
+def render(report: DigestReport, to: str, base_url: str = "") -> Email:
+    """The digest as an e-mail: a plain-text and an HTML body with the same lines."""
+    sections = _sections(report)
     title = f"Quitclaim digest for {report.tenant}, {_day(report.at)}"
     text_lines = [title, ""]
     html_parts = [f"<h1>{escape(title)}</h1>"]

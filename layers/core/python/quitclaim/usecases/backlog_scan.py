@@ -134,23 +134,7 @@ class BacklogScan:
         policy = self._tenants.policy(tenant)
         if policy is None:
             raise NotFound(f"tenant {tenant!r} not found")
-        described = source.describe()
-        checkpoint = self._store.load(tenant, name)
-        now = self._clock.now().isoformat()
-        if checkpoint is not None and checkpoint.source != described:
-            raise Conflict(
-                f"backlog {name!r} scans {checkpoint.source}; choose another name",
-                code="backlog_source",
-            )
-        event = "started" if checkpoint is None else "resumed"
-        checkpoint = checkpoint or Checkpoint(tenant, name, described, started_at=now)
-        checkpoint = replace(
-            checkpoint,
-            state="running" if checkpoint.state != "listed" else "listed",
-            history=(*checkpoint.history, {"at": now, "event": event}),
-        )
-        self._store.save(checkpoint)
-        audit("backlog.started", tenant=tenant, source=name, results=checkpoint.fed)
+        checkpoint = self._open(tenant, name, source.describe())
         listed = [k for k in source.keys_after("") if is_image_key(k)]
         run = _Run(checkpoint, listed, self._monotonic())
         run.carried = set(self._store.waiting(tenant, upload_path(name, "")))
@@ -176,6 +160,26 @@ class BacklogScan:
         self._tick(run, progress, 0.0)
         # Without draining, "fed": everything is uploaded, the decisions may still come.
         return self._finish(run, tenant, name, "complete" if drain else "fed")
+
+    def _open(self, tenant: str, name: str, described: str) -> Checkpoint:
+        """Start the named scan, or resume it when it scans the same source; saved and audited."""
+        checkpoint = self._store.load(tenant, name)
+        now = self._clock.now().isoformat()
+        if checkpoint is not None and checkpoint.source != described:
+            raise Conflict(
+                f"backlog {name!r} scans {checkpoint.source}; choose another name",
+                code="backlog_source",
+            )
+        event = "started" if checkpoint is None else "resumed"
+        checkpoint = checkpoint or Checkpoint(tenant, name, described, started_at=now)
+        checkpoint = replace(
+            checkpoint,
+            state="running" if checkpoint.state != "listed" else "listed",
+            history=(*checkpoint.history, {"at": now, "event": event}),
+        )
+        self._store.save(checkpoint)
+        audit("backlog.started", tenant=tenant, source=name, results=checkpoint.fed)
+        return checkpoint
 
     # -- feeding ------------------------------------------------------------
     def _feed(
