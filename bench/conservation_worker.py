@@ -40,7 +40,7 @@ def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
     from quitclaim.domain.audit_chain import GENESIS, canonical, seal
     from quitclaim.domain.models import AssetStatus
     from quitclaim.domain.records import AssetRecord
-    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
+    from quitclaim.usecases.asset_decisions import META_ASSET_ID, META_STATUS, history_entry
 
     conservation_service()  # binds the table models to the stack's tables
     settings = get_settings()

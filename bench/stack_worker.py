@@ -169,7 +169,7 @@ def run_recheck(
     from quitclaim.bootstrap import registry_service
     from quitclaim.domain.models import AssetStatus, TenantPolicy
     from quitclaim.domain.records import AssetRecord, asset_id_for
-    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS
+    from quitclaim.usecases.asset_decisions import META_ASSET_ID, META_STATUS
 
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=RECHECK_TENANT))

@@ -21,8 +21,8 @@ from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
 from quitclaim.observability import audited, logger, metrics, tracer
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival, Lane, Routing
-from quitclaim.usecases.scan_asset import ScanRequest
+from quitclaim.usecases.admit_uploads import LANE_ATTRIBUTE, Arrival, Lane, Routing
+from quitclaim.usecases.uploads import ScanRequest
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()

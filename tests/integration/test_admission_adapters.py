@@ -9,7 +9,7 @@ import pytest
 
 from quitclaim.adapters.admission import DynamoAdmissionCounter, SqsBulkLane
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival
+from quitclaim.usecases.admit_uploads import LANE_ATTRIBUTE, Arrival
 from tests.integration.faults import failing_calls
 
 pytestmark = pytest.mark.integration

@@ -17,14 +17,15 @@ from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
-from quitclaim.usecases.admission import (
+from quitclaim.usecases.admit_uploads import (
     Admission,
     Arrival,
     Lane,
     main_lane_slots,
     tenant_of,
 )
-from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest
+from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.uploads import ScanRequest
 from tests.unit.fakes import (
     FakeAssets,
     FakeConsents,

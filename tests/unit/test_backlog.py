@@ -14,7 +14,7 @@ from quitclaim.domain.backlog import Checkpoint, Progress, backlog_name, cost_us
 from quitclaim.domain.models import AssetStatus, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Page
-from quitclaim.usecases.admission import Arrival
+from quitclaim.usecases.admit_uploads import Arrival
 from quitclaim.usecases.backlog import BacklogScan
 from tests.unit.fakes import FakeTenants, FixedClock
 from tests.unit.test_admission import FakeBulkLane, FakeCounter, admission, s3_event

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Admission
+from quitclaim.usecases.admit_uploads import LANE_ATTRIBUTE, Admission
 from tests.conftest import REPO_ROOT
 from tests.unit.fakes import FixedClock
 from tests.unit.test_admission import NOW, FakeBulkLane, FakeCounter, s3_event

@@ -46,7 +46,8 @@ from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
-from quitclaim.usecases.admission import Admission
+from quitclaim.usecases.admit_uploads import Admission
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
@@ -61,7 +62,6 @@ from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
 from quitclaim.usecases.person_requests import PersonRequests
-from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
@@ -84,7 +84,7 @@ if TYPE_CHECKING:
     from quitclaim.usecases.billing import Billing
     from quitclaim.usecases.consent_import import ConsentImport
     from quitclaim.usecases.plans import PlanChanges
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
 
 _clock: Clock = SystemClock()
 
@@ -212,7 +212,7 @@ def redaction_service() -> Redaction:
     from functools import partial
 
     from quitclaim.faces.imaging import decode_image
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
 
     settings = _bound(get_settings())
     return Redaction(

@@ -8,7 +8,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.usecases.admission import LANE_ATTRIBUTE, Arrival, Lane
+from quitclaim.usecases.admit_uploads import LANE_ATTRIBUTE, Arrival, Lane
 
 # The table's key and TTL attribute (infra/template.yaml AdmissionTable).
 HASH_KEY = "tenant"

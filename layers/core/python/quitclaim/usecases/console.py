@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from quitclaim.domain.usage import UsageReport
     from quitclaim.usecases.limits import RateLimits
     from quitclaim.usecases.processing import RecordsOfProcessing
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
     from quitclaim.usecases.rights import SubjectRights
     from quitclaim.usecases.usage import Usage
 

@@ -30,7 +30,7 @@ from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
 from quitclaim.observability import count, logger
-from quitclaim.usecases.scan_asset import split_upload_key
+from quitclaim.usecases.uploads import split_upload_key
 
 # The message attribute that names the lane a message was forwarded to.
 LANE_ATTRIBUTE = "lane"
