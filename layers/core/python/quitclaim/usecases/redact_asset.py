@@ -23,14 +23,15 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from quitclaim.domain.clearance import clearance_tags, decide_channels
+from quitclaim.domain.clearance import Clearance, clearance_tags, decide_channels
 from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
 from quitclaim.domain.four_eyes import confirm, requested_by
-from quitclaim.domain.models import AssetStatus, Box, FaceMatch, TenantPolicy
+from quitclaim.domain.models import AssetStatus, Box, Decision, FaceMatch, TenantPolicy
 from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
@@ -332,41 +333,17 @@ class Redaction:
                 f"{[r.value for r in decision.reasons]}; nothing was published",
                 code="not_publishable",
             )
-        record = AssetRecord(
-            tenant=tenant,
-            asset_id=variant_id,
-            source_bucket=original.dest_bucket,
-            source_key=original.dest_key,
-            source_version=original.source_version,
-            path=key.removeprefix(f"{tenant}/"),
-            purpose=original.purpose,
-            status=decision.status,
-            reasons=(),
-            dest_bucket=self._library,
-            dest_key=key,
-            decided_at=now,
-            faces=face_records(decision, observations),
-            versions={**engine.versions, "redaction": pixels.METHOD},
-            policy=_redaction_policy(policy),
-            review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
-            # The PNG scanned above is the one published: its hash, for the checker.
-            published_sha256=sha256_hex(png),
-            # An original from before clearance per channel gives its variant none.
-            clearance=clearance.as_record() if recorded else {},
-        )
-        return replace(
-            record,
-            history=(
-                history_entry(
-                    now,
-                    REDACTED,
-                    actor,
-                    record,
-                    justification=why,
-                    source_asset_id=original.asset_id,
-                    **confirmed,
-                ),
-            ),
+        return _variant_record(
+            original,
+            variant_id=variant_id,
+            key=key,
+            library=self._library,
+            decided=(decision, clearance, now),
+            observations=observations,
+            engine_versions=engine.versions,
+            policy=policy,
+            png=png,
+            by=(actor, why, confirmed),
         )
 
     def _variant_faces(
@@ -459,6 +436,62 @@ def _near(observation: FaceObservation, originals: Sequence[Encoding], threshold
     return any(
         float(np.linalg.norm(observation.encoding - encoding)) <= threshold
         for encoding in originals
+    )
+
+
+def _variant_record(
+    original: AssetRecord,
+    *,
+    variant_id: str,
+    key: str,
+    library: str,
+    decided: tuple[Decision, Clearance, datetime],
+    observations: Sequence[FaceObservation],
+    engine_versions: dict[str, str],
+    policy: TenantPolicy,
+    png: bytes,
+    by: tuple[str, str, dict[str, Any]],
+) -> AssetRecord:
+    """The variant's decision record (``by``: the actor, their justification, who confirmed)."""
+    decision, clearance, now = decided
+    actor, why, confirmed = by
+    tenant = original.tenant
+    recorded = original.clearance
+    record = AssetRecord(
+        tenant=tenant,
+        asset_id=variant_id,
+        source_bucket=original.dest_bucket,
+        source_key=original.dest_key,
+        source_version=original.source_version,
+        path=key.removeprefix(f"{tenant}/"),
+        purpose=original.purpose,
+        status=decision.status,
+        reasons=(),
+        dest_bucket=library,
+        dest_key=key,
+        decided_at=now,
+        faces=face_records(decision, observations),
+        versions={**engine_versions, "redaction": pixels.METHOD},
+        policy=_redaction_policy(policy),
+        review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
+        # The PNG scanned is the one published: its hash, for the checker.
+        published_sha256=sha256_hex(png),
+        # An original from before clearance per channel gives its variant none.
+        clearance=clearance.as_record() if recorded else {},
+    )
+    return replace(
+        record,
+        history=(
+            history_entry(
+                now,
+                REDACTED,
+                actor,
+                record,
+                justification=why,
+                source_asset_id=original.asset_id,
+                **confirmed,
+            ),
+        ),
     )
 
 
