@@ -55,7 +55,7 @@ from quitclaim.domain.records import AssetRecord, FaceRecord
 from quitclaim.observability import audit, count, logger
 
 if TYPE_CHECKING:
-    # Only the observation type (the face engine's port); no engine is used here.
+    # A type only: the engine's port, which would load numpy at run time.
     from quitclaim.faces.ports import FaceObservation
 
 META_ASSET_ID = "quitclaim-asset-id"

@@ -15,6 +15,10 @@ embedded preview), its SHA-256 recorded in the decision; the upload's own
 bytes are kept privately under ``originals/`` in the quarantine bucket
 (docs/every-pixel.md). A rejected upload is not scanned: its own bytes go to
 ``rejected/`` as before.
+
+Its parts: ``uploads`` (the request, the key rules), ``place_upload`` (steps
+2 and 3), ``upload_quota`` (the monthly quota, held uploads); the decision
+machinery it shares with redaction, review and recheck is ``asset_decisions``.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""An upload as ingest sees it: the object version an S3 event names, where its key
-says it belongs, where its bytes may go, and what its scan answers.
+"""An upload as ingest sees it: the object version, its key's rules, its scan's answer.
+
+What an S3 event names, where the key says the upload belongs, where its
+bytes may go, and what its scan answers.
 
 Shared by the scan (``scan_asset``), the placement of its bytes
 (``place_upload``) and the admission of uploads to a lane (``admit_uploads``).
