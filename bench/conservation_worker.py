@@ -51,7 +51,7 @@ def _place_assets(stack: Any, assets: int) -> list[dict[str, Any]]:
     from quitclaim.config import get_settings
     from quitclaim.domain.models import AssetStatus
     from quitclaim.domain.records import AssetRecord
-    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry
+    from quitclaim.usecases.asset_decisions import META_ASSET_ID, META_STATUS, history_entry
 
     settings = get_settings()
     s3 = stack.client("s3")

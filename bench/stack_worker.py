@@ -256,7 +256,7 @@ def _approved_template(stack: Any, assets: Any) -> tuple[Any, bytes]:
 def _fill_library(stack: Any, assets: Any, template: Any, photo: bytes, assets_n: int) -> None:
     """``assets_n`` copies of the approved decision, each with its object in the library."""
     from quitclaim.domain.records import AssetRecord, asset_id_for
-    from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS
+    from quitclaim.usecases.asset_decisions import META_ASSET_ID, META_STATUS
 
     s3 = stack.client("s3")
     uploads = stack.outputs["UploadsBucketName"]

@@ -22,8 +22,8 @@ from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
 from quitclaim.domain.ports import LANE_ATTRIBUTE, Arrival, Lane
 from quitclaim.observability import audited, logger, metrics, tracer
-from quitclaim.usecases.admission import Routing
-from quitclaim.usecases.scan_asset import ScanRequest
+from quitclaim.usecases.admit_uploads import Routing
+from quitclaim.usecases.uploads import ScanRequest
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()

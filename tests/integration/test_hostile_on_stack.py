@@ -32,7 +32,7 @@ from quitclaim.adapters.dynamo import AssetModel
 from quitclaim.bootstrap import conservation_service, registry_service
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.faces.published import published_form
-from quitclaim.usecases.scan_asset import UNSAFE_KEYS
+from quitclaim.usecases.uploads import UNSAFE_KEYS
 from tests import hostile as h
 from tests.conftest import DEMO_NOW, FACES
 

@@ -18,12 +18,13 @@ from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import Arrival, Lane
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
-from quitclaim.usecases.admission import (
+from quitclaim.usecases.admit_uploads import (
     Admission,
     main_lane_slots,
     tenant_of,
 )
-from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest
+from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.uploads import ScanRequest
 from tests.unit.fakes import (
     FakeAssets,
     FakeConsents,

@@ -12,8 +12,8 @@ from quitclaim.domain.clearance import TAG_ASSET_ID, TAG_UNTIL, clearance_tags
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import AssetStatus, Consent, TenantPolicy
 from quitclaim.domain.registry import Page, Principal, Role
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.conservation import ConservationCheck
-from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import _policy_changes
 from quitclaim.usecases.review import Review

@@ -11,7 +11,7 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from quitclaim.domain.ports import LANE_ATTRIBUTE
-from quitclaim.usecases.admission import Admission
+from quitclaim.usecases.admit_uploads import Admission
 from tests.conftest import REPO_ROOT
 from tests.unit.fakes import FixedClock
 from tests.unit.test_admission import NOW, FakeBulkLane, FakeCounter, s3_event

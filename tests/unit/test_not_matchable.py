@@ -8,7 +8,7 @@ from datetime import timedelta
 from quitclaim.domain.decision import decide_asset
 from quitclaim.domain.models import AssetStatus, Box, Consent, FaceMatch, Reason
 from quitclaim.domain.ports import DecodedImage, FaceObservation
-from quitclaim.usecases.recheck import faces_of
+from quitclaim.usecases.asset_decisions import faces_of
 from tests.unit.fakes import FakeEngine, fake_image
 from tests.unit.test_scan_asset import NOW, World
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.records import AssetRecord, FaceRecord
-from quitclaim.usecases.placement import META_ASSET_ID, Placement, reach
+from quitclaim.usecases.asset_decisions import META_ASSET_ID, Placement, reach
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

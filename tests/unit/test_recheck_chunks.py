@@ -8,7 +8,7 @@ from typing import Any
 
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import AssetStatus, Consent
-from quitclaim.usecases.placement import Placement
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.recheck import Recheck
 from tests.unit.fakes import FixedClock, fake_image
 from tests.unit.test_scan_asset import LIB, NOW, QUA, World

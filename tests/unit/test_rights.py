@@ -20,7 +20,7 @@ from quitclaim.domain.rights import (
     verification,
     versions_seen,
 )
-from quitclaim.usecases.placement import META_ASSET_ID, Placement
+from quitclaim.usecases.asset_decisions import META_ASSET_ID, Placement
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import _policy_changes
 from quitclaim.usecases.subject_rights import summary_html

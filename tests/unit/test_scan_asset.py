@@ -13,9 +13,10 @@ from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
 from quitclaim.faces.gallery import encoding_to_bytes
-from quitclaim.usecases.placement import Placement
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.recheck import Recheck
-from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest, split_upload_key
+from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.uploads import ScanRequest, split_upload_key
 from tests.unit.fakes import (
     FakeAssets,
     FakeConsents,

@@ -18,8 +18,8 @@ from PIL import Image
 from quitclaim.domain.errors import NotFound
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.records import AssetRecord
+from quitclaim.usecases.asset_decisions import META_ASSET_ID
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
-from quitclaim.usecases.placement import META_ASSET_ID
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)

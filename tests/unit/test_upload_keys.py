@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from quitclaim.domain.models import AssetStatus
-from quitclaim.usecases.scan_asset import (
+from quitclaim.usecases.uploads import (
     UNSAFE_KEYS,
     safe_path,
     served_type,

@@ -30,7 +30,7 @@ from quitclaim.domain.usage import (
     storage_gb_months,
     usage_csv,
 )
-from quitclaim.usecases.scan_asset import ScanRequest
+from quitclaim.usecases.uploads import ScanRequest
 from quitclaim.usecases.usage_metering import Usage
 from tests.unit.fakes import FakeUsage, fake_image
 from tests.unit.test_scan_asset import NOW, UP, World

@@ -26,9 +26,10 @@ from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Page
 from quitclaim.faces.dlib_engine import DlibFaceEngine
 from quitclaim.faces.imaging import decode_image
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.conservation import ConservationCheck
-from quitclaim.usecases.placement import Placement
-from quitclaim.usecases.scan_asset import ScanAsset, ScanRequest
+from quitclaim.usecases.scan_asset import ScanAsset
+from quitclaim.usecases.uploads import ScanRequest
 from tests.conftest import FACES
 from tests.unit.fakes import (
     FakeAssets,

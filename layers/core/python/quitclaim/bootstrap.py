@@ -45,7 +45,8 @@ from quitclaim.adapters.webhook_secrets import SsmWebhookSecrets
 from quitclaim.config import Settings, get_settings
 from quitclaim.domain.ports import Clock, FaceEngine, SystemClock, TenantDataStore
 from quitclaim.faces.gallery import GalleryCache
-from quitclaim.usecases.admission import Admission
+from quitclaim.usecases.admit_uploads import Admission
+from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
@@ -60,7 +61,6 @@ from quitclaim.usecases.link_pages import LinkPages
 from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
 from quitclaim.usecases.offboarding import Offboarding
-from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.registry import Registry
@@ -85,7 +85,7 @@ if TYPE_CHECKING:
     from quitclaim.usecases.billing_runs import Billing
     from quitclaim.usecases.import_consents import ConsentImport
     from quitclaim.usecases.plans import PlanChanges
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
     from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
 _clock: Clock = SystemClock()
@@ -214,7 +214,7 @@ def redaction_service() -> Redaction:
     from functools import partial
 
     from quitclaim.faces.imaging import decode_image
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
 
     settings = _bound(get_settings())
     return Redaction(

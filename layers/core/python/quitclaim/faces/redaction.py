@@ -8,7 +8,7 @@ is written as PNG, losslessly: a JPEG would change every pixel of the image
 and carry the original's EXIF (GPS included) along.
 
 Pure pixels in, pixels out: no engine, no I/O. Whether the engine can still
-re-identify anyone in the result is the use-case's check (``usecases.redaction``).
+re-identify anyone in the result is the use-case's check (``usecases.redact_asset``).
 """
 
 from __future__ import annotations

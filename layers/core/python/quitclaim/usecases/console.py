@@ -62,7 +62,7 @@ if TYPE_CHECKING:
     from quitclaim.domain.usage import UsageReport
     from quitclaim.usecases.limits import RateLimits
     from quitclaim.usecases.processing import RecordsOfProcessing
-    from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.redact_asset import Redaction
     from quitclaim.usecases.subject_rights import SubjectRights
     from quitclaim.usecases.usage_metering import Usage
 

@@ -45,6 +45,55 @@ BUCKET_NONCURRENT_DAYS = {"uploads": 7, "library": 1, "quarantine": 30, "documen
 PITR_DAYS = 35  # DynamoDB point-in-time recovery window (every table)
 
 
+# What is recorded about whom, and where (GDPR Art. 30(1)(c)); the same for every tenant.
+_PERSONAL_DATA: tuple[dict[str, Any], ...] = (
+    {
+        "category": "images with faces",
+        "where": "uploads, library, quarantine buckets (SSE-KMS)",
+        "special_category": False,
+    },
+    {
+        "category": "face templates (128-d) of enrolled people only",
+        "where": "subjects table (KMS); never logged or exported",
+        "special_category": True,
+    },
+    {
+        "category": "faces of people not enrolled",
+        "where": "templates computed in memory, compared and discarded; boxes only are recorded",
+        "special_category": True,
+    },
+    {
+        "category": "identity and contact: name, reference, e-mail, date of birth, guardian",
+        "where": "subjects table",
+        "special_category": False,
+    },
+    {
+        "category": "consent evidence: signer, form version, signed document; "
+        "from the hosted form an evidence PDF (the text read, the answers, the "
+        "time, a keyed hash of the signer's IP address, never the address)",
+        "where": "consents table, documents bucket (versioned)",
+        "special_category": False,
+    },
+    {
+        "category": "decision records: face boxes, pseudonymous subject ids, "
+        "distances, reasons, reviewer actions",
+        "where": "assets and appearances tables; audit events (ids only)",
+        "special_category": False,
+    },
+)
+
+# Technical and organisational measures (Art. 30(1)(g)), as the deployment enforces them.
+_SECURITY: tuple[str, ...] = (
+    "EU region only (enforced by the code and the template)",
+    "one customer-managed KMS key for buckets, tables, logs and secrets",
+    "TLS 1.2+ only and no other encryption accepted (bucket policies)",
+    "least-privilege IAM per function, proven against the code's calls",
+    "audit trail of object access in an Object-Locked bucket",
+    "no names, encodings or image bytes in logs; API keys stored hashed",
+    "fail closed: nothing is published without a recorded decision",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Deployment:
     """What the records need from the deployment's settings."""
@@ -165,68 +214,14 @@ def _record(
             "infrastructure": f"Amazon Web Services, region {deployment.region}",
         },
         "activity": "Consent gate for faces in the photo library",
-        "purposes": [
-            {
-                "purpose": "Publish images only of people who consented, for the purpose "
-                "the image is uploaded for",
-                "publication_purposes": sorted(policy.purposes),
-                "legal_basis": "Art. 6(1)(a) consent of the people shown (quitclaims); "
-                "Art. 6(1)(c)/(f) for the records that prove it: " + TODO,
-            },
-            {
-                "purpose": "Recognise enrolled people in uploaded images",
-                "legal_basis": "Art. 9(2)(a) explicit consent to matching (enrolment); "
-                "given on the hosted form, it is recorded with the consent "
-                "(evidence.biometric_consent)",
-            },
-            {
-                "purpose": "Honour data-subject rights: access, 'where do I appear?', "
-                "erasure, redaction",
-                "legal_basis": "Art. 6(1)(c), Art. 12-17",
-            },
-        ],
+        "purposes": _purposes(policy),
         "data_subjects": [
             "people who signed a portrait consent (and their guardians, for minors)",
             "people shown in uploaded images, enrolled or not (children included)",
             "the tenant's staff using the API (key ids only)",
         ],
-        "personal_data": [
-            {
-                "category": "images with faces",
-                "where": "uploads, library, quarantine buckets (SSE-KMS)",
-                "special_category": False,
-            },
-            {
-                "category": "face templates (128-d) of enrolled people only",
-                "where": "subjects table (KMS); never logged or exported",
-                "special_category": True,
-            },
-            {
-                "category": "faces of people not enrolled",
-                "where": "templates computed in memory, compared and discarded; boxes only "
-                "are recorded",
-                "special_category": True,
-            },
-            {
-                "category": "identity and contact: name, reference, e-mail, date of birth, "
-                "guardian",
-                "where": "subjects table",
-                "special_category": False,
-            },
-            {
-                "category": "consent evidence: signer, form version, signed document; "
-                "from the hosted form an evidence PDF (the text read, the answers, the "
-                "time, a keyed hash of the signer's IP address, never the address)",
-                "where": "consents table, documents bucket (versioned)",
-                "special_category": False,
-            },
-            {
-                "category": "decision records: face boxes, pseudonymous subject ids, "
-                "distances, reasons, reviewer actions",
-                "where": "assets and appearances tables; audit events (ids only)",
-                "special_category": False,
-            },
-        ],
+        # Fresh copies: a record is the caller's to change.
+        "personal_data": [dict(p) for p in _PERSONAL_DATA],
         "recipients": [
             {"recipient": "the tenant's DAM (reads the library only)", "kind": "internal"},
             *({"recipient": host, "kind": "webhook endpoint (ids only)"} for host in recipients),
@@ -234,30 +229,53 @@ def _record(
         ],
         "transfers": {"third_countries": [], "region": deployment.region},
         "retention": _retention(deployment),
-        "security": [
-            "EU region only (enforced by the code and the template)",
-            "one customer-managed KMS key for buckets, tables, logs and secrets",
-            "TLS 1.2+ only and no other encryption accepted (bucket policies)",
-            "least-privilege IAM per function, proven against the code's calls",
-            "audit trail of object access in an Object-Locked bucket",
-            "no names, encodings or image bytes in logs; API keys stored hashed",
-            "fail closed: nothing is published without a recorded decision",
-        ],
-        "automated_decisions": {
-            "engine_in_use": engine,
-            "policy": {
-                "match_threshold": policy.match_threshold,
-                "match_margin": policy.match_margin,
-                "min_face_px": policy.min_face_px,
-                "scan_modes": {k: v.value for k, v in policy.scan_modes},
-                "unknown_face_policy": policy.unknown_face_policy,
-                "auto_redact": policy.auto_redact,
-                "default_purpose": policy.default_purpose,
-            },
-            "versions_in_decision_records": seen,
-            "human_review": "every held image can be reviewed; a release needs two reviewers",
-        },
+        "security": list(_SECURITY),
+        "automated_decisions": _automated_decisions(policy, engine, seen),
         "volumes": {"by_month": volumes, "total": totals},
+    }
+
+
+def _purposes(policy: TenantPolicy) -> list[dict[str, Any]]:
+    """What is processed for, and on which legal basis (GDPR Art. 30(1)(b))."""
+    return [
+        {
+            "purpose": "Publish images only of people who consented, for the purpose "
+            "the image is uploaded for",
+            "publication_purposes": sorted(policy.purposes),
+            "legal_basis": "Art. 6(1)(a) consent of the people shown (quitclaims); "
+            "Art. 6(1)(c)/(f) for the records that prove it: " + TODO,
+        },
+        {
+            "purpose": "Recognise enrolled people in uploaded images",
+            "legal_basis": "Art. 9(2)(a) explicit consent to matching (enrolment); "
+            "given on the hosted form, it is recorded with the consent "
+            "(evidence.biometric_consent)",
+        },
+        {
+            "purpose": "Honour data-subject rights: access, 'where do I appear?', "
+            "erasure, redaction",
+            "legal_basis": "Art. 6(1)(c), Art. 12-17",
+        },
+    ]
+
+
+def _automated_decisions(
+    policy: TenantPolicy, engine: dict[str, str], seen: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The automated decision: the engine in use, the tenant's thresholds, who reviews."""
+    return {
+        "engine_in_use": engine,
+        "policy": {
+            "match_threshold": policy.match_threshold,
+            "match_margin": policy.match_margin,
+            "min_face_px": policy.min_face_px,
+            "scan_modes": {k: v.value for k, v in policy.scan_modes},
+            "unknown_face_policy": policy.unknown_face_policy,
+            "auto_redact": policy.auto_redact,
+            "default_purpose": policy.default_purpose,
+        },
+        "versions_in_decision_records": seen,
+        "human_review": "every held image can be reviewed; a release needs two reviewers",
     }
 
 
@@ -346,20 +364,9 @@ def dpia_markdown(record: dict[str, Any]) -> str:
     retention = "\n".join(f"- {r['data']}: {r['kept']}" for r in record["retention"])
     named = record["controller"]
     controller = TODO if named["name"] == TODO else f"{named['name']} ({named['contact']})"
-    third = record["transfers"]["third_countries"]
-    open_hosts = [
-        e["host"] for e in record["transfers"].get("endpoints", []) if e["country"] == TODO
-    ]
-    transfers = (
-        "third countries by the outbound endpoints' hosts: " + ", ".join(third)
-        if third
-        else "no third country found by the outbound endpoints' hosts"
-    )
-    if open_hosts:
-        transfers += f" ({TODO}: check {', '.join(open_hosts)})"
-    risks = "\n".join(f"| {risk} | {measures} | {TODO} |" for risk, measures in _risks(policy))
+    transfers = _dpia_transfers(record["transfers"])
     recipients = "\n".join(f"- {r['recipient']} ({r['kind']})" for r in record["recipients"])
-    return f"""# DPIA starter: face consent gate ({tenant})
+    described = f"""# DPIA starter: face consent gate ({tenant})
 
 Generated {record["generated_at"]} by Quitclaim from the tenant's configuration and its
 decision records. Sections marked {TODO} need the controller's own assessment; the rest
@@ -398,7 +405,28 @@ access requests, {total["selfie_searches"]} selfie searches and {total["erasures
 
 {retention}
 
-## 2. Necessity and proportionality
+"""
+    return described + _dpia_assessment(policy)
+
+
+def _dpia_transfers(transfers: dict[str, Any]) -> str:
+    """Third countries as the outbound endpoints' hosts show them, and the hosts to check."""
+    third = transfers["third_countries"]
+    open_hosts = [e["host"] for e in transfers.get("endpoints", []) if e["country"] == TODO]
+    line = (
+        "third countries by the outbound endpoints' hosts: " + ", ".join(third)
+        if third
+        else "no third country found by the outbound endpoints' hosts"
+    )
+    if open_hosts:
+        line += f" ({TODO}: check {', '.join(open_hosts)})"
+    return line
+
+
+def _dpia_assessment(policy: dict[str, Any]) -> str:
+    """Sections 2 to 4: necessity, risks and sign-off, the judgements left to the controller."""
+    risks = "\n".join(f"| {risk} | {measures} | {TODO} |" for risk, measures in _risks(policy))
+    return f"""## 2. Necessity and proportionality
 
 - Templates are stored only for people who enrolled; faces of everybody else are
   compared in memory and discarded, and only their boxes are recorded.

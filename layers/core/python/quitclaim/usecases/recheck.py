@@ -7,99 +7,31 @@ asset record already holds (no re-scan, no biometrics needed).
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
-from datetime import datetime
+from dataclasses import replace
 from typing import Any
 
-from quitclaim.domain.clearance import Clearance, channel_summary, decide_channels
 from quitclaim.domain.errors import Conflict
-from quitclaim.domain.models import (
-    AssetStatus,
-    Box,
-    Consent,
-    FaceMatch,
-    Reason,
-    ScanMode,
-    TenantPolicy,
-)
 from quitclaim.domain.ports import AssetRepository, Clock, ConsentRepository, EventPublisher
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.rights import SUBJECT_ERASED
-from quitclaim.observability import audit, count
-from quitclaim.usecases.placement import Placement, history_entry
+from quitclaim.observability import count
+from quitclaim.usecases.asset_decisions import (
+    REDECIDABLE,
+    Change,
+    Event,
+    Placement,
+    Redecider,
+    history_entry,
+)
 
-# Statuses a consent change can move between; rejected and deleted stay put.
-_REDECIDABLE = {AssetStatus.APPROVED, AssetStatus.QUARANTINED}
 # Review state that vouches for the faces as they were: void once one changes.
 _WAIVERS = ("released", "pending_release", "pending_reassign")
 # Assets re-decided per round of reads: one BatchGetItem holds 100 keys.
 CHUNK = 100
 # Assets of a chunk re-decided at once: each move waits on S3 and DynamoDB.
 WORKERS = 4
-# An event for the outbox: (type, tenant, payload).
-Event = tuple[str, str, dict[str, Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    asset_id: str
-    before: AssetStatus
-    after: AssetStatus
-    reasons: tuple[str, ...]
-
-
-def faces_of(record: AssetRecord) -> list[FaceMatch]:
-    return [
-        FaceMatch(
-            Box(*f.box),
-            f.subject_id,
-            f.distance,
-            identifiable=f.identifiable,
-            matchable=f.reason != Reason.FACE_NOT_MATCHABLE,
-        )
-        for f in record.faces
-    ]
-
-
-def unknown_face_reason(policy: TenantPolicy, mode: ScanMode) -> Reason:
-    """What an unknown face blocks as (docs/retention.md, ``unknown_face_policy``).
-
-    ``quarantine`` (the default): ``unknown_face``, a bystander nobody can ask;
-    retention deletes an image held only for that after the tenant's days.
-    ``review``: ``review_required``, a person must look; retention never
-    deletes it by time. Detect-only scans always ask for review.
-    """
-    if mode is ScanMode.RECOGNIZE and policy.unknown_face_policy == "quarantine":
-        return Reason.UNKNOWN_FACE
-    return Reason.REVIEW_REQUIRED
-
-
-def redecided_clearance(
-    record: AssetRecord,
-    consents_by_subject: Mapping[str, Sequence[Consent]],
-    now: datetime,
-    waived: frozenset[Reason] = frozenset(),
-) -> Clearance:
-    """Decide the recorded faces again, for the channels the record was decided for.
-
-    A record from before clearance per channel is decided for its one
-    purpose, which is then its one publishing purpose (the same decision as
-    ``redecide_recorded``). Unknown faces keep the reason they were decided
-    with (``unknown_face_reason``): a re-decision does not turn a face held
-    for review into a bystander retention would delete.
-    """
-    recorded = record.clearance or {}
-    purposes = tuple(recorded.get("channels") or ()) or (record.purpose,)
-    publishing = tuple(recorded.get("publishing") or ()) or (record.purpose,)
-    review = any(
-        f.subject_id is None and f.reason == Reason.REVIEW_REQUIRED.value for f in record.faces
-    )
-    unknown = Reason.REVIEW_REQUIRED if review else Reason.UNKNOWN_FACE
-    return decide_channels(
-        faces_of(record), consents_by_subject, purposes, publishing, now, unknown, waived
-    )
 
 
 def _unnamed(history: tuple[dict[str, Any], ...], subject_id: str) -> tuple[dict[str, Any], ...]:
@@ -117,13 +49,9 @@ def _unnamed(history: tuple[dict[str, Any], ...], subject_id: str) -> tuple[dict
     return tuple(scrub(h) for h in history)
 
 
-def waived_reasons(record: AssetRecord) -> frozenset[Reason]:
-    """Reasons two reviewers released this asset despite (see Review.release)."""
-    released = record.review.get("released") or {}
-    return frozenset(Reason(r) for r in released.get("waived", ()))
+class Recheck(Redecider):
+    """A subject's assets decided again (a consent change), or without them (erasure)."""
 
-
-class Recheck:
     def __init__(
         self,
         *,
@@ -141,15 +69,17 @@ class Recheck:
 
         ``workers``: assets of a chunk re-decided at once (1: one after another).
         """
+        super().__init__(
+            assets=assets,
+            consents=consents,
+            placement=placement,
+            clock=clock,
+            library_bucket=library_bucket,
+            quarantine_bucket=quarantine_bucket,
+            events=events,
+        )
         self.chunk = chunk
         self.workers = workers
-        self._events = events
-        self._library = library_bucket
-        self._quarantine = quarantine_bucket
-        self._assets = assets
-        self._consents = consents
-        self._placement = placement
-        self._clock = clock
 
     def recheck_subject(self, tenant: str, subject_id: str, *, actor: str) -> list[Change]:
         """Re-decide each asset of the subject; move those whose outcome changed."""
@@ -184,7 +114,7 @@ class Recheck:
         """
         records = self._assets.get_many(tenant, asset_ids)
         subjects = sorted(
-            {s for r in records.values() if r.status in _REDECIDABLE for s in r.subject_ids}
+            {s for r in records.values() if r.status in REDECIDABLE for s in r.subject_ids}
         )
         consents = self._consents.for_subjects(tenant, subjects) if subjects else {}
         outbox: list[Event] = []
@@ -212,62 +142,6 @@ class Recheck:
         finally:
             self._publish(outbox)
         return [change for change in results if change is not None]
-
-    def redecide(
-        self,
-        tenant: str,
-        asset_id: str,
-        *,
-        actor: str,
-        cause: str,
-        read: tuple[AssetRecord | None, Mapping[str, Sequence[Consent]]] | None = None,
-        outbox: list[Event] | None = None,
-    ) -> Change | None:
-        """Re-decide one asset with the consents valid *now*; retried on a lost race.
-
-        ``read``: the record and consents a batched read already holds (their
-        consents read after the record); used for the first attempt only, a
-        retry reads both again.
-        """
-        for _ in range(5):
-            consents: Mapping[str, Sequence[Consent]] | None = None
-            if read is not None:
-                (record, consents), read = read, None
-            else:
-                record = self._assets.get(tenant, asset_id)
-            if record is None or record.status not in _REDECIDABLE:
-                return None
-            after = self.decided(record, consents=consents)
-            if (after.status, after.reasons) == (record.status, record.reasons):
-                if record.clearance and after.clearance != record.clearance:
-                    # Same place, another clearance (a channel, the expiry): the
-                    # record and the copy's tags follow it.
-                    try:
-                        self._placement.transition(record, after)
-                    except Conflict:
-                        continue
-                    self._announce(record, after, actor=actor, cause=cause, outbox=outbox)
-                    return None
-                # Nothing to decide; finish a move an earlier run died in.
-                other = self._quarantine if record.dest_bucket == self._library else self._library
-                self._placement.settle(record, other)
-                return None
-            try:
-                self._placement.transition(record, after)
-            except Conflict:
-                continue  # someone else changed it; decide again on the new state
-            return self._announce(record, after, actor=actor, cause=cause, outbox=outbox)
-        raise Conflict(f"asset {asset_id} kept changing; re-decision abandoned for now")
-
-    def _publish(self, outbox: list[Event]) -> None:
-        if self._events is None or not outbox:
-            return
-        many = getattr(self._events, "publish_many", None)
-        if many is not None:
-            many(outbox)
-            return
-        for event in outbox:
-            self._events.publish(*event)
 
     def forget_subject(
         self, tenant: str, subject_id: str, asset_ids: Iterable[str], *, actor: str
@@ -312,7 +186,7 @@ class Recheck:
             review = {k: v for k, v in record.review.items() if k not in _WAIVERS}
             history = _unnamed(record.history, subject_id)
             unattributed = replace(record, faces=faces, review=review, history=history)
-            if record.status in _REDECIDABLE:
+            if record.status in REDECIDABLE:
                 after = self.decided(unattributed, action=SUBJECT_ERASED, actor=actor)
             else:
                 now = self._clock.now()
@@ -351,83 +225,3 @@ class Recheck:
         except Conflict:
             return False
         return True
-
-    def _announce(
-        self,
-        record: AssetRecord,
-        after: AssetRecord,
-        *,
-        actor: str,
-        cause: str,
-        outbox: list[Event] | None = None,
-    ) -> Change:
-        """Audit a re-decision and tell the tenant's systems (ids only)."""
-        audit(
-            "asset.redecided",
-            tenant=record.tenant,
-            asset_id=record.asset_id,
-            status=after.status.value,
-            reasons=list(after.reasons),
-            clearance=after.clearance,
-            subject_id=cause,
-            source=actor,
-        )
-        payload = {
-            "asset_id": record.asset_id,
-            "path": record.path,
-            "reasons": list(after.reasons),
-            **channel_summary(after.clearance),
-        }
-        event: str | None = None
-        if (after.status, after.reasons) != (record.status, record.reasons):
-            withdrawn = record.status is AssetStatus.APPROVED
-            event = "asset.withdrawn" if withdrawn else f"asset.{after.status.value}"
-        elif after.clearance != record.clearance:
-            event = "asset.clearance_changed"
-        if event is not None and self._events is not None:
-            if outbox is not None:
-                outbox.append((event, record.tenant, payload))
-            else:
-                self._events.publish(event, record.tenant, payload)
-        return Change(record.asset_id, record.status, after.status, after.reasons)
-
-    def decided(
-        self,
-        record: AssetRecord,
-        *,
-        action: str = "redecided",
-        actor: str = "system",
-        consents: Mapping[str, Sequence[Consent]] | None = None,
-    ) -> AssetRecord:
-        """The record as the gate would decide it now (not persisted).
-
-        ``consents``: the subjects' consents, read after ``record`` (else read here).
-        """
-        now = self._clock.now()
-        if consents is None:
-            consents = self._consents.for_subjects(record.tenant, list(record.subject_ids))
-        else:
-            consents = {s: consents.get(s, ()) for s in sorted(set(record.subject_ids))}
-        clearance = redecided_clearance(record, consents, now, waived_reasons(record))
-        decision = clearance.gate
-        faces = tuple(
-            replace(
-                old,
-                consent_id=fd.consent_id,
-                verdict=fd.verdict.value if fd.verdict else None,
-                reason=fd.reason.value if fd.reason else None,
-            )
-            for old, fd in zip(record.faces, decision.faces, strict=True)
-        )
-        approved = decision.status is AssetStatus.APPROVED
-        after = replace(
-            record,
-            status=decision.status,
-            reasons=tuple(r.value for r in decision.reasons),
-            faces=faces,
-            dest_bucket=self._library if approved else self._quarantine,
-            decided_at=now,
-            # A record from before clearance per channel keeps none (nothing to tag).
-            clearance=clearance.as_record() if record.clearance else {},
-        )
-        return replace(after, history=(*record.history, history_entry(now, action, actor, after)))

@@ -67,7 +67,7 @@ from quitclaim.domain.tenancy import TenantProfile
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.placement import META_ASSET_ID
+from quitclaim.usecases.asset_decisions import META_ASSET_ID
 from quitclaim.usecases.recheck import Recheck
 
 # Below this a reference template is too unreliable to trust for matching.

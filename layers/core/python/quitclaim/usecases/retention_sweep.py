@@ -28,7 +28,7 @@ from quitclaim.domain.retention import (
     rejected_cutoff,
 )
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.placement import Placement, history_entry
+from quitclaim.usecases.asset_decisions import Placement, history_entry
 
 PAGE = 100
 

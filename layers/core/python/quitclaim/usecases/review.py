@@ -11,6 +11,7 @@ and confirmed the same way; one that holds it applies at once.
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from quitclaim.domain.clearance import channel_summary
@@ -21,19 +22,10 @@ from quitclaim.domain.ports import AssetRepository, Clock, EventPublisher, Subje
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Principal
 from quitclaim.observability import audit
-from quitclaim.usecases.placement import Placement, history_entry
-from quitclaim.usecases.recheck import Recheck
+from quitclaim.usecases.asset_decisions import Placement, Redecider, history_entry, justified
 
-MIN_JUSTIFICATION = 3
 # Requests waiting for a second person; keeping an asset in quarantine drops them.
 PENDING = ("pending_release", "pending_reassign", "pending_redaction")
-
-
-def _justified(text: str) -> str:
-    text = (text or "").strip()
-    if len(text) < MIN_JUSTIFICATION:
-        raise ValidationFailed("a justification is required", field="justification")
-    return text
 
 
 class Review:
@@ -43,7 +35,7 @@ class Review:
         assets: AssetRepository,
         subjects: SubjectRepository,
         placement: Placement,
-        recheck: Recheck,
+        recheck: Redecider,
         clock: Clock,
         library_bucket: str,
         events: EventPublisher | None = None,
@@ -64,29 +56,61 @@ class Review:
 
     def release(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
         """Ask for release, or confirm another reviewer's request and publish."""
-        why = _justified(justification)
+        why = justified(justification)
         record = self.asset(who.tenant, asset_id)
         if record.status is not AssetStatus.QUARANTINED:
             raise Conflict(f"only quarantined assets can be released (this one is {record.status})")
         now = self._clock.now()
         pending = record.review.get("pending_release")
         if pending is None:
-            review = {
-                **record.review,
-                "pending_release": requested_by(who, now.isoformat(), justification=why),
-            }
-            after = replace(
-                record,
-                review=review,
-                history=(
-                    *record.history,
-                    history_entry(now, "release_requested", who.key_id, record, justification=why),
-                ),
-            )
-            self._placement.transition(record, after)
-            self._audit(who, asset_id, "asset.release_requested", record)
-            return after
+            return self._ask_release(who, record, why, now)
         people = confirm(pending, who, "release")
+        published = self._released(who, record, pending, people, why, now)
+        self._placement.transition(record, published)
+        self._audit(who, asset_id, "asset.released", published, pending["by"], people)
+        if self._events is not None:
+            self._events.publish(
+                "asset.released",
+                who.tenant,
+                {
+                    "asset_id": asset_id,
+                    "path": record.path,
+                    "waived": sorted(set(record.reasons)),
+                    **channel_summary(published.clearance),
+                },
+            )
+        return published
+
+    def _ask_release(
+        self, who: Principal, record: AssetRecord, why: str, now: datetime
+    ) -> AssetRecord:
+        """The first reviewer's call: a request kept until a second person confirms."""
+        review = {
+            **record.review,
+            "pending_release": requested_by(who, now.isoformat(), justification=why),
+        }
+        after = replace(
+            record,
+            review=review,
+            history=(
+                *record.history,
+                history_entry(now, "release_requested", who.key_id, record, justification=why),
+            ),
+        )
+        self._placement.transition(record, after)
+        self._audit(who, record.asset_id, "asset.release_requested", record)
+        return after
+
+    def _released(
+        self,
+        who: Principal,
+        record: AssetRecord,
+        pending: dict[str, Any],
+        people: list[str],
+        why: str,
+        now: datetime,
+    ) -> AssetRecord:
+        """The record as two reviewers release it (not persisted)."""
         waived = sorted(set(record.reasons))
         review = {k: v for k, v in record.review.items() if k != "pending_release"}
         review["released"] = {
@@ -108,7 +132,7 @@ class Review:
             # channel back (docs/channels.md); the copy's tags say so.
             redone = self._recheck.decided(replace(record, review=review))
             published = replace(published, clearance=redone.clearance)
-        published = replace(
+        return replace(
             published,
             history=(
                 *record.history,
@@ -123,23 +147,9 @@ class Review:
                 ),
             ),
         )
-        self._placement.transition(record, published)
-        self._audit(who, asset_id, "asset.released", published, pending["by"], people)
-        if self._events is not None:
-            self._events.publish(
-                "asset.released",
-                who.tenant,
-                {
-                    "asset_id": asset_id,
-                    "path": record.path,
-                    "waived": waived,
-                    **channel_summary(published.clearance),
-                },
-            )
-        return published
 
     def keep(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
-        why = _justified(justification)
+        why = justified(justification)
         record = self.asset(who.tenant, asset_id)
         if record.status is not AssetStatus.QUARANTINED:
             raise Conflict("only quarantined assets can be kept in quarantine")
@@ -175,28 +185,9 @@ class Review:
         was attributed to keeps their appearance row (their rights requests
         still find the image).
         """
-        why = _justified(justification)
+        why = justified(justification)
         record = self.asset(who.tenant, asset_id)
-        if record.status not in (AssetStatus.QUARANTINED, AssetStatus.APPROVED):
-            raise Conflict(f"a {record.status} asset cannot be re-decided")
-        if not 0 <= face_index < len(record.faces):
-            raise ValidationFailed(
-                f"face_index must be between 0 and {len(record.faces) - 1}", field="face_index"
-            )
-        if subject_id is not None and not self._subjects.exists(who.tenant, subject_id):
-            raise NotFound(f"subject {subject_id} not found")
-        old = record.faces[face_index]
-        original = {
-            "subject_id": old.subject_id,
-            "distance": old.distance,
-            "consent_id": old.consent_id,
-            "verdict": old.verdict,
-            "reason": old.reason,
-        }
-        faces = list(record.faces)
-        faces[face_index] = replace(old, subject_id=subject_id, distance=None, identifiable=True)
-        review = {k: v for k, v in record.review.items() if k != "pending_reassign"}
-        changed = replace(record, faces=tuple(faces), review=review)
+        changed, original = self._reassigned(who, record, face_index, subject_id)
         after = self._recheck.decided(changed, action="reassigned", actor=who.key_id)
         details: dict[str, Any] = {}
         if after.status is AssetStatus.APPROVED:
@@ -231,6 +222,31 @@ class Review:
         )
         return after
 
+    def _reassigned(
+        self, who: Principal, record: AssetRecord, face_index: int, subject_id: str | None
+    ) -> tuple[AssetRecord, dict[str, Any]]:
+        """The record with the face given to ``subject_id``, and the face's original match."""
+        if record.status not in (AssetStatus.QUARANTINED, AssetStatus.APPROVED):
+            raise Conflict(f"a {record.status} asset cannot be re-decided")
+        if not 0 <= face_index < len(record.faces):
+            raise ValidationFailed(
+                f"face_index must be between 0 and {len(record.faces) - 1}", field="face_index"
+            )
+        if subject_id is not None and not self._subjects.exists(who.tenant, subject_id):
+            raise NotFound(f"subject {subject_id} not found")
+        old = record.faces[face_index]
+        original = {
+            "subject_id": old.subject_id,
+            "distance": old.distance,
+            "consent_id": old.consent_id,
+            "verdict": old.verdict,
+            "reason": old.reason,
+        }
+        faces = list(record.faces)
+        faces[face_index] = replace(old, subject_id=subject_id, distance=None, identifiable=True)
+        review = {k: v for k, v in record.review.items() if k != "pending_reassign"}
+        return replace(record, faces=tuple(faces), review=review), original
+
     def _ask_reassign(
         self,
         who: Principal,
@@ -260,7 +276,7 @@ class Review:
 
     def delete(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
         """Remove the image for good; the record stays as a tombstone with the reason."""
-        why = _justified(justification)
+        why = justified(justification)
         record = self.asset(who.tenant, asset_id)
         if record.status is AssetStatus.DELETED:
             return record

@@ -15,39 +15,26 @@ embedded preview), its SHA-256 recorded in the decision; the upload's own
 bytes are kept privately under ``originals/`` in the quarantine bucket
 (docs/every-pixel.md). A rejected upload is not scanned: its own bytes go to
 ``rejected/`` as before.
+
+Its parts: ``uploads`` (the request, the key rules), ``place_upload`` (steps
+2 and 3), ``upload_quota`` (the monthly quota, held uploads); the decision
+machinery it shares with redaction, review and recheck is ``asset_decisions``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
-import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
-
-import numpy as np
 
 from quitclaim.config import Settings
-from quitclaim.domain.clearance import (
-    channel_summary,
-    clearance_tags,
-    decide_channels,
-    publishing_purposes,
-)
+from quitclaim.domain.clearance import channel_summary, decide_channels, publishing_purposes
 from quitclaim.domain.errors import Conflict, QuitclaimError, QuotaExceeded, RejectedInput
-from quitclaim.domain.models import (
-    AssetStatus,
-    Decision,
-    FaceMatch,
-    ScanMode,
-    TenantPolicy,
-    is_tenant_id,
-)
+from quitclaim.domain.models import AssetStatus, Decision, FaceMatch, ScanMode, TenantPolicy
 from quitclaim.domain.ports import (
     AssetRepository,
+    AutoRedaction,
     Clock,
     ConsentRepository,
     EventPublisher,
@@ -59,67 +46,41 @@ from quitclaim.domain.ports import (
     TenantRepository,
     UsageMeter,
 )
-from quitclaim.domain.records import AssetRecord, FaceRecord, asset_id_for
+from quitclaim.domain.records import AssetRecord, asset_id_for
 from quitclaim.domain.rights import redactable
 from quitclaim.domain.tenancy import TenantDeleting
-from quitclaim.domain.usage import (
-    QUOTA_EXCEEDED,
-    UsageIncrement,
-    billable,
-    month_of,
-    remaining,
-    scan_units,
-)
 from quitclaim.faces.gallery import Gallery, GalleryCache
-from quitclaim.faces.published import published_form, reencoded_type
+from quitclaim.faces.published import published_form
 from quitclaim.observability import audit, count, logger, timing
-from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, history_entry, reach
-from quitclaim.usecases.recheck import redecided_clearance, unknown_face_reason
-
-if TYPE_CHECKING:
-    from quitclaim.usecases.redaction import Redaction
-
-UNATTRIBUTED = "_unattributed"
-# Where a rejected upload goes when its own path cannot be used as a key (see
-# ``safe_path``): ``rejected/{tenant}/_unsafe-keys/{asset_id}``. Paths that
-# start with this segment are themselves refused, so no upload can land on
-# (and overwrite) one of these.
-UNSAFE_KEYS = "_unsafe-keys"
-# S3's limit on a key's UTF-8 length.
-MAX_KEY_BYTES = 1024
-_DOT_SEGMENTS = frozenset({"", ".", ".."})
-# The uploader's Content-Type is kept only when it names one of the image
-# types we decode. Anything else (text/html, image/svg+xml, ...) would let a
-# polyglot (a JPEG with a page appended) be served as a page from the
-# library's origin; it is stored as opaque bytes instead.
-_SERVABLE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
-_OPAQUE_TYPE = "application/octet-stream"
-
-
-@dataclass(frozen=True, slots=True)
-class ScanRequest:
-    """One object version named by an S3 event (key already URL-decoded)."""
-
-    bucket: str
-    key: str
-    version_id: str | None
-    etag: str
-
-    @property
-    def version(self) -> str:
-        return self.version_id or self.etag
+from quitclaim.usecases.asset_decisions import (
+    face_records,
+    history_entry,
+    reach,
+    redecided_clearance,
+    sha256_hex,
+    unknown_face_reason,
+)
+from quitclaim.usecases.place_upload import PlaceUpload
+from quitclaim.usecases.upload_quota import UploadQuota
+from quitclaim.usecases.uploads import (
+    MAX_KEY_BYTES,
+    UNATTRIBUTED,
+    UNSAFE_KEYS,
+    ScanRequest,
+    ScanResult,
+    safe_path,
+    split_upload_key,
+    unscanned_record,
+)
 
 
-@dataclass(frozen=True, slots=True)
-class ScanResult:
-    asset_id: str
-    status: AssetStatus | None
-    reasons: tuple[str, ...] = ()
-    duplicate: bool = False
-    dest_bucket: str | None = None
-    dest_key: str | None = None
-    # The record's clearance per channel (domain/clearance.py), as placed.
-    clearance: dict[str, Any] = field(default_factory=dict)
+class _Refused(Exception):
+    """An upload rejected before or while scanning (``code``: the reason recorded)."""
+
+    def __init__(self, code: str, purpose: str = "") -> None:
+        super().__init__(code)
+        self.code = code
+        self.purpose = purpose
 
 
 @dataclass
@@ -128,102 +89,6 @@ class _Timer:
 
     def measure(self, name: str, started: float) -> None:
         self.marks[name] = round((time.perf_counter() - started) * 1000, 2)
-
-
-def split_upload_key(key: str, prefix: str) -> tuple[str, str] | None:
-    """``incoming/{tenant}/{path}`` → (tenant, path); None when not attributable."""
-    if not key.startswith(prefix):
-        return None
-    tenant, _, path = key[len(prefix) :].partition("/")
-    if not is_tenant_id(tenant) or not path:
-        return None
-    return tenant, path
-
-
-def safe_path(path: str) -> bool:
-    """Whether ``path`` can name an object below a tenant's prefix as it stands.
-
-    S3 keys are flat strings, but whatever later reads the library as paths
-    (a browser or CDN resolving ``..``, a sync to disk, a tool that
-    percent-decodes first, a Windows client splitting on ``\\``) must not be
-    led out of the tenant's prefix or onto another object. So dot segments,
-    empty segments (``//``, a trailing ``/``), control characters and
-    backslashes are refused, in the key as written, percent-decoded and
-    NFKC-folded (full-width dots become dots).
-    """
-    if path.split("/", 1)[0] == UNSAFE_KEYS:
-        return False
-    for form in {path, unquote(path)}:
-        for variant in {form, unicodedata.normalize("NFKC", form)}:
-            if any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in variant):
-                return False
-            if any(segment in _DOT_SEGMENTS for segment in variant.split("/")):
-                return False
-    return True
-
-
-def served_type(content_type: str | None) -> str:
-    """The Content-Type a placed copy carries (see ``_SERVABLE_TYPES``)."""
-    base = (content_type or "").split(";", 1)[0].strip().lower()
-    return base if base in _SERVABLE_TYPES else _OPAQUE_TYPE
-
-
-def face_records(
-    decision: Decision, observations: Sequence[FaceObservation]
-) -> tuple[FaceRecord, ...]:
-    """The decided faces as recorded: boxes, frames, ids, distances; no encodings."""
-    return tuple(
-        FaceRecord(
-            box=fd.face.box.as_list(),
-            frame=obs.frame,
-            identifiable=fd.face.identifiable,
-            subject_id=fd.face.subject_id,
-            distance=None if fd.face.distance is None else round(fd.face.distance, 4),
-            consent_id=fd.consent_id,
-            verdict=fd.verdict.value if fd.verdict else None,
-            reason=fd.reason.value if fd.reason else None,
-        )
-        for fd, obs in zip(decision.faces, observations, strict=True)
-    )
-
-
-def original_key(settings: Settings, tenant: str, asset_id: str) -> str:
-    """Where a scanned upload's own bytes are kept (quarantine bucket, never read by the DAM)."""
-    return f"{settings.originals_prefix}{tenant}/{asset_id}"
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def unscanned_record(
-    request: ScanRequest,
-    tenant: str,
-    path: str,
-    asset_id: str,
-    now: datetime,
-    *,
-    status: AssetStatus,
-    reason: str,
-    dest: tuple[str, str],
-    purpose: str = "",
-) -> AssetRecord:
-    """The record of an upload decided without a scan: rejected, or held over quota."""
-    record = AssetRecord(
-        tenant=tenant,
-        asset_id=asset_id,
-        source_bucket=request.bucket,
-        source_key=request.key,
-        source_version=request.version,
-        path=path,
-        purpose=purpose,
-        status=status,
-        reasons=(reason,),
-        dest_bucket=dest[0],
-        dest_key=dest[1],
-        decided_at=now,
-    )
-    return replace(record, history=(history_entry(now, status.value, "ingest", record),))
 
 
 class ScanAsset:
@@ -242,7 +107,7 @@ class ScanAsset:
         clock: Clock,
         galleries: GalleryCache | None = None,
         events: EventPublisher | None = None,
-        redaction: Redaction | None = None,
+        redaction: AutoRedaction | None = None,
         usage: UsageMeter | None = None,
     ) -> None:
         self._usage = usage
@@ -274,19 +139,7 @@ class ScanAsset:
 
         existing = self._assets.get(tenant, asset_id)
         if existing is not None and existing.status is not AssetStatus.HELD:
-            if existing.placed_at is None:
-                # An earlier delivery recorded the decision and died before placing
-                # it; its audit block may have died with it (a lost process keeps
-                # nothing). Audit again: the chain may hold the decision twice,
-                # never not at all.
-                _audit_decided(existing)
-                if existing.subject_ids:
-                    # Decisions carry their rows (I1); one from before that, whose
-                    # rows were lost, gets them before it is placed (idempotent).
-                    self._assets.add_appearances(existing)
-            done = self._complete(existing, request, duplicate=True)
-            self._auto_redact(existing, done)
-            return done
+            return self._redelivered(existing, request)
 
         info = self._store.head(request.bucket, request.key, request.version_id)
         if info is None:
@@ -297,9 +150,9 @@ class ScanAsset:
             return ScanResult(asset_id, None, duplicate=True)
 
         # The quota is checked before any byte is read: a held upload costs no scan.
-        limit = self._images_limit(tenant) if parts is not None else None
-        if limit is not None and self._quota_left(tenant, limit) == 0:
-            return self._hold(request, info, tenant, path, asset_id, existing)
+        limit = self._quota.limit(tenant) if parts is not None else None
+        if limit is not None and self._quota.left(tenant, limit) == 0:
+            return self._quota.hold(request, info, tenant, path, asset_id, existing)
 
         try:
             record, published = self._decide(
@@ -314,17 +167,38 @@ class ScanAsset:
         # Storage is billed for the bytes placed: the published form, or a rejected upload.
         record = replace(record, size=info.size if published is None else len(published))
         try:
-            written = self._write_decision(record, existing, limit)
+            written = self._quota.write_decision(record, existing, limit)
         except QuotaExceeded:
             # Another ingest took the last image between our check and our write.
-            return self._hold(request, info, tenant, path, asset_id, existing)
+            return self._quota.hold(request, info, tenant, path, asset_id, existing)
         if written is None:
             # A concurrent delivery recorded first: its decision stands.
             winner = self._assets.get(tenant, asset_id)
             if winner is None:  # pragma: no cover - the create said it exists
                 raise RuntimeError("asset record vanished during a race")
-            return self._complete(winner, request, duplicate=True)
-        record = written
+            return self._placing.complete(winner, request, duplicate=True)
+        return self._place_decided(written, request, published)
+
+    def _redelivered(self, existing: AssetRecord, request: ScanRequest) -> ScanResult:
+        """An upload decided before (a redelivery): finish what that delivery began."""
+        if existing.placed_at is None:
+            # An earlier delivery recorded the decision and died before placing
+            # it; its audit block may have died with it (a lost process keeps
+            # nothing). Audit again: the chain may hold the decision twice,
+            # never not at all.
+            _audit_decided(existing)
+            if existing.subject_ids:
+                # Decisions carry their rows (I1); one from before that, whose
+                # rows were lost, gets them before it is placed (idempotent).
+                self._assets.add_appearances(existing)
+        done = self._placing.complete(existing, request, duplicate=True)
+        self._auto_redact(existing, done)
+        return done
+
+    def _place_decided(
+        self, record: AssetRecord, request: ScanRequest, published: bytes | None
+    ) -> ScanResult:
+        """A decision just recorded: confirm its consents, audit, place, announce."""
         if record.subject_ids:
             # The appearance rows were written with the decision.
             record = self._confirm_consents(record)
@@ -332,14 +206,14 @@ class ScanAsset:
         # delivery that dies while placing is retried through the duplicate
         # path below, which would otherwise never audit the decision.
         _audit_decided(record)
-        result = self._complete(record, request, duplicate=False, published=published)
+        result = self._placing.complete(record, request, duplicate=False, published=published)
         if self._events is not None:
             self._events.publish(
                 f"asset.{result.status.value if result.status else record.status.value}",
-                tenant,
+                record.tenant,
                 {
-                    "asset_id": asset_id,
-                    "path": path,
+                    "asset_id": record.asset_id,
+                    "path": record.path,
                     "reasons": list(result.reasons),
                     "location": f"s3://{result.dest_bucket}/{result.dest_key}",
                     **channel_summary(result.clearance),
@@ -352,84 +226,11 @@ class ScanAsset:
         self._auto_redact(record, result)
         return result
 
-    # -- metering and the monthly quota -------------------------------------
-
-    def _images_limit(self, tenant: str) -> int | None:
-        return self._usage.images_per_month(tenant) if self._usage is not None else None
-
-    def _quota_left(self, tenant: str, limit: int) -> int:
-        assert self._usage is not None
-        left = remaining(limit, self._usage.counters(tenant, month_of(self._clock.now())))
-        return 0 if left is None else left
-
-    def _write_decision(
-        self, record: AssetRecord, held: AssetRecord | None, limit: int | None
-    ) -> AssetRecord | None:
-        """The first write of the decision, metered in the same transaction.
-
-        A new upload: a conditional put (None: a concurrent delivery won). A
-        held one decided at last: a replace conditional on the held version
-        (None: a concurrent release won). Either way only the writer whose
-        decision lands adds to the counters, exactly once.
-        """
-        usage = None
-        if self._usage is not None and billable(record):
-            usage = UsageIncrement(
-                record.tenant, month_of(record.decided_at), scan_units(record), limit
-            )
-        if held is None:
-            return record if self._assets.create(record, usage) else None
-        decided = replace(
-            record, version=held.version + 1, history=(*held.history, *record.history)
-        )
-        try:
-            self._assets.replace(decided, held.version, usage, appearances=decided.subject_ids)
-        except Conflict:
-            return None
-        return decided
-
-    def _hold(
-        self,
-        request: ScanRequest,
-        info: ObjectInfo,
-        tenant: str,
-        path: str,
-        asset_id: str,
-        existing: AssetRecord | None,
-    ) -> ScanResult:
-        """Over quota: record the upload as held and leave its bytes where they are.
-
-        Kept in place (not moved to a held prefix): the key and version stay the
-        ones the S3 event named, so the asset id stays the same and a release is
-        just the same event again; nothing is copied, nothing can be lost between
-        two places, and nothing of it is published.
-        """
-        if existing is None:
-            record = unscanned_record(
-                request,
-                tenant,
-                path,
-                asset_id,
-                self._clock.now(),
-                status=AssetStatus.HELD,
-                reason=QUOTA_EXCEEDED,
-                dest=(request.bucket, request.key),
-            )
-            record = replace(record, size=info.size)
-            if not self._assets.create(record):
-                winner = self._assets.get(tenant, asset_id)
-                if winner is not None and winner.status is not AssetStatus.HELD:
-                    return self._complete(winner, request, duplicate=True)
-            else:
-                audit("asset.held", tenant=tenant, asset_id=asset_id, reasons=[QUOTA_EXCEEDED])
-                count("AssetsHeld")
-        return ScanResult(
-            asset_id,
-            AssetStatus.HELD,
-            (QUOTA_EXCEEDED,),
-            duplicate=existing is not None,
-            dest_bucket=request.bucket,
-            dest_key=request.key,
+    @property
+    def _quota(self) -> UploadQuota:
+        # Built per call from the collaborators as they are now.
+        return UploadQuota(
+            usage=self._usage, assets=self._assets, clock=self._clock, placing=self._placing
         )
 
     def _auto_redact(self, record: AssetRecord, result: ScanResult) -> None:
@@ -470,76 +271,18 @@ class ScanAsset:
         attributable: bool,
     ) -> tuple[AssetRecord, bytes | None]:
         """The decision, and the published form that was scanned (None when rejected)."""
-        s = self._settings
         now = self._clock.now()
         timer = _Timer()
         started = time.perf_counter()
-
-        def rejected(code: str, purpose: str = "") -> AssetRecord:
-            dest_key = f"{s.rejected_prefix}{tenant}/{path}"
-            if not safe_path(path) or len(dest_key.encode()) > MAX_KEY_BYTES:
-                # The original key stays on record (source_key, path); the
-                # bytes go to a name that cannot leave the tenant's prefix.
-                dest_key = f"{s.rejected_prefix}{tenant}/{UNSAFE_KEYS}/{asset_id}"
-            record = unscanned_record(
-                request,
-                tenant,
-                path,
-                asset_id,
-                now,
-                status=AssetStatus.REJECTED,
-                reason=code,
-                dest=(s.quarantine_bucket, dest_key),
-                purpose=purpose,
-            )
-            return replace(record, timings_ms=timer.marks)
-
-        if not attributable:
-            return rejected("no_tenant_in_key"), None
-        if not safe_path(path):
-            return rejected("unsafe_key"), None
-        found = self._tenants.policy_and_gallery(tenant)
-        if found is None:
-            return rejected("unknown_tenant"), None
-        policy, gallery_version = found
-        purpose = (info.metadata.get("purpose") or policy.default_purpose).strip().lower()
-        if purpose not in policy.purposes:
-            return rejected("unknown_purpose", purpose), None
-        if info.size > s.max_upload_bytes:
-            return rejected("too_large", purpose), None
-
-        t = time.perf_counter()
-        data = self._store.read(request.bucket, request.key, info.version_id)
-        timer.measure("read", t)
         try:
-            t = time.perf_counter()
-            # What is scanned is what will be published, byte for byte: the
-            # picture without its thumbnails and previews (faces/published.py).
-            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
-            image = self.engine.decode(published)
-            timer.measure("decode", t)
-        except RejectedInput as exc:
-            return rejected(exc.code, purpose), None
-        del data
-
-        mode = policy.scan_mode_for(path)
-        observations: list[FaceObservation] = []
-        if mode is not ScanMode.OFF:
-            t = time.perf_counter()
-            try:
-                observations = self.engine.analyze(image)
-            except RejectedInput as exc:  # e.g. detection_budget_exceeded (docs/budgets.md)
-                return rejected(exc.code, purpose), None
-            timer.measure("detect_encode", t)
+            policy, gallery_version, purpose = self._screen(info, tenant, path, attributable)
+            published, mode, observations = self._scan(request, info, policy, path, purpose, timer)
+        except _Refused as refused:
+            record = self._rejected(request, tenant, path, asset_id, now, refused)
+            return replace(record, timings_ms=timer.marks), None
 
         t = time.perf_counter()
-        if mode is ScanMode.RECOGNIZE:
-            matches = self._match(tenant, gallery_version, policy, observations)
-        else:
-            # Detect-only: no template is compared, so no biometric matching at all.
-            matches = [
-                FaceMatch(o.box, None, None, self._identifiable(o, policy)) for o in observations
-            ]
+        matches = self._match(tenant, gallery_version, policy, mode, observations)
         timer.measure("match", t)
 
         t = time.perf_counter()
@@ -573,6 +316,95 @@ class ScanAsset:
             published_sha256=sha256_hex(published),
         )
         return decided, published
+
+    def _screen(
+        self, info: ObjectInfo, tenant: str, path: str, attributable: bool
+    ) -> tuple[TenantPolicy, int, str]:
+        """The tenant's policy, gallery version and the upload's purpose, before any byte is read.
+
+        Raises ``_Refused`` for an upload rejected on its key, tenant, purpose or size.
+        """
+        if not attributable:
+            raise _Refused("no_tenant_in_key")
+        if not safe_path(path):
+            raise _Refused("unsafe_key")
+        found = self._tenants.policy_and_gallery(tenant)
+        if found is None:
+            raise _Refused("unknown_tenant")
+        policy, gallery_version = found
+        purpose = (info.metadata.get("purpose") or policy.default_purpose).strip().lower()
+        if purpose not in policy.purposes:
+            raise _Refused("unknown_purpose", purpose)
+        if info.size > self._settings.max_upload_bytes:
+            raise _Refused("too_large", purpose)
+        return policy, gallery_version, purpose
+
+    def _scan(
+        self,
+        request: ScanRequest,
+        info: ObjectInfo,
+        policy: TenantPolicy,
+        path: str,
+        purpose: str,
+        timer: _Timer,
+    ) -> tuple[bytes, ScanMode, list[FaceObservation]]:
+        """Read, take the published form, decode and find the faces (as the path's mode says).
+
+        Raises ``_Refused`` for bytes the gate rejects (format, size, detection budget).
+        """
+        s = self._settings
+        t = time.perf_counter()
+        data = self._store.read(request.bucket, request.key, info.version_id)
+        timer.measure("read", t)
+        try:
+            t = time.perf_counter()
+            # What is scanned is what will be published, byte for byte: the
+            # picture without its thumbnails and previews (faces/published.py).
+            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
+            image = self.engine.decode(published)
+            timer.measure("decode", t)
+        except RejectedInput as exc:
+            raise _Refused(exc.code, purpose) from None
+        del data
+
+        mode = policy.scan_mode_for(path)
+        observations: list[FaceObservation] = []
+        if mode is not ScanMode.OFF:
+            t = time.perf_counter()
+            try:
+                observations = self.engine.analyze(image)
+            except RejectedInput as exc:  # e.g. detection_budget_exceeded (docs/budgets.md)
+                raise _Refused(exc.code, purpose) from None
+            timer.measure("detect_encode", t)
+        return published, mode, observations
+
+    def _rejected(
+        self,
+        request: ScanRequest,
+        tenant: str,
+        path: str,
+        asset_id: str,
+        now: datetime,
+        refused: _Refused,
+    ) -> AssetRecord:
+        """The record of a rejected upload: its own bytes go to ``rejected/``, unscanned."""
+        s = self._settings
+        dest_key = f"{s.rejected_prefix}{tenant}/{path}"
+        if not safe_path(path) or len(dest_key.encode()) > MAX_KEY_BYTES:
+            # The original key stays on record (source_key, path); the
+            # bytes go to a name that cannot leave the tenant's prefix.
+            dest_key = f"{s.rejected_prefix}{tenant}/{UNSAFE_KEYS}/{asset_id}"
+        return unscanned_record(
+            request,
+            tenant,
+            path,
+            asset_id,
+            now,
+            status=AssetStatus.REJECTED,
+            reason=refused.code,
+            dest=(s.quarantine_bucket, dest_key),
+            purpose=refused.purpose,
+        )
 
     def _confirm_consents(self, record: AssetRecord) -> AssetRecord:
         """Re-read the consents *after* the appearance rows exist, and re-decide.
@@ -625,14 +457,21 @@ class ScanAsset:
         tenant: str,
         gallery_version: int,
         policy: TenantPolicy,
+        mode: ScanMode,
         observations: list[FaceObservation],
     ) -> list[FaceMatch]:
+        """Each face matched against the tenant's gallery, when the path's mode recognises."""
+        if mode is not ScanMode.RECOGNIZE:
+            # Detect-only: no template is compared, so no biometric matching at all.
+            return [
+                FaceMatch(o.box, None, None, self._identifiable(o, policy)) for o in observations
+            ]
         identifiable = [self._identifiable(o, policy) for o in observations]
         judged = [ok and o.matchable for o, ok in zip(observations, identifiable, strict=True)]
         probes = [o.encoding for o, ok in zip(observations, judged, strict=True) if ok]
         found = iter(
             self._gallery(tenant, gallery_version).match(
-                np.stack(probes) if probes else np.empty((0, 128), dtype=np.float32),
+                probes,
                 threshold=policy.match_threshold,
                 margin=policy.match_margin,
             )
@@ -695,127 +534,12 @@ class ScanAsset:
             timings_ms=timer.marks,
         )
 
-    # -- placement --------------------------------------------------------
-
-    def _complete(
-        self,
-        record: AssetRecord,
-        request: ScanRequest,
-        *,
-        duplicate: bool,
-        published: bytes | None = None,
-    ) -> ScanResult:
-        """Put the bytes where the record says, keep the original, then remove the upload.
-
-        ``published``: the scanned published form, when this delivery has it in
-        memory; a redelivery rebuilds it from the upload and checks it against
-        the recorded SHA-256 before placing it.
-        """
-        result = ScanResult(
-            record.asset_id,
-            record.status,
-            record.reasons,
-            duplicate=duplicate,
-            dest_bucket=record.dest_bucket,
-            dest_key=record.dest_key,
-            clearance=record.clearance,
+    @property
+    def _placing(self) -> PlaceUpload:
+        # Built per call from the collaborators as they are now.
+        return PlaceUpload(
+            settings=self._settings, store=self._store, assets=self._assets, clock=self._clock
         )
-        if record.placed_at is not None or record.status is AssetStatus.HELD:
-            return result
-        source = self._store.head(request.bucket, request.key, request.version_id)
-        if source is not None:
-            placed = self._store.head(record.dest_bucket, record.dest_key)
-            if placed is None or placed.metadata.get(META_ASSET_ID) != record.asset_id:
-                if record.published_sha256 is None:
-                    # Rejected (or decided before published forms): the upload as it is.
-                    self._store.copy(
-                        replace(source, content_type=served_type(source.content_type)),
-                        record.dest_bucket,
-                        record.dest_key,
-                        {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
-                    )
-                else:
-                    self._place_published(record, source, published)
-            if record.published_sha256 is not None:
-                # The upload's own bytes, for the record: private, never published.
-                self._store.copy(
-                    source,
-                    self._settings.quarantine_bucket,
-                    original_key(self._settings, record.tenant, record.asset_id),
-                    {META_ASSET_ID: record.asset_id},
-                )
-            self._store.delete(request.bucket, request.key, source.version_id)
-            record = self._follow_redecision(record)
-            result = _as_placed(result, record)
-        else:
-            if record.status in (AssetStatus.APPROVED, AssetStatus.QUARANTINED):
-                # An earlier delivery copied and deleted the upload, then died
-                # before following a re-decision made meanwhile: its copy may
-                # sit in the other place (a withdrawn image in the library).
-                # Finish that move now (tests/integration/test_races_on_stack.py).
-                s = self._settings
-                other = (
-                    s.quarantine_bucket
-                    if record.dest_bucket == s.library_bucket
-                    else s.library_bucket
-                )
-                record = self._follow_redecision(replace(record, dest_bucket=other))
-                result = _as_placed(result, record)
-            if self._store.head(record.dest_bucket, record.dest_key) is None:
-                # Someone removed the upload after we recorded it; say so loudly.
-                logger.error("upload gone before placement", asset_id=record.asset_id)
-                count("PlacementSourceMissing")
-        self._assets.mark_placed(record.tenant, record.asset_id, self._clock.now())
-        return result
-
-    def _place_published(
-        self, record: AssetRecord, source: ObjectInfo, published: bytes | None
-    ) -> None:
-        """Write the scanned published form where the record says (library or quarantine)."""
-        if published is None:
-            data = self._store.read(source.bucket, source.key, source.version_id)
-            s = self._settings
-            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
-        if sha256_hex(published) != record.published_sha256:
-            # The same upload gave other bytes than those scanned (a changed
-            # published_form between two deliveries): place nothing unscanned.
-            count("PublishedFormChanged")
-            raise RuntimeError("the published form differs from the one scanned")
-        self._store.write(
-            record.dest_bucket,
-            record.dest_key,
-            published,
-            {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
-            # A re-encoded HEIF/AVIF/TIFF is served as what it now is (docs/formats.md).
-            content_type=reencoded_type(published, source.content_type)
-            or served_type(source.content_type),
-            tags=clearance_tags(record.asset_id, record.clearance),
-        )
-
-    def _follow_redecision(self, placed: AssetRecord) -> AssetRecord:
-        """After copying, re-read the record: a re-decision may have moved it meanwhile.
-
-        A recheck that ran before our copy found no bytes to move; it still
-        wrote its decision, which we read here and honour.
-        """
-        latest = self._assets.get(placed.tenant, placed.asset_id)
-        if latest is None or (latest.dest_bucket, latest.dest_key) == (
-            placed.dest_bucket,
-            placed.dest_key,
-        ):
-            return placed
-        here = self._store.head(placed.dest_bucket, placed.dest_key)
-        if here is not None and here.metadata.get(META_ASSET_ID) == placed.asset_id:
-            if latest.dest_bucket:
-                self._store.copy(
-                    here,
-                    latest.dest_bucket,
-                    latest.dest_key,
-                    {META_ASSET_ID: latest.asset_id, META_STATUS: latest.status.value},
-                    clearance_tags(latest.asset_id, latest.clearance),
-                )
-            self._store.delete(placed.dest_bucket, placed.dest_key, here.version_id)
-        return latest
 
 
 def _audit_decided(record: AssetRecord) -> None:
@@ -832,16 +556,4 @@ def _audit_decided(record: AssetRecord) -> None:
         policy=record.policy,
         timings_ms=record.timings_ms,
         dest_bucket=record.dest_bucket,
-    )
-
-
-def _as_placed(result: ScanResult, record: AssetRecord) -> ScanResult:
-    """The result as the record (perhaps re-decided meanwhile) places the image."""
-    return replace(
-        result,
-        status=record.status,
-        reasons=record.reasons,
-        dest_bucket=record.dest_bucket,
-        dest_key=record.dest_key,
-        clearance=record.clearance,
     )

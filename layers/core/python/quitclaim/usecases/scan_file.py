@@ -10,12 +10,9 @@ is ``Box(left, top, right, bottom)``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box, TenantPolicy
@@ -88,9 +85,10 @@ def scan_file(
         for o, ok in zip(observations, identifiable, strict=True)
     ]
     if gallery is not None and observations:
-        probes: Iterable[Any] = [o.encoding for o in observations]
         hits = gallery.match(
-            np.stack(list(probes)), threshold=policy.match_threshold, margin=policy.match_margin
+            [o.encoding for o in observations],
+            threshold=policy.match_threshold,
+            margin=policy.match_margin,
         )
         for face, hit in zip(faces, hits, strict=True):
             # An unidentifiable (too small) face is never named by the gate.

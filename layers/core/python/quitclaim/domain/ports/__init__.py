@@ -21,6 +21,7 @@ from quitclaim.domain.ports.admission_ports import (
 from quitclaim.domain.ports.asset_ports import (
     AssetActivity,
     AssetRepository,
+    AutoRedaction,
     HeldAssets,
 )
 from quitclaim.domain.ports.audit_ports import (
@@ -104,6 +105,7 @@ __all__ = [
     "AssetRepository",
     "AuditChainStore",
     "AuditEvents",
+    "AutoRedaction",
     "BulkLane",
     "Clock",
     "ConsentExpiries",

@@ -83,3 +83,11 @@ class AssetActivity(Protocol):
         At most ``limit`` records; the flag says whether that was all of them.
         """
         ...
+
+
+class AutoRedaction(Protocol):
+    """What the scan needs of redaction (``redact_asset.Redaction``): one step, by policy."""
+
+    def redact(
+        self, tenant: str, asset_id: str, *, actor: str, justification: str
+    ) -> AssetRecord: ...

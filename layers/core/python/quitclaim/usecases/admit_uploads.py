@@ -28,7 +28,7 @@ from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import AdmissionCounter, Arrival, BulkLane, Clock, Lane
 from quitclaim.observability import count, logger
-from quitclaim.usecases.scan_asset import split_upload_key
+from quitclaim.usecases.uploads import split_upload_key
 
 
 @dataclass(frozen=True, slots=True)

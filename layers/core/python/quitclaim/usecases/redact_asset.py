@@ -23,14 +23,15 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
-from quitclaim.domain.clearance import clearance_tags, decide_channels
+from quitclaim.domain.clearance import Clearance, clearance_tags, decide_channels
 from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
 from quitclaim.domain.four_eyes import confirm, requested_by
-from quitclaim.domain.models import AssetStatus, Box, FaceMatch
+from quitclaim.domain.models import AssetStatus, Box, Decision, FaceMatch, TenantPolicy
 from quitclaim.domain.ports import (
     AssetRepository,
     Clock,
@@ -50,10 +51,16 @@ from quitclaim.domain.rights import REDACTED, redactable
 from quitclaim.faces import redaction as pixels
 from quitclaim.faces.gallery import GalleryCache
 from quitclaim.observability import audit, count
-from quitclaim.usecases.placement import META_ASSET_ID, META_STATUS, Placement, history_entry
-from quitclaim.usecases.recheck import Recheck
-from quitclaim.usecases.review import _justified
-from quitclaim.usecases.scan_asset import face_records, sha256_hex
+from quitclaim.usecases.asset_decisions import (
+    META_ASSET_ID,
+    META_STATUS,
+    Placement,
+    Redecider,
+    face_records,
+    history_entry,
+    justified,
+    sha256_hex,
+)
 
 META_REDACTED_FROM = "quitclaim-redacted-from"
 SUFFIX = ".redacted.png"
@@ -83,7 +90,7 @@ class Redaction:
         consents: ConsentRepository,
         assets: AssetRepository,
         placement: Placement,
-        recheck: Recheck,
+        recheck: Redecider,
         clock: Clock,
         library_bucket: str,
         galleries: GalleryCache | None = None,
@@ -111,7 +118,7 @@ class Redaction:
         the published variant (``redact``). The requester again: ``Forbidden``
         (``same_reviewer``).
         """
-        why = _justified(justification)
+        why = justified(justification)
         original = self._redactable(who.tenant, asset_id)
         pending = original.review.get("pending_redaction")
         if pending is None:
@@ -183,19 +190,11 @@ class Redaction:
         something a redaction cannot fix), ``redacted`` (done before),
         ``key_taken``, ``redaction_too_weak``, ``not_publishable``.
         """
-        why = _justified(justification)
+        why = justified(justification)
         original = self._redactable(tenant, asset_id)
         key = variant_key(original)
         variant_id = asset_id_for(tenant, self._library, key, original.asset_id)
-        if self._assets.get(tenant, variant_id) is not None:
-            raise Conflict("this asset has a redacted variant already", code="redacted")
-        taken = self._store.head(self._library, key)
-        if taken is not None and taken.metadata.get(META_ASSET_ID) != variant_id:
-            raise Conflict(f"another object is stored at {key}", code="key_taken")
-        source = self._store.head(original.dest_bucket, original.dest_key)
-        if source is None or source.metadata.get(META_ASSET_ID) != asset_id:
-            raise Conflict("the held image is not where its record says", code="not_placed")
-        data = self._store.read(source.bucket, source.key, source.version_id)
+        data = self._held_bytes(original, key, variant_id)
 
         faces = [i for i, f in enumerate(original.faces) if f.verdict != "valid"]
         boxes = [Box(*original.faces[i].box) for i in faces]
@@ -211,25 +210,57 @@ class Redaction:
         )
         del data, image, redacted
 
+        self._publish_variant(variant, png, actor=actor, source_asset_id=asset_id)
+        self._note_on_original(original, variant, actor, why, faces)
+        return self._announce(variant, actor=actor, source_asset_id=asset_id, confirmed=confirmed)
+
+    def _held_bytes(self, original: AssetRecord, key: str, variant_id: str) -> bytes:
+        """The held image's bytes, once sure the variant can be stored at ``key``."""
+        tenant, asset_id = original.tenant, original.asset_id
+        if self._assets.get(tenant, variant_id) is not None:
+            raise Conflict("this asset has a redacted variant already", code="redacted")
+        taken = self._store.head(self._library, key)
+        if taken is not None and taken.metadata.get(META_ASSET_ID) != variant_id:
+            raise Conflict(f"another object is stored at {key}", code="key_taken")
+        source = self._store.head(original.dest_bucket, original.dest_key)
+        if source is None or source.metadata.get(META_ASSET_ID) != asset_id:
+            raise Conflict("the held image is not where its record says", code="not_placed")
+        return self._store.read(source.bucket, source.key, source.version_id)
+
+    def _publish_variant(
+        self, variant: AssetRecord, png: bytes, *, actor: str, source_asset_id: str
+    ) -> None:
+        """Record the variant's decision, place its bytes, and decide it again at once."""
+        tenant, variant_id = variant.tenant, variant.asset_id
         # The variant's appearance rows are written with its decision (I1).
         if not self._assets.create(variant):
             raise Conflict("this asset has a redacted variant already", code="redacted")
         self._store.write(
             self._library,
-            key,
+            variant.dest_key,
             png,
             {
                 META_ASSET_ID: variant_id,
                 META_STATUS: variant.status.value,
-                META_REDACTED_FROM: asset_id,
+                META_REDACTED_FROM: source_asset_id,
             },
             content_type="image/png",
             tags=clearance_tags(variant_id, variant.clearance),
         )
         self._assets.mark_placed(tenant, variant_id, self._clock.now())
         # A consent withdrawn while we scanned: the re-decision pulls it right back.
-        self._recheck.redecide(tenant, variant_id, actor=actor, cause=asset_id)
-        self._note_on_original(original, variant, actor, why, faces)
+        self._recheck.redecide(tenant, variant_id, actor=actor, cause=source_asset_id)
+
+    def _announce(
+        self,
+        variant: AssetRecord,
+        *,
+        actor: str,
+        source_asset_id: str,
+        confirmed: dict[str, Any] | None,
+    ) -> AssetRecord:
+        """Audit the redaction and tell the tenant's systems; answers the variant as it is now."""
+        tenant, variant_id = variant.tenant, variant.asset_id
         audit(
             "asset.redacted",
             tenant=tenant,
@@ -238,7 +269,7 @@ class Redaction:
             faces=[f.as_dict() for f in variant.faces],
             versions=variant.versions,
             source=actor,
-            source_asset_id=asset_id,
+            source_asset_id=source_asset_id,
             **(confirmed or {}),
         )
         count("AssetsRedacted")
@@ -251,8 +282,8 @@ class Redaction:
                     "asset_id": variant_id,
                     "path": variant.path,
                     "reasons": [],
-                    "location": f"s3://{self._library}/{key}",
-                    "redacted_from": asset_id,
+                    "location": f"s3://{self._library}/{variant.dest_key}",
+                    "redacted_from": source_asset_id,
                 },
             )
         return latest
@@ -282,38 +313,9 @@ class Redaction:
             raise NotFound(f"tenant {tenant!r} not found")
         policy, version = found
         engine = self._engine
-        # The faces that were in the redacted regions, in memory only.
-        before = [
-            o.encoding
-            for o in engine.analyze(engine.decode(data))
-            if any(_centre_in(o.box, r) for r in regions)
-        ]
-        observations = engine.analyze(engine.decode(png))
-        gallery = self._galleries.load(tenant, version, lambda: self._subjects.templates(tenant))
-        hits = gallery.match(
-            np.stack([o.encoding for o in observations])
-            if observations
-            else np.empty((0, 128), dtype=np.float32),
-            threshold=policy.match_threshold,
-            margin=policy.match_margin,
+        observations, matches = self._variant_faces(
+            engine, tenant, policy, version, (data, png), regions
         )
-        matches: list[FaceMatch] = []
-        for obs, hit in zip(observations, hits, strict=True):
-            if any(_centre_in(obs.box, r) for r in regions):
-                if hit.subject_id is not None or _near(obs, before, policy.match_threshold):
-                    count("RedactionTooWeak")
-                    raise Conflict(
-                        "the engine still recognises a redacted face; nothing was published",
-                        code="redaction_too_weak",
-                    )
-                matches.append(FaceMatch(obs.box, None, None, identifiable=False))
-                continue
-            identifiable = min(obs.box.width, obs.box.height) >= policy.min_face_px
-            matches.append(
-                FaceMatch(obs.box, hit.subject_id, hit.distance, identifiable)
-                if identifiable
-                else FaceMatch(obs.box, None, None, identifiable=False)
-            )
         subject_ids = sorted({m.subject_id for m in matches if m.subject_id})
         consents = self._consents.for_subjects(tenant, subject_ids) if subject_ids else {}
         now = self._clock.now()
@@ -334,48 +336,65 @@ class Redaction:
                 f"{[r.value for r in decision.reasons]}; nothing was published",
                 code="not_publishable",
             )
-        record = AssetRecord(
-            tenant=tenant,
-            asset_id=variant_id,
-            source_bucket=original.dest_bucket,
-            source_key=original.dest_key,
-            source_version=original.source_version,
-            path=key.removeprefix(f"{tenant}/"),
-            purpose=original.purpose,
-            status=decision.status,
-            reasons=(),
-            dest_bucket=self._library,
-            dest_key=key,
-            decided_at=now,
-            faces=face_records(decision, observations),
-            versions={**engine.versions, "redaction": pixels.METHOD},
-            policy={
-                "match_threshold": policy.match_threshold,
-                "match_margin": policy.match_margin,
-                "min_face_px": policy.min_face_px,
-                "redaction_pad": pixels.PAD,
-                "redaction_blocks": pixels.MOSAIC_BLOCKS,
-            },
-            review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
-            # The PNG scanned above is the one published: its hash, for the checker.
-            published_sha256=sha256_hex(png),
-            # An original from before clearance per channel gives its variant none.
-            clearance=clearance.as_record() if recorded else {},
+        return _variant_record(
+            original,
+            variant_id=variant_id,
+            key=key,
+            library=self._library,
+            decided=(decision, clearance, now),
+            observations=observations,
+            engine_versions=engine.versions,
+            policy=policy,
+            png=png,
+            by=(actor, why, confirmed),
         )
-        return replace(
-            record,
-            history=(
-                history_entry(
-                    now,
-                    REDACTED,
-                    actor,
-                    record,
-                    justification=why,
-                    source_asset_id=original.asset_id,
-                    **confirmed,
-                ),
-            ),
+
+    def _variant_faces(
+        self,
+        engine: FaceEngine,
+        tenant: str,
+        policy: TenantPolicy,
+        version: int,
+        images: tuple[bytes, bytes],
+        regions: Sequence[Box],
+    ) -> tuple[list[FaceObservation], list[FaceMatch]]:
+        """The variant's faces, matched; refused where a redacted face is still known.
+
+        ``images``: the held original and the variant. A face inside a redacted
+        region must match nobody, neither an enrolled person nor the face that
+        was there before (compared in memory only).
+        """
+        data, png = images
+        before = [
+            o.encoding
+            for o in engine.analyze(engine.decode(data))
+            if any(_centre_in(o.box, r) for r in regions)
+        ]
+        observations = engine.analyze(engine.decode(png))
+        gallery = self._galleries.load(tenant, version, lambda: self._subjects.templates(tenant))
+        hits = gallery.match(
+            [o.encoding for o in observations],
+            threshold=policy.match_threshold,
+            margin=policy.match_margin,
         )
+        matches: list[FaceMatch] = []
+        for obs, hit in zip(observations, hits, strict=True):
+            if any(_centre_in(obs.box, r) for r in regions):
+                if hit.subject_id is not None or _near(obs, before, policy.match_threshold):
+                    count("RedactionTooWeak")
+                    raise Conflict(
+                        "the engine still recognises a redacted face; nothing was published",
+                        code="redaction_too_weak",
+                    )
+                matches.append(FaceMatch(obs.box, None, None, identifiable=False))
+                continue
+            identifiable = min(obs.box.width, obs.box.height) >= policy.min_face_px
+            matches.append(
+                FaceMatch(obs.box, hit.subject_id, hit.distance, identifiable)
+                if identifiable
+                else FaceMatch(obs.box, None, None, identifiable=False)
+            )
+        return observations, matches
 
     def _note_on_original(
         self,
@@ -421,3 +440,70 @@ def _near(observation: FaceObservation, originals: Sequence[Encoding], threshold
         float(np.linalg.norm(observation.encoding - encoding)) <= threshold
         for encoding in originals
     )
+
+
+def _variant_record(
+    original: AssetRecord,
+    *,
+    variant_id: str,
+    key: str,
+    library: str,
+    decided: tuple[Decision, Clearance, datetime],
+    observations: Sequence[FaceObservation],
+    engine_versions: dict[str, str],
+    policy: TenantPolicy,
+    png: bytes,
+    by: tuple[str, str, dict[str, Any]],
+) -> AssetRecord:
+    """The variant's decision record (``by``: the actor, their justification, who confirmed)."""
+    decision, clearance, now = decided
+    actor, why, confirmed = by
+    tenant = original.tenant
+    recorded = original.clearance
+    record = AssetRecord(
+        tenant=tenant,
+        asset_id=variant_id,
+        source_bucket=original.dest_bucket,
+        source_key=original.dest_key,
+        source_version=original.source_version,
+        path=key.removeprefix(f"{tenant}/"),
+        purpose=original.purpose,
+        status=decision.status,
+        reasons=(),
+        dest_bucket=library,
+        dest_key=key,
+        decided_at=now,
+        faces=face_records(decision, observations),
+        versions={**engine_versions, "redaction": pixels.METHOD},
+        policy=_redaction_policy(policy),
+        review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
+        # The PNG scanned is the one published: its hash, for the checker.
+        published_sha256=sha256_hex(png),
+        # An original from before clearance per channel gives its variant none.
+        clearance=clearance.as_record() if recorded else {},
+    )
+    return replace(
+        record,
+        history=(
+            history_entry(
+                now,
+                REDACTED,
+                actor,
+                record,
+                justification=why,
+                source_asset_id=original.asset_id,
+                **confirmed,
+            ),
+        ),
+    )
+
+
+def _redaction_policy(policy: TenantPolicy) -> dict[str, Any]:
+    """The thresholds the variant was decided with, and how it was redacted."""
+    return {
+        "match_threshold": policy.match_threshold,
+        "match_margin": policy.match_margin,
+        "min_face_px": policy.min_face_px,
+        "redaction_pad": pixels.PAD,
+        "redaction_blocks": pixels.MOSAIC_BLOCKS,
+    }
