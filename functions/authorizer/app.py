@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from quitclaim.bootstrap import authorizer_service
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import Unauthorized
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.observability import lambda_handler
 
 get_settings()
 
@@ -22,10 +22,7 @@ class Refused(Exception):
     """API Gateway answers 401 for an authorizer error whose message is "Unauthorized"."""
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Lower-cased: HTTP header names are case-insensitive, the lookup is not.
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}

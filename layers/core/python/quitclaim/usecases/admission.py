@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from quitclaim.adapters.s3_events import MalformedEvent, uploads_from_message
 from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
+from quitclaim.edges.s3_events import MalformedEvent, uploads_from_message
 from quitclaim.observability import count, logger
 from quitclaim.usecases.scan_asset import split_upload_key
 
