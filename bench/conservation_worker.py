@@ -113,7 +113,7 @@ def _check(parallel: bool) -> tuple[float, float, Any]:
     from quitclaim.adapters.audit_chain import DynamoS3AuditChain
     from quitclaim.adapters.aws import aws_client
     from quitclaim.adapters.read_ahead import ReadAheadS3
-    from quitclaim.bootstrap import _clock, conservation_service
+    from quitclaim.bootstrap import conservation_service, current_clock
     from quitclaim.config import get_settings
     from quitclaim.usecases.audit_trail import AuditTrail
 
@@ -124,11 +124,11 @@ def _check(parallel: bool) -> tuple[float, float, Any]:
         s3=ReadAheadS3(s3) if parallel else s3,
         table=settings.audit_heads_table,
         bucket=settings.audit_bucket,
-        clock=_clock,
+        clock=current_clock(),
     )
     check = replace(
         conservation_service(),
-        audit=AuditTrail(store=chain, clock=_clock),
+        audit=AuditTrail(store=chain, clock=current_clock()),
         reads=8 if parallel else 1,
     )
     started, cpu = time.perf_counter(), time.process_time()
