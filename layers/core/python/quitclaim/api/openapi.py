@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
 from quitclaim.api.access import capability_of
-from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.api.http_errors import ERROR_SCHEMA
 from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
