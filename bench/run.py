@@ -28,6 +28,7 @@ from bench import conservation as conservation_module
 from bench import cost as cost_module
 from bench import engine as engine_module
 from bench import gallery as gallery_module
+from bench import handler_init as handler_init_module
 from bench import stack as stack_module
 from bench.corpus import SIZE_12MP
 from bench.labelled import REPO
@@ -61,6 +62,7 @@ class Plan:
     audit_writers: tuple[int, ...] = audit_append_module.WRITERS
     conservation_records: int = 20_000
     conservation_assets: int = 2_000
+    handler_init_repeats: int = 7
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -85,6 +87,7 @@ QUICK = Plan(
     audit_writers=(1, 10),
     conservation_records=60,
     conservation_assets=10,
+    handler_init_repeats=1,
 )
 
 
@@ -196,6 +199,13 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
                     repeats=1,
                     log=log,
                 )
+            ),
+        )
+    if "handler_init" in wanted:
+        step(
+            "handler_init",
+            lambda: handler_init_module.handler_init(
+                repo=REPO, repeats=plan.handler_init_repeats, log=log
             ),
         )
     if "cost_per_1000" in wanted:
