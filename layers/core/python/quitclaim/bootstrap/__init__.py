@@ -14,126 +14,52 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from quitclaim import observability
-from quitclaim.domain.ports import Clock, SystemClock
 
 if TYPE_CHECKING:
-    from quitclaim.bootstrap.wire_access import (
-        authorizer_service as authorizer_service,
-    )
-    from quitclaim.bootstrap.wire_access import (
-        plan_service as plan_service,
-    )
-    from quitclaim.bootstrap.wire_access import (
-        usage_plan_keys as usage_plan_keys,
-    )
+    from quitclaim.bootstrap.wire_access import authorizer_service, plan_service, usage_plan_keys
     from quitclaim.bootstrap.wire_accuracy import (
-        accuracy_audit_service as accuracy_audit_service,
+        accuracy_audit_service,
+        accuracy_evidence,
+        accuracy_jobs_service,
     )
-    from quitclaim.bootstrap.wire_accuracy import (
-        accuracy_evidence as accuracy_evidence,
-    )
-    from quitclaim.bootstrap.wire_accuracy import (
-        accuracy_jobs_service as accuracy_jobs_service,
-    )
-    from quitclaim.bootstrap.wire_audit import (
-        audit_reader_service as audit_reader_service,
-    )
-    from quitclaim.bootstrap.wire_audit import (
-        audit_trail_service as audit_trail_service,
-    )
-    from quitclaim.bootstrap.wire_common import (
-        face_engine as face_engine,
-    )
-    from quitclaim.bootstrap.wire_common import (
-        galleries as galleries,
-    )
-    from quitclaim.bootstrap.wire_console import (
-        console_service as console_service,
-    )
-    from quitclaim.bootstrap.wire_console import (
-        processing_records_service as processing_records_service,
-    )
+    from quitclaim.bootstrap.wire_audit import audit_reader_service, audit_trail_service
+    from quitclaim.bootstrap.wire_common import face_engine, galleries
+    from quitclaim.bootstrap.wire_console import console_service, processing_records_service
     from quitclaim.bootstrap.wire_decisions import (
-        admission_service as admission_service,
+        admission_service,
+        expiry_service,
+        recheck_service,
+        redaction_service,
+        retention_service,
+        scan_asset_service,
     )
-    from quitclaim.bootstrap.wire_decisions import (
-        expiry_service as expiry_service,
-    )
-    from quitclaim.bootstrap.wire_decisions import (
-        recheck_service as recheck_service,
-    )
-    from quitclaim.bootstrap.wire_decisions import (
-        redaction_service as redaction_service,
-    )
-    from quitclaim.bootstrap.wire_decisions import (
-        retention_service as retention_service,
-    )
-    from quitclaim.bootstrap.wire_decisions import (
-        scan_asset_service as scan_asset_service,
-    )
-    from quitclaim.bootstrap.wire_metering import (
-        billing_service as billing_service,
-    )
-    from quitclaim.bootstrap.wire_metering import (
-        usage_service as usage_service,
-    )
+    from quitclaim.bootstrap.wire_metering import billing_service, usage_service
     from quitclaim.bootstrap.wire_operator import (
-        backlog_service as backlog_service,
-    )
-    from quitclaim.bootstrap.wire_operator import (
-        backlog_source as backlog_source,
-    )
-    from quitclaim.bootstrap.wire_operator import (
-        conservation_service as conservation_service,
-    )
-    from quitclaim.bootstrap.wire_operator import (
-        offboarding_service as offboarding_service,
+        backlog_service,
+        backlog_source,
+        conservation_service,
+        offboarding_service,
     )
     from quitclaim.bootstrap.wire_people import (
-        consent_import_service as consent_import_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        consent_mail as consent_mail,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        digest_service as digest_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        forms_service as forms_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        link_pages_service as link_pages_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        mail_feedback_service as mail_feedback_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        person_requests_service as person_requests_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        public_limits as public_limits,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        registry_service as registry_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        reminders_service as reminders_service,
-    )
-    from quitclaim.bootstrap.wire_people import (
-        rights_service as rights_service,
+        consent_import_service,
+        consent_mail,
+        digest_service,
+        forms_service,
+        link_pages_service,
+        mail_feedback_service,
+        person_requests_service,
+        public_limits,
+        registry_service,
+        reminders_service,
+        rights_service,
     )
     from quitclaim.bootstrap.wire_webhooks import (
-        apply_inbound_service as apply_inbound_service,
+        apply_inbound_service,
+        webhook_admin,
+        webhook_dispatcher,
+        webhook_inbox,
     )
-    from quitclaim.bootstrap.wire_webhooks import (
-        webhook_admin as webhook_admin,
-    )
-    from quitclaim.bootstrap.wire_webhooks import (
-        webhook_dispatcher as webhook_dispatcher,
-    )
-    from quitclaim.bootstrap.wire_webhooks import (
-        webhook_inbox as webhook_inbox,
-    )
+    from quitclaim.domain.ports import Clock
 
 # Every public accessor, and the area module that builds it.
 AREAS: dict[str, str] = {
@@ -180,7 +106,7 @@ AREAS: dict[str, str] = {
 # Kept across resets: the engine's models load once per process (seconds).
 _KEPT = frozenset({"face_engine"})
 
-_clock: Clock = SystemClock()
+_clock: Clock | None = None  # None: the system clock, made at first use
 
 
 def set_clock(clock: Clock) -> None:
@@ -191,6 +117,11 @@ def set_clock(clock: Clock) -> None:
 
 
 def current_clock() -> Clock:
+    global _clock
+    if _clock is None:
+        from quitclaim.domain.ports import SystemClock
+
+        _clock = SystemClock()
     return _clock
 
 
