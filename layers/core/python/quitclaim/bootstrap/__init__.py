@@ -155,8 +155,10 @@ def reset_container(*, keep_settings: bool = False) -> None:
     # Only areas already imported have built anything.
     for area in sorted(set(AREAS.values())):
         module = sys.modules.get(f"{__name__}.{area}")
-        for name, value in vars(module or object()).items():
-            if getattr(value, "__module__", None) != getattr(module, "__name__", None):
+        if module is None:
+            continue
+        for name, value in vars(module).items():
+            if getattr(value, "__module__", None) != module.__name__:
                 continue  # imported, not built here (``get_settings`` is config's)
             if hasattr(value, "cache_clear") and name not in _KEPT:
                 value.cache_clear()
