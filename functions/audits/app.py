@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING
 
 from quitclaim.bootstrap import accuracy_jobs_service
 from quitclaim.config import get_settings
 from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 get_settings()
 
@@ -20,4 +21,4 @@ def run_record(record: SQSRecord) -> None:
     accuracy_jobs_service().run(str(item["tenant"]), str(item["job_id"]))
 
 
-handler = batch_handler(EventType.SQS, run_record)
+handler = batch_handler("sqs", run_record)

@@ -6,14 +6,15 @@ It audits nothing (a read), so its audit block stays empty.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import authorizer_service
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import Unauthorized
 from quitclaim.observability import lambda_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import expiry_service, retention_service, usage_service
 from quitclaim.config import get_settings
 from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 
@@ -40,4 +40,4 @@ def scheduled(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     raise ValueError(f"unknown expiry event kind: {kind!r}")
 
 
-handler = batch_handler(EventType.DynamoDBStreams, purge_record, otherwise=scheduled)
+handler = batch_handler("stream", purge_record, otherwise=scheduled)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING
 
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
 from quitclaim.edges.uploads import ingest_handler, scan_uploads
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from typing import TYPE_CHECKING
 
 from quitclaim.bootstrap import recheck_service
 from quitclaim.config import get_settings
 from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 get_settings()
 
@@ -20,4 +22,4 @@ def record_handler(record: DynamoDBRecord) -> None:
     )
 
 
-handler = batch_handler(EventType.DynamoDBStreams, record_handler)
+handler = batch_handler("stream", record_handler)

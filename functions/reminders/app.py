@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import (
     digest_service,
@@ -15,6 +13,9 @@ from quitclaim.bootstrap import (
 )
 from quitclaim.config import get_settings
 from quitclaim.observability import lambda_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from typing import TYPE_CHECKING
 
 from quitclaim.bootstrap import apply_inbound_service
 from quitclaim.config import get_settings
 from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 get_settings()
 
@@ -22,4 +23,4 @@ def apply_record(record: SQSRecord) -> None:
     )
 
 
-handler = batch_handler(EventType.SQS, apply_record)
+handler = batch_handler("sqs", apply_record)

@@ -11,15 +11,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import webhook_dispatcher
 from quitclaim.config import get_settings
 from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 # This invocation's failed messages (messageId -> error), settled by deliver_record.
@@ -72,4 +72,4 @@ def retry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     raise ValueError(f"unknown webhooks event kind: {event.get('kind')!r}")
 
 
-handler = batch_handler(EventType.SQS, deliver_record, around=delivered, otherwise=retry)
+handler = batch_handler("sqs", deliver_record, around=delivered, otherwise=retry)

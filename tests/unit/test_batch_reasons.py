@@ -10,7 +10,7 @@ from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.edges.batch import ReasonedBatchProcessor, failure_reason
+from quitclaim.edges.failures import ReasonedBatchProcessor, failure_reason
 
 SECRET_BODY = '{"name": "Zebedee Quillfeather"'
 

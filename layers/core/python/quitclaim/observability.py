@@ -8,6 +8,7 @@ careless caller cannot slip personal data in.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import sys
@@ -19,7 +20,6 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
-from wrapt.importer import register_post_import_hook
 
 SERVICE = "quitclaim"
 
@@ -41,9 +41,36 @@ def _no_object_keys_in_traces(boto_utils: Any) -> None:
             ]
 
 
-# Whenever the X-Ray SDK's botocore patch is loaded (by the tracer below, or by
-# anyone), and before it describes a call: at once if it is loaded already.
-register_post_import_hook(_no_object_keys_in_traces, "aws_xray_sdk.ext.boto_utils")
+_XRAY_BOTO = "aws_xray_sdk.ext.boto_utils"
+
+
+class _StripWhenLoaded:
+    """An import hook: the X-Ray botocore module loads with its S3 key parameters removed.
+
+    Whoever loads it (the tracer below, a test), before it describes any call.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _XRAY_BOTO:
+            return None
+        sys.meta_path.remove(self)  # once; and the lookup below must not find us again
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def load_and_strip(module: Any) -> None:
+            load(module)
+            _no_object_keys_in_traces(module)
+
+        spec.loader.exec_module = load_and_strip  # type: ignore[method-assign]
+        return spec
+
+
+if _XRAY_BOTO in sys.modules:
+    _no_object_keys_in_traces(sys.modules[_XRAY_BOTO])
+else:
+    sys.meta_path.insert(0, _StripWhenLoaded())
 
 
 @functools.cache

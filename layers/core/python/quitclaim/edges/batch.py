@@ -1,96 +1,71 @@
-"""Queue and stream handlers: Powertools' partial batch, the reason each message failed.
+"""Queue and stream handlers: one factory, Powertools' partial batch response.
 
-``batch_handler`` builds a function's ``handler`` (see there).
-
-SQS moves a message to its dead-letter queue after ``maxReceiveCount``
-receives and adds nothing to say why; Lambda's stream poller does the same
-for its OnFailure record. So every failed attempt is logged here, at error
-level, keyed by what the operator sees in the dead-letter queue (the SQS
-``messageId``, which the redrive keeps, or the stream record's sequence
-number), with a short code: the ``QuitclaimError`` code, else the
-exception's class name. Never the body or the exception's text: either may
-carry a name.
+``batch_handler`` builds a function's ``handler``: each record runs in its own
+audit block, a failed one comes back to its queue or stream with its reason
+logged (``failures``), the rest are acknowledged. Powertools' batch utility
+is imported at the first batch, not with the handler (a cold start's import).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.batch.base import FailureResponse
-from aws_lambda_powertools.utilities.batch.exceptions import ExceptionInfo
-from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from quitclaim.observability import audited, lambda_handler
 
-from quitclaim.domain.errors import QuitclaimError
-from quitclaim.observability import audited, count, lambda_handler, logger
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+Handler = Callable[[dict[str, Any], "LambdaContext"], dict[str, Any]]
+# The kinds of batch: what names a record's audit block is the same word.
+KINDS = ("sqs", "stream")
 
 
-def failure_reason(error: BaseException | None) -> str:
-    """A code an operator can read and search for; no message text."""
-    if isinstance(error, QuitclaimError):
-        return error.code
-    return type(error).__name__ if error is not None else "unknown"
+def processor(kind: str) -> BatchProcessor:
+    """A fresh reasoned processor for SQS messages or DynamoDB stream records."""
+    from aws_lambda_powertools.utilities.batch import EventType
 
+    from quitclaim.edges.failures import ReasonedBatchProcessor
 
-class ReasonedBatchProcessor(BatchProcessor):
-    """``BatchProcessor`` that logs why each record failed (see the module docstring)."""
-
-    def failure_handler(self, record: Any, exception: ExceptionInfo) -> FailureResponse:
-        raw = record.raw_event if hasattr(record, "raw_event") else record
-        attributes = raw.get("attributes") or {}
-        logger.error(
-            "message failed; it returns to its source and is dead-lettered after its last try",
-            message_id=raw.get("messageId") or (raw.get("dynamodb") or {}).get("SequenceNumber"),
-            event_source=raw.get("eventSource") or raw.get("eventSourceARN"),
-            receive_count=attributes.get("ApproximateReceiveCount"),
-            reason=failure_reason(exception[1]),
-        )
-        count("MessagesFailed")
-        return super().failure_handler(record, exception)
-
-
-# ---------------------------------------------------------------- the handler factory
-
-Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
-# What names a record's audit block: the SQS message id, the stream record's event id.
-_WORK_ITEMS = {EventType.SQS: "sqs", EventType.DynamoDBStreams: "stream"}
+    event_type = {"sqs": EventType.SQS, "stream": EventType.DynamoDBStreams}[kind]
+    return ReasonedBatchProcessor(event_type=event_type)
 
 
 def settle(
     event: dict[str, Any],
     record_handler: Callable[[Any], None],
-    processor: BatchProcessor,
+    batch: BatchProcessor,
     context: LambdaContext,
 ) -> PartialItemFailureResponse:
     """Each record through ``record_handler``; the failed ones come back (partial batch)."""
+    from aws_lambda_powertools.utilities.batch import process_partial_response
+
     return process_partial_response(
-        event=event, record_handler=record_handler, processor=processor, context=context
+        event=event, record_handler=record_handler, processor=batch, context=context
     )
 
 
 def batch_handler(
-    event_type: EventType,
+    kind: str,
     record_handler: Callable[[Any], None],
     *,
     around: Callable[[list[dict[str, Any]], LambdaContext], AbstractContextManager[object]]
     | None = None,
     otherwise: Handler | None = None,
 ) -> Handler:
-    """A queue or stream function's ``handler``: each record its own audit block.
+    """A queue (``"sqs"``) or stream (``"stream"``) function's ``handler``.
 
     ``around`` wraps the batch (work done for all records at once, settled per
     record); ``otherwise`` answers an invocation that carries no records (a
     schedule's), which without it is refused.
     """
-    processor = ReasonedBatchProcessor(event_type=event_type)
-    per_record = audited(_WORK_ITEMS[event_type])(record_handler)
+    if kind not in KINDS:
+        raise ValueError(f"unknown batch kind: {kind!r}")
+    per_record = audited(kind)(record_handler)
+    made: list[BatchProcessor] = []  # one per container, at its first batch
 
     @lambda_handler
     def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -98,7 +73,9 @@ def batch_handler(
             if otherwise is None:
                 raise ValueError("an invocation without records")
             return otherwise(event, context)
+        if not made:
+            made.append(processor(kind))
         with around(event["Records"], context) if around else nullcontext():
-            return dict(settle(event, per_record, processor, context))
+            return dict(settle(event, per_record, made[0], context))
 
     return handler

@@ -9,23 +9,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import EventType
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
-from aws_lambda_powertools.utilities.batch.types import (
-    PartialItemFailureResponse,
-    PartialItemFailures,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from quitclaim.edges.batch import ReasonedBatchProcessor, settle
+from quitclaim.edges.batch import processor, settle
 from quitclaim.edges.s3_events import uploads_from_message
 from quitclaim.observability import audited, lambda_handler, logger
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+    from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
     from quitclaim.usecases.admission import Admission, Routing
     from quitclaim.usecases.scan_asset import ScanAsset
 
-IngestHandler = Callable[[dict[str, Any], LambdaContext], PartialItemFailureResponse]
+IngestHandler = Callable[[dict[str, Any], "LambdaContext"], "PartialItemFailureResponse"]
 
 
 def scan_uploads(service: ScanAsset, body: str) -> None:
@@ -55,11 +51,16 @@ def ingest_handler(
     record_handler: Callable[[Any], None], admission: Callable[[], Admission | None]
 ) -> IngestHandler:
     """The handler: forwards acknowledged, failed sends and failed scans returned."""
-    processor = ReasonedBatchProcessor(event_type=EventType.SQS)
     per_record = audited("sqs")(record_handler)
+    made: list[BatchProcessor] = []  # one per container, at its first batch
 
     @lambda_handler
     def handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
+        from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+        from aws_lambda_powertools.utilities.batch.types import PartialItemFailures
+
+        if not made:
+            made.append(processor("sqs"))
         records = event["Records"]
         routing = route(admission(), records)
         failures = [PartialItemFailures(itemIdentifier=i) for i in routing.failed]
@@ -67,14 +68,16 @@ def ingest_handler(
         scan = [r for r in records if r["messageId"] in keep]
         if scan:
             try:
-                response = settle({**event, "Records": scan}, per_record, processor, context)
+                response = settle({**event, "Records": scan}, per_record, made[0], context)
             except BatchProcessingError:
                 if not routing.forwarded:
                     raise  # every message failed: a function error, as before admission
                 # The forwarded ones are safe on the bulk lane: return only the scans.
-                response = PartialItemFailureResponse(
-                    batchItemFailures=[PartialItemFailures(itemIdentifier=i) for i in routing.scan]
-                )
+                response = {
+                    "batchItemFailures": [
+                        PartialItemFailures(itemIdentifier=i) for i in routing.scan
+                    ]
+                }
             failures.extend(response["batchItemFailures"])
         return {"batchItemFailures": failures}
 
