@@ -74,10 +74,10 @@ def environments(repo: Path) -> dict[str, dict[str, str]]:
     }
     common = template["Globals"]["Function"]["Environment"]["Variables"]
     found: dict[str, dict[str, str]] = {}
-    for resource in template["Resources"].values():
-        props = resource.get("Properties") or {}
+    for spec in template["Resources"].values():
+        props = spec.get("Properties") or {}
         code = str(props.get("CodeUri", ""))
-        if resource.get("Type") != "AWS::Serverless::Function" or "functions/" not in code:
+        if spec.get("Type") != "AWS::Serverless::Function" or "functions/" not in code:
             continue
         own = (props.get("Environment") or {}).get("Variables") or {}
         folder = code.rstrip("/").rsplit("/", 1)[-1]
