@@ -14,7 +14,7 @@ import html
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from quitclaim.api.routing import Content, Posted, Reply
@@ -29,7 +29,10 @@ from quitclaim.domain.errors import (
     ValidationFailed,
 )
 from quitclaim.domain.forms import LANGUAGES
-from quitclaim.usecases.forms import Forms, OpenForm, Signed
+
+if TYPE_CHECKING:
+    # Types only: the use-case (and what it imports) loads with the composition root.
+    from quitclaim.usecases.forms import Forms, OpenForm, Signed
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 FIELDS = (

@@ -39,8 +39,6 @@ from quitclaim.domain.webhooks import (
     WebhookEndpoint,
     WebhookSource,
 )
-from quitclaim.usecases.dashboard import OverviewReport, Person
-from quitclaim.usecases.forms import IssuedLink
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"
@@ -1127,31 +1125,39 @@ EXTRA_SUCCESS["adoptAccuracyAdvice"] = {
 BY_ID = {op.operation_id: op for op in OPERATIONS}
 
 
-# The response dataclasses, each a named schema as it serializes.
-_RESPONSE_TYPES = (
-    Subject,
-    ConsentView,
-    AssetRecord,
-    TenantPolicy,
-    IssuedKey,
-    ApiKeyInfo,
-    WebhookSource,
-    WebhookEndpoint,
-    InboundDelivery,
-    OutboundDelivery,
-    IssuedSecret,
-    Person,
-    OverviewReport,
-    Principal,
-    ErasureReport,
-    ErasureStatus,
-    SelfieSearch,
-    ProcessingRecords,
-    UsageReport,
-    FormVersion,
-    FormSettings,
-    IssuedLink,
-)
+def _response_types() -> tuple[type, ...]:
+    """The response dataclasses, each a named schema as it serializes.
+
+    The use-cases' own types are imported here, when the document is built: the
+    route table loads with every API cold start, the document on request.
+    """
+    from quitclaim.usecases.dashboard import OverviewReport, Person
+    from quitclaim.usecases.forms import IssuedLink
+
+    return (
+        Subject,
+        ConsentView,
+        AssetRecord,
+        TenantPolicy,
+        IssuedKey,
+        ApiKeyInfo,
+        WebhookSource,
+        WebhookEndpoint,
+        InboundDelivery,
+        OutboundDelivery,
+        IssuedSecret,
+        Person,
+        OverviewReport,
+        Principal,
+        ErasureReport,
+        ErasureStatus,
+        SelfieSearch,
+        ProcessingRecords,
+        UsageReport,
+        FormVersion,
+        FormSettings,
+        IssuedLink,
+    )
 
 
 def _component_schemas() -> dict[str, Any]:
@@ -1162,7 +1168,7 @@ def _component_schemas() -> dict[str, Any]:
     )
     _, request = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     components: dict[str, Any] = dict(request.get("$defs", {}))
-    for cls in _RESPONSE_TYPES:
+    for cls in _response_types():
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))
         components[cls.__name__] = schema
