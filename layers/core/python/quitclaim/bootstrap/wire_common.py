@@ -15,10 +15,11 @@ from quitclaim.adapters.mail import SesMailer, secret_bytes
 from quitclaim.adapters.schedules import SchedulerExpirySchedules
 from quitclaim.bootstrap import current_clock
 from quitclaim.config import Settings, get_settings
-from quitclaim.faces.gallery import GalleryCache
-from quitclaim.faces.ports import FaceEngine
 
 if TYPE_CHECKING:
+    from quitclaim.faces.gallery import GalleryCache
+    from quitclaim.faces.ports import FaceEngine
+
     pass
 
 
@@ -43,6 +44,8 @@ def face_engine() -> FaceEngine:
 @lru_cache(maxsize=1)
 def galleries() -> GalleryCache:
     """The container's gallery cache, shared by every use-case that matches faces."""
+    from quitclaim.faces.gallery import GalleryCache  # numpy: only where faces are matched
+
     return GalleryCache()
 
 
