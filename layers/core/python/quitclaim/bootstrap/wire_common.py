@@ -20,8 +20,6 @@ if TYPE_CHECKING:
     from quitclaim.faces.gallery import GalleryCache
     from quitclaim.faces.ports import FaceEngine
 
-    pass
-
 
 @lru_cache(maxsize=1)
 def face_engine() -> FaceEngine:
