@@ -24,6 +24,7 @@ REQUIRED = (
     "accuracy_audit",
     "audit_append_concurrency",
     "conservation_20k",
+    "handler_init",
 )
 
 

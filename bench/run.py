@@ -28,6 +28,7 @@ from bench import conservation as conservation_module
 from bench import cost as cost_module
 from bench import engine as engine_module
 from bench import gallery as gallery_module
+from bench import handler_init as handler_init_module
 from bench import stack as stack_module
 from bench.corpus import SIZE_12MP
 from bench.labelled import REPO
@@ -61,6 +62,7 @@ class Plan:
     audit_writers: tuple[int, ...] = audit_append_module.WRITERS
     conservation_records: int = 20_000
     conservation_assets: int = 2_000
+    handler_init_repeats: int = 7
     names: tuple[str, ...] = field(default=REQUIRED)
 
 
@@ -85,6 +87,7 @@ QUICK = Plan(
     audit_writers=(1, 10),
     conservation_records=60,
     conservation_assets=10,
+    handler_init_repeats=1,
 )
 
 
@@ -146,6 +149,13 @@ def measure(plan: Plan, log: Callable[[str], None]) -> dict[str, dict[str, Any]]
         )
     if "conservation_20k" in wanted:
         step("conservation_20k", lambda: _conservation_20k(plan, log))
+    if "handler_init" in wanted:
+        step(
+            "handler_init",
+            lambda: handler_init_module.handler_init(
+                repo=REPO, repeats=plan.handler_init_repeats, log=log
+            ),
+        )
     if "cost_per_1000" in wanted:
         memory = cost_module.ingest_memory_mb(REPO / "infra" / "template.yaml")
         entries["cost_per_1000"] = cost_module.cost_per_1000(

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from chalice import Chalice
 
 from quitclaim import bootstrap
-from quitclaim.api import errors as api_errors
-from quitclaim.api import form_pages, person_pages, static
+from quitclaim.api import form_pages, http_errors, person_pages, static
 from quitclaim.api import routing as api_routing
 from quitclaim.api.openapi import document
 from quitclaim.api.routing import Call, Posted, Reply, Router, Signed, reshape_chalice_errors
@@ -26,7 +25,9 @@ from quitclaim.config import get_settings
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import AssetStatus, is_tenant_id
 from quitclaim.observability import logger
-from quitclaim.usecases.console import Console
+
+if TYPE_CHECKING:
+    from quitclaim.usecases.console import Console
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()
@@ -395,7 +396,7 @@ def _link_page(action: str, token: str, *, confirm: bool) -> Any:
     try:
         view = service.confirm(action, token) if confirm else service.describe(action, token)
     except QuitclaimError as exc:
-        status, _ = api_errors.for_exception(exc)
+        status, _ = http_errors.for_exception(exc)
         if status >= 500:
             # A dependency failed: the person gets the generic page ("nothing changed").
             logger.exception("link page error", extra={"action": action})
@@ -547,7 +548,7 @@ def verify_person_request(query: Any, _posted: Posted, tenant: str) -> Any:
 
 
 def _request_problem(exc: QuitclaimError, lang: str, tenant: str) -> Any:
-    status, _ = api_errors.for_exception(exc)
+    status, _ = http_errors.for_exception(exc)
     if not _wants_page():
         raise exc
     if status >= 500:

@@ -6,14 +6,15 @@ It audits nothing (a read), so its audit block stays empty.
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import authorizer_service
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import Unauthorized
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.observability import lambda_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 
@@ -22,10 +23,7 @@ class Refused(Exception):
     """API Gateway answers 401 for an authorizer error whose message is "Unauthorized"."""
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # Lower-cased: HTTP header names are case-insensitive, the lookup is not.
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}

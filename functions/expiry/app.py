@@ -2,44 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import (
-    DynamoDBRecord,
-)
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import expiry_service, retention_service, usage_service
 from quitclaim.config import get_settings
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
-processor = ReasonedBatchProcessor(event_type=EventType.DynamoDBStreams)
 
 
-@audited("stream")
 def purge_record(record: DynamoDBRecord) -> None:
     """A subject item removed by TTL: purge what hangs off it."""
     old = record.dynamodb.old_image if record.dynamodb else {}
     expiry_service().purge_subject(str(old["tenant"]), str(old["subject_id"]))
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
-        return dict(
-            process_partial_response(
-                event=event, record_handler=purge_record, processor=processor, context=context
-            )
-        )
+def scheduled(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """The schedules' invocations (no records), by ``kind``."""
     kind = event.get("kind")
     if kind == "consent_expiry":
         expired = expiry_service().expire_consent(
@@ -55,3 +38,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         # Daily: quarantined images of unknown people and rejected uploads past their days.
         return {"deleted": retention_service().run_all()}
     raise ValueError(f"unknown expiry event kind: {kind!r}")
+
+
+handler = batch_handler("stream", purge_record, otherwise=scheduled)

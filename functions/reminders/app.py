@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.bootstrap import (
     digest_service,
@@ -14,15 +12,15 @@ from quitclaim.bootstrap import (
     reminders_service,
 )
 from quitclaim.config import get_settings
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.observability import lambda_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
+@lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if "Records" in event:
         # SES bounce and complaint notifications, through an SNS subscription.

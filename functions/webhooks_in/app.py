@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import apply_inbound_service
 from quitclaim.config import get_settings
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 get_settings()
-processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 
 
-@audited("sqs")
 def apply_record(record: SQSRecord) -> None:
     """``{"tenant", "source", "delivery_id"}``: a failure is retried, then dead-lettered."""
     item = json.loads(record.body)
@@ -30,13 +23,4 @@ def apply_record(record: SQSRecord) -> None:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event, record_handler=apply_record, processor=processor, context=context
-        )
-    )
+handler = batch_handler("sqs", apply_record)

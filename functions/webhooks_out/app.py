@@ -9,22 +9,19 @@ retry, never the other messages of the batch (docs/budgets.md).
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
-from aws_lambda_powertools.utilities.batch import (
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from quitclaim.adapters.batch import ReasonedBatchProcessor
 from quitclaim.bootstrap import webhook_dispatcher
 from quitclaim.config import get_settings
-from quitclaim.observability import audited, logger, metrics, tracer
+from quitclaim.edges.batch import batch_handler
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from aws_lambda_powertools.utilities.typing import LambdaContext
 
 get_settings()
-processor = ReasonedBatchProcessor(event_type=EventType.SQS)
 # This invocation's failed messages (messageId -> error), settled by deliver_record.
 _failures: dict[str, Exception] = {}
 
@@ -45,7 +42,21 @@ def deliver_batch(records: list[dict[str, Any]], budget_s: float) -> dict[str, E
     return failures
 
 
-@audited("sqs")
+@contextmanager
+def delivered(records: list[dict[str, Any]], context: LambdaContext) -> Iterator[None]:
+    """The batch's deliveries, sent before the records are settled one by one."""
+    budget_s = min(
+        get_settings().webhook_batch_budget_s,
+        context.get_remaining_time_in_millis() / 2000,
+    )
+    _failures.clear()
+    _failures.update(deliver_batch(records, budget_s))
+    try:
+        yield
+    finally:
+        _failures.clear()
+
+
 def deliver_record(record: SQSRecord) -> None:
     """Settle one outbox message: its deliveries went out with the batch's."""
     failure = _failures.get(record.message_id)
@@ -53,27 +64,12 @@ def deliver_record(record: SQSRecord) -> None:
         raise failure
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
-@audited("invocation")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    if "Records" in event:
-        budget_s = min(
-            get_settings().webhook_batch_budget_s,
-            context.get_remaining_time_in_millis() / 2000,
-        )
-        _failures.clear()
-        _failures.update(deliver_batch(event["Records"], budget_s))
-        try:
-            return dict(
-                process_partial_response(
-                    event=event, record_handler=deliver_record, processor=processor, context=context
-                )
-            )
-        finally:
-            _failures.clear()
+def retry(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """A scheduled retry of one delivery (``kind: webhook_retry``)."""
     if event.get("kind") == "webhook_retry":
         delivery = webhook_dispatcher().attempt(str(event["tenant"]), str(event["delivery_id"]))
         return {"status": delivery.status.value, "attempts": delivery.attempts}
     raise ValueError(f"unknown webhooks event kind: {event.get('kind')!r}")
+
+
+handler = batch_handler("sqs", deliver_record, around=delivered, otherwise=retry)

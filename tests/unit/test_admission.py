@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quitclaim.adapters.s3_events import uploads_from_message
 from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import Arrival, Lane
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
+from quitclaim.edges.s3_events import uploads_from_message
 from quitclaim.usecases.admit_uploads import (
     Admission,
     main_lane_slots,

@@ -344,8 +344,6 @@ FACES_PENDING = {
     "scan_file.py": {"quitclaim.faces.gallery"},
 }
 SDKS_PENDING = {
-    # Event parsing moves to the edge module (issue 20, edges); then it goes.
-    "admit_uploads.py": {"quitclaim.adapters.s3_events"},
     # The variant's faces compared with the redacted ones: a faces/ helper to come.
     "redact_asset.py": {"numpy"},
 }
@@ -440,3 +438,71 @@ def test_shared_decision_module_is_the_bottom_of_the_stack() -> None:
     # asset_decisions depends on the domain and the ports, on no other use-case.
     modules = {m for m, _ in _imported_modules(USECASES / "asset_decisions.py")}
     assert not {m for m in modules if _under(m, "quitclaim.usecases")}
+
+
+# ---- edges
+
+# What a handler may import from the package: the composition root, settings,
+# observability, domain types and the edge module (events in, batches out).
+# The API function's own edge is ``quitclaim.api`` (routing, schemas, pages).
+HANDLER_MAY_IMPORT = ("bootstrap", "config", "observability", "domain", "edges")
+
+
+def _package_imports(path: Path) -> set[str]:
+    """The ``quitclaim`` modules a file imports at run time (not for type checking only)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {
+        id(sub)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for sub in ast.walk(node)
+    }
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("quitclaim"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "quitclaim":
+                found.update(f"quitclaim.{a.name}" for a in node.names)
+            elif node.module.startswith("quitclaim."):
+                found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((REPO_ROOT / "functions").glob("*/app.py")), ids=str)
+def test_handlers_import_only_the_root_config_observability_domain_and_edges(
+    path: Path,
+) -> None:
+    # Given a function's handler module (the API's may also use its own edge, quitclaim.api)
+    allowed = HANDLER_MAY_IMPORT + (("api",) if path.parent.name == "api" else ())
+    # When its package imports are listed
+    imported = _package_imports(path)
+    # Then each is one of the allowed layers: no adapter, no use-case
+    assert imported, "a handler builds nothing itself: it imports the composition root"
+    offenders = sorted(m for m in imported if m.split(".")[1] not in allowed)
+    assert offenders == []
+
+
+def test_importing_the_composition_root_builds_nothing() -> None:
+    import os
+    import subprocess
+    import sys
+
+    # Given a fresh interpreter
+    code = (
+        "import sys; import quitclaim.bootstrap as b; from quitclaim.bootstrap import "
+        "registry_service; heavy = {'boto3', 'pynamodb', 'numpy', 'PIL', 'aws_xray_sdk'}; "
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))"
+    )
+    # When it imports the composition root and an accessor from it
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(PACKAGE.parent)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    # Then no SDK, store or image library is loaded: each area loads at its first call
+    assert done.stdout.strip() == "[]"

@@ -9,8 +9,8 @@ import pytest
 from aws_lambda_powertools.utilities.batch import EventType
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 
-from quitclaim.adapters.batch import ReasonedBatchProcessor, failure_reason
 from quitclaim.domain.errors import DependencyFailed
+from quitclaim.edges.failures import ReasonedBatchProcessor, failure_reason
 
 SECRET_BODY = '{"name": "Zebedee Quillfeather"'
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quitclaim.adapters.s3_events import MalformedEvent, uploads_from_message
+from quitclaim.edges.s3_events import MalformedEvent, uploads_from_message
 from tests.conftest import EVENTS
 
 

@@ -2,16 +2,18 @@
 
 Validated once per container (``get_settings`` is cached); a bad value or a
 region outside the EU list stops the container before it touches any data.
+Plain dataclasses, no pydantic: every function imports this at its cold start,
+and most need no pydantic at all (``make bench``: handler_init).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import os
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Annotated
-
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
-from pydantic_settings.exceptions import SettingsError
+from typing import Any
 
 from quitclaim.domain.errors import ConfigurationError, RegionNotAllowed
 from quitclaim.domain.tenancy import EU_REGIONS
@@ -19,17 +21,26 @@ from quitclaim.domain.tenancy import EU_REGIONS
 # GDPR: personal data (and biometrics above all) stays in the EU/EEA (the list
 # lives in the domain: tenant onboarding checks region pins against it too).
 
+PREFIX = "QC_"
 
-class Settings(BaseSettings):
-    """Everything configurable, from environment variables (``QC_`` prefix)."""
 
-    model_config = SettingsConfigDict(env_prefix="QC_", extra="ignore", frozen=True)
+def setting(default: Any, *, env: str = "", **bounds: float) -> Any:
+    """A field with its variable's name (default ``QC_<FIELD>``) and bounds (ge, gt, le)."""
+    return dataclasses.field(default=default, metadata={"env": env, **bounds})
 
-    region: str = Field(default="eu-central-1", validation_alias="AWS_REGION")
+
+@dataclasses.dataclass(frozen=True, init=False)
+class Settings:
+    """Everything configurable, from environment variables (``QC_`` prefix).
+
+    Keyword arguments win over the environment (tests build settings so).
+    """
+
+    region: str = setting("eu-central-1", env="AWS_REGION")
     # Comma-separated in the environment, e.g. QC_ALLOWED_REGIONS=eu-central-1,eu-west-1
-    allowed_regions: Annotated[frozenset[str], NoDecode] = EU_REGIONS
+    allowed_regions: frozenset[str] = EU_REGIONS
     # Local stack / tests only; unset in AWS.
-    endpoint_url: str | None = Field(default=None, validation_alias="AWS_ENDPOINT_URL")
+    endpoint_url: str | None = setting(None, env="AWS_ENDPOINT_URL")
 
     uploads_bucket: str = "quitclaim-uploads"
     library_bucket: str = "quitclaim-library"
@@ -63,8 +74,8 @@ class Settings(BaseSettings):
     # Names the tenants' usage-plan keys of this stack (the stack's name in AWS).
     usage_key_namespace: str = "local"
     bulk_queue_url: str = ""
-    admission_share: int = Field(default=100, ge=1)
-    admission_window_s: int = Field(default=60, ge=1, le=3600)
+    admission_share: int = setting(100, ge=1)
+    admission_window_s: int = setting(60, ge=1, le=3600)
 
     incoming_prefix: str = "incoming/"
     rejected_prefix: str = "rejected/"
@@ -83,7 +94,7 @@ class Settings(BaseSettings):
     # dlib's upsampling, every distinct frame together): 100 MP is a 24 MP photo
     # searched for 40 px faces. A larger scan is not attempted: the upload is
     # rejected as detection_budget_exceeded (docs/budgets.md).
-    detect_budget_pixels: int = Field(default=100_000_000, ge=1_000_000)
+    detect_budget_pixels: int = setting(100_000_000, ge=1_000_000)
 
     # Time: exact expiry schedules, reminders and their signed links.
     expiry_target_arn: str = ""
@@ -110,16 +121,16 @@ class Settings(BaseSettings):
     webhook_target_arn: str = ""
     webhook_schedule_group: str = "default"
     # A receiver gets at least this long to come back before the dead-letter list.
-    webhook_retry_window_hours: float = Field(default=24.0, ge=24.0, le=24 * 7)
+    webhook_retry_window_hours: float = setting(24.0, ge=24.0, le=24 * 7)
     # How long a webhook-id is remembered (longer than any sender's retries).
-    webhook_dedupe_days: int = Field(default=7, ge=1, le=30)
+    webhook_dedupe_days: int = setting(7, ge=1, le=30)
     # Budgets (docs/budgets.md): endpoints per tenant; one POST's timeout; the
     # time one outbound batch may spend on POSTs (sent side by side, at most
     # webhook_parallelism at once); a delivery cut short retries on schedule.
-    max_webhook_endpoints: int = Field(default=10, ge=1, le=100)
-    webhook_timeout_s: float = Field(default=10.0, gt=0, le=30)
-    webhook_batch_budget_s: float = Field(default=30.0, gt=0, le=600)
-    webhook_parallelism: int = Field(default=16, ge=1, le=64)
+    max_webhook_endpoints: int = setting(10, ge=1, le=100)
+    webhook_timeout_s: float = setting(10.0, gt=0, le=30)
+    webhook_batch_budget_s: float = setting(30.0, gt=0, le=600)
+    webhook_parallelism: int = setting(16, ge=1, le=64)
     # Production refuses http:// and private addresses (SSRF); the local stack allows them.
     webhook_allow_private_targets: bool = False
     # Dead-letter queues whose depth the dashboard's overview shows (empty: not shown).
@@ -152,34 +163,137 @@ class Settings(BaseSettings):
     user_pool_client_id: str = ""
     user_pool_domain_url: str = ""
 
-    @field_validator("allowed_regions", mode="before")
-    @classmethod
-    def _split_regions(cls, value: object) -> object:
-        if isinstance(value, str):
-            return frozenset(r.strip() for r in value.split(",") if r.strip())
-        return value
+    def __init__(self, **values: Any) -> None:
+        given = {**_environment_values(), **values}
+        problems: list[str] = []
+        for spec in dataclasses.fields(self):
+            raw = given.get(spec.name, spec.default)
+            try:
+                value = _convert(spec.type, raw) if spec.name in given else raw
+                _check_bounds(spec, value)
+            except (TypeError, ValueError) as exc:
+                problems.append(f"{spec.metadata.get('env') or spec.name}: {exc}")
+                continue
+            object.__setattr__(self, spec.name, value)
+        if not problems:
+            problems = _rules(self)
+        if problems:
+            raise InvalidSettings("; ".join(problems))
 
-    @model_validator(mode="after")
-    def _region_in_eu(self) -> Settings:
-        if not self.allowed_regions <= EU_REGIONS:
-            extra = ", ".join(sorted(self.allowed_regions - EU_REGIONS))
-            raise ValueError(f"allowed_regions may only list EU regions; not: {extra}")
-        if not 0.0 < self.default_threshold <= 0.6:
-            raise ValueError("default_threshold must be in (0, 0.6]")
-        return self
+
+class InvalidSettings(ValueError):
+    """A variable that does not convert, is out of bounds, or breaks a rule."""
+
+
+def _rules(settings: Settings) -> list[str]:
+    """What no single field can say: the EU list, the threshold's range."""
+    if not settings.allowed_regions <= EU_REGIONS:
+        extra = ", ".join(sorted(settings.allowed_regions - EU_REGIONS))
+        return [f"settings: allowed_regions may only list EU regions; not: {extra}"]
+    if not 0.0 < settings.default_threshold <= 0.6:
+        return ["settings: default_threshold must be in (0, 0.6]"]
+    return []
+
+
+def _environment_values() -> dict[str, Any]:
+    """Each field's variable, if set: ``QC_<FIELD>`` or its own name, any letter case."""
+    environ = {k.lower(): v for k, v in os.environ.items()}
+    values: dict[str, Any] = {}
+    for spec in dataclasses.fields(Settings):
+        variable = (spec.metadata.get("env") or PREFIX + spec.name).lower()
+        if variable in environ:
+            values[spec.name] = environ[variable]
+    return values
+
+
+_TRUE = frozenset({"1", "on", "t", "true", "y", "yes"})
+_FALSE = frozenset({"0", "off", "f", "false", "n", "no"})
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError("Input should be a valid boolean")
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError("Input should be a valid integer, got a number with a fractional part")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Input should be a valid integer, unable to parse string as an integer"
+        ) from None
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            "Input should be a valid number, unable to parse string as a number"
+        ) from None
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("Input should be a valid string")
+    return value
+
+
+def _days(value: Any) -> tuple[int, ...]:
+    # From the environment a JSON list (``QC_REMINDER_DAYS=[30, 7, 1]``).
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ValueError("error parsing value from the environment (JSON)") from None
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("Input should be a valid tuple")
+    return tuple(_integer(v) for v in value)
+
+
+def _regions(value: Any) -> frozenset[str]:
+    # Comma-separated in the environment: QC_ALLOWED_REGIONS=eu-central-1,eu-west-1
+    if isinstance(value, str):
+        return frozenset(r.strip() for r in value.split(",") if r.strip())
+    return frozenset(_text(v) for v in value)
+
+
+_CONVERTERS: dict[str, Callable[[Any], Any]] = {
+    "str": _text,
+    "str | None": lambda v: None if v is None else _text(v),
+    "int": _integer,
+    "float": _number,
+    "bool": _flag,
+    "tuple[int, ...]": _days,
+    "frozenset[str]": _regions,
+}
+
+
+def _convert(annotation: Any, value: Any) -> Any:
+    return _CONVERTERS[str(annotation)](value)
+
+
+def _check_bounds(spec: dataclasses.Field[Any], value: Any) -> None:
+    bounds = spec.metadata
+    if "ge" in bounds and not value >= bounds["ge"]:
+        raise ValueError(f"Input should be greater than or equal to {bounds['ge']}")
+    if "gt" in bounds and not value > bounds["gt"]:
+        raise ValueError(f"Input should be greater than {bounds['gt']}")
+    if "le" in bounds and not value <= bounds["le"]:
+        raise ValueError(f"Input should be less than or equal to {bounds['le']}")
 
 
 def load_settings() -> Settings:
     """Build and validate settings now; raise a clear ``ConfigurationError``."""
     try:
         settings = Settings()
-    except ValidationError as exc:
-        messages = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigurationError(f"invalid settings: {messages}") from None
-    except SettingsError as exc:
+    except InvalidSettings as exc:
         raise ConfigurationError(f"invalid settings: {exc}") from None
     ensure_allowed_region(settings.region, settings.allowed_regions)
     return settings

@@ -8,6 +8,7 @@ careless caller cannot slip personal data in.
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import logging
 import sys
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -31,11 +32,7 @@ TRACED_MODULES = ("botocore",)
 _S3_NAMING_PARAMETERS = frozenset({"Key", "Prefix", "CopySource"})
 
 
-def _no_object_keys_in_traces() -> None:
-    try:
-        from aws_xray_sdk.ext import boto_utils
-    except ImportError:  # no X-Ray SDK: nothing is traced at all
-        return
+def _no_object_keys_in_traces(boto_utils: Any) -> None:
     operations = boto_utils.whitelist.get("services", {}).get("s3", {}).get("operations", {})
     for spec in operations.values():
         if "request_parameters" in spec:
@@ -44,9 +41,54 @@ def _no_object_keys_in_traces() -> None:
             ]
 
 
-_no_object_keys_in_traces()
+_XRAY_BOTO = "aws_xray_sdk.ext.boto_utils"
+
+
+class _StripWhenLoaded:
+    """An import hook: the X-Ray botocore module loads with its S3 key parameters removed.
+
+    Whoever loads it (the tracer below, a test), before it describes any call.
+    """
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != _XRAY_BOTO:
+            return None
+        sys.meta_path.remove(self)  # once; and the lookup below must not find us again
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        load = spec.loader.exec_module
+
+        def load_and_strip(module: Any) -> None:
+            load(module)
+            _no_object_keys_in_traces(module)
+
+        spec.loader.exec_module = load_and_strip  # type: ignore[method-assign]
+        return spec
+
+
+if _XRAY_BOTO in sys.modules:
+    _no_object_keys_in_traces(sys.modules[_XRAY_BOTO])
+else:
+    sys.meta_path.insert(0, _StripWhenLoaded())
+
+
+@functools.cache
+def _tracer() -> Tracer:
+    # Building Powertools' Tracer imports the X-Ray SDK (~0.3 s of every cold
+    # start): deferred to the first invocation, still before any AWS call is made.
+    return Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+
+
+class _DeferredTracer:
+    """``Tracer``'s attributes, the real one built on first use (see ``_tracer``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(_tracer(), name)
+
+
 logger = Logger(service=SERVICE)
-tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+tracer = cast(Tracer, _DeferredTracer())
 metrics = Metrics(namespace="Quitclaim", service=SERVICE)
 
 _AUDIT_FIELDS = frozenset(
@@ -267,3 +309,29 @@ def count(name: str, value: float = 1, unit: MetricUnit = MetricUnit.Count) -> N
 
 def timing(name: str, milliseconds: float) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
+
+
+def _traced(fn: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
+    """``tracer.capture_lambda_handler``, applied at the first invocation (see ``_tracer``)."""
+    wrapped: list[Callable[[Any, Any], R]] = []
+
+    @functools.wraps(fn)
+    def run(event: Any, context: Any) -> R:
+        if not wrapped:
+            wrapped.append(_tracer().capture_lambda_handler(capture_response=False)(fn))
+        return wrapped[0](event, context)
+
+    return run
+
+
+def lambda_handler(fn: Callable[[Any, Any], R]) -> Callable[[Any, Any], R]:
+    """Every function's entry point: context in the logs, a trace, metrics, one audit block.
+
+    The same stack each handler wore as four decorators, outermost first.
+    """
+    audited_fn: Callable[[Any, Any], R] = audited("invocation")(fn)
+    with_metrics: Callable[[Any, Any], R] = metrics.log_metrics(audited_fn)
+    return cast(
+        Callable[[Any, Any], R],
+        logger.inject_lambda_context(clear_state=True)(_traced(with_metrics)),
+    )

@@ -12,8 +12,9 @@ import email.parser
 import email.policy
 import html
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote
 
 from quitclaim.api.routing import Content, Posted, Reply
@@ -29,6 +30,10 @@ from quitclaim.domain.errors import (
 )
 from quitclaim.domain.forms import LANGUAGES
 from quitclaim.usecases.form_submissions import Forms, OpenForm, Signed
+
+if TYPE_CHECKING:
+    # Types only: the use-case (and what it imports) loads with the composition root.
+    from quitclaim.usecases.form_submissions import Forms, OpenForm, Signed
 
 MAX_PHOTO_BYTES = 8 * 1024 * 1024
 FIELDS = (
@@ -336,6 +341,31 @@ def _refused(exc: QuitclaimError, lang: str) -> Reply:
     raise exc  # 5xx: the API's error mapping answers it
 
 
+@dataclass(frozen=True)
+class _Filled:
+    """What one rendering of the form shows: texts, values, the refused field."""
+
+    t: Mapping[str, str]
+    given: Mapping[str, str]
+    wrong: str | None  # the refused field's key in ``T`` (``dob``, ``purposes``, ...)
+    message: str | None  # the refusal as the person reads it
+
+    def err(self, key: str) -> str | None:
+        return self.message if self.wrong == key else None
+
+
+def _prefilled(opened: OpenForm, values: Mapping[str, str] | None) -> dict[str, str]:
+    """What was posted, else what the personal link knows of the person."""
+    given = dict(values or {})
+    if opened.subject is not None and not values:
+        given.setdefault("name", opened.subject.display_name)
+        if opened.subject.email:
+            given.setdefault("email", opened.subject.email)
+        if opened.subject.date_of_birth:
+            given.setdefault("date_of_birth", opened.subject.date_of_birth.isoformat())
+    return given
+
+
 def form_page(
     opened: OpenForm,
     lang: str,
@@ -347,27 +377,34 @@ def form_page(
 ) -> Reply:
     """The form, blank (or prefilled from the personal link), or again with a refusal."""
     t = T[lang]
-    form = opened.form
-    text = form.text(lang)
-    given = dict(values or {})
-    if opened.subject is not None and not values:
-        given.setdefault("name", opened.subject.display_name)
-        if opened.subject.email:
-            given.setdefault("email", opened.subject.email)
-        if opened.subject.date_of_birth:
-            given.setdefault("date_of_birth", opened.subject.date_of_birth.isoformat())
     wrong = _LABELS.get(error.field, error.field) if error is not None else None
     message = None
     if error is not None:
         # The field as the person reads it, then the server's words (naming the field).
         label = t.get(str(wrong))
         message = f"{label}: {error}" if label else str(error)
-
-    def err(key: str) -> str | None:
-        return message if wrong == key else None
-
-    age = opened.settings.age_of_consent
+    filled = _Filled(t, _prefilled(opened, values), wrong, message)
     action = f"/form?token={quote(opened.token, safe='')}&amp;lang={lang}"
+    parts = [
+        _heading(opened, lang, filled),
+        f'<form method="post" action="{action}" enctype="multipart/form-data" novalidate>'
+        f'<input type="hidden" name="form_version" value="{_e(opened.form.version)}">',
+        _purposes(opened, purposes, filled),
+        _you(filled),
+        _guardian(opened, filled),
+        _signing(filled),
+        _photo(filled),
+        f'<button type="submit">{_e(t["submit"])}</button></form>'
+        f'<p class="contact">{_e(t["contact"])}</p>'
+        '<script src="/ui/form.js"></script>',
+    ]
+    return _page(lang, opened.form.text(lang).title, "".join(parts), status)
+
+
+def _heading(opened: OpenForm, lang: str, filled: _Filled) -> str:
+    """Language switch, title, version, the refusal's summary, the form's text."""
+    t, form = filled.t, opened.form
+    text = form.text(lang)
     other = "nl" if lang == "en" else "en"
     parts = [
         f'<p class="lang"><a href="/form?token={quote(opened.token, safe="")}&amp;lang={other}" '
@@ -375,46 +412,57 @@ def form_page(
         f"<h1>{_e(text.title)}</h1>",
         f'<p class="version">{_e(t["version"].format(version=form.version))}</p>',
     ]
-    if error is not None:
+    if filled.message is not None:
         anchors = {
             "dob": "date_of_birth",
             "biometric": "biometric_consent",
             "purposes": f"purpose-{form.purposes[0]}",
         }
-        target = anchors.get(str(wrong), str(wrong))
+        target = anchors.get(str(filled.wrong), str(filled.wrong))
         parts.append(
             '<div class="summary" role="alert" tabindex="-1" id="error-summary">'
-            f'<h2>{_e(t["error"])}</h2><p><a href="#{_e(target)}">{_e(message)}</a></p></div>'
+            f"<h2>{_e(t['error'])}</h2>"
+            f'<p><a href="#{_e(target)}">{_e(filled.message)}</a></p></div>'
         )
     parts.append(
         '<div class="text">'
         + "".join(f"<p>{_e(p)}</p>" for p in text.body.split("\n") if p.strip())
         + "</div>"
     )
-    parts.append(
-        f'<form method="post" action="{action}" enctype="multipart/form-data" novalidate>'
-        f'<input type="hidden" name="form_version" value="{_e(form.version)}">'
-    )
+    return "".join(parts)
+
+
+def _purposes(opened: OpenForm, purposes: Sequence[str], filled: _Filled) -> str:
+    """One box per purpose (each a separate choice), then the period they hold for."""
+    t, form = filled.t, opened.form
     boxes = "".join(
         _check(f"purpose-{p}", p, p in purposes, value=p).replace(
             f'name="purpose-{p}"', 'name="purposes"'
         )
         for p in form.purposes
     )
-    parts.append(
-        f"<fieldset><legend>{_e(t['purposes'])}</legend>"
-        f'<p class="hint">{_e(t["purpose_hint"])}</p>'
-        + (f'<p class="error" id="purposes-error">{_e(message)}</p>' if wrong == "purposes" else "")
-        + boxes
-        + "</fieldset>"
-    )
     period = (
         t["period_text"].format(today=opened.today, days=form.period_days)
         if form.period_days
         else t["period_open"].format(today=opened.today)
     )
-    parts.append(f"<h2>{_e(t['period'])}</h2><p>{_e(period)}</p>")
-    parts.append(
+    return (
+        f"<fieldset><legend>{_e(t['purposes'])}</legend>"
+        f'<p class="hint">{_e(t["purpose_hint"])}</p>'
+        + (
+            f'<p class="error" id="purposes-error">{_e(filled.message)}</p>'
+            if filled.wrong == "purposes"
+            else ""
+        )
+        + boxes
+        + "</fieldset>"
+        + f"<h2>{_e(t['period'])}</h2><p>{_e(period)}</p>"
+    )
+
+
+def _you(filled: _Filled) -> str:
+    t, given, err = filled.t, filled.given, filled.err
+    return (
         f"<fieldset><legend>{_e(t['you'])}</legend>"
         + _input(
             "name",
@@ -443,7 +491,13 @@ def form_page(
         )
         + "</fieldset>"
     )
-    parts.append(
+
+
+def _guardian(opened: OpenForm, filled: _Filled) -> str:
+    """A guardian's fields, for a person under the tenant's age of consent."""
+    t, given, err = filled.t, filled.given, filled.err
+    age = opened.settings.age_of_consent
+    return (
         f"<fieldset><legend>{_e(t['guardian'])}</legend>"
         f'<p class="hint">{_e(t["guardian_hint"].format(age=age))}</p>'
         + _input(
@@ -467,7 +521,12 @@ def form_page(
         )
         + "</fieldset>"
     )
-    parts.append(
+
+
+def _signing(filled: _Filled) -> str:
+    """The typed signature (a drawn one where JavaScript runs) and the agreement."""
+    t, given, err = filled.t, filled.given, filled.err
+    return (
         f"<fieldset><legend>{_e(t['sign'])}</legend>"
         + _input("signature", t["signature"], given.get("signature", ""), error=err("signature"))
         + f'<div class="draw" hidden><p id="draw-label">{_e(t["draw"])}</p>'
@@ -478,7 +537,12 @@ def form_page(
         + _check("agree", t["agree"], bool(given.get("agree")), err("agree"))
         + "</fieldset>"
     )
-    parts.append(
+
+
+def _photo(filled: _Filled) -> str:
+    """The optional photo, with its own biometric consent."""
+    t, given, err = filled.t, filled.given, filled.err
+    return (
         f"<fieldset><legend>{_e(t['photo'])}</legend>"
         + _check(
             "biometric_consent",
@@ -490,16 +554,14 @@ def form_page(
         + _e(t["photo_label"])
         + "</label>"
         + f'<p class="hint" id="photo-hint">{_e(t["photo_hint"])}</p>'
-        + (f'<p class="error" id="photo-error">{_e(message)}</p>' if wrong == "photo" else "")
+        + (
+            f'<p class="error" id="photo-error">{_e(filled.message)}</p>'
+            if filled.wrong == "photo"
+            else ""
+        )
         + '<input id="photo" name="photo" type="file" accept="image/jpeg,image/png" '
         'aria-describedby="photo-hint"></div></fieldset>'
     )
-    parts.append(
-        f'<button type="submit">{_e(t["submit"])}</button></form>'
-        f'<p class="contact">{_e(t["contact"])}</p>'
-        '<script src="/ui/form.js"></script>'
-    )
-    return _page(lang, text.title, "".join(parts), status)
 
 
 def done_page(signed: Signed, lang: str) -> Reply:

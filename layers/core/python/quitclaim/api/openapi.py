@@ -19,7 +19,7 @@ from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
 from quitclaim.api.access import capability_of
-from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.api.http_errors import ERROR_SCHEMA
 from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
@@ -39,8 +39,6 @@ from quitclaim.domain.webhooks import (
     WebhookEndpoint,
     WebhookSource,
 )
-from quitclaim.usecases.dashboard import OverviewReport, Person
-from quitclaim.usecases.form_submissions import IssuedLink
 
 API_TITLE = "Quitclaim API"
 API_VERSION = "1.0.0"
@@ -1127,15 +1125,16 @@ EXTRA_SUCCESS["adoptAccuracyAdvice"] = {
 BY_ID = {op.operation_id: op for op in OPERATIONS}
 
 
-def _component_schemas() -> dict[str, Any]:
-    """Every named schema: request models, response dataclasses, the error."""
-    models: list[type[BaseModel]] = sorted(
-        {m for op in OPERATIONS for m in (op.body, op.query) if m is not None},
-        key=lambda m: m.__name__,
-    )
-    _, request = models_json_schema([(m, "validation") for m in models], ref_template=REF)
-    components: dict[str, Any] = dict(request.get("$defs", {}))
-    for cls in (
+def _response_types() -> tuple[type, ...]:
+    """The response dataclasses, each a named schema as it serializes.
+
+    The use-cases' own types are imported here, when the document is built: the
+    route table loads with every API cold start, the document on request.
+    """
+    from quitclaim.usecases.dashboard import OverviewReport, Person
+    from quitclaim.usecases.form_submissions import IssuedLink
+
+    return (
         Subject,
         ConsentView,
         AssetRecord,
@@ -1158,7 +1157,18 @@ def _component_schemas() -> dict[str, Any]:
         FormVersion,
         FormSettings,
         IssuedLink,
-    ):
+    )
+
+
+def _component_schemas() -> dict[str, Any]:
+    """Every named schema: request models, response dataclasses, the error."""
+    models: list[type[BaseModel]] = sorted(
+        {m for op in OPERATIONS for m in (op.body, op.query) if m is not None},
+        key=lambda m: m.__name__,
+    )
+    _, request = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    components: dict[str, Any] = dict(request.get("$defs", {}))
+    for cls in _response_types():
         schema = TypeAdapter(cls).json_schema(mode="serialization", ref_template=REF)
         components.update(schema.pop("$defs", {}))
         components[cls.__name__] = schema
@@ -1174,199 +1184,234 @@ def _component_schemas() -> dict[str, Any]:
             "`changes` (as sent), `loosens` (the fields), `by` (key id), `person`, `at`."
         ),
     }
-    components.update(
-        {
-            "Error": ERROR_SCHEMA,
-            "Health": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {"status": {"const": "ok"}},
-            },
-            "OpenAPIDocument": {"type": "object", "description": "This document."},
-            "LinkCheck": {
-                "type": "object",
-                "required": ["action", "consent_id", "confirm"],
-                "properties": {
-                    "action": {"enum": ["renew", "withdraw"]},
-                    "consent_id": {"type": "string"},
-                    "confirm": {"type": "string"},
-                },
-            },
-            "LinkResult": {
-                "type": "object",
-                "required": ["action", "consent_id", "status"],
-                "properties": {
-                    "action": {"enum": ["renew", "withdraw"]},
-                    "consent_id": {"type": "string"},
-                    "status": {"type": "string"},
-                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                },
-            },
-            "WebhookReceipt": {
-                "type": "object",
-                "required": ["status", "delivery_id"],
-                "properties": {
-                    "status": {"enum": ["accepted", "duplicate", "ignored"]},
-                    "delivery_id": {"type": "string"},
-                    "deliveries": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-            "WebhookCheck": {
-                "type": "object",
-                "required": ["status"],
-                "properties": {"status": {"const": "ready"}},
-            },
-            "WebhookSourceCreated": {
-                "type": "object",
-                "required": ["source", "secret", "url_path"],
-                "properties": {
-                    "source": _ref("WebhookSource"),
-                    "secret": {
-                        "type": ["string", "null"],
-                        "description": (
-                            "Shown once: whsec_... (standard), the URL token (mailchimp); "
-                            "null where the tool owns the secret (hubspot, typeform)."
-                        ),
-                    },
-                    "url_path": {"type": "string"},
-                },
-            },
-            "WebhookEndpointCreated": {
-                "type": "object",
-                "required": ["endpoint", "secret"],
-                "properties": {
-                    "endpoint": _ref("WebhookEndpoint"),
-                    "secret": {"type": "string", "description": "Shown once: whsec_..."},
-                },
-            },
-            "WebhookSourceList": _list("WebhookSource"),
-            "WebhookEndpointList": _list("WebhookEndpoint"),
-            "InboundDeliveryList": _list("InboundDelivery"),
-            "OutboundDeliveryList": _list("OutboundDelivery"),
-            "ApiKeyList": _list("ApiKeyInfo"),
-            "SubjectPage": _page("Subject"),
-            "PersonPage": _page("Person"),
-            "Thumbnail": {
-                "type": "object",
-                "required": ["content_type", "image_base64", "width", "height"],
-                "properties": {
-                    "content_type": {"const": "image/jpeg"},
-                    "image_base64": {"type": "string", "contentEncoding": "base64"},
-                    "width": {"type": "integer", "minimum": 1},
-                    "height": {"type": "integer", "minimum": 1},
-                },
-            },
-            "AssetPage": _page("AssetRecord"),
-            "ConsentList": {
-                "type": "object",
-                "required": ["items"],
-                "properties": {"items": {"type": "array", "items": _ref("ConsentView")}},
-            },
-            "ImportUploads": {
-                "type": "object",
-                "required": ["import_id", "expires_in_s", "documents", "photos"],
-                "properties": {
-                    "import_id": {"type": "string"},
-                    "expires_in_s": {"type": "integer"},
-                    "documents": {"type": "object", "additionalProperties": {"type": "string"}},
-                    "photos": {"type": "object"},
-                },
-            },
-            "ConsentImportReport": {
-                "type": "object",
-                "required": ["tenant", "dry_run", "delimiter", "encoding", "counts", "rows"],
-                "properties": {
-                    "tenant": {"type": "string"},
-                    "dry_run": {"type": "boolean"},
-                    "delimiter": {"type": "string"},
-                    "encoding": {"type": "string"},
-                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                    "rows": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-            "AccessExport": {
-                "type": "object",
-                "required": [
-                    "request_id",
-                    "subject_id",
-                    "filename",
-                    "content_type",
-                    "export_base64",
-                    "sha256",
-                    "counts",
-                ],
-                "properties": {
-                    "request_id": {"type": "string"},
-                    "subject_id": {"type": "string"},
-                    "filename": {"type": "string"},
-                    "content_type": {"const": "application/zip"},
-                    "export_base64": {"type": "string", "contentEncoding": "base64"},
-                    "sha256": {"type": "string"},
-                    "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
-                },
-            },
-            "PersonRequestList": {
-                "type": "object",
-                "required": ["items"],
-                "properties": {
-                    "items": {
-                        "type": "array",
-                        "items": {
-                            "type": "object",
-                            "properties": {
-                                "request_id": {"type": "string"},
-                                "kind": {"enum": ["access", "erasure"]},
-                                "email": {"type": "string"},
-                                "status": {"enum": ["open", "answered"]},
-                                "received_at": {"type": "string", "format": "date-time"},
-                                "verified_at": {"type": ["string", "null"]},
-                                "deadline": {"type": ["string", "null"]},
-                                "subject_ids": {"type": "array", "items": {"type": "string"}},
-                            },
-                        },
-                    }
-                },
-            },
-            "Document": {
-                "type": "object",
-                "required": ["content_type", "document_base64"],
-                "properties": {
-                    "content_type": {"type": "string"},
-                    "document_base64": {"type": "string", "contentEncoding": "base64"},
-                    "sha256": {"type": ["string", "null"]},
-                },
-            },
-        }
-    )
+    components.update(_plain_schemas())
+    components.update(_webhook_schemas())
+    components.update(_listing_schemas())
+    components.update(_import_schemas())
+    components.update(_rights_schemas())
     components.update(_audit_schemas())
     components.update(ACCURACY_SCHEMAS)
     return components
 
 
+def _plain_schemas() -> dict[str, Any]:
+    """The error, the meta routes' answers and the e-mailed links' JSON."""
+    return {
+        "Error": ERROR_SCHEMA,
+        "Health": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ok"}},
+        },
+        "OpenAPIDocument": {"type": "object", "description": "This document."},
+        "LinkCheck": {
+            "type": "object",
+            "required": ["action", "consent_id", "confirm"],
+            "properties": {
+                "action": {"enum": ["renew", "withdraw"]},
+                "consent_id": {"type": "string"},
+                "confirm": {"type": "string"},
+            },
+        },
+        "LinkResult": {
+            "type": "object",
+            "required": ["action", "consent_id", "status"],
+            "properties": {
+                "action": {"enum": ["renew", "withdraw"]},
+                "consent_id": {"type": "string"},
+                "status": {"type": "string"},
+                "expires_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
+    }
+
+
+def _webhook_schemas() -> dict[str, Any]:
+    """Webhook sources, endpoints and deliveries (usecases/webhooks.py)."""
+    return {
+        "WebhookReceipt": {
+            "type": "object",
+            "required": ["status", "delivery_id"],
+            "properties": {
+                "status": {"enum": ["accepted", "duplicate", "ignored"]},
+                "delivery_id": {"type": "string"},
+                "deliveries": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "WebhookCheck": {
+            "type": "object",
+            "required": ["status"],
+            "properties": {"status": {"const": "ready"}},
+        },
+        "WebhookSourceCreated": {
+            "type": "object",
+            "required": ["source", "secret", "url_path"],
+            "properties": {
+                "source": _ref("WebhookSource"),
+                "secret": {
+                    "type": ["string", "null"],
+                    "description": (
+                        "Shown once: whsec_... (standard), the URL token (mailchimp); "
+                        "null where the tool owns the secret (hubspot, typeform)."
+                    ),
+                },
+                "url_path": {"type": "string"},
+            },
+        },
+        "WebhookEndpointCreated": {
+            "type": "object",
+            "required": ["endpoint", "secret"],
+            "properties": {
+                "endpoint": _ref("WebhookEndpoint"),
+                "secret": {"type": "string", "description": "Shown once: whsec_..."},
+            },
+        },
+        "WebhookSourceList": _list("WebhookSource"),
+        "WebhookEndpointList": _list("WebhookEndpoint"),
+        "InboundDeliveryList": _list("InboundDelivery"),
+        "OutboundDeliveryList": _list("OutboundDelivery"),
+    }
+
+
+def _listing_schemas() -> dict[str, Any]:
+    """Lists and pages of keys, subjects, people, assets and consents; a thumbnail."""
+    return {
+        "ApiKeyList": _list("ApiKeyInfo"),
+        "SubjectPage": _page("Subject"),
+        "PersonPage": _page("Person"),
+        "Thumbnail": {
+            "type": "object",
+            "required": ["content_type", "image_base64", "width", "height"],
+            "properties": {
+                "content_type": {"const": "image/jpeg"},
+                "image_base64": {"type": "string", "contentEncoding": "base64"},
+                "width": {"type": "integer", "minimum": 1},
+                "height": {"type": "integer", "minimum": 1},
+            },
+        },
+        "AssetPage": _page("AssetRecord"),
+        "ConsentList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {"items": {"type": "array", "items": _ref("ConsentView")}},
+        },
+    }
+
+
+def _import_schemas() -> dict[str, Any]:
+    """A consent import's uploads and report (usecases/consent_import.py)."""
+    return {
+        "ImportUploads": {
+            "type": "object",
+            "required": ["import_id", "expires_in_s", "documents", "photos"],
+            "properties": {
+                "import_id": {"type": "string"},
+                "expires_in_s": {"type": "integer"},
+                "documents": {"type": "object", "additionalProperties": {"type": "string"}},
+                "photos": {"type": "object"},
+            },
+        },
+        "ConsentImportReport": {
+            "type": "object",
+            "required": ["tenant", "dry_run", "delimiter", "encoding", "counts", "rows"],
+            "properties": {
+                "tenant": {"type": "string"},
+                "dry_run": {"type": "boolean"},
+                "delimiter": {"type": "string"},
+                "encoding": {"type": "string"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "rows": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    }
+
+
+def _rights_schemas() -> dict[str, Any]:
+    """A data subject's export, a person's own requests, a consent's document."""
+    return {
+        "AccessExport": {
+            "type": "object",
+            "required": [
+                "request_id",
+                "subject_id",
+                "filename",
+                "content_type",
+                "export_base64",
+                "sha256",
+                "counts",
+            ],
+            "properties": {
+                "request_id": {"type": "string"},
+                "subject_id": {"type": "string"},
+                "filename": {"type": "string"},
+                "content_type": {"const": "application/zip"},
+                "export_base64": {"type": "string", "contentEncoding": "base64"},
+                "sha256": {"type": "string"},
+                "counts": {"type": "object", "additionalProperties": {"type": "integer"}},
+            },
+        },
+        "PersonRequestList": {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                "items": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "request_id": {"type": "string"},
+                            "kind": {"enum": ["access", "erasure"]},
+                            "email": {"type": "string"},
+                            "status": {"enum": ["open", "answered"]},
+                            "received_at": {"type": "string", "format": "date-time"},
+                            "verified_at": {"type": ["string", "null"]},
+                            "deadline": {"type": ["string", "null"]},
+                            "subject_ids": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                }
+            },
+        },
+        "Document": {
+            "type": "object",
+            "required": ["content_type", "document_base64"],
+            "properties": {
+                "content_type": {"type": "string"},
+                "document_base64": {"type": "string", "contentEncoding": "base64"},
+                "sha256": {"type": ["string", "null"]},
+            },
+        },
+    }
+
+
+# What a bounded read of a chain adds: whether it got through, else what to run.
+_INCOMPLETE = {
+    "complete": {
+        "type": "boolean",
+        "description": "false: the chain was too large to read within the request's time",
+    },
+    "hint": {"type": ["string", "null"], "description": "What to run instead (the CLI)."},
+}
+# One audit event as the API lists it.
+_AUDIT_EVENT = {
+    "type": "object",
+    "required": ["seq", "at", "action"],
+    "properties": {
+        "seq": {"type": "integer", "minimum": 1},
+        "lane": {"type": "integer", "minimum": 1},
+        "at": {"type": "string", "format": "date-time"},
+        "action": {"type": "string"},
+        "actor": {"type": "string", "description": "key id, or user:<sub>"},
+        "actor_email_hash": {"type": "string", "description": "SHA-256 of the e-mail"},
+    },
+    "description": "Besides these: only ids, codes and counts (the chain's allow-list).",
+}
+
+
 def _audit_schemas() -> dict[str, Any]:
     """The audit trail's answers (usecases/audit_read.py)."""
-    incomplete = {
-        "complete": {
-            "type": "boolean",
-            "description": "false: the chain was too large to read within the request's time",
-        },
-        "hint": {"type": ["string", "null"], "description": "What to run instead (the CLI)."},
-    }
-    event = {
-        "type": "object",
-        "required": ["seq", "at", "action"],
-        "properties": {
-            "seq": {"type": "integer", "minimum": 1},
-            "lane": {"type": "integer", "minimum": 1},
-            "at": {"type": "string", "format": "date-time"},
-            "action": {"type": "string"},
-            "actor": {"type": "string", "description": "key id, or user:<sub>"},
-            "actor_email_hash": {"type": "string", "description": "SHA-256 of the e-mail"},
-        },
-        "description": "Besides these: only ids, codes and counts (the chain's allow-list).",
-    }
     return {
-        "AuditEvent": event,
+        "AuditEvent": _AUDIT_EVENT,
         "AuditEventPage": {
             "type": "object",
             "required": ["items", "next_cursor", "complete"],
@@ -1376,7 +1421,7 @@ def _audit_schemas() -> dict[str, Any]:
                     "type": ["string", "null"],
                     "description": "Pass back as ?cursor= for the next page; null: no more.",
                 },
-                **incomplete,
+                **_INCOMPLETE,
             },
         },
         "AuditVerdict": {
@@ -1401,7 +1446,7 @@ def _audit_schemas() -> dict[str, Any]:
                         "detail": {"type": "string"},
                     },
                 },
-                **incomplete,
+                **_INCOMPLETE,
             },
         },
     }

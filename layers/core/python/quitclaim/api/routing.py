@@ -8,7 +8,7 @@ here, once:
 1. authenticate (before anything else, so an anonymous caller learns nothing);
 2. refuse path ids that cannot exist (404, same as an unknown id);
 3. validate the query string and the body with the operation's models;
-4. map any exception to the error body (``quitclaim.api.errors``);
+4. map any exception to the error body (``quitclaim.api.http_errors``);
 5. serialise with ``quitclaim.api.serialize.to_json``; log one line with ids only.
 """
 
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from chalice import Chalice, Response
 
-from quitclaim.api import errors
+from quitclaim.api import http_errors
 from quitclaim.api.access import capability_of
 from quitclaim.api.auth import authenticate
 from quitclaim.api.openapi import BY_ID, OPERATIONS, Operation
@@ -180,13 +180,13 @@ class Router:
                             reply = _as_reply(op, view(call, **path))
                 response = _json_response(reply.status, reply.payload)
             except Exception as exc:  # one mapping for every failure
-                status, payload = errors.for_exception(exc)
+                status, payload = http_errors.for_exception(exc)
                 if status >= 500:
                     logger.exception("api error", extra={"operation": op.operation_id})
                 response = _json_response(status, payload)
                 if status == 401:
                     response.headers["WWW-Authenticate"] = 'Bearer realm="quitclaim"'
-                retry_after = errors.retry_after(exc)
+                retry_after = http_errors.retry_after(exc)
                 if retry_after is not None:
                     response.headers["Retry-After"] = str(retry_after)
             # Ids and timings only: never names, bodies or keys.
@@ -240,9 +240,9 @@ def _body(model: type[Body], raw: bytes) -> Body:
         try:
             data = json.loads(raw)
         except (ValueError, RecursionError):
-            raise errors.InvalidJson() from None
+            raise http_errors.InvalidJson() from None
     if not isinstance(data, dict):
-        raise errors.InvalidJson()
+        raise http_errors.InvalidJson()
     return model.model_validate(data)
 
 
@@ -285,7 +285,7 @@ def _dumps(payload: Any) -> str:
 def reshape_chalice_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
     """HTTP middleware: Chalice's own 4xx/5xx (405, 415...) in the API's error shape."""
     response = get_response(event)
-    shaped = errors.reshape_chalice_error(response.status_code, response.body)
+    shaped = http_errors.reshape_chalice_error(response.status_code, response.body)
     if shaped is None:
         return response
     headers = {**response.headers, **JSON_HEADERS}

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from quitclaim.adapters.s3_events import MalformedEvent, uploads_from_message
 from quitclaim.domain.backlog import is_backlog_path
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import AdmissionCounter, Arrival, BulkLane, Clock, Lane
+from quitclaim.edges.s3_events import MalformedEvent, uploads_from_message
 from quitclaim.observability import count, logger
 from quitclaim.usecases.uploads import split_upload_key
 
