@@ -16,6 +16,7 @@ from typing import Any
 from bench.labelled import FACES, REPO
 from bench.report import stats
 from quitclaim.domain.models import TenantPolicy
+from quitclaim.faces import quality
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, DirectoryPhotos
 
 LABELS = REPO / "tests" / "unit" / "accuracy" / "fixture_labels.csv"
@@ -42,7 +43,12 @@ def accuracy_audit(*, repeats: int, quick: bool, log: Callable[[str], None]) -> 
     for _ in range(repeats):
         face_engine.cache_clear()
         started = time.perf_counter()
-        audit = AccuracyAudit(tenants=None, engine_factory=face_engine, clock=_Clock())  # type: ignore[arg-type]
+        audit = AccuracyAudit(
+            tenants=None,  # type: ignore[arg-type]
+            engine_factory=face_engine,
+            clock=_Clock(),
+            quality=quality,
+        )
         report = audit.run(
             "bench",
             text,

@@ -18,6 +18,8 @@ from quitclaim.domain.ports import Arrival, Lane
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import UsageIncrement
 from quitclaim.edges.s3_events import uploads_from_message
+from quitclaim.faces import published
+from quitclaim.faces.gallery import GalleryCache
 from quitclaim.usecases.admit_uploads import (
     Admission,
     main_lane_slots,
@@ -223,6 +225,8 @@ class Ingest:
             consents=FakeConsents([]),
             assets=self.assets,
             clock=FixedClock(NOW),
+            galleries=GalleryCache(),
+            published_forms=published,
         )
         self.bulk = FakeBulkLane()
         self.lanes = admission(FakeCounter(), self.bulk, share=share)

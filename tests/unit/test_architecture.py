@@ -330,23 +330,10 @@ FACES_PORT = "quitclaim.domain.ports"
 # Known offenders, each to be fixed by the slice that owns the file (then its
 # entry goes: test_decide_known_offenders_still_offend says when).
 FACES_PENDING = {
-    "accuracy_audit.py": {"quitclaim.faces.quality"},
     "console.py": {"quitclaim.faces.thumbnails"},
-    "dashboard.py": {"quitclaim.faces.thumbnails"},
     "registry.py": {"quitclaim.faces.gallery", "quitclaim.faces.quality"},
-    "subject_rights.py": {"quitclaim.faces.gallery"},
-    # Ingest, redaction and the scan CLI need galleries, the published form and
-    # the pixel redaction behind a port first (faces/ and domain/ports/ are not
-    # this slice's).
-    "place_upload.py": {"quitclaim.faces.published"},
-    "redact_asset.py": {"quitclaim.faces.gallery", "quitclaim.faces.redaction"},
-    "scan_asset.py": {"quitclaim.faces.gallery", "quitclaim.faces.published"},
-    "scan_file.py": {"quitclaim.faces.gallery"},
 }
-SDKS_PENDING = {
-    # The variant's faces compared with the redacted ones: a faces/ helper to come.
-    "redact_asset.py": {"numpy"},
-}
+SDKS_PENDING: dict[str, set[str]] = {}
 _SDKS = ("boto3", "botocore", "pynamodb", "numpy", "PIL")
 
 

@@ -12,7 +12,8 @@ import pytest
 from quitclaim.config import Settings
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import AssetStatus, Consent, ScanMode, TenantPolicy
-from quitclaim.faces.gallery import encoding_to_bytes
+from quitclaim.faces import published
+from quitclaim.faces.gallery import GalleryCache, encoding_to_bytes
 from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.recheck import Recheck
 from quitclaim.usecases.scan_asset import ScanAsset
@@ -68,6 +69,8 @@ class World:
             consents=self.consents,
             assets=self.assets,
             clock=clock or FixedClock(NOW),
+            galleries=GalleryCache(),
+            published_forms=published,
             usage=usage,
         )
 

@@ -18,6 +18,7 @@ from PIL import Image
 from quitclaim.domain.errors import NotFound
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.records import AssetRecord
+from quitclaim.faces import thumbnails
 from quitclaim.usecases.asset_decisions import META_ASSET_ID
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock
@@ -58,6 +59,7 @@ def _dashboard(store: FakeStore, assets: FakeAssets) -> Dashboard:
         store=store,
         clock=FixedClock(),
         limits=ImageLimits(max_bytes=10_000_000, max_pixels=50_000_000, max_frames=1),
+        thumbnails=thumbnails,
     )
 
 

@@ -20,6 +20,7 @@ from quitclaim.domain.accuracy import parse_labels
 from quitclaim.domain.errors import QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.ports import DecodedImage, FaceObservation
+from quitclaim.faces import quality
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, DirectoryPhotos, StoredPhotos, summary
 from tests.conftest import FACES
 from tests.unit.fakes import FakeStore, FakeTenants, FixedClock
@@ -66,6 +67,7 @@ def _audit(engine: OnceEngine, store: FakeStore | None = None) -> AccuracyAudit:
         tenants=tenants,
         engine_factory=lambda: engine,  # type: ignore[arg-type,return-value]
         clock=FixedClock(),
+        quality=quality,
         store=store,
         bucket="docs",
     )

@@ -24,7 +24,9 @@ from quitclaim.config import Settings
 from quitclaim.domain.models import AssetStatus, TenantPolicy
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Page
+from quitclaim.faces import published as published_forms
 from quitclaim.faces.dlib_engine import DlibFaceEngine
+from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.imaging import decode_image
 from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.conservation import ConservationCheck
@@ -84,6 +86,8 @@ class World:
             consents=self.consents,
             assets=self.assets,
             clock=self.clock,
+            galleries=GalleryCache(),
+            published_forms=published_forms,
         )
 
     def ingest(self, path: str, data: bytes) -> AssetRecord:

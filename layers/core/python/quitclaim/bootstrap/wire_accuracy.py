@@ -13,6 +13,7 @@ from quitclaim.bootstrap import current_clock
 from quitclaim.bootstrap.wire_common import (
     bound_settings,
     face_engine,
+    face_sharpness,
     work_queue,
 )
 from quitclaim.config import get_settings
@@ -31,6 +32,7 @@ def accuracy_audit_service() -> AccuracyAudit:
         tenants=DynamoTenants(),
         engine_factory=face_engine,
         clock=current_clock(),
+        quality=face_sharpness(),
         store=S3ObjectStore(aws_client("s3", settings)),
         bucket=settings.documents_bucket,
     )

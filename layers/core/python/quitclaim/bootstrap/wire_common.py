@@ -17,7 +17,13 @@ from quitclaim.bootstrap import current_clock
 from quitclaim.config import Settings, get_settings
 
 if TYPE_CHECKING:
-    from quitclaim.domain.ports import FaceEngine
+    from quitclaim.domain.ports import (
+        FaceEngine,
+        FaceSharpness,
+        PixelRedaction,
+        PublishedForms,
+        Thumbnails,
+    )
     from quitclaim.faces.gallery import GalleryCache
 
 
@@ -45,6 +51,33 @@ def galleries() -> GalleryCache:
     from quitclaim.faces.gallery import GalleryCache  # numpy: only where faces are matched
 
     return GalleryCache()
+
+
+# faces/ modules that are their port's adapter (module functions, no state):
+# imported where a use-case is wired, so a function that never sees an image
+# does not pay for numpy and PIL.
+def published_forms() -> PublishedForms:
+    from quitclaim.faces import published
+
+    return published
+
+
+def pixel_redaction() -> PixelRedaction:
+    from quitclaim.faces import redaction
+
+    return redaction
+
+
+def face_sharpness() -> FaceSharpness:
+    from quitclaim.faces import quality
+
+    return quality
+
+
+def thumbnails() -> Thumbnails:
+    from quitclaim.faces import thumbnails as rendering
+
+    return rendering
 
 
 def bound_settings(settings: Settings) -> Settings:

@@ -30,6 +30,7 @@ from quitclaim.bootstrap.wire_common import (
     dead_letter_queues,
     event_publisher,
     face_engine,
+    thumbnails,
 )
 from quitclaim.bootstrap.wire_decisions import (
     placement_service,
@@ -124,6 +125,7 @@ def _dashboard(settings: Settings, assets: DynamoAssets) -> Dashboard:
         store=S3ObjectStore(aws_client("s3", settings)),
         clock=current_clock(),
         limits=ImageLimits(settings.max_upload_bytes, settings.max_pixels, settings.max_frames),
+        thumbnails=thumbnails(),
         queues=SqsQueueDepths(aws_client("sqs", settings), queues)
         if any(queues.values())
         else None,

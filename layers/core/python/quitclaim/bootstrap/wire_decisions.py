@@ -21,6 +21,8 @@ from quitclaim.bootstrap.wire_common import (
     event_publisher,
     face_engine,
     galleries,
+    pixel_redaction,
+    published_forms,
 )
 from quitclaim.config import get_settings
 from quitclaim.usecases.admit_uploads import Admission
@@ -93,6 +95,7 @@ def redaction_service() -> Redaction:
         clock=current_clock(),
         library_bucket=settings.library_bucket,
         galleries=galleries(),
+        pixels=pixel_redaction(),
         events=event_publisher(settings),
     )
 
@@ -110,6 +113,7 @@ def scan_asset_service() -> ScanAsset:
         assets=DynamoAssets(),
         clock=current_clock(),
         galleries=galleries(),
+        published_forms=published_forms(),
         events=event_publisher(settings),
         redaction=redaction_service(),
         usage=DynamoUsage(),

@@ -20,13 +20,12 @@ from typing import Any, Final
 import numpy as np
 import numpy.typing as npt
 
-from quitclaim.domain.ports import Encoding
+from quitclaim.domain.ports import Encoding, GalleryMatch, GalleryVersion
 
 ENCODING_DIM: Final = 128
 _WIRE_DTYPE: Final = np.dtype("<f4")
 ENCODING_BYTES: Final = ENCODING_DIM * _WIRE_DTYPE.itemsize
 
-GalleryVersion = int | str
 """Whatever the tenant record counts gallery changes with (a number today)."""
 
 # The packed form (``Gallery.to_bytes``): magic, a little-endian uint32 length
@@ -88,22 +87,6 @@ def _as_encoding(encoding: npt.ArrayLike) -> Encoding:
     if not np.all(np.isfinite(vector)):
         raise ValueError("the encoding holds non-finite values")
     return vector
-
-
-@dataclass(frozen=True, slots=True)
-class GalleryMatch:
-    """The gallery's answer for one probe face.
-
-    ``subject_id`` is None when the best distance exceeds the threshold or
-    another subject comes within the margin of the best one (ambiguity is
-    resolved toward "unknown", which sends the image to review).
-    ``distance`` is None only for an empty gallery; ``runner_up_distance`` is
-    the best distance to any *other* subject (None with fewer than two).
-    """
-
-    subject_id: str | None
-    distance: float | None
-    runner_up_distance: float | None
 
 
 @dataclass(frozen=True)

@@ -8,21 +8,23 @@ is written as PNG, losslessly: a JPEG would change every pixel of the image
 and carry the original's EXIF (GPS included) along.
 
 Pure pixels in, pixels out: no engine, no I/O. Whether the engine can still
-re-identify anyone in the result is the use-case's check (``usecases.redact_asset``).
+re-identify anyone in the result is the use-case's check (``usecases.redact_asset``);
+``near`` is its comparison of a variant's face with the face that was there.
+The module is the ``PixelRedaction`` port's adapter (domain/ports/face_ports.py).
 """
 
 from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import numpy as np
 from PIL import Image
 
 from quitclaim.domain.models import Box
-from quitclaim.domain.ports import Pixels
+from quitclaim.domain.ports import Encoding, Pixels
 
 METHOD: Final = "mosaic/1"
 # A face box is grown by this fraction of its side on every side: detector
@@ -79,3 +81,8 @@ def to_png(pixels: Pixels) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(pixels)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def near(encoding: Encoding, originals: Sequence[Encoding], threshold: float) -> bool:
+    """Whether ``encoding`` lies within ``threshold`` (Euclidean) of any of ``originals``."""
+    return any(float(np.linalg.norm(encoding - original)) <= threshold for original in originals)

@@ -10,21 +10,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from PIL import Image
 
+from quitclaim.domain.ports import Thumbnail
 from quitclaim.faces.imaging import decode_image
 
 THUMBNAIL_QUALITY = 80
-
-
-@dataclass(frozen=True, slots=True)
-class Thumbnail:
-    data: bytes  # JPEG
-    width: int  # of the oriented original (the boxes' coordinate space)
-    height: int
-    content_type: str = "image/jpeg"
 
 
 def _reduction(max_side: int) -> Callable[[int, int], int]:

@@ -94,10 +94,13 @@ def scan(image: Path, gallery: Path | None, as_json: bool) -> None:
     """The ingest engine on one file: faces (top, right, bottom, left), best matches."""
     from quitclaim.bootstrap import face_engine
     from quitclaim.domain.errors import RejectedInput
+    from quitclaim.faces.gallery import Gallery
     from quitclaim.usecases.scan_file import gallery_from_folders, scan_file
 
     engine = face_engine()
-    built = gallery_from_folders(engine, gallery) if gallery is not None else None
+    built = (
+        gallery_from_folders(engine, gallery, build=Gallery.build) if gallery is not None else None
+    )
     try:
         result = scan_file(engine, image.read_bytes(), gallery=built.gallery if built else None)
     except RejectedInput as exc:

@@ -21,8 +21,14 @@ from quitclaim.domain.accuracy_measure import Attributed
 from quitclaim.domain.accuracy_report import render_html
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import Clock, FaceEngine, FaceObservation, ObjectStore, TenantRepository
-from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
+from quitclaim.domain.ports import (
+    Clock,
+    FaceEngine,
+    FaceObservation,
+    FaceSharpness,
+    ObjectStore,
+    TenantRepository,
+)
 from quitclaim.observability import audit
 from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
 from quitclaim.usecases.stamp_accuracy import AccuracyStamps
@@ -77,10 +83,12 @@ class AccuracyAudit:
         tenants: TenantRepository,
         engine_factory: Callable[[], FaceEngine],
         clock: Clock,
+        quality: FaceSharpness,
         store: ObjectStore | None = None,
         bucket: str | None = None,
     ) -> None:
         self._tenants = tenants
+        self._quality = quality
         self._engine_factory = engine_factory
         self._clock = clock
         self._store = store
@@ -158,7 +166,8 @@ class AccuracyAudit:
             ):
                 face = faces[0]
                 box = face.box if image.scale == 1 else face.box.scaled(1 / image.scale)
-                enrollable = sharpness(image.frames[face.frame], box) >= MIN_SHARPNESS
+                sharp = self._quality.sharpness(image.frames[face.frame], box)
+                enrollable = sharp >= self._quality.MIN_SHARPNESS
             cache[name] = (faces, enrollable)
         return cache[name]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from quitclaim.domain.errors import Conflict, NotFound, ValidationFailed
 from quitclaim.domain.models import AssetStatus
@@ -25,9 +25,11 @@ from quitclaim.domain.ports import (
 )
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Page, Subject
-from quitclaim.faces.thumbnails import Thumbnail, render_thumbnail
 from quitclaim.usecases.asset_decisions import META_ASSET_ID
 from quitclaim.usecases.registry import Registry
+
+if TYPE_CHECKING:
+    from quitclaim.domain.ports import Thumbnail, Thumbnails
 
 # "Expiring" in the people view; the overview counts these windows.
 EXPIRING_SOON_DAYS = 30
@@ -175,6 +177,7 @@ class Dashboard:
         store: ObjectStore,
         clock: Clock,
         limits: ImageLimits,
+        thumbnails: Thumbnails,
         queues: QueueDepths | None = None,
         webhooks: WebhookRepository | None = None,
         accuracy: Callable[[str], dict[str, Any] | None] | None = None,
@@ -186,6 +189,7 @@ class Dashboard:
         self._store = store
         self._clock = clock
         self._limits = limits
+        self._thumbnails = thumbnails
         self._queues = queues
         self._webhooks = webhooks
         self._accuracy = accuracy
@@ -255,7 +259,7 @@ class Dashboard:
         ):
             raise NotFound(f"asset {asset_id} not found")
         data = self._store.read(record.dest_bucket, record.dest_key)
-        return render_thumbnail(
+        return self._thumbnails.render_thumbnail(
             data,
             max_side=THUMBNAIL_SIDE,
             max_bytes=self._limits.max_bytes,

@@ -10,13 +10,13 @@ copy and followed (``follow_redecision``).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from quitclaim.config import Settings
 from quitclaim.domain.clearance import clearance_tags
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import AssetRepository, Clock, ObjectInfo, ObjectStore
 from quitclaim.domain.records import AssetRecord
-from quitclaim.faces.published import published_form, reencoded_type
 from quitclaim.observability import count, logger
 from quitclaim.usecases.asset_decisions import META_ASSET_ID, META_STATUS, sha256_hex
 from quitclaim.usecases.uploads import (
@@ -27,14 +27,24 @@ from quitclaim.usecases.uploads import (
     served_type,
 )
 
+if TYPE_CHECKING:
+    from quitclaim.domain.ports import PublishedForms
+
 
 class PlaceUpload:
     """Moves one decided upload's bytes; built per call from the scan's collaborators."""
 
     def __init__(
-        self, *, settings: Settings, store: ObjectStore, assets: AssetRepository, clock: Clock
+        self,
+        *,
+        settings: Settings,
+        store: ObjectStore,
+        assets: AssetRepository,
+        clock: Clock,
+        published_forms: PublishedForms,
     ) -> None:
         self._settings = settings
+        self._published_forms = published_forms
         self._store = store
         self._assets = assets
         self._clock = clock
@@ -124,7 +134,9 @@ class PlaceUpload:
         if published is None:
             data = self._store.read(source.bucket, source.key, source.version_id)
             s = self._settings
-            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
+            published = self._published_forms.published_form(
+                data, max_pixels=s.max_pixels, max_frames=s.max_frames
+            )
         if sha256_hex(published) != record.published_sha256:
             # The same upload gave other bytes than those scanned (a changed
             # published_form between two deliveries): place nothing unscanned.
@@ -136,7 +148,7 @@ class PlaceUpload:
             published,
             {META_ASSET_ID: record.asset_id, META_STATUS: record.status.value},
             # A re-encoded HEIF/AVIF/TIFF is served as what it now is (docs/formats.md).
-            content_type=reencoded_type(published, source.content_type)
+            content_type=self._published_forms.reencoded_type(published, source.content_type)
             or served_type(source.content_type),
             tags=clearance_tags(record.asset_id, record.clearance),
         )

@@ -24,9 +24,7 @@ import posixpath
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from quitclaim.domain.clearance import Clearance, clearance_tags, decide_channels
 from quitclaim.domain.errors import Conflict, NotFound, RejectedInput
@@ -37,10 +35,10 @@ from quitclaim.domain.ports import (
     Clock,
     ConsentRepository,
     DecodedImage,
-    Encoding,
     EventPublisher,
     FaceEngine,
     FaceObservation,
+    Galleries,
     ObjectStore,
     SubjectRepository,
     TenantRepository,
@@ -48,8 +46,6 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.records import AssetRecord, asset_id_for
 from quitclaim.domain.registry import Principal
 from quitclaim.domain.rights import REDACTED, redactable
-from quitclaim.faces import redaction as pixels
-from quitclaim.faces.gallery import GalleryCache
 from quitclaim.observability import audit, count
 from quitclaim.usecases.asset_decisions import (
     META_ASSET_ID,
@@ -61,6 +57,9 @@ from quitclaim.usecases.asset_decisions import (
     justified,
     sha256_hex,
 )
+
+if TYPE_CHECKING:
+    from quitclaim.domain.ports import PixelRedaction
 
 META_REDACTED_FROM = "quitclaim-redacted-from"
 SUFFIX = ".redacted.png"
@@ -93,7 +92,8 @@ class Redaction:
         recheck: Redecider,
         clock: Clock,
         library_bucket: str,
-        galleries: GalleryCache | None = None,
+        galleries: Galleries,
+        pixels: PixelRedaction,
         events: EventPublisher | None = None,
     ) -> None:
         self._engine_factory = engine_factory
@@ -107,7 +107,8 @@ class Redaction:
         self._recheck = recheck
         self._clock = clock
         self._library = library_bucket
-        self._galleries = galleries or GalleryCache()
+        self._galleries = galleries
+        self._pixels = pixels
         self._events = events
 
     def request(self, who: Principal, asset_id: str, justification: str) -> AssetRecord:
@@ -202,9 +203,9 @@ class Redaction:
         # An image with transparency is one frame seen three ways (imaging._views).
         if image.meta.get("frames", str(len(image.frames))) != "1":
             raise RejectedInput("only still images can be redacted", code="too_many_frames")
-        redacted = pixels.redact(image.frames[0], boxes)
-        png = pixels.to_png(redacted)
-        regions = [pixels.padded(b, image.width, image.height) for b in boxes]
+        redacted = self._pixels.redact(image.frames[0], boxes)
+        png = self._pixels.to_png(redacted)
+        regions = [self._pixels.padded(b, image.width, image.height) for b in boxes]
         variant = self._decided(
             original, data, png, regions, key, variant_id, actor, why, confirmed or {}
         )
@@ -347,6 +348,7 @@ class Redaction:
             policy=policy,
             png=png,
             by=(actor, why, confirmed),
+            pixels=self._pixels,
         )
 
     def _variant_faces(
@@ -380,7 +382,9 @@ class Redaction:
         matches: list[FaceMatch] = []
         for obs, hit in zip(observations, hits, strict=True):
             if any(_centre_in(obs.box, r) for r in regions):
-                if hit.subject_id is not None or _near(obs, before, policy.match_threshold):
+                if hit.subject_id is not None or self._pixels.near(
+                    obs.encoding, before, policy.match_threshold
+                ):
                     count("RedactionTooWeak")
                     raise Conflict(
                         "the engine still recognises a redacted face; nothing was published",
@@ -435,13 +439,6 @@ class Redaction:
                 continue
 
 
-def _near(observation: FaceObservation, originals: Sequence[Encoding], threshold: float) -> bool:
-    return any(
-        float(np.linalg.norm(observation.encoding - encoding)) <= threshold
-        for encoding in originals
-    )
-
-
 def _variant_record(
     original: AssetRecord,
     *,
@@ -454,6 +451,7 @@ def _variant_record(
     policy: TenantPolicy,
     png: bytes,
     by: tuple[str, str, dict[str, Any]],
+    pixels: PixelRedaction,
 ) -> AssetRecord:
     """The variant's decision record (``by``: the actor, their justification, who confirmed)."""
     decision, clearance, now = decided
@@ -475,7 +473,7 @@ def _variant_record(
         decided_at=now,
         faces=face_records(decision, observations),
         versions={**engine_versions, "redaction": pixels.METHOD},
-        policy=_redaction_policy(policy),
+        policy=_redaction_policy(policy, pixels),
         review={"redacted_from": {"asset_id": original.asset_id, "by": actor, **confirmed}},
         # The PNG scanned is the one published: its hash, for the checker.
         published_sha256=sha256_hex(png),
@@ -498,7 +496,7 @@ def _variant_record(
     )
 
 
-def _redaction_policy(policy: TenantPolicy) -> dict[str, Any]:
+def _redaction_policy(policy: TenantPolicy, pixels: PixelRedaction) -> dict[str, Any]:
     """The thresholds the variant was decided with, and how it was redacted."""
     return {
         "match_threshold": policy.match_threshold,

@@ -39,9 +39,12 @@ from quitclaim.domain.ports import (
     ConsentRepository,
     EventPublisher,
     FaceEngine,
+    FaceGallery,
     FaceObservation,
+    Galleries,
     ObjectInfo,
     ObjectStore,
+    PublishedForms,
     SubjectRepository,
     TenantRepository,
     UsageMeter,
@@ -49,8 +52,6 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.records import AssetRecord, asset_id_for
 from quitclaim.domain.rights import redactable
 from quitclaim.domain.tenancy import TenantDeleting
-from quitclaim.faces.gallery import Gallery, GalleryCache
-from quitclaim.faces.published import published_form
 from quitclaim.observability import audit, count, logger, timing
 from quitclaim.usecases.asset_decisions import (
     face_records,
@@ -105,7 +106,8 @@ class ScanAsset:
         consents: ConsentRepository,
         assets: AssetRepository,
         clock: Clock,
-        galleries: GalleryCache | None = None,
+        galleries: Galleries,
+        published_forms: PublishedForms,
         events: EventPublisher | None = None,
         redaction: AutoRedaction | None = None,
         usage: UsageMeter | None = None,
@@ -122,7 +124,8 @@ class ScanAsset:
         self._consents = consents
         self._assets = assets
         self._clock = clock
-        self._galleries = galleries or GalleryCache()
+        self._galleries = galleries
+        self._published_forms = published_forms
 
     @property
     def engine(self) -> FaceEngine:
@@ -360,7 +363,9 @@ class ScanAsset:
             t = time.perf_counter()
             # What is scanned is what will be published, byte for byte: the
             # picture without its thumbnails and previews (faces/published.py).
-            published = published_form(data, max_pixels=s.max_pixels, max_frames=s.max_frames)
+            published = self._published_forms.published_form(
+                data, max_pixels=s.max_pixels, max_frames=s.max_frames
+            )
             image = self.engine.decode(published)
             timer.measure("decode", t)
         except RejectedInput as exc:
@@ -492,7 +497,7 @@ class ScanAsset:
     def _identifiable(observation: FaceObservation, policy: TenantPolicy) -> bool:
         return min(observation.box.width, observation.box.height) >= policy.min_face_px
 
-    def _gallery(self, tenant: str, version: int) -> Gallery:
+    def _gallery(self, tenant: str, version: int) -> FaceGallery:
         return self._galleries.load(tenant, version, lambda: self._subjects.templates(tenant))
 
     def _record(
@@ -538,7 +543,11 @@ class ScanAsset:
     def _placing(self) -> PlaceUpload:
         # Built per call from the collaborators as they are now.
         return PlaceUpload(
-            settings=self._settings, store=self._store, assets=self._assets, clock=self._clock
+            settings=self._settings,
+            store=self._store,
+            assets=self._assets,
+            clock=self._clock,
+            published_forms=self._published_forms,
         )
 
 

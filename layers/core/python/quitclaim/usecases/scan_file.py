@@ -16,8 +16,7 @@ from typing import Any
 
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box, TenantPolicy
-from quitclaim.domain.ports import FaceEngine
-from quitclaim.faces.gallery import Gallery
+from quitclaim.domain.ports import FaceEngine, FaceGallery, GalleryBuilder
 
 PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp"})
 
@@ -26,7 +25,7 @@ PHOTO_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".webp"})
 class FolderGallery:
     """A gallery built from ``name/photo`` folders, and the photos it could not use."""
 
-    gallery: Gallery
+    gallery: FaceGallery
     people: int
     skipped: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
@@ -36,11 +35,12 @@ def trbl(box: Box) -> dict[str, int]:
     return {"top": box.top, "right": box.right, "bottom": box.bottom, "left": box.left}
 
 
-def gallery_from_folders(engine: FaceEngine, root: Path) -> FolderGallery:
+def gallery_from_folders(engine: FaceEngine, root: Path, *, build: GalleryBuilder) -> FolderGallery:
     """One template per photo with exactly one face; each folder name is a person.
 
     A photo with no face, several faces or bytes the decoder refuses is
     skipped with its reason (enrolment asks for exactly one face too).
+    ``build`` packs the templates (faces/gallery.py's ``Gallery.build``).
     """
     templates: list[tuple[str, Any]] = []
     skipped: list[dict[str, str]] = []
@@ -62,14 +62,14 @@ def gallery_from_folders(engine: FaceEngine, root: Path) -> FolderGallery:
             templates.append((person.name, faces[0].encoding))
             found += 1
         people += found > 0
-    return FolderGallery(Gallery.build("scan", 0, templates), people, tuple(skipped))
+    return FolderGallery(build("scan", 0, templates), people, tuple(skipped))
 
 
 def scan_file(
     engine: FaceEngine,
     data: bytes,
     *,
-    gallery: Gallery | None = None,
+    gallery: FaceGallery | None = None,
     policy: TenantPolicy | None = None,
 ) -> dict[str, Any]:
     """Faces in ``data`` (boxes in original pixels) and, with a gallery, each best match.

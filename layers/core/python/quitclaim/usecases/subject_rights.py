@@ -22,7 +22,15 @@ from typing import Any
 
 from quitclaim.domain.errors import EnrolmentRejected, NotFound
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.domain.ports import AssetRepository, Clock, FaceEngine, RequestLog, TenantRepository
+from quitclaim.domain.ports import (
+    AssetRepository,
+    Clock,
+    FaceEngine,
+    Galleries,
+    GalleryMatch,
+    RequestLog,
+    TenantRepository,
+)
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Subject
 from quitclaim.domain.rights import (
@@ -35,7 +43,6 @@ from quitclaim.domain.rights import (
     SelfieSearch,
     faces_of_subject,
 )
-from quitclaim.faces.gallery import GalleryCache, GalleryMatch
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import Registry, new_id
 
@@ -63,7 +70,7 @@ class SubjectRights:
         requests: RequestLog,
         engine_factory: Callable[[], FaceEngine],
         clock: Clock,
-        galleries: GalleryCache | None = None,
+        galleries: Galleries,
     ) -> None:
         self._registry = registry
         self._assets = assets
@@ -71,7 +78,7 @@ class SubjectRights:
         self._requests = requests
         self._engine_factory = engine_factory
         self._clock = clock
-        self._galleries = galleries or GalleryCache()
+        self._galleries = galleries
 
     # ------------------------------------------------------------------ access
 

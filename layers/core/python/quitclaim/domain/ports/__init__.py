@@ -80,11 +80,39 @@ if TYPE_CHECKING:
         DecodedImage,
         Encoding,
         FaceEngine,
+        FaceGallery,
         FaceObservation,
+        FaceSharpness,
+        Galleries,
+        GalleryBuilder,
+        GalleryMatch,
+        GalleryVersion,
+        PixelRedaction,
         Pixels,
+        PublishedForms,
+        Thumbnail,
+        Thumbnails,
     )
 
-_FACE_PORTS = frozenset({"DecodedImage", "Encoding", "FaceEngine", "FaceObservation", "Pixels"})
+_FACE_PORTS = frozenset(
+    {
+        "DecodedImage",
+        "Encoding",
+        "FaceEngine",
+        "FaceGallery",
+        "FaceObservation",
+        "FaceSharpness",
+        "Galleries",
+        "GalleryBuilder",
+        "GalleryMatch",
+        "GalleryVersion",
+        "PixelRedaction",
+        "Pixels",
+        "PublishedForms",
+        "Thumbnail",
+        "Thumbnails",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -117,7 +145,13 @@ __all__ = [
     "EventPublisher",
     "ExpirySchedules",
     "FaceEngine",
+    "FaceGallery",
     "FaceObservation",
+    "FaceSharpness",
+    "Galleries",
+    "GalleryBuilder",
+    "GalleryMatch",
+    "GalleryVersion",
     "HeldAssets",
     "KeyRevocation",
     "Lane",
@@ -129,7 +163,9 @@ __all__ = [
     "ObjectVersion",
     "ObjectVersions",
     "OnceGuard",
+    "PixelRedaction",
     "Pixels",
+    "PublishedForms",
     "QueueDepths",
     "RequestLog",
     "RetrySchedules",
@@ -138,6 +174,8 @@ __all__ = [
     "TenantDataStore",
     "TenantProfiles",
     "TenantRepository",
+    "Thumbnail",
+    "Thumbnails",
     "UsageMeter",
     "UsagePlanKeys",
     "WebhookRepository",
