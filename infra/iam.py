@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from quitclaim.local.deploy import Resolver, load_template, pseudo_parameters
+from infra.template_source import Resolver, load_template, pseudo_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quitclaim.local.clock import At, Cron, LocalClock, Rate, ScheduleError, parse_expression
-from quitclaim.local.runtime import FilterError, compile_filter, filter_matches
+from devstack.clock import At, Cron, LocalClock, Rate, ScheduleError, parse_expression
+from devstack.runtime import FilterError, compile_filter, filter_matches
 
 
 def _utc(*args: int) -> datetime:

@@ -87,11 +87,11 @@ from typing import Any
 
 import boto3
 
+from devstack import gaps
+from devstack.deploy import Deployment
+from devstack.emulator import FAKE_CREDENTIALS
 from quitclaim.bootstrap import current_clock, reset_container
 from quitclaim.config import reset_settings
-from quitclaim.local import gaps
-from quitclaim.local.deploy import Deployment
-from quitclaim.local.emulator import FAKE_CREDENTIALS
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from quitclaim.local.api_cli import api, run_operator
+from cli.api_cli import api, run_operator
 
 
 @click.group("import")
@@ -198,9 +198,9 @@ def api_import_consents(
     """POST /imports/consents: the documents and photos the CSV names are uploaded first."""
     import urllib.request
 
+    from cli.api_cli import _client
     from quitclaim.adapters.import_files import PHOTO_SUFFIXES
     from quitclaim.domain.consent_import import ImportFileInvalid, decode, parse_csv
-    from quitclaim.local.api_cli import _client
 
     client = _client(ctx)
     data = csv_file.read_bytes()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from quitclaim.local.stack import LocalStack
+    from devstack.stack import LocalStack
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def _alive(pid: Any) -> bool:
 
 
 def _handler(stack: LocalStack, token: str) -> type[BaseHTTPRequestHandler]:
-    from quitclaim.local.clock import TickError
+    from devstack.clock import TickError
 
     class ControlHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -11,8 +11,7 @@ from typing import Any
 
 import click
 
-from quitclaim.domain.tenancy import PLANS
-from quitclaim.local.api_cli import (
+from cli.api_cli import (
     ApiClient,
     _emit,
     _fields,
@@ -21,6 +20,7 @@ from quitclaim.local.api_cli import (
     json_option,
     run_operator,
 )
+from quitclaim.domain.tenancy import PLANS
 
 KEY_COLUMNS = ("key_id", "label", "person", "role", "status", "expires_at", "revoked_at")
 

@@ -383,7 +383,7 @@ def _lazy_queue_attributes() -> None:
 
 def _complete_marketplace_metering() -> None:
     # Gap 19 in local/gaps.py: moto keeps no accepted record and subscribes nobody.
-    from quitclaim.local.marketplace import complete_marketplace_metering
+    from devstack.marketplace import complete_marketplace_metering
 
     complete_marketplace_metering()
 

@@ -109,7 +109,7 @@ Filled here, after the stack is created (``apply``):
    values, each computed when read. Observed with moto 5.2.6.
 21. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
    and (22) moto has no hosted sign-in (``/oauth2/authorize``,
-   ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
+   ``/oauth2/token``). Both filled in ``devstack.signin``: the pool
    from the template's resources, and a stand-in for the hosted sign-in.
 23. **AWS::SES::ConfigurationSet** and **ConfigurationSetEventDestination**
    are skipped, so ``Ref`` of the set (every function's
@@ -126,7 +126,7 @@ created, so it lives with the deploy):
 7. **Rules** are ignored by moto (the template deploys to us-east-1) and
    **parameter constraints** are not checked (Stage "BAD!!" deploys).
 16. **AWS::Include** (``Fn::Transform``) is processed neither by moto's
-   CloudFormation nor by aws-sam-translator. ``deploy.inline_includes``
+   CloudFormation nor by aws-sam-translator. ``infra.template_source.inline_includes``
    inlines each local snippet (``policies/*.json``) where CloudFormation
    would, before the Serverless transform.
 17. **Concurrent DynamoDB writes** are not atomic against each other in
@@ -202,11 +202,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from quitclaim.local import signin
-from quitclaim.local.clock import Reaped
+from devstack import signin
+from devstack.clock import Reaped
 
 if TYPE_CHECKING:
-    from quitclaim.local.deploy import Deployment
+    from devstack.deploy import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ def apply(deployment: Deployment) -> GapReport:
     report.filled.extend(create_template_schedules(deployment, report))
     # 23: the SES configuration set, before the environments refer to it.
     report.filled.extend(create_mail_configuration_sets(deployment, report))
-    # 20 (quitclaim.local.signin): the user pool, before the environments refer to it.
+    # 20 (devstack.signin): the user pool, before the environments refer to it.
     report.filled.extend(signin.create_user_pools(deployment, report))
     report.filled.extend(apply_function_environments(deployment))
     report.filled.extend(verify_mail_sender(deployment))

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 if TYPE_CHECKING:
-    from quitclaim.local.runtime import LocalRuntime, RunReport
+    from devstack.runtime import LocalRuntime, RunReport
 
 log = logging.getLogger(__name__)
 
@@ -516,7 +516,7 @@ class LocalScheduler:
         ``coalesce_after``: a tick longer than this coalesces frequent ``rate()``
         schedules to one firing per 24 hours (``timedelta(0)``: always).
         """
-        from quitclaim.local.runtime import DrainTimeout, RunReport
+        from devstack.runtime import DrainTimeout, RunReport
 
         started_at = time.perf_counter()
         to = utc(to)

@@ -1,7 +1,7 @@
 """Build the deployable template: ``chalice package --merge-template infra/template.yaml``.
 
-    python -m quitclaim.local.api_template            # -> build/api/sam.yaml + deployment.zip
-    python -m quitclaim.local.api_template --local    # + sam.local.yaml (see local_variant)
+    python -m infra.api_template            # -> build/api/sam.yaml + deployment.zip
+    python -m infra.api_template --local    # + sam.local.yaml (see local_variant)
 
 Chalice generates the API half (``APIHandler`` function, ``RestAPI`` with its
 Swagger definition, the invoke permission, the role from
@@ -57,8 +57,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from quitclaim.local.deploy import load_template
-from quitclaim.local.stack import default_template_path
+from infra.template_source import default_template_path, load_template
 
 API_FUNCTION = "APIHandler"
 _LOCAL_PATH_PROPERTY = {
@@ -330,7 +329,7 @@ def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
     moto cannot deploy Chalice's ``RestAPI``: its CloudFormation wants a
     ``Name`` that SAM takes from the Swagger ``info.title``, and it ignores
     ``Body``, so the stage deployment then fails with "The REST API doesn't
-    contain any methods". Locally ``quitclaim.local.api_server`` plays API
+    contain any methods". Locally ``devstack.api_server`` plays API
     Gateway instead; everything else (the API function with its role and
     environment) deploys as in AWS.
     """
