@@ -152,7 +152,7 @@ def _alive(pid: Any) -> bool:
 
 
 def _handler(stack: LocalStack, token: str) -> type[BaseHTTPRequestHandler]:
-    from devstack.clock import TickError
+    from devstack.tick_report import TickError
 
     class ControlHandler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -97,7 +97,7 @@ Filled here, after the stack is created (``apply``):
    ``DuplicateRecord``), has no way to subscribe a customer (every record is
    ``CustomerNotSubscribed``) and accepts an identical repeat as a new record
    (AWS answers it with the record it holds). Filled in-process when the
-   emulator starts, in ``local/marketplace.py``: accepted records are kept
+   emulator starts, in ``devstack/marketplace.py``: accepted records are kept
    and an identical repeat is answered with the one held; ``subscribe`` and
    ``metered_records`` are the buyer's subscription and the read-back;
    ``throttle_next`` simulates throttling for tests. Observed with moto 5.2.6.
@@ -105,7 +105,7 @@ Filled here, after the stack is created (``apply``):
    attribute through ``Queue.attributes``, which computes them all, among
    them three message counts that walk the queue. An undrained outbox (a
    recheck of 1,000 assets) slowed with every event. Filled when the
-   emulator starts, in ``emulator._lazy_queue_attributes``: the same keys and
+   emulator starts, in ``moto_fixes._lazy_queue_attributes``: the same keys and
    values, each computed when read. Observed with moto 5.2.6.
 21. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
    and (22) moto has no hosted sign-in (``/oauth2/authorize``,
@@ -132,13 +132,13 @@ created, so it lives with the deploy):
 17. **Concurrent DynamoDB writes** are not atomic against each other in
    moto (each request on its own thread; a condition checked, then the
    write applied): two conditional writes racing for one item can both
-   succeed. ``emulator._serialise_dynamodb_writes`` takes one lock around
+   succeed. ``moto_fixes._serialise_dynamodb_writes`` takes one lock around
    moto's write operations when the emulator starts, which gives the item-
    level atomicity and transaction isolation DynamoDB guarantees.
 18. **TransactWriteItems costs O(table)** in moto: it deep-copies every table
    a transaction touches, whole, to roll back. A load slows with every item
    written (the assets table, the usage counters, the audit heads).
-   ``emulator._transact_without_table_copies`` checks every condition first
+   ``moto_transactions`` checks every condition first
    and writes only when all hold, as DynamoDB does; per-item copies restore
    a write that itself fails.
 
@@ -203,7 +203,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from devstack import signin
-from devstack.clock import Reaped
+from devstack.tick_report import Reaped
 
 if TYPE_CHECKING:
     from devstack.deploy import Deployment

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from devstack import emulator as emulator_module
 from devstack import gaps
-from devstack.clock import COALESCE_AFTER, LocalClock, LocalScheduler, TickReport
+from devstack.clock import COALESCE_AFTER, LocalClock, LocalScheduler
 from devstack.deploy import (
     DEFAULT_REGION,
     Deployment,
@@ -38,6 +38,7 @@ from devstack.deploy import (
 from devstack.emulator import Emulator
 from devstack.runtime import LocalRuntime, RunReport, aws_client_env
 from devstack.signin import SignInStandIn
+from devstack.tick_report import TickReport
 from infra.template_source import default_template_path, load_template
 from quitclaim import bootstrap
 from quitclaim.config import reset_settings
@@ -297,7 +298,7 @@ class LocalStack:
         are drained. A tick longer than ``coalesce_after`` (default two days)
         fires a more-than-daily ``rate()`` schedule once per 24 hours only.
         Raises ``ValueError`` if ``to`` is before the clock, and
-        ``clock.TickError`` (with the partial report) if a drain times out.
+        ``tick_report.TickError`` (with the partial report) if a drain times out.
         See ``devstack.clock`` for what fires when.
         """
         if self._scheduler is None:

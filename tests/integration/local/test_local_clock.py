@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from devstack.clock import At, Cron, LocalClock, Rate, ScheduleError, parse_expression
+from devstack.clock import LocalClock
 from devstack.runtime import FilterError, compile_filter, filter_matches
+from devstack.schedule_expressions import At, Cron, Rate, ScheduleError, parse_expression
 
 
 def _utc(*args: int) -> datetime:
