@@ -76,6 +76,57 @@ _NO_VALUE = object()
 _SUB_VAR = re.compile(r"\$\{([^}]*)\}")
 
 
+def _join(args: Any) -> str:
+    separator, items = args
+    return str(separator).join(str(i) for i in items)
+
+
+def _select(args: Any) -> Any:
+    index, items = args
+    return items[int(index)]
+
+
+def _split(args: Any) -> list[str]:
+    separator, text = args
+    return list(text.split(separator))
+
+
+def _equals(args: Any) -> bool:
+    left, right = args
+    return str(left) == str(right)
+
+
+def _contains(args: Any) -> bool:
+    allowed, value = args
+    return str(value) in [str(a) for a in allowed]
+
+
+def _each_member_equals(args: Any) -> bool:
+    values, value = args
+    return all(str(v) == str(value) for v in values)
+
+
+def _each_member_in(args: Any) -> bool:
+    values, allowed = args
+    return {str(v) for v in values} <= {str(a) for a in allowed}
+
+
+# The intrinsics that only need their arguments' values (the rest read the template or
+# resolve lazily). Contains and EachMember* are the Rules-only functions.
+_ON_VALUES: dict[str, Callable[[Any], Any]] = {
+    "Join": _join,
+    "Select": _select,
+    "Split": _split,
+    "Equals": _equals,
+    "Not": lambda args: not args[0],
+    "And": all,
+    "Or": any,
+    "Contains": _contains,
+    "EachMemberEquals": _each_member_equals,
+    "EachMemberIn": _each_member_in,
+}
+
+
 class Resolver:
     """Evaluates the intrinsic functions we need outside CloudFormation.
 
@@ -148,38 +199,12 @@ class Resolver:
             condition, if_true, if_false = arg
             return self.resolve(if_true if self.condition(condition) else if_false)
         args = self.resolve(arg)
-        if name == "Join":
-            separator, items = args
-            return separator.join(str(i) for i in items)
-        if name == "Select":
-            index, items = args
-            return items[int(index)]
-        if name == "Split":
-            separator, text = args
-            return text.split(separator)
-        if name == "Equals":
-            left, right = args
-            return str(left) == str(right)
-        if name == "Not":
-            return not args[0]
-        if name == "And":
-            return all(args)
-        if name == "Or":
-            return any(args)
-        # Rule-only functions (CloudFormation Rules).
-        if name == "Contains":
-            allowed, value = args
-            return str(value) in [str(a) for a in allowed]
-        if name == "EachMemberEquals":
-            values, value = args
-            return all(str(v) == str(value) for v in values)
-        if name == "EachMemberIn":
-            values, allowed = args
-            return {str(v) for v in values} <= {str(a) for a in allowed}
         if name == "FindInMap":
             mapping, top, second = args
             return self._template["Mappings"][mapping][top][second]
-        raise DeployError(f"intrinsic function Fn::{name} is not supported by the local stack")
+        if name not in _ON_VALUES:
+            raise DeployError(f"intrinsic function Fn::{name} is not supported by the local stack")
+        return _ON_VALUES[name](args)
 
     def _sub(self, arg: Any) -> str:
         text, variables = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
