@@ -367,27 +367,12 @@ def deploy(
             f"a stack named {stack_name!r} already exists in this process's emulator; "
             "give each local stack its own stack_name (and Stage, for bucket names)"
         )
-    s3 = client("s3")
-    # One artifacts bucket per region, shared by the stacks in the emulator.
-    bucket = f"quitclaim-local-artifacts-{ACCOUNT_ID}-{region}"
-    create: dict[str, Any] = {"Bucket": bucket}
-    if region != "us-east-1":
-        create["CreateBucketConfiguration"] = {"LocationConstraint": region}
-    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
-        s3.create_bucket(**create)
-
-    def upload(key: str, data: bytes) -> tuple[str, str]:
-        s3.put_object(Bucket=bucket, Key=f"{stack_name}/{key}", Body=data)
-        return bucket, f"{stack_name}/{key}"
-
+    bucket, upload = _artifacts(client("s3"), region, stack_name)
     translated = translate(package(template, upload), values, region)
     stack_id = cloudformation.create_stack(
         StackName=stack_name,
         TemplateBody=json.dumps(translated),
-        Parameters=[
-            {"ParameterKey": k, "ParameterValue": ",".join(v) if isinstance(v, list) else v}
-            for k, v in values.items()
-        ],
+        Parameters=_stack_parameters(values),
         Capabilities=_CAPABILITIES,
     )["StackId"]
     stack = _wait_for_stack(cloudformation, stack_name, timeout_s)
@@ -415,6 +400,32 @@ def deploy(
         artifacts_bucket=bucket,
         client=client,
     )
+
+
+def _stack_parameters(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """CreateStack's parameters; a list value (CommaDelimitedList) joined as it was given."""
+    return [
+        {"ParameterKey": k, "ParameterValue": ",".join(v) if isinstance(v, list) else v}
+        for k, v in values.items()
+    ]
+
+
+def _artifacts(
+    s3: Any, region: str, stack_name: str
+) -> tuple[str, Callable[[str, bytes], tuple[str, str]]]:
+    """The artifacts bucket (one per region, shared by the stacks) and an upload into it."""
+    bucket = f"quitclaim-local-artifacts-{ACCOUNT_ID}-{region}"
+    create: dict[str, Any] = {"Bucket": bucket}
+    if region != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": region}
+    with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+        s3.create_bucket(**create)
+
+    def upload(key: str, data: bytes) -> tuple[str, str]:
+        s3.put_object(Bucket=bucket, Key=f"{stack_name}/{key}", Body=data)
+        return bucket, f"{stack_name}/{key}"
+
+    return bucket, upload
 
 
 def _wait_for_stack(cloudformation: Any, stack_name: str, timeout_s: float) -> dict[str, Any]:

@@ -249,27 +249,8 @@ def wire_authorizer(template: dict[str, Any]) -> None:
 
     resources = template["Resources"]
     body = resources["RestAPI"]["Properties"]["DefinitionBody"]
-    invocations = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
     body["x-amazon-apigateway-api-key-source"] = "AUTHORIZER"
-    body.setdefault("securityDefinitions", {}).update(
-        {
-            AUTHORIZER: {
-                "type": "apiKey",
-                "name": "Authorization",
-                "in": "header",
-                "x-amazon-apigateway-authtype": "custom",
-                "x-amazon-apigateway-authorizer": {
-                    "type": "request",
-                    "authorizerUri": {
-                        "Fn::Sub": f"{invocations}/functions/${{{AUTHORIZER_FUNCTION}.Arn}}"
-                        "/invocations"
-                    },
-                    "authorizerResultTtlInSeconds": 0,
-                },
-            },
-            "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
-        }
-    )
+    body.setdefault("securityDefinitions", {}).update(_security_definitions())
     for op in OPERATIONS:
         if op.role is None:
             continue
@@ -287,6 +268,32 @@ def wire_authorizer(template: dict[str, Any]) -> None:
             },
         },
     }
+    _add_operator_outputs(template)
+
+
+def _security_definitions() -> dict[str, Any]:
+    """The REQUEST authorizer (uncached: a revoked key is refused at once) and the API key."""
+    invocations = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
+    return {
+        AUTHORIZER: {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "custom",
+            "x-amazon-apigateway-authorizer": {
+                "type": "request",
+                "authorizerUri": {
+                    "Fn::Sub": f"{invocations}/functions/${{{AUTHORIZER_FUNCTION}.Arn}}/invocations"
+                },
+                "authorizerResultTtlInSeconds": 0,
+            },
+        },
+        "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+    }
+
+
+def _add_operator_outputs(template: dict[str, Any]) -> None:
+    """What the operator CLI needs to attach tenants' keys to their usage plans."""
     plans = (template.get("Metadata") or {}).get("Plans") or {}
     outputs = template.setdefault("Outputs", {})
     outputs["UsagePlanIds"] = {
