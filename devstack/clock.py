@@ -45,7 +45,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from devstack.runtime import DrainTimeout, LocalRuntime, RunReport
+from devstack.invocations import DrainTimeout, RunReport
+from devstack.runtime import LocalRuntime
 from devstack.schedule_expressions import (
     At,
     Cron,

@@ -40,7 +40,7 @@ Filled here, after the stack is created (``apply``):
    e-mail subscription watch AWS and have nothing to do locally.
 6. **DynamoDB stream records** from moto say ``awsRegion: us-east-1`` in
    every region and carry no ``eventSourceARN``. ``lambda_stream_record``
-   fixes both; ``runtime.lambda_dynamodb_record`` uses it for every stream
+   fixes both; ``lambda_events.lambda_dynamodb_record`` uses it for every stream
    record the runtime delivers.
 
 8. **S3 event records** lack ``versionId`` (even on a versioned bucket) and

@@ -18,25 +18,9 @@ once (visibility 0) instead of after the queue's VisibilityTimeout (360 s),
 so tests run in seconds; receive counts and the DLQ after
 ``maxReceiveCount`` receives are exactly SQS's.
 
-DynamoDB streams are read through the emulator's DynamoDB Streams API, one
-checkpoint per mapping and shard (``StartingPosition`` TRIM_HORIZON or
-LATEST), as Lambda's stream poller does:
-
-- ``FilterCriteria`` patterns are applied to each Lambda-shaped record
-  first; a record no filter matches is skipped and checkpointed, never
-  delivered (Lambda's event filtering; see ``filter_matches`` for the
-  pattern subset supported);
-- up to ``BatchSize`` matching records go to one invocation; on success the
-  checkpoint moves past them;
-- with ``ReportBatchItemFailures`` the checkpoint moves to the first
-  reported ``itemIdentifier`` (a SequenceNumber) and the records from there
-  are retried; an unknown identifier fails the whole batch;
-- a function error (exception, timeout, bad response) retries the batch;
-  with ``BisectBatchOnFunctionError`` it is split in two first (a split
-  does not use up a retry, as in AWS);
-- after ``MaximumRetryAttempts`` retries (-1: forever) the batch is
-  discarded: a JSON invocation record goes to the ``OnFailure`` SQS
-  destination, and the shard moves on.
+DynamoDB streams are read as Lambda's stream poller reads them, one
+checkpoint per mapping and shard, with its filters, partial failures,
+bisection, retries and OnFailure records: ``stream_poller.StreamPoller``.
 
 Mappings are polled fairly, as Lambda polls them side by side, never one
 queue drained before the next is looked at:
@@ -68,244 +52,43 @@ process environment).
 
 from __future__ import annotations
 
-import base64
 import importlib.util
 import json
 import logging
-import os
 import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import boto3
-
 from devstack import gaps
 from devstack.deploy import Deployment
-from devstack.emulator import FAKE_CREDENTIALS
-from quitclaim.bootstrap import current_clock, reset_container
-from quitclaim.config import reset_settings
+from devstack.function_environment import aws_client_env, function_environment
+from devstack.invocations import (
+    DrainTimeout,
+    FunctionSpec,
+    InvocationError,
+    LambdaContext,
+    QueueMapping,
+    RunReport,
+    StreamMapping,
+)
+from devstack.lambda_events import (
+    batch_item_failures,
+    lambda_message_attribute,
+)
+from devstack.stream_poller import StreamPoller, stream_mapping
 
 log = logging.getLogger(__name__)
-
-# Without ScalingConfig, Lambda scales an SQS mapping up to this many
-# concurrent invocations (the account's concurrency permitting).
-DEFAULT_SQS_CONCURRENCY = 1250
 
 Handler = Callable[[dict[str, Any], Any], Any]
 # Called with (function logical id, event) before each event-source invocation.
 Observer = Callable[[str, dict[str, Any]], None]
 
-# Variables that could point boto3 at a real identity or another endpoint;
-# they are removed while a function runs, whatever the developer's shell has.
-_UNSAFE_VARIABLES = frozenset(
-    {
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_SECURITY_TOKEN",
-        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN",
-        "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
-        "AWS_WEB_IDENTITY_TOKEN_FILE",
-        "AWS_ROLE_ARN",
-        "AWS_ROLE_SESSION_NAME",
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-    }
-)
-
-
-def aws_client_env(endpoint_url: str, region: str) -> dict[str, str]:
-    """Environment that makes any AWS SDK talk to the emulator and nothing else."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint_url,
-        "AWS_REGION": region,
-        "AWS_DEFAULT_REGION": region,
-        "AWS_ACCESS_KEY_ID": FAKE_CREDENTIALS["aws_access_key_id"],
-        "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["aws_secret_access_key"],
-        "AWS_SESSION_TOKEN": FAKE_CREDENTIALS["aws_session_token"],
-        # No profiles, no instance metadata: nothing real to fall back on.
-        "AWS_CONFIG_FILE": os.devnull,
-        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "AWS_EC2_METADATA_DISABLED": "true",
-    }
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    """A deployed function and where its code lives in the working tree."""
-
-    logical_id: str
-    name: str
-    arn: str
-    handler: str  # "app.handler"
-    code_dir: Path | None  # None: no local directory (only an override can run it)
-    runtime: str
-    memory_mb: int
-    timeout_s: int
-    environment: dict[str, str]  # the function's full environment while it runs
-
-    @property
-    def module_file(self) -> Path | None:
-        if self.code_dir is None:
-            return None
-        parts = self.handler.rsplit(".", 1)[0].split(".")
-        as_file = self.code_dir.joinpath(*parts).with_suffix(".py")
-        return as_file if as_file.exists() else self.code_dir.joinpath(*parts, "__init__.py")
-
-
-@dataclass(frozen=True)
-class QueueMapping:
-    """An enabled-or-not SQS event source mapping, as the emulator lists it."""
-
-    uuid: str
-    function: str  # logical id
-    queue_arn: str
-    queue_url: str
-    batch_size: int
-    report_batch_item_failures: bool
-    enabled: bool
-    dead_letter_queue_url: str | None
-    max_receive_count: int | None
-    maximum_concurrency: int | None = None  # ScalingConfig; None: Lambda's default
-
-    @property
-    def weight(self) -> int:
-        """Turns in ``step``'s round-robin: the batches Lambda may run at once."""
-        return self.maximum_concurrency or DEFAULT_SQS_CONCURRENCY
-
-
-@dataclass(frozen=True)
-class StreamMapping:
-    """A DynamoDB stream event source mapping, as the emulator lists it."""
-
-    uuid: str
-    function: str  # logical id
-    stream_arn: str
-    table_name: str
-    batch_size: int
-    starting_position: str  # TRIM_HORIZON | LATEST
-    report_batch_item_failures: bool
-    enabled: bool
-    maximum_retry_attempts: int  # -1: until the record expires (here: forever)
-    bisect_on_error: bool
-    on_failure_arn: str | None
-    on_failure_url: str | None
-    filters: tuple[dict[str, Any], ...]  # parsed FilterCriteria patterns; () = everything
-
-
-@dataclass
-class _ShardCheckpoint:
-    """Where a mapping stands in one shard."""
-
-    position: int  # sequence number of the next record to consider
-    iterator: str | None = None  # continues from `position` while nothing is retried
-    segments: list[int] = field(default_factory=list)  # batch sizes pending after a split
-    attempts: int = 0  # retries used by the batch that starts at `position`
-
-
-@dataclass
-class RunReport:
-    """What one poll or a drain did."""
-
-    invocations: int = 0
-    messages: int = 0  # SQS records delivered, redeliveries included
-    succeeded: int = 0  # deleted after a successful invocation
-    failures: int = 0  # returned to their queue
-    dead_lettered: int = 0  # moved to a DLQ during this run
-    stream_records: int = 0  # stream records delivered, retries included
-    filtered: int = 0  # stream records no FilterCriteria matched (checkpointed, not delivered)
-    discarded: int = 0  # stream records given up after MaximumRetryAttempts
-    errors: list[str] = field(default_factory=list)  # one line per failed invocation
-
-    def __bool__(self) -> bool:
-        """True when anything happened (``if not runtime.poll_once(): sleep``)."""
-        return bool(
-            self.invocations
-            or self.messages
-            or self.dead_lettered
-            or self.stream_records
-            or self.filtered
-            or self.discarded
-        )
-
-    def add(self, other: RunReport) -> None:
-        self.invocations += other.invocations
-        self.messages += other.messages
-        self.succeeded += other.succeeded
-        self.failures += other.failures
-        self.dead_lettered += other.dead_lettered
-        self.stream_records += other.stream_records
-        self.filtered += other.filtered
-        self.discarded += other.discarded
-        self.errors.extend(other.errors)
-
-
-# The environment the composition root's cached services were built for.
-_LAST_CONTAINER_ENVIRONMENT: dict[str, str] | None = None
-# What Lambda sets to tell functions apart. The composition root builds its
-# services from settings, which these do not feed, so switching between
-# functions of one stack keeps them; rebuilding them on every switch cost
-# ~150 ms per invocation (new botocore clients), which a tick that alternates
-# the sweep and the reminders pays hundreds of times.
-_FUNCTION_IDENTITY = frozenset(
-    {
-        "AWS_LAMBDA_FUNCTION_NAME",
-        "AWS_LAMBDA_FUNCTION_VERSION",
-        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-        "AWS_LAMBDA_LOG_GROUP_NAME",
-        "AWS_LAMBDA_LOG_STREAM_NAME",
-        "AWS_EXECUTION_ENV",
-        "LAMBDA_TASK_ROOT",
-        "_HANDLER",
-    }
-)
-
-
 # How many stall timeouts a drain that keeps making progress may last in all.
 _DRAIN_CAP_FACTOR = 20
-
-
-class DrainTimeout(TimeoutError):
-    """Queues were still not empty at the deadline; ``report`` holds what was done."""
-
-    def __init__(self, message: str, report: RunReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-class LambdaContext:
-    """The attributes and method of the Python runtime's context object.
-
-    As in the real runtime, ``memory_limit_in_mb`` is a string (it comes from
-    ``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``).
-    """
-
-    def __init__(self, spec: FunctionSpec, request_id: str | None = None) -> None:
-        self.function_name = spec.name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = spec.arn
-        self.memory_limit_in_mb = str(spec.memory_mb)
-        self.aws_request_id = request_id or str(uuid.uuid4())
-        self.log_group_name = f"/aws/lambda/{spec.name}"
-        self.log_stream_name = spec.environment["AWS_LAMBDA_LOG_STREAM_NAME"]
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + spec.timeout_s
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class InvocationError(RuntimeError):
-    """A function could not be run at all (no local code, import failed...)."""
 
 
 class LocalRuntime:
@@ -325,15 +108,18 @@ class LocalRuntime:
         self.enforce_timeout = enforce_timeout
         self.lock = lock if lock is not None else threading.RLock()
         self._sqs = deployment.client("sqs")
-        self._streams = deployment.client("dynamodbstreams")
         self._overrides: dict[str, Handler] = {}
         self.observers: list[Observer] = []
         self._modules: dict[str, ModuleType] = {}
         self.functions: dict[str, FunctionSpec] = {}
         self.mappings: list[QueueMapping] = []
         self.stream_mappings: list[StreamMapping] = []
-        self._checkpoints: dict[tuple[str, str], _ShardCheckpoint] = {}  # (mapping, shard)
-        self._shards: dict[str, list[str]] = {}  # stream ARN -> shard ids
+        self._stream_poller = StreamPoller(
+            deployment.client("dynamodbstreams"),
+            self._sqs,
+            deployment.region,
+            self._invoke_from_source,
+        )
         self._queue_depths: dict[str, int] = {}  # as the last poll found them
         self._turns: dict[str, int] = {}  # step's weighted round-robin, per mapping uuid
         self.other_mappings: list[dict[str, Any]] = []  # other sources: not delivered
@@ -376,7 +162,7 @@ class LocalRuntime:
                 if source.startswith("arn:aws:sqs:"):
                     mappings.append(self._queue_mapping(esm, arns))
                 elif source.startswith("arn:aws:dynamodb:") and "/stream/" in source:
-                    streams.append(self._stream_mapping(esm, arns))
+                    streams.append(stream_mapping(esm, arns, self._queue_url))
                 else:
                     others.append(esm)
         # A mapping added after deploy would otherwise be pushed by moto too.
@@ -384,7 +170,7 @@ class LocalRuntime:
         self.mappings = mappings
         self.stream_mappings = streams
         for mapping in streams:
-            self._start_checkpoints(mapping)
+            self._stream_poller.start_checkpoints(mapping)
         self.other_mappings = others
         for esm in others:
             log.warning(
@@ -469,75 +255,6 @@ class LocalRuntime:
         ]
         return url
 
-    def _stream_mapping(self, esm: dict[str, Any], arns: dict[str, str]) -> StreamMapping:
-        stream_arn = esm["EventSourceArn"]
-        on_failure = ((esm.get("DestinationConfig") or {}).get("OnFailure") or {}).get(
-            "Destination"
-        )
-        if on_failure and not on_failure.startswith("arn:aws:sqs:"):
-            # SNS, S3 and Kafka destinations exist in AWS; nothing here uses them yet.
-            raise InvocationError(
-                f"{arns[esm['FunctionArn']]}: OnFailure destination {on_failure} is not an SQS "
-                "queue; the local runtime delivers failure records to SQS only"
-            )
-        filters = (esm.get("FilterCriteria") or {}).get("Filters", [])
-        patterns = [f.get("Pattern", "") for f in filters]
-        return StreamMapping(
-            uuid=esm["UUID"],
-            function=arns[esm["FunctionArn"]],
-            stream_arn=stream_arn,
-            table_name=stream_arn.split(":", 5)[5].split("/")[1],
-            batch_size=int(esm.get("BatchSize") or 100),
-            starting_position=str(esm.get("StartingPosition") or "TRIM_HORIZON"),
-            report_batch_item_failures="ReportBatchItemFailures"
-            in (esm.get("FunctionResponseTypes") or []),
-            enabled=esm.get("State") in ("Enabled", "Enabling", "Updating"),
-            maximum_retry_attempts=int(esm.get("MaximumRetryAttempts", -1)),
-            bisect_on_error=bool(esm.get("BisectBatchOnFunctionError")),
-            on_failure_arn=on_failure,
-            on_failure_url=self._queue_url(on_failure) if on_failure else None,
-            filters=tuple(compile_filter(p) for p in patterns),
-        )
-
-    def _shard_ids(self, stream_arn: str, *, refresh: bool = False) -> list[str]:
-        if refresh or stream_arn not in self._shards:
-            description = self._streams.describe_stream(StreamArn=stream_arn)["StreamDescription"]
-            self._shards[stream_arn] = [shard["ShardId"] for shard in description["Shards"]]
-        return self._shards[stream_arn]
-
-    def _start_checkpoints(self, mapping: StreamMapping) -> None:
-        """Place a new mapping at its StartingPosition (known ones keep their checkpoints)."""
-        description = self._streams.describe_stream(StreamArn=mapping.stream_arn)[
-            "StreamDescription"
-        ]
-        self._shards[mapping.stream_arn] = [s["ShardId"] for s in description["Shards"]]
-        for shard in description["Shards"]:
-            key = (mapping.uuid, shard["ShardId"])
-            if key in self._checkpoints:
-                continue
-            position = int(shard["SequenceNumberRange"]["StartingSequenceNumber"])
-            if mapping.starting_position == "LATEST":
-                # Everything already in the shard is history for this mapping.
-                for record in self._read_from(mapping.stream_arn, shard["ShardId"], position):
-                    position = int(record["dynamodb"]["SequenceNumber"]) + 1
-            self._checkpoints[key] = _ShardCheckpoint(position=position)
-
-    def _read_from(self, stream_arn: str, shard_id: str, position: int) -> list[dict[str, Any]]:
-        iterator = self._streams.get_shard_iterator(
-            StreamArn=stream_arn,
-            ShardId=shard_id,
-            ShardIteratorType="AT_SEQUENCE_NUMBER",
-            SequenceNumber=str(position),
-        )["ShardIterator"]
-        records: list[dict[str, Any]] = []
-        while iterator:
-            page = self._streams.get_records(ShardIterator=iterator, Limit=1000)
-            records.extend(page["Records"])
-            if not page["Records"]:
-                break
-            iterator = page.get("NextShardIterator")
-        return records
-
     # ------------------------------------------------------------ handlers
 
     def override_handler(self, logical_id: str, handler: Handler | None) -> None:
@@ -593,57 +310,28 @@ class LocalRuntime:
         self._modules[spec.logical_id] = module
         return module
 
-    @contextmanager
-    def _environment(self, spec: FunctionSpec) -> Iterator[None]:
-        environment = spec.environment
-        unsafe = [
-            name
-            for name in os.environ
-            if name in _UNSAFE_VARIABLES or name.startswith("AWS_ENDPOINT_URL_")
-        ]
-        touched = set(unsafe) | set(environment)
-        saved = {name: value for name, value in os.environ.items() if name in touched}
-        saved_session = boto3.DEFAULT_SESSION
-        for name in unsafe:
-            os.environ.pop(name, None)
-        os.environ.update(environment)
-        # Sibling modules of the handler import as they do in Lambda (task root on the path).
-        code_dir = str(spec.code_dir) if spec.code_dir else None
-        if code_dir:
-            sys.path.insert(0, code_dir)
-        # A fresh "container": settings and boto3's default session re-read the environment.
-        boto3.DEFAULT_SESSION = None
-        reset_settings()
-        global _LAST_CONTAINER_ENVIRONMENT
-        relevant = {k: v for k, v in environment.items() if k not in _FUNCTION_IDENTITY}
-        if relevant != _LAST_CONTAINER_ENVIRONMENT:
-            # Other settings (another stack, or a function with its own variables):
-            # services built from the old settings go too.
-            reset_container()
-            _LAST_CONTAINER_ENVIRONMENT = relevant
-        try:
-            yield
-        finally:
-            if code_dir and code_dir in sys.path:
-                sys.path.remove(code_dir)
-            for name in touched:
-                os.environ.pop(name, None)
-            os.environ.update(saved)
-            boto3.DEFAULT_SESSION = saved_session
-            reset_settings()
-
     # ------------------------------------------------------------ invocation
 
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Call the function directly (as a synchronous Invoke); exceptions propagate."""
         spec = self._spec(logical_id)
-        with self.lock, self._environment(spec):
+        with self.lock, function_environment(spec):
             handler = self._handler(spec)
             return handler(event, LambdaContext(spec))
 
+    def _invoke_from_source(
+        self, logical_id: str, event: dict[str, Any]
+    ) -> tuple[FunctionSpec, Any, str | None]:
+        """An event source's invocation, observed first: ``(spec, response, error)``."""
+        spec = self._spec(logical_id)
+        for observe in list(self.observers):
+            observe(spec.logical_id, event)
+        response, error = self._run(spec, event)
+        return spec, response, error
+
     def _run(self, spec: FunctionSpec, event: dict[str, Any]) -> tuple[Any, str | None]:
         """One event-source invocation: ``(response, None)`` or ``(None, error)``."""
-        with self._environment(spec):
+        with function_environment(spec):
             started = time.monotonic()
             try:
                 handler = self._handler(spec)
@@ -667,7 +355,7 @@ class LocalRuntime:
             report = self._poll_queues()
             for mapping in self.stream_mappings:
                 if mapping.enabled:
-                    report.add(self._poll_stream(mapping))
+                    report.add(self._stream_poller.poll(mapping))
             return report
 
     def _poll_queues(self) -> RunReport:
@@ -707,7 +395,7 @@ class LocalRuntime:
                 report = RunReport()
                 for stream in self.stream_mappings:
                     if stream.enabled:
-                        report.add(self._poll_stream(stream))
+                        report.add(self._stream_poller.poll(stream))
                 return report
             return self._poll_queue(self._next_turn(waiting))
 
@@ -821,7 +509,7 @@ class LocalRuntime:
             failed = ids
             report.errors.append(error)
         elif mapping.report_batch_item_failures:
-            failed = _batch_item_failures(response, ids)
+            failed = batch_item_failures(response, ids)
             if failed is None:
                 report.errors.append(
                     f"{spec.logical_id}: invalid batchItemFailures response {response!r}: "
@@ -859,7 +547,7 @@ class LocalRuntime:
             "body": message["Body"],
             "attributes": dict(message.get("Attributes", {})),
             "messageAttributes": {
-                name: _lambda_message_attribute(value)
+                name: lambda_message_attribute(value)
                 for name, value in message.get("MessageAttributes", {}).items()
             },
             "md5OfBody": message["MD5OfBody"],
@@ -872,170 +560,6 @@ class LocalRuntime:
         return record
 
     # ------------------------------------------------------------ streams
-
-    def _poll_stream(self, mapping: StreamMapping) -> RunReport:
-        report = RunReport()
-        for shard_id in self._shard_ids(mapping.stream_arn):
-            key = (mapping.uuid, shard_id)
-            checkpoint = self._checkpoints.get(key)
-            if checkpoint is None:
-                self._start_checkpoints(mapping)
-                checkpoint = self._checkpoints[key]
-            report.add(self._poll_shard(mapping, shard_id, checkpoint))
-        return report
-
-    def _next_records(
-        self, mapping: StreamMapping, shard_id: str, checkpoint: _ShardCheckpoint
-    ) -> list[dict[str, Any]]:
-        if checkpoint.iterator is None:
-            checkpoint.iterator = self._streams.get_shard_iterator(
-                StreamArn=mapping.stream_arn,
-                ShardId=shard_id,
-                ShardIteratorType="AT_SEQUENCE_NUMBER",
-                SequenceNumber=str(checkpoint.position),
-            )["ShardIterator"]
-        page = self._streams.get_records(ShardIterator=checkpoint.iterator, Limit=1000)
-        records: list[dict[str, Any]] = page["Records"]
-        if records:
-            # The iterator would move past these; the checkpoint decides what is next.
-            checkpoint.iterator = None
-        else:
-            checkpoint.iterator = page.get("NextShardIterator")
-        return records
-
-    def _poll_shard(
-        self, mapping: StreamMapping, shard_id: str, checkpoint: _ShardCheckpoint
-    ) -> RunReport:
-        report = RunReport()
-        records = self._next_records(mapping, shard_id, checkpoint)
-        limit = checkpoint.segments[0] if checkpoint.segments else mapping.batch_size
-        batch: list[dict[str, Any]] = []  # Lambda-shaped, matching records only
-        skipped = 0  # non-matching records read after the batch's first one
-        window_end = 0  # the last record read for this batch: success checkpoints past it
-        for raw in records:
-            record = lambda_dynamodb_record(raw, self.deployment.region, mapping.stream_arn)
-            sequence = int(record["dynamodb"]["SequenceNumber"])
-            if sequence < checkpoint.position:
-                continue
-            if mapping.filters and not any(filter_matches(p, record) for p in mapping.filters):
-                if not batch:
-                    checkpoint.position = sequence + 1  # filtered out: checkpointed at once
-                    report.filtered += 1
-                else:
-                    skipped += 1
-                    window_end = sequence
-                continue
-            batch.append(record)
-            window_end = sequence
-            if len(batch) >= limit:
-                break
-        if not batch:
-            return report
-        report.add(self._deliver_stream(mapping, shard_id, checkpoint, batch, skipped, window_end))
-        return report
-
-    def _deliver_stream(
-        self,
-        mapping: StreamMapping,
-        shard_id: str,
-        checkpoint: _ShardCheckpoint,
-        batch: list[dict[str, Any]],
-        skipped: int,
-        window_end: int,
-    ) -> RunReport:
-        spec = self._spec(mapping.function)
-        event = {"Records": batch}
-        for observe in list(self.observers):
-            observe(spec.logical_id, event)
-        response, error = self._run(spec, event)
-        report = RunReport(invocations=1, stream_records=len(batch))
-        sequences = [int(r["dynamodb"]["SequenceNumber"]) for r in batch]
-        failed: set[str] | None = set()
-        if error is None and mapping.report_batch_item_failures:
-            failed = _batch_item_failures(response, {str(s) for s in sequences})
-            if failed is None:
-                error = (
-                    f"{spec.logical_id}: invalid batchItemFailures response {response!r}: "
-                    "the whole batch is retried"
-                )
-        if error is None and not failed:
-            checkpoint.position = window_end + 1
-            checkpoint.attempts = 0
-            checkpoint.segments = checkpoint.segments[1:]
-            report.filtered += skipped
-            return report
-        if error is None:
-            assert failed
-            # Partial failure: done up to the first failed record; the rest is retried.
-            first = min(int(f) for f in failed)
-            report.errors.append(f"{spec.logical_id}: batch item failures from {first}")
-            checkpoint.attempts = checkpoint.attempts + 1 if first == checkpoint.position else 1
-            checkpoint.position = first
-            remaining = [r for r, s in zip(batch, sequences, strict=True) if s >= first]
-            checkpoint.segments = [len(remaining)]
-            batch = remaining
-        else:
-            report.errors.append(error)
-            if mapping.bisect_on_error and len(batch) > 1:
-                # Split in two; a split does not use up a retry (AWS).
-                half = len(batch) // 2
-                checkpoint.segments = [half, len(batch) - half, *checkpoint.segments[1:]]
-                return report
-            checkpoint.attempts += 1
-        if 0 <= mapping.maximum_retry_attempts < checkpoint.attempts:
-            report.discarded += len(batch)
-            self._discard(mapping, shard_id, batch, spec, checkpoint.attempts, error)
-            checkpoint.position = int(batch[-1]["dynamodb"]["SequenceNumber"]) + 1
-            checkpoint.attempts = 0
-            checkpoint.segments = checkpoint.segments[1:]
-        return report
-
-    def _discard(
-        self,
-        mapping: StreamMapping,
-        shard_id: str,
-        batch: list[dict[str, Any]],
-        spec: FunctionSpec,
-        attempts: int,
-        error: str | None,
-    ) -> None:
-        """Lambda's invocation record for discarded stream records, to the OnFailure queue."""
-        first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
-        log.warning(
-            "%s: giving up on %d stream record(s) %s..%s after %d attempt(s)",
-            spec.logical_id,
-            len(batch),
-            first["SequenceNumber"],
-            last["SequenceNumber"],
-            attempts,
-        )
-        if mapping.on_failure_url is None:
-            return
-        response_context: dict[str, Any] = {"statusCode": 200, "executedVersion": "$LATEST"}
-        if error is not None:
-            response_context["functionError"] = "Unhandled"
-        record = {
-            "requestContext": {
-                "requestId": str(uuid.uuid4()),
-                "functionArn": spec.arn,
-                "condition": "RetryAttemptsExhausted",
-                "approximateInvokeCount": attempts,
-            },
-            "responseContext": response_context,
-            "version": "1.0",
-            # The stack's clock (simulated time), as everything else the stack records.
-            "timestamp": _iso(current_clock().now().timestamp()),
-            "DDBStreamBatchInfo": {
-                "shardId": shard_id,
-                "startSequenceNumber": first["SequenceNumber"],
-                "endSequenceNumber": last["SequenceNumber"],
-                "approximateArrivalOfFirstRecord": _iso(first.get("ApproximateCreationDateTime")),
-                "approximateArrivalOfLastRecord": _iso(last.get("ApproximateCreationDateTime")),
-                "batchSize": len(batch),
-                "streamArn": mapping.stream_arn,
-            },
-        }
-        self._sqs.send_message(QueueUrl=mapping.on_failure_url, MessageBody=json.dumps(record))
 
     def queue_depth(self, queue_url: str | None) -> int:
         """Messages visible, in flight or delayed (0 for no queue)."""
@@ -1059,202 +583,6 @@ class LocalRuntime:
         self._overrides.clear()
 
 
-def _batch_item_failures(response: Any, ids: set[str]) -> set[str] | None:
-    """The message ids to retry, or ``None`` when Lambda would fail the whole batch.
-
-    Success: a null/empty response or a null/empty ``batchItemFailures``.
-    Whole-batch failure: anything else malformed - an item without an
-    ``itemIdentifier``, an empty or unknown one. A response that is not an
-    object (AWS documents no case for it) fails the batch: fail closed.
-    """
-    if response is None:
-        return set()
-    if not isinstance(response, dict):
-        return None
-    items = response.get("batchItemFailures")
-    if items is None:
-        return set()
-    if not isinstance(items, list):
-        return None
-    failed: set[str] = set()
-    for item in items:
-        identifier = item.get("itemIdentifier") if isinstance(item, dict) else None
-        if not isinstance(identifier, str) or identifier not in ids:
-            return None
-        failed.add(identifier)
-    return failed
-
-
-def _lambda_message_attribute(value: dict[str, Any]) -> dict[str, Any]:
-    """SQS API message attribute -> the camelCase shape of Lambda's SQS records."""
-    result: dict[str, Any] = {
-        "stringListValues": value.get("StringListValues", []),
-        "binaryListValues": [
-            base64.b64encode(v).decode() for v in value.get("BinaryListValues", [])
-        ],
-        "dataType": value["DataType"],
-    }
-    if "StringValue" in value:
-        result["stringValue"] = value["StringValue"]
-    if "BinaryValue" in value:
-        result["binaryValue"] = base64.b64encode(value["BinaryValue"]).decode()
-    return result
-
-
 def _chunks(messages: list[dict[str, Any]], size: int = 10) -> Iterator[list[dict[str, Any]]]:
     for start in range(0, len(messages), size):
         yield messages[start : start + size]
-
-
-# ---------------------------------------------------------------- stream records
-
-
-def lambda_dynamodb_record(record: dict[str, Any], region: str, stream_arn: str) -> dict[str, Any]:
-    """A DynamoDB Streams API record (as boto3 returns it) in the shape Lambda delivers.
-
-    Region and ``eventSourceARN`` are the stack's (gap 6); the creation time is
-    epoch seconds, binary attributes are base64, and ``userIdentity`` (only on
-    TTL deletions) uses Lambda's lower-case keys ``type`` / ``principalId``.
-    """
-    fixed = gaps.lambda_stream_record(record, region, stream_arn)
-    dynamodb: dict[str, Any] = {}
-    for key, value in record["dynamodb"].items():
-        if key in ("Keys", "NewImage", "OldImage"):
-            dynamodb[key] = {name: _attribute_json(v) for name, v in value.items()}
-        elif key == "ApproximateCreationDateTime" and isinstance(value, datetime):
-            dynamodb[key] = int(value.timestamp())
-        else:
-            dynamodb[key] = value
-    fixed["dynamodb"] = dynamodb
-    identity = record.get("userIdentity")
-    if identity:
-        fixed["userIdentity"] = {
-            "type": identity.get("Type"),
-            "principalId": identity.get("PrincipalId"),
-        }
-    return fixed
-
-
-def _attribute_json(value: dict[str, Any]) -> dict[str, Any]:
-    """One AttributeValue as JSON: boto3's bytes back to base64, nested values too."""
-    ((kind, inner),) = value.items()
-    if kind == "B":
-        return {"B": base64.b64encode(inner).decode()}
-    if kind == "BS":
-        return {"BS": [base64.b64encode(v).decode() for v in inner]}
-    if kind == "M":
-        return {"M": {k: _attribute_json(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_attribute_json(v) for v in inner]}
-    return {kind: inner}
-
-
-def _iso(value: Any) -> str | None:
-    if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, UTC).isoformat().replace("+00:00", "Z")
-    return None
-
-
-# ---------------------------------------------------------------- event filtering
-
-_OPERATORS = frozenset({"exists", "prefix", "suffix", "anything-but", "equals-ignore-case"})
-
-
-class FilterError(ValueError):
-    """A FilterCriteria pattern the local runtime cannot evaluate faithfully."""
-
-
-def compile_filter(pattern: str) -> dict[str, Any]:
-    """Parse a FilterCriteria ``Pattern`` and refuse what ``filter_matches`` does not support.
-
-    Supported: exact values (strings, numbers, booleans, null) in lists,
-    nested objects, ``exists``, ``prefix``, ``suffix``, ``anything-but`` (a
-    value or a list of values) and ``equals-ignore-case``. ``numeric``,
-    ``wildcard``, ``cidr`` and ``$or`` raise instead of silently passing or
-    dropping records.
-    """
-    try:
-        parsed = json.loads(pattern)
-    except ValueError as exc:
-        raise FilterError(f"FilterCriteria pattern is not JSON: {pattern!r}") from exc
-    if not isinstance(parsed, dict):
-        raise FilterError(f"FilterCriteria pattern must be an object: {pattern!r}")
-    _check_pattern(parsed, pattern)
-    return parsed
-
-
-def _check_pattern(node: dict[str, Any], source: str) -> None:
-    for key, rule in node.items():
-        if key.startswith("$"):
-            raise FilterError(f"{key} in {source!r} is not supported locally")
-        if isinstance(rule, dict):
-            _check_pattern(rule, source)
-        elif isinstance(rule, list):
-            for matcher in rule:
-                if isinstance(matcher, dict):
-                    if len(matcher) != 1 or next(iter(matcher)) not in _OPERATORS:
-                        raise FilterError(f"matcher {matcher!r} in {source!r} is not supported")
-                elif isinstance(matcher, list):
-                    raise FilterError(f"nested list {matcher!r} in {source!r}")
-        else:
-            raise FilterError(f"{key}: a pattern's values must be lists or objects ({source!r})")
-
-
-def filter_matches(pattern: dict[str, Any], event: Any) -> bool:
-    """Whether a Lambda event-filtering pattern matches a (Lambda-shaped) record.
-
-    Every key of the pattern must match (AND); a list of matchers matches when
-    any one does (OR); an array in the record matches when any element does.
-    """
-    if not isinstance(event, dict):
-        return False
-    for key, rule in pattern.items():
-        present = key in event
-        value = event.get(key)
-        if isinstance(rule, dict):
-            if not present or not filter_matches(rule, value):
-                return False
-        elif not _leaf_matches(rule, present, value):
-            return False
-    return True
-
-
-def _leaf_matches(matchers: list[Any], present: bool, value: Any) -> bool:
-    values = value if isinstance(value, list) else [value]
-    for matcher in matchers:
-        if isinstance(matcher, dict):
-            ((operator, argument),) = matcher.items()
-            if operator == "exists":
-                if bool(argument) == present:
-                    return True
-                continue
-            if not present:
-                continue
-            if operator == "prefix" and any(
-                isinstance(v, str) and v.startswith(argument) for v in values
-            ):
-                return True
-            if operator == "suffix" and any(
-                isinstance(v, str) and v.endswith(argument) for v in values
-            ):
-                return True
-            if operator == "equals-ignore-case" and any(
-                isinstance(v, str) and v.casefold() == str(argument).casefold() for v in values
-            ):
-                return True
-            if operator == "anything-but":
-                excluded = argument if isinstance(argument, list) else [argument]
-                if all(not any(_same(e, v) for e in excluded) for v in values):
-                    return True
-        elif present and any(_same(matcher, v) for v in values):
-            return True
-    return False
-
-
-def _same(expected: Any, actual: Any) -> bool:
-    """JSON equality: numbers by value, but ``true`` is not ``1``."""
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return expected is actual
-    if isinstance(expected, int | float) and isinstance(actual, int | float):
-        return float(expected) == float(actual)
-    return bool(expected == actual)

@@ -36,7 +36,9 @@ from devstack.deploy import (
     preflight,
 )
 from devstack.emulator import Emulator
-from devstack.runtime import LocalRuntime, RunReport, aws_client_env
+from devstack.function_environment import aws_client_env
+from devstack.invocations import RunReport
+from devstack.runtime import LocalRuntime
 from devstack.signin import SignInStandIn
 from devstack.tick_report import TickReport
 from infra.template_source import default_template_path, load_template

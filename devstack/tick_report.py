@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from devstack.runtime import RunReport
+    from devstack.invocations import RunReport
 
 
 @dataclass

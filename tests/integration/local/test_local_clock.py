@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from devstack.clock import LocalClock
-from devstack.runtime import FilterError, compile_filter, filter_matches
+from devstack.event_filters import FilterError, compile_filter, filter_matches
 from devstack.schedule_expressions import At, Cron, Rate, ScheduleError, parse_expression
 
 

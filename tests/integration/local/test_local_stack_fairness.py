@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from devstack.runtime import DrainTimeout
+from devstack.invocations import DrainTimeout
 from devstack.stack import LocalStack
 from tests.integration.local.conftest import INGEST, Recorder, depth, fresh_stack, send
 
