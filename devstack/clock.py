@@ -10,7 +10,7 @@ still until it is moved:
   that caused (``LocalScheduler.tick``).
 
 What fires, read through the emulator's Scheduler API (the template's
-recurring schedules are put there by ``gaps.create_template_schedules``):
+recurring schedules are put there by ``resource_fills.create_template_schedules``):
 
 - one-time ``at(...)`` schedules that are ENABLED, target a function of this
   stack and are due by ``to`` and have not fired; a time already past when

@@ -243,7 +243,7 @@ def _email(message: Any) -> dict[str, Any]:
         result["template"] = message.template
         result["template_data"] = message.template_data
     else:
-        # Both bodies where gaps.capture_email_bodies kept them; else moto's one body.
+        # Both bodies where ses_gaps.capture_email_bodies kept them; else moto's one body.
         bodies = getattr(message, "quitclaim_bodies", None)
         if bodies is None:
             body = getattr(message, "body", None)

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devstack import emulator as emulator_module
-from devstack import gaps
+from devstack import gaps, resource_fills, ttl_reaper
 from devstack.clock import COALESCE_AFTER, LocalClock, LocalScheduler
 from devstack.deploy import (
     DEFAULT_REGION,
@@ -146,12 +146,12 @@ class LocalStack:
                 lock=self.lock,
             )
             deployment = self._deployment
-            tables = gaps.ttl_tables(deployment)  # TTL settings as deployed (read once)
+            tables = ttl_reaper.ttl_tables(deployment)  # TTL settings as deployed (read once)
             self._scheduler = LocalScheduler(
                 deployment.client,
                 self._runtime,
                 self.clock,
-                lambda now: gaps.reap_expired_items(deployment, tables, now),
+                lambda now: ttl_reaper.reap_expired_items(deployment, tables, now),
             )
             self._mark("gaps+runtime", step)
             self.signin = _start_signin(self._deployment)
@@ -181,7 +181,7 @@ class LocalStack:
         if self._runtime is not None:
             self._runtime.close()
         if self._deployment is not None and self._emulator.shared:
-            gaps.release(self._deployment, self.gaps)
+            resource_fills.release(self._deployment, self.gaps)
             try:
                 self.client("cloudformation").delete_stack(StackName=self.stack_name)
             except Exception:
