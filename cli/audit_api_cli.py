@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from cli.api_cli import TIMEOUT_S, _client, _emit, json_option
+from cli.api_client import TIMEOUT_S, _client, _emit, json_option
 
 
 @click.group("audits")

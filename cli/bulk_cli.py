@@ -13,7 +13,8 @@ from pathlib import Path
 
 import click
 
-from cli.api_cli import api, run_operator
+from cli.api_cli import api
+from cli.operator import run_operator
 
 
 @click.group("import")
@@ -198,7 +199,7 @@ def api_import_consents(
     """POST /imports/consents: the documents and photos the CSV names are uploaded first."""
     import urllib.request
 
-    from cli.api_cli import _client
+    from cli.api_client import _client
     from quitclaim.adapters.import_files import PHOTO_SUFFIXES
     from quitclaim.domain.consent_import import ImportFileInvalid, decode, parse_csv
 

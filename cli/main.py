@@ -17,14 +17,16 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 from cli.api_cli import api as api_commands
-from cli.api_cli import run_operator as _run
-from cli.api_cli import tenants_create as api_tenants_create
-from cli.api_cli import tenants_delete as api_tenants_delete
 from cli.audit_api_cli import audits as api_audits
 from cli.bulk_cli import backlog_group, import_group
 from cli.keys_cli import keys as keys_commands
 from cli.keys_cli import tenants_plan
+from cli.operator import run_operator as _run
 from cli.requests_cli import requests as requests_commands
+from cli.tenants_cli import tenants as api_tenants
+from cli.tenants_cli import tenants_create as api_tenants_create
+from cli.tenants_cli import tenants_delete as api_tenants_delete
+from cli.webhooks_cli import webhooks as api_webhooks
 from devstack.control import tick_command
 
 if TYPE_CHECKING:
@@ -266,7 +268,7 @@ def tenants() -> None:
 # The operator's onboarding and offboarding: the same commands as `quitclaim api tenants`.
 tenants.add_command(api_tenants_create)
 tenants.add_command(api_tenants_delete)
-tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: local.keys_cli
+tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: cli.keys_cli
 
 
 @main.command("check")
@@ -527,10 +529,12 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
 
 main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (cli.api_cli)
 api_commands.add_command(api_audits)  # `quitclaim api audits ...`: accuracy audit jobs
+api_commands.add_command(api_tenants)  # `quitclaim api tenants create|delete`: cli.tenants_cli
+api_commands.add_command(api_webhooks)  # `quitclaim api webhooks ...`: cli.webhooks_cli
 main.add_command(requests_commands)  # `quitclaim requests list` (cli.requests_cli)
 main.add_command(import_group)  # `quitclaim import consents`: cli.bulk_cli
 main.add_command(backlog_group)  # `quitclaim backlog scan`: cli.bulk_cli
-main.add_command(keys_commands)  # `quitclaim keys list|create|revoke|rotate`: local.keys_cli
+main.add_command(keys_commands)  # `quitclaim keys list|create|revoke|rotate`: cli.keys_cli
 
 from cli.billing_cli import add_billing_commands  # noqa: E402
 
