@@ -5,13 +5,53 @@ longer); ``create`` prints the first admin key."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from cli.api_client import _emit, _fields, _table, json_option
 from cli.operator import run_operator
 from quitclaim.domain.tenancy import DEFAULT_PLAN, PLANS
+
+if TYPE_CHECKING:
+    from quitclaim.domain.models import TenantPolicy
+
+
+def _default_policy(
+    tenant: str, threshold: float | None, default_purpose: str | None
+) -> TenantPolicy:
+    """The new tenant's policy: the deployment's defaults, with what was given."""
+    from quitclaim.config import get_settings
+    from quitclaim.domain.models import TenantPolicy
+
+    s = get_settings()
+    return TenantPolicy(
+        tenant=tenant,
+        match_threshold=threshold if threshold is not None else s.default_threshold,
+        match_margin=s.default_margin,
+        min_face_px=s.default_min_face_px,
+        default_purpose=default_purpose or s.default_purpose,
+    )
+
+
+def _created(issued: Any, *, name: str, region: str, plan: str) -> dict[str, Any]:
+    """What ``tenants create`` prints: the tenant, its plan's limits and the first key."""
+    chosen = PLANS[plan]
+    return {
+        "tenant": issued.tenant,
+        "name": name.strip(),
+        "region": region.strip().lower(),
+        "plan": chosen.name,
+        "images_per_month": chosen.images_per_month,
+        "api_rate_per_second": chosen.api_rate_per_second,
+        "api_burst": chosen.api_burst,
+        "key_id": issued.key_id,
+        "role": str(issued.role),
+        "label": issued.label,
+        "secret": issued.secret,
+    }
 
 
 @click.group("tenants")
@@ -47,41 +87,22 @@ def tenants_create(
     """Onboard TENANT: profile, default policy, first admin key (shown once)."""
     from quitclaim.bootstrap import console_service
     from quitclaim.config import get_settings
-    from quitclaim.domain.models import TenantPolicy
 
     s = get_settings()
-    policy = TenantPolicy(
-        tenant=tenant,
-        match_threshold=threshold if threshold is not None else s.default_threshold,
-        match_margin=s.default_margin,
-        min_face_px=s.default_min_face_px,
-        default_purpose=default_purpose or s.default_purpose,
-    )
+    pinned = region if region is not None else s.region
+    policy = _default_policy(tenant, threshold, default_purpose)
     issued = run_operator(
         lambda: console_service().create_tenant(
             tenant,
             label=label,
             name=name,
-            region=region if region is not None else s.region,
+            region=pinned,
             plan=plan,
             contact_email=contact_email,
             policy=policy,
         )
     )
-    chosen = PLANS[plan]
-    payload = {
-        "tenant": issued.tenant,
-        "name": name.strip(),
-        "region": (region or s.region).strip().lower(),
-        "plan": chosen.name,
-        "images_per_month": chosen.images_per_month,
-        "api_rate_per_second": chosen.api_rate_per_second,
-        "api_burst": chosen.api_burst,
-        "key_id": issued.key_id,
-        "role": str(issued.role),
-        "label": issued.label,
-        "secret": issued.secret,
-    }
+    payload = _created(issued, name=name, region=region or s.region, plan=plan)
     _emit(
         ctx,
         payload,
@@ -130,28 +151,41 @@ def tenants_delete(
     """Offboard TENANT: first mark it deleting (keys revoked, uploads kept unscanned);
     after the grace period, ``--purge`` erases all its data and verifies it is gone.
     Exits 1 when the verification finds anything left."""
-    from datetime import timedelta
-
     from quitclaim.bootstrap import offboarding_service
 
     service = offboarding_service()
     if not purge:
         if early or confirmed:
             raise click.UsageError("--now and --yes-delete-everything go with --purge")
-        profile = run_operator(lambda: service.start(tenant, grace=timedelta(days=grace_days)))
-        payload = {
-            "tenant": profile.tenant,
-            "state": profile.state.value,
-            "purge_after": profile.purge_after.isoformat() if profile.purge_after else None,
-            "keys": "revoked",
-            "uploads": "kept, not scanned",
-        }
-        _emit(ctx, payload, lambda p: _fields(p, tuple(p)), as_json=as_json)
+        _start_offboarding(ctx, service, tenant, timedelta(days=grace_days), as_json=as_json)
         return
     if early and not confirmed:
         raise click.UsageError("--now erases before the grace period: add --yes-delete-everything")
-    report = run_operator(lambda: service.purge(tenant, early=early))
     out = report_path or Path(f"offboarding-{tenant}.json")
+    if not _purge(ctx, service, tenant, out, early=early, as_json=as_json):
+        raise SystemExit(1)
+
+
+def _start_offboarding(
+    ctx: click.Context, service: Any, tenant: str, grace: timedelta, *, as_json: bool
+) -> None:
+    """Mark TENANT deleting: keys revoked, uploads kept unscanned until the purge."""
+    profile = run_operator(lambda: service.start(tenant, grace=grace))
+    payload = {
+        "tenant": profile.tenant,
+        "state": profile.state.value,
+        "purge_after": profile.purge_after.isoformat() if profile.purge_after else None,
+        "keys": "revoked",
+        "uploads": "kept, not scanned",
+    }
+    _emit(ctx, payload, lambda p: _fields(p, tuple(p)), as_json=as_json)
+
+
+def _purge(
+    ctx: click.Context, service: Any, tenant: str, out: Path, *, early: bool, as_json: bool
+) -> bool:
+    """Erase TENANT's data and write the verification report; whether nothing is left."""
+    report = run_operator(lambda: service.purge(tenant, early=early))
     document = report.as_dict()
     out.write_text(json.dumps(document, indent=2) + "\n")
     rows = [
@@ -167,5 +201,4 @@ def tenants_delete(
         ),
         as_json=as_json,
     )
-    if not report.complete:
-        raise SystemExit(1)
+    return bool(report.complete)

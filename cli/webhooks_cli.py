@@ -88,19 +88,16 @@ def webhooks_add_source(
     if mapping_file:
         body["mapping"] = json.loads(mapping_file.read_text(encoding="utf-8"))
     created = _client(ctx).call("POST", "/webhook-sources", body)
-    _emit(
-        ctx,
-        created,
-        lambda c: (
-            f"POST {c['url_path']}\n"
-            + (
-                f"secret {c['secret']}  (shown once; store it in the tool)"
-                if c["secret"]
-                else "secret: the tool's own (stored, never shown)"
-            )
-        ),
-        as_json=as_json,
-    )
+    _emit(ctx, created, _source_created, as_json=as_json)
+
+
+def _source_created(created: dict[str, Any]) -> str:
+    """The source's URL path, and its secret when Quitclaim made it (shown once)."""
+    if created["secret"]:
+        line = f"secret {created['secret']}  (shown once; store it in the tool)"
+    else:
+        line = "secret: the tool's own (stored, never shown)"
+    return f"POST {created['url_path']}\n{line}"
 
 
 @webhooks.command("sources")
