@@ -6,7 +6,10 @@ possible, from the template, so the same template means the same wiring
 locally and in AWS. Each fill first probes the emulator and does nothing if
 the gap is gone (a newer moto), so an upgrade cannot double-apply anything.
 
-Filled here, after the stack is created (``apply``):
+Filled after the stack is created (``apply``), here or in the module each
+gap names: ``resource_fills`` (9-12, 23: resources moto's CloudFormation
+skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
+``marketplace`` (19), ``moto_fixes`` and ``moto_transactions`` (17, 18, 20):
 
 1. **moto delivers to Lambda itself.** On every SendMessage to a queue with
    an event source mapping (and on every write to a mapped DynamoDB or
