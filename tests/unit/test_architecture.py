@@ -203,7 +203,7 @@ def _imports_tooling(path: Path) -> bool:
 @pytest.mark.parametrize(
     "path",
     _files(REPO_ROOT / "layers") + _files(REPO_ROOT / "functions") + _files(REPO_ROOT / "infra"),
-    ids=str,
+    ids=lambda path: str(path.relative_to(REPO_ROOT)),
 )
 def test_production_and_infra_never_import_the_local_stack_or_the_cli(path: Path) -> None:
     assert not _imports_tooling(path)
