@@ -1,7 +1,7 @@
 """Build the deployable template: ``chalice package --merge-template infra/template.yaml``.
 
-    python -m quitclaim.local.api_template            # -> build/api/sam.yaml + deployment.zip
-    python -m quitclaim.local.api_template --local    # + sam.local.yaml (see local_variant)
+    python -m infra.api_template            # -> build/api/sam.yaml + deployment.zip
+    python -m infra.api_template --local    # + sam.local.yaml (see local_variant)
 
 Chalice generates the API half (``APIHandler`` function, ``RestAPI`` with its
 Swagger definition, the invoke permission, the role from
@@ -57,8 +57,7 @@ from typing import Any, TypeGuard
 
 import yaml
 
-from quitclaim.local.deploy import load_template
-from quitclaim.local.stack import default_template_path
+from infra.template_source import default_template_path, load_template
 
 API_FUNCTION = "APIHandler"
 _LOCAL_PATH_PROPERTY = {
@@ -250,27 +249,8 @@ def wire_authorizer(template: dict[str, Any]) -> None:
 
     resources = template["Resources"]
     body = resources["RestAPI"]["Properties"]["DefinitionBody"]
-    invocations = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
     body["x-amazon-apigateway-api-key-source"] = "AUTHORIZER"
-    body.setdefault("securityDefinitions", {}).update(
-        {
-            AUTHORIZER: {
-                "type": "apiKey",
-                "name": "Authorization",
-                "in": "header",
-                "x-amazon-apigateway-authtype": "custom",
-                "x-amazon-apigateway-authorizer": {
-                    "type": "request",
-                    "authorizerUri": {
-                        "Fn::Sub": f"{invocations}/functions/${{{AUTHORIZER_FUNCTION}.Arn}}"
-                        "/invocations"
-                    },
-                    "authorizerResultTtlInSeconds": 0,
-                },
-            },
-            "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
-        }
-    )
+    body.setdefault("securityDefinitions", {}).update(_security_definitions())
     for op in OPERATIONS:
         if op.role is None:
             continue
@@ -288,6 +268,32 @@ def wire_authorizer(template: dict[str, Any]) -> None:
             },
         },
     }
+    _add_operator_outputs(template)
+
+
+def _security_definitions() -> dict[str, Any]:
+    """The REQUEST authorizer (uncached: a revoked key is refused at once) and the API key."""
+    invocations = "arn:${AWS::Partition}:apigateway:${AWS::Region}:lambda:path/2015-03-31"
+    return {
+        AUTHORIZER: {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "custom",
+            "x-amazon-apigateway-authorizer": {
+                "type": "request",
+                "authorizerUri": {
+                    "Fn::Sub": f"{invocations}/functions/${{{AUTHORIZER_FUNCTION}.Arn}}/invocations"
+                },
+                "authorizerResultTtlInSeconds": 0,
+            },
+        },
+        "api_key": {"type": "apiKey", "name": "x-api-key", "in": "header"},
+    }
+
+
+def _add_operator_outputs(template: dict[str, Any]) -> None:
+    """What the operator CLI needs to attach tenants' keys to their usage plans."""
     plans = (template.get("Metadata") or {}).get("Plans") or {}
     outputs = template.setdefault("Outputs", {})
     outputs["UsagePlanIds"] = {
@@ -330,7 +336,7 @@ def local_variant(merged: dict[str, Any]) -> dict[str, Any]:
     moto cannot deploy Chalice's ``RestAPI``: its CloudFormation wants a
     ``Name`` that SAM takes from the Swagger ``info.title``, and it ignores
     ``Body``, so the stage deployment then fails with "The REST API doesn't
-    contain any methods". Locally ``quitclaim.local.api_server`` plays API
+    contain any methods". Locally ``devstack.api_server`` plays API
     Gateway instead; everything else (the API function with its role and
     environment) deploys as in AWS.
     """

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
-from quitclaim.local.api_cli import api, run_operator
+from cli.api_cli import api
+from cli.operator import run_operator
 
 
 @click.group("import")
@@ -75,15 +77,28 @@ def import_consents(
             notify=send_confirmations,
         )
     )
+    report_path = _write_import_report(report, report_path, csv_file, dry_run=dry_run)
+    if as_json:
+        click.echo(report.as_json())
+        return
+    _show_import(report, report_path, dry_run=dry_run)
+
+
+def _write_import_report(
+    report: Any, report_path: Path | None, csv_file: Path, *, dry_run: bool
+) -> Path:
+    """The report as CSV (or JSON, by its suffix); by default beside the CSV, timestamped."""
     if report_path is None:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         kind = "dry-run" if dry_run else "import"
         report_path = csv_file.with_name(f"{csv_file.stem}.{kind}-report-{stamp}.csv")
     body = report.as_json() if report_path.suffix.lower() == ".json" else report.as_csv()
     report_path.write_text(body, encoding="utf-8")
-    if as_json:
-        click.echo(report.as_json())
-        return
+    return report_path
+
+
+def _show_import(report: Any, report_path: Path, *, dry_run: bool) -> None:
+    """The refused rows, the counts per action and where the report is."""
     for row in report.rows:
         if row.action == "refused":
             reasons = "; ".join(r["message"] for r in row.refusals)
@@ -156,6 +171,11 @@ def backlog_scan(
     sys.stderr.write("\n")
     report_path = report_path or Path(f"backlog-{name}-report.json")
     report_path.write_text(json.dumps(report.as_dict(), indent=2), encoding="utf-8")
+    _show_backlog(name, report, report_path)
+
+
+def _show_backlog(name: str, report: Any, report_path: Path) -> None:
+    """The run's totals and first exceptions; exits 1 if an image is unaccounted for."""
     click.echo(
         f"{name}: {report.state}; {report.fed}/{report.listed_images} fed, "
         f"{report.waiting} waiting, decisions {report.decisions}, "
@@ -196,11 +216,9 @@ def api_import_consents(
     dry_run: bool,
 ) -> None:
     """POST /imports/consents: the documents and photos the CSV names are uploaded first."""
-    import urllib.request
-
+    from cli.api_client import _client
     from quitclaim.adapters.import_files import PHOTO_SUFFIXES
     from quitclaim.domain.consent_import import ImportFileInvalid, decode, parse_csv
-    from quitclaim.local.api_cli import _client
 
     client = _client(ctx)
     data = csv_file.read_bytes()
@@ -227,18 +245,25 @@ def api_import_consents(
         sends = [(documents / n, url) for n, url in staged["documents"].items() if documents]
         for ref, urls in staged["photos"].items():
             sends += [(photos / ref / n, url) for n, url in urls.items() if photos]
-        for path, url in sends:
-            request = urllib.request.Request(  # noqa: S310 - the API's presigned URL
-                url,
-                data=path.read_bytes(),
-                headers={"Content-Type": "application/octet-stream"},
-                method="PUT",
-            )
-            with urllib.request.urlopen(request, timeout=120):  # noqa: S310
-                pass
+        _upload(sends)
         body["import_id"] = staged["import_id"]
     report = client.call("POST", "/imports/consents", body)
     click.echo(json.dumps(report, indent=2))
+
+
+def _upload(sends: list[tuple[Path, str]]) -> None:
+    """PUT each file to its presigned URL (the API's, never user input)."""
+    import urllib.request
+
+    for path, url in sends:
+        request = urllib.request.Request(  # noqa: S310 - the API's presigned URL
+            url,
+            data=path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
+            method="PUT",
+        )
+        with urllib.request.urlopen(request, timeout=120):  # noqa: S310
+            pass
 
 
 api.add_command(api_import_group)  # `quitclaim api import consents`

@@ -41,8 +41,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quitclaim.local.deploy import Deployment
-    from quitclaim.local.gaps import GapReport
+    from devstack.deploy import Deployment
+    from devstack.gaps import GapReport
 
 CODE_TTL_S = 300  # Cognito's authorization codes live five minutes
 ROLE_GROUPS = ("admin", "reviewer", "dpo", "auditor")

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from quitclaim.local.api_cli import run_operator as _run
+from cli.operator import run_operator as _run
 
 
 def add_billing_commands(usage: click.Group) -> None:

@@ -11,16 +11,16 @@ from typing import Any
 
 import click
 
-from quitclaim.domain.tenancy import PLANS
-from quitclaim.local.api_cli import (
+from cli.api_client import (
     ApiClient,
     _emit,
     _fields,
     _segment,
     _table,
     json_option,
-    run_operator,
 )
+from cli.operator import run_operator
+from quitclaim.domain.tenancy import PLANS
 
 KEY_COLUMNS = ("key_id", "label", "person", "role", "status", "expires_at", "revoked_at")
 

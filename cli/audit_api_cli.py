@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from quitclaim.local.api_cli import TIMEOUT_S, _client, _emit, json_option
+from cli.api_client import TIMEOUT_S, _client, _emit, json_option
 
 
 @click.group("audits")

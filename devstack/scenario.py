@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from quitclaim.adapters.dynamo import DynamoAssets, DynamoSubjects
-from quitclaim.bootstrap import registry_service, reset_container
-from quitclaim.local.demo import (
+from devstack.demo import (
     DEMO_TENANT,
     DemoKeys,
     collect_report,
@@ -20,7 +18,9 @@ from quitclaim.local.demo import (
     write_html,
     write_json,
 )
-from quitclaim.local.stack import LocalStack
+from devstack.stack import LocalStack
+from quitclaim.adapters.dynamo import DynamoAssets, DynamoSubjects
+from quitclaim.bootstrap import registry_service, reset_container
 
 
 def demo_on_stack(

@@ -16,23 +16,25 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
-from quitclaim.local.api_cli import api as api_commands
-from quitclaim.local.api_cli import run_operator as _run
-from quitclaim.local.api_cli import tenants_create as api_tenants_create
-from quitclaim.local.api_cli import tenants_delete as api_tenants_delete
-from quitclaim.local.audit_api_cli import audits as api_audits
-from quitclaim.local.bulk_cli import backlog_group, import_group
-from quitclaim.local.control import tick_command
-from quitclaim.local.keys_cli import keys as keys_commands
-from quitclaim.local.keys_cli import tenants_plan
-from quitclaim.local.requests_cli import requests as requests_commands
+from cli.api_cli import api as api_commands
+from cli.audit_api_cli import audits as api_audits
+from cli.bulk_cli import backlog_group, import_group
+from cli.keys_cli import keys as keys_commands
+from cli.keys_cli import tenants_plan
+from cli.operator import run_operator as _run
+from cli.requests_cli import requests as requests_commands
+from cli.tenants_cli import tenants as api_tenants
+from cli.tenants_cli import tenants_create as api_tenants_create
+from cli.tenants_cli import tenants_delete as api_tenants_delete
+from cli.webhooks_cli import webhooks as api_webhooks
+from devstack.control import tick_command
 
 if TYPE_CHECKING:
     from quitclaim.usecases.registry import Registry
 
 T = TypeVar("T")
 
-from quitclaim.local.stack import default_template_path  # noqa: E402
+from infra.template_source import default_template_path  # noqa: E402
 
 TEMPLATE = default_template_path()
 REPO_ROOT = TEMPLATE.parents[1]
@@ -59,9 +61,9 @@ def main() -> None:
 @click.option("--verbose", is_flag=True, help="show emulator warnings and function logs")
 def demo(out: Path, faces: Path | None, verbose: bool) -> None:
     """Run the demo on the embedded local stack and write demo-report.{json,html}."""
-    from quitclaim.local.demo import fixtures_dir
-    from quitclaim.local.quiet import LOG_FILE, terminal_and_log
-    from quitclaim.local.scenario import run_demo
+    from devstack.demo import fixtures_dir
+    from devstack.quiet import LOG_FILE, terminal_and_log
+    from devstack.scenario import run_demo
 
     faces = faces or fixtures_dir(REPO_ROOT)
     started = time.perf_counter()
@@ -129,7 +131,7 @@ def local() -> None:
     """The embedded local stack."""
 
 
-local.add_command(tick_command)  # `quitclaim local tick`: quitclaim.local.control
+local.add_command(tick_command)  # `quitclaim local tick`: devstack.control
 
 
 @local.command("up")
@@ -154,9 +156,9 @@ def local_up(
     port: int, api_port: int, with_demo: bool, faces: Path | None, verbose: bool, env_file: Path
 ) -> None:
     """Start the local stack and the HTTP API; process events until interrupted."""
-    from quitclaim.local.api_server import serve_api
-    from quitclaim.local.quiet import LOG_FILE, terminal_and_log
-    from quitclaim.local.stack import LocalStack
+    from devstack.api_server import serve_api
+    from devstack.quiet import LOG_FILE, terminal_and_log
+    from devstack.stack import LocalStack
 
     with (
         terminal_and_log(LOG_FILE, verbose=verbose) as echo,
@@ -165,8 +167,8 @@ def local_up(
     ):
         keys: list[tuple[str, str]] = []
         if with_demo:
-            from quitclaim.local.demo import fixtures_dir
-            from quitclaim.local.scenario import load_demo
+            from devstack.demo import fixtures_dir
+            from devstack.scenario import load_demo
 
             echo("loading the demo (5 people, 13 photos)…")
             with stack.lock:  # the API serves meanwhile: one environment at a time
@@ -204,9 +206,9 @@ def local_user(tenant: str, email: str, group: str, password: str | None) -> Non
     """Create an account in the stack's user pool (source the env file of `local up`)."""
     import secrets
 
+    from devstack.signin import create_user
     from quitclaim.adapters.aws import aws_client
     from quitclaim.config import get_settings
-    from quitclaim.local.signin import create_user
 
     settings = get_settings()
     if not settings.user_pool_id:
@@ -227,8 +229,8 @@ def _up_summary(
     api_url: str, endpoint: str, keys: list[tuple[str, str]], env_file: Path, verbose: bool
 ) -> list[str]:
     """The few lines `quitclaim local up` shows a person."""
-    from quitclaim.local.demo import DEMO_TENANT
-    from quitclaim.local.quiet import LOG_FILE
+    from devstack.demo import DEMO_TENANT
+    from devstack.quiet import LOG_FILE
 
     lines = [
         "Quitclaim is running on the local stack.",
@@ -266,7 +268,7 @@ def tenants() -> None:
 # The operator's onboarding and offboarding: the same commands as `quitclaim api tenants`.
 tenants.add_command(api_tenants_create)
 tenants.add_command(api_tenants_delete)
-tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: local.keys_cli
+tenants.add_command(tenants_plan)  # `quitclaim tenants plan TENANT PLAN`: cli.keys_cli
 
 
 @main.command("check")
@@ -525,14 +527,16 @@ def consents_revoke(tenant: str, subject_id: str, consent_id: str) -> None:
     )
 
 
-main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (quitclaim.local.api_cli)
+main.add_command(api_commands)  # `quitclaim api ...`: the HTTP API (cli.api_cli)
 api_commands.add_command(api_audits)  # `quitclaim api audits ...`: accuracy audit jobs
-main.add_command(requests_commands)  # `quitclaim requests list` (quitclaim.local.requests_cli)
-main.add_command(import_group)  # `quitclaim import consents`: quitclaim.local.bulk_cli
-main.add_command(backlog_group)  # `quitclaim backlog scan`: quitclaim.local.bulk_cli
-main.add_command(keys_commands)  # `quitclaim keys list|create|revoke|rotate`: local.keys_cli
+api_commands.add_command(api_tenants)  # `quitclaim api tenants create|delete`: cli.tenants_cli
+api_commands.add_command(api_webhooks)  # `quitclaim api webhooks ...`: cli.webhooks_cli
+main.add_command(requests_commands)  # `quitclaim requests list` (cli.requests_cli)
+main.add_command(import_group)  # `quitclaim import consents`: cli.bulk_cli
+main.add_command(backlog_group)  # `quitclaim backlog scan`: cli.bulk_cli
+main.add_command(keys_commands)  # `quitclaim keys list|create|revoke|rotate`: cli.keys_cli
 
-from quitclaim.local.billing_cli import add_billing_commands  # noqa: E402
+from cli.billing_cli import add_billing_commands  # noqa: E402
 
 add_billing_commands(usage)  # `quitclaim usage reconcile|billing|customer` (docs/billing.md)
 

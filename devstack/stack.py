@@ -10,8 +10,8 @@ non-EU region fails at once, as ``sam deploy`` would.
 Time is the stack's: ``stack.clock`` (a ``LocalClock``, installed with
 ``bootstrap.set_clock`` while the stack runs) stands still until moved;
 ``stack.tick(to)`` moves it, firing schedules and TTL deletions on the way
-(``quitclaim.local.clock``). A control server on 127.0.0.1 lets
-``quitclaim local tick`` do that from another shell (``quitclaim.local.control``).
+(``devstack.clock``). A control server on 127.0.0.1 lets
+``quitclaim local tick`` do that from another shell (``devstack.control``).
 """
 
 from __future__ import annotations
@@ -26,34 +26,30 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from quitclaim import bootstrap
-from quitclaim.config import reset_settings
-from quitclaim.domain.ports import Clock
-from quitclaim.local import emulator as emulator_module
-from quitclaim.local import gaps
-from quitclaim.local.clock import COALESCE_AFTER, LocalClock, LocalScheduler, TickReport
-from quitclaim.local.deploy import (
+from devstack import emulator as emulator_module
+from devstack import gaps, resource_fills, ttl_reaper
+from devstack.clock import COALESCE_AFTER, LocalClock, LocalScheduler
+from devstack.deploy import (
     DEFAULT_REGION,
     Deployment,
     deploy,
-    load_template,
     preflight,
 )
-from quitclaim.local.emulator import Emulator
-from quitclaim.local.runtime import LocalRuntime, RunReport, aws_client_env
-from quitclaim.local.signin import SignInStandIn
+from devstack.emulator import Emulator
+from devstack.function_environment import aws_client_env
+from devstack.invocations import RunReport
+from devstack.runtime import LocalRuntime
+from devstack.signin import SignInStandIn
+from devstack.tick_report import TickReport
+from infra.template_source import default_template_path, load_template
+from quitclaim import bootstrap
+from quitclaim.config import reset_settings
+from quitclaim.domain.ports import Clock
 
 if TYPE_CHECKING:
-    from quitclaim.local.control import ControlServer
+    from devstack.control import ControlServer
 
 log = logging.getLogger(__name__)
-
-
-def default_template_path() -> Path:
-    """``infra/template.yaml`` of the working tree this package is installed from."""
-    # layers/core/python/quitclaim/local/stack.py -> the repository root is 5 levels up.
-    in_tree = Path(__file__).resolve().parents[5] / "infra" / "template.yaml"
-    return in_tree if in_tree.exists() else Path.cwd() / "infra" / "template.yaml"
 
 
 # The product code the local stack meters under (the emulator's Marketplace).
@@ -150,17 +146,17 @@ class LocalStack:
                 lock=self.lock,
             )
             deployment = self._deployment
-            tables = gaps.ttl_tables(deployment)  # TTL settings as deployed (read once)
+            tables = ttl_reaper.ttl_tables(deployment)  # TTL settings as deployed (read once)
             self._scheduler = LocalScheduler(
                 deployment.client,
                 self._runtime,
                 self.clock,
-                lambda now: gaps.reap_expired_items(deployment, tables, now),
+                lambda now: ttl_reaper.reap_expired_items(deployment, tables, now),
             )
             self._mark("gaps+runtime", step)
             self.signin = _start_signin(self._deployment)
             if self._control_enabled:
-                from quitclaim.local.control import ControlServer
+                from devstack.control import ControlServer
 
                 self._control = ControlServer(self, directory=self._control_dir)
                 self._control.start()
@@ -185,7 +181,7 @@ class LocalStack:
         if self._runtime is not None:
             self._runtime.close()
         if self._deployment is not None and self._emulator.shared:
-            gaps.release(self._deployment, self.gaps)
+            resource_fills.release(self._deployment, self.gaps)
             try:
                 self.client("cloudformation").delete_stack(StackName=self.stack_name)
             except Exception:
@@ -304,8 +300,8 @@ class LocalStack:
         are drained. A tick longer than ``coalesce_after`` (default two days)
         fires a more-than-daily ``rate()`` schedule once per 24 hours only.
         Raises ``ValueError`` if ``to`` is before the clock, and
-        ``clock.TickError`` (with the partial report) if a drain times out.
-        See ``quitclaim.local.clock`` for what fires when.
+        ``tick_report.TickError`` (with the partial report) if a drain times out.
+        See ``devstack.clock`` for what fires when.
         """
         if self._scheduler is None:
             raise RuntimeError("the local stack is not started")

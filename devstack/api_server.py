@@ -38,13 +38,13 @@ from chalice.local import (
     LocalGatewayException,
 )
 
+from infra.template_source import default_template_path
 from quitclaim.bootstrap import reset_container
-from quitclaim.local.stack import default_template_path
 
 if TYPE_CHECKING:
     from chalice import Chalice
 
-    from quitclaim.local.stack import LocalStack
+    from devstack.stack import LocalStack
 
 API_FUNCTION = "APIHandler"  # the logical id ``chalice package`` gives the function
 STAGE = "prod"

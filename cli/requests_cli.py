@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from quitclaim.local.api_cli import ApiClient, _emit, _table, json_option
+from cli.api_client import ApiClient, _emit, _table, json_option
 
 REQUEST_COLUMNS = (
     "request_id",

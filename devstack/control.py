@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from devstack.tick_report import TickError
+
 if TYPE_CHECKING:
-    from quitclaim.local.stack import LocalStack
+    from devstack.stack import LocalStack
 
 log = logging.getLogger(__name__)
 
@@ -152,70 +154,78 @@ def _alive(pid: Any) -> bool:
 
 
 def _handler(stack: LocalStack, token: str) -> type[BaseHTTPRequestHandler]:
-    from quitclaim.local.clock import TickError
+    """The request handler class for one stack's control server."""
+    return type("ControlHandler", (_ControlHandler,), {"stack": stack, "token": token})
 
-    class ControlHandler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if not self._authorised():
-                return
-            if self.path == "/emails":
-                self._reply(HTTPStatus.OK, stack.sent_emails())
-            elif self.path == "/clock":
-                self._reply(HTTPStatus.OK, {"now": stack.clock.now().isoformat()})
-            else:
-                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
-        def do_POST(self) -> None:
-            if not self._authorised():
-                return
-            if self.path != "/tick":
-                self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length > _MAX_BODY:
-                    raise ValueError("body too large")
-                body = json.loads(self.rfile.read(length) or b"{}")
-                to = parse_time(str(body["to"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                self._reply(HTTPStatus.BAD_REQUEST, {"error": f'expected {{"to": iso}}: {exc}'})
-                return
-            try:
-                report = stack.tick(to)
-            except TickError as exc:
-                self._reply(
-                    HTTPStatus.INTERNAL_SERVER_ERROR,
-                    {"error": str(exc), "report": exc.report.to_json()},
-                )
-                return
-            except ValueError as exc:
-                self._reply(HTTPStatus.CONFLICT, {"error": str(exc)})
-                return
-            except Exception as exc:
-                log.exception("tick failed")
-                self._reply(HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}"})
-                return
-            self._reply(HTTPStatus.OK, report.to_json())
+class _ControlHandler(BaseHTTPRequestHandler):
+    """The routes: GET /emails and /clock, POST /tick; every one needs the token."""
 
-        def _authorised(self) -> bool:
-            given = self.headers.get(_TOKEN_HEADER) or ""
-            if secrets.compare_digest(given.encode(), token.encode()):
-                return True
-            self._reply(HTTPStatus.FORBIDDEN, {"error": "missing or wrong control token"})
-            return False
+    stack: LocalStack
+    token: str
 
-        def _reply(self, status: HTTPStatus, payload: Any) -> None:
-            body = json.dumps(payload, default=str).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def do_GET(self) -> None:
+        if not self._authorised():
+            return
+        if self.path == "/emails":
+            self._reply(HTTPStatus.OK, self.stack.sent_emails())
+        elif self.path == "/clock":
+            self._reply(HTTPStatus.OK, {"now": self.stack.clock.now().isoformat()})
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
 
-        def log_message(self, format: str, *args: Any) -> None:
-            return  # no request lines on stderr
+    def do_POST(self) -> None:
+        if not self._authorised():
+            return
+        if self.path != "/tick":
+            self._reply(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
+            return
+        self._reply(*self._tick())
 
-    return ControlHandler
+    def _tick(self) -> tuple[HTTPStatus, Any]:
+        """Tick the stack to the body's ``to``: the report, or why not with its status."""
+        try:
+            to = self._tick_target()
+        except (ValueError, KeyError, TypeError) as exc:
+            return HTTPStatus.BAD_REQUEST, {"error": f'expected {{"to": iso}}: {exc}'}
+        try:
+            report = self.stack.tick(to)
+        except TickError as exc:
+            return HTTPStatus.INTERNAL_SERVER_ERROR, {
+                "error": str(exc),
+                "report": exc.report.to_json(),
+            }
+        except ValueError as exc:
+            return HTTPStatus.CONFLICT, {"error": str(exc)}
+        except Exception as exc:
+            log.exception("tick failed")
+            return HTTPStatus.INTERNAL_SERVER_ERROR, {"error": f"{type(exc).__name__}"}
+        return HTTPStatus.OK, report.to_json()
+
+    def _tick_target(self) -> datetime:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > _MAX_BODY:
+            raise ValueError("body too large")
+        body = json.loads(self.rfile.read(length) or b"{}")
+        return parse_time(str(body["to"]))
+
+    def _authorised(self) -> bool:
+        given = self.headers.get(_TOKEN_HEADER) or ""
+        if secrets.compare_digest(given.encode(), self.token.encode()):
+            return True
+        self._reply(HTTPStatus.FORBIDDEN, {"error": "missing or wrong control token"})
+        return False
+
+    def _reply(self, status: HTTPStatus, payload: Any) -> None:
+        body = json.dumps(payload, default=str).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # no request lines on stderr
 
 
 # ---------------------------------------------------------------- the client side

@@ -25,7 +25,7 @@ import functools
 import threading
 from typing import Any
 
-from quitclaim.local.emulator import ACCOUNT_ID
+from devstack.account import ACCOUNT_ID
 
 _LOCK = threading.Lock()
 _throttles: dict[str, int] = {"left": 0}

@@ -6,7 +6,10 @@ possible, from the template, so the same template means the same wiring
 locally and in AWS. Each fill first probes the emulator and does nothing if
 the gap is gone (a newer moto), so an upgrade cannot double-apply anything.
 
-Filled here, after the stack is created (``apply``):
+Filled after the stack is created (``apply``), here or in the module each
+gap names: ``resource_fills`` (9-12, 23: resources moto's CloudFormation
+skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
+``marketplace`` (19), ``moto_fixes`` and ``moto_transactions`` (17, 18, 20):
 
 1. **moto delivers to Lambda itself.** On every SendMessage to a queue with
    an event source mapping (and on every write to a mapped DynamoDB or
@@ -40,7 +43,7 @@ Filled here, after the stack is created (``apply``):
    e-mail subscription watch AWS and have nothing to do locally.
 6. **DynamoDB stream records** from moto say ``awsRegion: us-east-1`` in
    every region and carry no ``eventSourceARN``. ``lambda_stream_record``
-   fixes both; ``runtime.lambda_dynamodb_record`` uses it for every stream
+   fixes both; ``lambda_events.lambda_dynamodb_record`` uses it for every stream
    record the runtime delivers.
 
 8. **S3 event records** lack ``versionId`` (even on a versioned bucket) and
@@ -97,7 +100,7 @@ Filled here, after the stack is created (``apply``):
    ``DuplicateRecord``), has no way to subscribe a customer (every record is
    ``CustomerNotSubscribed``) and accepts an identical repeat as a new record
    (AWS answers it with the record it holds). Filled in-process when the
-   emulator starts, in ``local/marketplace.py``: accepted records are kept
+   emulator starts, in ``devstack/marketplace.py``: accepted records are kept
    and an identical repeat is answered with the one held; ``subscribe`` and
    ``metered_records`` are the buyer's subscription and the read-back;
    ``throttle_next`` simulates throttling for tests. Observed with moto 5.2.6.
@@ -105,11 +108,11 @@ Filled here, after the stack is created (``apply``):
    attribute through ``Queue.attributes``, which computes them all, among
    them three message counts that walk the queue. An undrained outbox (a
    recheck of 1,000 assets) slowed with every event. Filled when the
-   emulator starts, in ``emulator._lazy_queue_attributes``: the same keys and
+   emulator starts, in ``moto_fixes._lazy_queue_attributes``: the same keys and
    values, each computed when read. Observed with moto 5.2.6.
 21. **AWS::Cognito::*** (user pool, app client, domain, groups) is skipped,
    and (22) moto has no hosted sign-in (``/oauth2/authorize``,
-   ``/oauth2/token``). Both filled in ``quitclaim.local.signin``: the pool
+   ``/oauth2/token``). Both filled in ``devstack.signin``: the pool
    from the template's resources, and a stand-in for the hosted sign-in.
 23. **AWS::SES::ConfigurationSet** and **ConfigurationSetEventDestination**
    are skipped, so ``Ref`` of the set (every function's
@@ -126,19 +129,19 @@ created, so it lives with the deploy):
 7. **Rules** are ignored by moto (the template deploys to us-east-1) and
    **parameter constraints** are not checked (Stage "BAD!!" deploys).
 16. **AWS::Include** (``Fn::Transform``) is processed neither by moto's
-   CloudFormation nor by aws-sam-translator. ``deploy.inline_includes``
+   CloudFormation nor by aws-sam-translator. ``infra.template_source.inline_includes``
    inlines each local snippet (``policies/*.json``) where CloudFormation
    would, before the Serverless transform.
 17. **Concurrent DynamoDB writes** are not atomic against each other in
    moto (each request on its own thread; a condition checked, then the
    write applied): two conditional writes racing for one item can both
-   succeed. ``emulator._serialise_dynamodb_writes`` takes one lock around
+   succeed. ``moto_fixes._serialise_dynamodb_writes`` takes one lock around
    moto's write operations when the emulator starts, which gives the item-
    level atomicity and transaction isolation DynamoDB guarantees.
 18. **TransactWriteItems costs O(table)** in moto: it deep-copies every table
    a transaction touches, whole, to roll back. A load slows with every item
    written (the assets table, the usage counters, the audit heads).
-   ``emulator._transact_without_table_copies`` checks every condition first
+   ``moto_transactions`` checks every condition first
    and writes only when all hold, as DynamoDB does; per-item copies restore
    a write that itself fails.
 
@@ -193,20 +196,24 @@ Known, not filled (do not rely on them locally):
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from quitclaim.local import signin
-from quitclaim.local.clock import Reaped
+from devstack import signin
+from devstack.resource_fills import (
+    apply_function_environments,
+    create_mail_configuration_sets,
+    create_schedule_groups,
+    create_secrets,
+    create_template_schedules,
+)
+from devstack.ses_gaps import capture_email_bodies, verify_mail_sender
 
 if TYPE_CHECKING:
-    from quitclaim.local.deploy import Deployment
+    from devstack.deploy import Deployment
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +251,7 @@ def apply(deployment: Deployment) -> GapReport:
     report.filled.extend(create_template_schedules(deployment, report))
     # 23: the SES configuration set, before the environments refer to it.
     report.filled.extend(create_mail_configuration_sets(deployment, report))
-    # 20 (quitclaim.local.signin): the user pool, before the environments refer to it.
+    # 20 (devstack.signin): the user pool, before the environments refer to it.
     report.filled.extend(signin.create_user_pools(deployment, report))
     report.filled.extend(apply_function_environments(deployment))
     report.filled.extend(verify_mail_sender(deployment))
@@ -435,392 +442,4 @@ def complete_s3_event_records() -> bool:
 
     completed._quitclaim_completed = True  # type: ignore[attr-defined]
     notifications._get_s3_event = completed
-    return True
-
-
-# ---------------------------------------------------------------- 9-12: skipped resources
-
-
-def _skipped(deployment: Deployment, kind: str) -> list[tuple[str, dict[str, Any]]]:
-    """Resources of ``kind`` in the translated template that the emulator did not create."""
-    return [
-        (logical_id, resource.get("Properties") or {})
-        for logical_id, resource in deployment.translated["Resources"].items()
-        if resource.get("Type") == kind and logical_id not in deployment.resource_types
-    ]
-
-
-def _physical_name(deployment: Deployment, logical_id: str, limit: int = 64) -> str:
-    return f"{deployment.stack_name}-{logical_id}"[:limit]
-
-
-def create_secrets(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create each skipped Secrets Manager secret, with its generated value (gap 9)."""
-    done = []
-    for logical_id, properties in _skipped(deployment, "AWS::SecretsManager::Secret"):
-        secrets = deployment.client("secretsmanager")
-        spec = deployment.resolve(properties)
-        name = spec.get("Name") or _physical_name(deployment, logical_id, 512)
-        value = spec.get("SecretString")
-        generate = spec.get("GenerateSecretString")
-        if value is None and generate is not None:
-            value = _generated_secret(secrets, generate)
-        create: dict[str, Any] = {"Name": name, "SecretString": value or ""}
-        if spec.get("Description"):
-            create["Description"] = spec["Description"]
-        try:
-            arn = secrets.create_secret(**create)["ARN"]
-        except secrets.exceptions.ResourceExistsException:
-            arn = secrets.describe_secret(SecretId=name)["ARN"]  # a redeploy keeps its value
-        deployment.resources[logical_id] = arn
-        report.created.append(("secret", arn))
-        done.append(f"secret {logical_id} with a generated value")
-    return done
-
-
-def _generated_secret(secrets: Any, generate: dict[str, Any]) -> str:
-    options = {
-        name: generate[name]
-        for name in (
-            "ExcludeCharacters",
-            "ExcludeLowercase",
-            "ExcludeNumbers",
-            "ExcludePunctuation",
-            "ExcludeUppercase",
-            "IncludeSpace",
-            "RequireEachIncludedType",
-        )
-        if name in generate
-    }
-    password: str = secrets.get_random_password(
-        PasswordLength=int(generate.get("PasswordLength", 32)), **options
-    )["RandomPassword"]
-    template, key = generate.get("SecretStringTemplate"), generate.get("GenerateStringKey")
-    if template and key:
-        document = json.loads(template)
-        document[key] = password
-        return json.dumps(document)
-    return password
-
-
-def create_schedule_groups(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create each skipped Scheduler schedule group (gap 10)."""
-    done = []
-    for logical_id, properties in _skipped(deployment, "AWS::Scheduler::ScheduleGroup"):
-        scheduler = deployment.client("scheduler")
-        name = deployment.resolve(properties.get("Name")) or _physical_name(deployment, logical_id)
-        try:
-            scheduler.get_schedule_group(Name=name)
-        except scheduler.exceptions.ResourceNotFoundException:
-            scheduler.create_schedule_group(Name=name)
-            report.created.append(("schedule-group", name))
-        deployment.resources[logical_id] = name
-        done.append(f"schedule group {logical_id} ({name})")
-    return done
-
-
-def create_template_schedules(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create each skipped Scheduler schedule through the Scheduler API (gap 11)."""
-    done = []
-    for logical_id, properties in _skipped(deployment, "AWS::Scheduler::Schedule"):
-        scheduler = deployment.client("scheduler")
-        spec = deployment.resolve(properties)
-        name = spec.get("Name") or _physical_name(deployment, logical_id)
-        create: dict[str, Any] = {
-            "Name": name,
-            "ScheduleExpression": spec["ScheduleExpression"],
-            "FlexibleTimeWindow": spec.get("FlexibleTimeWindow") or {"Mode": "OFF"},
-            "Target": spec["Target"],
-        }
-        for prop in ("GroupName", "Description", "ScheduleExpressionTimezone", "State"):
-            if spec.get(prop):
-                create[prop] = spec[prop]
-        for prop in ("StartDate", "EndDate"):
-            if spec.get(prop):
-                create[prop] = datetime.fromisoformat(str(spec[prop]).replace("Z", "+00:00"))
-        deployment.resources[logical_id] = name  # Ref of a schedule is its name
-        try:
-            scheduler.create_schedule(**create)
-        except scheduler.exceptions.ConflictException:
-            continue  # already there (a fill that ran before)
-        report.created.append(("schedule", f"{create.get('GroupName', 'default')}/{name}"))
-        done.append(f"schedule {logical_id} ({spec['ScheduleExpression']})")
-    return done
-
-
-def apply_function_environments(deployment: Deployment) -> list[str]:
-    """Put each function's template Environment where moto dropped variables (gap 12)."""
-    lam = deployment.client("lambda")
-    done = []
-    for logical_id, resource in deployment.translated["Resources"].items():
-        if (
-            resource.get("Type") != "AWS::Lambda::Function"
-            or logical_id not in deployment.resources
-        ):
-            continue
-        variables = ((resource.get("Properties") or {}).get("Environment") or {}).get("Variables")
-        if not variables:
-            continue
-        wanted = {k: str(v) for k, v in deployment.resolve(variables).items()}
-        name = deployment.resources[logical_id]
-        config = lam.get_function_configuration(FunctionName=name)
-        current = (config.get("Environment") or {}).get("Variables") or {}
-        if current == wanted:
-            continue
-        lam.update_function_configuration(FunctionName=name, Environment={"Variables": wanted})
-        changed = sorted(k for k in wanted if current.get(k) != wanted[k])
-        done.append(f"environment of {logical_id} ({', '.join(changed)})")
-    return done
-
-
-def release(deployment: Deployment, report: GapReport) -> None:
-    """Delete what the fills created (a stack leaving a shared emulator)."""
-    for kind, identifier in reversed(report.created):
-        try:
-            if kind == "schedule":
-                group, name = identifier.split("/", 1)
-                deployment.client("scheduler").delete_schedule(Name=name, GroupName=group)
-            elif kind == "schedule-group":
-                deployment.client("scheduler").delete_schedule_group(Name=identifier)
-            elif kind == "user-pool":
-                signin.release_user_pool(deployment, identifier)
-            elif kind == "ses-configuration-set":
-                deployment.client("ses").delete_configuration_set(ConfigurationSetName=identifier)
-            elif kind == "secret":
-                deployment.client("secretsmanager").delete_secret(
-                    SecretId=identifier, ForceDeleteWithoutRecovery=True
-                )
-        except Exception:  # the emulator may be gone already; nothing to keep then
-            log.debug("could not delete %s %s", kind, identifier, exc_info=True)
-
-
-# ---------------------------------------------------------------- 13: TTL
-
-
-TTL_IDENTITY = {"PrincipalId": "dynamodb.amazonaws.com", "Type": "Service"}
-# AWS does not delete items whose TTL lies more than five years in the past.
-_TTL_HORIZON = timedelta(days=5 * 365)
-
-
-@dataclass(frozen=True)
-class TtlTable:
-    logical_id: str
-    name: str
-    attribute: str
-    keys: tuple[str, ...]
-
-
-def ttl_tables(deployment: Deployment) -> list[TtlTable]:
-    """The stack's tables with TTL enabled, as DescribeTimeToLive reports them."""
-    dynamodb = deployment.client("dynamodb")
-    tables = []
-    for logical_id, kind in deployment.resource_types.items():
-        if kind != "AWS::DynamoDB::Table" or logical_id not in deployment.resources:
-            continue
-        name = deployment.resources[logical_id]
-        ttl = dynamodb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
-        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-            continue
-        schema = dynamodb.describe_table(TableName=name)["Table"]["KeySchema"]
-        keys = tuple(k["AttributeName"] for k in schema)
-        tables.append(TtlTable(logical_id, name, ttl["AttributeName"], keys))
-    return tables
-
-
-def reap_expired_items(
-    deployment: Deployment, tables: list[TtlTable], now: datetime
-) -> list[Reaped]:
-    """Delete what DynamoDB TTL would have deleted by ``now``, as TTL does (gap 13)."""
-    dynamodb = deployment.client("dynamodb")
-    epoch = int(now.timestamp())
-    oldest = epoch - int(_TTL_HORIZON.total_seconds())
-    reaped: list[Reaped] = []
-    for table in tables:
-        expired = _expired_keys(deployment, table, oldest, epoch)
-        for key in expired:
-            before = _stream_length(deployment, table.name)
-            try:
-                dynamodb.delete_item(
-                    TableName=table.name,
-                    Key=key,
-                    # Re-checked at delete time: an item whose TTL moved on stays.
-                    ConditionExpression="#ttl <= :now",
-                    ExpressionAttributeNames={"#ttl": table.attribute},
-                    ExpressionAttributeValues={":now": {"N": str(epoch)}},
-                )
-            except dynamodb.exceptions.ConditionalCheckFailedException:
-                continue
-            _mark_ttl_removal(deployment, table.name, key, before)
-            reaped.append(Reaped(table.logical_id, _plain(key), now))
-    return reaped
-
-
-def _expired_keys(
-    deployment: Deployment, table: TtlTable, oldest: int, now: int
-) -> list[dict[str, Any]]:
-    """Keys of items whose TTL lies in [oldest, now], read from moto's table in-process.
-
-    In-process because the clock runs the reaper at every step of a tick:
-    a Scan per table per step would cost more than the rest of the step.
-    The deletes themselves go through the API.
-    """
-    from moto.dynamodb.models import dynamodb_backends
-
-    moto_table = dynamodb_backends[deployment.account_id][deployment.region].get_table(table.name)
-    keys = []
-    for item in moto_table.all_items():
-        ttl = item.attrs.get(table.attribute)
-        # A TTL attribute that is not a number is ignored, as by DynamoDB.
-        if ttl is None or ttl.type != "N":
-            continue
-        try:
-            expires = float(ttl.value)
-        except ValueError:
-            continue
-        if oldest <= expires <= now:
-            keys.append({name: item.attrs[name].to_json() for name in table.keys})
-    return keys
-
-
-def _stream_shard(deployment: Deployment, table_name: str) -> Any:
-    from moto.dynamodb.models import dynamodb_backends
-
-    table = dynamodb_backends[deployment.account_id][deployment.region].get_table(table_name)
-    return getattr(table, "stream_shard", None)
-
-
-def _stream_length(deployment: Deployment, table_name: str) -> int:
-    shard = _stream_shard(deployment, table_name)
-    return len(shard.items) if shard is not None else 0
-
-
-def _mark_ttl_removal(
-    deployment: Deployment, table_name: str, key: dict[str, Any], before: int
-) -> None:
-    """Give the REMOVE record of this deletion the TTL service identity (in moto's shard)."""
-    shard = _stream_shard(deployment, table_name)
-    if shard is None:
-        return
-    for record in shard.items[before:]:
-        data = record.to_json()
-        if data.get("eventName") == "REMOVE" and data["dynamodb"].get("Keys") == key:
-            # A newer moto that sets an identity itself is left alone.
-            data.setdefault("userIdentity", dict(TTL_IDENTITY))
-            return
-    log.warning("no REMOVE stream record found for the TTL deletion of %s in %s", key, table_name)
-
-
-def _plain(key: dict[str, Any]) -> dict[str, Any]:
-    """A DynamoDB key as plain JSON values (for reports)."""
-    plain: dict[str, Any] = {}
-    for name, value in key.items():
-        ((kind, inner),) = value.items()
-        plain[name] = int(inner) if kind == "N" and inner.lstrip("-").isdigit() else inner
-        if isinstance(plain[name], bytes):
-            plain[name] = plain[name].hex()
-    return plain
-
-
-# ---------------------------------------------------------------- 14: SES
-
-
-def verify_mail_sender(deployment: Deployment) -> list[str]:
-    """Verify the stack's MailFrom identity, as an operator does once per account (gap 14)."""
-    sender = deployment.parameters.get("MailFrom")
-    if not sender:
-        return []
-    ses = deployment.client("ses")
-    if sender in ses.list_identities(IdentityType="EmailAddress")["Identities"]:
-        return []
-    ses.verify_email_identity(EmailAddress=sender)
-    return [f"SES sender {sender} verified"]
-
-
-def create_mail_configuration_sets(deployment: Deployment, report: GapReport) -> list[str]:
-    """Create each skipped SES configuration set and its event destinations (gap 23)."""
-    ses = deployment.client("ses")
-    done = []
-    for logical_id, properties in _skipped(deployment, "AWS::SES::ConfigurationSet"):
-        name = deployment.resolve(properties.get("Name")) or _physical_name(deployment, logical_id)
-        try:
-            ses.create_configuration_set(ConfigurationSet={"Name": name})
-        except ses.exceptions.ConfigurationSetAlreadyExistsException:
-            pass  # a fill that ran before
-        else:
-            report.created.append(("ses-configuration-set", name))
-        deployment.resources[logical_id] = name  # Ref of a configuration set is its name
-        done.append(f"SES configuration set {logical_id} ({name})")
-    for logical_id, properties in _skipped(
-        deployment, "AWS::SES::ConfigurationSetEventDestination"
-    ):
-        spec = deployment.resolve(properties)
-        destination = dict(spec["EventDestination"])
-        if "SnsDestination" in destination:  # CloudFormation's spelling; the API's is SNS…
-            destination["SNSDestination"] = destination.pop("SnsDestination")
-        try:
-            ses.create_configuration_set_event_destination(
-                ConfigurationSetName=spec["ConfigurationSetName"],
-                EventDestination=destination,
-            )
-        except ses.exceptions.EventDestinationAlreadyExistsException:
-            # moto keys destination names per account, SES per configuration
-            # set: another stack's set holds this name, so attach it in moto's
-            # backend (only this stack's own set is touched).
-            from moto.ses.models import ses_backends
-
-            backend = ses_backends[deployment.account_id][deployment.region]
-            backend.config_set_event_destination[spec["ConfigurationSetName"]] = destination
-        deployment.resources[logical_id] = destination["Name"]
-        done.append(f"SES event destination {logical_id} ({destination['Name']})")
-    return done
-
-
-_SES_LOCK = threading.Lock()
-
-
-def capture_email_bodies() -> bool:
-    """Make moto keep the text and the HTML body of each e-mail (gap 14).
-
-    Returns True when the wrappers were installed now (False: already there,
-    or moto's messages keep both bodies themselves).
-    """
-    from moto.ses.models import Message
-    from moto.ses.responses import EmailResponse
-    from moto.sesv2.responses import SESV2Response
-
-    if {"text", "html"} & set(inspect.signature(Message.__init__).parameters):
-        return False
-    if getattr(EmailResponse.send_email, "_quitclaim_captured", False):
-        return False
-    send_v1 = EmailResponse.send_email
-    send_v2 = SESV2Response.send_email
-
-    def bodies_v1(self: Any) -> Any:
-        with _SES_LOCK:
-            sent = self.backend.sent_messages
-            before = len(sent)
-            result = send_v1(self)
-            text = self._get_param("Message.Body.Text.Data")
-            html = self._get_param("Message.Body.Html.Data")
-            for message in sent[before:]:
-                message.quitclaim_bodies = {"text": text, "html": html}
-        return result
-
-    def bodies_v2(self: Any) -> Any:
-        with _SES_LOCK:
-            sent = self.sesv2_backend.core_backend.sent_messages
-            before = len(sent)
-            result = send_v2(self)
-            body = ((json.loads(self.body).get("Content") or {}).get("Simple") or {}).get("Body")
-            for message in sent[before:]:
-                if body:
-                    message.quitclaim_bodies = {
-                        "text": (body.get("Text") or {}).get("Data"),
-                        "html": (body.get("Html") or {}).get("Data"),
-                    }
-        return result
-
-    bodies_v1._quitclaim_captured = True  # type: ignore[attr-defined]
-    EmailResponse.send_email = bodies_v1  # type: ignore[method-assign]
-    SESV2Response.send_email = bodies_v2  # type: ignore[method-assign]
     return True
