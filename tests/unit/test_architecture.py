@@ -125,21 +125,7 @@ PORTS = PACKAGE / "domain" / "ports"
 # renamed module keeps its entry). The list may only shrink.
 PORTS_NOT_YET_MOVED = frozenset(
     {
-        "FormStore",  # domain/forms.py
-        "PhotoSource",  # usecases/accuracy_audit.py
-        "UploadUrls",  # usecases/accuracy_jobs.py
-        "WorkQueue",  # usecases/accuracy_jobs.py (a second WorkQueue beside the port's)
-        "BacklogSource",  # usecases/backlog.py
-        "BacklogStore",  # usecases/backlog.py
-        "ImportFiles",  # usecases/consent_import.py
-        "ImportStaging",  # usecases/consent_import.py
-        "OpenRequests",  # usecases/digest.py
-        "KeyListing",  # usecases/digest.py
-        "PersonRequestStore",  # usecases/person_requests.py
-        "ExportLinks",  # usecases/person_requests.py
         "PlanStore",  # usecases/plans.py
-        "TenantDirectory",  # usecases/retention.py
-        "Assets",  # usecases/usage.py
         "DetectedFace",  # domain/accuracy_measure.py
     }
 )
