@@ -126,7 +126,6 @@ PORTS = PACKAGE / "domain" / "ports"
 PORTS_NOT_YET_MOVED = frozenset(
     {
         "PlanStore",  # usecases/plans.py
-        "DetectedFace",  # domain/accuracy_measure.py
     }
 )
 
