@@ -125,34 +125,9 @@ PORTS = PACKAGE / "domain" / "ports"
 # renamed module keeps its entry). The list may only shrink.
 PORTS_NOT_YET_MOVED = frozenset(
     {
-        "FormStore",  # domain/forms.py
-        "PhotoSource",  # usecases/accuracy_audit.py
-        "UploadUrls",  # usecases/accuracy_jobs.py
-        "WorkQueue",  # usecases/accuracy_jobs.py (a second WorkQueue beside the port's)
-        "BacklogSource",  # usecases/backlog.py
-        "BacklogStore",  # usecases/backlog.py
-        "Marketplace",  # usecases/billing.py
-        "Ledgers",  # usecases/billing.py
-        "Publisher",  # usecases/billing.py
-        "Recount",  # usecases/billing.py
-        "ImportFiles",  # usecases/consent_import.py
-        "ImportStaging",  # usecases/consent_import.py
-        "OpenRequests",  # usecases/digest.py
-        "KeyListing",  # usecases/digest.py
-        "PersonRequestStore",  # usecases/person_requests.py
-        "ExportLinks",  # usecases/person_requests.py
         "PlanStore",  # usecases/plans.py
-        "TenantDirectory",  # usecases/retention.py
-        "Assets",  # usecases/usage.py
-        "DetectedFace",  # domain/accuracy_measure.py
     }
 )
-
-# adapters/billing_store.py still takes the metering value types from the
-# billing use-case; they move to domain/ports/ with the billing ports above.
-ADAPTER_USECASE_IMPORTS_NOT_YET_MOVED = {
-    "billing_store": frozenset({"Account", "MeterAnswer", "MeteringThrottled", "MeterRequest"}),
-}
 
 
 def _is_protocol(base: ast.expr) -> bool:
@@ -206,12 +181,10 @@ def _quitclaim_imports(path: Path) -> list[tuple[str, frozenset[str]]]:
 
 @pytest.mark.parametrize("path", _files(PACKAGE / "adapters"), ids=str)
 def test_adapters_never_import_usecases(path: Path) -> None:
-    allowed = ADAPTER_USECASE_IMPORTS_NOT_YET_MOVED.get(path.stem, frozenset())
     bad = [
-        (module, sorted(names - allowed))
+        (module, sorted(names))
         for module, names in _quitclaim_imports(path)
-        if (module == "quitclaim.usecases" or module.startswith("quitclaim.usecases."))
-        and (not names or names - allowed)
+        if module == "quitclaim.usecases" or module.startswith("quitclaim.usecases.")
     ]
     assert bad == []
 
