@@ -47,14 +47,14 @@ e2e: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy layers/core/python functions bench infra
+	$(BIN)/mypy layers/core/python functions bench infra devstack cli
 
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
 api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml (+ sam.local.yaml)
-	$(BIN)/python -m quitclaim.local.api_template --local
+	$(BIN)/python -m infra.api_template --local
 
 bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: bench-report.json + table (~13 min; `python -m bench --quick` ~30 s)
 	$(BIN)/python -m bench --out bench-report.json

@@ -83,10 +83,10 @@ def _cell(
 ) -> dict[str, Any]:
     from botocore.config import Config
 
+    from devstack.emulator import BOTO_CONFIG, fake_session
     from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
     from quitclaim.bootstrap import current_clock
     from quitclaim.config import get_settings
-    from quitclaim.local.emulator import BOTO_CONFIG, fake_session
     from quitclaim.usecases.audit_trail import AuditTrail
 
     settings = get_settings()
@@ -215,8 +215,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, nargs="+", default=list(LATENCIES_MS))
     args = parser.parse_args()
 
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
-    from quitclaim.local.stack import LocalStack
 
     started = time.perf_counter()
     cells: dict[str, Any] = {}

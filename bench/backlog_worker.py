@@ -119,10 +119,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1000)
     args = parser.parse_args()
 
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
     from quitclaim.adapters.s3_backlog import FolderSource
     from quitclaim.domain.models import TenantPolicy
-    from quitclaim.local.stack import LocalStack
 
     made = images(args.images)
     with tempfile.TemporaryDirectory(prefix="qc-backlog-") as folder:

@@ -157,8 +157,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1)
     args = parser.parse_args()
 
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
-    from quitclaim.local.stack import LocalStack
 
     started = time.perf_counter()
     with LocalStack() as stack, stack.use_client_env():

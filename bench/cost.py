@@ -35,7 +35,7 @@ _DYNAMODB_READS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "Transa
 
 def ingest_memory_mb(template: Path) -> int:
     """The IngestFunction's MemorySize in the SAM template (Globals as fallback)."""
-    from quitclaim.local.deploy import load_template
+    from infra.template_source import load_template
 
     data = load_template(template)
     props = data["Resources"]["IngestFunction"]["Properties"]

@@ -348,9 +348,9 @@ def main() -> None:
 
     counter = RequestCounter()
     install(counter)
+    from devstack.demo import enrol_people
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
-    from quitclaim.local.demo import enrol_people
-    from quitclaim.local.stack import LocalStack
 
     started = time.perf_counter()
     with LocalStack() as stack, stack.use_client_env():

@@ -5,10 +5,8 @@ intrinsics (``Fn::Sub``, ``Fn::GetAtt``, ``Ref``); ``resolve`` evaluates them
 against a made-up stack (``FAKE_STACK``) with the local stack's resolver, so
 every check below runs on concrete ARNs.
 
-- ``lint``: the rules every document follows (no wildcard actions, no ``*``
-  resource unless the API has no resource-level permission, KMS only through
-  a named service, ``iam:PassRole`` only to a named service, unique Sids...),
-  with the exceptions and their reasons in ``policies/lint-exceptions.yaml``.
+- ``lint`` (``infra.policy_lint``): the rules every document follows, with the
+  exceptions and their reasons in ``policies/lint-exceptions.yaml``.
 - ``evaluate``: AWS's policy evaluation for one request, as far as these
   documents need it: explicit deny wins; an allow in the identity policy or
   the resource policy (same account) grants; for KMS the key policy must
@@ -30,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from quitclaim.local.deploy import Resolver, load_template, pseudo_parameters
+from infra.template_source import Resolver, load_template, pseudo_parameters
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -144,17 +142,7 @@ def as_list(value: Any) -> list[Any]:
     return list(value) if isinstance(value, list) else [value]
 
 
-# ---------------------------------------------------------------- lint
-
-# Actions that have no resource-level permissions: "*" is the only resource.
-RESOURCE_STAR_ONLY = frozenset(
-    {
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-        # AWS Marketplace metering has no resource types (the product code is a parameter).
-        "aws-marketplace:BatchMeterUsage",
-    }
-)
+# Condition operators these documents may use (the linter and the evaluator know these).
 CONDITION_OPERATORS = re.compile(
     r"^(ForAnyValue:|ForAllValues:)?"
     r"(StringEquals|StringNotEquals|StringEqualsIgnoreCase|StringNotEqualsIgnoreCase|"
@@ -162,117 +150,6 @@ CONDITION_OPERATORS = re.compile(
     r"NumericEquals|NumericNotEquals|NumericLessThan|NumericLessThanEquals|"
     r"NumericGreaterThan|NumericGreaterThanEquals)(IfExists)?$"
 )
-
-
-@dataclass(frozen=True)
-class Finding:
-    file: str
-    sid: str
-    rule: str
-    detail: str
-
-    def __str__(self) -> str:
-        return f"{self.file} [{self.sid}] {self.rule}: {self.detail}"
-
-
-def lint_document(name: str, document: Mapping[str, Any]) -> list[Finding]:
-    """Every rule a policy document here must follow; resolved documents only."""
-    findings: list[Finding] = []
-    kind = _kind(name)
-
-    def add(sid: str, rule: str, detail: str) -> None:
-        findings.append(Finding(name, sid, rule, detail))
-
-    if document.get("Version") != "2012-10-17":
-        add("-", "version", "Version must be 2012-10-17 (policy variables need it)")
-    sids = [s.get("Sid", "") for s in statements(document)]
-    for sid in {s for s in sids if sids.count(s) > 1 or not s}:
-        add(sid or "-", "sid", "every statement needs a unique, descriptive Sid")
-    for statement in statements(document):
-        sid = statement.get("Sid", "-")
-        effect = statement.get("Effect")
-        actions = as_list(statement.get("Action"))
-        resources = as_list(statement.get("Resource"))
-        if effect not in ("Allow", "Deny"):
-            add(sid, "effect", f"Effect {effect!r}")
-        for forbidden in ("NotAction", "NotResource", "NotPrincipal"):
-            if forbidden in statement:
-                add(sid, "negation", f"{forbidden} grants or denies more than it names")
-        if effect == "Allow":
-            # A Deny may be broad (deny every s3 action without TLS); an Allow may not.
-            for action in actions:
-                if "*" in action or "?" in action:
-                    add(sid, "wildcard-action", f"{action} (name each action)")
-            if "*" in resources and kind != "key" and not set(actions) <= RESOURCE_STAR_ONLY:
-                add(sid, "star-resource", f"{sorted(set(actions) - RESOURCE_STAR_ONLY)} on *")
-            principal = statement.get("Principal")
-            if principal == "*" or (
-                isinstance(principal, dict) and "*" in as_list(principal.get("AWS"))
-            ):
-                add(sid, "public", "Allow to any principal")
-        if kind in ("identity", "key") and effect == "Allow":
-            if any(a.startswith("kms:") for a in actions) and kind == "identity":
-                via = (statement.get("Condition") or {}).get("StringEquals", {})
-                if "kms:ViaService" not in via:
-                    add(sid, "kms-direct", "KMS use only through a named service (kms:ViaService)")
-            if "iam:PassRole" in actions:
-                passed = (statement.get("Condition") or {}).get("StringEquals", {})
-                if "iam:PassedToService" not in passed:
-                    add(
-                        sid,
-                        "passrole",
-                        "iam:PassRole only to a named service (iam:PassedToService)",
-                    )
-        if kind in ("bucket", "key") and "Principal" not in statement:
-            add(sid, "principal", "a resource policy statement needs a Principal")
-        if kind == "identity" and "Principal" in statement:
-            add(sid, "principal", "an identity policy has no Principal")
-        for operator in statement.get("Condition") or {}:
-            if not CONDITION_OPERATORS.match(operator):
-                add(sid, "condition", f"unknown condition operator {operator}")
-    return findings
-
-
-def _kind(name: str) -> str:
-    if name.startswith("buckets/"):
-        return "bucket"
-    if name == "kms-key.json":
-        return "key"
-    return "identity"
-
-
-@dataclass(frozen=True)
-class Exception_:
-    file: str
-    sid: str
-    rule: str
-    why: str
-
-
-def lint_exceptions() -> list[Exception_]:
-    raw = yaml.safe_load((POLICIES / "lint-exceptions.yaml").read_text(encoding="utf-8")) or []
-    return [Exception_(e["file"], e["sid"], e["rule"], str(e.get("why", "")).strip()) for e in raw]
-
-
-def lint_all(stack: FakeStack | None = None) -> tuple[list[Finding], list[Exception_]]:
-    """(findings not excepted, exceptions that matched nothing) over every document."""
-    stack = stack or fake_stack()
-    exceptions = lint_exceptions()
-    used: set[Exception_] = set()
-    open_findings = []
-    for path in policy_files():
-        name = path.relative_to(POLICIES).as_posix()
-        for finding in lint_document(name, stack.resolve(load_document(name))):
-            match = [
-                e
-                for e in exceptions
-                if (e.file, e.sid, e.rule) == (finding.file, finding.sid, finding.rule)
-            ]
-            if match and all(e.why for e in match):
-                used.update(match)
-            else:
-                open_findings.append(finding)
-    return open_findings, [e for e in exceptions if e not in used]
 
 
 # ---------------------------------------------------------------- evaluation

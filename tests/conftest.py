@@ -35,8 +35,8 @@ def local_stack() -> Iterator[object]:
     Its clock (the process's while it runs) stands at DEMO_NOW; tests that
     tick it forward set it back afterwards.
     """
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
-    from quitclaim.local.stack import LocalStack
 
     saved = dict(os.environ)
     # No control server: its file in the working directory is for `quitclaim local up`.

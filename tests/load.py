@@ -340,7 +340,7 @@ def run_load(
 
     ``progress`` hears a line every 1,000 uploads and at each phase (the soak runs an hour).
     """
-    from quitclaim.local.api_server import serve_api
+    from devstack.api_server import serve_api
 
     stack = world.stack
     uploads = plan(count, seed)
@@ -468,8 +468,8 @@ def write_report(report: LoadReport, path: Path) -> None:
 @contextmanager
 def own_stack(stage: str) -> Iterator[Any]:
     """A stack of its own beside any other in this process (the emulator is shared)."""
+    from devstack.stack import LocalStack
     from quitclaim import bootstrap
-    from quitclaim.local.stack import LocalStack
 
     saved = dict(os.environ)
     stack = LocalStack(

@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from quitclaim.local.api_server import serve_api
-from quitclaim.local.scenario import DemoData, load_demo
+from devstack.api_server import serve_api
+from devstack.scenario import DemoData, load_demo
 from tests.conftest import FACES, REPO_ROOT
 
 pytestmark = pytest.mark.browser

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from quitclaim.local.scenario import DemoData
+from devstack.scenario import DemoData
 from tests.browser.conftest import TENANT, Dashboard, api_get
 from tests.conftest import FACES
 

@@ -15,9 +15,9 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from devstack.api_server import serve_api
 from quitclaim.bootstrap import forms_service, registry_service
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.local.api_server import serve_api
 from tests.browser.conftest import SCREENSHOTS, Dashboard
 from tests.conftest import DEMO_NOW
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import Browser, expect
 
+from devstack.api_server import serve_api
 from quitclaim.bootstrap import console_service, reminders_service
-from quitclaim.local.api_server import serve_api
 from tests.browser.conftest import Dashboard
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Buckets, photo

@@ -1,7 +1,7 @@
 """People sign in with the stack's user pool (docs/sign-in.md), in headless Chromium.
 
 On the local stack the pool is moto's, created from the template, and the
-hosted sign-in is the stand-in of ``quitclaim.local.signin``: the page runs
+hosted sign-in is the stand-in of ``devstack.signin``: the page runs
 the authorization code flow with PKCE against it, exactly as against Cognito.
 Runs after test_dashboard.py on the same demo tenant; it releases only
 kit-costume.jpg, which no earlier test changes.
@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from devstack.scenario import DemoData
+from devstack.signin import create_user, sign_in_tokens
 from quitclaim.adapters.user_tokens import email_hash
 from quitclaim.bootstrap import audit_trail_service, console_service
 from quitclaim.domain.registry import Role
-from quitclaim.local.scenario import DemoData
-from quitclaim.local.signin import create_user, sign_in_tokens
 from tests.browser.conftest import TENANT, Dashboard, api_get
 from tests.browser.test_dashboard import Tabs
 

@@ -21,12 +21,12 @@ from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingErro
 from chalice.test import Client
 from click.testing import CliRunner
 
+from cli.main import main
+from devstack.api_server import api_dir, load_app
 from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.bootstrap import audit_trail_service, console_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import record_key
-from quitclaim.local.api_server import api_dir, load_app
-from quitclaim.local.cli import main
 from quitclaim.observability import SERVICE
 from quitclaim.usecases.audit_trail import AuditTrail
 from tests.integration.faults import failing_calls

@@ -118,7 +118,7 @@ def test_the_cli_feeds_a_folder_then_reports_when_run_again(
 
     from click.testing import CliRunner
 
-    from quitclaim.local.cli import main
+    from cli.main import main
 
     # Given a small folder and a tenant
     registry_service().create_tenant(TenantPolicy(tenant="e2e-backlog-cli"))

@@ -22,13 +22,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from cli.main import main
+from devstack import marketplace
+from devstack.stack import LOCAL_MARKETPLACE_PRODUCT
 from quitclaim.adapters.billing_store import AwsMarketplace, DynamoLedgers
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoUsage
 from quitclaim.bootstrap import console_service, usage_service
 from quitclaim.domain.registry import Role
-from quitclaim.local import marketplace
-from quitclaim.local.cli import main
-from quitclaim.local.stack import LOCAL_MARKETPLACE_PRODUCT
 from quitclaim.usecases.keys import ApiKeys
 from tests.conftest import DEMO_NOW
 from tests.e2e.test_webhooks_out import Receiver
@@ -228,7 +228,7 @@ def test_get_usage_shows_the_month_against_quota_and_prices_projected(
 ) -> None:
     from chalice.test import Client
 
-    from quitclaim.local.api_server import api_dir, load_app
+    from devstack.api_server import api_dir, load_app
 
     # Given the middle of December (half the month gone) and a reviewer's key (its
     # request counts one API call in December: this test runs after the reconciliation)

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from devstack.api_server import api_dir, load_app
 from quitclaim.bootstrap import conservation_service
-from quitclaim.local.api_server import api_dir, load_app
 from tests.integration.api.conftest import (
     Buckets,
     ChaliceApi,

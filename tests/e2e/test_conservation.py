@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.adapters.dynamo import DynamoAssets, DynamoConsents
 from quitclaim.bootstrap import audit_trail_service, conservation_service, registry_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import GENESIS, canonical, chain_prefix, record_key, seal
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW, FACES
 
 pytestmark = pytest.mark.e2e

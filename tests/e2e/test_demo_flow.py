@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from quitclaim.local.demo import DEMO_TENANT
-from quitclaim.local.scenario import demo_on_stack
+from devstack.demo import DEMO_TENANT
+from devstack.scenario import demo_on_stack
 from tests.conftest import FACES
 
 pytestmark = pytest.mark.e2e

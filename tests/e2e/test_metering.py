@@ -21,6 +21,9 @@ from chalice.test import Client
 from click.testing import CliRunner
 from PIL import Image
 
+from cli.main import main
+from devstack.api_server import api_dir, load_app
+from devstack.demo import DemoUpload, collect_report, enrol_people, upload_all
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubjects
 from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
 from quitclaim.bootstrap import (
@@ -33,9 +36,6 @@ from quitclaim.config import get_settings
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Role
 from quitclaim.domain.usage import BYTES_PER_GB
-from quitclaim.local.api_server import api_dir, load_app
-from quitclaim.local.cli import main
-from quitclaim.local.demo import DemoUpload, collect_report, enrol_people, upload_all
 from quitclaim.usecases.keys import ApiKeys
 from quitclaim.usecases.registry import every_asset
 from tests.conftest import DEMO_NOW, FACES

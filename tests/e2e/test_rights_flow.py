@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from devstack.api_server import api_dir, load_app
 from quitclaim.adapters.dynamo import DynamoSubjects
-from quitclaim.local.api_server import api_dir, load_app
 from quitclaim.usecases import subject_rights as rights_module
 from tests.conftest import FACES
 from tests.integration.api.conftest import (

@@ -18,11 +18,11 @@ import pytest
 from botocore.config import Config
 from click.testing import CliRunner
 
+from cli.main import main
+from devstack.emulator import BOTO_CONFIG, fake_session
 from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
 from quitclaim.bootstrap import current_clock
 from quitclaim.config import get_settings
-from quitclaim.local.cli import main
-from quitclaim.local.emulator import BOTO_CONFIG, fake_session
 from quitclaim.usecases.audit_trail import AuditTrail
 
 pytestmark = pytest.mark.integration

@@ -22,10 +22,10 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.bootstrap import registry_service, rights_service
 from quitclaim.domain.consent_import import COLUMNS
 from quitclaim.domain.models import TenantPolicy
-from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW, FACES
 
 pytestmark = pytest.mark.integration

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.adapters.dynamo import DynamoTenants
 from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
 from quitclaim.bootstrap import console_service
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.tenancy import usage_key_name, usage_key_value
-from quitclaim.local.cli import main
 from quitclaim.usecases.plans import PlanChanges
 
 pytestmark = pytest.mark.integration

@@ -10,13 +10,8 @@ from typing import Any
 import pytest
 
 from quitclaim.domain.billing import HourRecord, Ledger, bill, deltas, due_hours
-from quitclaim.usecases.billing_runs import (
-    Account,
-    Billing,
-    MeterAnswer,
-    MeteringThrottled,
-    MeterRequest,
-)
+from quitclaim.domain.ports import Account, MeterAnswer, MeteringThrottled, MeterRequest
+from quitclaim.usecases.billing_runs import Billing
 from tests.unit.fakes import FakeUsage, FixedClock
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from infra import iam
+from infra import iam, policy_lint
 from infra.iam import Principal, Request, evaluate
 from tests.unit.infra import templates
 
@@ -66,10 +66,10 @@ def s3(
 
 
 def test_every_document_passes_the_linter_or_has_a_reasoned_exception() -> None:
-    findings, unused = iam.lint_all(stack())
+    findings, unused = policy_lint.lint_all(stack())
     assert findings == [], "\n".join(map(str, findings))
     assert unused == [], f"exceptions that match nothing any more: {unused}"
-    assert all(e.why for e in iam.lint_exceptions())
+    assert all(e.why for e in policy_lint.lint_exceptions())
 
 
 def test_the_linter_catches_what_it_is_for() -> None:
@@ -82,7 +82,7 @@ def test_the_linter_catches_what_it_is_for() -> None:
             {"Sid": "C", "Effect": "Allow", "NotAction": "s3:GetObject", "Resource": "arn:b"},
         ],
     }
-    rules = {(f.sid, f.rule) for f in iam.lint_document("functions/x.json", bad)}
+    rules = {(f.sid, f.rule) for f in policy_lint.lint_document("functions/x.json", bad)}
     assert {
         ("A", "wildcard-action"),
         ("A", "star-resource"),

@@ -10,10 +10,11 @@ import pytest
 
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.models import AssetStatus, Reason, ScanMode, TenantPolicy
+from quitclaim.domain.ports import OpenRequest
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.retention import digest_due, due_for_deletion, retention_changes
 from quitclaim.usecases.asset_decisions import unknown_face_reason
-from quitclaim.usecases.digest import DigestReport, OpenRequest, render
+from quitclaim.usecases.digest import DigestReport, render
 
 NOW = datetime(2027, 3, 1, 3, tzinfo=UTC)  # a Monday
 POLICY = TenantPolicy(tenant="acme")

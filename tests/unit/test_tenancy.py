@@ -87,7 +87,7 @@ def test_only_the_deployments_region_is_ever_accepted(region: str) -> None:
 
 def test_the_catalogue_matches_the_templates_plans() -> None:
     # The usage plans are built from infra/template.yaml's Metadata.Plans
-    from quitclaim.local.deploy import load_template
+    from infra.template_source import load_template
     from tests.conftest import REPO_ROOT
 
     mapped = load_template(REPO_ROOT / "infra" / "template.yaml")["Metadata"]["Plans"]

@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 from chalice.test import Client
 
+from devstack.api_server import api_dir, load_app, serve_api
 from quitclaim.bootstrap import console_service
 from quitclaim.domain.registry import IssuedKey, Role
-from quitclaim.local.api_server import api_dir, load_app, serve_api
 from tests.conftest import FACES
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.bootstrap import console_service, digest_service
 from quitclaim.domain.registry import Role
-from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.api.conftest import Api, Tenant, make_tenant
 

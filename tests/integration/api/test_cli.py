@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from quitclaim.local.cli import main
+from cli.main import main
 from tests.conftest import FACES
 from tests.integration.api.conftest import Buckets, HttpApi, photo
 

@@ -111,7 +111,7 @@ def test_the_api_cli_uploads_the_named_documents_and_imports(
 ) -> None:
     from click.testing import CliRunner
 
-    from quitclaim.local.cli import main
+    from cli.main import main
 
     # Given a CSV (Windows-1252, ;) naming one document found in the folder
     csv_file = tmp_path / "c.csv"

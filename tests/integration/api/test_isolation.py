@@ -356,7 +356,7 @@ def _cli_commands() -> dict[str, set[str]]:
     """Every leaf command of ``quitclaim`` with its parameter names."""
     import click
 
-    from quitclaim.local.cli import main
+    from cli.main import main
 
     found: dict[str, set[str]] = {}
 
@@ -463,7 +463,7 @@ def test_the_cli_with_bs_key_or_tenant_never_reaches_as_data(
 ) -> None:
     from click.testing import CliRunner
 
-    from quitclaim.local.cli import main
+    from cli.main import main
 
     env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": world.b.admin}
     runner = CliRunner()

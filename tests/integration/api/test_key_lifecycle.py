@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.adapters.dynamo import DynamoApiKeys
 from quitclaim.domain.registry import Role
-from quitclaim.local.cli import main
 from quitclaim.usecases.keys import ApiKeys
 from tests.integration.api.conftest import ChaliceApi, HttpApi, Tenant, assert_error, make_tenant
 

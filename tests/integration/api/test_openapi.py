@@ -8,8 +8,8 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate
 
+from devstack.api_server import load_app
 from quitclaim.api.openapi import OPERATIONS, document
-from quitclaim.local.api_server import load_app
 from tests.integration.api.conftest import Api, Buckets, Tenant, asset_id_of, make_tenant, photo
 
 pytestmark = pytest.mark.integration

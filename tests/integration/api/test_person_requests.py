@@ -20,11 +20,11 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim import bootstrap
 from quitclaim.adapters.dynamo import DynamoSubjects
 from quitclaim.bootstrap import console_service, digest_service, person_requests_service
 from quitclaim.config import get_settings
-from quitclaim.local.cli import main
 from quitclaim.usecases.limits import PublicLimits
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, HttpApi

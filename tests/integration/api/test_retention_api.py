@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.adapters.dynamo import SubjectModel
-from quitclaim.local.cli import main
 from tests.integration.api.conftest import Api, HttpApi, Tenant, assert_error, make_tenant
 
 pytestmark = pytest.mark.integration

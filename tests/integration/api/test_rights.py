@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.bootstrap import face_engine
 from quitclaim.domain.models import Box
 from quitclaim.faces.imaging import decode_image
 from quitclaim.faces.redaction import padded
-from quitclaim.local.cli import main
 from tests.integration.api.conftest import (
     Api,
     Buckets,

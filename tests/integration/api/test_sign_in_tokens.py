@@ -18,8 +18,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from moto.utilities.utils import load_resource
 
+from devstack.signin import create_user, sign_in_tokens
 from quitclaim.adapters.user_tokens import email_hash
-from quitclaim.local.signin import create_user, sign_in_tokens
 from tests.integration.api.conftest import Api, assert_error, make_tenant
 
 pytestmark = pytest.mark.integration
@@ -126,7 +126,7 @@ def test_the_cli_creates_an_account_that_signs_in(pool: dict[str, Any]) -> None:
     # Given the stack's environment (what `local up` writes to its env file)
     from click.testing import CliRunner
 
-    from quitclaim.local.cli import main
+    from cli.main import main
 
     # When an operator creates an auditor account with the CLI
     email = f"cli@{TENANT}.example.org"

@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import yaml
 
+from devstack.stack import LocalStack
+from infra.api_template import build, local_variant, usage_plan_id
+from infra.template_source import load_template
 from quitclaim.api.openapi import OPERATIONS
 from quitclaim.domain.tenancy import PLANS
-from quitclaim.local.api_template import build, local_variant, usage_plan_id
-from quitclaim.local.deploy import load_template
-from quitclaim.local.stack import LocalStack
 from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
+from cli.main import main
 from quitclaim.bootstrap import offboarding_service
 from quitclaim.domain.tenancy import PLANS
-from quitclaim.local.cli import main
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, Buckets, asset_id_of, b64, photo
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.local.stack import LocalStack
+from devstack.stack import LocalStack
 
 INGEST = "IngestFunction"
 # What a handler sees of the environment (checked by the shape tests).

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from quitclaim.local.emulator import Emulator
+from devstack.emulator import Emulator
 
 pytestmark = pytest.mark.integration
 

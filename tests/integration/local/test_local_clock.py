@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from quitclaim.local.clock import At, Cron, LocalClock, Rate, ScheduleError, parse_expression
-from quitclaim.local.runtime import FilterError, compile_filter, filter_matches
+from devstack.clock import LocalClock
+from devstack.event_filters import FilterError, compile_filter, filter_matches
+from devstack.schedule_expressions import At, Cron, Rate, ScheduleError, parse_expression
 
 
 def _utc(*args: int) -> datetime:

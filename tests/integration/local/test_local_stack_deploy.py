@@ -6,16 +6,16 @@ import json
 
 import pytest
 
-from quitclaim.local.deploy import (
+from devstack.deploy import (
     DeployError,
     ParameterError,
     RuleViolation,
     deploy,
-    load_template,
     preflight,
 )
-from quitclaim.local.emulator import ACCOUNT_ID, Emulator, EmulatorError
-from quitclaim.local.stack import LocalStack, default_template_path
+from devstack.emulator import ACCOUNT_ID, Emulator, EmulatorError
+from devstack.stack import LocalStack
+from infra.template_source import default_template_path, load_template
 from tests.integration.local.conftest import INGEST, Recorder, fresh_stack, send
 
 pytestmark = pytest.mark.integration

@@ -13,7 +13,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from quitclaim.local.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.integration.local.conftest import INGEST, Recorder, depth, send
 
 pytestmark = pytest.mark.integration

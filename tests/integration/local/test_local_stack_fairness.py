@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from quitclaim.local.runtime import DrainTimeout
-from quitclaim.local.stack import LocalStack
+from devstack.invocations import DrainTimeout
+from devstack.stack import LocalStack
 from tests.integration.local.conftest import INGEST, Recorder, depth, fresh_stack, send
 
 pytestmark = pytest.mark.integration

@@ -1,6 +1,6 @@
 """The emulator's gaps, re-checked: each fill happened because the gap is still there.
 
-If a moto upgrade closes a gap, a test here fails: update ``quitclaim.local.gaps``.
+If a moto upgrade closes a gap, a test here fails: update ``devstack.gaps``.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from quitclaim.local import gaps, signin
-from quitclaim.local.stack import LocalStack
+from devstack import gaps, signin
+from devstack.stack import LocalStack
 from tests.integration.local.conftest import INGEST, depth, fresh_stack
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,7 @@ def test_the_gap_fills_that_ran_are_the_documented_ones(stack: LocalStack) -> No
         # 23: the SES configuration set every mail goes through, bounces and complaints to SNS
         f"SES configuration set MailConfigurationSet (quitclaim-{stage}-mail)",
         "SES event destination MailFeedbackDestination (bounces-and-complaints)",
-        # 21: the user pool, its app client, domain and role groups (quitclaim.local.signin)
+        # 21: the user pool, its app client, domain and role groups (devstack.signin)
         "user pool UserPool (MFA ON)",
         "app client UserPoolClient",
         "user pool domain UserPoolDomain",
@@ -339,7 +339,7 @@ def test_marketplace_metering_keeps_accepted_records_and_subscribes_on_request(
 
     from botocore.exceptions import ClientError
 
-    from quitclaim.local import marketplace
+    from devstack import marketplace
 
     mm, product = stack.client("meteringmarketplace"), "gap-19"
     record = {

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from quitclaim.local.stack import LocalStack, default_template_path
+from devstack.stack import LocalStack
+from infra.template_source import default_template_path
 from tests.integration.local.conftest import INGEST, fresh_stack, send
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.local.stack import LocalStack
+from devstack.stack import LocalStack
 from tests.integration.local.conftest import Recorder, depth
 
 pytestmark = pytest.mark.integration

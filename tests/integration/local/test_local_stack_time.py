@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from devstack.control import control_file, tick_command
+from devstack.stack import LocalStack
 from quitclaim import bootstrap
-from quitclaim.local.control import control_file, tick_command
-from quitclaim.local.stack import LocalStack
 from tests.integration.local.conftest import INGEST, Recorder, fresh_stack
 
 pytestmark = pytest.mark.integration

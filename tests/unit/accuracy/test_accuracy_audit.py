@@ -222,8 +222,8 @@ def test_the_cli_writes_the_report_and_keeps_the_evidence(
     engine: OnceEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given the operator CLI wired to an in-memory tenant and documents bucket
+    import cli.main as cli
     import quitclaim.bootstrap as bootstrap
-    import quitclaim.local.cli as cli
 
     store = FakeStore()
     service = _audit(engine, store)

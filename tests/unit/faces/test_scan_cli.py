@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from cli.main import main
 from quitclaim.bootstrap import face_engine
-from quitclaim.local.cli import main
 from tests.unit.faces._fixtures import ENROLL, UPLOADS, labels
 
 

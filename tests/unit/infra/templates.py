@@ -3,7 +3,7 @@
 - ``source()``: ``infra/template.yaml`` with its ``AWS::Include`` snippets
   inlined (what CloudFormation sees before the Serverless transform);
 - ``merged()``: the deployable template, ``chalice package --merge-template``
-  plus the fix-ups (``quitclaim.local.api_template.build``), inlined;
+  plus the fix-ups (``infra.api_template.build``), inlined;
 - ``translate()``: either one through aws-sam-translator, offline, with
   local ``CodeUri``/``ContentUri`` paths replaced as ``sam package`` would.
 """
@@ -15,7 +15,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from quitclaim.local.deploy import inline_includes, load_template, package, translate
+from devstack.deploy import package, translate
+from infra.template_source import inline_includes, load_template
 from tests.conftest import REPO_ROOT
 
 TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
@@ -33,7 +34,7 @@ def _source() -> dict[str, Any]:
 
 @functools.cache
 def merged_path() -> Path:
-    from quitclaim.local.api_template import build
+    from infra.api_template import build
 
     out = Path(tempfile.mkdtemp(prefix="qc-merged-")) / "api"
     return build(out, template=TEMPLATE)

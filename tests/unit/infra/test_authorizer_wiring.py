@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from infra.api_template import local_variant
 from quitclaim.api.openapi import OPERATIONS
-from quitclaim.local.api_template import local_variant
 from tests.unit.infra import templates
 
 AUTHORIZER = "QuitclaimKeyAuthorizer"

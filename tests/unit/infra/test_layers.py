@@ -71,6 +71,22 @@ def test_the_core_layer_ships_the_yunet_weights_with_their_licence(tmp_path: Pat
     assert (layers.ROOT / "docs" / "face-detector.md").is_file()
 
 
+def test_the_core_layer_ships_only_production_modules(tmp_path: Path) -> None:
+    # Given the package as the core layer copies it
+    layers.copy_package(tmp_path)
+    # When its modules are listed
+    shipped = layers.package_modules(tmp_path)
+    # Then they are exactly the production package's, with the handlers' seams in it
+    assert shipped == layers.package_modules(layers.PACKAGE_DIR.parent)
+    assert {"quitclaim.bootstrap", "quitclaim.domain.decision"} <= set(shipped)
+    # And nothing of the local stack or the CLI is among them, nor beside them
+    assert [m for m in shipped if {"local", "devstack", "cli"} & set(m.split("."))] == []
+    assert layers.tooling_in(tmp_path) == []
+    # While a tooling package copied beside it would be named
+    (tmp_path / "devstack").mkdir()
+    assert layers.tooling_in(tmp_path) == ["devstack"]
+
+
 def test_runtime_provided_distributions_are_removed_by_their_record(tmp_path: Path) -> None:
     site = tmp_path / "python"
     for name, files in {

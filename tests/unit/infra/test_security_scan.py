@@ -4,7 +4,7 @@ Runs offline: no platform key, no mapping download, no upload. checkov lives
 in its own venv (``make test`` installs it: it pins an older boto3). Every
 suppression is in the resource's Metadata with its reason (test_template
 checks that each has one); the API stage's are in
-``quitclaim.local.api_template.GENERATED_SCAN_SUPPRESSIONS``.
+``infra.api_template.GENERATED_SCAN_SUPPRESSIONS``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quitclaim.local.api_template import with_generated_suppressions
+from infra.api_template import with_generated_suppressions
 from tests.conftest import REPO_ROOT
 from tests.unit.infra import templates
 

@@ -1,7 +1,7 @@
 """infra/template.yaml, checked offline: lint, translation, and what production needs.
 
 The emulator drops much of this (bucket lifecycle, logging, Object Lock,
-table encryption: see quitclaim.local.gaps), so it is asserted here on the
+table encryption: see devstack.gaps), so it is asserted here on the
 template itself, and on the template CloudFormation would receive.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from devstack.deploy import preflight
 from quitclaim.adapters import dynamo, dynamo_sqs_admission
-from quitclaim.local.deploy import preflight
 from tests.unit.infra import templates
 
 BUCKETS = ("Uploads", "Library", "Quarantine", "Documents", "Audit", "AccessLogs")
@@ -63,7 +63,7 @@ def test_aws_sam_translator_translates_it(which: str) -> None:
 
 
 def test_the_template_refuses_non_eu_regions() -> None:
-    from quitclaim.local.deploy import RuleViolation
+    from devstack.deploy import RuleViolation
 
     template = templates.source()
     for region in ("eu-central-1", "eu-west-1", "eu-north-1"):

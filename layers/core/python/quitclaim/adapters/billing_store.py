@@ -20,13 +20,8 @@ from botocore.exceptions import ClientError
 
 from quitclaim.domain.billing import DIMENSIONS, HourRecord, Ledger, RecordStatus
 from quitclaim.domain.errors import DependencyFailed, NotFound
+from quitclaim.domain.ports import Account, MeterAnswer, MeteringThrottled, MeterRequest
 from quitclaim.domain.records import AssetRecord
-from quitclaim.usecases.billing_runs import (
-    Account,
-    MeterAnswer,
-    MeteringThrottled,
-    MeterRequest,
-)
 
 _SER = TypeSerializer()
 _DES = TypeDeserializer()

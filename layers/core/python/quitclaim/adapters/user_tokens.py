@@ -1,7 +1,7 @@
 """People's sign-in tokens: JWTs of the stack's Cognito user pool, verified here only.
 
 The one verifier the API uses, locally (moto's pool, the stand-in of
-``quitclaim.local.signin``) and in AWS alike (docs/sign-in.md):
+``devstack.signin``) and in AWS alike (docs/sign-in.md):
 
 - RS256 only (``alg: none``, HS256 with the public key as secret, anything
   else: 401), signed by a key of the pool's JWKS, fetched once per container

@@ -35,7 +35,8 @@ from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.offboarding import Offboarding
 
 if TYPE_CHECKING:
-    from quitclaim.usecases.backlog_scan import BacklogScan, BacklogSource
+    from quitclaim.domain.ports import BacklogSource
+    from quitclaim.usecases.backlog_scan import BacklogScan
 
 
 @lru_cache(maxsize=1)

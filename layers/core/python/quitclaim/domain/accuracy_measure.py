@@ -11,25 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from quitclaim.domain import accuracy as acc
 from quitclaim.domain.models import Box
-
-
-class DetectedFace(Protocol):
-    """What attribution reads of an engine's face (``FaceObservation``)."""
-
-    @property
-    def box(self) -> Box: ...
-
-    @property
-    def encoding(self) -> Any: ...
-
-    @property
-    def matchable(self) -> bool: ...
+from quitclaim.domain.ports import FaceObservation
 
 
 @dataclass
@@ -45,12 +33,12 @@ class Attributed:
     unattributed: int = 0
 
     def add_photo(
-        self, rows: Sequence[acc.LabelledFace], faces: Sequence[DetectedFace], enrollable: bool
+        self, rows: Sequence[acc.LabelledFace], faces: Sequence[FaceObservation], enrollable: bool
     ) -> None:
         """Attribute one photo's labels to its faces (by box; a lone label to a lone face)."""
         taken: set[int] = set()
         for row in rows:
-            face: DetectedFace | None = None
+            face: FaceObservation | None = None
             if row.box is not None:
                 best = _best_overlap(row.box, faces, taken)
                 self.found.append((row, best is not None))
@@ -72,7 +60,7 @@ class Attributed:
         return acc.distances(np.stack(self.encodings) if self.encodings else np.zeros((0, 128)))
 
 
-def _best_overlap(box: Box, faces: Sequence[DetectedFace], taken: set[int]) -> int | None:
+def _best_overlap(box: Box, faces: Sequence[FaceObservation], taken: set[int]) -> int | None:
     """The untaken face overlapping ``box`` most, when it overlaps enough to count as found."""
     best, best_iou = None, 0.0
     for k, candidate in enumerate(faces):

@@ -12,7 +12,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Protocol
 
 from quitclaim.domain.errors import ValidationFailed
 
@@ -85,34 +84,6 @@ class MajorityDue:
     consent_id: str
     day: str
     extra: dict[str, str] = field(default_factory=dict)
-
-
-class FormStore(Protocol):
-    """Form versions (write-once), settings, and the coming-of-age calendar."""
-
-    def settings(self, tenant: str) -> FormSettings: ...
-
-    def set_age_of_consent(self, tenant: str, age: int) -> FormSettings: ...
-
-    def add_version(self, form: FormVersion) -> None:
-        """Write a new version; ``Conflict`` (code ``version_exists``) if it exists."""
-        ...
-
-    def version(self, tenant: str, version: str) -> FormVersion | None: ...
-
-    def add_majority(self, due: MajorityDue) -> None: ...
-
-    def majority_on(self, day: str) -> list[MajorityDue]:
-        """Entries of ``day`` (every tenant) not yet asked."""
-        ...
-
-    def claim_majority(self, due: MajorityDue) -> bool:
-        """Mark ``due`` asked; False when another run has it."""
-        ...
-
-    def release_majority(self, due: MajorityDue) -> None:
-        """Undo a claim whose e-mail could not be sent."""
-        ...
 
 
 def check_age_of_consent(age: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain import accuracy as acc
 from quitclaim.domain import accuracy_measure as measure
@@ -27,6 +27,7 @@ from quitclaim.domain.ports import (
     FaceObservation,
     FaceSharpness,
     ObjectStore,
+    PhotoSource,
     TenantRepository,
 )
 from quitclaim.observability import audit
@@ -61,19 +62,6 @@ LIMITS = (
     "Group labels are the organisation's own; the audit cannot check them.",
     "Detection is measured only where boxes are given; unlabelled extra faces are not counted.",
 )
-
-
-class PhotoSource(Protocol):
-    """The audit's photos by the name the labels use; ``drop`` deletes them when it ends."""
-
-    # What "deleted" means for this source, stated in the report.
-    kind: str
-
-    def read(self, name: str) -> bytes: ...
-
-    def drop(self) -> tuple[int, list[str]]:
-        """Delete the photos; (deleted, names still present) — the second must be empty."""
-        ...
 
 
 class AccuracyAudit:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain import accuracy as acc
 from quitclaim.domain.errors import Conflict, NotFound, QuitclaimError, ValidationFailed
-from quitclaim.domain.ports import Clock, ObjectStore, ObjectVersions
+from quitclaim.domain.ports import Clock, ObjectStore, ObjectVersions, UploadUrls, WorkQueue
 from quitclaim.observability import logger
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, StoredPhotos
 from quitclaim.usecases.registry import new_id
@@ -41,16 +41,6 @@ AWAITING_UPLOAD, QUEUED, RUNNING, DONE, FAILED = (
     "done",
     "failed",
 )
-
-
-class UploadUrls(Protocol):
-    """Presigned PUT URLs into the documents bucket."""
-
-    def upload_url(self, key: str, expires_s: int) -> str: ...
-
-
-class WorkQueue(Protocol):
-    def send(self, item: dict[str, Any]) -> None: ...
 
 
 def job_prefix(tenant: str, job_id: str) -> str:

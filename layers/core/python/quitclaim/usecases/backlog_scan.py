@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain.backlog import (
     Checkpoint,
@@ -27,38 +27,16 @@ from quitclaim.domain.backlog import (
 )
 from quitclaim.domain.errors import Conflict, NotFound, ValidationFailed
 from quitclaim.domain.models import AssetStatus
-from quitclaim.domain.ports import AssetRepository, Clock, TenantRepository
+from quitclaim.domain.ports import (
+    AssetRepository,
+    BacklogSource,
+    BacklogStore,
+    Clock,
+    TenantRepository,
+)
 from quitclaim.domain.records import asset_id_for
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import every_asset
-
-
-class BacklogSource(Protocol):
-    def describe(self) -> str: ...
-
-    def keys_after(self, after: str) -> Iterator[str]:
-        """Every key after ``after`` (empty: from the start), in one fixed order."""
-        ...
-
-    def read(self, key: str) -> bytes: ...
-
-
-class BacklogStore(Protocol):
-    uploads_bucket: str
-
-    def incoming_key(self, tenant: str, path: str) -> str: ...
-
-    def put(self, tenant: str, path: str, data: bytes) -> str:
-        """Upload; the object's version (what its asset id is derived from)."""
-        ...
-
-    def waiting(self, tenant: str, prefix: str) -> list[str]:
-        """Upload paths under ``prefix`` still in ``incoming/`` (not yet decided)."""
-        ...
-
-    def load(self, tenant: str, name: str) -> Checkpoint | None: ...
-
-    def save(self, checkpoint: Checkpoint) -> None: ...
 
 
 @dataclass

@@ -17,10 +17,10 @@ sent: an accepted record is never sent again).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain.billing import (
     DIMENSIONS,
@@ -39,9 +39,17 @@ from quitclaim.domain.billing import (
     last_hour_of,
     parse_hour_key,
 )
-from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.ports import Clock, UsageMeter
-from quitclaim.domain.records import AssetRecord
+from quitclaim.domain.ports import (
+    Account,
+    Clock,
+    Ledgers,
+    Marketplace,
+    MeteringThrottled,
+    MeterRequest,
+    Publisher,
+    Recount,
+    UsageMeter,
+)
 from quitclaim.domain.usage import (
     FACES_PROCESSED,
     IMAGES_SCANNED,
@@ -54,86 +62,6 @@ from quitclaim.domain.usage import (
     scan_units,
 )
 from quitclaim.observability import audit, count, logger
-
-
-@dataclass(frozen=True, slots=True)
-class Account:
-    """Who is billed: the tenant, its plan, its Marketplace customer (None: event only)."""
-
-    tenant: str
-    plan: str | None = None
-    customer: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MeterRequest:
-    customer: str
-    dimension: str
-    hour: datetime
-    quantity: int
-
-
-@dataclass(frozen=True, slots=True)
-class MeterAnswer:
-    status: str  # a RecordStatus value
-    record_id: str | None = None
-
-
-class MeteringThrottled(DependencyFailed):
-    """Marketplace throttled the batch (after the client's own retries)."""
-
-
-class Marketplace(Protocol):
-    def batch_meter(self, requests: Sequence[MeterRequest]) -> list[MeterAnswer]:
-        """One answer per request, in order; ``MeteringThrottled`` if throttled."""
-        ...
-
-
-class Ledgers(Protocol):
-    """The billing ledger: one item per tenant and month (tenant in the key)."""
-
-    def read(self, tenant: str, month: str) -> Ledger: ...
-
-    def snapshot(
-        self, keys: Sequence[tuple[str, str]]
-    ) -> tuple[dict[tuple[str, str], Ledger], dict[tuple[str, str], dict[str, int]]]:
-        """The ledgers and the usage counters of these (tenant, month) pairs, batched."""
-        ...
-
-    def claim(
-        self,
-        ledger: Ledger,
-        hour: str,
-        cumulative: Mapping[str, int],
-        record: HourRecord | None,
-    ) -> bool:
-        """Add the hour (None: only move ``through``) if the ledger is still at
-        ``ledger.version``; False if another writer moved it."""
-        ...
-
-    def mark(self, tenant: str, month: str, record: HourRecord) -> None:
-        """Store the statuses and event flag of a claimed hour."""
-        ...
-
-    def accounts(self) -> list[Account]: ...
-
-    def set_customer(self, tenant: str, customer: str | None) -> None: ...
-
-
-class Publisher(Protocol):
-    def publish_once(
-        self, event_id: str, event_type: str, tenant: str, data: Mapping[str, Any]
-    ) -> None: ...
-
-
-class Recount(Protocol):
-    """The records a month's counters can be recounted from."""
-
-    def records(self, tenant: str) -> Iterable[AssetRecord]: ...
-
-    def delivered(self, tenant: str) -> Iterable[tuple[str, datetime]]:
-        """(event type, delivered at) of each delivered outbound webhook."""
-        ...
 
 
 def log_for_digest(result: Reconciliation) -> None:

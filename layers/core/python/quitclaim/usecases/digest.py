@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from html import escape
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import (
@@ -34,37 +34,22 @@ from quitclaim.domain.ports import (
     Clock,
     ConsentExpiries,
     Email,
+    KeyListing,
     Mailer,
+    OpenRequest,
+    OpenRequests,
     QueueDepths,
     SubjectRepository,
+    TenantDirectory,
 )
-from quitclaim.domain.registry import ApiKeyInfo, key_status
+from quitclaim.domain.registry import key_status
 from quitclaim.domain.retention import RETENTION_ACTOR, digest_due, digest_period
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.retention_sweep import TenantDirectory, assets_in
+from quitclaim.usecases.retention_sweep import assets_in
 
 EXPIRING_DAYS = 30
 # A digest lists this many items per section; the counts are always complete.
 MAX_LISTED = 50
-
-
-@dataclass(frozen=True, slots=True)
-class OpenRequest:
-    request_id: str
-    kind: str
-    deadline: datetime
-
-
-class OpenRequests(Protocol):
-    def open_requests(self, tenant: str) -> list[OpenRequest]:
-        """Data-subject requests not answered yet, with their deadlines."""
-        ...
-
-
-class KeyListing(Protocol):
-    def keys(self, tenant: str) -> list[ApiKeyInfo]:
-        """Every API key of ``tenant`` (revoked and expired ones included)."""
-        ...
 
 
 class NoOpenRequests:

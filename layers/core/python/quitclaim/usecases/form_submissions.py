@@ -23,7 +23,6 @@ from quitclaim.domain.errors import Conflict, DependencyFailed, NotFound, Valida
 from quitclaim.domain.forms import (
     Answers,
     FormSettings,
-    FormStore,
     FormText,
     FormVersion,
     MajorityDue,
@@ -33,7 +32,7 @@ from quitclaim.domain.forms import (
     majority_day,
 )
 from quitclaim.domain.pdf import render
-from quitclaim.domain.ports import Clock, Email, Mailer
+from quitclaim.domain.ports import Clock, Email, FormStore, Mailer
 from quitclaim.domain.registry import Guardian, Subject
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.registry import Registry

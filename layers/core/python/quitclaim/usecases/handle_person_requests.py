@@ -28,7 +28,6 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Protocol
 
 from quitclaim.domain.errors import Conflict, DependencyFailed, Forbidden, NotFound
 from quitclaim.domain.person_requests import (
@@ -39,67 +38,20 @@ from quitclaim.domain.person_requests import (
     checked_request,
     one_month_after,
 )
-from quitclaim.domain.ports import Clock, Email, Mailer, TenantRepository
+from quitclaim.domain.ports import (
+    Clock,
+    Email,
+    ExportLinks,
+    Mailer,
+    OpenRequest,
+    PersonRequestStore,
+    TenantRepository,
+)
 from quitclaim.domain.rights import AccessExport
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.digest import OpenRequest
 from quitclaim.usecases.reminders import LinkClaims, LinkSigner
 
 ACTION = "request"  # the signed link's action: it verifies a request, nothing else
-
-
-class PersonRequestStore(Protocol):
-    def create(self, request: PersonRequest) -> None:
-        """Store a new request (never replaces one)."""
-        ...
-
-    def get(self, tenant: str, request_id: str) -> PersonRequest | None: ...
-
-    def mark_verified(self, request: PersonRequest) -> bool:
-        """Write the verified request if it is still unverified; False if it was not."""
-        ...
-
-    def update(self, request: PersonRequest) -> None: ...
-
-    def verified(self, tenant: str) -> list[PersonRequest]: ...
-
-    def add_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> None: ...
-
-    def reminders_on(self, day: str) -> list[tuple[str, str, int]]:
-        """(tenant, request_id, days_before) of the day's reminders not sent yet."""
-        ...
-
-    def claim_reminder(self, day: str, tenant: str, request_id: str, days_before: int) -> bool:
-        """Mark one reminder sent; False when a concurrent run has it."""
-        ...
-
-    def release_reminder(
-        self, day: str, tenant: str, request_id: str, days_before: int
-    ) -> None: ...
-
-    def delete(self, tenant: str, request_id: str) -> None:
-        """Remove the request (and the address it holds)."""
-        ...
-
-    def add_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None:
-        """Due on ``day``: ``unverified`` (delete if still so) or ``export`` (delete ZIPs)."""
-        ...
-
-    def sweeps_on(self, day: str) -> list[tuple[str, str, str]]:
-        """(tenant, request_id, what) due on the day and not done yet."""
-        ...
-
-    def drop_sweep(self, day: str, tenant: str, request_id: str, what: str) -> None: ...
-
-
-class ExportLinks(Protocol):
-    def publish(self, tenant: str, request_id: str, filename: str, data: bytes) -> str:
-        """Store the ZIP privately and return a link to it that expires."""
-        ...
-
-    def remove(self, tenant: str, request_id: str) -> int:
-        """Delete the request's ZIPs; how many there were."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from quitclaim.domain.consent_import import (
     ImportFileInvalid,
@@ -38,33 +38,13 @@ from quitclaim.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from quitclaim.domain.ports import Clock
+from quitclaim.domain.ports import Clock, ImportFiles, ImportStaging
 from quitclaim.domain.registry import Guardian
 from quitclaim.observability import audit, count
 from quitclaim.usecases.registry import Registry, new_id
 
 SOURCE = "import"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- ]{0,127}$")
-
-
-class ImportFiles(Protocol):
-    """Where the signed documents and reference photos of an import are read from."""
-
-    def document(self, name: str) -> bytes | None:
-        """The named document's bytes; None when there is no such file."""
-        ...
-
-    def photos(self, person_ref: str) -> list[bytes]:
-        """The person's reference photos (their folder); empty when none."""
-        ...
-
-
-class ImportStaging(Protocol):
-    """Where an API import's files are uploaded first (presigned URLs), then read from."""
-
-    def upload_url(self, tenant: str, import_id: str, kind: str, name: str) -> str: ...
-
-    def files(self, tenant: str, import_id: str) -> ImportFiles: ...
 
 
 # An API request must end well within API Gateway's 29 s; larger files: the CLI.

@@ -15,11 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Protocol
 
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import AssetStatus, TenantPolicy
-from quitclaim.domain.ports import AssetRepository, Clock, TenantRepository
+from quitclaim.domain.ports import AssetRepository, Clock, TenantDirectory, TenantRepository
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.retention import (
     RETENTION_ACTOR,
@@ -31,12 +30,6 @@ from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.asset_decisions import Placement, history_entry
 
 PAGE = 100
-
-
-class TenantDirectory(Protocol):
-    def tenants(self) -> list[tuple[TenantPolicy, str]]:
-        """(policy, contact e-mail or "") of every active tenant: one read per daily job."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)

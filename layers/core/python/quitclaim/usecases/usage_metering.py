@@ -18,11 +18,10 @@ records per export, which a monthly bill can afford.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 from urllib.parse import quote_plus
 
 from quitclaim.domain.models import AssetStatus
-from quitclaim.domain.ports import AssetRepository, Clock, HeldAssets, UsageMeter, WorkQueue
+from quitclaim.domain.ports import Assets, Clock, UsageMeter, WorkQueue
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.usage import (
     API_CALLS,
@@ -37,10 +36,6 @@ from quitclaim.usecases.registry import every_asset
 
 # One release run re-enqueues at most this many uploads per tenant; the next run goes on.
 RELEASE_BATCH = 500
-
-
-class Assets(AssetRepository, HeldAssets, Protocol):
-    """What the usage service reads: records, and the held ones by status."""
 
 
 @dataclass

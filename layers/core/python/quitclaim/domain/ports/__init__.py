@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from quitclaim.domain.ports.accuracy_ports import (
+    PhotoSource,
+    UploadUrls,
+)
 from quitclaim.domain.ports.admission_ports import (
     LANE_ATTRIBUTE,
     AdmissionCounter,
@@ -21,6 +25,7 @@ from quitclaim.domain.ports.admission_ports import (
 from quitclaim.domain.ports.asset_ports import (
     AssetActivity,
     AssetRepository,
+    Assets,
     AutoRedaction,
     HeldAssets,
 )
@@ -28,10 +33,33 @@ from quitclaim.domain.ports.audit_ports import (
     AuditChainStore,
     AuditEvents,
 )
+from quitclaim.domain.ports.backlog_ports import (
+    BacklogSource,
+    BacklogStore,
+)
+from quitclaim.domain.ports.billing_ports import (
+    Account,
+    Ledgers,
+    Marketplace,
+    MeterAnswer,
+    MeteringThrottled,
+    MeterRequest,
+    Publisher,
+    Recount,
+)
+from quitclaim.domain.ports.form_ports import (
+    FormStore,
+)
 from quitclaim.domain.ports.mail_ports import (
     ConsentNotifier,
     Email,
     Mailer,
+)
+from quitclaim.domain.ports.person_request_ports import (
+    ExportLinks,
+    OpenRequest,
+    OpenRequests,
+    PersonRequestStore,
 )
 from quitclaim.domain.ports.runtime_ports import (
     Clock,
@@ -53,13 +81,17 @@ from quitclaim.domain.ports.subject_ports import (
     ConsentExpiries,
     ConsentRepository,
     ExpirySchedules,
+    ImportFiles,
+    ImportStaging,
     RequestLog,
     SubjectRepository,
 )
 from quitclaim.domain.ports.tenant_ports import (
     ApiKeyRepository,
+    KeyListing,
     KeyRevocation,
     TenantDataStore,
+    TenantDirectory,
     TenantProfiles,
     TenantRepository,
 )
@@ -126,14 +158,18 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "LANE_ATTRIBUTE",
+    "Account",
     "AdmissionCounter",
     "ApiKeyRepository",
     "Arrival",
     "AssetActivity",
     "AssetRepository",
+    "Assets",
     "AuditChainStore",
     "AuditEvents",
     "AutoRedaction",
+    "BacklogSource",
+    "BacklogStore",
     "BulkLane",
     "Clock",
     "ConsentExpiries",
@@ -144,38 +180,56 @@ __all__ = [
     "Encoding",
     "EventPublisher",
     "ExpirySchedules",
+    "ExportLinks",
     "FaceEngine",
     "FaceGallery",
     "FaceObservation",
     "FaceSharpness",
+    "FormStore",
     "Galleries",
     "GalleryBuilder",
     "GalleryMatch",
     "GalleryVersion",
     "HeldAssets",
+    "ImportFiles",
+    "ImportStaging",
+    "KeyListing",
     "KeyRevocation",
     "Lane",
+    "Ledgers",
     "ListableObjectStore",
     "Mailer",
+    "Marketplace",
+    "MeterAnswer",
+    "MeterRequest",
+    "MeteringThrottled",
     "ObjectInfo",
     "ObjectKeys",
     "ObjectStore",
     "ObjectVersion",
     "ObjectVersions",
     "OnceGuard",
+    "OpenRequest",
+    "OpenRequests",
+    "PersonRequestStore",
+    "PhotoSource",
     "PixelRedaction",
     "Pixels",
     "PublishedForms",
+    "Publisher",
     "QueueDepths",
+    "Recount",
     "RequestLog",
     "RetrySchedules",
     "SubjectRepository",
     "SystemClock",
     "TenantDataStore",
+    "TenantDirectory",
     "TenantProfiles",
     "TenantRepository",
     "Thumbnail",
     "Thumbnails",
+    "UploadUrls",
     "UsageMeter",
     "UsagePlanKeys",
     "WebhookRepository",

@@ -72,6 +72,10 @@ class HeldAssets(Protocol):
         ...
 
 
+class Assets(AssetRepository, HeldAssets, Protocol):
+    """What the usage service reads: records, and the held ones by status."""
+
+
 class AssetActivity(Protocol):
     """Recent decisions of a tenant, for the overview (read-only)."""
 

@@ -1,4 +1,4 @@
-"""Subjects and their consents: the registry, consent expiry, the data-request log."""
+"""Subjects and their consents: the registry, consent expiry and imports, the request log."""
 
 from __future__ import annotations
 
@@ -128,3 +128,23 @@ class RequestLog(Protocol):
     ) -> list[DataRequest]: ...
 
     def for_subject(self, tenant: str, subject_id: str) -> list[DataRequest]: ...
+
+
+class ImportFiles(Protocol):
+    """Where the signed documents and reference photos of an import are read from."""
+
+    def document(self, name: str) -> bytes | None:
+        """The named document's bytes; None when there is no such file."""
+        ...
+
+    def photos(self, person_ref: str) -> list[bytes]:
+        """The person's reference photos (their folder); empty when none."""
+        ...
+
+
+class ImportStaging(Protocol):
+    """Where an API import's files are uploaded first (presigned URLs), then read from."""
+
+    def upload_url(self, tenant: str, import_id: str, kind: str, name: str) -> str: ...
+
+    def files(self, tenant: str, import_id: str) -> ImportFiles: ...

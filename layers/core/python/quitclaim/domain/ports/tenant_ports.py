@@ -96,3 +96,15 @@ class ApiKeyRepository(Protocol):
     def revoke(self, tenant: str, key_id: str, *, reason: str) -> ApiKeyInfo | None:
         """Revoke the key now (idempotent); None when ``tenant`` has no such key."""
         ...
+
+
+class TenantDirectory(Protocol):
+    def tenants(self) -> list[tuple[TenantPolicy, str]]:
+        """(policy, contact e-mail or "") of every active tenant: one read per daily job."""
+        ...
+
+
+class KeyListing(Protocol):
+    def keys(self, tenant: str) -> list[ApiKeyInfo]:
+        """Every API key of ``tenant`` (revoked and expired ones included)."""
+        ...

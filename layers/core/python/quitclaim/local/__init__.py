@@ -1,1 +1,0 @@
-"""The embedded local stack (AWS emulator + deployed template + runtime) and CLI."""
