@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from quitclaim.api.access import ACCESS, capability_of
+from quitclaim.api.route_access import ACCESS, capability_of
 from quitclaim.api.auth import authenticate
 from quitclaim.api.openapi import OPERATIONS, Operation
 from quitclaim.domain.access import CHANGES, ROLES, Capability, allows

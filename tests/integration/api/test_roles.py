@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.api.access import capability_of
+from quitclaim.api.route_access import capability_of
 from quitclaim.api.openapi import OPERATIONS, Operation
 from quitclaim.bootstrap import console_service
 from quitclaim.domain.access import CHANGES, allows

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice, Response
 
 from quitclaim.api import errors
-from quitclaim.api.access import capability_of
+from quitclaim.api.route_access import capability_of
 from quitclaim.api.auth import authenticate
 from quitclaim.api.openapi import BY_ID, OPERATIONS, Operation
 from quitclaim.api.schemas import Body, Query, is_id
