@@ -37,7 +37,7 @@ from quitclaim.local.api_server import api_dir, load_app
 from quitclaim.local.cli import main
 from quitclaim.local.demo import DemoUpload, collect_report, enrol_people, upload_all
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 from tests.conftest import DEMO_NOW, FACES
 from tests.e2e.test_webhooks_out import Receiver
 

@@ -48,6 +48,7 @@ from quitclaim.faces.gallery import GalleryCache
 from quitclaim.faces.ports import FaceEngine
 from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.audit_trail import AuditTrail
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
@@ -64,7 +65,6 @@ from quitclaim.usecases.person_requests import PersonRequests
 from quitclaim.usecases.placement import Placement
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing
 from quitclaim.usecases.recheck import Recheck
-from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.retention import Retention
 from quitclaim.usecases.review import Review

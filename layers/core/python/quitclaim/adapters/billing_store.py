@@ -281,7 +281,7 @@ class StoredRecount:
 
     def records(self, tenant: str) -> Iterable[AssetRecord]:
         from quitclaim.adapters.dynamo import DynamoAssets
-        from quitclaim.usecases.registry import every_asset
+        from quitclaim.usecases.ledger import every_asset
 
         return every_asset(DynamoAssets(), tenant)
 

@@ -28,7 +28,7 @@ from quitclaim.local.keys_cli import tenants_plan
 from quitclaim.local.requests_cli import requests as requests_commands
 
 if TYPE_CHECKING:
-    from quitclaim.usecases.registry import Registry
+    from quitclaim.usecases.compliance_registry import Registry
 
 T = TypeVar("T")
 

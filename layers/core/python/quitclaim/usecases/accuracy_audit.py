@@ -26,7 +26,7 @@ from quitclaim.faces.ports import FaceEngine, FaceObservation
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
 from quitclaim.usecases.accuracy_stamp import AccuracyStamps
-from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
+from quitclaim.usecases.ledger import MIN_ENROL_FACE_PX
 
 LEGAL_BASIS = (
     "Group attributes such as ethnic origin, health (glasses are not, a medical aid may be) or "

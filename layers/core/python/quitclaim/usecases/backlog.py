@@ -30,7 +30,7 @@ from quitclaim.domain.models import AssetStatus
 from quitclaim.domain.ports import AssetRepository, Clock, TenantRepository
 from quitclaim.domain.records import asset_id_for
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 
 
 class BacklogSource(Protocol):

@@ -46,7 +46,7 @@ from quitclaim.observability import audit
 from quitclaim.usecases.billing import with_bill
 from quitclaim.usecases.dashboard import Dashboard, OverviewReport
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.review import Review
 from quitclaim.usecases.webhooks import Receipt, WebhookAdmin, WebhookInbox
 

@@ -82,7 +82,7 @@ from quitclaim.domain.webhooks import (
     next_attempt_at,
 )
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 
 SOURCES = "sources"
 ENDPOINTS = "endpoints"
