@@ -19,11 +19,12 @@ from quitclaim.domain.errors import (
     NotFound,
     ValidationFailed,
 )
-from quitclaim.domain.models import Consent
+from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.registry import (
     ConsentEvent,
     ConsentView,
     Evidence,
+    Subject,
 )
 from quitclaim.observability import audit, count, logger
 from quitclaim.usecases.ledger import AGE_OF_CONSENT, DOCUMENT_TYPES, Ledger, consent_status, new_id
@@ -62,27 +63,9 @@ class ConsentAdmin(Ledger):
         redelivered) passes a stable id; the repeat then raises ``Conflict``
         (code ``exists``) instead of recording a second consent.
         """
-        policy = self.policy(tenant)
-        wanted = frozenset(p.strip().lower() for p in purposes if p.strip())
-        if not wanted:
-            raise ValidationFailed("at least one purpose is required", field="purposes")
-        unknown = wanted - policy.purposes
-        if unknown:
-            raise ValidationFailed(
-                f"unknown purposes {sorted(unknown)}; this tenant allows {sorted(policy.purposes)}",
-                field="purposes",
-            )
+        wanted = _allowed_purposes(self.policy(tenant), purposes)
         _check_window(valid_from, expires_at)
-        subject = self.subject(tenant, subject_id)
-        signer = (signer or subject.display_name).strip()
-        age = subject.age_on(valid_from.date())
-        if age is not None and age < age_of_consent:
-            guardian = subject.guardian
-            if guardian is None or guardian.name.strip().casefold() != signer.casefold():
-                raise ValidationFailed(
-                    f"the subject is under {age_of_consent}: the guardian on record must sign",
-                    field="signer",
-                )
+        signer = _signer(self.subject(tenant, subject_id), signer, valid_from, age_of_consent)
         consent = Consent(
             tenant=tenant,
             subject_id=subject_id,
@@ -289,6 +272,33 @@ def _view(
         evidence=evidence,
         history=history,
     )
+
+
+def _allowed_purposes(policy: TenantPolicy, purposes: Iterable[str]) -> frozenset[str]:
+    wanted = frozenset(p.strip().lower() for p in purposes if p.strip())
+    if not wanted:
+        raise ValidationFailed("at least one purpose is required", field="purposes")
+    unknown = wanted - policy.purposes
+    if unknown:
+        raise ValidationFailed(
+            f"unknown purposes {sorted(unknown)}; this tenant allows {sorted(policy.purposes)}",
+            field="purposes",
+        )
+    return wanted
+
+
+def _signer(subject: Subject, signer: str | None, valid_from: datetime, age_of_consent: int) -> str:
+    """Who signed (the subject by default); under the age of consent, the guardian must."""
+    signer = (signer or subject.display_name).strip()
+    age = subject.age_on(valid_from.date())
+    if age is not None and age < age_of_consent:
+        guardian = subject.guardian
+        if guardian is None or guardian.name.strip().casefold() != signer.casefold():
+            raise ValidationFailed(
+                f"the subject is under {age_of_consent}: the guardian on record must sign",
+                field="signer",
+            )
+    return signer
 
 
 def _check_window(valid_from: datetime, expires_at: datetime | None) -> None:

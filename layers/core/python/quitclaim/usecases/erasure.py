@@ -4,16 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from datetime import datetime
 
-from quitclaim.domain.errors import (
-    DependencyFailed,
-    NotFound,
-)
-from quitclaim.domain.models import AssetStatus
-from quitclaim.domain.ports import (
-    ObjectStore,
-    ObjectVersion,
-)
+from quitclaim.domain.errors import DependencyFailed, NotFound
+from quitclaim.domain.models import AssetStatus, Consent
+from quitclaim.domain.ports import ObjectStore, ObjectVersion
 from quitclaim.domain.rights import (
     ErasedItem,
     ErasureReport,
@@ -53,45 +48,64 @@ class Erasure(ConsentAdmin):
         if subject is None and not documents and not appearances and not any(leftovers.values()):
             raise NotFound(f"subject {subject_id} not found")
         now = self.clock.now()
-        deleted: list[ErasedItem] = []
-        details = self.consents.details(tenant, subject_id)
-        for consent, _, _ in details:
-            if consent.revoked_at is None:
-                self._change(consent, replace(consent, revoked_at=now), "revoked", "erasure", actor)
-            self._unschedule(consent)
-        if details:
-            deleted.append(
-                ErasedItem(
-                    "expiry schedules",
-                    "cancelled",
-                    "one-time schedules of their consents",
-                    len(details),
-                    tuple(c.consent_id for c, _, _ in details),
-                )
-            )
+        consents = [c for c, _, _ in self.consents.details(tenant, subject_id)]
+        deleted = self._withdraw(consents, now, actor)
         if subject is not None:
             self.subjects.delete(tenant, subject_id)
-            deleted += [
-                ErasedItem(
-                    "subjects table",
-                    "deleted",
-                    "the person's record: name, reference, e-mail, date of birth, guardian",
-                    1,
-                ),
-                ErasedItem("subjects table", "deleted", "face templates", subject.templates),
-            ]
+            deleted += _record_items(subject.templates)
         version = self.tenants.bump_gallery_version(tenant)
         deleted.append(
             ErasedItem("gallery", "rebuilt", f"gallery version {version}, without them", 1)
         )
         asset_ids = sorted(set(appearances) | set(self.assets_naming(tenant, subject_id)))
+        deleted += self._redecide(tenant, subject_id, asset_ids, len(appearances), actor)
+        deleted.append(self._delete_documents(documents))
+        for consent in consents:
+            self.consents.tombstone(consent, now, actor=actor)
+        deleted.append(_consent_item("reduced to tombstones", _TOMBSTONED, consents))
+        audit("subject.deleted", tenant=tenant, subject_id=subject_id, source=actor)
+        if self.events is not None:
+            self.events.publish("subject.erased", tenant, {"subject_id": subject_id})
+        return ErasureReport(
+            tenant=tenant,
+            subject_id=subject_id,
+            request_id=new_id("req"),
+            erased_at=now,
+            actor=actor,
+            deleted=tuple(deleted),
+            kept=_kept(consents, asset_ids),
+            verification=self.verify_erasure(tenant, subject_id, asset_ids),
+        )
+
+    def _withdraw(self, consents: list[Consent], now: datetime, actor: str) -> list[ErasedItem]:
+        """Step 1: every live consent withdrawn (recorded), every expiry schedule cancelled."""
+        for consent in consents:
+            if consent.revoked_at is None:
+                self._change(consent, replace(consent, revoked_at=now), "revoked", "erasure", actor)
+            self._unschedule(consent)
+        if not consents:
+            return []
+        return [
+            ErasedItem(
+                "expiry schedules",
+                "cancelled",
+                "one-time schedules of their consents",
+                len(consents),
+                tuple(c.consent_id for c in consents),
+            )
+        ]
+
+    def _redecide(
+        self, tenant: str, subject_id: str, asset_ids: list[str], appearances: int, actor: str
+    ) -> list[ErasedItem]:
+        """Step 3: each asset naming them decided again with their face unknown."""
         changes = (
             self.recheck.forget_subject(tenant, subject_id, asset_ids, actor=actor)
             if self.recheck is not None
             else []
         )
         withdrawn = tuple(c.asset_id for c in changes if c.before is AssetStatus.APPROVED)
-        deleted += [
+        return [
             ErasedItem(
                 "assets table",
                 "re-decided",
@@ -99,9 +113,7 @@ class Erasure(ConsentAdmin):
                 len(asset_ids),
                 tuple(asset_ids),
             ),
-            ErasedItem(
-                "appearances table", "deleted", "rows linking them to images", len(appearances)
-            ),
+            ErasedItem("appearances table", "deleted", "rows linking them to images", appearances),
             ErasedItem(
                 "library bucket",
                 "withdrawn",
@@ -110,67 +122,17 @@ class Erasure(ConsentAdmin):
                 withdrawn,
             ),
         ]
+
+    def _delete_documents(self, documents: list[ObjectVersion]) -> ErasedItem:
+        """Step 4: every version of their signed documents."""
         for found in documents:
             self._documents().delete(self.documents_bucket, found.key, found.version_id)
-        deleted.append(
-            ErasedItem(
-                "documents bucket",
-                "deleted",
-                "signed consent documents, every version and delete marker",
-                len(documents),
-                tuple(f"{v.key}?versionId={v.version_id}" for v in documents),
-            )
-        )
-        for consent, _, _ in details:
-            self.consents.tombstone(consent, now, actor=actor)
-        deleted.append(
-            ErasedItem(
-                "consents table",
-                "reduced to tombstones",
-                "removed: signer, form version, document keys and types, history details",
-                len(details),
-                tuple(c.consent_id for c, _, _ in details),
-            )
-        )
-        audit("subject.deleted", tenant=tenant, subject_id=subject_id, source=actor)
-        if self.events is not None:
-            self.events.publish("subject.erased", tenant, {"subject_id": subject_id})
-        held = len(asset_ids)
-        kept = (
-            ErasedItem(
-                "consents table",
-                "kept",
-                "tombstones as proof of consent (Art. 7(1), 17(3)(e)): ids, purposes, dates, "
-                "outcome, the document's SHA-256",
-                len(details),
-                tuple(c.consent_id for c, _, _ in details),
-            ),
-            ErasedItem(
-                "quarantine bucket",
-                "kept",
-                "the images they were in, held with their face unattributed; delete them "
-                "through the review queue if the request covers the photos themselves",
-                held,
-                tuple(asset_ids),
-            ),
-            ErasedItem(
-                "backups and logs",
-                "kept",
-                "point-in-time recovery of the tables holds earlier states for 35 days "
-                "(after a restore, erase again: this erasure is logged); audit events and "
-                "webhook delivery records hold the pseudonymous id only",
-                0,
-            ),
-        )
-        return ErasureReport(
-            tenant=tenant,
-            subject_id=subject_id,
-            request_id=new_id("req"),
-            erased_at=now,
-            actor=actor,
-            deleted=tuple(deleted),
-            kept=kept,
-            verification=self.verify_erasure(tenant, subject_id, asset_ids),
+        return ErasedItem(
+            "documents bucket",
+            "deleted",
+            "signed consent documents, every version and delete marker",
+            len(documents),
+            tuple(f"{v.key}?versionId={v.version_id}" for v in documents),
         )
 
     def verify_erasure(
@@ -251,3 +213,52 @@ class Erasure(ConsentAdmin):
             ):
                 found.append(asset_id)
         return found
+
+
+_TOMBSTONED = "removed: signer, form version, document keys and types, history details"
+
+
+def _record_items(templates: int) -> list[ErasedItem]:
+    return [
+        ErasedItem(
+            "subjects table",
+            "deleted",
+            "the person's record: name, reference, e-mail, date of birth, guardian",
+            1,
+        ),
+        ErasedItem("subjects table", "deleted", "face templates", templates),
+    ]
+
+
+def _consent_item(outcome: str, what: str, consents: list[Consent]) -> ErasedItem:
+    return ErasedItem(
+        "consents table", outcome, what, len(consents), tuple(c.consent_id for c in consents)
+    )
+
+
+def _kept(consents: list[Consent], asset_ids: list[str]) -> tuple[ErasedItem, ...]:
+    """What the erasure keeps, and why (the report says so to the person)."""
+    return (
+        _consent_item(
+            "kept",
+            "tombstones as proof of consent (Art. 7(1), 17(3)(e)): ids, purposes, dates, "
+            "outcome, the document's SHA-256",
+            consents,
+        ),
+        ErasedItem(
+            "quarantine bucket",
+            "kept",
+            "the images they were in, held with their face unattributed; delete them "
+            "through the review queue if the request covers the photos themselves",
+            len(asset_ids),
+            tuple(asset_ids),
+        ),
+        ErasedItem(
+            "backups and logs",
+            "kept",
+            "point-in-time recovery of the tables holds earlier states for 35 days "
+            "(after a restore, erase again: this erasure is logged); audit events and "
+            "webhook delivery records hold the pseudonymous id only",
+            0,
+        ),
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -155,93 +155,123 @@ def _shown(pending: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _policy_changes(current: TenantPolicy, changes: Mapping[str, Any]) -> dict[str, Any]:
-    allowed = {
-        "match_threshold",
-        "match_margin",
-        "min_face_px",
-        "default_purpose",
-        "purposes",
-        "scan_modes",
-        "unknown_face_policy",
-        "language",
-        "auto_redact",
-        "publishing_purposes",
-        "backlog_concurrency",
-        *RETENTION_FIELDS,
-    }
-    unknown = set(changes) - allowed
+    """The validated field values of ``changes`` (each ``ValidationFailed`` names its field)."""
+    unknown = set(changes) - _POLICY_FIELDS
     if unknown:
         raise ValidationFailed(f"unknown policy fields {sorted(unknown)}", field=sorted(unknown)[0])
     out: dict[str, Any] = {}
-    if "match_threshold" in changes:
-        value = float(changes["match_threshold"])
-        if not 0.2 <= value <= 0.6:
-            raise ValidationFailed("match_threshold must be in [0.2, 0.6]", field="match_threshold")
-        out["match_threshold"] = value
-    if "match_margin" in changes:
-        value = float(changes["match_margin"])
-        if not 0.0 <= value <= 0.3:
-            raise ValidationFailed("match_margin must be in [0, 0.3]", field="match_margin")
-        out["match_margin"] = value
-    if "min_face_px" in changes:
-        px = int(changes["min_face_px"])
-        if not 20 <= px <= 400:
-            raise ValidationFailed("min_face_px must be in [20, 400]", field="min_face_px")
-        out["min_face_px"] = px
-    purposes = current.purposes
-    if "purposes" in changes:
-        purposes = frozenset(str(p).strip().lower() for p in changes["purposes"])
-        if not purposes or not all(PURPOSE.fullmatch(p) for p in purposes):
-            raise ValidationFailed(
-                "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
-            )
-        out["purposes"] = purposes
+    for name, check in _FIELD_CHECKS.items():
+        if name in changes:
+            out[name] = check(changes[name])
+        # The cross-field rules run where they always did, so the first error stays the same.
+        if name == "purposes":
+            out["default_purpose"] = _default_purpose(current, changes, out)
+        elif name == "publishing_purposes":
+            _check_publishing(current, out)
+    out.update(retention_changes(changes))
+    return out
+
+
+def _default_purpose(
+    current: TenantPolicy, changes: Mapping[str, Any], out: Mapping[str, Any]
+) -> str:
     default = str(changes.get("default_purpose", current.default_purpose)).strip().lower()
-    if default not in purposes:
+    if default not in out.get("purposes", current.purposes):
         raise ValidationFailed("default_purpose must be one of purposes", field="default_purpose")
-    out["default_purpose"] = default
-    if "scan_modes" in changes:
-        modes = dict(changes["scan_modes"])
-        valid = {m.value for m in ScanMode}
-        for collection, mode in modes.items():
-            if mode not in valid:
-                raise ValidationFailed(
-                    f"scan mode for {collection!r} must be one of {sorted(valid)}",
-                    field="scan_modes",
-                )
-        modes.setdefault("*", ScanMode.RECOGNIZE.value)
-        out["scan_modes"] = tuple(sorted((k, ScanMode(v)) for k, v in modes.items()))
-    if "unknown_face_policy" in changes:
-        policy = str(changes["unknown_face_policy"])
-        if policy not in ("quarantine", "review"):
-            raise ValidationFailed(
-                "unknown_face_policy must be quarantine or review", field="unknown_face_policy"
-            )
-        out["unknown_face_policy"] = policy
-    if "language" in changes:
-        language = str(changes["language"])
-        if language not in ("en", "nl"):
-            raise ValidationFailed("language must be en or nl", field="language")
-        out["language"] = language
-    if "auto_redact" in changes:
-        if not isinstance(changes["auto_redact"], bool):
-            raise ValidationFailed("auto_redact must be true or false", field="auto_redact")
-        out["auto_redact"] = changes["auto_redact"]
-    publishing = current.publishing_purposes
-    if "publishing_purposes" in changes:
-        publishing = frozenset(str(p).strip().lower() for p in changes["publishing_purposes"])
-        out["publishing_purposes"] = publishing
-    if not publishing <= purposes:
+    return default
+
+
+def _check_publishing(current: TenantPolicy, out: Mapping[str, Any]) -> None:
+    publishing = out.get("publishing_purposes", current.publishing_purposes)
+    if not publishing <= out.get("purposes", current.purposes):
         raise ValidationFailed(
             "publishing_purposes must be among purposes", field="publishing_purposes"
         )
-    if "backlog_concurrency" in changes:
-        value = changes["backlog_concurrency"]
-        if type(value) is not int or not 1 <= value <= BACKLOG_CONCURRENCY_MAX:
+
+
+def _in_range(name: str, low: float, high: float, shown: str) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        number = float(value)
+        if not low <= number <= high:
+            raise ValidationFailed(f"{name} must be in {shown}", field=name)
+        return number
+
+    return check
+
+
+def _min_face_px(value: Any) -> int:
+    px = int(value)
+    if not 20 <= px <= 400:
+        raise ValidationFailed("min_face_px must be in [20, 400]", field="min_face_px")
+    return px
+
+
+def _purposes(value: Any) -> frozenset[str]:
+    purposes = frozenset(str(p).strip().lower() for p in value)
+    if not purposes or not all(PURPOSE.fullmatch(p) for p in purposes):
+        raise ValidationFailed(
+            "purposes must be 1+ short lowercase names (a-z, 0-9, -)", field="purposes"
+        )
+    return purposes
+
+
+def _scan_modes(value: Any) -> tuple[tuple[str, ScanMode], ...]:
+    modes = dict(value)
+    valid = {m.value for m in ScanMode}
+    for collection, mode in modes.items():
+        if mode not in valid:
             raise ValidationFailed(
-                f"backlog_concurrency must be 1-{BACKLOG_CONCURRENCY_MAX}",
-                field="backlog_concurrency",
+                f"scan mode for {collection!r} must be one of {sorted(valid)}",
+                field="scan_modes",
             )
-        out["backlog_concurrency"] = value
-    out.update(retention_changes(changes))
-    return out
+    modes.setdefault("*", ScanMode.RECOGNIZE.value)
+    return tuple(sorted((k, ScanMode(v)) for k, v in modes.items()))
+
+
+def _one_of(name: str, allowed: tuple[str, ...], message: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        text = str(value)
+        if text not in allowed:
+            raise ValidationFailed(message, field=name)
+        return text
+
+    return check
+
+
+def _auto_redact(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationFailed("auto_redact must be true or false", field="auto_redact")
+    return value
+
+
+def _publishing_purposes(value: Any) -> frozenset[str]:
+    return frozenset(str(p).strip().lower() for p in value)
+
+
+def _backlog_concurrency(value: Any) -> int:
+    if type(value) is not int or not 1 <= value <= BACKLOG_CONCURRENCY_MAX:
+        raise ValidationFailed(
+            f"backlog_concurrency must be 1-{BACKLOG_CONCURRENCY_MAX}",
+            field="backlog_concurrency",
+        )
+    return value
+
+
+# Each settable field's check, in the order the errors were always reported.
+_FIELD_CHECKS: dict[str, Callable[[Any], Any]] = {
+    "match_threshold": _in_range("match_threshold", 0.2, 0.6, "[0.2, 0.6]"),
+    "match_margin": _in_range("match_margin", 0.0, 0.3, "[0, 0.3]"),
+    "min_face_px": _min_face_px,
+    "purposes": _purposes,
+    "scan_modes": _scan_modes,
+    "unknown_face_policy": _one_of(
+        "unknown_face_policy",
+        ("quarantine", "review"),
+        "unknown_face_policy must be quarantine or review",
+    ),
+    "language": _one_of("language", ("en", "nl"), "language must be en or nl"),
+    "auto_redact": _auto_redact,
+    "publishing_purposes": _publishing_purposes,
+    "backlog_concurrency": _backlog_concurrency,
+}
+_POLICY_FIELDS = frozenset({*_FIELD_CHECKS, "default_purpose", *RETENTION_FIELDS})
