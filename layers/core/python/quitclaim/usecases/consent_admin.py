@@ -27,6 +27,7 @@ from quitclaim.domain.registry import (
     Subject,
 )
 from quitclaim.observability import audit, count, logger
+from quitclaim.usecases.admin_requests import ConsentGrant, ConsentRenewal
 from quitclaim.usecases.ledger import AGE_OF_CONSENT, DOCUMENT_TYPES, Ledger, consent_status, new_id
 
 
@@ -43,16 +44,36 @@ class ConsentAdmin(Ledger):
         expires_at: datetime | None,
         *,
         source: str = "registry",
-        signer: str | None = None,
-        form_version: str = "unspecified",
-        document: bytes | None = None,
-        document_type: str | None = None,
-        document_url: str | None = None,
         consent_id: str | None = None,
         actor: str = "system",
         notify: bool = True,
         age_of_consent: int = AGE_OF_CONSENT,
-        biometric_consent: bool | None = None,
+        **evidence: Any,
+    ) -> Consent:
+        """``grant`` for callers holding the fields (``ConsentGrant``'s keyword names)."""
+        request = ConsentGrant(tuple(purposes), valid_from, expires_at, **evidence)
+        return self.grant(
+            tenant,
+            subject_id,
+            request,
+            source=source,
+            consent_id=consent_id,
+            actor=actor,
+            notify=notify,
+            age_of_consent=age_of_consent,
+        )
+
+    def grant(
+        self,
+        tenant: str,
+        subject_id: str,
+        request: ConsentGrant,
+        *,
+        source: str = "registry",
+        consent_id: str | None = None,
+        actor: str = "system",
+        notify: bool = True,
+        age_of_consent: int = AGE_OF_CONSENT,
     ) -> Consent:
         """Record a signed quitclaim for the given purposes and window.
 
@@ -63,9 +84,12 @@ class ConsentAdmin(Ledger):
         redelivered) passes a stable id; the repeat then raises ``Conflict``
         (code ``exists``) instead of recording a second consent.
         """
-        wanted = _allowed_purposes(self.policy(tenant), purposes)
+        valid_from, expires_at = request.valid_from, request.expires_at
+        wanted = _allowed_purposes(self.policy(tenant), request.purposes)
         _check_window(valid_from, expires_at)
-        signer = _signer(self.subject(tenant, subject_id), signer, valid_from, age_of_consent)
+        signer = _signer(
+            self.subject(tenant, subject_id), request.signer, valid_from, age_of_consent
+        )
         consent = Consent(
             tenant=tenant,
             subject_id=subject_id,
@@ -76,13 +100,15 @@ class ConsentAdmin(Ledger):
         )
         evidence = Evidence(
             signer=signer,
-            form_version=form_version,
+            form_version=request.form_version,
             source=source,
-            document_url=document_url,
-            biometric_consent=biometric_consent,
+            document_url=request.document_url,
+            biometric_consent=request.biometric_consent,
         )
-        if document is not None:
-            evidence = self._store_document(consent, document, document_type, evidence)
+        if request.document is not None:
+            evidence = self._store_document(
+                consent, request.document, request.document_type, evidence
+            )
         self.consents.save(consent, source=source, evidence=evidence, actor=actor)
         self._schedule(consent)
         audit(
@@ -151,6 +177,29 @@ class ConsentAdmin(Ledger):
         if self.notices is not None:
             self.notices.changed(revoked, "revoked")
         return revoked
+
+    def renew(
+        self, tenant: str, subject_id: str, consent_id: str, request: ConsentRenewal, **how: Any
+    ) -> Consent:
+        """``renew_consent`` with the new window as one request (``source``, ``actor``)."""
+        return self.renew_consent(
+            tenant,
+            subject_id,
+            consent_id,
+            request.expires_at,
+            valid_from=request.valid_from,
+            **how,
+        )
+
+    def subject_consent(self, tenant: str, subject_id: str, consent_id: str) -> ConsentView:
+        """One consent of a subject that exists (``NotFound`` for either)."""
+        self.subject(tenant, subject_id)
+        return self.consent_view(tenant, subject_id, consent_id)
+
+    def subject_document(self, tenant: str, subject_id: str, consent_id: str) -> tuple[bytes, str]:
+        """The signed document of a subject that exists: bytes and content type."""
+        self.subject(tenant, subject_id)
+        return self.consent_document(tenant, subject_id, consent_id)
 
     def consent_views(self, tenant: str, subject_id: str) -> list[ConsentView]:
         self.subject(tenant, subject_id)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from quitclaim.domain.errors import NotFound
+from quitclaim.domain.errors import NotFound, ValidationFailed
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.ports import (
     AssetRepository,
@@ -36,6 +36,8 @@ from quitclaim.usecases.recheck import Recheck
 MIN_ENROL_FACE_PX = 80
 # GDPR Art. 8 default: below 16 a parent or guardian must consent.
 AGE_OF_CONSENT = 16
+# The most items one page of a listing holds.
+MAX_PAGE = 200
 PURPOSE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
 DOCUMENT_TYPES = {
     "application/pdf": b"%PDF-",
@@ -118,3 +120,10 @@ def every_asset(
         cursor = page.next_cursor
         if cursor is None:
             return
+
+
+def page_limit(limit: int) -> int:
+    """``limit`` checked to be 1 to ``MAX_PAGE`` (``ValidationFailed`` on ``limit``)."""
+    if not 1 <= int(limit) <= MAX_PAGE:
+        raise ValidationFailed(f"limit must be between 1 and {MAX_PAGE}", field="limit")
+    return int(limit)

@@ -13,45 +13,46 @@ from quitclaim.domain.errors import (
     ValidationFailed,
 )
 from quitclaim.domain.registry import (
-    Guardian,
+    Page,
     Subject,
 )
 from quitclaim.faces.gallery import encoding_to_bytes
 from quitclaim.faces.quality import MIN_SHARPNESS, sharpness
 from quitclaim.observability import audit
-from quitclaim.usecases.ledger import MIN_ENROL_FACE_PX, Ledger, new_id
+from quitclaim.usecases.admin_requests import NewSubject
+from quitclaim.usecases.ledger import MIN_ENROL_FACE_PX, Ledger, new_id, page_limit
 
 
 @dataclass
 class SubjectAdmin(Ledger):
     """The people a tenant knows: record, reference templates, retention."""
 
-    def create_subject(
-        self,
-        tenant: str,
-        display_name: str,
-        *,
-        external_ref: str | None = None,
-        email: str | None = None,
-        date_of_birth: date | None = None,
-        guardian: Guardian | None = None,
-    ) -> Subject:
+    def create(self, tenant: str, request: NewSubject) -> Subject:
+        """Add a person to the register (no templates yet: ``enrol`` adds them)."""
         self.policy(tenant)
         subject = _checked_subject(
             Subject(
                 tenant,
                 new_id("sub"),
-                display_name,
-                external_ref=external_ref,
-                email=email,
-                date_of_birth=date_of_birth,
-                guardian=guardian,
+                request.display_name,
+                external_ref=request.external_ref,
+                email=request.email,
+                date_of_birth=request.date_of_birth,
+                guardian=request.guardian,
             ),
             self.clock.now().date(),
         )
         self.subjects.save(subject, new=True)
         audit("subject.created", tenant=tenant, subject_id=subject.subject_id, source="registry")
         return self.subject(tenant, subject.subject_id)
+
+    def create_subject(self, tenant: str, display_name: str, **details: Any) -> Subject:
+        """``create`` for callers holding the fields (``NewSubject``'s keyword names)."""
+        return self.create(tenant, NewSubject(display_name, **details))
+
+    def page(self, tenant: str, limit: int, cursor: str | None) -> Page:
+        """One page of the tenant's subjects (``limit`` 1 to ``MAX_PAGE``)."""
+        return self.subjects.page(tenant, page_limit(limit), cursor)
 
     def find_subjects(
         self, tenant: str, *, external_ref: str | None = None, email: str | None = None
@@ -91,6 +92,27 @@ class SubjectAdmin(Ledger):
         self.subject(tenant, subject_id)
         self.subjects.retain_until(tenant, subject_id, at)
         audit("subject.retention_set", tenant=tenant, subject_id=subject_id, source="registry")
+
+    def enrol(
+        self,
+        tenant: str,
+        subject_id: str,
+        photos: Iterable[bytes],
+        *,
+        biometric_consent: bool,
+        source: str = "api",
+    ) -> Subject:
+        """Add reference photos to a known subject; the subject as it now stands."""
+        subject = self.subject(tenant, subject_id)
+        self.enrol_subject(
+            tenant,
+            subject.display_name,
+            photos,
+            subject_id=subject_id,
+            biometric_consent=biometric_consent,
+            consent_source=source,
+        )
+        return self.subject(tenant, subject_id)
 
     def enrol_subject(
         self,
