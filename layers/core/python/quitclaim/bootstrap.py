@@ -50,7 +50,6 @@ from quitclaim.usecases.admission import Admission
 from quitclaim.usecases.audit_trail import AuditTrail
 from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.conservation import ConservationCheck
-from quitclaim.usecases.console import Console
 from quitclaim.usecases.dashboard import Dashboard, ImageLimits
 from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.expiry import Expiry
@@ -78,13 +77,20 @@ if TYPE_CHECKING:
     from quitclaim.usecases.accuracy_audit import AccuracyAudit
     from quitclaim.usecases.accuracy_jobs import AccuracyJobs
     from quitclaim.usecases.accuracy_stamp import AccuracyStamps
+    from quitclaim.usecases.asset_listing import AssetListing
     from quitclaim.usecases.audit_read import AuditReader
     from quitclaim.usecases.authorizer import KeyAuthorizer
     from quitclaim.usecases.backlog import BacklogScan, BacklogSource
     from quitclaim.usecases.billing import Billing
+    from quitclaim.usecases.consent_admin import ConsentAdmin
     from quitclaim.usecases.consent_import import ConsentImport
+    from quitclaim.usecases.monthly_bill import MonthlyBill
+    from quitclaim.usecases.onboarding import Onboarding
     from quitclaim.usecases.plans import PlanChanges
     from quitclaim.usecases.redaction import Redaction
+    from quitclaim.usecases.request_gate import RequestGate
+    from quitclaim.usecases.subject_admin import SubjectAdmin
+    from quitclaim.usecases.tenant_admin import TenantAdmin
 
 _clock: Clock = SystemClock()
 
@@ -540,38 +546,6 @@ def mail_feedback_service() -> MailFeedback:
     return MailFeedback(subjects=registry.subjects, update=registry.update_subject)
 
 
-@lru_cache(maxsize=1)
-def console_service() -> Console:
-    """The principal-scoped facade the API and the HTTP CLI use."""
-    settings = _bound(get_settings())
-    assets = DynamoAssets()
-    return Console(
-        registry=registry_service(),
-        review=Review(
-            assets=assets,
-            subjects=DynamoSubjects(),
-            placement=_placement(),
-            recheck=_recheck(),
-            clock=_clock,
-            library_bucket=settings.library_bucket,
-            events=_events(settings),
-        ),
-        keys=ApiKeys(DynamoApiKeys()),
-        assets=assets,
-        webhooks=webhook_admin(),
-        inbox=webhook_inbox(),
-        dashboard=_dashboard(settings, assets),
-        rights=rights_service(),
-        redaction=redaction_service(),
-        processing=processing_records_service(),
-        usage=usage_service(),
-        limits=RateLimits(DynamoTenants().plan_of),
-        deployment_region=settings.region,
-        usage_plans=usage_plan_keys(),
-        user_tokens=_user_tokens(settings),
-    )
-
-
 def _user_tokens(settings: Settings) -> Callable[[str], Principal] | None:
     """The sign-in token verifier of the stack's user pool (None: keys only)."""
     if not (settings.user_pool_id and settings.user_pool_client_id):
@@ -821,7 +795,7 @@ def reset_container(*, keep_settings: bool = False) -> None:
         scan_asset_service,
         admission_service,
         registry_service,
-        console_service,
+        *_REGISTRY_CACHED,
         redaction_service,
         rights_service,
         processing_records_service,
@@ -965,3 +939,110 @@ def authorizer_service() -> KeyAuthorizer:
 def public_limits() -> PublicLimits:
     """The public pages' bound (a person's request, the hosted form), per container."""
     return PublicLimits()
+
+
+# ---- registry
+# The officer's use-cases the API's views call (each view takes the one it needs).
+# The four aggregates are one Registry on one set of stores: each accessor
+# hands it out as the narrow use-case.
+
+
+def tenant_admin_service() -> TenantAdmin:
+    """Tenants and their policy (four eyes on loosening changes)."""
+    return registry_service()
+
+
+def subject_admin_service() -> SubjectAdmin:
+    """Subjects: record, enrolment, retention."""
+    return registry_service()
+
+
+def consent_admin_service() -> ConsentAdmin:
+    """A subject's consents and their evidence."""
+    return registry_service()
+
+
+@lru_cache(maxsize=1)
+def api_keys_service() -> ApiKeys:
+    """API keys: issue, resolve, list, revoke, rotate."""
+    _bound(get_settings())
+    return ApiKeys(DynamoApiKeys())
+
+
+@lru_cache(maxsize=1)
+def onboarding_service() -> Onboarding:
+    """The operator's onboarding of a tenant (profile, usage plan, first admin key)."""
+    from quitclaim.usecases.onboarding import Onboarding
+
+    settings = _bound(get_settings())
+    return Onboarding(
+        tenants=registry_service(),
+        keys=api_keys_service(),
+        deployment_region=settings.region,
+        usage_plans=usage_plan_keys(),
+    )
+
+
+@lru_cache(maxsize=1)
+def request_gate() -> RequestGate:
+    """Who calls, within the plan's rate, metered: before every authenticated view."""
+    from quitclaim.usecases.request_gate import RequestGate
+
+    settings = _bound(get_settings())
+    return RequestGate(
+        keys=api_keys_service(),
+        user_tokens=_user_tokens(settings),
+        limits=RateLimits(DynamoTenants().plan_of),
+        usage=usage_service(),
+    )
+
+
+@lru_cache(maxsize=1)
+def review_service() -> Review:
+    """The review queue's actions (release, keep, reassign, delete)."""
+    settings = _bound(get_settings())
+    return Review(
+        assets=DynamoAssets(),
+        subjects=DynamoSubjects(),
+        placement=_placement(),
+        recheck=_recheck(),
+        clock=_clock,
+        library_bucket=settings.library_bucket,
+        events=_events(settings),
+    )
+
+
+@lru_cache(maxsize=1)
+def asset_listing_service() -> AssetListing:
+    """The tenant's asset records, filtered and paged."""
+    from quitclaim.usecases.asset_listing import AssetListing
+
+    _bound(get_settings())
+    return AssetListing(DynamoAssets())
+
+
+@lru_cache(maxsize=1)
+def dashboard_service() -> Dashboard:
+    """The review dashboard's read models (overview, people, thumbnails)."""
+    settings = _bound(get_settings())
+    return _dashboard(settings, DynamoAssets())
+
+
+@lru_cache(maxsize=1)
+def monthly_bill_service() -> MonthlyBill:
+    """A tenant's usage in a month with its bill."""
+    from quitclaim.usecases.monthly_bill import MonthlyBill
+
+    _bound(get_settings())
+    return MonthlyBill(usage_service(), DynamoTenants())
+
+
+_REGISTRY_CACHED = (
+    api_keys_service,
+    onboarding_service,
+    request_gate,
+    review_service,
+    asset_listing_service,
+    dashboard_service,
+    monthly_bill_service,
+)

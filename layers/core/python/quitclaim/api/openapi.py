@@ -18,8 +18,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
-from quitclaim.api.route_access import capability_of
 from quitclaim.api.errors import ERROR_SCHEMA
+from quitclaim.api.route_access import capability_of
 from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy

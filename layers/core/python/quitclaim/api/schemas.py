@@ -29,6 +29,7 @@ from pydantic import (
 from quitclaim.domain.backlog import BACKLOG_CONCURRENCY_MAX
 from quitclaim.domain.models import ScanMode
 from quitclaim.domain.registry import Guardian, Role
+from quitclaim.usecases.admin_requests import AssetFilter, ConsentGrant, ConsentRenewal, NewSubject
 
 # Ids are opaque and short; anything else cannot name a record (see ``is_id``).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
@@ -256,6 +257,15 @@ class _SubjectDetails(Body):
 class CreateSubject(_SubjectDetails):
     display_name: Text  # required here
 
+    def request(self) -> NewSubject:
+        return NewSubject(
+            self.display_name,
+            external_ref=self.external_ref,
+            email=self.email,
+            date_of_birth=self.date_of_birth,
+            guardian=self.guardian_value(),
+        )
+
 
 class UpdateSubject(_SubjectDetails):
     """Fields sent replace the stored ones; ``null`` clears an optional one (not the name)."""
@@ -313,8 +323,18 @@ class GrantConsent(Body):
             raise ValueError("is only allowed with document_base64")
         return value
 
-    def document(self) -> bytes | None:
-        return None if self.document_base64 is None else _decode_base64(self.document_base64)
+    def request(self) -> ConsentGrant:
+        """The grant as the use-case takes it (the document decoded)."""
+        document = None if self.document_base64 is None else _decode_base64(self.document_base64)
+        return ConsentGrant(
+            purposes=tuple(self.purposes),
+            valid_from=self.valid_from,
+            expires_at=self.expires_at,
+            signer=self.signer,
+            form_version=self.form_version,
+            document=document,
+            document_type=self.document_type,
+        )
 
 
 class RenewConsent(Body):
@@ -328,6 +348,9 @@ class RenewConsent(Body):
         if value is not None and start is not None and value <= start:
             raise ValueError("must be after valid_from")
         return value
+
+    def request(self) -> ConsentRenewal:
+        return ConsentRenewal(expires_at=self.expires_at, valid_from=self.valid_from)
 
 
 class RevokeConsent(Body):
@@ -414,6 +437,18 @@ class AssetQuery(PageQuery):
     until: UtcDateTime | None = None
 
     _after_since = field_validator("until")(_until_not_before_since)
+
+    def filter(self) -> AssetFilter:
+        """The listing's filter ("all": any status)."""
+        return AssetFilter(
+            status=None if self.status == "all" else self.status,
+            reason=self.reason,
+            subject_id=self.subject,
+            since=self.since,
+            until=self.until,
+            limit=self.limit,
+            cursor=self.cursor,
+        )
 
 
 class EnrolQuery(Query):

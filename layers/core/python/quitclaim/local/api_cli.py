@@ -201,7 +201,7 @@ def tenants_create(
     as_json: bool,
 ) -> None:
     """Onboard TENANT: profile, default policy, first admin key (shown once)."""
-    from quitclaim.bootstrap import console_service
+    from quitclaim.bootstrap import onboarding_service
     from quitclaim.config import get_settings
     from quitclaim.domain.models import TenantPolicy
 
@@ -214,7 +214,7 @@ def tenants_create(
         default_purpose=default_purpose or s.default_purpose,
     )
     issued = run_operator(
-        lambda: console_service().create_tenant(
+        lambda: onboarding_service().create_tenant(
             tenant,
             label=label,
             name=name,
