@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -19,14 +18,11 @@ from chalice import Chalice
 
 from quitclaim import bootstrap
 from quitclaim.api import errors as api_errors
-from quitclaim.api import form_pages, person_pages, static
-from quitclaim.api import routing as api_routing
+from quitclaim.api import form_views, person_pages, policy_views, static, webhook_views
 from quitclaim.api.openapi import document
-from quitclaim.api.routing import Call, Posted, Reply, Router, Signed, reshape_chalice_errors
-from quitclaim.api.serialize import policy_json
+from quitclaim.api.routing import Call, Posted, Reply, Router, reshape_chalice_errors
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
-from quitclaim.domain.four_eyes import PolicyUpdate
 from quitclaim.domain.models import AssetStatus, is_tenant_id
 from quitclaim.observability import logger
 
@@ -109,29 +105,6 @@ def rotate_key(call: Call, key_id: str) -> Any:
 @route("whoAmI")
 def who_am_i(call: Call) -> Any:
     return call.principal  # as the API sees them (the dashboard hides admin forms by it)
-
-
-@route("getPolicy")
-def get_policy(call: Call) -> Any:
-    tenants = bootstrap.tenant_admin_service()
-    shaped = policy_json(tenants.policy(call.principal.tenant))
-    pending = tenants.pending_policy(call.principal.tenant)
-    return {**shaped, "pending_change": pending} if pending else shaped
-
-
-@route("updatePolicy")
-def update_policy(call: Call) -> Any:
-    tenants = bootstrap.tenant_admin_service()
-    return _policy_reply(
-        tenants.update_policy(call.principal.tenant, call.body.changes(), who=call.principal)
-    )
-
-
-def _policy_reply(update: PolicyUpdate) -> Any:
-    if update.pending is not None:
-        # Loosens the gate: applies once a second administrator sends the same change.
-        return Reply(202, {**policy_json(update.policy), "pending_change": update.pending})
-    return policy_json(update.policy)
 
 
 # ---------------------------------------------------------------- subjects
@@ -560,201 +533,6 @@ def list_person_requests(call: Call) -> Any:
     return {"items": [asdict(r) | {"subject_ids": list(r.subject_ids)} for r in items]}
 
 
-# ---------------------------------------------------------------- the hosted quitclaim form
-
-
-@route("publishForm")
-def publish_form(call: Call) -> Any:
-    body = call.body
-    return bootstrap.forms_service().publish(
-        call.principal.tenant,
-        body.version,
-        {lang: {"title": t.title, "body": t.body} for lang, t in body.texts.items()},
-        body.purposes,
-        body.period_days,
-    )
-
-
-@route("getForm")
-def get_form(call: Call, version: str) -> Any:
-    return bootstrap.forms_service().version(call.principal.tenant, version)
-
-
-@route("getFormSettings")
-def get_form_settings(call: Call) -> Any:
-    return bootstrap.forms_service().settings(call.principal.tenant)
-
-
-@route("updateFormSettings")
-def update_form_settings(call: Call) -> Any:
-    return bootstrap.forms_service().set_age_of_consent(
-        call.principal.tenant, call.body.age_of_consent
-    )
-
-
-@route("createFormLink")
-def create_form_link(call: Call) -> Any:
-    return bootstrap.forms_service().link(
-        call.principal.tenant,
-        subject_id=call.body.subject_id,
-        event=call.body.event,
-        days=call.body.days,
-        send=call.body.send,
-    )
-
-
-@route("openForm")
-def open_form(query: Any, posted: Posted) -> Any:
-    return form_pages.show(bootstrap.forms_service(), query.token, query.lang, posted)
-
-
-@route("signForm")
-def sign_form(query: Any, posted: Posted) -> Any:
-    return form_pages.sign(
-        bootstrap.forms_service(),
-        query.token,
-        query.lang,
-        posted,
-        admit=bootstrap.public_limits().admit,
-    )
-
-
-# ---------------------------------------------------------------- webhooks
-
-
-@route("receiveWebhook")
-def receive_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    receipt = bootstrap.webhook_inbox().receive(
-        tenant, source, signed.headers, signed.body, method=signed.method, query=signed.query
-    )
-    answer: dict[str, Any] = {"status": receipt.status, "delivery_id": receipt.delivery_id}
-    if receipt.deliveries:  # a tool's own format: one delivery per event of the request
-        answer["deliveries"] = list(receipt.deliveries)
-    return answer
-
-
-@route("checkWebhook")
-def check_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    bootstrap.webhook_inbox().handshake(tenant, source, signed.query)
-    return {"status": "ready"}
-
-
-@route("createWebhookSource")
-def create_webhook_source(call: Call) -> Any:
-    b = call.body
-    source, issued = bootstrap.webhook_admin().register_source(
-        call.principal.tenant,
-        b.name,
-        mapping=b.mapping,
-        preset=b.preset,
-        default_validity_days=b.default_validity_days,
-        dialect=b.dialect,
-        secret=b.secret,
-    )
-    path = f"/webhooks/{source.tenant}/{source.name}"
-    if issued is not None and source.dialect == "mailchimp":
-        path += f"?token={issued.secret}"  # the URL is the secret: shown once
-    # No secret where the tool owns it: it was given, and is never shown.
-    secret = issued.secret if issued is not None else None
-    return {"source": source, "secret": secret, "url_path": path}
-
-
-@route("listWebhookSources")
-def list_webhook_sources(call: Call) -> Any:
-    return {"items": bootstrap.webhook_admin().sources(call.principal.tenant)}
-
-
-@route("deleteWebhookSource")
-def delete_webhook_source(call: Call, source: str) -> None:
-    bootstrap.webhook_admin().delete_source(call.principal.tenant, source)
-
-
-@route("rotateWebhookSource")
-def rotate_webhook_source(call: Call, source: str) -> Any:
-    overlap = timedelta(hours=call.body.overlap_hours)
-    return bootstrap.webhook_admin().rotate_source_secret(call.principal.tenant, source, overlap)
-
-
-@route("listInboundDeliveries")
-def list_inbound_deliveries(call: Call, source: str) -> Any:
-    admin, tenant = bootstrap.webhook_admin(), call.principal.tenant
-    admin.source(tenant, source)  # an unknown source is a 404, not an empty list
-    return {"items": admin.inbound_deliveries(tenant, source, call.query.status)}
-
-
-@route("retryInboundDelivery")
-def retry_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
-    return bootstrap.webhook_admin().retry_inbound(call.principal.tenant, source, delivery_id)
-
-
-@route("dismissInboundDelivery")
-def dismiss_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
-    return bootstrap.webhook_admin().dismiss_inbound(call.principal.tenant, source, delivery_id)
-
-
-@route("createWebhookEndpoint")
-def create_webhook_endpoint(call: Call) -> Any:
-    b = call.body
-    endpoint, secret = bootstrap.webhook_admin().register_endpoint(
-        call.principal.tenant, b.url, list(b.event_types), b.description
-    )
-    return {"endpoint": endpoint, "secret": secret.secret}
-
-
-@route("listWebhookEndpoints")
-def list_webhook_endpoints(call: Call) -> Any:
-    return {"items": bootstrap.webhook_admin().endpoints(call.principal.tenant)}
-
-
-@route("deleteWebhookEndpoint")
-def delete_webhook_endpoint(call: Call, endpoint_id: str) -> None:
-    bootstrap.webhook_admin().delete_endpoint(call.principal.tenant, endpoint_id)
-
-
-@route("rotateWebhookEndpoint")
-def rotate_webhook_endpoint(call: Call, endpoint_id: str) -> Any:
-    overlap = timedelta(hours=call.body.overlap_hours)
-    return bootstrap.webhook_admin().rotate_endpoint_secret(
-        call.principal.tenant, endpoint_id, overlap
-    )
-
-
-@route("listWebhookDeliveries")
-def list_webhook_deliveries(call: Call) -> Any:
-    q = call.query
-    admin = bootstrap.webhook_admin()
-    return {"items": admin.outbound_deliveries(call.principal.tenant, q.status, q.endpoint_id)}
-
-
-@route("replayWebhookDelivery")
-def replay_webhook_delivery(call: Call, delivery_id: str) -> Any:
-    return bootstrap.webhook_admin().replay(call.principal.tenant, delivery_id)
-
-
-# ---------------------------------------------------------------- imports (docs/import.md)
-
-
-@route("createImportUploads")
-def create_import_uploads(call: Call) -> Any:
-    b = call.body
-    return bootstrap.consent_import_service().upload_urls(
-        call.principal.tenant, b.documents, b.photos
-    )
-
-
-@route("importConsents")
-def import_consents(call: Call) -> Any:
-    b = call.body
-    report = bootstrap.consent_import_service().run_staged(
-        call.principal.tenant,
-        b.csv.encode("utf-8"),
-        b.import_id,
-        dry_run=b.dry_run,
-        actor=call.principal.key_id,
-    )
-    return report.as_dict()
-
-
 # ---------------------------------------------------------------- retention
 
 
@@ -764,44 +542,9 @@ def set_subject_retention(call: Call, subject_id: str) -> None:
     subjects.retain_subject_until(call.principal.tenant, subject_id, call.body.until)
 
 
-# ---------------------------------------------------------------- accuracy audits (#25)
+# ---------------------------------------------------------------- the rest, by area
 
-
-@route("prepareAccuracyAudit")
-def prepare_accuracy_audit(call: Call) -> Any:
-    return bootstrap.accuracy_jobs_service().prepare(call.principal.tenant, call.body.photos)
-
-
-@route("startAccuracyAudit")
-def start_accuracy_audit(call: Call) -> Any:
-    b = call.body
-    return bootstrap.accuracy_jobs_service().submit(
-        call.principal.tenant,
-        b.job_id,
-        target_fmr=b.target_fmr,
-        per_person=b.per_person,
-        actor=call.principal.key_id,
-    )
-
-
-@route("getAccuracyAudit")
-def get_accuracy_audit(call: Call, job_id: str) -> Any:
-    return bootstrap.accuracy_jobs_service().status(call.principal.tenant, job_id)
-
-
-@route("getAccuracyAuditReport")
-def get_accuracy_audit_report(call: Call, job_id: str) -> Any:
-    html = bootstrap.accuracy_jobs_service().report_html(call.principal.tenant, job_id)
-    return api_routing.Content(html, "text/html; charset=utf-8")
-
-
-@route("adoptAccuracyAdvice")
-def adopt_accuracy_advice(call: Call) -> Any:
-    advice = bootstrap.accuracy_jobs_service().advice(call.principal.tenant, call.body.job_id)
-    tenants = bootstrap.tenant_admin_service()
-    return _policy_reply(
-        tenants.adopt_accuracy_advice(call.principal.tenant, advice, who=call.principal)
-    )
-
-
+route.bind(form_views.VIEWS)
+route.bind(webhook_views.VIEWS)
+route.bind(policy_views.VIEWS)
 route.check_complete()

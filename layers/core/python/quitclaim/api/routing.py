@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -120,6 +120,11 @@ class Router:
             return view
 
         return register
+
+    def bind(self, views: Mapping[str, View]) -> None:
+        """Register a module's table of views (operation id -> view) at once."""
+        for operation_id, view in views.items():
+            self(operation_id)(view)
 
     def check_complete(self) -> None:
         """Fail at import when a declared operation has no view."""
