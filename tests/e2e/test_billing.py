@@ -27,7 +27,12 @@ from devstack import marketplace
 from devstack.stack import LOCAL_MARKETPLACE_PRODUCT
 from quitclaim.adapters.billing_store import AwsMarketplace, DynamoLedgers
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoUsage
-from quitclaim.bootstrap import console_service, usage_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    onboarding_service,
+    usage_service,
+    webhook_admin,
+)
 from quitclaim.domain.registry import Role
 from quitclaim.usecases.keys import ApiKeys
 from tests.conftest import DEMO_NOW
@@ -80,7 +85,7 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     # Given two tenants on the stack, one a subscribed Marketplace customer
     runner = CliRunner()
     for tenant, plan in ((MKT, "standard"), (HOOK, "free")):
-        console_service().create_tenant(
+        onboarding_service().create_tenant(
             tenant, name=tenant, plan=plan, contact_email=f"ops@{tenant}.example"
         )
     done = runner.invoke(
@@ -92,8 +97,8 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     receiver = Receiver()
     url = receiver.start()
     admin = ApiKeys(DynamoApiKeys()).issue(HOOK, Role.ADMIN, "billing")
-    console_service().create_webhook_endpoint(
-        console_service().resolve_key(admin.secret), url, ["usage.hourly"], "billing"
+    webhook_admin().register_endpoint(
+        api_keys_service().resolve(admin.secret).tenant, url, ["usage.hourly"], "billing"
     )
     billing_schedules(local_stack, "ENABLED")
     s3, bucket = local_stack.client("s3"), local_stack.outputs["UploadsBucketName"]

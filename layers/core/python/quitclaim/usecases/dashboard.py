@@ -27,7 +27,7 @@ from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Page, Subject
 from quitclaim.faces.thumbnails import Thumbnail, render_thumbnail
 from quitclaim.usecases.asset_decisions import META_ASSET_ID
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 
 # "Expiring" in the people view; the overview counts these windows.
 EXPIRING_SOON_DAYS = 30
