@@ -62,7 +62,7 @@ def images(count: int, seed: int = 1000) -> list[tuple[str, bytes]]:
 def scan_seconds(tenant: str) -> tuple[int, float, dict[str, int]]:
     """Decisions, their summed stage timings (s) and statuses, from the records."""
     from quitclaim.bootstrap import registry_service
-    from quitclaim.usecases.registry import every_asset
+    from quitclaim.usecases.ledger import every_asset
 
     assets = registry_service().assets
     assert assets is not None

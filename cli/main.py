@@ -30,7 +30,7 @@ from cli.webhooks_cli import webhooks as api_webhooks
 from devstack.control import tick_command
 
 if TYPE_CHECKING:
-    from quitclaim.usecases.registry import Registry
+    from quitclaim.usecases.compliance_registry import Registry
 
 T = TypeVar("T")
 
@@ -436,14 +436,17 @@ def audit_adopt_advice(tenant: str, key: str, job_id: str | None) -> None:
     The first administrator's call keeps it pending; a second, different
     administrator's call with the same advice applies it (docs/accuracy-audit.md).
     """
-    from quitclaim.bootstrap import accuracy_jobs_service, console_service
+    from quitclaim.bootstrap import accuracy_jobs_service, api_keys_service, tenant_admin_service
 
-    console = console_service()
-    principal = _run(lambda: console.resolve_key(key))
+    principal = _run(lambda: api_keys_service().resolve(key))
     if principal.tenant != tenant:
         raise click.ClickException("forbidden: the key is another tenant's (field: key)")
     advice = _run(lambda: accuracy_jobs_service().advice(tenant, job_id))
-    update = _run(lambda: console.adopt_accuracy_advice(principal, advice))
+    update = _run(
+        lambda: tenant_admin_service().adopt_accuracy_advice(
+            principal.tenant, advice, who=principal
+        )
+    )
     state = "pending: a second administrator must adopt it too" if update.pending else "applied"
     click.echo(
         json.dumps(

@@ -85,14 +85,14 @@ def tenants_create(
     as_json: bool,
 ) -> None:
     """Onboard TENANT: profile, default policy, first admin key (shown once)."""
-    from quitclaim.bootstrap import console_service
+    from quitclaim.bootstrap import onboarding_service
     from quitclaim.config import get_settings
 
     s = get_settings()
     pinned = region if region is not None else s.region
     policy = _default_policy(tenant, threshold, default_purpose)
     issued = run_operator(
-        lambda: console_service().create_tenant(
+        lambda: onboarding_service().create_tenant(
             tenant,
             label=label,
             name=name,

@@ -17,8 +17,8 @@ from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubject
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.records import AssetRecord, asset_id_for
 from quitclaim.domain.registry import IssuedKey, Role
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.registry import Registry
 
 DEMO_TENANT = "demo"
 

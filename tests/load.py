@@ -283,10 +283,10 @@ class World:
 
 def set_up(stack: Any, now: datetime, tenant: str = TENANT) -> World:
     """A tenant with the five fixture people enrolled, each with a valid web consent."""
-    from quitclaim.bootstrap import console_service, registry_service
+    from quitclaim.bootstrap import onboarding_service, registry_service
 
     with stack.lock:
-        issued = console_service().create_tenant(tenant)
+        issued = onboarding_service().create_tenant(tenant)
         registry = registry_service()
         subjects, consents = {}, {}
         for folder in sorted((FACES / "enroll").iterdir()):

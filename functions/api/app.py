@@ -1,8 +1,9 @@
-"""HTTP API (Chalice): routes only. Each view makes one console call.
+"""HTTP API (Chalice): routes only. Each view calls the use-case it needs.
 
 Auth, validation, error mapping and JSON shaping live in ``quitclaim.api``
 (``routing.Router``); the route table and the OpenAPI document in
-``quitclaim.api.openapi``. The tenant is always the API key's.
+``quitclaim.api.openapi``. The tenant is always the API key's; the router has already checked the
+operation's role (``quitclaim.api.route_access``) before a view runs.
 """
 
 from __future__ import annotations
@@ -10,24 +11,19 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qs
 
 from chalice import Chalice
 
 from quitclaim import bootstrap
-from quitclaim.api import form_pages, http_errors, person_pages, static
-from quitclaim.api import routing as api_routing
+from quitclaim.api import form_views, http_errors, person_pages, policy_views, static, webhook_views
 from quitclaim.api.openapi import document
-from quitclaim.api.routing import Call, Posted, Reply, Router, Signed, reshape_chalice_errors
-from quitclaim.api.serialize import policy_json
+from quitclaim.api.routing import Call, Posted, Reply, Router, reshape_chalice_errors
 from quitclaim.config import get_settings
 from quitclaim.domain.errors import NotFound, QuitclaimError, ValidationFailed
 from quitclaim.domain.models import AssetStatus, is_tenant_id
 from quitclaim.observability import logger
-
-if TYPE_CHECKING:
-    from quitclaim.usecases.console import Console
 
 # Validated at cold start: a container outside the EU refuses to run at all.
 get_settings()
@@ -38,12 +34,7 @@ app.register_middleware(reshape_chalice_errors, "http")
 app.api.binary_types.append("multipart/form-data")
 
 
-def _console() -> Console:
-    # Looked up per call: the local stack swaps the composition root's cache.
-    return bootstrap.console_service()
-
-
-route = Router(app, _console)
+route = Router(app, lambda: bootstrap.request_gate())
 
 
 # ---------------------------------------------------------------- meta
@@ -75,13 +66,13 @@ def dashboard_file(file: str) -> Any:
 
 @route("getOverview")
 def get_overview(call: Call) -> Any:
-    return call.console.overview(call.principal, months=call.query.months)
+    return bootstrap.dashboard_service().overview(call.principal.tenant, call.query.months)
 
 
 @route("listPeople")
 def list_people(call: Call) -> Any:
     q = call.query
-    return call.console.people(call.principal, limit=q.limit, cursor=q.cursor)
+    return bootstrap.dashboard_service().people(call.principal.tenant, q.limit, q.cursor)
 
 
 # ---------------------------------------------------------------- keys and policy
@@ -90,43 +81,29 @@ def list_people(call: Call) -> Any:
 @route("createKey")
 def create_key(call: Call) -> Any:
     b = call.body
-    return call.console.create_key(call.principal, b.role, b.label, b.person, b.valid_days)
+    keys = bootstrap.api_keys_service()
+    return keys.create_key(call.principal, b.role, b.label, b.person, b.valid_days)
 
 
 @route("listKeys")
 def list_keys(call: Call) -> Any:
-    return {"items": call.console.list_keys(call.principal)}
+    return {"items": bootstrap.api_keys_service().list_keys(call.principal.tenant)}
 
 
 @route("revokeKey")
 def revoke_key(call: Call, key_id: str) -> Any:
-    return call.console.revoke_key(call.principal, key_id)
+    return bootstrap.api_keys_service().revoke(call.principal, key_id)
 
 
 @route("rotateKey")
 def rotate_key(call: Call, key_id: str) -> Any:
-    return call.console.rotate_key(call.principal, key_id, call.body.valid_days)
+    keys = bootstrap.api_keys_service()
+    return keys.rotate(call.principal, key_id, valid_days=call.body.valid_days)
 
 
 @route("whoAmI")
 def who_am_i(call: Call) -> Any:
-    return call.console.who_am_i(call.principal)
-
-
-@route("getPolicy")
-def get_policy(call: Call) -> Any:
-    shaped = policy_json(call.console.get_policy(call.principal))
-    pending = call.console.pending_policy(call.principal)
-    return {**shaped, "pending_change": pending} if pending else shaped
-
-
-@route("updatePolicy")
-def update_policy(call: Call) -> Any:
-    update = call.console.update_policy(call.principal, call.body.changes())
-    if update.pending is not None:
-        # Loosens the gate: applies once a second administrator sends the same change.
-        return Reply(202, {**policy_json(update.policy), "pending_change": update.pending})
-    return policy_json(update.policy)
+    return call.principal  # as the API sees them (the dashboard hides admin forms by it)
 
 
 # ---------------------------------------------------------------- subjects
@@ -134,36 +111,29 @@ def update_policy(call: Call) -> Any:
 
 @route("createSubject")
 def create_subject(call: Call) -> Any:
-    b = call.body
-    return call.console.create_subject(
-        call.principal,
-        b.display_name,
-        external_ref=b.external_ref,
-        email=b.email,
-        date_of_birth=b.date_of_birth,
-        guardian=b.guardian_value(),
-    )
+    return bootstrap.subject_admin_service().create(call.principal.tenant, call.body.request())
 
 
 @route("listSubjects")
 def list_subjects(call: Call) -> Any:
     q = call.query
-    return call.console.list_subjects(call.principal, limit=q.limit, cursor=q.cursor)
+    return bootstrap.subject_admin_service().page(call.principal.tenant, q.limit, q.cursor)
 
 
 @route("getSubject")
 def get_subject(call: Call, subject_id: str) -> Any:
-    return call.console.get_subject(call.principal, subject_id)
+    return bootstrap.subject_admin_service().subject(call.principal.tenant, subject_id)
 
 
 @route("updateSubject")
 def update_subject(call: Call, subject_id: str) -> Any:
-    return call.console.update_subject(call.principal, subject_id, call.body.changes())
+    subjects = bootstrap.subject_admin_service()
+    return subjects.update_subject(call.principal.tenant, subject_id, call.body.changes())
 
 
 @route("deleteSubject")
 def delete_subject(call: Call, subject_id: str) -> None:
-    call.console.delete_subject(call.principal, subject_id)
+    erase_subject(call, subject_id)  # the same erasure; 204 without its report
 
 
 @route("enrolSubject")
@@ -172,7 +142,8 @@ def enrol_subject(call: Call, subject_id: str) -> Any:
     consent = call.query.biometric_consent or (
         call.body is not None and call.body.biometric_consent
     )
-    return call.console.enrol(call.principal, subject_id, photos, biometric_consent=consent)
+    subjects = bootstrap.subject_admin_service()
+    return subjects.enrol(call.principal.tenant, subject_id, photos, biometric_consent=consent)
 
 
 # ---------------------------------------------------------------- consents
@@ -180,47 +151,48 @@ def enrol_subject(call: Call, subject_id: str) -> Any:
 
 @route("grantConsent")
 def grant_consent(call: Call, subject_id: str) -> Any:
-    b = call.body
-    return call.console.grant_consent(
-        call.principal,
-        subject_id,
-        purposes=b.purposes,
-        valid_from=b.valid_from,
-        expires_at=b.expires_at,
-        signer=b.signer,
-        form_version=b.form_version,
-        document=b.document(),
-        document_type=b.document_type,
+    consents, tenant = bootstrap.consent_admin_service(), call.principal.tenant
+    granted = consents.grant(
+        tenant, subject_id, call.body.request(), source="api", actor=call.principal.key_id
     )
+    return consents.consent_view(tenant, subject_id, granted.consent_id)
 
 
 @route("listConsents")
 def list_consents(call: Call, subject_id: str) -> Any:
-    consents = call.console.list_consents(call.principal, subject_id)
+    consents = bootstrap.consent_admin_service().consent_views(call.principal.tenant, subject_id)
     return {"items": consents}
 
 
 @route("getConsent")
 def get_consent(call: Call, subject_id: str, consent_id: str) -> Any:
-    return call.console.get_consent(call.principal, subject_id, consent_id)
+    consents = bootstrap.consent_admin_service()
+    return consents.subject_consent(call.principal.tenant, subject_id, consent_id)
 
 
 @route("renewConsent")
 def renew_consent(call: Call, subject_id: str, consent_id: str) -> Any:
-    b = call.body
-    return call.console.renew_consent(
-        call.principal, subject_id, consent_id, expires_at=b.expires_at, valid_from=b.valid_from
+    consents, tenant = bootstrap.consent_admin_service(), call.principal.tenant
+    renewal = call.body.request()
+    consents.renew(
+        tenant, subject_id, consent_id, renewal, source="api", actor=call.principal.key_id
     )
+    return consents.consent_view(tenant, subject_id, consent_id)
 
 
 @route("revokeConsent")
 def revoke_consent(call: Call, subject_id: str, consent_id: str) -> Any:
-    return call.console.revoke_consent(call.principal, subject_id, consent_id)
+    consents, tenant = bootstrap.consent_admin_service(), call.principal.tenant
+    consents.revoke_consent(
+        tenant, subject_id, consent_id, source="api", actor=call.principal.key_id
+    )
+    return consents.consent_view(tenant, subject_id, consent_id)
 
 
 @route("getConsentDocument")
 def get_consent_document(call: Call, subject_id: str, consent_id: str) -> Any:
-    data, content_type = call.console.consent_document(call.principal, subject_id, consent_id)
+    consents = bootstrap.consent_admin_service()
+    data, content_type = consents.subject_document(call.principal.tenant, subject_id, consent_id)
     return {"content_type": content_type, "document_base64": base64.b64encode(data).decode()}
 
 
@@ -229,27 +201,17 @@ def get_consent_document(call: Call, subject_id: str, consent_id: str) -> Any:
 
 @route("listAssets")
 def list_assets(call: Call) -> Any:
-    q = call.query
-    return call.console.list_assets(
-        call.principal,
-        status=None if q.status == "all" else q.status,
-        reason=q.reason,
-        subject_id=q.subject,
-        since=q.since,
-        until=q.until,
-        limit=q.limit,
-        cursor=q.cursor,
-    )
+    return bootstrap.asset_listing_service().page(call.principal.tenant, call.query.filter())
 
 
 @route("getAsset")
 def get_asset(call: Call, asset_id: str) -> Any:
-    return call.console.get_asset(call.principal, asset_id)
+    return bootstrap.review_service().asset(call.principal.tenant, asset_id)
 
 
 @route("getAssetThumbnail")
 def get_asset_thumbnail(call: Call, asset_id: str) -> Any:
-    preview = call.console.thumbnail(call.principal, asset_id)
+    preview = bootstrap.dashboard_service().thumbnail(call.principal.tenant, asset_id)
     return {
         "content_type": preview.content_type,
         "image_base64": base64.b64encode(preview.data).decode(),
@@ -260,20 +222,20 @@ def get_asset_thumbnail(call: Call, asset_id: str) -> Any:
 
 @route("releaseAsset")
 def release_asset(call: Call, asset_id: str) -> Any:
-    record = call.console.release(call.principal, asset_id, call.body.justification)
+    record = bootstrap.review_service().release(call.principal, asset_id, call.body.justification)
     # Published only once a second reviewer confirmed; until then it is a request.
     return Reply(200 if record.status == AssetStatus.APPROVED else 202, record)
 
 
 @route("keepAsset")
 def keep_asset(call: Call, asset_id: str) -> Any:
-    return call.console.keep(call.principal, asset_id, call.body.justification)
+    return bootstrap.review_service().keep(call.principal, asset_id, call.body.justification)
 
 
 @route("reassignFace")
 def reassign_face(call: Call, asset_id: str) -> Any:
     b = call.body
-    record = call.console.reassign(
+    record = bootstrap.review_service().reassign(
         call.principal, asset_id, b.face_index, b.subject_id, b.justification
     )
     # Would publish: only a request until a second person confirms it (applied: none waits).
@@ -282,7 +244,7 @@ def reassign_face(call: Call, asset_id: str) -> Any:
 
 @route("deleteAsset")
 def delete_asset(call: Call, asset_id: str) -> None:
-    call.console.delete_asset(call.principal, asset_id, call.body.justification)
+    bootstrap.review_service().delete(call.principal, asset_id, call.body.justification)
 
 
 # ---------------------------------------------------------------- data-subject rights
@@ -290,7 +252,8 @@ def delete_asset(call: Call, asset_id: str) -> None:
 
 @route("exportSubject")
 def export_subject(call: Call, subject_id: str) -> Any:
-    export = call.console.export_subject(call.principal, subject_id)
+    rights = bootstrap.rights_service()
+    export = rights.export(call.principal.tenant, subject_id, actor=call.principal.key_id)
     return {
         "request_id": export.request_id,
         "subject_id": export.subject_id,
@@ -305,29 +268,32 @@ def export_subject(call: Call, subject_id: str) -> Any:
 @route("searchAppearances")
 def search_appearances(call: Call) -> Any:
     photo = call.raw if call.raw is not None else call.body.decoded()
-    return call.console.search_appearances(call.principal, photo)
+    rights = bootstrap.rights_service()
+    return rights.search(call.principal.tenant, photo, actor=call.principal.key_id)
 
 
 @route("eraseSubject")
 def erase_subject(call: Call, subject_id: str) -> Any:
-    return call.console.erase_subject(call.principal, subject_id)
+    rights = bootstrap.rights_service()
+    return rights.erase(call.principal.tenant, subject_id, actor=call.principal.key_id)
 
 
 @route("getErasure")
 def get_erasure(call: Call, subject_id: str) -> Any:
-    return call.console.erasure(call.principal, subject_id)
+    return bootstrap.rights_service().erasure(call.principal.tenant, subject_id)
 
 
 @route("redactAsset")
 def redact_asset(call: Call, asset_id: str) -> Any:
-    record = call.console.redact_asset(call.principal, asset_id, call.body.justification)
+    redaction = bootstrap.redaction_service()
+    record = redaction.request(call.principal, asset_id, call.body.justification)
     # The held original answers a request; the variant (201) a confirmation.
     return Reply(202, record) if record.asset_id == asset_id else record
 
 
 @route("getRecordsOfProcessing")
 def get_records_of_processing(call: Call) -> Any:
-    return call.console.records_of_processing(call.principal)
+    return bootstrap.processing_records_service().build(call.principal.tenant)
 
 
 @route("listAuditEvents")
@@ -350,7 +316,7 @@ def verify_audit_trail(call: Call) -> Any:
 
 @route("getUsage")
 def get_usage(call: Call) -> Any:
-    return call.console.usage(call.principal, call.query.month)
+    return bootstrap.monthly_bill_service().report(call.principal.tenant, call.query.month)
 
 
 # ---------------------------------------------------------------- e-mailed links
@@ -566,234 +532,18 @@ def list_person_requests(call: Call) -> Any:
     return {"items": [asdict(r) | {"subject_ids": list(r.subject_ids)} for r in items]}
 
 
-# ---------------------------------------------------------------- the hosted quitclaim form
-
-
-@route("publishForm")
-def publish_form(call: Call) -> Any:
-    body = call.body
-    return bootstrap.forms_service().publish(
-        call.principal.tenant,
-        body.version,
-        {lang: {"title": t.title, "body": t.body} for lang, t in body.texts.items()},
-        body.purposes,
-        body.period_days,
-    )
-
-
-@route("getForm")
-def get_form(call: Call, version: str) -> Any:
-    return bootstrap.forms_service().version(call.principal.tenant, version)
-
-
-@route("getFormSettings")
-def get_form_settings(call: Call) -> Any:
-    return bootstrap.forms_service().settings(call.principal.tenant)
-
-
-@route("updateFormSettings")
-def update_form_settings(call: Call) -> Any:
-    return bootstrap.forms_service().set_age_of_consent(
-        call.principal.tenant, call.body.age_of_consent
-    )
-
-
-@route("createFormLink")
-def create_form_link(call: Call) -> Any:
-    return bootstrap.forms_service().link(
-        call.principal.tenant,
-        subject_id=call.body.subject_id,
-        event=call.body.event,
-        days=call.body.days,
-        send=call.body.send,
-    )
-
-
-@route("openForm")
-def open_form(query: Any, posted: Posted) -> Any:
-    return form_pages.show(bootstrap.forms_service(), query.token, query.lang, posted)
-
-
-@route("signForm")
-def sign_form(query: Any, posted: Posted) -> Any:
-    return form_pages.sign(
-        bootstrap.forms_service(),
-        query.token,
-        query.lang,
-        posted,
-        admit=bootstrap.public_limits().admit,
-    )
-
-
-# ---------------------------------------------------------------- webhooks
-
-
-@route("receiveWebhook")
-def receive_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    receipt = signed.console.receive_webhook(
-        tenant, source, signed.headers, signed.body, method=signed.method, query=signed.query
-    )
-    answer: dict[str, Any] = {"status": receipt.status, "delivery_id": receipt.delivery_id}
-    if receipt.deliveries:  # a tool's own format: one delivery per event of the request
-        answer["deliveries"] = list(receipt.deliveries)
-    return answer
-
-
-@route("checkWebhook")
-def check_webhook(signed: Signed, tenant: str, source: str) -> Any:
-    signed.console.check_webhook(tenant, source, signed.query)
-    return {"status": "ready"}
-
-
-@route("createWebhookSource")
-def create_webhook_source(call: Call) -> Any:
-    b = call.body
-    return call.console.create_webhook_source(
-        call.principal,
-        b.name,
-        mapping=b.mapping,
-        preset=b.preset,
-        default_validity_days=b.default_validity_days,
-        dialect=b.dialect,
-        secret=b.secret,
-    )
-
-
-@route("listWebhookSources")
-def list_webhook_sources(call: Call) -> Any:
-    return {"items": call.console.list_webhook_sources(call.principal)}
-
-
-@route("deleteWebhookSource")
-def delete_webhook_source(call: Call, source: str) -> None:
-    call.console.delete_webhook_source(call.principal, source)
-
-
-@route("rotateWebhookSource")
-def rotate_webhook_source(call: Call, source: str) -> Any:
-    return call.console.rotate_webhook_source(call.principal, source, call.body.overlap_hours)
-
-
-@route("listInboundDeliveries")
-def list_inbound_deliveries(call: Call, source: str) -> Any:
-    found = call.console.list_inbound_deliveries(call.principal, source, call.query.status)
-    return {"items": found}
-
-
-@route("retryInboundDelivery")
-def retry_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
-    return call.console.retry_inbound_delivery(call.principal, source, delivery_id)
-
-
-@route("dismissInboundDelivery")
-def dismiss_inbound_delivery(call: Call, source: str, delivery_id: str) -> Any:
-    return call.console.dismiss_inbound_delivery(call.principal, source, delivery_id)
-
-
-@route("createWebhookEndpoint")
-def create_webhook_endpoint(call: Call) -> Any:
-    b = call.body
-    return call.console.create_webhook_endpoint(call.principal, b.url, b.event_types, b.description)
-
-
-@route("listWebhookEndpoints")
-def list_webhook_endpoints(call: Call) -> Any:
-    return {"items": call.console.list_webhook_endpoints(call.principal)}
-
-
-@route("deleteWebhookEndpoint")
-def delete_webhook_endpoint(call: Call, endpoint_id: str) -> None:
-    call.console.delete_webhook_endpoint(call.principal, endpoint_id)
-
-
-@route("rotateWebhookEndpoint")
-def rotate_webhook_endpoint(call: Call, endpoint_id: str) -> Any:
-    return call.console.rotate_webhook_endpoint(
-        call.principal, endpoint_id, call.body.overlap_hours
-    )
-
-
-@route("listWebhookDeliveries")
-def list_webhook_deliveries(call: Call) -> Any:
-    q = call.query
-    return {"items": call.console.list_outbound_deliveries(call.principal, q.status, q.endpoint_id)}
-
-
-@route("replayWebhookDelivery")
-def replay_webhook_delivery(call: Call, delivery_id: str) -> Any:
-    return call.console.replay_delivery(call.principal, delivery_id)
-
-
-# ---------------------------------------------------------------- imports (docs/import.md)
-
-
-@route("createImportUploads")
-def create_import_uploads(call: Call) -> Any:
-    b = call.body
-    return bootstrap.consent_import_service().upload_urls(
-        call.principal.tenant, b.documents, b.photos
-    )
-
-
-@route("importConsents")
-def import_consents(call: Call) -> Any:
-    b = call.body
-    report = bootstrap.consent_import_service().run_staged(
-        call.principal.tenant,
-        b.csv.encode("utf-8"),
-        b.import_id,
-        dry_run=b.dry_run,
-        actor=call.principal.key_id,
-    )
-    return report.as_dict()
-
-
 # ---------------------------------------------------------------- retention
 
 
 @route("setSubjectRetention")
 def set_subject_retention(call: Call, subject_id: str) -> None:
-    call.console.retain_subject(call.principal, subject_id, call.body.until)
+    subjects = bootstrap.subject_admin_service()
+    subjects.retain_subject_until(call.principal.tenant, subject_id, call.body.until)
 
 
-# ---------------------------------------------------------------- accuracy audits (#25)
+# ---------------------------------------------------------------- the rest, by area
 
-
-@route("prepareAccuracyAudit")
-def prepare_accuracy_audit(call: Call) -> Any:
-    return bootstrap.accuracy_jobs_service().prepare(call.principal.tenant, call.body.photos)
-
-
-@route("startAccuracyAudit")
-def start_accuracy_audit(call: Call) -> Any:
-    b = call.body
-    return bootstrap.accuracy_jobs_service().submit(
-        call.principal.tenant,
-        b.job_id,
-        target_fmr=b.target_fmr,
-        per_person=b.per_person,
-        actor=call.principal.key_id,
-    )
-
-
-@route("getAccuracyAudit")
-def get_accuracy_audit(call: Call, job_id: str) -> Any:
-    return bootstrap.accuracy_jobs_service().status(call.principal.tenant, job_id)
-
-
-@route("getAccuracyAuditReport")
-def get_accuracy_audit_report(call: Call, job_id: str) -> Any:
-    html = bootstrap.accuracy_jobs_service().report_html(call.principal.tenant, job_id)
-    return api_routing.Content(html, "text/html; charset=utf-8")
-
-
-@route("adoptAccuracyAdvice")
-def adopt_accuracy_advice(call: Call) -> Any:
-    advice = bootstrap.accuracy_jobs_service().advice(call.principal.tenant, call.body.job_id)
-    update = call.console.adopt_accuracy_advice(call.principal, advice)
-    if update.pending is not None:
-        return Reply(202, {**policy_json(update.policy), "pending_change": update.pending})
-    return policy_json(update.policy)
-
-
+route.bind(form_views.VIEWS)
+route.bind(webhook_views.VIEWS)
+route.bind(policy_views.VIEWS)
 route.check_complete()

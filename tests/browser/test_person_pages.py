@@ -18,7 +18,13 @@ import pytest
 from playwright.sync_api import Browser, expect
 
 from devstack.api_server import serve_api
-from quitclaim.bootstrap import console_service, reminders_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    consent_admin_service,
+    onboarding_service,
+    reminders_service,
+    subject_admin_service,
+)
 from tests.browser.conftest import Dashboard
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Buckets, photo
@@ -40,30 +46,37 @@ def person_url(local_stack: Any) -> Iterator[str]:
 def person(local_stack: Any) -> dict[str, Any]:
     # Given a tenant with a contact address and two people: one with a photo in the
     # library and an open-ended consent, one whose consent expires in 5 days
-    issued = console_service().create_tenant(TENANT, contact_email=CONTACT)
-    console = console_service()
-    admin = console.resolve_key(issued.secret)
-    photographed = console.create_subject(admin, "Browser Person", email="browser@example.org")
-    console.enrol(
-        admin,
+    issued = onboarding_service().create_tenant(TENANT, contact_email=CONTACT)
+    admin = api_keys_service().resolve(issued.secret)
+    photographed = subject_admin_service().create_subject(
+        admin.tenant, "Browser Person", email="browser@example.org"
+    )
+    subject_admin_service().enrol(
+        admin.tenant,
         photographed.subject_id,
         [photo("enroll", "obama", "obama-portrait.jpg")],
         biometric_consent=True,
     )
     before = len(local_stack.sent_emails())
-    console.grant_consent(
-        admin,
+    consent_admin_service().grant_consent(
+        admin.tenant,
         photographed.subject_id,
+        source="api",
+        actor=admin.key_id,
         purposes=["web", "social"],
         valid_from=DEMO_NOW - timedelta(days=1),
         expires_at=None,
         signer="Browser Person",
         form_version="v1",
     )
-    renewer = console.create_subject(admin, "Browser Renewer", email="renewer-ui@example.org")
-    console.grant_consent(
-        admin,
+    renewer = subject_admin_service().create_subject(
+        admin.tenant, "Browser Renewer", email="renewer-ui@example.org"
+    )
+    consent_admin_service().grant_consent(
+        admin.tenant,
         renewer.subject_id,
+        source="api",
+        actor=admin.key_id,
         purposes=["print"],
         valid_from=DEMO_NOW - timedelta(days=360),
         expires_at=DEMO_NOW + timedelta(days=5),

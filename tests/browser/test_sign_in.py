@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from devstack.scenario import DemoData
 from devstack.signin import create_user, sign_in_tokens
 from quitclaim.adapters.user_tokens import email_hash
-from quitclaim.bootstrap import audit_trail_service, console_service
+from quitclaim.bootstrap import api_keys_service, audit_trail_service
 from quitclaim.domain.registry import Role
 from tests.browser.conftest import TENANT, Dashboard, api_get
 from tests.browser.test_dashboard import Tabs
@@ -101,8 +101,8 @@ def test_a_reviewer_signs_in_with_their_account_and_the_four_eyes_count_people(
     )
     status, body = _release(base_url, asset_id, session["id_token"])
     assert (status, body["error"]) == (403, "same_reviewer")
-    admin = console_service().resolve_key(demo.keys.admin.secret)
-    own_key = console_service().create_key(admin, Role.REVIEWER, "ria's script", account["sub"])
+    admin = api_keys_service().resolve(demo.keys.admin.secret)
+    own_key = api_keys_service().create_key(admin, Role.REVIEWER, "ria's script", account["sub"])
     status, body = _release(base_url, asset_id, own_key.secret)
     assert (status, body["error"]) == (403, "same_reviewer")
 

@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from cli.main import main
 from devstack.api_server import api_dir, load_app
 from quitclaim.adapters.audit_chain_store import DynamoS3AuditChain
-from quitclaim.bootstrap import audit_trail_service, console_service
+from quitclaim.bootstrap import audit_trail_service, onboarding_service
 from quitclaim.config import get_settings
 from quitclaim.domain.audit_chain import record_key
 from quitclaim.observability import SERVICE
@@ -53,7 +53,7 @@ class _Captured(logging.Handler):
 def world(local_stack: Any) -> dict[str, Any]:
     # Given a tenant (created directly, outside any handler). No faces here:
     # the chain does not care what was decided, and dlib would cost seconds.
-    issued = console_service().create_tenant(TENANT)
+    issued = onboarding_service().create_tenant(TENANT)
     s3 = local_stack.client("s3")
     captured = _Captured()
     std = logging.getLogger(SERVICE)

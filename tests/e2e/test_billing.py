@@ -27,7 +27,12 @@ from devstack import marketplace
 from devstack.stack import LOCAL_MARKETPLACE_PRODUCT
 from quitclaim.adapters.billing_store import AwsMarketplace, DynamoLedgers
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoUsage
-from quitclaim.bootstrap import console_service, usage_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    onboarding_service,
+    usage_service,
+    webhook_admin,
+)
 from quitclaim.domain.registry import Role
 from quitclaim.usecases.keys import ApiKeys
 from tests.conftest import DEMO_NOW
@@ -75,12 +80,26 @@ def billing_schedules(stack: Any, state: str) -> None:
         )
 
 
+def _arm_fault_of_day(n: int, faults: dict[int, Callable[..., Any]]) -> None:
+    """Day n's failure of the hourly run, each in a different place."""
+    faults.clear()
+    if n == 0:  # claimed, then the crash before anything is sent
+        faults[0] = once(crash)
+        faults[0].before = True  # type: ignore[attr-defined]
+    elif n == 1:  # sent and accepted, then the crash before the mark
+        faults[0] = once(crash)
+    elif n == 2:  # the mark itself fails (after the event went out)
+        faults[1] = once(crash)
+    elif n == 3:  # Marketplace throttles beyond the client's retries
+        marketplace.throttle_next(5)
+
+
 @pytest.fixture(scope="module")
 def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     # Given two tenants on the stack, one a subscribed Marketplace customer
     runner = CliRunner()
     for tenant, plan in ((MKT, "standard"), (HOOK, "free")):
-        console_service().create_tenant(
+        onboarding_service().create_tenant(
             tenant, name=tenant, plan=plan, contact_email=f"ops@{tenant}.example"
         )
     done = runner.invoke(
@@ -92,8 +111,8 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
     receiver = Receiver()
     url = receiver.start()
     admin = ApiKeys(DynamoApiKeys()).issue(HOOK, Role.ADMIN, "billing")
-    console_service().create_webhook_endpoint(
-        console_service().resolve_key(admin.secret), url, ["usage.hourly"], "billing"
+    webhook_admin().register_endpoint(
+        api_keys_service().resolve(admin.secret).tenant, url, ["usage.hourly"], "billing"
     )
     billing_schedules(local_stack, "ENABLED")
     s3, bucket = local_stack.client("s3"), local_stack.outputs["UploadsBucketName"]
@@ -129,16 +148,7 @@ def month_of_uploads(local_stack: Any) -> Iterator[dict[str, Any]]:
                 usage_service().count_api_call(tenant)
             local_stack.drain()
             # and the hourly run fails once in a different place each day
-            faults.clear()
-            if n == 0:  # claimed, then the crash before anything is sent
-                faults[0] = once(crash)
-                faults[0].before = True  # type: ignore[attr-defined]
-            elif n == 1:  # sent and accepted, then the crash before the mark
-                faults[0] = once(crash)
-            elif n == 2:  # the mark itself fails (after the event went out)
-                faults[1] = once(crash)
-            elif n == 3:  # Marketplace throttles beyond the client's retries
-                marketplace.throttle_next(5)
+            _arm_fault_of_day(n, faults)
             report = local_stack.tick(datetime(2026, 12, day, 12, 30, tzinfo=UTC))
             firings += [f for f in report.firings if f.function == "MeteringFunction"]
         # And the month ends: the first run of January closes December

@@ -27,17 +27,19 @@ from devstack.demo import DemoUpload, collect_report, enrol_people, upload_all
 from quitclaim.adapters.dynamo import DynamoApiKeys, DynamoAssets, DynamoSubjects
 from quitclaim.adapters.dynamo.webhook_store import DynamoWebhooks
 from quitclaim.bootstrap import (
+    api_keys_service,
     conservation_service,
-    console_service,
+    onboarding_service,
     registry_service,
     usage_service,
+    webhook_admin,
 )
 from quitclaim.config import get_settings
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import Role
 from quitclaim.domain.usage import BYTES_PER_GB
 from quitclaim.usecases.keys import ApiKeys
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 from tests.conftest import DEMO_NOW, FACES
 from tests.e2e.test_webhooks_out import Receiver
 
@@ -68,8 +70,8 @@ def run_demo_uploads(stack: Any, tenant: str, receiver_url: str | None) -> list[
     enrol_people(registry_service(), FACES, tenant)
     if receiver_url is not None:
         issued = ApiKeys(DynamoApiKeys()).issue(tenant, Role.ADMIN, "hooks")
-        console_service().create_webhook_endpoint(
-            console_service().resolve_key(issued.secret),
+        webhook_admin().register_endpoint(
+            api_keys_service().resolve(issued.secret).tenant,
             receiver_url,
             ["asset.approved", "asset.quarantined"],
             "DAM",
@@ -217,7 +219,7 @@ def test_over_quota_uploads_are_held_then_decided_next_month_none_lost(
     local_stack: Any,
 ) -> None:
     tenant = "meter-quota"
-    console_service().create_tenant(
+    onboarding_service().create_tenant(
         tenant, name="Meter Quota", plan="free", contact_email="ops@meter.example"
     )
     # Its plan sets its quota (onboarded on the free plan), until the operator overrides it

@@ -19,8 +19,8 @@ from quitclaim.adapters.dynamo import DynamoAssets
 from quitclaim.bootstrap import (
     audit_trail_service,
     conservation_service,
-    console_service,
     registry_service,
+    review_service,
 )
 from quitclaim.domain.models import AssetStatus, TenantPolicy
 from quitclaim.domain.registry import Principal, Role
@@ -89,7 +89,7 @@ def test_a_strangers_photo_is_deleted_after_90_days_audited_and_in_the_digest(
     assert statuses["broken.jpg"][0] is AssetStatus.REJECTED
     # And a reviewer keeps one of the stranger's photos, with a reason
     reviewer = Principal(TENANT, "key-reviewer", Role.REVIEWER, person="rita")
-    console_service().keep(reviewer, kept, "press photo, rights being cleared")
+    review_service().keep(reviewer, kept, "press photo, rights being cleared")
     sent_before = len(stack.sent_emails())
 
     # When the clock moves 89 days (set() jumps to day 88 without firing; the

@@ -34,7 +34,7 @@ import pytest
 from PIL import Image
 
 from quitclaim import bootstrap
-from quitclaim.bootstrap import console_service, face_engine
+from quitclaim.bootstrap import api_keys_service, face_engine, onboarding_service, webhook_admin
 from quitclaim.config import get_settings, reset_settings
 from quitclaim.domain.errors import ValidationFailed
 from tests.conftest import FACES
@@ -132,18 +132,17 @@ def test_registering_more_endpoints_than_the_cap_answers_4xx_naming_the_field(
     reset_settings()
     bootstrap.reset_container()
     try:
-        console = console_service()
-        admin = console.resolve_key(console.create_tenant("budget-cap").secret)
+        admin = api_keys_service().resolve(onboarding_service().create_tenant("budget-cap").secret)
         for n in range(2):
-            console.create_webhook_endpoint(admin, blackhole, [], f"hook {n}")
+            webhook_admin().register_endpoint(admin.tenant, blackhole, [], f"hook {n}")
         # When the tenant registers a third
         with pytest.raises(ValidationFailed) as refused:
-            console.create_webhook_endpoint(admin, blackhole, [], "one too many")
+            webhook_admin().register_endpoint(admin.tenant, blackhole, [], "one too many")
         # Then it is refused with a 4xx that names the field and the cap
         assert 400 <= refused.value.http_status < 500
         assert refused.value.code == "too_many_endpoints" and refused.value.field == "url"
         assert "2" in refused.value.message
-        assert len(console.list_webhook_endpoints(admin)) == 2
+        assert len(webhook_admin().endpoints(admin.tenant)) == 2
     finally:
         monkeypatch.delenv("QC_MAX_WEBHOOK_ENDPOINTS")
         reset_settings()
@@ -154,16 +153,15 @@ def test_a_60mp_upload_and_dead_endpoints_of_one_tenant_do_not_starve_another(
     budget_stack: Any, blackhole: str
 ) -> None:
     stack = budget_stack
-    console = console_service()
-    admin_a = console.resolve_key(console.create_tenant(A).secret)
-    admin_b = console.resolve_key(console.create_tenant(B).secret)
+    admin_a = api_keys_service().resolve(onboarding_service().create_tenant(A).secret)
+    admin_b = api_keys_service().resolve(onboarding_service().create_tenant(B).secret)
     receiver = Receiver()
     url_b = receiver.start()
     try:
         # Given tenant A's two endpoints that never answer, and B's endpoint that does
         for n in range(2):
-            console.create_webhook_endpoint(admin_a, blackhole, [], f"blackhole {n}")
-        console.create_webhook_endpoint(admin_b, url_b, [], "B's DAM")
+            webhook_admin().register_endpoint(admin_a.tenant, blackhole, [], f"blackhole {n}")
+        webhook_admin().register_endpoint(admin_b.tenant, url_b, [], "B's DAM")
         # And, in one ingest batch, A's 60 MP flat JPEG and a photo of a stranger,
         # B's photo of a stranger and B's face-free photo
         huge = flat_jpeg(10_000, 6_000)
@@ -205,10 +203,10 @@ def test_a_60mp_upload_and_dead_endpoints_of_one_tenant_do_not_starve_another(
         # And B's receiver got each of B's two events, once
         types = sorted(json.loads(body)["type"] for _, body, _ in receiver.accepted)
         assert types == ["asset.approved", "asset.quarantined"]
-        deliveries_b = console.list_outbound_deliveries(admin_b, None, None)
+        deliveries_b = webhook_admin().outbound_deliveries(admin_b.tenant, None, None)
         assert sorted(d.status.value for d in deliveries_b) == ["delivered", "delivered"]
         # And A's unanswered deliveries wait for their retries; they failed nobody's batch
-        deliveries_a = console.list_outbound_deliveries(admin_a, None, None)
+        deliveries_a = webhook_admin().outbound_deliveries(admin_a.tenant, None, None)
         # (two events, asset.approved and asset.quarantined, to each of two endpoints)
         assert sorted(d.event_type for d in deliveries_a) == [
             "asset.approved",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from quitclaim.bootstrap import console_service
+from quitclaim.bootstrap import api_keys_service, onboarding_service, webhook_admin
 from tests.conftest import DEMO_NOW, FACES
 
 pytestmark = pytest.mark.e2e
@@ -73,9 +73,8 @@ def free_port() -> int:
 @pytest.fixture
 def tenant(local_stack: Any, request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
     name = "out-" + request.node.name.removeprefix("test_").replace("_", "-")[:40]
-    console = console_service()
-    issued = console.create_tenant(name)
-    yield name, console.resolve_key(issued.secret)
+    issued = onboarding_service().create_tenant(name)
+    yield name, api_keys_service().resolve(issued.secret)
     local_stack.clock.set(DEMO_NOW)
 
 
@@ -94,13 +93,14 @@ def test_a_flaky_receiver_gets_each_event_once_signed_and_verifiable(
     local_stack: Any, tenant: tuple[str, Any]
 ) -> None:
     tenant_id, admin = tenant
-    console = console_service()
     receiver = Receiver(failures=3)
     url = receiver.start()
     try:
         # Given an endpoint for quarantine events whose first three answers are 503
-        created = console.create_webhook_endpoint(admin, url, ["asset.quarantined"], "DAM")
-        secret = created["secret"]
+        _, issued = webhook_admin().register_endpoint(
+            admin.tenant, url, ["asset.quarantined"], "DAM"
+        )
+        secret = issued.secret
         # When an upload is quarantined
         quarantine_one(local_stack, tenant_id, "held.jpg")
         assert len(receiver.requests) == 1  # the first attempt, at once
@@ -129,7 +129,7 @@ def test_a_flaky_receiver_gets_each_event_once_signed_and_verifiable(
         assert data["channels"]["web"] == {"status": "held", "reasons": ["unknown_face"]}
         assert "Barack" not in receiver.accepted[0][1].decode()
         # And the delivery is recorded as delivered after 4 attempts, with backoff
-        [delivery] = console.list_outbound_deliveries(admin, None, None)
+        [delivery] = webhook_admin().outbound_deliveries(admin.tenant, None, None)
         assert delivery.status.value == "delivered" and delivery.attempts == 4
         assert delivery.delivered_at is not None and delivery.first_attempt_at is not None
         assert delivery.delivered_at - delivery.first_attempt_at >= timedelta(seconds=30 + 60)
@@ -144,21 +144,20 @@ def test_a_receiver_down_past_the_window_leaves_a_dead_letter_that_replays(
     local_stack: Any, tenant: tuple[str, Any]
 ) -> None:
     tenant_id, admin = tenant
-    console = console_service()
     port = free_port()
     # Given an endpoint nobody listens on
-    created = console.create_webhook_endpoint(
-        admin, f"http://127.0.0.1:{port}/hooks", ["asset.quarantined"], "down"
+    _, issued = webhook_admin().register_endpoint(
+        admin.tenant, f"http://127.0.0.1:{port}/hooks", ["asset.quarantined"], "down"
     )
-    secret = created["secret"]
+    secret = issued.secret
     quarantine_one(local_stack, tenant_id, "held.jpg")
     # When it stays down for more than the 24-hour retry window
     local_stack.tick(DEMO_NOW + timedelta(hours=23))
-    [retrying] = console.list_outbound_deliveries(admin, None, None)
+    [retrying] = webhook_admin().outbound_deliveries(admin.tenant, None, None)
     assert retrying.status.value == "retrying" and retrying.last_error == "refused"
     local_stack.tick(DEMO_NOW + timedelta(hours=40))
     # Then the event is in the dead-letter list, after retries spanning at least 24 hours
-    [dead] = console.list_outbound_deliveries(admin, "dead", None)
+    [dead] = webhook_admin().outbound_deliveries(admin.tenant, "dead", None)
     assert dead.attempts > 5
     assert dead.last_attempt_at is not None and dead.first_attempt_at is not None
     assert dead.last_attempt_at - dead.first_attempt_at >= timedelta(hours=24)
@@ -166,7 +165,7 @@ def test_a_receiver_down_past_the_window_leaves_a_dead_letter_that_replays(
     receiver = Receiver()
     receiver.start(port)
     try:
-        replayed = console.replay_delivery(admin, dead.delivery_id)
+        replayed = webhook_admin().replay(admin.tenant, dead.delivery_id)
         assert replayed.status.value == "pending" and replayed.replays == 1
         local_stack.drain()
         # Then it is delivered once, with the same webhook-id, verifiable
@@ -174,9 +173,9 @@ def test_a_receiver_down_past_the_window_leaves_a_dead_letter_that_replays(
         headers, body, _ = receiver.accepted[0]
         assert headers["webhook-id"] == dead.delivery_id
         assert Webhook(secret).verify(body, headers)["type"] == "asset.quarantined"
-        [done] = console.list_outbound_deliveries(admin, None, None)
+        [done] = webhook_admin().outbound_deliveries(admin.tenant, None, None)
         assert done.status.value == "delivered"
-        assert console.list_outbound_deliveries(admin, "dead", None) == []
+        assert webhook_admin().outbound_deliveries(admin.tenant, "dead", None) == []
     finally:
         receiver.stop()
 
@@ -185,13 +184,16 @@ def test_a_rotated_endpoint_secret_signs_with_both_during_the_overlap(
     local_stack: Any, tenant: tuple[str, Any]
 ) -> None:
     tenant_id, admin = tenant
-    console = console_service()
     receiver = Receiver()
     url = receiver.start()
     try:
-        created = console.create_webhook_endpoint(admin, url, [], "all events")
-        old = created["secret"]
-        new = console.rotate_webhook_endpoint(admin, created["endpoint"].endpoint_id, 24).secret
+        endpoint, issued = webhook_admin().register_endpoint(admin.tenant, url, [], "all events")
+        old = issued.secret
+        new = (
+            webhook_admin()
+            .rotate_endpoint_secret(admin.tenant, endpoint.endpoint_id, timedelta(hours=24))
+            .secret
+        )
         quarantine_one(local_stack, tenant_id, "held.jpg")
         headers, body, _ = receiver.accepted[0]
         # Both the old and the new secret verify one of the two signatures

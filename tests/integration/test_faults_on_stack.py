@@ -23,9 +23,12 @@ from standardwebhooks.webhooks import Webhook
 
 from quitclaim.adapters.dynamo import DynamoConsents
 from quitclaim.bootstrap import (
+    api_keys_service,
     conservation_service,
-    console_service,
+    onboarding_service,
+    redaction_service,
     registry_service,
+    review_service,
     webhook_admin,
     webhook_inbox,
 )
@@ -308,11 +311,13 @@ def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str
     return sid, consent.consent_id
 
 
-def _two_reviewers(console: Any, tenant: str) -> tuple[str, Any, Any]:
+def _two_reviewers(tenant: str) -> tuple[str, Any, Any]:
     """A tenant of its own and two reviewers who are two people (four eyes)."""
-    admin = console.resolve_key(console.create_tenant(tenant).secret)
+    admin = api_keys_service().resolve(onboarding_service().create_tenant(tenant).secret)
     asker, confirmer = (
-        console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
+        api_keys_service().resolve(
+            api_keys_service().create_key(admin, Role.REVIEWER, name, name).secret
+        )
         for name in ("asker", "confirmer")
     )
     return admin.tenant, asker, confirmer
@@ -481,8 +486,7 @@ STAGE = FACES / "uploads" / "stage-with-child.jpg"
 @pytest.mark.parametrize("step", list(PUBLISH_REACH))
 def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/release/{step}", "released.jpg"
-    console = console_service()
-    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-release-{step}")
+    tenant, asker, confirmer = _two_reviewers(f"it-reach-release-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -491,10 +495,10 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     world.stack.drain()
     [record] = world.records(tenant, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
-    console.release(asker, record.asset_id, "the others are crew, releases on file")
+    review_service().release(asker, record.asset_id, "the others are crew, releases on file")
     # When the second reviewer's confirmation dies after that write
     with PUBLISH_REACH[step](world) as hit, pytest.raises(ProcessDied):
-        console.release(confirmer, record.asset_id, "confirmed")
+        review_service().release(confirmer, record.asset_id, "confirmed")
     assert hit[0] == 1, f"{cell}: the fault never fired"
     _reachable(world, tenant, cell)
     world.stack.drain()
@@ -508,8 +512,7 @@ def test_release_crash_then_withdrawal(world: World, step: str) -> None:
 @pytest.mark.parametrize("step", list(PUBLISH_REACH))
 def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/reassign/{step}", "reassigned.jpg"
-    console = console_service()
-    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-reassign-{step}")
+    tenant, asker, confirmer = _two_reviewers(f"it-reach-reassign-{step}")
     registry = registry_service()
     # Given the face matched to an enrolled person without a consent: held
     registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()], biometric_consent=True)
@@ -520,11 +523,11 @@ def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
     # And another person, with a consent, whom a reviewer says it is
     sid = registry.create_subject(tenant, "Person W").subject_id
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
-    asked = console.reassign(asker, record.asset_id, 0, sid, "it is W, not V")
+    asked = review_service().reassign(asker, record.asset_id, 0, sid, "it is W, not V")
     assert asked.status == "quarantined", f"{cell}: one person published alone"
     # When the second reviewer's confirmation dies after that write
     with PUBLISH_REACH[step](world) as hit, pytest.raises(ProcessDied):
-        console.reassign(confirmer, record.asset_id, 0, sid, "confirmed: W")
+        review_service().reassign(confirmer, record.asset_id, 0, sid, "confirmed: W")
     assert hit[0] == 1, f"{cell}: the fault never fired"
     _reachable(world, tenant, cell)
     world.stack.drain()
@@ -549,8 +552,7 @@ REDACT_REACH: dict[str, Fault] = {
 @pytest.mark.parametrize("step", list(REDACT_REACH))
 def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path, variant = f"reach/redact/{step}", "stage.jpg", "stage.redacted.png"
-    console = console_service()
-    tenant, asker, confirmer = _two_reviewers(console, f"it-reach-redact-{step}")
+    tenant, asker, confirmer = _two_reviewers(f"it-reach-redact-{step}")
     registry = registry_service()
     sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
@@ -560,11 +562,11 @@ def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     [record] = world.records(tenant, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
     # And one reviewer asks for a pixelated copy (four eyes: nothing is published yet)
-    asked = console.redact_asset(asker, record.asset_id, "publish without the others")
+    asked = redaction_service().request(asker, record.asset_id, "publish without the others")
     assert asked.asset_id == record.asset_id and asked.status == "quarantined", cell
     # When the second reviewer's confirmation dies after that write
     with REDACT_REACH[step](world) as hit, pytest.raises(ProcessDied):
-        console.redact_asset(confirmer, record.asset_id, "confirmed")
+        redaction_service().request(confirmer, record.asset_id, "confirmed")
     assert hit[0] == 1, f"{cell}: the fault never fired"
     _reachable(world, tenant, cell)
     world.stack.drain()

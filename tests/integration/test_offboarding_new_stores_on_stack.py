@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from quitclaim.bootstrap import (
-    console_service,
     forms_service,
     offboarding_service,
+    onboarding_service,
     person_requests_service,
 )
 
@@ -32,7 +32,7 @@ def _store(name: str) -> Any:
 def test_a_purge_takes_the_form_versions_and_the_persons_requests(local_stack: Any) -> None:
     # Given two tenants, each with a published form version and a person's request
     for tenant in (GONE, KEPT):
-        console_service().create_tenant(tenant, contact_email=f"officer@{tenant}.example.org")
+        onboarding_service().create_tenant(tenant, contact_email=f"officer@{tenant}.example.org")
         forms_service().publish(tenant, "v1", TEXTS, ["web"], 365)
         person_requests_service().submit(tenant, "someone@example.org", "access", "en")
     tenants, requests = _store("ddb:tenants"), _store("ddb:requests")

@@ -15,7 +15,12 @@ from typing import Any
 import pytest
 
 from quitclaim.adapters.dynamo import AssetModel
-from quitclaim.bootstrap import console_service, registry_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    onboarding_service,
+    registry_service,
+    review_service,
+)
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.registry import Role
@@ -203,10 +208,11 @@ REVIEW_RACES = {
 
 @pytest.fixture(scope="module")
 def reviewers(on: Stack) -> dict[str, Any]:
-    console = console_service()
-    admin = console.resolve_key(console.create_tenant("it-race-review").secret)
+    admin = api_keys_service().resolve(onboarding_service().create_tenant("it-race-review").secret)
     keys = {
-        name: console.resolve_key(console.create_key(admin, Role.REVIEWER, name, name).secret)
+        name: api_keys_service().resolve(
+            api_keys_service().create_key(admin, Role.REVIEWER, name, name).secret
+        )
         for name in ("asker", "confirmer")
     }
     return {"admin": admin, **keys}
@@ -216,17 +222,16 @@ def reviewers(on: Stack) -> dict[str, Any]:
 def test_two_reviewers_at_once_one_wins_the_other_gets_a_conflict(
     on: Stack, reviewers: dict[str, Any], race: str
 ) -> None:
-    console = console_service()
     tenant, path = reviewers["admin"].tenant, f"{race}.jpg"
     # Given an image held for an unknown face, with a release asked for by one reviewer
     on.upload(tenant, path, (FACES / "uploads" / "stranger-portrait.png").read_bytes())
     on.stack.drain()
     asset_id = on.record(tenant, path).asset_id
-    console.release(reviewers["asker"], asset_id, "model release on file")
+    review_service().release(reviewers["asker"], asset_id, "model release on file")
     actions: dict[str, Callable[[], Any]] = {
-        "release": lambda: console.release(reviewers["confirmer"], asset_id, "confirmed"),
-        "delete": lambda: console.delete_asset(reviewers["admin"], asset_id, "takedown"),
-        "keep": lambda: console.keep(reviewers["admin"], asset_id, "keep it held"),
+        "release": lambda: review_service().release(reviewers["confirmer"], asset_id, "confirmed"),
+        "delete": lambda: review_service().delete(reviewers["admin"], asset_id, "takedown"),
+        "keep": lambda: review_service().keep(reviewers["admin"], asset_id, "keep it held"),
     }
     paused, winner = REVIEW_RACES[race]
     # When the winner acts after the paused reviewer read the asset, before it wrote

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from cli.main import main
 from quitclaim.adapters.dynamo import DynamoTenants
 from quitclaim.adapters.usage_plans import ApiGatewayUsagePlanKeys
-from quitclaim.bootstrap import console_service
+from quitclaim.bootstrap import onboarding_service
 from quitclaim.domain.errors import ValidationFailed
 from quitclaim.domain.tenancy import usage_key_name, usage_key_value
 from quitclaim.usecases.plans import PlanChanges
@@ -72,15 +72,14 @@ def test_a_tenants_key_is_created_once_and_follows_its_plan(apigw: Any) -> None:
 def test_onboarding_and_a_plan_change_move_the_key(apigw: Any, local_stack: Any) -> None:
     client, plans = apigw
     keys = ApiGatewayUsagePlanKeys(client, namespace="it-ns", plans=plans)
-    console = console_service()
-    console._usage_plans = keys  # the stack has no usage plans of its own: wire these
+    onboarding_service().usage_plans = keys  # the stack has no usage plans of its own: wire these
     try:
         # When a tenant is onboarded on the free plan
-        console.create_tenant(
+        onboarding_service().create_tenant(
             "it-plan-b", name="Plan B", plan="free", contact_email="dpo@plan-b.example"
         )
     finally:
-        console._usage_plans = None
+        onboarding_service().usage_plans = None
     assert keys.plan_of("it-plan-b") == "free"
     # And the operator moves it to enterprise
     PlanChanges(DynamoTenants(), keys).change("it-plan-b", "enterprise")
@@ -94,7 +93,7 @@ def test_onboarding_and_a_plan_change_move_the_key(apigw: Any, local_stack: Any)
 
 def test_the_operator_changes_a_plan_from_the_command_line(local_stack: Any) -> None:
     # Given a tenant on the free plan (the local stack manages no usage-plan keys)
-    console_service().create_tenant(
+    onboarding_service().create_tenant(
         "it-plan-c", name="Plan C", plan="free", contact_email="dpo@plan-c.example"
     )
     # When the operator moves it to standard

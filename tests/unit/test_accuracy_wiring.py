@@ -10,9 +10,9 @@ import pytest
 from quitclaim.domain.errors import Forbidden, ValidationFailed
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.registry import Principal, Role
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.digest import DigestReport, render
 from quitclaim.usecases.processing import Deployment, RecordsOfProcessing, accuracy_markdown
-from quitclaim.usecases.registry import Registry
 from tests.unit.fakes import FakeTenants, FixedClock
 from tests.unit.test_processing_records import NoAssets, Requests
 

@@ -15,8 +15,8 @@ from quitclaim.domain.registry import Page, Principal, Role
 from quitclaim.usecases.asset_decisions import Placement
 from quitclaim.usecases.conservation import ConservationCheck
 from quitclaim.usecases.recheck import Recheck
-from quitclaim.usecases.registry import _policy_changes
 from quitclaim.usecases.review import Review
+from quitclaim.usecases.tenant_admin import _policy_changes
 from tests.unit.fakes import FakeAssets, FakeStore, FixedClock, fake_image
 from tests.unit.test_scan_asset import LIB, NOW, QUA, UP, World
 

@@ -22,8 +22,8 @@ from quitclaim.domain.rights import (
 )
 from quitclaim.usecases.asset_decisions import META_ASSET_ID, Placement
 from quitclaim.usecases.recheck import Recheck
-from quitclaim.usecases.registry import _policy_changes
 from quitclaim.usecases.subject_rights import summary_html
+from quitclaim.usecases.tenant_admin import _policy_changes
 from tests.unit.fakes import FakeAssets, FakeConsents, FakeStore, FixedClock, fake_image
 from tests.unit.test_scan_asset import World
 

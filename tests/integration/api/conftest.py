@@ -22,7 +22,7 @@ import pytest
 from chalice.test import Client
 
 from devstack.api_server import api_dir, load_app, serve_api
-from quitclaim.bootstrap import console_service
+from quitclaim.bootstrap import api_keys_service, onboarding_service
 from quitclaim.domain.registry import IssuedKey, Role
 from tests.conftest import FACES
 
@@ -135,11 +135,11 @@ class Tenant:
 @functools.cache
 def make_tenant(tenant_id: str) -> Tenant:
     """Create the tenant once per session (module fixtures re-run per transport)."""
-    console = console_service()
-    first: IssuedKey = console.create_tenant(tenant_id)
-    admin = console.resolve_key(first.secret)
+    first: IssuedKey = onboarding_service().create_tenant(tenant_id)
+    admin = api_keys_service().resolve(first.secret)
     reviewers = [
-        console.create_key(admin, Role.REVIEWER, f"reviewer {n}", f"reviewer {n}") for n in (1, 2)
+        api_keys_service().create_key(admin, Role.REVIEWER, f"reviewer {n}", f"reviewer {n}")
+        for n in (1, 2)
     ]
     return Tenant(tenant_id, first.secret, reviewers[0].secret, reviewers[1].secret)
 

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from quitclaim.bootstrap import console_service, digest_service
+from quitclaim.bootstrap import api_keys_service, digest_service
 from quitclaim.domain.registry import Role
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.api.conftest import Api, Tenant, make_tenant
@@ -128,9 +128,8 @@ def test_adopting_the_advice_needs_a_second_administrator(
     assert first.json["pending_change"]["loosens"]
     assert again.status == 403 and again.json["error"] == "same_reviewer"
     # When a second administrator adopts the same advice, it applies
-    console = console_service()
-    admin = console.resolve_key(tenant.admin)
-    other = console.create_key(admin, Role.ADMIN, "second admin", "second admin").secret
+    admin = api_keys_service().resolve(tenant.admin)
+    other = api_keys_service().create_key(admin, Role.ADMIN, "second admin", "second admin").secret
     second = http_api.call("POST", "/policy/accuracy-advice", key=other, json_body={})
     assert second.status == 200, second.body
     assert "pending_change" not in second.json
@@ -155,10 +154,9 @@ def test_audit_routes_name_the_field_and_are_for_admins(http_api: Api, tenant: T
 
 def test_the_cli_adopts_only_with_a_second_administrator(tenant: Tenant, local_stack: Any) -> None:
     # Given the tenant's latest audit report (the first test's) and two admin keys
-    console = console_service()
-    admin = console.resolve_key(tenant.admin)
-    ann = console.create_key(admin, Role.ADMIN, "ann", "ann").secret
-    bob = console.create_key(admin, Role.ADMIN, "bob", "bob").secret
+    admin = api_keys_service().resolve(tenant.admin)
+    ann = api_keys_service().create_key(admin, Role.ADMIN, "ann", "ann").secret
+    bob = api_keys_service().create_key(admin, Role.ADMIN, "bob", "bob").secret
     args = ["audit", "adopt-advice", "--tenant", tenant.id]
     # When ann adopts it twice, then bob once
     first = CliRunner().invoke(main, [*args, "--key", ann])

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from quitclaim.bootstrap import audit_trail_service, console_service
+from quitclaim.bootstrap import api_keys_service, audit_trail_service, onboarding_service
 from quitclaim.domain.registry import Role
 from quitclaim.usecases.audit_read import AuditReader
 from tests.integration.api.conftest import ChaliceApi, assert_error
@@ -20,11 +20,10 @@ NAME = "Zed Audit-Secret"
 @pytest.fixture(scope="module")
 def keys(local_stack: Any, chalice_api: ChaliceApi) -> dict[str, str]:
     # Given a tenant whose admin registered and renamed a person over the API
-    console = console_service()
-    first = console.create_tenant(TENANT)
-    admin = console.resolve_key(first.secret)
-    auditor = console.create_key(admin, Role.AUDITOR, "audit key", "auditor one")
-    reviewer = console.create_key(admin, Role.REVIEWER, "review key", "reviewer one")
+    first = onboarding_service().create_tenant(TENANT)
+    admin = api_keys_service().resolve(first.secret)
+    auditor = api_keys_service().create_key(admin, Role.AUDITOR, "audit key", "auditor one")
+    reviewer = api_keys_service().create_key(admin, Role.REVIEWER, "review key", "reviewer one")
     created = chalice_api.call(
         "POST", "/subjects", key=first.secret, json_body={"display_name": NAME}
     )
@@ -99,7 +98,7 @@ def test_verify_answers_the_tenants_verdict(chalice_api: ChaliceApi, keys: dict[
 
 def test_out_of_time_on_the_real_chain_says_so(keys: dict[str, str]) -> None:
     # Given the stack's chain read with no time left (a chain too large for 29 s)
-    principal = console_service().resolve_key(keys["auditor"])
+    principal = api_keys_service().resolve(keys["auditor"])
     reader = AuditReader(audit_trail_service(), budget_s=-1.0)
     # Then the answer is "not decided", pointing at the CLI
     verdict = reader.verify(principal)

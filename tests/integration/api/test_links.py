@@ -12,7 +12,12 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from quitclaim.bootstrap import console_service, reminders_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    consent_admin_service,
+    reminders_service,
+    subject_admin_service,
+)
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, Buckets, assert_error, make_tenant, photo
 
@@ -25,18 +30,21 @@ def mailed(local_stack: Any) -> dict[str, Any]:
     # Given a person with an e-mail address, a consent expiring in 5 days,
     # an approved image of them, and the reminder that went out
     tenant = make_tenant(TENANT)
-    console = console_service()
-    admin = console.resolve_key(tenant.admin)
-    subject = console.create_subject(admin, "Linked Person", email="linked@example.org")
-    console.enrol(
-        admin,
+    admin = api_keys_service().resolve(tenant.admin)
+    subject = subject_admin_service().create_subject(
+        admin.tenant, "Linked Person", email="linked@example.org"
+    )
+    subject_admin_service().enrol(
+        admin.tenant,
         subject.subject_id,
         [photo("enroll", "obama", "obama-portrait.jpg")],
         biometric_consent=True,
     )
-    consent = console.grant_consent(
-        admin,
+    consent = consent_admin_service().grant_consent(
+        admin.tenant,
         subject.subject_id,
+        source="api",
+        actor=admin.key_id,
         purposes=["web"],
         valid_from=DEMO_NOW - timedelta(days=360),
         expires_at=DEMO_NOW + timedelta(days=5),
@@ -69,7 +77,9 @@ def _token(text: str, action: str) -> str:
 
 
 def _history(mailed: dict[str, Any]) -> list[str]:
-    view = console_service().get_consent(mailed["admin"], mailed["subject"], mailed["consent"])
+    view = consent_admin_service().subject_consent(
+        mailed["admin"].tenant, mailed["subject"], mailed["consent"]
+    )
     return [e.event for e in view.history]
 
 
@@ -127,14 +137,17 @@ def bound(local_stack: Any) -> dict[str, Any]:
     # Given two more people of another tenant, each with a consent expiring in
     # 5 days, and the reminders that went out to them (no images needed)
     tenant = make_tenant(f"{TENANT}-bound")
-    console = console_service()
-    admin = console.resolve_key(tenant.admin)
+    admin = api_keys_service().resolve(tenant.admin)
     people: dict[str, Any] = {"admin": admin}
     for who in ("renewer", "withdrawer"):
-        subject = console.create_subject(admin, f"Bound {who}", email=f"{who}@example.org")
-        consent = console.grant_consent(
-            admin,
+        subject = subject_admin_service().create_subject(
+            admin.tenant, f"Bound {who}", email=f"{who}@example.org"
+        )
+        consent = consent_admin_service().grant_consent(
+            admin.tenant,
             subject.subject_id,
+            source="api",
+            actor=admin.key_id,
             purposes=["web"],
             valid_from=DEMO_NOW - timedelta(days=360),
             expires_at=DEMO_NOW + timedelta(days=5),
@@ -152,7 +165,9 @@ def bound(local_stack: Any) -> dict[str, Any]:
 
 def _consent(bound: dict[str, Any], who: str) -> Any:
     person = bound[who]
-    return console_service().get_consent(bound["admin"], person["subject"], person["consent"])
+    return consent_admin_service().subject_consent(
+        bound["admin"].tenant, person["subject"], person["consent"]
+    )
 
 
 def test_a_renewal_link_works_once(chalice_api: Api, bound: dict[str, Any]) -> None:

@@ -16,7 +16,13 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from quitclaim.bootstrap import console_service, registry_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    consent_admin_service,
+    onboarding_service,
+    registry_service,
+    subject_admin_service,
+)
 from tests.conftest import DEMO_NOW
 from tests.integration.api.conftest import Api, Buckets, photo
 from tests.integration.faults import failing_calls
@@ -35,21 +41,24 @@ FORM = {**BROWSER, "Content-Type": "application/x-www-form-urlencoded"}
 def granted(local_stack: Any) -> dict[str, Any]:
     # Given a tenant with a contact address, a person with an e-mail address and
     # an approved photo of them in the library
-    issued = console_service().create_tenant(TENANT, contact_email=CONTACT)
-    admin = console_service().resolve_key(issued.secret)
-    console = console_service()
-    subject = console.create_subject(admin, "Paged Person", email="paged@example.org")
-    console.enrol(
-        admin,
+    issued = onboarding_service().create_tenant(TENANT, contact_email=CONTACT)
+    admin = api_keys_service().resolve(issued.secret)
+    subject = subject_admin_service().create_subject(
+        admin.tenant, "Paged Person", email="paged@example.org"
+    )
+    subject_admin_service().enrol(
+        admin.tenant,
         subject.subject_id,
         [photo("enroll", "obama", "obama-portrait.jpg")],
         biometric_consent=True,
     )
     before = len(local_stack.sent_emails())
     # When an officer records their consent (no end date: no reminder will ever come)
-    consent = console.grant_consent(
-        admin,
+    consent = consent_admin_service().grant_consent(
+        admin.tenant,
         subject.subject_id,
+        source="api",
+        actor=admin.key_id,
         purposes=["web", "print"],
         valid_from=DEMO_NOW - timedelta(days=1),
         expires_at=None,

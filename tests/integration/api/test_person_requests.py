@@ -23,7 +23,13 @@ from click.testing import CliRunner
 from cli.main import main
 from quitclaim import bootstrap
 from quitclaim.adapters.dynamo import DynamoSubjects
-from quitclaim.bootstrap import console_service, digest_service, person_requests_service
+from quitclaim.bootstrap import (
+    api_keys_service,
+    digest_service,
+    onboarding_service,
+    person_requests_service,
+    subject_admin_service,
+)
 from quitclaim.config import get_settings
 from quitclaim.usecases.limits import PublicLimits
 from tests.conftest import DEMO_NOW
@@ -44,9 +50,9 @@ FORM = {**BROWSER, "Content-Type": "application/x-www-form-urlencoded"}
 @pytest.fixture(scope="module")
 def tenant(local_stack: Any) -> dict[str, Any]:
     # Given a tenant with an officer's contact address and one person on record
-    issued = console_service().create_tenant(TENANT, contact_email=OFFICER)
-    admin = console_service().resolve_key(issued.secret)
-    subject = console_service().create_subject(admin, "Known Person", email=KNOWN)
+    issued = onboarding_service().create_tenant(TENANT, contact_email=OFFICER)
+    admin = api_keys_service().resolve(issued.secret)
+    subject = subject_admin_service().create_subject(admin.tenant, "Known Person", email=KNOWN)
     return {"key": issued.secret, "subject": subject.subject_id, "stack": local_stack}
 
 
@@ -178,8 +184,8 @@ def test_an_erasure_request_is_registered_with_a_deadline_and_reminders(
     listed = chalice_api.call("GET", "/person-requests", key=tenant["key"]).json["items"]
     erasures = [r for r in listed if r["kind"] == "erasure"]
     assert [(r["status"], r["subject_ids"]) for r in erasures] == [("open", [tenant["subject"]])]
-    assert console_service().get_subject(
-        console_service().resolve_key(tenant["key"]), tenant["subject"]
+    assert subject_admin_service().subject(
+        api_keys_service().resolve(tenant["key"]).tenant, tenant["subject"]
     )
     # And the CLI lists it for the officer, with its deadline
     env = {"QUITCLAIM_URL": http_api.base_url, "QUITCLAIM_KEY": tenant["key"]}

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from quitclaim.api.access import capability_of
 from quitclaim.api.openapi import OPERATIONS, Operation
-from quitclaim.bootstrap import console_service
+from quitclaim.api.route_access import capability_of
+from quitclaim.bootstrap import api_keys_service, onboarding_service
 from quitclaim.domain.access import CHANGES, allows
 from quitclaim.domain.registry import Role
 from tests.integration.api.conftest import ChaliceApi, assert_error
@@ -30,10 +30,11 @@ ROUTES = sorted((op for op in OPERATIONS if op.role is not None), key=lambda op:
 
 @pytest.fixture(scope="module")
 def keys(local_stack: Any) -> dict[Role, str]:
-    console = console_service()
-    admin = console.resolve_key(console.create_tenant(TENANT).secret)
+    admin = api_keys_service().resolve(onboarding_service().create_tenant(TENANT).secret)
     return {
-        role: console.create_key(admin, role, f"{role.value} key", f"{role.value} person").secret
+        role: api_keys_service()
+        .create_key(admin, role, f"{role.value} key", f"{role.value} person")
+        .secret
         for role in Role
     }
 

@@ -18,8 +18,8 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from quitclaim.api import schemas as s
-from quitclaim.api.access import capability_of
 from quitclaim.api.http_errors import ERROR_SCHEMA
+from quitclaim.api.route_access import capability_of
 from quitclaim.domain.access import ROLES
 from quitclaim.domain.forms import FormSettings, FormVersion
 from quitclaim.domain.models import TenantPolicy
@@ -68,7 +68,7 @@ class Operation:
     path: str
     summary: str
     tag: str
-    # Who may call it is api/access.py (one capability per operation); this role
+    # Who may call it is api/route_access.py (one capability per operation); this role
     # is what it was before capabilities (documented, and the fallback). None: no key.
     role: Role | None = Role.REVIEWER
     # Authenticated by a Standard Webhooks signature instead of a key (role None).

@@ -9,16 +9,12 @@ the domain dataclasses themselves, see ``quitclaim.api.openapi``.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
@@ -26,15 +22,24 @@ from pydantic import (
     field_validator,
 )
 
+from quitclaim.api.field_types import (
+    Base64Bytes,
+    Email,
+    Justification,
+    ShortText,
+    Text,
+    Unsent,
+    UtcDateTime,
+    decode_base64,
+)
 from quitclaim.domain.backlog import BACKLOG_CONCURRENCY_MAX
 from quitclaim.domain.models import ScanMode
 from quitclaim.domain.registry import Guardian, Role
+from quitclaim.usecases.admin_requests import AssetFilter, ConsentGrant, ConsentRenewal, NewSubject
 
 # Ids are opaque and short; anything else cannot name a record (see ``is_id``).
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 MAX_PHOTOS = 10
-# API Gateway refuses payloads over 10 MB anyway; this keeps decoding bounded.
-MAX_DECODED_BYTES = 8 * 1024 * 1024
 
 PHOTO_TYPES = ("image/jpeg", "image/png")
 # Files of the dashboard under /ui/ (a fixed set; see quitclaim.api.static).
@@ -44,72 +49,6 @@ UI_FILE_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}\.(?:css|js|svg)$")
 def is_id(value: str) -> bool:
     """Whether ``value`` can be a subject, consent or asset id at all."""
     return bool(ID_PATTERN.fullmatch(value))
-
-
-def _utc(value: Any) -> Any:
-    # A plain date means the start of that day in UTC ("valid from 2026-01-01").
-    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        return datetime.fromisoformat(value.strip()).replace(tzinfo=UTC)
-    return value
-
-
-def _to_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-UtcDateTime = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_to_utc)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
-Email = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"),
-]
-Justification = Annotated[
-    str,
-    StringConstraints(strip_whitespace=True, min_length=3, max_length=2000),
-    Field(description="Why: recorded in the audit trail (at least 3 characters)."),
-]
-
-
-def _decode_base64(value: str) -> bytes:
-    try:
-        data = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("must be standard base64") from None
-    if not data:
-        raise ValueError("must not be empty")
-    if len(data) > MAX_DECODED_BYTES:
-        raise ValueError(f"must decode to at most {MAX_DECODED_BYTES} bytes")
-    return data
-
-
-def _check_base64(value: str) -> str:
-    _decode_base64(value)
-    return value
-
-
-# Validated per item, so an error's location names it ("photos.1").
-Base64Bytes = Annotated[
-    str,
-    AfterValidator(_check_base64),
-    Field(json_schema_extra={"contentEncoding": "base64"}),
-]
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("must not be null")
-    return value
-
-
-T = TypeVar("T")
-# A field that may be left out but not sent as null: None means "not sent". Its
-# runtime type is T alone (no union, so error locations stay plain field names
-# and the schema shows no null); type checkers see the None default.
-if TYPE_CHECKING:
-    Unsent = Annotated[T | None, BeforeValidator(_not_null)]
-else:
-    Unsent = Annotated[T, BeforeValidator(_not_null)]
 
 
 def _omit_null_defaults(schema: dict[str, Any]) -> None:
@@ -256,6 +195,15 @@ class _SubjectDetails(Body):
 class CreateSubject(_SubjectDetails):
     display_name: Text  # required here
 
+    def request(self) -> NewSubject:
+        return NewSubject(
+            self.display_name,
+            external_ref=self.external_ref,
+            email=self.email,
+            date_of_birth=self.date_of_birth,
+            guardian=self.guardian_value(),
+        )
+
 
 class UpdateSubject(_SubjectDetails):
     """Fields sent replace the stored ones; ``null`` clears an optional one (not the name)."""
@@ -280,7 +228,7 @@ class EnrolPhotos(Body):
     )
 
     def decoded(self) -> list[bytes]:
-        return [_decode_base64(item) for item in self.photos]
+        return [decode_base64(item) for item in self.photos]
 
 
 # ------------------------------------------------------------------ consents
@@ -313,8 +261,18 @@ class GrantConsent(Body):
             raise ValueError("is only allowed with document_base64")
         return value
 
-    def document(self) -> bytes | None:
-        return None if self.document_base64 is None else _decode_base64(self.document_base64)
+    def request(self) -> ConsentGrant:
+        """The grant as the use-case takes it (the document decoded)."""
+        document = None if self.document_base64 is None else decode_base64(self.document_base64)
+        return ConsentGrant(
+            purposes=tuple(self.purposes),
+            valid_from=self.valid_from,
+            expires_at=self.expires_at,
+            signer=self.signer,
+            form_version=self.form_version,
+            document=document,
+            document_type=self.document_type,
+        )
 
 
 class RenewConsent(Body):
@@ -328,6 +286,9 @@ class RenewConsent(Body):
         if value is not None and start is not None and value <= start:
             raise ValueError("must be after valid_from")
         return value
+
+    def request(self) -> ConsentRenewal:
+        return ConsentRenewal(expires_at=self.expires_at, valid_from=self.valid_from)
 
 
 class RevokeConsent(Body):
@@ -387,7 +348,7 @@ class SelfieSearchBody(Body):
     photo_base64: Base64Bytes
 
     def decoded(self) -> bytes:
-        return _decode_base64(self.photo_base64)
+        return decode_base64(self.photo_base64)
 
 
 # ------------------------------------------------------------------ query strings
@@ -414,6 +375,18 @@ class AssetQuery(PageQuery):
     until: UtcDateTime | None = None
 
     _after_since = field_validator("until")(_until_not_before_since)
+
+    def filter(self) -> AssetFilter:
+        """The listing's filter ("all": any status)."""
+        return AssetFilter(
+            status=None if self.status == "all" else self.status,
+            reason=self.reason,
+            subject_id=self.subject,
+            since=self.since,
+            until=self.until,
+            limit=self.limit,
+            cursor=self.cursor,
+        )
 
 
 class EnrolQuery(Query):

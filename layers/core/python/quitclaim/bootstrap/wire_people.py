@@ -35,6 +35,7 @@ from quitclaim.bootstrap.wire_decisions import (
     recheck_service,
 )
 from quitclaim.config import Settings, get_settings
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.digest import Digest
 from quitclaim.usecases.form_submissions import Forms
 from quitclaim.usecases.handle_person_requests import PersonRequests
@@ -42,7 +43,6 @@ from quitclaim.usecases.limits import PublicLimits
 from quitclaim.usecases.link_pages import LinkPages
 from quitclaim.usecases.mail_feedback import MailFeedback
 from quitclaim.usecases.notices import ConsentMail
-from quitclaim.usecases.registry import Registry
 from quitclaim.usecases.reminders import LinkSigner, Reminders
 from quitclaim.usecases.subject_rights import SubjectRights
 

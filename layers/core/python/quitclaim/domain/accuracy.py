@@ -37,7 +37,7 @@ MIN_COMPARISONS = 10
 # A rate of 1 in N needs about 3N comparisons to show (the "rule of three").
 COMPARISONS_PER_INVERSE_TARGET = 3
 IOU_FOUND = 0.5
-# What a tenant may set (usecases/registry.py _policy_changes): advice stays inside.
+# What a tenant may set (usecases/tenant_admin.py _policy_changes): advice stays inside.
 THRESHOLD_GRID = tuple(round(0.20 + 0.01 * i, 2) for i in range(41))
 MARGIN_GRID = tuple(round(0.01 * i, 2) for i in range(31))
 CURVE_GRID = tuple(round(0.02 * i, 2) for i in range(61))  # 0 … 1.2

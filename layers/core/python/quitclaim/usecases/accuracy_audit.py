@@ -31,7 +31,7 @@ from quitclaim.domain.ports import (
     TenantRepository,
 )
 from quitclaim.observability import audit
-from quitclaim.usecases.registry import MIN_ENROL_FACE_PX
+from quitclaim.usecases.ledger import MIN_ENROL_FACE_PX
 from quitclaim.usecases.stamp_accuracy import AccuracyStamps
 
 LEGAL_BASIS = (

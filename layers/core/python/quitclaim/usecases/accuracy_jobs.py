@@ -23,7 +23,7 @@ from quitclaim.domain.errors import Conflict, NotFound, QuitclaimError, Validati
 from quitclaim.domain.ports import Clock, ObjectStore, ObjectVersions, UploadUrls, WorkQueue
 from quitclaim.observability import logger
 from quitclaim.usecases.accuracy_audit import AccuracyAudit, StoredPhotos
-from quitclaim.usecases.registry import new_id
+from quitclaim.usecases.ledger import new_id
 
 JOB_ID = re.compile(r"^acc_[0-9a-f]{16}$")
 # Photo names as the labels CSV writes them: folders allowed, nothing leaving the job.

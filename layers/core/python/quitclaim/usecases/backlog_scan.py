@@ -36,7 +36,7 @@ from quitclaim.domain.ports import (
 )
 from quitclaim.domain.records import asset_id_for
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 
 
 @dataclass

@@ -26,7 +26,7 @@ from quitclaim.domain.ports import (
 from quitclaim.domain.records import AssetRecord
 from quitclaim.domain.registry import ConsentView, Page, Subject
 from quitclaim.usecases.asset_decisions import META_ASSET_ID
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 
 if TYPE_CHECKING:
     from quitclaim.domain.ports import Thumbnail, Thumbnails

@@ -35,7 +35,7 @@ from quitclaim.domain.pdf import render
 from quitclaim.domain.ports import Clock, Email, FormStore, Mailer
 from quitclaim.domain.registry import Guardian, Subject
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 from quitclaim.usecases.reminders import LinkClaims, LinkSigner
 
 ACTION = "form"
@@ -574,6 +574,6 @@ class Forms:
 
 
 def _new_consent_id() -> str:
-    from quitclaim.usecases.registry import new_id
+    from quitclaim.usecases.ledger import new_id
 
     return new_id("con")

@@ -41,7 +41,8 @@ from quitclaim.domain.errors import (
 from quitclaim.domain.ports import Clock, ImportFiles, ImportStaging
 from quitclaim.domain.registry import Guardian
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import Registry, new_id
+from quitclaim.usecases.compliance_registry import Registry
+from quitclaim.usecases.ledger import new_id
 
 SOURCE = "import"
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\- ]{0,127}$")

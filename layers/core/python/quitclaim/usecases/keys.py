@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from quitclaim.domain.errors import NotFound, Unauthorized, ValidationFailed
-from quitclaim.domain.four_eyes import person_of
+from quitclaim.domain.four_eyes import person_name, person_of
 from quitclaim.domain.models import is_tenant_id
 from quitclaim.domain.ports import ApiKeyRepository
 from quitclaim.domain.registry import ApiKeyInfo, IssuedKey, Principal, Role, key_status
@@ -85,6 +85,32 @@ class ApiKeys:
             person or key_id,
             expires_at,
         )
+
+    def create_key(
+        self,
+        who: Principal,
+        role: Role,
+        label: str,
+        person: str,
+        valid_days: int | None = None,
+    ) -> IssuedKey:
+        """An admin issues another key to a named person (audited; four eyes count people)."""
+        issued = self.issue(
+            who.tenant,
+            Role(role),
+            label.strip()[:100],
+            person_name(person),
+            valid_days=valid_days,
+        )
+        audit(
+            "key.created",
+            tenant=who.tenant,
+            key_id=issued.key_id,
+            role=issued.role.value,
+            source=who.key_id,
+            people=[person_of(who)],
+        )
+        return issued
 
     def resolve(self, key: str | None) -> Principal:
         """The principal of a live key; ``Unauthorized`` (one message) otherwise."""

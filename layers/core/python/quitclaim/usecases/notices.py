@@ -21,7 +21,7 @@ from quitclaim.domain.models import Consent
 from quitclaim.domain.ports import Clock, Email, Mailer, SubjectRepository, TenantRepository
 from quitclaim.domain.registry import Subject
 from quitclaim.observability import count, logger
-from quitclaim.usecases.registry import AGE_OF_CONSENT
+from quitclaim.usecases.ledger import AGE_OF_CONSENT
 from quitclaim.usecases.reminders import LinkClaims, LinkSigner
 
 # A consent without an end: its withdrawal link carries a far-off expiry (the

@@ -1,6 +1,6 @@
 """A tenant's plan in AWS: its usage-plan key follows it (docs/access.md).
 
-Onboarding (``Console.create_tenant``) attaches the new tenant's API Gateway
+Onboarding (``Onboarding.create_tenant``) attaches the new tenant's API Gateway
 key to its plan's usage plan; ``change`` moves the tenant (the stored plan,
 which the in-app limit reads) and its key (which API Gateway throttles by).
 Without usage plans (the local stack: the emulator serves no API Gateway)

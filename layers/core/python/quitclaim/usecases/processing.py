@@ -34,7 +34,7 @@ from quitclaim.domain.rights import (
     versions_seen,
 )
 from quitclaim.domain.transfers import country_of_host
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 
 RECORD_FORMAT = "quitclaim-records-of-processing/1"
 TODO = "TODO (controller)"

@@ -35,7 +35,8 @@ from quitclaim.domain.ports import (
     TenantRepository,
 )
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.registry import AGE_OF_CONSENT, Registry
+from quitclaim.usecases.compliance_registry import Registry
+from quitclaim.usecases.ledger import AGE_OF_CONSENT
 
 ACTIONS = ("renew", "withdraw")
 

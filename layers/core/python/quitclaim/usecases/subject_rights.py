@@ -44,7 +44,8 @@ from quitclaim.domain.rights import (
     faces_of_subject,
 )
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import Registry, new_id
+from quitclaim.usecases.compliance_registry import Registry
+from quitclaim.usecases.ledger import new_id
 
 EXPORT_FORMAT = "quitclaim-access-export/1"
 NOT_EXPORTED = {

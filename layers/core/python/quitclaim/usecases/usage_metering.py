@@ -32,7 +32,7 @@ from quitclaim.domain.usage import (
     storage_gb_months,
 )
 from quitclaim.observability import audit, count, logger
-from quitclaim.usecases.registry import every_asset
+from quitclaim.usecases.ledger import every_asset
 
 # One release run re-enqueues at most this many uploads per tenant; the next run goes on.
 RELEASE_BATCH = 500

@@ -26,7 +26,7 @@ from quitclaim.domain.webhooks import (
     WebhookSource,
 )
 from quitclaim.observability import audit, count
-from quitclaim.usecases.registry import Registry
+from quitclaim.usecases.compliance_registry import Registry
 
 
 @dataclass
