@@ -147,7 +147,18 @@ def decode_image(
         )
         return _decoded_pictures(found, kind)
     check_container_complete(data, fmt)
+    return _decode_refusing(data, fmt, max_pixels, max_frames, total_budget, reduction)
 
+
+def _decode_refusing(
+    data: bytes,
+    fmt: str,
+    max_pixels: int,
+    max_frames: int,
+    total_budget: int,
+    reduction: Callable[[int, int], int] | None,
+) -> DecodedImage:
+    """``_decode``, with every way the decoder fails mapped to a ``RejectedInput`` code."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
