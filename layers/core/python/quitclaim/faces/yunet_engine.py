@@ -31,10 +31,11 @@ with the floor face at ``_DENSE_WORK_FACE_PX`` (the dense pass).
 
 Verification: a hit scoring under ``_ACCEPT_SCORE`` is looked at again on
 crops around it with both YuNet models. In the upright: with two face sides
-of context, at 24-64 px, kept when ``_UPRIGHT_NEED`` of the eight looks find
+of context, at 24-96 px, kept when ``_UPRIGHT_NEED`` of the ten looks find
 it at ``_RELOOK_SCORE``. Turned against the upright (or without one): with
 half a side of context, at 48, 64 and 128 px, kept only when all six do
-(four without an upright); turned against it and under the floor: dropped.
+(five without an upright); turned against it and under the floor, or under
+half the floor in any orientation: dropped.
 Chosen on the hard-case set (docs/face-detector.md, "Verification").
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
@@ -71,7 +72,7 @@ from quitclaim.faces.frame_geometry import (
 from quitclaim.faces.matchability import assess
 from quitclaim.faces.ports import DecodedImage, FaceObservation, Pixels
 
-ENGINE_VERSION: Final = "quitclaim-yunet/3"
+ENGINE_VERSION: Final = "quitclaim-yunet/4"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
@@ -100,8 +101,9 @@ _RELOOK_SIDES: Final = (48.0, 64.0, 128.0)
 # specks and printed faces lying sideways were the false positives left).
 _RELOOK_NEED: Final = 6
 # ... and in a photo with no confident face at all (nothing to be turned
-# against): v2's rule, so that a lone damaged or blurred face is kept.
-_RELOOK_NEED_ALONE: Final = 4
+# against): 5 of 6, so that a lone damaged or blurred face is kept (the
+# hostile corpus's smeared WebP of kit passes 5) while a dog's face (4) is not.
+_RELOOK_NEED_ALONE: Final = 5
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
 # In the photo's upright orientation (``_upright``), where the confident faces
@@ -111,7 +113,7 @@ _UPRIGHT_MIN_SCORE: Final = 0.5
 # Two face sides of context: on a tight crop YuNet misses small, dim faces of
 # a crowd that it finds with their neighbours around them.
 _UPRIGHT_CONTEXT: Final = 2.0
-_UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0)
+_UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0, 96.0)
 _UPRIGHT_NEED: Final = 3
 # ... for hits under this many floors (4: 160 px at the default).
 _UPRIGHT_MAX_FLOORS: Final = 4.0
@@ -331,6 +333,10 @@ class YuNetFaceEngine(DlibFaceEngine):
                 continue
             width, height = hit.box[2] - hit.box[0], hit.box[3] - hit.box[1]
             if hit.score < _ACCEPT_SCORE:
+                # Under half the floor: not promised, and the specks of the
+                # hard-case set's false positives.
+                if min(width, height) < floor / 2:
+                    continue
                 # Turned against the photo's confident faces and under the floor
                 # (not promised): every such hit on the hard-case set was a hand
                 # or a speck, and most passed every relook (docs/face-detector.md).
