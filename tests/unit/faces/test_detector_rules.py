@@ -176,3 +176,31 @@ def test_a_lone_damaged_face_is_kept_by_the_rule_for_photos_without_a_confident_
     found = engine.analyze(engine.decode(data))
     # Then the face is kept (v2's 4-of-6 rule, not the strict one for turned hits)
     assert len(found) == 1
+
+
+def test_unconfident_hits_under_the_floor_turned_or_tiny_are_dropped_without_a_relook(
+    engine: YuNetFaceEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given relooks that would confirm every hit, and a photo whose upright is as stored
+    looked: list[_Hit] = []
+
+    def confirm(pixels: object, candidate: _Hit, *args: object) -> bool:
+        looked.append(candidate)
+        return True
+
+    monkeypatch.setattr(engine, "_confirmed", confirm)
+    floor = float(engine.versions["min_face_px"])
+    pixels = np.zeros((1000, 1000, 3), np.uint8)
+    lying_small = hit(floor - 5, 0.7, 1, 0)
+    lying_large = hit(floor + 5, 0.7, 1, 200)
+    speck = hit(floor / 2 - 2, 0.7, 0, 400)
+    upright_small = hit(floor - 5, 0.7, 0, 600)
+    confident_lying_small = hit(floor - 5, 0.95, 1, 800)
+    raw = [lying_small, lying_large, speck, upright_small, confident_lying_small]
+    # When the hits are verified
+    kept = engine._verified(pixels, raw, 0, 1.0)
+    # Then the unconfident one turned against the upright under the floor, and the
+    # one under half the floor, are dropped unlooked; the rest are judged or kept
+    # (compared by identity: a hit holds a numpy array)
+    assert {id(h) for h in kept} == {id(lying_large), id(upright_small), id(confident_lying_small)}
+    assert {id(h) for h in looked} == {id(lying_large), id(upright_small)}

@@ -22,7 +22,7 @@ from PIL import Image, ImageFile
 from quitclaim.domain.errors import RejectedInput
 from quitclaim.domain.models import Box
 from quitclaim.domain.ports import DecodedImage
-from quitclaim.faces import imaging
+from quitclaim.faces import file_integrity, imaging
 from quitclaim.faces.dlib_engine import DlibFaceEngine
 from quitclaim.faces.imaging import decode_image
 from tests import inputs
@@ -218,9 +218,9 @@ def test_the_jpeg_end_check_ignores_end_markers_inside_segments() -> None:
     payload = b"thumb\xff\xd9thumb"
     with_app = data[:2] + b"\xff\xe9" + struct.pack(">H", len(payload) + 2) + payload + data[2:]
     # Then the primary image's end marker is what counts
-    assert imaging._jpeg_end_state(with_app) == "complete"
-    assert imaging._jpeg_end_state(with_app[: int(len(with_app) * 0.8)]) == "truncated"
-    assert imaging._jpeg_end_state(with_app[:-2]) == "truncated"
+    assert file_integrity.jpeg_end_state(with_app) == "complete"
+    assert file_integrity.jpeg_end_state(with_app[: int(len(with_app) * 0.8)]) == "truncated"
+    assert file_integrity.jpeg_end_state(with_app[:-2]) == "truncated"
 
 
 def _png_with_size(width: int, height: int) -> bytes:

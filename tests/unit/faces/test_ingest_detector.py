@@ -140,6 +140,18 @@ def test_yaw_is_estimated_from_the_nose_offset_between_the_eyes() -> None:
     assert abs(estimate_yaw(turned @ rot.T) - estimate_yaw(turned)) < 0.5
 
 
+def test_a_side_view_with_both_eyes_on_the_visible_side_is_past_the_yaw_limit() -> None:
+    # Given YuNet's landmarks of a side view (ulfd_audience_profiles.jpg, scanned whole):
+    # both eyes on the visible side, the nose just beyond the nearer one
+    side_view = np.array(
+        [[78.3, 188.4], [93.3, 188.4], [77.9, 202.6], [79.6, 219.2], [91.0, 219.3]], np.float32
+    )
+    # When its yaw is estimated
+    yaw = estimate_yaw(side_view)
+    # Then it is past the limit: never matched
+    assert yaw > MAX_YAW_DEG
+
+
 def test_the_photo_of_dogs_has_no_identifiable_face(engine: FaceEngine) -> None:
     # Given dogs.jpg (two dogs; a small printed portrait lies sideways on the shelf)
     found = engine.analyze(engine.decode(read(UPLOADS / "dogs.jpg")))

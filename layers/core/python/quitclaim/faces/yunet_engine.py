@@ -10,7 +10,8 @@ Scan plan for a frame (``detection_passes``): YuNet finds faces of about
 ``_MIN_WORK_FACE_PX`` to ``_MAX_WORK_FACE_PX`` pixels of its input, so
 
 - a *fine* pass scales the frame so that the floor face (``min_face_px``
-  full-image pixels) measures ``_MIN_WORK_FACE_PX`` (never enlarging);
+  full-image pixels) measures ``_MIN_WORK_FACE_PX`` (never enlarging, and
+  never below ``_FINE_SIDE`` on the long side: smaller photos are scanned whole);
 - *coarse* passes follow, each ``_PASS_STEP`` times smaller (but not below
   ``_COARSEST_SIDE`` on the long side), while the last pass is over
   ``_COARSE_SIDE``, for the large faces.
@@ -30,9 +31,11 @@ with the floor face at ``_DENSE_WORK_FACE_PX`` (the dense pass).
 
 Verification: a hit scoring under ``_ACCEPT_SCORE`` is looked at again on
 crops around it with both YuNet models. In the upright: with two face sides
-of context, at 24-64 px, kept when ``_UPRIGHT_NEED`` of the eight looks find
+of context, at 24-96 px, kept when ``_UPRIGHT_NEED`` of the ten looks find
 it at ``_RELOOK_SCORE``. Turned against the upright (or without one): with
-half a side of context, at 48, 64 and 128 px, kept only when all six do.
+half a side of context, at 48, 64 and 128 px, kept only when all six do
+(five without an upright); turned against it and under the floor, or under
+half the floor in any orientation: dropped.
 Chosen on the hard-case set (docs/face-detector.md, "Verification").
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
@@ -54,12 +57,22 @@ import dlib
 import numpy as np
 import numpy.typing as npt
 
-from quitclaim.domain.models import Box
 from quitclaim.domain.ports import DecodedImage, FaceObservation, Pixels
 from quitclaim.faces.dlib_engine import DEFAULT_DETECT_BUDGET_PIXELS, DlibFaceEngine
+from quitclaim.faces.frame_geometry import (
+    Landmarks,
+    dlib_rect,
+    iou,
+    landmark_box,
+    shrink,
+    to_full_box,
+    turn_box,
+    turned,
+    unturn,
+)
 from quitclaim.faces.matchability import assess
 
-ENGINE_VERSION: Final = "quitclaim-yunet/3"
+ENGINE_VERSION: Final = "quitclaim-yunet/4"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
@@ -67,6 +80,10 @@ YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
 _MIN_WORK_FACE_PX: Final = 12.0
 _MAX_WORK_FACE_PX: Final = 300.0
 _COARSE_SIDE: Final = 640
+# The fine pass is never smaller than this on the long side (never enlarging):
+# what a 12 MP photo's fine pass measures anyway (4000 x 12 / 40), so it costs
+# nothing there; smaller photos are scanned whole up to 1200 px (was 640 px).
+_FINE_SIDE: Final = 1200
 # The coarse passes go down to this long side: a third of a 12 MP photo's
 # fine pass, so one coarse pass covers faces from ~120 px to the frame's size.
 _COARSEST_SIDE: Final = 480
@@ -84,8 +101,9 @@ _RELOOK_SIDES: Final = (48.0, 64.0, 128.0)
 # specks and printed faces lying sideways were the false positives left).
 _RELOOK_NEED: Final = 6
 # ... and in a photo with no confident face at all (nothing to be turned
-# against): v2's rule, so that a lone damaged or blurred face is kept.
-_RELOOK_NEED_ALONE: Final = 4
+# against): 5 of 6, so that a lone damaged or blurred face is kept (the
+# hostile corpus's smeared WebP of kit passes 5) while a dog's face (4) is not.
+_RELOOK_NEED_ALONE: Final = 5
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
 # In the photo's upright orientation (``_upright``), where the confident faces
@@ -95,7 +113,7 @@ _UPRIGHT_MIN_SCORE: Final = 0.5
 # Two face sides of context: on a tight crop YuNet misses small, dim faces of
 # a crowd that it finds with their neighbours around them.
 _UPRIGHT_CONTEXT: Final = 2.0
-_UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0)
+_UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0, 96.0)
 _UPRIGHT_NEED: Final = 3
 # ... for hits under this many floors (4: 160 px at the default).
 _UPRIGHT_MAX_FLOORS: Final = 4.0
@@ -105,15 +123,6 @@ _TURNED_COARSE_ONLY: Final = False
 # The dense pass: run when a confident upright face is under this many floors.
 _DENSE_TRIGGER: Final = 2.5
 _DENSE_WORK_FACE_PX: Final = 20.0
-# dlib's 5-point predictor was trained on HOG boxes: about the square from the
-# brows to the lower lip. From YuNet's landmarks: centred between the eyes'
-# midpoint and the mouth's, side a multiple of their distance (checked on
-# the fixtures' uploads and portraits: the encodings differ from those of the
-# HOG box by 0.048 on average, 0.16 at most; sides 1.8-2.4, drops 0-0.3 tried).
-_DLIB_BOX_SIDE: Final = 2.0
-_DLIB_BOX_DROP: Final = 0.3
-
-Landmarks = npt.NDArray[np.float32]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,9 +228,10 @@ class YuNetFaceEngine(DlibFaceEngine):
         """Working scales of the passes over a ``width`` x ``height`` frame, finest first."""
         floor = self._floor_px / frame_scale
         longest = max(width, height)
-        # Never finer than the frame, never coarser than _COARSE_SIDE (a small
-        # photo is scanned whole: faces under the floor are found too, for free).
-        scale = min(1.0, max(_MIN_WORK_FACE_PX / floor, _COARSE_SIDE / longest))
+        # Never finer than the frame, never coarser than _FINE_SIDE: a photo up
+        # to that size is scanned whole, where YuNet finds the masked, dim and
+        # side-view faces of a crowd that it misses at half size.
+        scale = min(1.0, max(_MIN_WORK_FACE_PX / floor, _FINE_SIDE / longest))
         scales = [scale]
         # Coarse passes until the frame fits _COARSE_SIDE (within a quarter:
         # a pass barely smaller than the last adds cost, not faces).
@@ -259,19 +269,19 @@ class YuNetFaceEngine(DlibFaceEngine):
         out: list[FaceObservation] = []
         for turns in sorted({h.turns for h in hits}):
             group = [h for h in hits if h.turns == turns]
-            upright = _turned(pixels, turns)
+            upright = turned(pixels, turns)
             shapes = dlib.full_object_detections()
             for hit in group:
-                shapes.append(self._models.landmarks(upright, _dlib_rect(hit.landmarks)))
+                shapes.append(self._models.landmarks(upright, dlib_rect(hit.landmarks)))
             descriptors = self._models.encoder.compute_face_descriptor(
                 upright, shapes, self._num_jitters
             )
             for hit, descriptor in zip(group, descriptors, strict=True):
-                rotated_box = _landmark_box(hit.landmarks, upright.shape[1], upright.shape[0])
+                rotated_box = landmark_box(hit.landmarks, upright.shape[1], upright.shape[0])
                 verdict = assess(upright, rotated_box, hit.landmarks, hit.score, frame_scale)
                 out.append(
                     FaceObservation(
-                        box=_to_full_box(hit.box, frame_scale, width, height),
+                        box=to_full_box(hit.box, frame_scale, width, height),
                         encoding=np.asarray(descriptor, dtype=np.float32),
                         matchable=verdict.reason is None,
                         unmatchable=verdict.reason,
@@ -287,7 +297,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         for scale in self.detection_passes(width, height, frame_scale):
             # Each pass is shrunk from the previous, larger, copy (not from the
             # frame again).
-            source = _shrink(source, (_size(width, scale)[0], _size(height, scale)[0]))
+            source = shrink(source, (_size(width, scale)[0], _size(height, scale)[0]))
             copies.append(source)
         stored, others = self._turns[:1], self._turns[1:]
         raw = [h for copy in copies for h in self._scan(copy, width, height, stored)]
@@ -301,23 +311,40 @@ class YuNetFaceEngine(DlibFaceEngine):
         upright = _upright(raw)
         dense = self._dense_scale(width, height, frame_scale, raw, upright)
         if upright is not None and dense is not None:
-            copy = _shrink(pixels, (_size(width, dense)[0], _size(height, dense)[0]))
+            copy = shrink(pixels, (_size(width, dense)[0], _size(height, dense)[0]))
             raw.extend(self._scan(copy, width, height, (upright,)))
+        return self._verified(pixels, raw, upright, frame_scale)
+
+    def _verified(
+        self, pixels: Pixels, raw: list[_Hit], upright: int | None, frame_scale: float
+    ) -> list[_Hit]:
+        """The raw hits merged (NMS) and, under ``_ACCEPT_SCORE``, confirmed by relooks."""
+        floor = self._floor_px / frame_scale
         # The looser upright rule is for faces of crowds, near the floor: a large
         # low-scoring hit (a painted backdrop) is judged by the strict one.
-        loose_under = _UPRIGHT_MAX_FLOORS * self._floor_px / frame_scale
+        loose_under = _UPRIGHT_MAX_FLOORS * floor
         # With no confident face in the photo there is nothing to be turned
         # against: a lone face blurred or damaged below 0.9 is judged by v2's
         # rule (tight looks, 4 of 6), not the strict one for turned hits.
         lenient = _RELOOK_NEED_ALONE if upright is None else _RELOOK_NEED
         kept: list[_Hit] = []
         for hit in sorted(raw, key=lambda h: -h.score):
-            if any(_iou(hit.box, k.box) > _NMS_IOU for k in kept):
+            if any(iou(hit.box, k.box) > _NMS_IOU for k in kept):
                 continue
-            side = max(hit.box[2] - hit.box[0], hit.box[3] - hit.box[1])
-            loose = hit.turns == upright and side < loose_under
-            if hit.score < _ACCEPT_SCORE and not self._confirmed(pixels, hit, loose, lenient):
-                continue
+            width, height = hit.box[2] - hit.box[0], hit.box[3] - hit.box[1]
+            if hit.score < _ACCEPT_SCORE:
+                # Under half the floor: not promised, and the specks of the
+                # hard-case set's false positives.
+                if min(width, height) < floor / 2:
+                    continue
+                # Turned against the photo's confident faces and under the floor
+                # (not promised): every such hit on the hard-case set was a hand
+                # or a speck, and most passed every relook (docs/face-detector.md).
+                if upright is not None and hit.turns != upright and min(width, height) < floor:
+                    continue
+                loose = hit.turns == upright and max(width, height) < loose_under
+                if not self._confirmed(pixels, hit, loose, lenient):
+                    continue
             kept.append(hit)
         return kept
 
@@ -330,15 +357,15 @@ class YuNetFaceEngine(DlibFaceEngine):
         sx, sy = work.shape[1] / width, work.shape[0] / height
         out: list[_Hit] = []
         for turns in turns_list:
-            turned = _turned(work, turns)
-            for row in _run(self._detector, turned):
-                if not _sane(row, turned.shape[1], turned.shape[0]):
+            rotated = turned(work, turns)
+            for row in _run(self._detector, rotated):
+                if not _sane(row, rotated.shape[1], rotated.shape[0]):
                     continue
                 points = row[4:14].reshape(5, 2).astype(np.float32)
                 corners = np.array(
                     [[row[0], row[1]], [row[0] + row[2], row[1] + row[3]]], dtype=np.float32
                 )
-                back = _unturn(corners, turns, work.shape[1], work.shape[0])
+                back = unturn(corners, turns, work.shape[1], work.shape[0])
                 box = (
                     float(back[:, 0].min() / sx),
                     float(back[:, 1].min() / sy),
@@ -415,7 +442,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         if step > 1:
             size = ((x1 - x0) // step, (y1 - y0) // step)
             crop = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-        target = _turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
+        target = turn_box(hit.box, x0, y0, hit.turns, x1 - x0, y1 - y0)
         passed = failed = 0
         looks = 2 * len(sides)
         for want in sides:
@@ -426,7 +453,7 @@ class YuNetFaceEngine(DlibFaceEngine):
             size = (max(1, round((x1 - x0) * factor)), max(1, round((y1 - y0) * factor)))
             method = cv2.INTER_AREA if size[0] < crop.shape[1] else cv2.INTER_LINEAR
             scaled = cv2.resize(crop, size, interpolation=method)
-            scaled = _turned(cv2.cvtColor(scaled, cv2.COLOR_RGB2BGR), hit.turns)
+            scaled = turned(cv2.cvtColor(scaled, cv2.COLOR_RGB2BGR), hit.turns)
             # Scaled pixels per crop pixel, along the turned axes.
             fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
             if hit.turns % 2:
@@ -440,7 +467,7 @@ class YuNetFaceEngine(DlibFaceEngine):
                         (row[0] + row[2]) / fx,
                         (row[1] + row[3]) / fy,
                     )
-                    if _iou(found, target) >= _RELOOK_IOU:
+                    if iou(found, target) >= _RELOOK_IOU:
                         best = max(best, float(row[14]))
                 if best >= _RELOOK_SCORE:
                     passed += 1
@@ -459,39 +486,6 @@ def _upright(raw: list[_Hit]) -> int | None:
     return _ALL_TURNS[counts.index(best)] if best > 0 else None
 
 
-_ROTATIONS: Final = {
-    1: cv2.ROTATE_90_COUNTERCLOCKWISE,
-    2: cv2.ROTATE_180,
-    3: cv2.ROTATE_90_CLOCKWISE,
-}
-
-
-def _turned(image: npt.NDArray[Any], turns: int) -> npt.NDArray[Any]:
-    """``np.rot90(image, turns)``, contiguous (cv2.rotate: a tenth of numpy's copy time)."""
-    return image if turns == 0 else cv2.rotate(image, _ROTATIONS[turns])
-
-
-def _shrink(image: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]:
-    """``image`` resized to ``size`` (width, height) with area averaging; never enlarged.
-
-    The whole-factor part goes first through OpenCV's fast area path (a 12 MP
-    photo halved in ~9 ms), the rest from that smaller copy (~58 ms for
-    one non-integer area resize of the 12 MP photo, ~30 ms in two steps).
-    """
-    height, width = image.shape[:2]
-    if size == (width, height):
-        return image
-    step = min(width // size[0], height // size[1])
-    if step >= 2:
-        rows, cols = (height // step) * step, (width // step) * step
-        image = cv2.resize(
-            image[:rows, :cols], (cols // step, rows // step), interpolation=cv2.INTER_AREA
-        )
-        if image.shape[1] == size[0] and image.shape[0] == size[1]:
-            return image
-    return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-
-
 def _run(net: Any, bgr: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
     net.setInputSize((bgr.shape[1], bgr.shape[0]))
     _, faces = net.detect(bgr)
@@ -500,86 +494,3 @@ def _run(net: Any, bgr: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
 
 def _size(length: int, scale: float) -> tuple[int]:
     return (max(1, round(length * scale)),)
-
-
-def _unturn(
-    points: npt.NDArray[np.float32], turns: int, width: int, height: int
-) -> npt.NDArray[np.float32]:
-    """Points of ``np.rot90(img, turns)`` mapped back to ``img`` (``width`` x ``height``)."""
-    out = points.astype(np.float32).copy()
-    dims = [(width, height), (height, width)]
-    for step in range(turns, 0, -1):
-        # One counter-clockwise quarter turn maps (x, y) of an image w wide to (y, w - x);
-        # undo it with the width of the image before that turn.
-        w_before = dims[(step - 1) % 2][0]
-        x, y = out[:, 0].copy(), out[:, 1].copy()
-        out[:, 0] = w_before - y
-        out[:, 1] = x
-    return out
-
-
-def _turn_box(
-    box: tuple[float, float, float, float], x0: int, y0: int, turns: int, width: int, height: int
-) -> tuple[float, float, float, float]:
-    """A frame box, relative to a crop at (x0, y0) of ``width`` x ``height``, after ``turns``."""
-    pts = np.array([[box[0] - x0, box[1] - y0], [box[2] - x0, box[3] - y0]], np.float32)
-    dims = [(width, height), (height, width)]
-    for step in range(turns):
-        w_before = dims[step % 2][0]
-        x, y = pts[:, 0].copy(), pts[:, 1].copy()
-        pts[:, 0] = y
-        pts[:, 1] = w_before - x
-    return (
-        float(pts[:, 0].min()),
-        float(pts[:, 1].min()),
-        float(pts[:, 0].max()),
-        float(pts[:, 1].max()),
-    )
-
-
-def _dlib_rect(landmarks: Landmarks) -> Any:
-    left, top, right, bottom = _landmark_square(landmarks)
-    return dlib.rectangle(round(left), round(top), round(right) - 1, round(bottom) - 1)
-
-
-def _landmark_square(landmarks: Landmarks) -> tuple[float, float, float, float]:
-    eyes = (landmarks[0] + landmarks[1]) / 2
-    mouth = (landmarks[3] + landmarks[4]) / 2
-    span = max(
-        float(np.hypot(*(mouth - eyes))), float(np.hypot(*(landmarks[1] - landmarks[0]))), 1.0
-    )
-    cx, cy = (eyes + mouth) / 2
-    side = _DLIB_BOX_SIDE * span
-    cy = cy - _DLIB_BOX_DROP * span
-    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-
-
-def _landmark_box(landmarks: Landmarks, width: int, height: int) -> Box:
-    left, top, right, bottom = _landmark_square(landmarks)
-    return Box(
-        max(0, math.floor(left)),
-        max(0, math.floor(top)),
-        min(width, math.ceil(right)),
-        min(height, math.ceil(bottom)),
-    )
-
-
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    inter_w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    inter_h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _to_full_box(
-    box: tuple[float, float, float, float], frame_scale: float, width: int, height: int
-) -> Box:
-    max_x, max_y = round(width * frame_scale), round(height * frame_scale)
-    left, top, right, bottom = box
-    return Box(
-        left=min(max_x, max(0, math.floor(left * frame_scale))),
-        top=min(max_y, max(0, math.floor(top * frame_scale))),
-        right=min(max_x, max(0, math.ceil(right * frame_scale))),
-        bottom=min(max_y, max(0, math.ceil(bottom * frame_scale))),
-    )
