@@ -117,15 +117,6 @@ def test_rest_usecase_file_names_differ_from_their_domain_nouns(noun: str) -> No
 
 PORTS = PACKAGE / "domain" / "ports"
 
-# Protocols still defined beside the code that consumes them: each moves to
-# domain/ports/ with its value types and leaves this list (by class name, so a
-# renamed module keeps its entry). The list may only shrink.
-PORTS_NOT_YET_MOVED = frozenset(
-    {
-        "PlanStore",  # usecases/plans.py
-    }
-)
-
 
 def _is_protocol(base: ast.expr) -> bool:
     if isinstance(base, ast.Subscript):
@@ -151,9 +142,8 @@ def test_every_port_lives_in_domain_ports() -> None:
         for path in _files(PACKAGE)
         if PORTS not in path.parents
         for name in _protocols(path)
-        if name not in PORTS_NOT_YET_MOVED
     }
-    # Then none is defined outside domain/ports/ (the known ones aside)
+    # Then none is defined outside domain/ports/
     assert outside == set()
     # And the ports package holds the ports (the check sees them at all)
     assert {"AssetRepository", "FaceEngine", "AdmissionCounter", "AuditEvents"} <= {

@@ -9,18 +9,10 @@ only the stored plan changes.
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from quitclaim.domain.errors import ValidationFailed
-from quitclaim.domain.ports import UsagePlanKeys
+from quitclaim.domain.ports import PlanStore, UsagePlanKeys
 from quitclaim.domain.tenancy import PLANS
 from quitclaim.observability import audit
-
-
-class PlanStore(Protocol):
-    def set_plan(self, tenant: str, plan: str) -> None:
-        """Store the tenant's plan (``NotFound`` for an unknown tenant)."""
-        ...
 
 
 class PlanChanges:

@@ -108,3 +108,9 @@ class KeyListing(Protocol):
     def keys(self, tenant: str) -> list[ApiKeyInfo]:
         """Every API key of ``tenant`` (revoked and expired ones included)."""
         ...
+
+
+class PlanStore(Protocol):
+    def set_plan(self, tenant: str, plan: str) -> None:
+        """Store the tenant's plan (``NotFound`` for an unknown tenant)."""
+        ...
