@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from quitclaim.bootstrap import admission_service, scan_asset_service
 from quitclaim.config import get_settings
-from quitclaim.edges.uploads import ingest_handler, scan_uploads
+from quitclaim.edges.ingest_batch import ingest_handler, scan_uploads
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord

@@ -57,61 +57,7 @@ def test_only_config_reads_the_environment() -> None:
     assert offenders == []
 
 
-# ---- rest
-# The use-cases of the consent, webhook and rights services (branch `rest`).
-_REST_USECASES = (
-    "webhook_admin",
-    "webhook_inbox",
-    "webhook_apply",
-    "webhook_dispatch",
-    "subject_rights",
-    "form_submissions",
-    "handle_person_requests",
-    "import_consents",
-    "notices",
-    "link_pages",
-    "mail_feedback",
-    "reminders",
-    "expiry",
-    "retention_sweep",
-)
-_NOT_IN_USECASES = {"boto3", "botocore", "pynamodb", "dlib", "numpy", "PIL"}
-
-
-@pytest.mark.parametrize("name", _REST_USECASES)
-def test_rest_usecases_reach_ports_not_adapters_sdks_or_private_names(name: str) -> None:
-    # Given one use-case module of the slice
-    path = PACKAGE / "usecases" / f"{name}.py"
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    # When its imports are read (lazy ones too)
-    offenders: list[str] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            modules, names = [alias.name for alias in node.names], []
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            modules, names = [node.module], [alias.name for alias in node.names]
-        else:
-            continue
-        for module in modules:
-            if module.split(".")[0] in _NOT_IN_USECASES or module.startswith("quitclaim.adapters"):
-                offenders.append(module)
-            if module.startswith("quitclaim."):
-                offenders += [f"{module}.{n}" for n in names if n.startswith("_")]
-    # Then it names no adapter, no SDK or array library, and no other module's private name
-    assert offenders == []
-
-
-@pytest.mark.parametrize(
-    "noun", ["webhooks", "rights", "forms", "person_requests", "consent_import", "retention"]
-)
-def test_rest_usecase_file_names_differ_from_their_domain_nouns(noun: str) -> None:
-    # Given a domain module, which keeps the plain noun
-    assert (PACKAGE / "domain" / f"{noun}.py").is_file()
-    # Then no use-case repeats its file name: a path says its layer
-    assert sorted(p.name for p in PACKAGE.rglob(f"{noun}.py") if "usecases" in p.parts) == []
-
-
-# ---- store
+# ---- ports and adapters
 # Ports live in quitclaim/domain/ports/ and only there; adapters implement them
 # and never reach into the use-cases; an adapter's file name says its store.
 
@@ -176,22 +122,6 @@ def test_adapters_never_import_usecases(path: Path) -> None:
     assert bad == []
 
 
-def test_adapter_file_names_are_used_nowhere_else_in_the_package() -> None:
-    # Given the file names under adapters/ and under every other folder
-    adapters = PACKAGE / "adapters"
-    names = {p.name for p in _files(adapters) if p.name != "__init__.py"}
-    elsewhere = {
-        str(p.relative_to(PACKAGE))
-        for p in _files(PACKAGE)
-        if adapters not in p.parents and p.name in names
-    }
-    # Then no adapter module shares its name with a domain, use-case, api or faces one
-    assert elsewhere == set()
-    # And adapter names are unique among themselves (dynamo/ included)
-    all_adapter_files = [p.name for p in _files(adapters) if p.name != "__init__.py"]
-    assert len(all_adapter_files) == len(set(all_adapter_files))
-
-
 def test_faces_reach_their_port_through_domain_ports() -> None:
     # The face engine port moved from faces/ports.py into domain/ports/.
     assert not (PACKAGE / "faces" / "ports.py").exists()
@@ -213,70 +143,7 @@ def test_the_ports_package_names_every_port() -> None:
     assert all(getattr(ports, name) is not None for name in defined)
 
 
-# ---- accuracy3
-# Issue #20 for the accuracy, billing, usage, conservation, backlog, digest,
-# dashboard and audit use-cases: ports only, public names only, one meaning per file name.
-_ACCURACY3_USECASES = (
-    "accuracy_audit",
-    "accuracy_jobs",
-    "stamp_accuracy",
-    "billing_runs",
-    "usage_metering",
-    "conservation",
-    "backlog_scan",
-    "digest",
-    "dashboard",
-    "audit_read",
-    "audit_trail",
-)
-
-
-def _from_imports(path: Path) -> list[ast.ImportFrom | ast.Import]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    return [n for n in ast.walk(tree) if isinstance(n, ast.Import | ast.ImportFrom)]
-
-
-@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
-def test_accuracy3_usecases_import_no_sdk_adapter_or_image_library(name: str) -> None:
-    # Given one of these use-cases
-    path = PACKAGE / "usecases" / f"{name}.py"
-    # When its imports (module level and inside functions) are read
-    modules = set()
-    for node in _from_imports(path):
-        if isinstance(node, ast.Import):
-            modules.update(alias.name for alias in node.names)
-        elif node.module and node.level == 0:
-            modules.add(node.module)
-    # Then none is an SDK, an adapter, or an image/array library (those sit behind ports)
-    banned = {"boto3", "botocore", "pynamodb", "dlib", "cv2", "numpy", "PIL"}
-    assert not {m for m in modules if m.split(".")[0] in banned}
-    assert not {m for m in modules if m.startswith("quitclaim.adapters")}
-
-
-@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
-def test_accuracy3_usecases_import_no_private_names(name: str) -> None:
-    # Given one of these use-cases, when its names imported from the package are read
-    path = PACKAGE / "usecases" / f"{name}.py"
-    private = [
-        f"{node.module}.{alias.name}"
-        for node in _from_imports(path)
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("quitclaim")
-        for alias in node.names
-        if alias.name.startswith("_")
-    ]
-    # Then none is another module's private name
-    assert private == []
-
-
-@pytest.mark.parametrize("name", _ACCURACY3_USECASES)
-def test_accuracy3_usecase_file_names_have_one_meaning(name: str) -> None:
-    # Given one of these use-cases, when the package's modules are listed
-    same = [p for p in _files(PACKAGE) if p.stem == name]
-    # Then no module in another folder has its file name
-    assert [str(p.relative_to(PACKAGE)) for p in same] == [f"usecases/{name}.py"]
-
-
-# ---- decide
+# ---- use-cases as a stack
 
 USECASES = PACKAGE / "usecases"
 # The use-cases that decide assets: each depends on the shared machinery
@@ -386,7 +253,7 @@ def test_shared_decision_module_is_the_bottom_of_the_stack() -> None:
     assert not {m for m in modules if _under(m, "quitclaim.usecases")}
 
 
-# ---- edges
+# ---- handlers and the composition root
 
 # What a handler may import from the package: the composition root, settings,
 # observability, domain types and the edge module (events in, batches out).
@@ -454,7 +321,7 @@ def test_importing_the_composition_root_builds_nothing() -> None:
     assert done.stdout.strip() == "[]"
 
 
-# ---- devstack
+# ---- tooling apart from production; no import loops
 # Production (the layer package and the handlers) and the template tooling stand apart from
 # the local stack and the operator CLI, and no first-party module takes part in an import loop.
 
@@ -609,64 +476,22 @@ def test_the_layer_package_holds_no_local_stack() -> None:
     assert (REPO_ROOT / "cli" / "main.py").is_file()
 
 
-# ---- registry
-# The officer's use-cases are one module per aggregate or service, and the API's
-# views reach them through the composition root, not through a facade.
-_REGISTRY_SLICE = [
-    PACKAGE / "usecases" / name
-    for name in (
-        "ledger.py",
-        "tenant_admin.py",
-        "subject_admin.py",
-        "consent_admin.py",
-        "erasure.py",
-        "compliance_registry.py",
-        "admin_requests.py",
-        "onboarding.py",
-        "request_gate.py",
-        "asset_listing.py",
-        "monthly_bill.py",
-        "keys.py",
-        "offboarding.py",
-        "plans.py",
-        "authorizer.py",
-    )
-] + [
-    PACKAGE / "api" / name
-    for name in (
-        "routing.py",
-        "schemas.py",
-        "field_types.py",
-        "route_access.py",
-        "policy_views.py",
-        "form_views.py",
-        "webhook_views.py",
-    )
-]
+# ---- the API's views
+# The officer's use-cases are one module per aggregate or service, and the
+# API's views reach them through the composition root, not through a facade.
 
 
-def test_no_use_case_module_repeats_a_domain_module_name() -> None:
-    # Given the domain's module names
-    domain = {p.name for p in (PACKAGE / "domain").glob("*.py")} - {"__init__.py"}
-    # Then none of this slice is named like a domain module (one file name, one meaning)
-    assert {p.name for p in _REGISTRY_SLICE} & domain == set()
+def test_no_file_name_repeats_across_the_package_folders() -> None:
+    # Given every module of the package (package markers aside)
+    names: dict[str, list[str]] = {}
+    for path in _files(PACKAGE):
+        if path.name != "__init__.py":
+            names.setdefault(path.name, []).append(str(path.relative_to(PACKAGE)))
+    # Then each file name means one thing: a path says its layer without its folder
+    assert {name: where for name, where in names.items() if len(where) > 1} == {}
+    # And the registry and console facades are gone
     assert not (PACKAGE / "usecases" / "registry.py").exists()
-    # And the console facade is gone: no view reaches use-cases through one object
     assert not (PACKAGE / "usecases" / "console.py").exists()
-
-
-@pytest.mark.parametrize("path", _REGISTRY_SLICE, ids=lambda p: p.name)
-def test_registry_slice_functions_are_at_most_60_lines(path: Path) -> None:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    long = [
-        (
-            node.name,
-            node.end_lineno - min([node.lineno, *(d.lineno for d in node.decorator_list)]) + 1,
-        )
-        for node in ast.walk(tree)
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno
-    ]
-    assert [(name, lines) for name, lines in long if lines > 60] == []
 
 
 def test_the_router_hands_views_no_facade() -> None:
