@@ -29,7 +29,6 @@ from quitclaim.domain.errors import (
     ValidationFailed,
 )
 from quitclaim.domain.forms import LANGUAGES
-from quitclaim.usecases.form_submissions import Forms, OpenForm, Signed
 
 if TYPE_CHECKING:
     # Types only: the use-case (and what it imports) loads with the composition root.

@@ -8,15 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Protocol
 
 from quitclaim.domain.models import Box
 
-Pixels = npt.NDArray[np.uint8]
-Encoding = npt.NDArray[np.float32]
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    Pixels = npt.NDArray[np.uint8]
+    Encoding = npt.NDArray[np.float32]
+else:
+    # At run time the aliases only name types: importing a port must not load
+    # numpy (a function that never sees pixels pays nothing for them).
+    Pixels = Any
+    Encoding = Any
 
 
 @dataclass(frozen=True)
