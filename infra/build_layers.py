@@ -144,7 +144,6 @@ def split_requirements(requirements: Iterable[str]) -> tuple[list[str], list[str
             "pynamodb",
             "aws-lambda-powertools",
             "pydantic",
-            "pydantic-settings",
             "standardwebhooks",
             "segno",
             # RS256 sign-in tokens (docs/sign-in.md); [crypto] adds cryptography and cffi.

@@ -27,7 +27,6 @@ def test_every_runtime_dependency_has_a_place() -> None:
         "pynamodb",
         "aws-lambda-powertools",
         "pydantic",
-        "pydantic-settings",
         "standardwebhooks",
         "segno",
         "pyjwt",
