@@ -30,7 +30,7 @@ $(CHECKOV): $(STAMP)
 	$(VENV)/checkov/bin/python -m pip install --quiet --disable-pip-version-check "checkov==$(CHECKOV_VERSION)"
 	touch $(CHECKOV)
 
-test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e (with a load test of 500 uploads), and the offline infra checks
+test: $(STAMP) $(CHECKOV)  ## unit, integration (local AWS over HTTP), e2e (with a load test of 300 uploads), and the offline infra checks
 	# --dist loadfile: a file's tests share their module fixtures, so they stay on one worker.
 	# --no-loadscope-reorder: files go out in collection order, the longest first (tests/conftest.py).
 	$(BIN)/python -m pytest tests -q -ra -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=20
@@ -61,7 +61,7 @@ bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: 
 
 soak: $(STAMP)  ## the load test at 20,000 uploads (long): throughput, checker verdict, counts per status; build/soak-report.json; then at 2,000 through pytest
 	$(BIN)/python -m tests.load --uploads 20000
-	# The load test at issue #10's 2,000 uploads (`make test` runs 500).
+	# The load test at issue #10's 2,000 uploads (`make test` runs 300).
 	QC_LOAD_UPLOADS=2000 $(BIN)/python -m pytest tests/e2e/test_load.py -q -p no:cacheprovider --timeout 3600
 	# The fairness run drained to the end: A's 1,000 all decided, the law holding for both tenants.
 	QC_FAIRNESS_BULK_UPLOADS=1000 QC_FAIRNESS_DRAIN=1 $(BIN)/python -m pytest tests/e2e/test_fairness.py -q -s -p no:cacheprovider --timeout 3600

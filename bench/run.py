@@ -69,7 +69,7 @@ class Plan:
 QUICK = Plan(
     size=(800, 600),
     uploads=["kit-closeup.jpg", "obama-speech.jpg"],
-    detection=["2008_002506.jpg", "2009_004587.jpg"],
+    detection=["2008_002506.jpg"],
     engine_repeats=1,
     native_recall=False,
     cold_repeats=1,

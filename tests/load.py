@@ -356,11 +356,12 @@ def run_load(
         started = time.perf_counter()
         churn.start()
         chunks = range(0, len(uploads), CHUNK)
-        # Chunk indexes after which the churn thread takes a step (while the polls run).
-        steps = {round(i * len(chunks) / ops) for i in range(ops)}
+        # Chunk index -> steps the churn thread takes after it (while the polls run); a short
+        # run has fewer chunks than changes, so a chunk may release more than one.
+        steps = Counter(round(i * len(chunks) / ops) for i in range(ops))
         try:
             for number, first in enumerate(chunks):
-                if number in steps:
+                for _ in range(steps[number]):
                     churn.go.release()
                 for upload in uploads[first : first + CHUNK]:
                     s3.put_object(

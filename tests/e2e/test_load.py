@@ -1,7 +1,7 @@
 """Load on the local stack: uploads, duplicate deliveries and consent churn at once.
 
 Runs ``tests.load.run_load`` on a stack of its own (so its records slow no
-other test's table scans). ``make test`` runs a reduced load of 500 uploads;
+other test's table scans). ``make test`` runs a reduced load of 300 uploads;
 ``make soak`` runs this file at issue #10's 2,000 (``QC_LOAD_UPLOADS=2000``)
 and ``python -m tests.load`` at 20,000. Figures go to
 ``build/load-report.json`` and one summary line to the terminal.
@@ -23,9 +23,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1800)]
 
 # ~0.18 s an upload of one core (mostly the stack's ~22 AWS calls against the in-process moto
 # server): issue #10's 2,000 took ~10 min of `make test` beside the other worker, so the suite
-# runs 500 (still ~50 faces, ~10 bad files, ~25 redeliveries and all 16 consent changes) and
+# runs 300 (still ~30 faces, ~6 bad files, ~15 redeliveries and all 16 consent changes) and
 # `make soak` runs the full 2,000 (and 20,000 through `python -m tests.load`).
-UPLOADS = int(os.environ.get("QC_LOAD_UPLOADS", "500"))
+UPLOADS = int(os.environ.get("QC_LOAD_UPLOADS", "300"))
 REPORT = REPO_ROOT / "build" / "load-report.json"
 # A floor far below what the stack does (~3.4 uploads/s in `make test` beside the other worker,
 # 5.5 alone): it catches a stall or a per-upload cost that grows with the load, not a busy machine.
