@@ -33,7 +33,7 @@ class Places:
         self.s3.put_object(
             Bucket=self.uploads,
             Key=f"incoming/{tenant}/{path}",
-            Body=inputs.portrait_jpeg() if data is None else data,
+            Body=inputs.small_portrait_jpeg() if data is None else data,
             Metadata={"purpose": "web"},
         )
 

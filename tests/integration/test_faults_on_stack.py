@@ -35,7 +35,8 @@ from quitclaim.bootstrap import (
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.models import Consent, TenantPolicy
 from quitclaim.domain.registry import Role
-from tests.conftest import DEMO_NOW, FACES
+from tests import inputs
+from tests.conftest import DEMO_NOW
 from tests.integration.faults import (
     HandlerCrashed,
     ProcessDied,
@@ -49,7 +50,6 @@ from tests.integration.places import Places
 
 pytestmark = pytest.mark.integration
 INGEST, RECHECK, EXPIRY = "it-faults-ingest", "it-faults-recheck", "it-faults-expiry"
-OBAMA = FACES / "enroll" / "obama" / "obama-portrait.jpg"
 FORM = resources.files("quitclaim") / "webhook_mappings" / "samples" / "generic-form.json"
 
 Fault = Callable[[Any], AbstractContextManager[Any]]
@@ -87,7 +87,7 @@ def world(local_stack: Any) -> Iterator[World]:
     for tenant in (INGEST, RECHECK, EXPIRY):
         registry.create_tenant(TenantPolicy(tenant=tenant))
         sid = registry.enrol_subject(
-            tenant, "Person F", [OBAMA.read_bytes()], biometric_consent=True
+            tenant, "Person F", [inputs.small_enrolment_jpeg()], biometric_consent=True
         )
         world.subjects[tenant] = sid
         if tenant == INGEST:
@@ -306,7 +306,9 @@ def _person(tenant: str, purposes: tuple[str, ...] = ("web",)) -> tuple[str, str
     """A tenant of its own, obama enrolled, one consent: (subject, consent)."""
     registry = registry_service()
     registry.create_tenant(TenantPolicy(tenant=tenant))
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
+    sid = registry.enrol_subject(
+        tenant, "Person W", [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
     consent = registry.grant_consent(tenant, sid, purposes, DEMO_NOW - timedelta(days=1), None)
     return sid, consent.consent_id
 
@@ -413,7 +415,9 @@ def test_grant_publish_crash_then_withdrawal(world: World, step: str, via: str) 
     registry = registry_service()
     # Given the person's image held for want of a consent
     registry.create_tenant(TenantPolicy(tenant=tenant))
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
+    sid = registry.enrol_subject(
+        tenant, "Person W", [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
     world.upload(tenant, path)
     world.stack.drain()
     assert world.where(tenant, path) == ["quarantine"], cell
@@ -449,7 +453,11 @@ def test_webhook_grant_publish_crash_then_withdrawal(world: World, step: str) ->
     # Given the person's image held for want of a consent, and a signed form submission
     registry.create_tenant(TenantPolicy(tenant=tenant))
     sid = registry.enrol_subject(
-        tenant, "Person W", [OBAMA.read_bytes()], external_ref="crm-reach", biometric_consent=True
+        tenant,
+        "Person W",
+        [inputs.small_enrolment_jpeg()],
+        external_ref="crm-reach",
+        biometric_consent=True,
     )
     world.upload(tenant, path)
     world.stack.drain()
@@ -483,18 +491,17 @@ def test_webhook_grant_publish_crash_then_withdrawal(world: World, step: str) ->
 # copy into the library, delete from quarantine. A crashed confirmation is not
 # retried (the asset is no longer quarantined): the person's withdrawal must pull
 # whatever it left.
-STAGE = FACES / "uploads" / "stage-with-child.jpg"
-
-
 @pytest.mark.parametrize("step", list(PUBLISH_REACH))
 def test_release_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path = f"reach/release/{step}", "released.jpg"
     tenant, asker, confirmer = _two_reviewers(f"it-reach-release-{step}")
     registry = registry_service()
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
+    sid = registry.enrol_subject(
+        tenant, "Person W", [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
     # Given a photo of the person with people nobody enrolled, held
-    world.upload(tenant, path, STAGE.read_bytes())
+    world.upload(tenant, path, inputs.small_stage_jpeg())
     world.stack.drain()
     [record] = world.records(tenant, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
@@ -518,8 +525,10 @@ def test_reassign_crash_then_withdrawal(world: World, step: str) -> None:
     tenant, asker, confirmer = _two_reviewers(f"it-reach-reassign-{step}")
     registry = registry_service()
     # Given the face matched to an enrolled person without a consent: held
-    registry.enrol_subject(tenant, "Person V", [OBAMA.read_bytes()], biometric_consent=True)
-    world.upload(tenant, path, OBAMA.read_bytes())
+    registry.enrol_subject(
+        tenant, "Person V", [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
+    world.upload(tenant, path, inputs.small_enrolment_jpeg())
     world.stack.drain()
     [record] = world.records(tenant, path)
     assert record.status == "quarantined", cell
@@ -557,10 +566,12 @@ def test_redaction_crash_then_withdrawal(world: World, step: str) -> None:
     cell, path, variant = f"reach/redact/{step}", "stage.jpg", "stage.redacted.png"
     tenant, asker, confirmer = _two_reviewers(f"it-reach-redact-{step}")
     registry = registry_service()
-    sid = registry.enrol_subject(tenant, "Person W", [OBAMA.read_bytes()], biometric_consent=True)
+    sid = registry.enrol_subject(
+        tenant, "Person W", [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
     consent = registry.grant_consent(tenant, sid, ["web"], DEMO_NOW - timedelta(days=1), None)
     # Given a photo of the person with people nobody enrolled, held
-    world.upload(tenant, path, STAGE.read_bytes())
+    world.upload(tenant, path, inputs.small_stage_jpeg())
     world.stack.drain()
     [record] = world.records(tenant, path)
     assert (record.status, list(record.reasons)) == ("quarantined", ["unknown_face"]), cell
