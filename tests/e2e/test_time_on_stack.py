@@ -18,10 +18,9 @@ from quitclaim.bootstrap import registry_service, reminders_service
 from quitclaim.domain.errors import Forbidden
 from quitclaim.domain.models import TenantPolicy
 from tests import inputs
-from tests.conftest import DEMO_NOW, FACES
+from tests.conftest import DEMO_NOW
 
 pytestmark = pytest.mark.e2e
-OBAMA = FACES / "enroll" / "obama" / "obama-portrait.jpg"
 # One tenant per test: each enrols the same face, and two people with one face
 # in one gallery are (rightly) ambiguous.
 TENANT = ""
@@ -42,7 +41,9 @@ def stack(local_stack: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 
 def _person(name: str, email: str | None = None) -> str:
     registry = registry_service()
-    sid = registry.enrol_subject(TENANT, name, [OBAMA.read_bytes()], biometric_consent=True)
+    sid = registry.enrol_subject(
+        TENANT, name, [inputs.small_enrolment_jpeg()], biometric_consent=True
+    )
     if email:
         registry.update_subject(TENANT, sid, {"email": email})
     return sid
@@ -64,7 +65,7 @@ def _upload(stack: Any, *names: str) -> None:
         stack.client("s3").put_object(
             Bucket=stack.outputs["UploadsBucketName"],
             Key=f"incoming/{TENANT}/{name}",
-            Body=inputs.portrait_jpeg(),
+            Body=inputs.small_portrait_jpeg(),
         )
     stack.drain()
 

@@ -24,13 +24,13 @@ from quitclaim.bootstrap import (
 from quitclaim.domain.errors import Conflict
 from quitclaim.domain.models import TenantPolicy
 from quitclaim.domain.registry import Role
+from tests import inputs
 from tests.conftest import DEMO_NOW, FACES
 from tests.integration.faults import after_call, bucket, crash_after, table
 from tests.integration.places import Places
 
 pytestmark = pytest.mark.integration
 SCAN, RENEW = "it-race-scan", "it-race-renew"
-OBAMA = FACES / "enroll" / "obama" / "obama-portrait.jpg"
 
 
 class Stack(Places):
@@ -61,7 +61,7 @@ def person(on: Stack) -> dict[str, str]:
     for tenant in (SCAN, RENEW):
         registry.create_tenant(TenantPolicy(tenant=tenant))
         people[tenant] = registry.enrol_subject(
-            tenant, "Person R", [OBAMA.read_bytes()], biometric_consent=True
+            tenant, "Person R", [inputs.small_enrolment_jpeg()], biometric_consent=True
         )
     return people
 
