@@ -122,6 +122,11 @@ skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
    through the set but publishes no bounce or complaint events (and skips the
    SNS subscription, gap 5): locally, mail feedback is tested by calling the
    reminders handler with SNS-shaped records (``tests/integration/local/``).
+24. **CopyObject ignores ``If-None-Match: *``** in moto (S3 copies only if
+   the destination key has no current object, else 412). Filled when the
+   emulator starts, in ``moto_fixes._conditional_copies``: the check and the
+   copy under one lock. ``S3ObjectStore.copy`` relies on it to skip the HEAD
+   of an empty destination. Observed with moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

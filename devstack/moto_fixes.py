@@ -34,6 +34,7 @@ def apply() -> None:
     marketplace.complete_marketplace_metering()
     _list_moto_modules_once()
     _lazy_queue_attributes()
+    _conditional_copies()
 
 
 def _serialise_dynamodb_writes() -> None:
@@ -140,3 +141,35 @@ def _lazy_queue_attributes() -> None:
 
     attributes._quitclaim_lazy = True  # type: ignore[attr-defined]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+
+
+_COPIES_LOCK = threading.Lock()
+
+
+def _conditional_copies() -> None:
+    """Let CopyObject honour ``If-None-Match: *`` on its destination, as S3 does.
+
+    S3 copies only if the destination key has no current object, else
+    answers 412 PreconditionFailed (gap 24 in ``devstack/gaps.py``); moto
+    ignores the header and copies anyway, which would let a second copy of a
+    retried move land as a second version unnoticed. The check and the copy
+    run under one lock, as S3's are atomic.
+    """
+    from moto.s3.exceptions import PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    original: Any = S3Response.copy_object
+    if getattr(original, "_quitclaim_conditional", False):
+        return
+
+    def copy_object(self: Any) -> Any:
+        if self.headers.get("If-None-Match") != "*":
+            return original(self)
+        with _COPIES_LOCK:
+            if self.backend.get_object(self.bucket_name, self.parse_key_name()) is not None:
+                raise PreconditionFailed("If-None-Match")
+            return original(self)
+
+    copy_object._quitclaim_conditional = True  # type: ignore[attr-defined]
+    functools.update_wrapper(copy_object, original)
+    S3Response.copy_object = copy_object  # type: ignore[method-assign]
