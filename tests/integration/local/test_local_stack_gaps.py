@@ -490,6 +490,28 @@ def test_moto_ignores_if_none_match_on_copy_and_the_fill_refuses(stack: LocalSta
     s3.copy_object(**copy, Key="gap24/free", IfNoneMatch="*")
     assert s3.get_object(Bucket=library, Key="gap24/free")["Body"].read() == b"a"
 
+    # And a move's copy (S3ObjectStore) into an empty place is one request, and
+    # a retried copy that landed leaves no second version
+    from quitclaim.adapters.s3_store import S3ObjectStore
+
+    calls: list[str] = []
+
+    def note(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    store = S3ObjectStore(s3)
+    source = store.head(library, "gap24/src")
+    assert source is not None
+    s3.meta.events.register("before-call.s3.*", note)
+    try:
+        store.copy(source, library, "gap24/moved", {"quitclaim-asset-id": "a1"})
+    finally:
+        s3.meta.events.unregister("before-call.s3.*", note)
+    assert calls == ["CopyObject"]
+    store.copy(source, library, "gap24/moved", {"quitclaim-asset-id": "a1"})
+    listed = s3.list_object_versions(Bucket=library, Prefix="gap24/moved")
+    assert len(listed["Versions"]) == 1
+
 
 def test_moto_copies_the_whole_bucket_per_version_page_and_the_fill_pages(
     stack: LocalStack,
