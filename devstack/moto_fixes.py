@@ -188,7 +188,9 @@ class _ListedKeys:
             yield name, [_listed(version) for version in self._keys.getlist(name, [])]
 
 
-@functools.cache
+_LISTED_CLASSES: dict[type, type] = {}
+
+
 def _listed_class(base: type) -> type:
     """``base`` whose copy for a listing is itself, and whose end frees nothing it shares."""
 
@@ -198,7 +200,10 @@ def _listed_class(base: type) -> type:
     def forget(self: Any) -> None:
         return None  # the bytes belong to the stored version
 
-    return type(f"Listed{base.__name__}", (base,), {"__deepcopy__": deepcopy, "__del__": forget})
+    if base not in _LISTED_CLASSES:
+        methods = {"__deepcopy__": deepcopy, "__del__": forget}
+        _LISTED_CLASSES[base] = type(f"Listed{base.__name__}", (base,), methods)
+    return _LISTED_CLASSES[base]
 
 
 def _listed(version: Any) -> Any:
@@ -208,7 +213,7 @@ def _listed(version: Any) -> Any:
     again) only to mark it latest or not without touching the stored one; a
     shallow copy of its fields does as much.
     """
-    listed = object.__new__(_listed_class(type(version)))
+    listed: Any = object.__new__(_listed_class(type(version)))
     listed.__dict__.update(version.__dict__)
     return listed
 
