@@ -16,6 +16,7 @@ from quitclaim.domain.audit_checkpoint import (
     checkpoint_prefix,
     checkpoint_versions,
 )
+from quitclaim.domain.errors import DependencyFailed
 from quitclaim.usecases.audit_trail import AuditTrail
 from tests.unit.fakes import FakeAuditChain, FixedClock
 
@@ -206,3 +207,17 @@ def test_a_short_check_leaves_no_checkpoint() -> None:
     store = chain(3)
     verification, _ = trail(store, after=5).verified_events(TENANT)
     assert verification.intact and not store.saved
+
+
+def test_a_checkpoint_that_cannot_be_written_leaves_the_verdict_as_it_is() -> None:
+    # Given a store that refuses checkpoints
+    store = chain(8)
+
+    def refuse(key: str, data: bytes) -> None:
+        raise DependencyFailed("audit checkpoint put failed: AccessDenied")
+
+    store.put_checkpoint = refuse  # type: ignore[method-assign]
+    # When the chain is checked, Then the verdict is given, and nothing is vouched for
+    verification, events = trail(store).verified_events(TENANT)
+    assert verification.intact and len(events) == 8
+    assert len(store.stored) == 8  # no record appended to vouch for it

@@ -209,12 +209,20 @@ class AuditTrail:
     def _checkpoint(
         self, tenant: str, store: AuditCheckpoints, versions: list[tuple[Version, bytes]]
     ) -> None:
-        """Store what this check verified, then vouch for it in the chain (in that order)."""
+        """Store what this check verified, then vouch for it in the chain (in that order).
+
+        Best effort: the verdict is already known; a checkpoint not written (or
+        not vouched for) only means the next check reads more.
+        """
         data = checkpoint_data(tenant, versions)
         digest = checkpoint_digest(data)
-        store.put_checkpoint(checkpoint_name(tenant, len(versions), digest), data)
-        event = checkpoint_event(tenant, digest, len(versions))
-        self.append(tenant, f"checkpoint/{digest}", [event])
+        try:
+            store.put_checkpoint(checkpoint_name(tenant, len(versions), digest), data)
+            event = checkpoint_event(tenant, digest, len(versions))
+            self.append(tenant, f"checkpoint/{digest}", [event])
+        except DependencyFailed:
+            count("AuditCheckpointSkipped")
+            return
         count("AuditCheckpointWritten")
 
 
