@@ -10,10 +10,14 @@ an audit chain of ``N`` records in all, sealed as the chain seals them and
 put through the chain's own store (one request a record, in parallel; the
 last one advances the head as an append does).
 
+The chain is checked once with checkpoints before its last ``--later``
+records are appended (an earlier check: it reads every record and leaves a
+checkpoint, ``domain/audit_checkpoint.py``); its time is reported apart.
+
 Measured, in the same run on the same data: the check as it was (audit
-records read one after another, library objects one after another) and the
-check now (read-ahead of the listed records, library reads in parallel).
-Both must report the same verdict: no violation.
+records read one after another, library objects one after another, no
+checkpoint) and the check now (the records the checkpoint lacks read ahead,
+library reads in parallel). Both must report the same verdict: no violation.
 """
 
 from __future__ import annotations
@@ -33,16 +37,34 @@ from bench.stack_worker import PINNED_NOW, _Clock, summary
 TENANT = "bench-conservation"
 
 
-def _seed(stack: Any, records: int, assets: int) -> dict[str, float]:
-    from quitclaim.bootstrap import conservation_service
+def _seed(stack: Any, records: int, assets: int, later: int) -> dict[str, float]:
+    """The tenant's data; its chain checked once (a checkpoint) ``later`` records before the end."""
+    from quitclaim.bootstrap import audit_trail_service, conservation_service
 
     conservation_service()  # binds the table models to the stack's tables
     began = time.perf_counter()
     decided = _place_assets(stack, assets)
     assets_s = time.perf_counter() - began
     began = time.perf_counter()
-    _chain(decided, records)
-    return {"assets_s": assets_s, "records_s": time.perf_counter() - began}
+    _chain(decided, records - later)
+    records_s = time.perf_counter() - began
+    # An earlier check (yesterday's): it reads every record and leaves a
+    # checkpoint, vouched for by the record it appends.
+    first_wall, first_cpu, report = _check(parallel=True)
+    if report.violations:
+        raise RuntimeError(f"the first check found violations: {report.violations[:3]}")
+    began = time.perf_counter()
+    trail = audit_trail_service()
+    for n in range(later - 1):
+        event = {"action": "api.request", "tenant": TENANT, "request_id": f"later{n}"}
+        trail.append(TENANT, f"bench/later/{n}", [event])
+    return {
+        "assets_s": assets_s,
+        "records_s": records_s,
+        "first_check_s": first_wall,
+        "first_check_cpu_s": first_cpu,
+        "later_records_s": time.perf_counter() - began,
+    }
 
 
 def _place_assets(stack: Any, assets: int) -> list[dict[str, Any]]:
@@ -139,11 +161,9 @@ def _check(parallel: bool) -> tuple[float, float, Any]:
         bucket=settings.audit_bucket,
         clock=current_clock(),
     )
-    check = replace(
-        conservation_service(),
-        audit=AuditTrail(store=chain, clock=current_clock()),
-        reads=8 if parallel else 1,
-    )
+    # The check now: read-ahead, checkpoints, library reads in parallel.
+    trail = AuditTrail(store=chain, clock=current_clock(), checkpoints=chain if parallel else None)
+    check = replace(conservation_service(), audit=trail, reads=8 if parallel else 1)
     started, cpu = time.perf_counter(), time.process_time()
     report = check.check(TENANT)
     return time.perf_counter() - started, time.process_time() - cpu, report
@@ -155,6 +175,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--assets", type=int, default=2_000)
     parser.add_argument("--repeats", type=int, default=1)
+    # Records appended after the last checkpoint (an earlier check's).
+    parser.add_argument("--later", type=int, default=1_000)
     args = parser.parse_args()
 
     from devstack.stack import LocalStack
@@ -165,7 +187,8 @@ def main() -> None:
         bootstrap.reset_container()
         bootstrap.set_clock(_Clock())
         stack_s = time.perf_counter() - started
-        seeded = _seed(stack, args.records, min(args.assets, args.records))
+        later = min(args.later, args.records // 2)
+        seeded = _seed(stack, args.records, min(args.assets, args.records), later)
         found: dict[str, dict[str, list[float]]] = {
             mode: {"wall_s": [], "cpu_s": []} for mode in ("parallel", "sequential")
         }
@@ -184,6 +207,7 @@ def main() -> None:
     out = {
         "stack_start_s": stack_s,
         "records": args.records,
+        "after_checkpoint": later,
         "assets": min(args.assets, args.records),
         "seed": seeded,
         "modes": {

@@ -122,6 +122,19 @@ skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
    through the set but publishes no bounce or complaint events (and skips the
    SNS subscription, gap 5): locally, mail feedback is tested by calling the
    reminders handler with SNS-shaped records (``tests/integration/local/``).
+24. **CopyObject ignores ``If-None-Match: *``** in moto (S3 copies only if
+   the destination key has no current object, else 412). Filled when the
+   emulator starts, in ``moto_fixes._conditional_copies``: the check and the
+   copy under one lock. ``S3ObjectStore.copy`` relies on it to skip the HEAD
+   of an empty destination. Observed with moto 5.2.6.
+25. **ListObjectVersions costs O(bucket) per page** in moto: every page
+   deep-copies every version in the bucket (bytes included) and sorts them
+   all before walking to its marker. Listing an audit chain of 20,000
+   records (20 pages) made 400,000 deep copies. Filled when the emulator
+   starts, in ``moto_fixes._paged_version_listings``: moto's own listing runs
+   on a view of the keys the page can reach (under the prefix, from the
+   marker, about ``max_keys`` versions): the same answers. Observed with
+   moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

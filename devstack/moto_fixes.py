@@ -34,6 +34,8 @@ def apply() -> None:
     marketplace.complete_marketplace_metering()
     _list_moto_modules_once()
     _lazy_queue_attributes()
+    _conditional_copies()
+    _paged_version_listings()
 
 
 def _serialise_dynamodb_writes() -> None:
@@ -140,3 +142,169 @@ def _lazy_queue_attributes() -> None:
 
     attributes._quitclaim_lazy = True  # type: ignore[attr-defined]
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+
+
+_COPIES_LOCK = threading.Lock()
+
+
+def _conditional_copies() -> None:
+    """Let CopyObject honour ``If-None-Match: *`` on its destination, as S3 does.
+
+    S3 copies only if the destination key has no current object, else
+    answers 412 PreconditionFailed (gap 24 in ``devstack/gaps.py``); moto
+    ignores the header and copies anyway, which would let a second copy of a
+    retried move land as a second version unnoticed. The check and the copy
+    run under one lock, as S3's are atomic.
+    """
+    from moto.s3.exceptions import PreconditionFailed
+    from moto.s3.responses import S3Response
+
+    original: Any = S3Response.copy_object
+    if getattr(original, "_quitclaim_conditional", False):
+        return
+
+    def copy_object(self: Any) -> Any:
+        if self.headers.get("If-None-Match") != "*":
+            return original(self)
+        with _COPIES_LOCK:
+            if self.backend.get_object(self.bucket_name, self.parse_key_name()) is not None:
+                raise PreconditionFailed("If-None-Match")
+            return original(self)
+
+    copy_object._quitclaim_conditional = True  # type: ignore[attr-defined]
+    functools.update_wrapper(copy_object, original)
+    S3Response.copy_object = copy_object  # type: ignore[method-assign]
+
+
+class _ListedKeys:
+    """The keys (with their versions) a page of ListObjectVersions can reach, sorted."""
+
+    def __init__(self, keys: Any, names: list[str]) -> None:
+        self._keys = keys
+        self._names = names
+
+    def iterlists(self) -> Iterator[tuple[str, list[Any]]]:
+        for name in self._names:
+            yield name, [_listed(version) for version in self._keys.getlist(name, [])]
+
+
+_LISTED_CLASSES: dict[type, type] = {}
+
+
+def _listed_class(base: type) -> type:
+    """``base`` whose copy for a listing is itself, and whose end frees nothing it shares."""
+
+    def deepcopy(self: Any, memo: Any) -> Any:
+        return self
+
+    def forget(self: Any) -> None:
+        return None  # the bytes belong to the stored version
+
+    if base not in _LISTED_CLASSES:
+        methods = {"__deepcopy__": deepcopy, "__del__": forget}
+        _LISTED_CLASSES[base] = type(f"Listed{base.__name__}", (base,), methods)
+    return _LISTED_CLASSES[base]
+
+
+def _listed(version: Any) -> Any:
+    """A version as a listing sees it: its fields, not a copy of its bytes.
+
+    moto deep-copies each listed version (a new buffer, the bytes written
+    again) only to mark it latest or not without touching the stored one; a
+    shallow copy of its fields does as much.
+    """
+    listed: Any = object.__new__(_listed_class(type(version)))
+    listed.__dict__.update(version.__dict__)
+    return listed
+
+
+class _PageBucket:
+    def __init__(self, bucket: Any, keys: _ListedKeys) -> None:
+        self._bucket = bucket
+        self.keys = keys
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._bucket, name)
+
+
+class _PageBackend:
+    """The backend as one page of a listing sees it: only the keys that page can reach."""
+
+    def __init__(self, backend: Any, bucket: _PageBucket) -> None:
+        self._backend = backend
+        self._bucket = bucket
+
+    def get_bucket(self, bucket_name: str) -> _PageBucket:
+        return self._bucket
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._backend, name)
+
+
+def _reachable(
+    keys: Any, prefix: str, key_marker: str | None, delimiter: str | None, max_keys: int | None
+) -> list[str]:
+    """The key names one page starting at ``key_marker`` can list, in key order.
+
+    Names under the prefix form one contiguous range of the key order, and a
+    page starts at its marker, so every other name is skipped by moto anyway.
+    Without a delimiter a page holds ``max_keys`` versions: the names up to
+    one version past that (plus the marker's own, skipped) are enough.
+    """
+    names = sorted(
+        n for n in list(keys) if n.startswith(prefix) and (key_marker is None or n >= key_marker)
+    )
+    if delimiter or max_keys is None:
+        return names
+    wanted = max_keys + 1 + (len(keys.getlist(names[0], [])) if names else 0)
+    reached = 0
+    for index, name in enumerate(names):
+        reached += len(keys.getlist(name, []))
+        if reached >= wanted:
+            return names[: index + 1]
+    return names
+
+
+def _paged_version_listings() -> None:
+    """Let a page of ListObjectVersions cost what the page holds, not the whole bucket.
+
+    moto deep-copies every version of every key in the bucket (the bytes
+    too), sorts them all, then walks to the page's marker: each page of
+    1,000 costs O(bucket), and listing an audit chain of 20,000 records
+    took 20 times 20,000 deep copies (gap 25 in ``devstack/gaps.py``). S3
+    pages by key. The listing is moto's own, run on a view of the bucket
+    holding only the keys the page can reach (under the prefix, from the
+    marker on, about ``max_keys`` versions), each version a shallow copy
+    (``_listed``), so its answers are the same.
+    """
+    from moto.s3.models import S3Backend
+
+    original: Any = S3Backend.list_object_versions
+    if getattr(original, "_quitclaim_paged", False):
+        return
+
+    def list_object_versions(
+        self: Any,
+        bucket_name: str,
+        delimiter: str | None = None,
+        key_marker: str | None = None,
+        max_keys: int | None = 1000,
+        prefix: str = "",
+        version_id_marker: str | None = None,
+    ) -> Any:
+        bucket = self.get_bucket(bucket_name)
+        names = _reachable(bucket.keys, prefix or "", key_marker, delimiter, max_keys)
+        view = _PageBackend(self, _PageBucket(bucket, _ListedKeys(bucket.keys, names)))
+        return original(
+            view,
+            bucket_name,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            max_keys=max_keys,
+            prefix=prefix,
+            version_id_marker=version_id_marker,
+        )
+
+    list_object_versions._quitclaim_paged = True  # type: ignore[attr-defined]
+    functools.update_wrapper(list_object_versions, original)
+    S3Backend.list_object_versions = list_object_versions  # type: ignore[method-assign]

@@ -109,3 +109,46 @@ def test_a_failed_read_ahead_raises_at_its_own_read(local_stack: Any) -> None:
     # When the chain is verified, Then the failure is not swallowed (fail closed)
     with pytest.raises(DependencyFailed):
         trail.verify(tenant)
+
+
+def test_a_checkpoint_spares_the_reads_of_a_verified_prefix_and_hides_no_tamper(
+    local_stack: Any,
+) -> None:
+    # Given a chain of 20 records, checked once with checkpoints (it leaves one,
+    # vouched for by the next record), then 2 more records
+    tenant = "audit-checkpoint"
+    appender = audit_trail_service()
+
+    def append(n: int) -> None:
+        appender.append(
+            tenant, f"sqs/{tenant}-{n}", [{"action": "asset.decided", "tenant": tenant}]
+        )
+
+    for n in range(20):
+        append(n)
+    s3 = local_stack.client("s3")
+    noted = _Threads(s3)
+    first = _trail(local_stack, noted)
+    checking = AuditTrail(
+        store=first.store, clock=SystemClock(), checkpoints=first.store, checkpoint_after=10
+    )
+    assert checking.verified_events(tenant)[0].intact
+    for n in range(20, 22):
+        append(n)
+    # When it is checked again
+    noted.get_threads.clear()
+    verification, events = checking.verified_events(tenant)
+    # Then only the checkpoint and the 3 newer records were read (S3's listing
+    # names each version's id and ETag), with the verdict of a full read
+    assert len(noted.get_threads) == 4
+    plain = _trail(local_stack, s3)
+    assert verification.intact
+    assert (verification, events) == plain.verified_events(tenant)
+
+    # When record 7, under the checkpoint, is overwritten by a plain put
+    bucket = get_settings().audit_bucket
+    s3.put_object(Bucket=bucket, Key=record_key(tenant, 7), Body=b'{"seq": 7}')
+    # Then the check with the checkpoint names the break a full read names
+    broken, _ = checking.verified_events(tenant)
+    assert broken.first_break is not None and broken.first_break.seq == 7
+    assert broken == plain.verify(tenant)

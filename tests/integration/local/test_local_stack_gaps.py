@@ -466,3 +466,83 @@ def _open(request: urllib.request.Request) -> tuple[int, str]:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.headers.get("Location") or exc.read().decode()
+
+
+def test_moto_ignores_if_none_match_on_copy_and_the_fill_refuses(stack: LocalStack) -> None:
+    # Given moto's own CopyObject, which never reads If-None-Match (gap 24)
+    import inspect
+
+    from moto.s3.responses import S3Response
+
+    # (only the copy source's x-amz-copy-source-If-None-Match)
+    assert '"If-None-Match"' not in inspect.getsource(S3Response.copy_object.__wrapped__)
+    s3 = stack.client("s3")
+    library = stack.outputs["LibraryBucketName"]
+    s3.put_object(Bucket=library, Key="gap24/src", Body=b"a")
+    s3.put_object(Bucket=library, Key="gap24/taken", Body=b"b")
+    copy = {"Bucket": library, "CopySource": {"Bucket": library, "Key": "gap24/src"}}
+    # When a conditional copy goes to a taken key, Then it is refused (412), as S3 does
+    with pytest.raises(s3.exceptions.ClientError) as refused:
+        s3.copy_object(**copy, Key="gap24/taken", IfNoneMatch="*")
+    assert refused.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert s3.get_object(Bucket=library, Key="gap24/taken")["Body"].read() == b"b"
+    # And to a free key it copies
+    s3.copy_object(**copy, Key="gap24/free", IfNoneMatch="*")
+    assert s3.get_object(Bucket=library, Key="gap24/free")["Body"].read() == b"a"
+
+    # And a move's copy (S3ObjectStore) into an empty place is one request, and
+    # a retried copy that landed leaves no second version
+    from quitclaim.adapters.s3_store import S3ObjectStore
+
+    calls: list[str] = []
+
+    def note(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    store = S3ObjectStore(s3)
+    source = store.head(library, "gap24/src")
+    assert source is not None
+    s3.meta.events.register("before-call.s3.*", note)
+    try:
+        store.copy(source, library, "gap24/moved", {"quitclaim-asset-id": "a1"})
+    finally:
+        s3.meta.events.unregister("before-call.s3.*", note)
+    assert calls == ["CopyObject"]
+    store.copy(source, library, "gap24/moved", {"quitclaim-asset-id": "a1"})
+    listed = s3.list_object_versions(Bucket=library, Prefix="gap24/moved")
+    assert len(listed["Versions"]) == 1
+
+
+def test_moto_copies_the_whole_bucket_per_version_page_and_the_fill_pages(
+    stack: LocalStack,
+) -> None:
+    # Given moto's own listing, which deep-copies every version in the bucket (gap 25)
+    import inspect
+
+    from moto.s3.models import S3Backend
+
+    assert "deepcopy" in inspect.getsource(S3Backend.list_object_versions.__wrapped__)
+    s3 = stack.client("s3")
+    library = stack.outputs["LibraryBucketName"]
+    for n in range(5):
+        s3.put_object(Bucket=library, Key=f"gap25/{n}", Body=b"1")
+    s3.put_object(Bucket=library, Key="gap25/2", Body=b"2")
+    s3.delete_object(Bucket=library, Key="gap25/4")
+    # When the prefix is listed two versions a page
+    pages = s3.get_paginator("list_object_versions").paginate(
+        Bucket=library, Prefix="gap25/", PaginationConfig={"PageSize": 2}
+    )
+    versions, markers = [], []
+    for page in pages:
+        versions += [(v["Key"], v["IsLatest"]) for v in page.get("Versions", [])]
+        markers += [m["Key"] for m in page.get("DeleteMarkers", [])]
+    # Then every version is listed once, newest first per key, and the marker
+    assert versions == [
+        ("gap25/0", True),
+        ("gap25/1", True),
+        ("gap25/2", True),
+        ("gap25/2", False),
+        ("gap25/3", True),
+        ("gap25/4", False),
+    ]
+    assert markers == ["gap25/4"]

@@ -35,6 +35,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from quitclaim.domain.audit_chain import LANES, ChainHead, chain_prefix, record_key
+from quitclaim.domain.audit_checkpoint import checkpoint_prefix
 from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import Clock
 from quitclaim.observability import count
@@ -183,6 +184,73 @@ class DynamoS3AuditChain:
             if _code(exc) == "ConditionalCheckFailedException":
                 return  # the head moved on: its mover rolled this record forward first
             raise DependencyFailed(f"audit head update failed: {_code(exc)}") from exc
+
+    def versions(self, tenant: str) -> list[tuple[str, str, str | None]]:
+        """``(key, version id, ETag)`` of every stored version in ``records``' order.
+
+        A delete marker has ETag None. One request per 1,000 versions.
+        """
+        try:
+            pages = self._s3.get_paginator("list_object_versions").paginate(
+                Bucket=self._bucket, Prefix=chain_prefix(tenant)
+            )
+            versions: dict[str, list[tuple[str, str]]] = {}
+            markers: dict[str, list[str]] = {}
+            for page in pages:
+                # S3 lists a key's versions newest first.
+                for version in page.get("Versions", []):
+                    entry = (str(version["VersionId"]), str(version.get("ETag", "")).strip('"'))
+                    versions.setdefault(version["Key"], []).insert(0, entry)
+                for marker in page.get("DeleteMarkers", []):
+                    markers.setdefault(marker["Key"], []).append(str(marker["VersionId"]))
+        except ClientError as exc:
+            raise DependencyFailed(f"audit records list failed: {_code(exc)}") from exc
+        found: list[tuple[str, str, str | None]] = []
+        for key in sorted(set(versions) | set(markers)):
+            found.extend((key, version_id, etag) for version_id, etag in versions.get(key, []))
+            found.extend((key, version_id, None) for version_id in markers.get(key, []))
+        return found
+
+    def read_version(self, key: str, version_id: str) -> bytes:
+        try:
+            body = self._s3.get_object(Bucket=self._bucket, Key=key, VersionId=version_id)
+            return bytes(body["Body"].read())
+        except ClientError as exc:
+            raise DependencyFailed(f"audit record read failed: {_code(exc)}") from exc
+
+    def latest_checkpoint(self, tenant: str) -> bytes | None:
+        """The newest checkpoint's bytes (key order is age order), or None."""
+        kwargs: dict[str, Any] = {"Bucket": self._bucket, "Prefix": checkpoint_prefix(tenant)}
+        newest: str | None = None
+        try:
+            while True:
+                page = self._s3.list_objects_v2(**kwargs)
+                for entry in page.get("Contents", []):
+                    newest = max(newest or "", str(entry["Key"]))
+                if not page.get("IsTruncated"):
+                    break
+                kwargs["ContinuationToken"] = page["NextContinuationToken"]
+            if newest is None:
+                return None
+            body = self._s3.get_object(Bucket=self._bucket, Key=newest)["Body"]
+            return bytes(body.read())
+        except ClientError as exc:
+            raise DependencyFailed(f"audit checkpoint read failed: {_code(exc)}") from exc
+
+    def put_checkpoint(self, key: str, data: bytes) -> None:
+        try:
+            self._s3.put_object(
+                Bucket=self._bucket,
+                Key=key,
+                Body=data,
+                ContentType="application/gzip",
+                ChecksumAlgorithm="SHA256",
+                IfNoneMatch="*",
+            )
+        except ClientError as exc:
+            if _code(exc) in _EXISTS:
+                return  # the same chain checkpointed twice: same name, same digest prefix
+            raise DependencyFailed(f"audit checkpoint put failed: {_code(exc)}") from exc
 
     def records(self, tenant: str) -> Iterator[tuple[str, bytes | None]]:
         """Every stored version of every record (oldest first per key), and delete markers.

@@ -12,6 +12,8 @@ from quitclaim.domain.errors import DependencyFailed
 from quitclaim.domain.ports import ObjectInfo, ObjectVersion
 
 _MISSING = {"404", "NoSuchKey", "NotFound", "NoSuchVersion"}
+# A conditional write refused: the key holds an object (412), or one is being written (409).
+_TAKEN = {"PreconditionFailed", "ConditionalRequestConflict"}
 
 
 class S3ObjectStore:
@@ -74,17 +76,43 @@ class S3ObjectStore:
         withdrawal. The callers' metadata names the asset and its status, and
         one asset's bytes never change, so the same metadata and size at the
         destination means this copy was done.
+
+        The first try is conditional (``If-None-Match: *``): into an empty
+        destination, the usual case, it copies in one request; S3 refuses it
+        (412) when the key holds an object, and only then is the destination
+        read to tell a landed copy from another object (overwritten).
         """
         copy_source: dict[str, str] = {"Bucket": source.bucket, "Key": source.key}
         if source.version_id:
             copy_source["VersionId"] = source.version_id
         metadata = {**source.metadata, **extra_metadata}
+        kwargs = self._copy_request(copy_source, dest_bucket, dest_key, metadata, source, tags)
+        try:
+            self._s3.copy_object(**kwargs, IfNoneMatch="*")
+            return
+        except ClientError as exc:
+            if _code(exc) not in _TAKEN:
+                raise DependencyFailed(f"S3 copy failed: {_code(exc)}") from exc
         there = self.head(dest_bucket, dest_key)
         if there is not None and there.size == source.size and dict(there.metadata) == metadata:
             if tags is not None:
                 # The bytes landed; the tags (the clearance now) may be newer.
                 self.put_tags(dest_bucket, dest_key, tags)
             return
+        try:
+            self._s3.copy_object(**kwargs)
+        except ClientError as exc:
+            raise DependencyFailed(f"S3 copy failed: {_code(exc)}") from exc
+
+    @staticmethod
+    def _copy_request(
+        copy_source: Mapping[str, str],
+        dest_bucket: str,
+        dest_key: str,
+        metadata: Mapping[str, str],
+        source: ObjectInfo,
+        tags: Mapping[str, str] | None,
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "Bucket": dest_bucket,
             "Key": dest_key,
@@ -97,10 +125,7 @@ class S3ObjectStore:
         if tags is not None:
             kwargs["TaggingDirective"] = "REPLACE"
             kwargs["Tagging"] = urlencode(dict(tags))
-        try:
-            self._s3.copy_object(**kwargs)
-        except ClientError as exc:
-            raise DependencyFailed(f"S3 copy failed: {_code(exc)}") from exc
+        return kwargs
 
     def delete(self, bucket: str, key: str, version_id: str | None = None) -> None:
         kwargs: dict[str, Any] = {"Bucket": bucket, "Key": key}

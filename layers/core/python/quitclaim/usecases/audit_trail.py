@@ -44,8 +44,17 @@ from quitclaim.domain.audit_chain import (
     seal,
     verify,
 )
+from quitclaim.domain.audit_checkpoint import (
+    Version,
+    checkpoint_data,
+    checkpoint_digest,
+    checkpoint_event,
+    checkpoint_name,
+    checkpoint_versions,
+    vouches,
+)
 from quitclaim.domain.errors import DependencyFailed
-from quitclaim.domain.ports import AuditChainStore, Clock
+from quitclaim.domain.ports import AuditChainStore, AuditCheckpoints, Clock
 from quitclaim.observability import count
 
 
@@ -60,6 +69,10 @@ class AuditTrail:
     # Lanes besides lane 0 that contended appenders spread over (0: one head).
     lanes: int = LANES
     anchor_attempts: int = 3
+    # Where checkpoints of a verified chain go (None: every check reads every record).
+    checkpoints: AuditCheckpoints | None = None
+    # A check that read at least this many records leaves a checkpoint.
+    checkpoint_after: int = 1000
     _last_heads: dict[tuple[str, int], ChainHead] = field(default_factory=dict, repr=False)
     _lane: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -165,10 +178,95 @@ class AuditTrail:
         return _events(tenant, objects, head, lanes, since)
 
     def verified_events(self, tenant: str) -> tuple[Verification, list[dict[str, Any]]]:
-        """``verify`` and ``events`` from one read of the chain (it may hold millions)."""
-        objects = list(self.store.records(tenant))
+        """``verify`` and ``events`` from one read of the chain (it may hold millions).
+
+        With ``checkpoints``: what the newest checkpoint the chain vouches for
+        holds is not read again (``domain/audit_checkpoint.py``), and a check
+        that read at least ``checkpoint_after`` records leaves a new one.
+        """
+        if self.checkpoints is None:
+            objects = list(self.store.records(tenant))
+            head, lanes = self._heads(tenant)
+            return verify(tenant, objects, head, lanes), _events(tenant, objects, head, lanes, None)
+        store = self.checkpoints
+        data = store.latest_checkpoint(tenant)
+        listed = list(store.versions(tenant))
         head, lanes = self._heads(tenant)
-        return verify(tenant, objects, head, lanes), _events(tenant, objects, head, lanes, None)
+        known = checkpoint_versions(tenant, data) if data is not None else {}
+        bodies, read = _bodies(store, listed, known, checkpoint_digest(data) if data else "")
+        objects = _objects(listed, bodies)
+        verification = verify(tenant, objects, head, lanes)
+        if bodies and read < len(bodies) and not verification.intact:
+            # Report the break a full read finds (the checkpoint may hide where it is).
+            bodies, read = _bodies(store, listed, {}, "")
+            objects = _objects(listed, bodies)
+            verification = verify(tenant, objects, head, lanes)
+        if verification.intact and read >= self.checkpoint_after:
+            kept = [((k, v, e), bodies[(k, v, e)]) for k, v, e in listed if e is not None]
+            self._checkpoint(tenant, store, kept)
+        return verification, _events(tenant, objects, head, lanes, None)
+
+    def _checkpoint(
+        self, tenant: str, store: AuditCheckpoints, versions: list[tuple[Version, bytes]]
+    ) -> None:
+        """Store what this check verified, then vouch for it in the chain (in that order).
+
+        Best effort: the verdict is already known; a checkpoint not written (or
+        not vouched for) only means the next check reads more.
+        """
+        data = checkpoint_data(tenant, versions)
+        digest = checkpoint_digest(data)
+        try:
+            store.put_checkpoint(checkpoint_name(tenant, len(versions), digest), data)
+            event = checkpoint_event(tenant, digest, len(versions))
+            self.append(tenant, f"checkpoint/{digest}", [event])
+        except DependencyFailed:
+            count("AuditCheckpointSkipped")
+            return
+        count("AuditCheckpointWritten")
+
+
+def _objects(
+    listed: Sequence[tuple[str, str, str | None]], bodies: Mapping[Version, bytes]
+) -> list[tuple[str, bytes | None]]:
+    """``(key, body)`` per listed version, as ``store.records`` gives them (marker: None)."""
+    return [(k, None if e is None else bodies[(k, v, e)]) for k, v, e in listed]
+
+
+def _bodies(
+    store: AuditCheckpoints,
+    listed: Sequence[tuple[str, str, str | None]],
+    known: Mapping[Version, bytes],
+    digest: str,
+) -> tuple[dict[Version, bytes], int]:
+    """Each listed version's body, and how many were read from the store.
+
+    A body comes from ``known`` (a checkpoint) only if a record read from the
+    store in this pass vouches for the checkpoint's ``digest``; otherwise
+    every version is read.
+    """
+    bodies: dict[Version, bytes] = {}
+    read = 0
+    vouched = False
+    for key, version_id, etag in listed:
+        if etag is None:
+            continue  # a delete marker: no body
+        version = (key, version_id, etag)
+        if version in known:
+            continue
+        bodies[version] = store.read_version(key, version_id)
+        read += 1
+        vouched = vouched or (bool(digest) and vouches(bodies[version], digest))
+    for key, version_id, etag in listed:
+        version = (key, version_id, etag or "")
+        if etag is None or version in bodies:
+            continue
+        if vouched:
+            bodies[version] = known[version]
+        else:
+            bodies[version] = store.read_version(key, version_id)
+            read += 1
+    return bodies, read
 
 
 def _events(

@@ -31,6 +31,7 @@ from quitclaim.domain.ports.asset_ports import (
 )
 from quitclaim.domain.ports.audit_ports import (
     AuditChainStore,
+    AuditCheckpoints,
     AuditEvents,
 )
 from quitclaim.domain.ports.backlog_ports import (
@@ -167,6 +168,7 @@ __all__ = [
     "AssetRepository",
     "Assets",
     "AuditChainStore",
+    "AuditCheckpoints",
     "AuditEvents",
     "AutoRedaction",
     "BacklogSource",

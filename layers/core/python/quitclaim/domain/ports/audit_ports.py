@@ -44,6 +44,29 @@ class AuditChainStore(Protocol):
         ...
 
 
+class AuditCheckpoints(Protocol):
+    """The chain's stored versions by name, and checkpoints of a verified chain.
+
+    (``domain/audit_checkpoint.py``: a check reads from the store only what a
+    checkpoint the chain vouches for does not hold.)
+    """
+
+    def versions(self, tenant: str) -> Iterable[tuple[str, str, str | None]]:
+        """``(key, version id, ETag)`` of every stored version, as ``records`` orders them.
+
+        A delete marker has ETag None.
+        """
+        ...
+
+    def read_version(self, key: str, version_id: str) -> bytes: ...
+
+    def latest_checkpoint(self, tenant: str) -> bytes | None: ...
+
+    def put_checkpoint(self, key: str, data: bytes) -> None:
+        """Create the checkpoint ``key``, never replace it."""
+        ...
+
+
 class AuditEvents(Protocol):
     """The tenants' audit chains, verified and read back (``AuditTrail``)."""
 
