@@ -65,19 +65,22 @@ def local_stack() -> Iterator[object]:
 # order, most tests first, started the longest files late, and one of them could run alone
 # at the end beside an idle worker.) A file not named here keeps its place after them.
 LONGEST_FIRST = (
-    "tests/e2e/test_load.py",
-    "tests/e2e/test_time_on_stack.py",
     "tests/integration/test_bench_quick.py",
-    "tests/e2e/test_billing.py",
+    "tests/e2e/test_load.py",
+    "tests/browser/test_dashboard.py",
+    "tests/integration/test_faults_on_stack.py",
+    "tests/e2e/test_metering.py",
     "tests/integration/test_hostile_on_stack.py",
+    "tests/e2e/test_time_on_stack.py",
     "tests/unit/faces/test_dlib_engine.py",
+    "tests/integration/local/test_local_stack_events.py",
     "tests/unit/infra/test_security_scan.py",
     "tests/integration/test_consent_import_on_stack.py",
-    "tests/e2e/test_metering.py",
+    "tests/e2e/test_billing.py",
+    "tests/e2e/test_retention.py",
     "tests/e2e/test_fairness.py",
     "tests/e2e/test_backlog_scan.py",
     "tests/e2e/test_demo_flow.py",
-    "tests/e2e/test_retention.py",
 )
 
 
