@@ -30,7 +30,12 @@ class DeployError(RuntimeError):
 # ---------------------------------------------------------------- loading
 
 
-class _TemplateLoader(yaml.SafeLoader):
+# libyaml's parser where PyYAML was built with it (the wheels are): the same SafeLoader
+# constructors, ten times faster, and every local stack and test parses the template anew.
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _TemplateLoader(_SafeBase):  # type: ignore[misc,valid-type]
     """SafeLoader that understands CloudFormation's short tags (``!Ref``, ``!Sub``...)."""
 
 
