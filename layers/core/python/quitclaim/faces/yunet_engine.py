@@ -34,8 +34,9 @@ crops around it with both YuNet models. In the upright: with two face sides
 of context, at 24-96 px, kept when ``_UPRIGHT_NEED`` of the ten looks find
 it at ``_RELOOK_SCORE``. Turned against the upright (or without one): with
 half a side of context, at 48, 64 and 128 px, kept only when all six do
-(five without an upright); turned against it and under the floor, or under
-half the floor in any orientation: dropped.
+(without an upright: five, four under two floors; in the upright, too large
+for the ten looks: four if it scores 0.75); turned against it and under the
+floor, or under half the floor in any orientation: dropped.
 Chosen on the hard-case set (docs/face-detector.md, "Verification").
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
@@ -262,6 +263,7 @@ class YuNetFaceEngine(DlibFaceEngine):
         )
 
     def analyze(self, image: DecodedImage) -> list[FaceObservation]:
+        _fit_threads()
         # No orientation tag: the photo may be stored turned, scan all four ways.
         untagged = image.meta.get("orientation", "1") == "1"
         self._turns = _ALL_TURNS if untagged else (0,)
@@ -482,6 +484,23 @@ class YuNetFaceEngine(DlibFaceEngine):
                 else:
                     failed += 1
         return passed >= need
+
+
+def _fit_threads() -> None:
+    """OpenCV's worker threads: one per CPU this process may run on now.
+
+    OpenCV counts the CPUs once, when it is imported. A process confined to
+    fewer afterwards (a worker pinned to one core, as ``make bench`` pins its
+    engines; a container's CPU set changed) would split every resize and
+    YuNet layer between threads that share one core and spin-wait on each
+    other: ~10 % more time per YuNet pass, measured pinned to one core.
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    if cv2.getNumThreads() != cpus:
+        cv2.setNumThreads(cpus)
 
 
 def _tight_need(hit: _Hit, upright: int | None, floors: float) -> int:
