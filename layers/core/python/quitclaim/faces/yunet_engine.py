@@ -492,8 +492,9 @@ def _fit_threads() -> None:
     OpenCV counts the CPUs once, when it is imported. A process confined to
     fewer afterwards (a worker pinned to one core, as ``make bench`` pins its
     engines; a container's CPU set changed) would split every resize and
-    YuNet layer between threads that share one core and spin-wait on each
-    other: ~10 % more time per YuNet pass, measured pinned to one core.
+    YuNet layer between threads that share one core and wait on each other
+    (a 1200x900 YuNet pass pinned to one core: 0.152 s of CPU with two
+    threads, 0.133 s with one; docs/face-detector.md, "Version 5").
     """
     try:
         cpus = len(os.sched_getaffinity(0))
