@@ -9,14 +9,12 @@ import io
 import json
 from collections.abc import Iterator
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from quitclaim import bootstrap
 from quitclaim.domain.models import Box
-from quitclaim.faces import yunet_engine
 from quitclaim.faces.yunet_engine import (
     _ACCEPT_SCORE,
     _ALONE_SMALL_FLOORS,
@@ -252,17 +250,3 @@ def test_masked_faces_of_a_crowd_without_a_confident_face_are_found(
     # Then all but two are found (v4: all but four; the two left have no raw hit)
     missed = [b for b in counted if not any(covers(b, f.box) for f in found)]
     assert len(missed) <= 2, missed
-
-
-def test_opencv_runs_one_thread_per_cpu_the_process_may_use(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Given a process confined to one CPU after OpenCV counted its CPUs at import
-    monkeypatch.setattr(yunet_engine.os, "sched_getaffinity", lambda pid: {0})
-    cv2.setNumThreads(2)
-    # When the engine fits its threads (at each analyze)
-    yunet_engine._fit_threads()
-    # Then OpenCV runs one thread, not two sharing the core
-    assert cv2.getNumThreads() == 1
-    monkeypatch.undo()
-    yunet_engine._fit_threads()

@@ -263,7 +263,6 @@ class YuNetFaceEngine(DlibFaceEngine):
         )
 
     def analyze(self, image: DecodedImage) -> list[FaceObservation]:
-        _fit_threads()
         # No orientation tag: the photo may be stored turned, scan all four ways.
         untagged = image.meta.get("orientation", "1") == "1"
         self._turns = _ALL_TURNS if untagged else (0,)
@@ -484,24 +483,6 @@ class YuNetFaceEngine(DlibFaceEngine):
                 else:
                     failed += 1
         return passed >= need
-
-
-def _fit_threads() -> None:
-    """OpenCV's worker threads: one per CPU this process may run on now.
-
-    OpenCV counts the CPUs once, when it is imported. A process confined to
-    fewer afterwards (a worker pinned to one core, as ``make bench`` pins its
-    engines; a container's CPU set changed) would split every resize and
-    YuNet layer between threads that share one core and wait on each other
-    (a 1200x900 YuNet pass pinned to one core: 0.152 s of CPU with two
-    threads, 0.133 s with one; docs/face-detector.md, "Version 5").
-    """
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    if cv2.getNumThreads() != cpus:
-        cv2.setNumThreads(cpus)
 
 
 def _tight_need(hit: _Hit, upright: int | None, floors: float) -> int:
