@@ -34,8 +34,9 @@ crops around it with both YuNet models. In the upright: with two face sides
 of context, at 24-96 px, kept when ``_UPRIGHT_NEED`` of the ten looks find
 it at ``_RELOOK_SCORE``. Turned against the upright (or without one): with
 half a side of context, at 48, 64 and 128 px, kept only when all six do
-(five without an upright); turned against it and under the floor, or under
-half the floor in any orientation: dropped.
+(without an upright: five, four under two floors; in the upright, too large
+for the ten looks: four if it scores 0.75); turned against it and under the
+floor, or under half the floor in any orientation: dropped.
 Chosen on the hard-case set (docs/face-detector.md, "Verification").
 
 Matching: dlib's 5-point predictor and ResNet encoder on the frame's own
@@ -72,7 +73,7 @@ from quitclaim.faces.frame_geometry import (
 )
 from quitclaim.faces.matchability import assess
 
-ENGINE_VERSION: Final = "quitclaim-yunet/4"
+ENGINE_VERSION: Final = "quitclaim-yunet/5"
 MODEL_DIR: Final = Path(__file__).resolve().parent / "models"
 YUNET_MODEL: Final = "yunet_s_640_640.onnx"
 YUNET_CHECK_MODEL: Final = "yunet_n_640_640.onnx"
@@ -104,6 +105,17 @@ _RELOOK_NEED: Final = 6
 # against): 5 of 6, so that a lone damaged or blurred face is kept (the
 # hostile corpus's smeared WebP of kit passes 5) while a dog's face (4) is not.
 _RELOOK_NEED_ALONE: Final = 5
+# ... but 4 of 6 (v2's rule) for such a hit under this many floors (80 px at
+# the default): the masked faces of a crowd with no confident face pass 4
+# (version 5); the dog's face above, at 4.9 floors, still needs 5.
+_ALONE_SMALL_FLOORS: Final = 2.0
+_ALONE_SMALL_NEED: Final = 4
+# A hit in the upright too large for the loose rule below (the face of a
+# close-up selfie cut by the frame, 0.81, 4 of 6) needs 4 of the six tight
+# looks when it scores this much; the painted backdrop of the demo's
+# biden-event.jpg (0.74: 1 look; 0.59: 3 looks) still needs all six.
+_LARGE_UPRIGHT_MIN_SCORE: Final = 0.75
+_LARGE_UPRIGHT_NEED: Final = 4
 _RELOOK_CONTEXT: Final = 0.5
 _RELOOK_IOU: Final = 0.4
 # In the photo's upright orientation (``_upright``), where the confident faces
@@ -323,10 +335,6 @@ class YuNetFaceEngine(DlibFaceEngine):
         # The looser upright rule is for faces of crowds, near the floor: a large
         # low-scoring hit (a painted backdrop) is judged by the strict one.
         loose_under = _UPRIGHT_MAX_FLOORS * floor
-        # With no confident face in the photo there is nothing to be turned
-        # against: a lone face blurred or damaged below 0.9 is judged by v2's
-        # rule (tight looks, 4 of 6), not the strict one for turned hits.
-        lenient = _RELOOK_NEED_ALONE if upright is None else _RELOOK_NEED
         kept: list[_Hit] = []
         for hit in sorted(raw, key=lambda h: -h.score):
             if any(iou(hit.box, k.box) > _NMS_IOU for k in kept):
@@ -343,7 +351,8 @@ class YuNetFaceEngine(DlibFaceEngine):
                 if upright is not None and hit.turns != upright and min(width, height) < floor:
                     continue
                 loose = hit.turns == upright and max(width, height) < loose_under
-                if not self._confirmed(pixels, hit, loose, lenient):
+                need = _tight_need(hit, upright, max(width, height) / floor)
+                if not self._confirmed(pixels, hit, loose, need):
                     continue
             kept.append(hit)
         return kept
@@ -474,6 +483,21 @@ class YuNetFaceEngine(DlibFaceEngine):
                 else:
                     failed += 1
         return passed >= need
+
+
+def _tight_need(hit: _Hit, upright: int | None, floors: float) -> int:
+    """Of the six tight looks, how many must find ``hit`` (``floors``: its long side / floor).
+
+    With no confident face in the photo there is nothing to be turned
+    against: a lone face blurred or damaged below 0.9 needs 5 (4 near the
+    floor); a large confident-looking hit in the upright needs 4; a hit
+    turned against the upright, all six.
+    """
+    if upright is None:
+        return _ALONE_SMALL_NEED if floors < _ALONE_SMALL_FLOORS else _RELOOK_NEED_ALONE
+    if hit.turns == upright and hit.score >= _LARGE_UPRIGHT_MIN_SCORE:
+        return _LARGE_UPRIGHT_NEED
+    return _RELOOK_NEED
 
 
 def _upright(raw: list[_Hit]) -> int | None:
