@@ -149,26 +149,30 @@ class DynamoS3AuditChain:
         return "advanced"
 
     def put_record(self, tenant: str, seq: int, body: bytes, lane: int = 0) -> None:
+        if not self._put_once(record_key(tenant, seq, lane), body, "application/json", "record"):
+            # The record is there: a roll-forward of a put that landed
+            # before its appender died (the head serialises seqs, so only
+            # that one body was sealed for it). The functions cannot read
+            # the bucket; `audit verify` checks what is stored.
+            count("AuditRecordExisted")
+
+    def _put_once(self, key: str, body: bytes, content_type: str, what: str) -> bool:
+        """Create ``key`` (False: it already exists; a stored object is never replaced)."""
         try:
             self._s3.put_object(
                 Bucket=self._bucket,
-                Key=record_key(tenant, seq, lane),
+                Key=key,
                 Body=body,
-                ContentType="application/json",
+                ContentType=content_type,
                 # Object Lock's default retention needs an integrity checksum on PUT.
                 ChecksumAlgorithm="SHA256",
-                # Create only: a record is never replaced.
                 IfNoneMatch="*",
             )
         except ClientError as exc:
             if _code(exc) in _EXISTS:
-                # The record is there: a roll-forward of a put that landed
-                # before its appender died (the head serialises seqs, so only
-                # that one body was sealed for it). The functions cannot read
-                # the bucket; `audit verify` checks what is stored.
-                count("AuditRecordExisted")
-                return
-            raise DependencyFailed(f"audit record put failed: {_code(exc)}") from exc
+                return False
+            raise DependencyFailed(f"audit {what} put failed: {_code(exc)}") from exc
+        return True
 
     def mark_written(self, tenant: str, seq: int, lane: int = 0) -> None:
         try:
@@ -238,19 +242,8 @@ class DynamoS3AuditChain:
             raise DependencyFailed(f"audit checkpoint read failed: {_code(exc)}") from exc
 
     def put_checkpoint(self, key: str, data: bytes) -> None:
-        try:
-            self._s3.put_object(
-                Bucket=self._bucket,
-                Key=key,
-                Body=data,
-                ContentType="application/gzip",
-                ChecksumAlgorithm="SHA256",
-                IfNoneMatch="*",
-            )
-        except ClientError as exc:
-            if _code(exc) in _EXISTS:
-                return  # the same chain checkpointed twice: same name, same digest prefix
-            raise DependencyFailed(f"audit checkpoint put failed: {_code(exc)}") from exc
+        # An existing one is the same chain checkpointed twice: same name, same digest prefix.
+        self._put_once(key, data, "application/gzip", "checkpoint")
 
     def records(self, tenant: str) -> Iterator[tuple[str, bytes | None]]:
         """Every stored version of every record (oldest first per key), and delete markers.
