@@ -9,7 +9,8 @@ the gap is gone (a newer moto), so an upgrade cannot double-apply anything.
 Filled after the stack is created (``apply``), here or in the module each
 gap names: ``resource_fills`` (9-12, 23: resources moto's CloudFormation
 skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
-``marketplace`` (19), ``moto_fixes`` and ``moto_transactions`` (17, 18, 20):
+``marketplace`` (19), ``moto_fixes`` and ``moto_transactions`` (17, 18, 20,
+24-27):
 
 1. **moto delivers to Lambda itself.** On every SendMessage to a queue with
    an event source mapping (and on every write to a mapped DynamoDB or
@@ -135,6 +136,23 @@ skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
    on a view of the keys the page can reach (under the prefix, from the
    marker, about ``max_keys`` versions): the same answers. Observed with
    moto 5.2.6.
+26. **PutItem costs O(attributes²)** in moto: a new item's attributes go
+   into a dict that re-sums the size of every attribute already there
+   (nested maps to the leaves) on each insert, to enforce the 400 KB limit;
+   a third of a PutItem's time for an asset record (8 ms of CPU for 26
+   attributes in a microbenchmark, 1 ms summed once). Filled when the
+   emulator starts, in ``moto_fixes._items_sized_once``: the same sum, once
+   per item, the same error for the same items. Observed with moto 5.2.6.
+27. **DynamoDB responses cost a shape walk per attribute value** in moto: its
+   JSON serializer writes every value of every item through the service
+   model, looking each of the ten members up under several aliases; a
+   BatchGetItem of 100 asset records cost ~0.4 s of CPU, a consent Query
+   ~14 ms. moto already holds the values in their wire form. Filled when the
+   emulator starts, in ``moto_fixes._attribute_values_as_they_are``: strings,
+   numbers, their sets, booleans, nulls, maps and lists are written as held
+   (byte-for-byte the same JSON, a property test in
+   ``tests/integration/local/test_local_stack_gaps.py``); binary values and
+   anything unexpected take moto's path. Observed with moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from devstack import gaps, signin
 from devstack.stack import LocalStack
@@ -546,3 +548,97 @@ def test_moto_copies_the_whole_bucket_per_version_page_and_the_fill_pages(
         ("gap25/4", False),
     ]
     assert markers == ["gap25/4"]
+
+
+def test_moto_sizes_an_item_per_attribute_and_the_fill_sizes_it_once(stack: LocalStack) -> None:
+    # Given moto's own item, whose attribute dict re-sums the item on every insert (gap 26)
+    import inspect
+
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item, LimitedSizeDict
+
+    assert "for item in (list(self.keys())" in inspect.getsource(LimitedSizeDict.__setitem__)
+    moto_init = Item.__init__.__wrapped__  # type: ignore[attr-defined]
+    key = DynamoType({"S": "k"})
+    nested = {
+        "m": {"M": {"a": {"S": "x" * 30}, "b": {"L": [{"N": "1"}, {"BOOL": True}]}}},
+        "s": {"SS": ["p", "q"]},
+        "n": {"N": "12.5"},
+        "z": {"NULL": True},
+    }
+    # When the fill and moto build the same item, Then they hold the same attributes and size
+    ours, theirs = Item.__new__(Item), Item.__new__(Item)
+    Item.__init__(ours, key, None, nested)
+    moto_init(theirs, key, None, nested)
+    assert ours == theirs
+    assert ours.size() == theirs.size()
+    assert isinstance(ours.attrs, LimitedSizeDict)
+    # And through the stack: an item at the limit is written, one byte over is refused as
+    # moto refuses it (moto's limit: 405,000 bytes of names and values)
+    dynamodb = stack.client("dynamodb")
+    table = stack.client_env()["QC_ASSETS_TABLE"]
+    base = {"pk": {"S": "gap26#a"}}
+    used = sum(len(k) + len(v["S"]) for k, v in base.items()) + len("pad")
+    dynamodb.put_item(TableName=table, Item={**base, "pad": {"S": "x" * (405_000 - used)}})
+    with pytest.raises(dynamodb.exceptions.ClientError) as refused:
+        dynamodb.put_item(TableName=table, Item={**base, "pad": {"S": "x" * (405_001 - used)}})
+    assert refused.value.response["Error"]["Code"] == "ValidationException"
+    assert "Item size has exceeded" in refused.value.response["Error"]["Message"]
+
+
+_scalar_values = st.one_of(
+    st.builds(lambda s: {"S": s}, st.text(max_size=8)),
+    st.builds(lambda n: {"N": str(n)}, st.integers()),
+    st.builds(lambda b: {"BOOL": b}, st.booleans()),
+    st.just({"NULL": True}),
+    st.builds(lambda b: {"B": b}, st.binary(max_size=6)),
+    st.builds(lambda s: {"SS": s}, st.lists(st.text(max_size=4), max_size=3, unique=True)),
+    st.builds(lambda s: {"NS": [str(n) for n in s]}, st.sets(st.integers(), max_size=3)),
+)
+_attribute_values = st.recursive(
+    _scalar_values,
+    lambda inner: st.one_of(
+        st.builds(lambda m: {"M": m}, st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+        st.builds(lambda items: {"L": items}, st.lists(inner, max_size=3)),
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(st.dictionaries(st.text(max_size=5), _attribute_values, max_size=4)))
+def test_moto_serialises_attribute_values_by_shape_and_the_fill_writes_the_same_json(
+    items: list[dict[str, Any]],
+) -> None:
+    # Given a Query's result as moto holds it (wire-form attribute values), and
+    # moto's serializer with and without the fill (gap 27)
+    from moto.core.responses import get_service_model
+    from moto.core.serialize import BaseJSONSerializer, XFormedAttributePicker, get_serializer_class
+
+    from devstack import moto_fixes
+
+    moto_fixes.apply()
+    filled = BaseJSONSerializer._serialize_type_structure
+    assert getattr(filled, "_quitclaim_direct", False)
+    operation = get_service_model("dynamodb").operation_model("Query")
+    result = {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+
+    def serialised() -> dict[str, Any]:
+        serializer = get_serializer_class("dynamodb", "json")(
+            operation_model=operation, pretty_print=False, value_picker=XFormedAttributePicker()
+        )
+        out: dict[str, Any] = serializer.serialize(result)
+        return out
+
+    # When it is serialised both ways
+    ours = serialised()
+    BaseJSONSerializer._serialize_type_structure = filled.__wrapped__  # type: ignore[attr-defined,method-assign]
+    try:
+        theirs = serialised()
+    finally:
+        BaseJSONSerializer._serialize_type_structure = filled  # type: ignore[method-assign]
+    # Then the responses are the same, byte for byte
+    assert (ours["status_code"], ours["headers"], ours["body"]) == (
+        theirs["status_code"],
+        theirs["headers"],
+        theirs["body"],
+    )
