@@ -14,7 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -155,15 +159,15 @@ def _put(s3: Any, bucket: str, index: int, source: Path) -> tuple[str, str]:
     return key, str(resp.get("VersionId") or str(resp["ETag"]).strip('"'))
 
 
-def run_recheck(
-    stack: Any, assets_n: int, repeats: int, counter: RequestCounter | None = None
-) -> dict[str, Any]:
+def run_recheck(stack: Any, assets_n: int, repeats: int) -> dict[str, Any]:
     """One subject in ``assets_n`` library assets; withdraw, time until all are out.
 
     Each round withdraws twice, restoring in between: once batched (the
     design of issue 27) and once one asset at a time (``chunk = 1``, the
-    design before it), on the same stack and assets; wall and process CPU
-    (the emulator runs in this process, so that is client and server).
+    design before it), on the same stack and assets. The withdrawals run in a
+    function process of their own (``bench.recheck_function``), as on AWS where
+    the function and the services do not share a CPU; wall and CPU of that
+    process, and the emulator's CPU (this process) over the same phases.
     """
     from quitclaim.adapters.dynamo import DynamoAssets
     from quitclaim.bootstrap import registry_service
@@ -181,40 +185,76 @@ def run_recheck(
     began = time.perf_counter()
     _fill_library(stack, assets, template, photo, assets_n)
     setup_s = time.perf_counter() - began
-    rounds = _Rounds(registry, subject, stack, assets_n, counter)
-    if rounds.in_library() != assets_n:
+    library = stack.outputs["LibraryBucketName"]
+    if _library_count(stack.client("s3"), library, f"{RECHECK_TENANT}/many/") != assets_n:
         raise RuntimeError("the recheck assets did not all reach the library")
-
-    recheck = registry.recheck
-    if recheck is None:
-        raise RuntimeError("the registry has no recheck")
-    batched_chunk = recheck.chunk
-    modes = {"batched": batched_chunk, "per_asset": 1}
-    found: dict[str, dict[str, list[float]]] = {
-        mode: {"withdrawal_s": [], "withdrawal_cpu_s": [], "restore_s": [], "restore_cpu_s": []}
-        for mode in modes
+    job = {
+        "subject": subject,
+        "consent_id": consent_id,
+        "library": library,
+        "assets": assets_n,
+        "repeats": repeats,
     }
-    requests: dict[str, dict[str, float]] = {}
-    for _ in range(repeats):
-        for mode, chunk in modes.items():
-            recheck.chunk = chunk
-            consent_id = rounds.withdraw_and_restore(consent_id, found[mode])
-            if counter is not None:
-                requests[mode] = rounds.requests
-    recheck.chunk = batched_chunk
+    result, emulator_cpu = _in_function_process(job)
+    found = result["found"]
+    for mode, figures in found.items():
+        for phase in ("withdrawal", "restore"):
+            figures[f"{phase}_emulator_cpu_s"] = emulator_cpu[f"{mode}:{phase}"]
     batched = found["batched"]
     return {
         "assets": assets_n,
         "setup_s": setup_s,
-        "chunk": batched_chunk,
+        "chunk": result["chunk"],
         "withdrawal_s": summary(batched["withdrawal_s"]),
         "restore_s": summary(batched["restore_s"]),
         "modes": {
             mode: {name: summary(values) for name, values in figures.items()}
             for mode, figures in found.items()
         },
-        "requests_per_asset": requests,
+        "requests_per_asset": result["requests"],
     }
+
+
+def _in_function_process(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Run the withdrawals in ``bench.recheck_function``; its result, and the emulator's CPU.
+
+    This process only serves (the emulator's threads), so its CPU time
+    between a phase's start and end marks is the emulator's for that phase.
+    """
+    read_fd, write_fd = os.pipe()
+    with tempfile.TemporaryFile("w+") as errors:
+        child = subprocess.Popen(  # noqa: S603 - our interpreter, our module
+            [sys.executable, "-m", "bench.recheck_function", str(write_fd)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+            pass_fds=(write_fd,),
+            cwd=Path(__file__).resolve().parent.parent,
+            text=True,
+        )
+        os.close(write_fd)
+        assert child.stdin is not None
+        child.stdin.write(json.dumps(job))
+        child.stdin.close()
+        emulator_cpu: dict[str, list[float]] = {}
+        started: dict[str, float] = {}
+        result: dict[str, Any] | None = None
+        with os.fdopen(read_fd) as lines:
+            for line in lines:
+                message = json.loads(line)
+                if "mark" not in message:
+                    result = message
+                    continue
+                name, _, edge = str(message["mark"]).rpartition(":")
+                if edge == "start":
+                    started[name] = time.process_time()
+                else:
+                    took = time.process_time() - started.pop(name)
+                    emulator_cpu.setdefault(name, []).append(took)
+        if child.wait() != 0 or result is None:
+            errors.seek(0)
+            raise RuntimeError("bench.recheck_function failed:\n" + errors.read()[-4000:])
+    return result, emulator_cpu
 
 
 def _grant(registry: Any, subject: str) -> str:
@@ -283,17 +323,30 @@ def _fill_library(stack: Any, assets: Any, template: Any, photo: bytes, assets_n
 
 
 class _Rounds:
-    """Withdraw the subject's consent, check the library emptied, grant it again; timed."""
+    """Withdraw the subject's consent, check the library emptied, grant it again; timed.
+
+    ``mark`` hears ``"<mode>:<phase>:start"`` and ``":end"`` around each timed
+    phase (the benchmark's process reads the emulator's CPU at each).
+    """
 
     def __init__(
-        self, registry: Any, subject: str, stack: Any, assets_n: int, counter: RequestCounter | None
+        self,
+        registry: Any,
+        subject: str,
+        s3: Any,
+        library: str,
+        assets_n: int,
+        counter: RequestCounter | None,
+        mark: Callable[[str], None] = lambda name: None,
     ) -> None:
         self._registry = registry
         self._subject = subject
-        self._s3 = stack.client("s3")
-        self._library = stack.outputs["LibraryBucketName"]
+        self._s3 = s3
+        self._library = library
         self._assets_n = assets_n
         self._counter = counter
+        self._mark = mark
+        self.mode = "batched"
         # the last withdrawal's AWS requests per asset (with a counter)
         self.requests: dict[str, float] = {}
 
@@ -305,6 +358,7 @@ class _Rounds:
         counter = self._counter
         if counter is not None:
             counter.calls.clear()
+        self._mark(f"{self.mode}:withdrawal:start")
         started, cpu = time.perf_counter(), time.process_time()
         if counter is not None:
             with counter.counting():
@@ -314,14 +368,17 @@ class _Rounds:
         left = self.in_library()
         figures["withdrawal_s"].append(time.perf_counter() - started)
         figures["withdrawal_cpu_s"].append(time.process_time() - cpu)
+        self._mark(f"{self.mode}:withdrawal:end")
         if counter is not None:
             self.requests = counter.per(self._assets_n)["requests"]
         if left:
             raise RuntimeError(f"{left} assets still in the library after the withdrawal")
+        self._mark(f"{self.mode}:restore:start")
         started, cpu = time.perf_counter(), time.process_time()
         consent_id = _grant(self._registry, self._subject)
         figures["restore_s"].append(time.perf_counter() - started)
         figures["restore_cpu_s"].append(time.process_time() - cpu)
+        self._mark(f"{self.mode}:restore:end")
         if self.in_library() != self._assets_n:
             raise RuntimeError("a new grant did not restore every asset")
         return consent_id
@@ -359,7 +416,7 @@ def main() -> None:
         stack_s = time.perf_counter() - started
         enrol_people(bootstrap.registry_service(), FACES)
         pipeline = run_pipeline(stack, counter, args.uploads, args.batch) if args.uploads else None
-        recheck = run_recheck(stack, args.assets, args.repeats, counter) if args.assets else None
+        recheck = run_recheck(stack, args.assets, args.repeats) if args.assets else None
     bootstrap.reset_container()
     args.out.write_text(
         json.dumps({"stack_start_s": stack_s, "pipeline": pipeline, "recheck": recheck}, indent=2)
