@@ -8,6 +8,7 @@ cannot frame) carries a sequence of S3 requests: a stray body after a HEAD,
 from __future__ import annotations
 
 import http.client
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -16,8 +17,10 @@ from urllib.parse import urlsplit
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from werkzeug.serving import make_server
 
 from devstack.emulator import Emulator, fake_session
+from devstack.keepalive import KeepAliveRequestHandler
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +126,43 @@ def test_a_client_asking_to_close_is_told_so(bucket: Any) -> None:
     assert response.status == 200
     assert response.getheader("Connection") == "close"
     assert response.will_close
+
+
+def _serve(app: Any) -> Any:
+    """A bare server with the emulator's request handler (no moto) around ``app``."""
+    server = make_server(
+        "127.0.0.1", 0, app, threaded=True, request_handler=KeepAliveRequestHandler
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_a_streamed_response_goes_chunked_and_an_app_error_closes_the_connection() -> None:
+    # Given an app that streams a body of unknown length, or fails before answering
+    def app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        if environ["PATH_INFO"] == "/fail":
+            raise RuntimeError("boom")
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        yield from (b"one,", b"two,", b"three")
+
+    server = _serve(app)
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        # When the stream is asked for twice, then the failing path
+        responses = []
+        for path in ("/stream", "/stream", "/fail"):
+            connection.request("GET", path)
+            response = connection.getresponse()
+            responses.append((response, response.read()))
+    finally:
+        connection.close()
+        server.shutdown()
+        server.server_close()
+    # Then the streams arrive whole, chunked, on one kept connection
+    (first, first_body), (second, second_body), (failed, _) = responses
+    assert first.getheader("Transfer-Encoding") == "chunked"
+    assert first_body == second_body == b"one,two,three"
+    assert not first.will_close and not second.will_close
+    # And the error is a 500 that closes the connection
+    assert failed.status == 500
+    assert failed.will_close
