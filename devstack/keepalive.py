@@ -73,7 +73,7 @@ class KeepAliveRequestHandler(MotoRequestHandler):
             self._body = wsgi_input
         else:
             # Never let a read run past this request's body into the next request.
-            self._body = LimitedStream(self.rfile, _content_length(environ))
+            self._body = LimitedStream(wsgi_input, _content_length(environ))
             environ["wsgi.input"] = self._body
         return environ
 
@@ -130,7 +130,9 @@ class _Response:
         self.declared: int | None = None
         self.written = 0
 
-    def start_response(self, status: str, headers: list[tuple[str, str]], exc_info: Any = None):  # type: ignore[no-untyped-def]
+    def start_response(
+        self, status: str, headers: list[tuple[str, str]], exc_info: Any = None
+    ) -> Callable[[bytes], None]:
         if exc_info:
             try:
                 if self.status_sent is not None:
