@@ -36,7 +36,7 @@ class EmulatorError(RuntimeError):
 
 @dataclass
 class _Server:
-    server: Any  # moto.server.ThreadedMotoServer
+    server: Any  # devstack.keepalive.KeepAliveMotoServer
     host: str
     port: int
     users: int = 0
@@ -136,11 +136,12 @@ class Emulator:
 
 def _start_server(host: str, port: int) -> _Server:
     # Imported here: moto is a local-only dependency, never in a Lambda layer.
-    from moto.server import ThreadedMotoServer
+    from devstack.keepalive import KeepAliveMotoServer
 
     _quiet_request_log()
     moto_fixes.apply()
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
+    # Keep-alive: a new TCP connection (and server thread) per call cost ~1/3 of its CPU.
+    server = KeepAliveMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()
     started = _Server(server=server, host=bound_host, port=bound_port)

@@ -9,8 +9,8 @@ the gap is gone (a newer moto), so an upgrade cannot double-apply anything.
 Filled after the stack is created (``apply``), here or in the module each
 gap names: ``resource_fills`` (9-12, 23: resources moto's CloudFormation
 skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
-``marketplace`` (19), ``moto_fixes`` and ``moto_transactions`` (17, 18, 20,
-24-27):
+``marketplace`` (19), ``keepalive`` (28), ``moto_fixes`` and
+``moto_transactions`` (17, 18, 20, 24-27):
 
 1. **moto delivers to Lambda itself.** On every SendMessage to a queue with
    an event source mapping (and on every write to a mapped DynamoDB or
@@ -153,6 +153,15 @@ skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
    (byte-for-byte the same JSON, a property test in
    ``tests/integration/local/test_local_stack_gaps.py``); binary values and
    anything unexpected take moto's path. Observed with moto 5.2.6.
+28. **Every response closes its connection** in moto's server (werkzeug's
+   dev server sends ``Connection: close``): each boto3 call opened a new
+   TCP connection and server thread, about a third of its CPU. Filled when
+   the emulator starts, in ``devstack.keepalive``: HTTP/1.1 keep-alive with
+   every response framed, each request body drained before the next
+   request, and TCP_NODELAY (headers and body are separate sends; Nagle's
+   algorithm with delayed ACKs held bodies ~40 ms). Anything it cannot
+   frame or drain closes the connection. Observed with moto 5.2.6 and
+   werkzeug 3.1.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):
