@@ -30,8 +30,10 @@ from quitclaim.usecases.asset_decisions import (
 _WAIVERS = ("released", "pending_release", "pending_reassign")
 # Assets re-decided per round of reads: one BatchGetItem holds 100 keys.
 CHUNK = 100
-# Assets of a chunk re-decided at once: each move waits on S3 and DynamoDB.
-WORKERS = 4
+# Assets of a chunk re-decided at once: each move waits on S3 and DynamoDB
+# (five requests in a row). Eight keep the requests of one chunk flowing while
+# staying inside botocore's pool of ten connections per client (PynamoDB's too).
+WORKERS = 8
 
 
 def _unnamed(history: tuple[dict[str, Any], ...], subject_id: str) -> tuple[dict[str, Any], ...]:
