@@ -10,7 +10,7 @@ Filled after the stack is created (``apply``), here or in the module each
 gap names: ``resource_fills`` (9-12, 23: resources moto's CloudFormation
 skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
 ``marketplace`` (19), ``keepalive`` (28), ``moto_fixes`` and
-``moto_transactions`` (17, 18, 20, 24-27):
+``moto_transactions`` (17, 18, 20, 24-27, 29):
 
 1. **moto delivers to Lambda itself.** On every SendMessage to a queue with
    an event source mapping (and on every write to a mapped DynamoDB or
@@ -162,6 +162,14 @@ skips), ``ses_gaps`` (14), ``ttl_reaper`` (13), ``signin`` (21-22),
    algorithm with delayed ACKs held bodies ~40 ms). Anything it cannot
    frame or drain closes the connection. Observed with moto 5.2.6 and
    werkzeug 3.1.
+29. **PutObject's ``If-None-Match: *`` is not atomic** in moto: it looks for
+   the key, then writes it, with nothing held in between, so two create-only
+   puts racing for one key can both write (two versions where S3 refuses the
+   second with 412). Seen when 50 audit appenders rolled one record forward
+   at once (``python -m bench --only audit_append_concurrency``, the one-head
+   design with 10 ms of latency). Filled when the emulator starts, in
+   ``moto_fixes._atomic_conditional_puts``: the look and the write under the
+   conditional copies' lock. Observed with moto 5.2.6.
 
 Filled before deployment, in ``deploy`` (it must run before anything is
 created, so it lives with the deploy):

@@ -38,6 +38,7 @@ def apply() -> None:
     _paged_version_listings()
     _items_sized_once()
     _attribute_values_as_they_are()
+    _atomic_conditional_puts()
 
 
 def _serialise_dynamodb_writes() -> None:
@@ -272,6 +273,33 @@ def _conditional_copies() -> None:
     copy_object._quitclaim_conditional = True  # type: ignore[attr-defined]
     functools.update_wrapper(copy_object, original)
     S3Response.copy_object = copy_object  # type: ignore[method-assign]
+
+
+def _atomic_conditional_puts() -> None:
+    """Make PutObject's ``If-None-Match`` check and write one step, as S3's are (gap 29).
+
+    moto looks for the key, then writes it, with nothing held in between: two
+    create-only puts racing for one key both pass the look and both write, so
+    the key gets two versions where S3 would have refused the second with 412
+    (seen when 50 appenders rolled one audit record forward at once). The
+    look and the write run under the lock of the conditional copies, so a
+    copy and a put creating the same key are ordered too.
+    """
+    from moto.s3.responses import S3Response
+
+    original: Any = S3Response.put_object
+    if getattr(original, "_quitclaim_atomic", False):
+        return
+
+    def put_object(self: Any) -> Any:
+        if self.headers.get("If-None-Match") is None:
+            return original(self)
+        with _COPIES_LOCK:
+            return original(self)
+
+    put_object._quitclaim_atomic = True  # type: ignore[attr-defined]
+    functools.update_wrapper(put_object, original)
+    S3Response.put_object = put_object  # type: ignore[method-assign]
 
 
 class _ListedKeys:

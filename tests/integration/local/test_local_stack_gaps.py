@@ -642,3 +642,50 @@ def test_moto_serialises_attribute_values_by_shape_and_the_fill_writes_the_same_
         theirs["headers"],
         theirs["body"],
     )
+
+
+def test_moto_checks_a_create_only_put_apart_from_it_and_the_fill_makes_it_one_step(
+    stack: LocalStack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given moto's own PutObject, which looks for the key and then writes it (gap 29),
+    # with the write made slow so that racing puts all look before any has written
+    import inspect
+    import threading
+    import time
+
+    from moto.s3.models import S3Backend
+    from moto.s3.responses import S3Response
+
+    source = inspect.getsource(S3Response.put_object.__wrapped__)  # type: ignore[attr-defined]
+    assert 'if_none_match == "*"' in source and "self.backend.get_object" in source
+    write = S3Backend.put_object
+
+    def slow_write(self: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)
+        return write(self, *args, **kwargs)
+
+    monkeypatch.setattr(S3Backend, "put_object", slow_write)
+    s3 = stack.client("s3")
+    library = stack.outputs["LibraryBucketName"]
+    writers = 16
+    start = threading.Barrier(writers)
+    outcomes: list[str] = []
+
+    def put(n: int) -> None:
+        start.wait()
+        try:
+            s3.put_object(Bucket=library, Key="gap29/once", Body=f"{n}".encode(), IfNoneMatch="*")
+            outcomes.append("created")
+        except s3.exceptions.ClientError as exc:
+            outcomes.append(exc.response["Error"]["Code"])
+
+    # When sixteen create-only puts race for one key
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then one creates it, every other is refused as S3 refuses it, and one version is stored
+    assert sorted(outcomes) == ["PreconditionFailed"] * (writers - 1) + ["created"]
+    versions = s3.list_object_versions(Bucket=library, Prefix="gap29/once").get("Versions", [])
+    assert len(versions) == 1
