@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.labelled import FACES, UPLOADS, upload_names
+from bench.labelled import FACES, REPO, UPLOADS, upload_names
 
 TENANT = "demo"  # the demo's tenant: enrol_people grants its consents there
 RECHECK_TENANT = "bench-recheck"
@@ -229,7 +229,7 @@ def _in_function_process(job: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
             stdout=subprocess.DEVNULL,
             stderr=errors,
             pass_fds=(write_fd,),
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=REPO,
             text=True,
         )
         os.close(write_fd)

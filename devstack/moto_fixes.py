@@ -243,7 +243,7 @@ def _lazy_queue_attributes() -> None:
     Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
 
 
-_COPIES_LOCK = threading.Lock()
+_CREATES_LOCK = threading.Lock()
 
 
 def _conditional_copies() -> None:
@@ -265,7 +265,7 @@ def _conditional_copies() -> None:
     def copy_object(self: Any) -> Any:
         if self.headers.get("If-None-Match") != "*":
             return original(self)
-        with _COPIES_LOCK:
+        with _CREATES_LOCK:
             if self.backend.get_object(self.bucket_name, self.parse_key_name()) is not None:
                 raise PreconditionFailed("If-None-Match")
             return original(self)
@@ -282,7 +282,7 @@ def _atomic_conditional_puts() -> None:
     create-only puts racing for one key both pass the look and both write, so
     the key gets two versions where S3 would have refused the second with 412
     (seen when 50 appenders rolled one audit record forward at once). The
-    look and the write run under the lock of the conditional copies, so a
+    look and the write run under the lock the conditional copies take, so a
     copy and a put creating the same key are ordered too.
     """
     from moto.s3.responses import S3Response
@@ -294,7 +294,7 @@ def _atomic_conditional_puts() -> None:
     def put_object(self: Any) -> Any:
         if self.headers.get("If-None-Match") is None:
             return original(self)
-        with _COPIES_LOCK:
+        with _CREATES_LOCK:
             return original(self)
 
     put_object._quitclaim_atomic = True  # type: ignore[attr-defined]
