@@ -14,7 +14,9 @@ folder as JPEG without EXIF, so that nothing tells either engine which way is up
   categories; faces labelled ``ignore`` count neither as missed nor, when
   detected, as false positives);
 - ``face_free``: uploads labelled with no people (dogs.jpg): every detection is
-  a false positive; ``identifiable_fp`` counts those of at least 40 px.
+  a false positive, but for one of a face printed in the photo (``in_print`` in
+  ``labels.json``: dogs.jpg's portrait on a card); ``identifiable_fp`` counts
+  those of at least 40 px.
 
 A detection covers a box as in ``bench.labelled.covers``. False positives are
 detections covering no box of their photo, per photo.
@@ -37,6 +39,7 @@ from bench.labelled import (
     UPLOADS,
     covers,
     detection_boxes,
+    in_print,
     labels,
 )
 from quitclaim.domain.models import Box
@@ -87,10 +90,21 @@ def cases(scratch: Path, detection: Sequence[str] | None = None) -> list[Case]:
         out.append(("small", _save(frame, scratch / f"{stem}-in-12mp.jpg"), placed, placed))
     if detection is None:
         out.extend(_hard_cases())
-    for upload, label in sorted(labels()["uploads"].items()):
-        if label["people"] == []:
-            out.append(("face_free", UPLOADS / upload, (), ()))
+    out.extend(face_free_cases())
     return out
+
+
+def face_free_cases() -> list[Case]:
+    """The uploads labelled with no people.
+
+    A face printed in one (labels.json ``in_print``) is real: found, it is no
+    false positive; missed, no miss.
+    """
+    return [
+        ("face_free", UPLOADS / upload, (), in_print(upload))
+        for upload, label in sorted(labels()["uploads"].items())
+        if label["people"] == []
+    ]
 
 
 def _hard_cases() -> list[Case]:

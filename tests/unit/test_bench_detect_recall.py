@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from bench import detect_recall
+from bench import detect_recall, labelled
 from quitclaim.domain.models import Box
 
 
@@ -72,3 +72,27 @@ def test_a_quick_run_names_its_photos_and_leaves_the_hard_set_out(tmp_path: Path
     cases = detect_recall.cases(tmp_path, ["2008_002506.jpg"])
     # Then no hard-case photo is among them (its crowds take minutes with HOG)
     assert not [c for c in cases if c[0].startswith("hard:")]
+
+
+def test_a_face_printed_in_a_face_free_upload_is_neither_missed_nor_false() -> None:
+    # Given the face-free upload with a portrait printed on a card (labels.json in_print)
+    (case,) = detect_recall.face_free_cases()
+    _category, path, boxes, every = case
+    assert path.name == "dogs.jpg" and boxes == ()
+    (printed,) = every
+    # When one engine finds the printed face and a dog, and another finds nothing
+    dog = Box(400, 100, 520, 220)
+    found = detect_recall.score([case, case], [[printed, dog], []])["face_free"]
+    # Then only the dog is a false positive, and nothing counts as missed
+    assert found["false_positives"] == 1 and found["identifiable_fp"] == 1
+    assert found["of"] == 0
+
+
+def test_a_printed_face_may_be_counted_or_not_but_no_more_faces() -> None:
+    # Given dogs.jpg (no people, one printed face) and stranger-portrait.png (one stranger)
+    # Then 0 or 1 faces agree with the dogs' label, 2 do not; the stranger's count is exact
+    assert labelled.count_ok("dogs.jpg", 0) and labelled.count_ok("dogs.jpg", 1)
+    assert not labelled.count_ok("dogs.jpg", 2)
+    assert labelled.count_ok("stranger-portrait.png", 1)
+    assert not labelled.count_ok("stranger-portrait.png", 2)
+    assert labelled.in_print("stranger-portrait.png") == ()

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The deployed engine (faces/yunet_engine.py) and the models it runs.
-ENGINE_VERSION = "quitclaim-yunet/5"
+ENGINE_VERSION = "quitclaim-yunet/6"
 MODEL_VERSIONS: Mapping[str, str] = {
     "engine": ENGINE_VERSION,
     "detector": "yunet_s_640_640",
