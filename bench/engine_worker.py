@@ -1,7 +1,7 @@
 """One engine in its own process, driven over stdin/stdout (JSON lines).
 
 ``python -m bench.engine_worker ours|baseline``. The parent decides which
-CPU each worker may use and when it runs, so that timed passes of the two
+CPU each worker may use and when it runs, so that timed runs of the two
 engines alternate on the same core and never overlap. ``baseline`` is plain
 face_recognition as its README uses it; importing it flips Pillow's
 ``LOAD_TRUNCATED_IMAGES`` for the process, one more reason it lives apart.
