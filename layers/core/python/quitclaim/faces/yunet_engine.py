@@ -128,14 +128,15 @@ _UPRIGHT_MIN_SCORE: Final = 0.5
 _UPRIGHT_CONTEXT: Final = 2.0
 _UPRIGHT_SIDES: Final = (24.0, 32.0, 48.0, 64.0, 96.0)
 _UPRIGHT_NEED: Final = 3
-# ... or a majority, 6 of the ten, for a hit whose box is under the floor. There a
-# face is too small to identify and changes no decision, so nothing is lost by
-# asking more; the false faces left were of that size (a gold disc on a shop
-# wall: 4-5 looks in each orientation), and of the hard set's 32 upright faces
-# under the floor 31 pass 6 (docs/face-detector.md, "Verification").
-_UPRIGHT_NEED_UNDER_FLOOR: Final = 6
 # ... for hits under this many floors (4: 160 px at the default).
 _UPRIGHT_MAX_FLOORS: Final = 4.0
+# ... and a majority, 6 of the ten, for a hit whose box is under the floor: the
+# scan promises nothing there, and at the default policy such a face blocks
+# nothing, so asking more costs the gate nothing. The last false face on the
+# labelled sets was of that size (a gold disc on a shop wall: 4-5 looks in each
+# orientation); of the 32 labelled faces under the floor that 3 looks kept, 31
+# pass 6 (docs/face-detector.md, "Version 6").
+_UPRIGHT_NEED_UNDER_FLOOR: Final = 6
 # Scan the other orientations of a photo with upright faces at the coarse passes
 # only (faster; lying faces then found from about 2.5 floors). Off: see detect().
 _TURNED_COARSE_ONLY: Final = False
