@@ -56,7 +56,7 @@ format: $(STAMP)
 api-template: $(STAMP)  ## the API half of the SAM template: build/api/sam.yaml (+ sam.local.yaml)
 	$(BIN)/python -m infra.api_template --local
 
-bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: bench-report.json + table (~45 min; `python -m bench --quick` ~30 s)
+bench: $(STAMP)  ## speed, recall and cost vs face_recognition and Rekognition: bench-report.json + table (~40 min; `python -m bench --quick` ~30 s)
 	$(BIN)/python -m bench --out bench-report.json
 
 soak: $(STAMP)  ## the load test at 20,000 uploads (long): throughput, checker verdict, counts per status; build/soak-report.json; then at 2,000 through pytest
