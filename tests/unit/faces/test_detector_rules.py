@@ -246,9 +246,9 @@ def test_a_gold_disc_on_a_shop_wall_is_no_face_and_the_seven_faces_below_it_are(
     # Given 2008_004176.jpg: seven people of 37 px under a gold disc on the wall, which
     # YuNet scores 0.59 at 34 px and which passes 4-5 of the ten loose relooks
     truth = detection_boxes("testing.xml")["2008_004176.jpg"]
+    image = Image.open(DETECTION / "2008_004176.jpg").convert("RGB")
     for turns in (0, 1, 2, 3):
         # When it is scanned as stored and turned each way (untagged: all four scanned)
-        image = Image.open(DETECTION / "2008_004176.jpg").convert("RGB")
         turned = image.rotate(90 * turns, expand=True)
         data = io.BytesIO()
         turned.save(data, "JPEG", quality=92)
